@@ -1,0 +1,60 @@
+"""Engines and sessions.
+
+Services receive a session and never commit; the handler that owns the unit of work
+commits. A tenant session carries its organization and adds the tenant filter to every
+ORM query of a tenant-owned model, so a query without it cannot be written by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from billing.models import Base
+from contracts.settings import get_settings
+
+TENANT_KEY = "organization_id"
+
+
+def create_engine(url: str | None = None, **options: object) -> AsyncEngine:
+    options.setdefault("pool_size", 20)
+    options.setdefault("max_overflow", 10)
+    options.setdefault("pool_pre_ping", True)
+    return create_async_engine(url or get_settings().database_url, **options)
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@cache
+def tenant_owned_models() -> tuple[type[Base], ...]:
+    return tuple(mapper.class_ for mapper in Base.registry.mappers if "organization_id" in mapper.columns)
+
+
+@asynccontextmanager
+async def tenant_session(factory: async_sessionmaker[AsyncSession], organization_id: str) -> AsyncIterator[AsyncSession]:
+    """A session whose ORM queries only ever see one organization's rows."""
+    if not organization_id:
+        raise ValueError("a tenant session needs an organization id")
+    async with factory() as session:
+        session.info[TENANT_KEY] = organization_id
+        yield session
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _add_tenant_filter(state: ORMExecuteState) -> None:
+    organization_id = state.session.info.get(TENANT_KEY)
+    if organization_id is None or not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get("skip_tenant_filter"):
+        return
+    for model in tenant_owned_models():
+        state.statement = state.statement.options(
+            with_loader_criteria(model, lambda cls: cls.organization_id == organization_id, include_aliases=True)
+        )
