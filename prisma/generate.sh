@@ -6,6 +6,13 @@
 # Extra arguments go to prisma (e.g. --schema path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+placeholder=prisma/.engine-placeholder
+run_offline() {
+  PRISMA_SCHEMA_ENGINE_BINARY="$PWD/$placeholder" npx --no-install prisma generate "$@" 2>&1 | grep -v 'Unknown user config'
+  exit "${PIPESTATUS[0]}"
+}
+# an earlier run found the download host out of reach: do not wait for it again
+[ -f "$placeholder" ] && run_offline "$@"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if npx --no-install prisma generate "$@" >"$log" 2>&1; then
@@ -13,10 +20,8 @@ if npx --no-install prisma generate "$@" >"$log" 2>&1; then
   exit 0
 fi
 if grep -qE 'binaries\.prisma\.sh|schema-engine|ENOTFOUND|EAI_AGAIN|ECONNREFUSED' "$log"; then
-  placeholder=prisma/.engine-placeholder
   : >"$placeholder"
-  PRISMA_SCHEMA_ENGINE_BINARY="$PWD/$placeholder" npx --no-install prisma generate "$@" 2>&1 | grep -v 'Unknown user config'
-  exit "${PIPESTATUS[0]}"
+  run_offline "$@"
 fi
 cat "$log" >&2
 exit 1

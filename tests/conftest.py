@@ -1,0 +1,75 @@
+"""Shared fixtures: the real services of the local stack (`billing stack up`).
+
+Tests run against a database of their own (`billing_test`, recreated per run and migrated
+with Alembic) on the stack's Postgres, so a running `make dev` keeps its data. A missing
+service fails the test with the command that starts it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from contracts.settings import get_settings
+
+TEST_DATABASE = "billing_test"
+START_HINT = "start the local stack with `billing stack up` (or run `make test`, which does it)"
+
+
+def _test_database_url() -> str:
+    return make_url(get_settings().database_url).set(database=TEST_DATABASE).render_as_string(hide_password=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every process the tests start (consumers, API) inherits the test database.
+    os.environ["DATABASE_URL"] = _test_database_url()
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _connect_admin() -> asyncpg.Connection:
+    url = make_url(os.environ["DATABASE_URL"]).set(database="postgres")
+    try:
+        return await asyncpg.connect(asyncpg_dsn(url.render_as_string(hide_password=False)), timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+        pytest.fail(f"Postgres is not reachable at {url.host}:{url.port} ({error}): {START_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> str:
+    """A freshly created and migrated test database."""
+    from billing.migrate import upgrade
+
+    admin = await _connect_admin()
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEST_DATABASE}")
+    finally:
+        await admin.close()
+    url = os.environ["DATABASE_URL"]
+    # Alembic's env runs its own event loop: keep it off this one
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[object]:
+    from billing.db import create_engine
+
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def session_factory(engine: object) -> object:
+    from billing.db import create_session_factory
+
+    return create_session_factory(engine)
