@@ -1,0 +1,392 @@
+"""Process, port and file helpers shared by the stack services.
+
+Everything here is bounded: every wait has a deadline, every subprocess a timeout, and
+output of short-lived commands goes to a temporary file (never a pipe a daemonised
+grandchild could keep open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+UP_HINT = "`billing stack up` (or `make dev`)"
+
+
+class StackError(RuntimeError):
+    """A service could not be started, stopped or reached; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float,
+    what: str,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a short-lived command with a timeout; stdout+stderr are returned together.
+
+    Raises StackError (with the command's output) on a non-zero exit when `check`.
+    """
+    args = [str(c) for c in cmd]
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise StackError(f"{what}: command not found: {args[0]}") from exc
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.wait(timeout=10)
+            out.seek(0)
+            raise StackError(
+                f"{what}: `{' '.join(args)}` did not finish within {timeout:.0f} s.\n{_tail_text(out.read())}"
+            ) from None
+        out.seek(0)
+        text = out.read()
+    result = subprocess.CompletedProcess(args, rc, text, "")
+    if check and rc != 0:
+        raise StackError(f"{what}: `{' '.join(args)}` exited with {rc}.\n{_tail_text(text)}")
+    return result
+
+
+def spawn_detached(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    log_file: Path,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Start a long-running server in its own session, output appended to log_file.
+
+    The process outlives the caller (new session, stdin from /dev/null, no pipes).
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, cmd))}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    # The Popen object is dropped on purpose: the server must outlive us. Python would
+    # warn "subprocess still running" on GC of a Popen; clear its returncode tracking.
+    proc.returncode = 0
+    return proc.pid
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if pid is our own child (tests call up/down in-process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True when pid exists and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    _reap(pid)
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # "pid (comm) S ..." — comm may contain spaces/parens; the state follows the last ')'.
+    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
+    return state not in ("Z", "X")
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
+
+
+def cmdline_matches(pid: int | None, *needles: str) -> bool:
+    """pid is alive and every needle occurs in its command line (guards against pid reuse)."""
+    if not pid_alive(pid):
+        return False
+    joined = "\0".join(cmdline(pid))  # type: ignore[arg-type]
+    return all(n in joined for n in needles)
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        first = pid_file.read_text().split()[0]
+        return int(first)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_pid(pid_file: Path, pid: int) -> None:
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pid_file.with_suffix(pid_file.suffix + ".tmp")
+    tmp.write_text(f"{pid}\n")
+    tmp.replace(pid_file)
+
+
+def terminate(pid: int, *, name: str, grace: float = 30.0, first_signal: int = signal.SIGTERM) -> str:
+    """Send first_signal, wait up to `grace` seconds, then SIGKILL. Returns what happened."""
+    if not pid_alive(pid):
+        return f"{name}: pid {pid} was not running"
+    try:
+        os.kill(pid, first_signal)
+    except ProcessLookupError:
+        return f"{name}: pid {pid} was not running"
+    if wait_until(lambda: not pid_alive(pid), timeout=grace, interval=0.1):
+        return f"{name}: stopped pid {pid} ({signal.Signals(first_signal).name})"
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return f"{name}: stopped pid {pid}"
+    wait_until(lambda: not pid_alive(pid), timeout=10, interval=0.1)
+    return f"{name}: pid {pid} ignored {signal.Signals(first_signal).name} for {grace:.0f} s; killed (SIGKILL)"
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if predicate():
+                return True
+        except Exception:  # noqa: BLE001 - a probe failing just means "not yet"
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already holds host:port (listening or merely bound).
+
+    Binds with SO_REUSEADDR like the servers do, so sockets in TIME_WAIT don't count.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a TCP connect to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_owner(port: int) -> int | None:
+    """Best effort: pid of the process listening on TCP `port` (via /proc; None if unknown)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) < 10:
+                continue
+            local, state, inode = parts[1], parts[3], parts[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(inode)
+    if not inodes:
+        return None
+    targets = {f"socket:[{i}]" for i in inodes}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                try:
+                    if os.readlink(fd) in targets:
+                        return int(entry.name)
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
+
+
+def describe_pid(pid: int | None) -> str:
+    if not pid:
+        return "an unknown process"
+    args = cmdline(pid)
+    text = " ".join(args)[:120] if args else "?"
+    return f"pid {pid} ({text})"
+
+
+def ensure_port_free(
+    host: str, port: int, *, service: str, log_file: Path | None = None, variable: str | None = None
+) -> None:
+    """Raise a clear StackError when host:port is taken by something else."""
+    if not port_in_use(host, port):
+        return
+    owner = port_owner(port)
+    msg = (
+        f"{service}: cannot start, port {port} on {host} is already in use by {describe_pid(owner)}, "
+        f"which is not a {service} started by `billing stack up`."
+    )
+    where = f"with {variable}" if variable else "(see contracts/settings.py)"
+    msg += f" Stop that process or choose another port {where}."
+    if log_file is not None:
+        msg += f" Log file: {log_file}"
+    raise StackError(msg)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- files & tools
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return _tail_text(data, lines)
+
+
+def _tail_text(text: str, lines: int = 25) -> str:
+    chunk = text.strip().splitlines()[-lines:]
+    return "\n".join("    " + line for line in chunk)
+
+
+def which(name: str, extra_dirs: Sequence[Path] = ()) -> Path | None:
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    for d in extra_dirs:
+        candidate = d / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+_apt_lock = threading.Lock()
+
+
+def apt_install(packages: Sequence[str], *, why: str, timeout: float = 900) -> None:
+    """Install Debian packages non-interactively (needs root and apt-get)."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError(
+            f"{why}, and this machine cannot install it automatically (needs root and apt-get). "
+            f"Install the Debian package(s) {' '.join(packages)} and run {UP_HINT} again."
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    with _apt_lock:
+        run(["apt-get", "update"], timeout=timeout, what=f"apt-get update (for {' '.join(packages)})", env=env)
+        run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+            timeout=timeout,
+            what=f"apt-get install {' '.join(packages)}",
+            env=env,
+        )
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]], *, timeout: float) -> T:
+    """Run a coroutine to completion from sync code, even when called inside an event loop."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(factory(), timeout)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    # Called from inside a running loop (e.g. an async test): use a private loop in a thread.
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(bounded())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout + 5)
+    if "error" in box:
+        raise box["error"]
+    if "value" not in box:
+        raise TimeoutError(f"timed out after {timeout} s")
+    return box["value"]
