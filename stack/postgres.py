@@ -254,10 +254,10 @@ def _write_conf(settings: Settings, port: int) -> None:
 # --------------------------------------------------------------------------- health & bootstrap
 
 
-async def _probe(dsn: str) -> None:
+async def _select_1(dsn: str, database: str | None = None) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(dsn, timeout=5)
+    conn = await asyncpg.connect(dsn, timeout=5, **({"database": database} if database else {}))
     try:
         value = await conn.fetchval("select 1")
         if value != 1:
@@ -266,14 +266,38 @@ async def _probe(dsn: str) -> None:
         await conn.close(timeout=5)
 
 
-def probe(settings: Settings) -> str | None:
-    """None when `select 1` works at DATABASE_URL, else the error text."""
+@dataclass(frozen=True, slots=True)
+class Probe:
+    error: str | None  # the server does not answer, or refuses the role: not healthy
+    database_missing: bool = False  # the server and role are fine, the database is not there (yet)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.database_missing
+
+
+def check(settings: Settings) -> Probe:
+    """`select 1` at DATABASE_URL; when only its database is missing, check the server
+    with the same role on the `postgres` database (tests create theirs in fixtures)."""
+    import asyncpg
+
     t = target(settings)
     try:
-        run_async(lambda: _probe(t.dsn), timeout=10)
+        run_async(lambda: _select_1(t.dsn), timeout=10)
+    except asyncpg.InvalidCatalogNameError:
+        try:
+            run_async(lambda: _select_1(t.dsn, database="postgres"), timeout=10)
+        except Exception as exc:  # noqa: BLE001
+            return Probe(f"{type(exc).__name__}: {exc}".strip())
+        return Probe(None, database_missing=True)
     except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {exc}".strip()
-    return None
+        return Probe(f"{type(exc).__name__}: {exc}".strip())
+    return Probe(None)
+
+
+def probe(settings: Settings) -> str | None:
+    """None when the server answers `select 1` for DATABASE_URL's role, else the error."""
+    return check(settings).error
 
 
 def _quote_ident(name: str) -> str:
@@ -312,26 +336,28 @@ async def _bootstrap(settings: Settings, t: PgTarget) -> list[str]:
 
 def status(settings: Settings) -> ServiceStatus:
     t = target(settings)
-    error = probe(settings)
+    result = check(settings)
+    if result.error:
+        detail = result.error
+    elif result.database_missing:
+        detail = f"server up; database {t.database} does not exist yet (`billing stack up` creates it)"
+    else:
+        detail = f"db {t.database}, user {t.user}"
     if not t.managed:
         return ServiceStatus(
             NAME,
             "external",
-            error is None,
+            result.error is None,
             f"{t.host}:{t.port}",
-            detail=(f"DATABASE_URL={mask_url(t.url)}" + (f"; {error}" if error else "")),
+            detail=f"DATABASE_URL={mask_url(t.url)}; {detail}",
         )
     pid = running_pid(settings)
     if pid is None:
-        detail = "not running"
-    elif error:
-        detail = error
-    else:
-        detail = f"db {t.database}, user {t.user}"
+        detail = "not running" + ("" if result.error else " (but something answers on its port)")
     return ServiceStatus(
         NAME,
         "managed",
-        pid is not None and error is None,
+        pid is not None and result.error is None,
         f"{t.host}:{t.port}",
         pid=pid,
         data_dir=pgdata(settings),
@@ -354,14 +380,22 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
 
     pid = running_pid(settings)
     if pid is not None:
-        if probe(settings) is None:
+        if check(settings).ok:
             return status(settings)
-        # Running but the role/database/password is not right (e.g. settings changed).
+        # Running, but the role, its password or the database is not there (settings changed,
+        # or the database was dropped): create what is missing.
         created = run_async(lambda: _bootstrap(settings, t), timeout=30)
         if created:
             say(f"postgres: created {', '.join(created)}")
         return _checked(settings)
 
+    ensure_port_free(
+        "127.0.0.1",
+        t.port,
+        service="postgres",
+        log_file=log_file(settings),
+        variable="BILLING_POSTGRES_PORT and DATABASE_URL",
+    )
     bindir = _ensure_bindir(settings, say)
     _initdb(settings, bindir, say)
     _ensure_traversable(pgdata(settings), say)
@@ -369,7 +403,6 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
     stale = read_pid(pid_file)
     if stale is not None and not cmdline_matches(stale, "postgres"):
         pid_file.unlink(missing_ok=True)  # left by a crash; its pid is not a postgres now
-    ensure_port_free("127.0.0.1", t.port, service="postgres", log_file=log_file(settings), variable="BILLING_POSTGRES_PORT and DATABASE_URL")
     _write_conf(settings, t.port)
     say(f"postgres: starting on 127.0.0.1:{t.port} (log {log_file(settings)}) ...")
     try:
@@ -404,7 +437,7 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
 
 def _checked(settings: Settings) -> ServiceStatus:
     st = status(settings)
-    if not st.healthy:
+    if not st.healthy or not check(settings).ok:
         raise StackError(
             f"postgres runs (pid {st.pid}) but `select 1` at {mask_url(settings.database_url)} fails: {st.detail}. "
             f"Read {log_file(settings)}."

@@ -175,9 +175,11 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
             write_pid(pid_file(settings), owner)
             pid = owner
     if pid is None:
-        binary = _ensure_binary(say)
         for port in (t.port, t.https_port):
-            ensure_port_free("127.0.0.1", port, service="stripe-mock", log_file=log_file(settings), variable="STRIPE_API_BASE")
+            ensure_port_free(
+                "127.0.0.1", port, service="stripe-mock", log_file=log_file(settings), variable="STRIPE_API_BASE"
+            )
+        binary = _ensure_binary(say)
         say(f"stripe-mock: starting on {t.base} (https {t.https_port}; log {log_file(settings)}) ...")
         pid = spawn_detached(
             [binary, "-http-addr", f"127.0.0.1:{t.port}", "-https-addr", f"127.0.0.1:{t.https_port}"],

@@ -347,10 +347,12 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
             write_pid(pid_file(settings), owner)
             pid = owner
     if pid is None:
+        for port in (t.port, t.controller_port):
+            ensure_port_free(
+                "127.0.0.1", port, service="kafka", log_file=log_file(settings), variable="KAFKA_BOOTSTRAP_SERVERS"
+            )
         java, mvn = _ensure_tools(say)
         _ensure_jars(settings, mvn, say)
-        for port in (t.port, t.controller_port):
-            ensure_port_free("127.0.0.1", port, service="kafka", log_file=log_file(settings), variable="KAFKA_BOOTSTRAP_SERVERS")
         _write_config(settings, t)
         _format_storage(settings, java, say)
         say(f"kafka: starting on 127.0.0.1:{t.port} (controller {t.controller_port}; log {log_file(settings)}) ...")
