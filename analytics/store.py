@@ -15,7 +15,8 @@ second path in the same process fails ("EmbeddedServer already initialized with 
 two processes cannot share a directory either. Any number of client handles may share the
 one engine. Hence `get_store(url)` is a per-URL process singleton: every caller in the
 process (API, analytics consumer, replay, tests) gets the same `AnalyticsStore`, and
-asking for a second chdb path raises `StoreError`. A server URL has no such limit, but is
+asking for a second chdb path raises `StoreError`. Once a chdb store is `close()`d (all its
+handles closed), the process may open another path. A server URL has no such limit, but is
 a singleton too (one connection pool per process).
 
 Concurrency: a store keeps a small pool of clients (each chDB handle / HTTP session is used

@@ -1,0 +1,596 @@
+"""From Kafka messages to ClickHouse rows: validation, dead letters, dedupe, inserts.
+
+Shared by the analytics consumer (`analytics.consumer`), the replay (`analytics.replay`) and
+the bench. Everything here is synchronous: callers run `BatchProcessor.process` in a worker
+thread (the ClickHouse engine releases the GIL while it works).
+
+Exactness of usage under redelivery (the design choice)
+-------------------------------------------------------
+usage_events is a ReplacingMergeTree keyed by (organization_id, identifier), and the
+hourly/daily aggregates are materialized views on it. A view sees every inserted block, so a
+duplicate that reached usage_events would be counted twice in the aggregates even after the
+engine collapsed it. So duplicates are stopped *before* the insert, by `UsageWriter`:
+
+1. within a batch: the first event of each (organization_id, identifier) wins;
+2. across batches, redeliveries and restarts: a `KeyIndex` holds a 64-bit hash of every key
+   stored in the dedupe window (loaded from usage_events.key_hash at start, refreshed on a
+   Kafka rebalance, updated after each insert). A hash miss proves the key is new; a hit
+   (a real duplicate, or a 1-in-2**64-per-pair collision) is confirmed by an exact
+   primary-key lookup of (organization_id, identifier) in ClickHouse, so a collision never
+   drops an event. The lookup only ever sees the few candidate keys, not the batch.
+3. the writer holds a lock over check + insert + index update, so two consumers in one
+   process (or a cancelled task whose insert is still running in its thread) cannot race.
+4. an insert that fails may have landed partly (ClickHouse does not make the raw part and
+   the view parts atomic): before the batch is retried, the keys that did land are found by
+   the exact lookup, added to the index, and the aggregates of their hours are rebuilt from
+   usage_events FINAL (`rebuild_aggregates`).
+
+The dedupe window is `DEDUPE_WINDOW` of ingestion time (35 days of accepted event age plus a
+day): a resend of an identifier older than that would be too old to be accepted anyway
+unless its timestamp changed. Raw-row queries use FINAL, and counts of interactions and
+dead letters use uniqExact, so those are exact regardless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from analytics.store import AnalyticsStore
+from contracts.usage import (
+    MAX_EVENT_AGE,
+    UsageEvent,
+    _to_datetime,
+    format_decimal,
+    parse_json,
+)
+
+log = logging.getLogger(__name__)
+
+DEDUPE_WINDOW = MAX_EVENT_AGE + timedelta(days=1)
+#: how far back a refresh re-reads keys before the last watermark (rows whose ingested_at
+#: was stamped before the watermark but committed after it)
+REFRESH_MARGIN = timedelta(minutes=10)
+#: merge the recent-keys set into the sorted array past this size
+_MERGE_THRESHOLD = 500_000
+
+USAGE_COLUMNS = (
+    "organization_id",
+    "identifier",
+    "event_name",
+    "customer_id",
+    "value",
+    "timestamp",
+    "properties",
+    "source",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+INTERACTION_COLUMNS = (
+    "organization_id",
+    "occurred_at",
+    "event_id",
+    "type",
+    "object_type",
+    "object_id",
+    "customer_id",
+    "product_id",
+    "subscription_id",
+    "data",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+DEAD_LETTER_COLUMNS = (
+    "organization_id",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_key",
+    "message_timestamp",
+    "payload",
+    "kind",
+    "reason",
+)
+
+
+def key_hash(organization_id: str, identifier: str) -> int:
+    """Same as usage_events.key_hash: md5(org NUL identifier), first 8 bytes little-endian."""
+    digest = hashlib.md5(organization_id.encode() + b"\0" + identifier.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A Kafka record, reduced to what ingestion needs (also built by tests and the bench)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+    @property
+    def timestamp(self) -> datetime | None:
+        if self.timestamp_ms is None or self.timestamp_ms < 0:
+            return None
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+    @classmethod
+    def from_record(cls, record: Any) -> Message:
+        return cls(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    message: Message
+    kind: str
+    reason: str
+    organization_id: str = ""
+
+    def row(self) -> list[Any]:
+        m = self.message
+        payload = m.value.decode("utf-8", "replace") if m.value is not None else ""
+        key = m.key.decode("utf-8", "replace") if m.key is not None else None
+        return [self.organization_id, m.topic, m.partition, m.offset, key, m.timestamp, payload, self.kind, self.reason[:2000]]
+
+
+def _errors_text(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "event"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_usage_message(message: Message, now: datetime | None = None) -> UsageEvent | DeadLetter:
+    """Validate one usage.events record. `now` (default: the record's timestamp, else the
+    wall clock) anchors the timestamp window, so a redelivery is judged as the original."""
+    key = message.key.decode("utf-8", "replace") if message.key else None
+    if message.value is None:
+        return DeadLetter(message, "invalid", "empty message (tombstone)", key or "")
+    try:
+        payload = parse_json(message.value)
+    except ValueError as exc:
+        return DeadLetter(message, "malformed_json", f"malformed JSON: {exc}", key or "")
+    if not isinstance(payload, dict):
+        return DeadLetter(message, "invalid", f"expected a JSON object, got {type(payload).__name__}", key or "")
+    org = payload.get("organizationId")
+    if org is None and key:
+        payload["organizationId"] = key
+    elif isinstance(org, str) and key and org != key:
+        return DeadLetter(
+            message, "organization_mismatch", f"organizationId {org!r} does not match the message key {key!r}", key
+        )
+    org_text = payload.get("organizationId") if isinstance(payload.get("organizationId"), str) else (key or "")
+    anchor = now or message.timestamp or datetime.now(UTC)
+    try:
+        return UsageEvent.model_validate(payload, context={"now": anchor})
+    except ValidationError as exc:
+        return DeadLetter(message, "invalid", _errors_text(exc), org_text[:255])
+
+
+def _text(value: Any, limit: int = 255) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return str(value)[:limit]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format_decimal(value) if value.is_finite() else str(value)
+    return str(value)
+
+
+@dataclass(slots=True)
+class Interaction:
+    row: list[Any]
+
+
+_OBJECT_ID_FIELDS = {"customer": "customer_id", "product": "product_id", "subscription": "subscription_id"}
+
+
+def parse_billing_event(message: Message) -> Interaction | DeadLetter:
+    """Map one billing.events record to an interaction row, tolerantly: only `type` and
+    `organizationId` (or the message key) are required; unknown types are kept as they are;
+    `eventId` falls back to `id`, `commandId`, then the Kafka coordinates; `occurredAt` falls
+    back to the record timestamp."""
+    key = message.key.decode("utf-8", "replace") if message.key else None
+    if message.value is None:
+        return DeadLetter(message, "invalid", "empty message (tombstone)", key or "")
+    try:
+        obj = parse_json(message.value)
+    except ValueError as exc:
+        return DeadLetter(message, "malformed_json", f"malformed JSON: {exc}", key or "")
+    if not isinstance(obj, dict):
+        return DeadLetter(message, "invalid", f"expected a JSON object, got {type(obj).__name__}", key or "")
+    org = obj.get("organizationId") or key
+    etype = obj.get("type")
+    if not isinstance(org, str) or not org:
+        return DeadLetter(message, "invalid", "organizationId: missing (and no message key)", "")
+    if not isinstance(etype, str) or not etype:
+        return DeadLetter(message, "invalid", "type: missing", org[:255])
+    event_id = obj.get("eventId") or obj.get("id") or obj.get("commandId")
+    event_id = _text(event_id) or f"{message.topic}:{message.partition}:{message.offset}"
+    occurred: datetime | None = None
+    raw_time = obj.get("occurredAt")
+    if raw_time is not None and not isinstance(raw_time, float):
+        try:
+            occurred = _to_datetime(raw_time)
+        except ValueError:
+            occurred = None
+    occurred = occurred or message.timestamp or datetime.now(UTC)
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        data = obj.get("payload") if isinstance(obj.get("payload"), dict) else {}
+    object_type = etype.split(".", 1)[0] if "." in etype else ""
+    ids = {
+        "customer_id": _text(data.get("customerId") or data.get("customer")),
+        "product_id": _text(data.get("productId") or data.get("product")),
+        "subscription_id": _text(data.get("subscriptionId") or data.get("subscription")),
+    }
+    object_id = _text(data.get("id"))
+    if object_type in _OBJECT_ID_FIELDS and object_id and not ids[_OBJECT_ID_FIELDS[object_type]]:
+        ids[_OBJECT_ID_FIELDS[object_type]] = object_id
+    row = [
+        org[:255],
+        occurred,
+        event_id,
+        etype[:255],
+        object_type[:100],
+        object_id,
+        ids["customer_id"],
+        ids["product_id"],
+        ids["subscription_id"],
+        json.dumps(data, default=_json_default, separators=(",", ":"))[:100_000],
+        message.topic,
+        message.partition,
+        message.offset,
+    ]
+    return Interaction(row)
+
+
+def _property_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    return str(value)
+
+
+# --- dedupe index ----------------------------------------------------------------------------
+
+
+class KeyIndex:
+    """64-bit hashes of the (organization_id, identifier) keys stored in usage_events within
+    the dedupe window: a sorted numpy array plus a set of recent additions. 8 bytes a key
+    (10 million keys: 80 MB). A miss proves a key is new; a hit must be confirmed."""
+
+    def __init__(self) -> None:
+        self._base = np.empty(0, dtype=np.uint64)
+        self._recent: set[int] = set()
+        self.watermark: datetime | None = None
+        self.loaded = False
+
+    def __len__(self) -> int:
+        return int(self._base.size) + len(self._recent)
+
+    def load(self, store: AnalyticsStore, since: datetime | None = None) -> int:
+        """Read key hashes ingested since `since` (default: now - DEDUPE_WINDOW) and merge
+        them in. Returns how many were read."""
+        server_now = store.query("SELECT now64(6)")[0][0]
+        if since is None:
+            since = server_now - DEDUPE_WINDOW
+        arr = store.query_np(
+            "SELECT key_hash FROM usage_events WHERE ingested_at >= {since:DateTime64(6, 'UTC')}",
+            {"since": since},
+        )
+        hashes = np.asarray(arr, dtype=np.uint64).reshape(-1)
+        self._base = np.union1d(self._base, hashes) if self._base.size else np.unique(hashes)
+        self.watermark = server_now
+        self.loaded = True
+        return int(hashes.size)
+
+    def refresh(self, store: AnalyticsStore) -> int:
+        """Pick up keys written by other processes since the last load (after a rebalance)."""
+        if not self.loaded or self.watermark is None:
+            return self.load(store)
+        return self.load(store, since=self.watermark - REFRESH_MARGIN)
+
+    def candidates(self, hashes: Sequence[int]) -> list[bool]:
+        if not hashes:
+            return []
+        hits = [False] * len(hashes)
+        if self._base.size:
+            arr = np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
+            pos = np.searchsorted(self._base, arr)
+            pos[pos >= self._base.size] = self._base.size - 1
+            found = self._base[pos] == arr
+            hits = found.tolist()
+        if self._recent:
+            recent = self._recent
+            hits = [h or (x in recent) for h, x in zip(hits, hashes, strict=True)]
+        return hits
+
+    def add(self, hashes: Iterable[int]) -> None:
+        self._recent.update(hashes)
+        if len(self._recent) > _MERGE_THRESHOLD:
+            merged = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
+            self._base = np.union1d(self._base, merged)
+            self._recent.clear()
+
+
+# --- writers -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class UsageWriteResult:
+    inserted: int = 0
+    duplicates_in_batch: int = 0
+    duplicates_stored: int = 0
+
+    @property
+    def duplicates(self) -> int:
+        return self.duplicates_in_batch + self.duplicates_stored
+
+
+@dataclass(slots=True)
+class UsageSource:
+    source: str = "kafka"
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+
+def lookup_existing(store: AnalyticsStore, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Exact: which of these (organization_id, identifier) keys are in usage_events."""
+    found: set[tuple[str, str]] = set()
+    keys = list(keys)
+    for i in range(0, len(keys), 5_000):
+        chunk = keys[i : i + 5_000]
+        rows = store.query(
+            "SELECT DISTINCT organization_id, identifier FROM usage_events "
+            "WHERE (organization_id, identifier) IN {keys:Array(Tuple(String, String))}",
+            {"keys": chunk},
+        )
+        found.update((r[0], r[1]) for r in rows)
+    return found
+
+
+def rebuild_aggregates(store: AnalyticsStore, organization_id: str, start: datetime, end: datetime) -> None:
+    """Recompute usage_hourly and usage_daily for one organization over whole UTC days
+    covering [start, end) from usage_events FINAL (the deduplicated truth)."""
+    day_start = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_end = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if day_end < end:
+        day_end += timedelta(days=1)
+    params = {"org": organization_id, "s": day_start, "e": day_end}
+    where = (
+        "organization_id = {org:String} AND timestamp >= {s:DateTime64(6, 'UTC')} AND timestamp < {e:DateTime64(6, 'UTC')}"
+    )
+    agg = (
+        "count() AS event_count, sum(value) AS value_sum, max(value) AS value_max, "
+        "max((timestamp, identifier, value)) AS value_last"
+    )
+    settings = {"mutations_sync": 2}
+    store.command(
+        "DELETE FROM usage_hourly WHERE organization_id = {org:String} AND hour >= {s:DateTime('UTC')} AND hour < {e:DateTime('UTC')}",
+        params,
+        settings=settings,
+    )
+    store.command(
+        "DELETE FROM usage_daily WHERE organization_id = {org:String} AND day >= toDate({s:DateTime('UTC')}) AND day < toDate({e:DateTime('UTC')})",
+        params,
+        settings=settings,
+    )
+    store.command(
+        "INSERT INTO usage_hourly (organization_id, event_name, hour, customer_id, event_count, value_sum, value_max, value_last) "
+        f"SELECT organization_id, event_name, toStartOfHour(timestamp) AS hour, customer_id, {agg} "
+        f"FROM usage_events FINAL WHERE {where} GROUP BY organization_id, event_name, hour, customer_id",
+        params,
+    )
+    store.command(
+        "INSERT INTO usage_daily (organization_id, event_name, day, customer_id, event_count, value_sum, value_max, value_last) "
+        f"SELECT organization_id, event_name, toDate(timestamp) AS day, customer_id, {agg} "
+        f"FROM usage_events FINAL WHERE {where} GROUP BY organization_id, event_name, day, customer_id",
+        params,
+    )
+
+
+class UsageWriter:
+    """The one path into usage_events (per store, see `get_usage_writer`)."""
+
+    def __init__(self, store: AnalyticsStore) -> None:
+        self.store = store
+        self.index = KeyIndex()
+        self.lock = threading.RLock()
+
+    def prepare(self) -> None:
+        with self.lock:
+            if not self.index.loaded:
+                started = time.perf_counter()
+                n = self.index.load(self.store)
+                log.info("usage key index: %d keys loaded in %.2fs", n, time.perf_counter() - started)
+
+    def refresh(self) -> None:
+        with self.lock:
+            self.index.refresh(self.store)
+
+    def write(self, events: Sequence[tuple[UsageEvent, UsageSource]]) -> UsageWriteResult:
+        result = UsageWriteResult()
+        if not events:
+            return result
+        with self.lock:
+            self.prepare()
+            unique: dict[tuple[str, str], tuple[UsageEvent, UsageSource]] = {}
+            for event, src in events:
+                k = (event.organization_id, event.identifier)
+                if k in unique:
+                    result.duplicates_in_batch += 1
+                else:
+                    unique[k] = (event, src)
+            keys = list(unique)
+            hashes = [key_hash(o, i) for o, i in keys]
+            hits = self.index.candidates(hashes)
+            candidates = [k for k, hit in zip(keys, hits, strict=True) if hit]
+            if candidates:
+                existing = lookup_existing(self.store, candidates)
+                for k in existing:
+                    del unique[k]
+                result.duplicates_stored = len(existing)
+            if not unique:
+                return result
+            new_keys = list(unique)
+            new_hashes = [h for k, h in zip(keys, hashes, strict=True) if k in unique]
+            columns = _usage_columns(unique.values())
+            try:
+                self.store.insert("usage_events", columns, USAGE_COLUMNS, column_oriented=True)
+            except Exception:
+                self._after_failed_insert(unique)
+                raise
+            self.index.add(new_hashes)
+            result.inserted = len(new_keys)
+            return result
+
+    def _after_failed_insert(self, unique: dict[tuple[str, str], tuple[UsageEvent, UsageSource]]) -> None:
+        """The insert raised: find what landed anyway, remember it, repair its aggregates."""
+        try:
+            landed = lookup_existing(self.store, list(unique))
+        except Exception:
+            log.exception("usage insert failed and the follow-up lookup failed too; the batch will be retried")
+            return
+        if not landed:
+            return
+        log.warning("usage insert failed after %d of %d rows landed; rebuilding their aggregates", len(landed), len(unique))
+        self.index.add(key_hash(o, i) for o, i in landed)
+        spans: dict[str, list[datetime]] = {}
+        for k in landed:
+            ts = unique[k][0].timestamp
+            span = spans.setdefault(k[0], [ts, ts])
+            span[0], span[1] = min(span[0], ts), max(span[1], ts)
+        for org, (lo, hi) in spans.items():
+            rebuild_aggregates(self.store, org, lo, hi + timedelta(microseconds=1))
+
+
+def _usage_columns(items: Iterable[tuple[UsageEvent, UsageSource]]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in USAGE_COLUMNS]
+    (c_org, c_id, c_name, c_cust, c_val, c_ts, c_props, c_src, c_topic, c_part, c_off) = cols
+    for event, src in items:
+        c_org.append(event.organization_id)
+        c_id.append(event.identifier)
+        c_name.append(event.event_name)
+        c_cust.append(event.customer_id)
+        c_val.append(event.value)
+        c_ts.append(event.timestamp)
+        c_props.append({k: _property_text(v) for k, v in event.properties.items()} if event.properties else {})
+        c_src.append(src.source)
+        c_topic.append(src.topic)
+        c_part.append(src.partition)
+        c_off.append(src.offset)
+    return cols
+
+
+_writers: dict[str, UsageWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def get_usage_writer(store: AnalyticsStore) -> UsageWriter:
+    """The process-wide writer (and key index) for this store."""
+    with _writers_lock:
+        writer = _writers.get(store.url)
+        if writer is None or writer.store is not store:
+            writer = _writers[store.url] = UsageWriter(store)
+        return writer
+
+
+def insert_interactions(store: AnalyticsStore, rows: Sequence[list[Any]]) -> int:
+    return store.insert("interactions", rows, INTERACTION_COLUMNS)
+
+
+def insert_dead_letters(store: AnalyticsStore, letters: Sequence[DeadLetter]) -> int:
+    return store.insert("usage_dead_letters", [d.row() for d in letters], DEAD_LETTER_COLUMNS)
+
+
+# --- batches --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchResult:
+    messages: int = 0
+    usage_inserted: int = 0
+    usage_duplicates: int = 0
+    interactions: int = 0
+    dead_letters: int = 0
+    seconds: float = 0.0
+    dead_letter_reasons: list[str] = field(default_factory=list)
+
+    def add(self, other: BatchResult) -> None:
+        self.messages += other.messages
+        self.usage_inserted += other.usage_inserted
+        self.usage_duplicates += other.usage_duplicates
+        self.interactions += other.interactions
+        self.dead_letters += other.dead_letters
+        self.seconds += other.seconds
+
+
+class BatchProcessor:
+    """Turns a batch of records from usage.events and billing.events into inserts:
+    usage (deduplicated) first, then interactions, then dead letters. When `process`
+    returns, everything is stored and the offsets may be committed; when it raises,
+    nothing may be committed and the same batch must be processed again (idempotent)."""
+
+    def __init__(self, store: AnalyticsStore, usage_topics: Iterable[str], event_topics: Iterable[str], source: str = "kafka"):
+        self.store = store
+        self.writer = get_usage_writer(store)
+        self.usage_topics = frozenset(usage_topics)
+        self.event_topics = frozenset(event_topics)
+        self.source = source
+
+    def process(self, messages: Sequence[Message]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult(messages=len(messages))
+        usage: list[tuple[UsageEvent, UsageSource]] = []
+        interactions: list[list[Any]] = []
+        dead: list[DeadLetter] = []
+        for msg in messages:
+            if msg.topic in self.event_topics:
+                parsed_event = parse_billing_event(msg)
+                if isinstance(parsed_event, DeadLetter):
+                    dead.append(parsed_event)
+                else:
+                    interactions.append(parsed_event.row)
+            elif msg.topic in self.usage_topics:
+                parsed = parse_usage_message(msg)
+                if isinstance(parsed, DeadLetter):
+                    dead.append(parsed)
+                else:
+                    usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset)))
+            else:
+                dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
+        written = self.writer.write(usage)
+        result.usage_inserted = written.inserted
+        result.usage_duplicates = written.duplicates
+        if interactions:
+            result.interactions = insert_interactions(self.store, interactions)
+        if dead:
+            result.dead_letters = insert_dead_letters(self.store, dead)
+            result.dead_letter_reasons = [d.reason for d in dead[:20]]
+        result.seconds = time.perf_counter() - started
+        return result
