@@ -18,9 +18,9 @@ zero-decimal and wants ISK, HUF, TWD and UGX amounts divisible by 100 on some su
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 
 class UnknownCurrency(ValueError):
@@ -39,7 +39,7 @@ class Currency:
 
     @property
     def minor_units_per_unit(self) -> int:
-        return 10**self.exponent
+        return int(10**self.exponent)  # int ** int is typed as Any (negative exponents give floats)
 
 
 # (code, exponent, name) — ISO 4217 list one.

@@ -24,7 +24,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Final
 
@@ -184,7 +184,7 @@ def _parse_as_of(text: str) -> datetime:
     except ValueError:
         pass
     else:
-        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -255,8 +255,9 @@ def parse_rates_csv(text: str) -> list[ExchangeRate]:
                 continue
             key = (rate.base, rate.quote, rate.source, rate.as_of)
             if key in seen:
-                errors.append((line, f"repeats the rate of line {seen[key]} ({rate.base}->{rate.quote}, "
-                                     f"{rate.source}, {rate.as_of.isoformat()})"))
+                first = seen[key]
+                pair = f"{rate.base}->{rate.quote}, {rate.source}, {rate.as_of.isoformat()}"
+                errors.append((line, f"repeats the rate of line {first} ({pair})"))
                 continue
             seen[key] = line
             rates.append(rate)

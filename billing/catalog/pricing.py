@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
@@ -181,7 +182,7 @@ def _check_tiers(tiers: tuple[Tier, ...]) -> None:
     finite = bounds[:-1]
     if None in finite:
         raise InvalidPriceTerms("Only the last tier may have up_to=inf.")
-    if any(lower >= upper for lower, upper in zip(finite, finite[1:])):  # type: ignore[operator]
+    if any(lower >= upper for lower, upper in pairwise(finite)):  # type: ignore[operator]
         raise InvalidPriceTerms("Tier up_to values must be strictly increasing.")
 
 

@@ -40,7 +40,6 @@ from billing.catalog.pricing import (
 from billing.currencies import get_currency, is_known_currency
 from billing.money import MAX_DECIMAL_PLACES, MAX_UNIT_AMOUNT, decimal_places, parse_decimal
 
-
 E = TypeVar("E", bound=StrEnum)
 
 
@@ -161,7 +160,9 @@ def _choice(value: object, choices: type[E], param: str) -> E:
 def _integer(value: object, param: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         kind = "a float" if isinstance(value, float) else repr(value)
-        raise PriceValidationError(f"Invalid {param}: must be an integer, got {kind}.", param, "parameter_invalid_integer")
+        raise PriceValidationError(
+            f"Invalid {param}: must be an integer, got {kind}.", param, "parameter_invalid_integer"
+        )
     if value < minimum:
         raise PriceValidationError(f"Invalid {param}: must be at least {minimum}, got {value}.", param)
     if maximum is not None and value > maximum:
@@ -211,9 +212,7 @@ def _decimal_amount(data: Mapping[str, Any], key: str, prefix: str) -> Decimal |
 def _only_one(data: Mapping[str, Any], integer_key: str, decimal_key: str, prefix: str) -> None:
     if _present(data, integer_key) and _present(data, decimal_key):
         param = _path(prefix, decimal_key)
-        raise PriceValidationError(
-            f"You may only specify one of {_path(prefix, integer_key)} and {param}.", param
-        )
+        raise PriceValidationError(f"You may only specify one of {_path(prefix, integer_key)} and {param}.", param)
 
 
 def _tier(value: object, prefix: str) -> Tier:
@@ -250,9 +249,7 @@ def _tiers(value: object, param: str) -> tuple[Tier, ...]:
     for index, tier in enumerate(tiers):
         up_to_param = _path(_path(param, index), "upTo")
         if tier.up_to is None and index != last:
-            raise PriceValidationError(
-                f"Invalid {up_to_param}: only the last tier can have upTo=inf.", up_to_param
-            )
+            raise PriceValidationError(f"Invalid {up_to_param}: only the last tier can have upTo=inf.", up_to_param)
         if tier.up_to is not None and index == last:
             raise PriceValidationError(f"Invalid {up_to_param}: the last tier must have upTo=inf.", up_to_param)
         if tier.up_to is not None and previous is not None and tier.up_to <= previous:
@@ -287,9 +284,7 @@ def _currency_terms(data: Mapping[str, Any], scheme: BillingScheme, prefix: str)
     for key in ("unitAmount", "unitAmountDecimal"):
         if _present(data, key):
             param = _path(prefix, key)
-            raise PriceValidationError(
-                f"Invalid {param}: a tiered price takes its amounts from its tiers.", param
-            )
+            raise PriceValidationError(f"Invalid {param}: a tiered price takes its amounts from its tiers.", param)
     if not _present(data, "tiers"):
         raise PriceValidationError(
             f"Missing required param: {tiers_param} for billingScheme=tiered.", tiers_param, "parameter_missing"
@@ -305,9 +300,7 @@ def _currency(value: object, param: str) -> str:
     return get_currency(value).code
 
 
-def _currency_options(
-    value: object, base_currency: str, scheme: BillingScheme
-) -> dict[str, CurrencyOption]:
+def _currency_options(value: object, base_currency: str, scheme: BillingScheme) -> dict[str, CurrencyOption]:
     options_data = _mapping(value, "currencyOptions")
     options: dict[str, CurrencyOption] = {}
     for key, option_value in options_data.items():
@@ -345,13 +338,13 @@ def _recurring(value: object) -> Recurring:
     data = _mapping(value, "recurring")
     _reject_unknown_keys(data, _RECURRING_KEYS, "recurring")
     if not _present(data, "interval"):
-        raise PriceValidationError("Missing required param: recurring[interval].", "recurring[interval]", "parameter_missing")
+        raise PriceValidationError(
+            "Missing required param: recurring[interval].", "recurring[interval]", "parameter_missing"
+        )
     interval = _choice(data["interval"], Interval, "recurring[interval]")
     interval_count = 1
     if _present(data, "intervalCount"):
-        interval_count = _integer(
-            data["intervalCount"], "recurring[intervalCount]", 1, MAX_INTERVAL_COUNT[interval]
-        )
+        interval_count = _integer(data["intervalCount"], "recurring[intervalCount]", 1, MAX_INTERVAL_COUNT[interval])
     usage_type = UsageType.LICENSED
     if _present(data, "usageType"):
         usage_type = _choice(data["usageType"], UsageType, "recurring[usageType]")
@@ -379,9 +372,7 @@ def _price_type(definition: Mapping[str, Any]) -> tuple[PriceType, Recurring | N
             raise PriceValidationError(f"Invalid {key}: this field belongs to {where}.", key)
     if price_type is PriceType.ONE_TIME:
         if has_recurring:
-            raise PriceValidationError(
-                "Invalid recurring: a one_time price cannot have recurring fields.", "recurring"
-            )
+            raise PriceValidationError("Invalid recurring: a one_time price cannot have recurring fields.", "recurring")
         return price_type, None
     if not has_recurring:
         raise PriceValidationError(
@@ -419,9 +410,7 @@ def validate_price(definition: Mapping[str, Any]) -> ValidatedPrice:
             )
     else:
         if _present(definition, "tiersMode"):
-            raise PriceValidationError(
-                "Invalid tiersMode: it can only be used with billingScheme=tiered.", "tiersMode"
-            )
+            raise PriceValidationError("Invalid tiersMode: it can only be used with billingScheme=tiered.", "tiersMode")
         if _present(definition, "transformQuantity"):
             transform = _transform_quantity(definition["transformQuantity"])
 

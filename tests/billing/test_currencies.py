@@ -2,7 +2,14 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from billing.currencies import CURRENCIES, Currency, UnknownCurrency, get_currency, is_known_currency, normalize_currency_code
+from billing.currencies import (
+    CURRENCIES,
+    Currency,
+    UnknownCurrency,
+    get_currency,
+    is_known_currency,
+    normalize_currency_code,
+)
 
 
 @pytest.mark.parametrize(
@@ -18,8 +25,23 @@ def test_zero_three_and_four_decimal_currencies_are_exactly_iso_s() -> None:
     for currency in CURRENCIES.values():
         by_exponent.setdefault(currency.exponent, set()).add(currency.code)
     assert by_exponent[0] == {
-        "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "uyi", "vnd", "vuv",
-        "xaf", "xof", "xpf",
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "isk",
+        "jpy",
+        "kmf",
+        "krw",
+        "pyg",
+        "rwf",
+        "ugx",
+        "uyi",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
     }
     assert by_exponent[3] == {"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"}
     assert by_exponent[4] == {"clf", "uyw"}

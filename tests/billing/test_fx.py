@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 
@@ -17,7 +17,6 @@ from billing.fx import (
 )
 from billing.money import MAX_LINE_AMOUNT, AmountOutOfRange
 
-UTC = timezone.utc
 MAY_31 = datetime(2024, 5, 31, tzinfo=UTC)
 JUNE_1 = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -72,7 +71,9 @@ def test_cross_rate_through_a_common_base() -> None:
     assert [r.quote for r in find_conversion_path(ECB, "usd", "jpy", JUNE_1)] == ["usd", "jpy"]
     # exponents on both sides: 100.00 USD -> 30.677 KWD; 1000 JPY -> 1.951 KWD
     assert convert_for_reporting(10000, "usd", "kwd", ECB, JUNE_1) == 30677
-    assert convert_for_reporting(1000, "jpy", "kwd", ECB, JUNE_1) == half_up(1000 / Fraction("170.51") * Fraction("0.3326") * 1000)
+    assert convert_for_reporting(1000, "jpy", "kwd", ECB, JUNE_1) == half_up(
+        1000 / Fraction("170.51") * Fraction("0.3326") * 1000
+    )
 
 
 def test_direct_rate_is_preferred_to_a_cross_rate() -> None:
@@ -150,7 +151,10 @@ def test_direct_and_inverse_match_an_exact_oracle(amount: int, value: Decimal, s
     scale = Fraction(10) ** (get_currency(target).exponent - get_currency(source).exponent)
     direct = [ExchangeRate(source, target, value, "test", MAY_31)]
     inverse = [ExchangeRate(target, source, value, "test", MAY_31)]
-    for rates, expected in ((direct, half_up(amount * Fraction(value) * scale)), (inverse, half_up(amount / Fraction(value) * scale))):
+    for rates, expected in (
+        (direct, half_up(amount * Fraction(value) * scale)),
+        (inverse, half_up(amount / Fraction(value) * scale)),
+    ):
         if abs(expected) > MAX_LINE_AMOUNT:
             with pytest.raises(AmountOutOfRange):
                 convert_for_reporting(amount, source, target, rates, JUNE_1)
@@ -159,7 +163,11 @@ def test_direct_and_inverse_match_an_exact_oracle(amount: int, value: Decimal, s
 
 
 @settings(max_examples=50)
-@given(st.permutations([*ECB, rate("EUR", "USD", "1.2", source="other"), rate("USD", "JPY", "150", as_of=MAY_31 - timedelta(days=3))]))
+@given(
+    st.permutations(
+        [*ECB, rate("EUR", "USD", "1.2", source="other"), rate("USD", "JPY", "150", as_of=MAY_31 - timedelta(days=3))]
+    )
+)
 def test_the_result_does_not_depend_on_the_order_of_the_rates(rates: list[ExchangeRate]) -> None:
     assert convert_for_reporting(10000, "usd", "kwd", rates, JUNE_1) == 30677
     assert convert_for_reporting(10000, "eur", "usd", rates, JUNE_1) == 10842  # "ecb" sorts before "other"
@@ -211,7 +219,11 @@ def test_header_only_gives_no_rates() -> None:
         ("base,quote,rate,source,as_of\nEUR,USD,1,ecb,2024-01-01T10:00\n", 2, "no timezone"),
         ("base,quote,rate,source,as_of\nEUR,USD,1,ecb,yesterday\n", 2, "ISO 8601"),
         ("base,quote,rate,source,as_of\nEUR,USD,1,ecb\n", 2, "expected 5 fields, found 4"),
-        ("base,quote,rate,source,as_of\nEUR,USD,1,ecb,2024-01-01\nEUR,USD,2,ecb,2024-01-01\n", 3, "repeats the rate of line 2"),
+        (
+            "base,quote,rate,source,as_of\nEUR,USD,1,ecb,2024-01-01\nEUR,USD,2,ecb,2024-01-01\n",
+            3,
+            "repeats the rate of line 2",
+        ),
     ],
 )
 def test_csv_errors_carry_line_numbers(text: str, line: int, fragment: str) -> None:

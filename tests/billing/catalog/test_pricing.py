@@ -40,7 +40,11 @@ def tiered(mode: str, tiers: list[dict[str, Any]], currency: str = "usd", **extr
 
 
 # Stripe's "Set up tiered pricing" example (Typographic): fonts 1-5 at 7 USD, 6-10 at 6.50 USD, 11+ at 6 USD.
-TYPOGRAPHIC_TIERS = [{"upTo": 5, "unitAmount": 700}, {"upTo": 10, "unitAmount": 650}, {"upTo": "inf", "unitAmount": 600}]
+TYPOGRAPHIC_TIERS = [
+    {"upTo": 5, "unitAmount": 700},
+    {"upTo": 10, "unitAmount": 650},
+    {"upTo": "inf", "unitAmount": 600},
+]
 
 # Stripe's older "Tiered pricing" page: 1-5 $5, 6-10 $4, 11-15 $3, 16-20 $2, 21+ $1.
 LEGACY_DOC_TIERS = [
@@ -130,7 +134,11 @@ def test_quantity_zero_charges_the_first_tier_flat_amount_only() -> None:
     graduated = quote(tiered("graduated", BASE_FEE_GRADUATED), 0, "usd")
     assert graduated.total == 2000
     assert [(line.tier_index, line.quantity) for line in graduated.lines] == [(0, 0)]
-    volume = quote(tiered("volume", [{"upTo": 5, "unitAmount": 100, "flatAmount": 700}, {"upTo": "inf", "unitAmount": 90}]), 0, "usd")
+    volume = quote(
+        tiered("volume", [{"upTo": 5, "unitAmount": 100, "flatAmount": 700}, {"upTo": "inf", "unitAmount": 90}]),
+        0,
+        "usd",
+    )
     assert volume.total == 700
 
 
@@ -154,7 +162,17 @@ def test_free_at_zero_usage_by_putting_the_flat_fee_on_a_later_tier() -> None:
 
 @pytest.mark.parametrize(
     ("rounding", "quantity", "packages"),
-    [("up", 1, 1), ("up", 5, 1), ("up", 6, 2), ("up", 10, 2), ("up", 11, 3), ("down", 4, 0), ("down", 5, 1), ("down", 9, 1), ("down", 10, 2)],
+    [
+        ("up", 1, 1),
+        ("up", 5, 1),
+        ("up", 6, 2),
+        ("up", 10, 2),
+        ("up", 11, 3),
+        ("down", 4, 0),
+        ("down", 5, 1),
+        ("down", 9, 1),
+        ("down", 10, 2),
+    ],
 )
 def test_package_pricing_rounds_as_configured(rounding: str, quantity: int, packages: int) -> None:
     terms = price_terms_from_dict(
@@ -258,7 +276,12 @@ def test_quantity_must_be_an_int(quantity: object) -> None:
         lambda: price_terms_from_dict({"currency": "usd", "unitAmount": 10.0}),
         lambda: price_terms_from_dict({"currency": "usd", "unitAmountDecimal": 0.1}),
         lambda: price_terms_from_dict(
-            {"currency": "usd", "billingScheme": "tiered", "tiersMode": "volume", "tiers": [{"upTo": "inf", "flatAmountDecimal": 1.5}]}
+            {
+                "currency": "usd",
+                "billingScheme": "tiered",
+                "tiersMode": "volume",
+                "tiers": [{"upTo": "inf", "flatAmountDecimal": 1.5}],
+            }
         ),
     ],
 )
@@ -280,7 +303,9 @@ def test_floats_are_rejected_with_type_error(make: Any) -> None:
         lambda: PriceTerms(currency="usd", unit_amount=1, tiers_mode=TiersMode.VOLUME),
         lambda: PriceTerms(currency="usd", unit_amount=1, tiers=(Tier(None, 1),)),
         lambda: tiered("volume", [{"upTo": 5, "unitAmount": 1}]),
-        lambda: tiered("volume", [{"upTo": 5, "unitAmount": 1}, {"upTo": 5, "unitAmount": 1}, {"upTo": "inf", "unitAmount": 1}]),
+        lambda: tiered(
+            "volume", [{"upTo": 5, "unitAmount": 1}, {"upTo": 5, "unitAmount": 1}, {"upTo": "inf", "unitAmount": 1}]
+        ),
         lambda: tiered("volume", [{"upTo": "inf", "unitAmount": 1}, {"upTo": "inf", "unitAmount": 1}]),
         lambda: tiered("volume", [{"upTo": 0, "unitAmount": 1}, {"upTo": "inf", "unitAmount": 1}]),
         lambda: tiered("volume", [{"upTo": "inf"}]),
@@ -288,7 +313,9 @@ def test_floats_are_rejected_with_type_error(make: Any) -> None:
         lambda: PriceTerms(currency="usd", unit_amount=1, transform_quantity=TransformQuantity(0, TransformRound.UP)),
         lambda: PriceTerms(currency="usd", unit_amount=1, currency_options={"USD": CurrencyOption(unit_amount=1)}),
         lambda: PriceTerms(currency="usd", unit_amount=1, currency_options={"eur": CurrencyOption()}),
-        lambda: PriceTerms(currency="usd", unit_amount=1, currency_options={"eur": CurrencyOption(1), "EUR": CurrencyOption(2)}),
+        lambda: PriceTerms(
+            currency="usd", unit_amount=1, currency_options={"eur": CurrencyOption(1), "EUR": CurrencyOption(2)}
+        ),
         lambda: price_terms_from_dict({"unitAmount": 1}),
     ],
 )
@@ -435,6 +462,7 @@ def any_terms(draw: st.DrawFn) -> PriceTerms:
     other = [code for code in other if code != currency]
     kind = draw(st.sampled_from(["per_unit", "package", "graduated", "volume"]))
     if kind in ("per_unit", "package"):
+
         def option() -> CurrencyOption:
             if draw(st.booleans()):
                 return CurrencyOption(unit_amount=draw(st.integers(min_value=0, max_value=MAX_UNIT_AMOUNT)))
@@ -442,7 +470,9 @@ def any_terms(draw: st.DrawFn) -> PriceTerms:
 
         own = option()
         transform = (
-            TransformQuantity(draw(st.integers(min_value=1, max_value=100)), draw(st.sampled_from(list(TransformRound))))
+            TransformQuantity(
+                draw(st.integers(min_value=1, max_value=100)), draw(st.sampled_from(list(TransformRound)))
+            )
             if kind == "package"
             else None
         )

@@ -45,7 +45,9 @@ def test_valid_per_unit_one_time_price_is_normalized() -> None:
 def test_valid_graduated_recurring_price_with_currency_options() -> None:
     definition = with_(
         GRADUATED,
-        currencyOptions={"EUR": {"tiers": [{"upTo": 5, "unitAmountDecimal": "650.5"}, {"upTo": "inf", "flatAmount": 100}]}},
+        currencyOptions={
+            "EUR": {"tiers": [{"upTo": 5, "unitAmountDecimal": "650.5"}, {"upTo": "inf", "flatAmount": 100}]}
+        },
         recurring={"interval": "month", "intervalCount": 3, "usageType": "metered", "meter": "mtr_123"},
     )
     result = validate_price(definition)
@@ -66,14 +68,24 @@ def test_type_is_inferred_from_recurring_and_defaults_apply() -> None:
 
 
 def test_package_price() -> None:
-    result = validate_price({"currency": "usd", "unitAmount": 2500, "transformQuantity": {"divideBy": 5, "round": "up"}})
+    result = validate_price(
+        {"currency": "usd", "unitAmount": 2500, "transformQuantity": {"divideBy": 5, "round": "up"}}
+    )
     assert result.terms.transform_quantity == TransformQuantity(5, TransformRound.UP)
 
 
 def test_null_fields_mean_not_set() -> None:
     result = validate_price(
-        {"currency": "usd", "unitAmount": 10, "unitAmountDecimal": None, "tiers": None, "tiersMode": None,
-         "transformQuantity": None, "currencyOptions": None, "recurring": None}
+        {
+            "currency": "usd",
+            "unitAmount": 10,
+            "unitAmountDecimal": None,
+            "tiers": None,
+            "tiersMode": None,
+            "transformQuantity": None,
+            "currencyOptions": None,
+            "recurring": None,
+        }
     )
     assert result.terms == PriceTerms(currency="usd", unit_amount=10)
 
@@ -123,56 +135,227 @@ def test_null_fields_mean_not_set() -> None:
         (with_(GRADUATED, tiers=tiers_with(2, upTo="Infinity")), "tiers[2][upTo]", "parameter_invalid_integer"),
         (with_(GRADUATED, tiers=tiers_with(1, unitAmount=-5)), "tiers[1][unitAmount]", "parameter_invalid"),
         (with_(GRADUATED, tiers=tiers_with(1, flatAmount=1.5)), "tiers[1][flatAmount]", "parameter_invalid_integer"),
-        (with_(GRADUATED, tiers=tiers_with(2, flatAmount=MAX_UNIT_AMOUNT + 1)), "tiers[2][flatAmount]", "amount_too_large"),
-        (with_(GRADUATED, tiers=tiers_with(1, unitAmountDecimal="6.5")), "tiers[1][unitAmountDecimal]", "parameter_invalid"),
-        (with_(GRADUATED, tiers=tiers_with(1, flatAmount=1, flatAmountDecimal="1")), "tiers[1][flatAmountDecimal]", "parameter_invalid"),
-        (with_(GRADUATED, tiers=tiers_with(2, flatAmountDecimal="0.0000000000001")), "tiers[2][flatAmountDecimal]", "parameter_invalid"),
+        (
+            with_(GRADUATED, tiers=tiers_with(2, flatAmount=MAX_UNIT_AMOUNT + 1)),
+            "tiers[2][flatAmount]",
+            "amount_too_large",
+        ),
+        (
+            with_(GRADUATED, tiers=tiers_with(1, unitAmountDecimal="6.5")),
+            "tiers[1][unitAmountDecimal]",
+            "parameter_invalid",
+        ),
+        (
+            with_(GRADUATED, tiers=tiers_with(1, flatAmount=1, flatAmountDecimal="1")),
+            "tiers[1][flatAmountDecimal]",
+            "parameter_invalid",
+        ),
+        (
+            with_(GRADUATED, tiers=tiers_with(2, flatAmountDecimal="0.0000000000001")),
+            "tiers[2][flatAmountDecimal]",
+            "parameter_invalid",
+        ),
         (with_(GRADUATED, tiers=tiers_with(1, unitAmount=None)), "tiers[1]", "parameter_missing"),
         (with_(GRADUATED, tiers=tiers_with(1, unit_amount=1)), "tiers[1][unit_amount]", "parameter_unknown"),
         (with_(GRADUATED, tiers=[*GRADUATED["tiers"][:2], "inf"]), "tiers[2]", "parameter_invalid"),
         # transformQuantity
-        ({"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 0, "round": "up"}}, "transformQuantity[divideBy]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2.0, "round": "up"}}, "transformQuantity[divideBy]", "parameter_invalid_integer"),
-        ({"currency": "usd", "unitAmount": 1, "transformQuantity": {"round": "up"}}, "transformQuantity[divideBy]", "parameter_missing"),
-        ({"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2, "round": "nearest"}}, "transformQuantity[round]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2}}, "transformQuantity[round]", "parameter_missing"),
-        ({"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2, "round": "up", "x": 1}}, "transformQuantity[x]", "parameter_unknown"),
+        (
+            {"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 0, "round": "up"}},
+            "transformQuantity[divideBy]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2.0, "round": "up"}},
+            "transformQuantity[divideBy]",
+            "parameter_invalid_integer",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "transformQuantity": {"round": "up"}},
+            "transformQuantity[divideBy]",
+            "parameter_missing",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2, "round": "nearest"}},
+            "transformQuantity[round]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2}},
+            "transformQuantity[round]",
+            "parameter_missing",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "transformQuantity": {"divideBy": 2, "round": "up", "x": 1}},
+            "transformQuantity[x]",
+            "parameter_unknown",
+        ),
         ({"currency": "usd", "unitAmount": 1, "transformQuantity": 5}, "transformQuantity", "parameter_invalid"),
         # currencyOptions
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": MAX_UNIT_AMOUNT + 1}}}, "currencyOptions[eur][unitAmount]", "amount_too_large"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": -1}}}, "currencyOptions[eur][unitAmount]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {}}}, "currencyOptions[eur][unitAmount]", "parameter_missing"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": 1, "unitAmountDecimal": "1"}}}, "currencyOptions[eur][unitAmountDecimal]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"usd": {"unitAmount": 1}}}, "currencyOptions[usd]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"USD": {"unitAmount": 1}}}, "currencyOptions[USD]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": 1}, "EUR": {"unitAmount": 2}}}, "currencyOptions[EUR]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"xyz": {"unitAmount": 1}}}, "currencyOptions[xyz]", "invalid_currency"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": 5}}, "currencyOptions[eur]", "parameter_invalid"),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": MAX_UNIT_AMOUNT + 1}}},
+            "currencyOptions[eur][unitAmount]",
+            "amount_too_large",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": -1}}},
+            "currencyOptions[eur][unitAmount]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {}}},
+            "currencyOptions[eur][unitAmount]",
+            "parameter_missing",
+        ),
+        (
+            {
+                "currency": "usd",
+                "unitAmount": 1,
+                "currencyOptions": {"eur": {"unitAmount": 1, "unitAmountDecimal": "1"}},
+            },
+            "currencyOptions[eur][unitAmountDecimal]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"usd": {"unitAmount": 1}}},
+            "currencyOptions[usd]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"USD": {"unitAmount": 1}}},
+            "currencyOptions[USD]",
+            "parameter_invalid",
+        ),
+        (
+            {
+                "currency": "usd",
+                "unitAmount": 1,
+                "currencyOptions": {"eur": {"unitAmount": 1}, "EUR": {"unitAmount": 2}},
+            },
+            "currencyOptions[EUR]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"xyz": {"unitAmount": 1}}},
+            "currencyOptions[xyz]",
+            "invalid_currency",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": 5}},
+            "currencyOptions[eur]",
+            "parameter_invalid",
+        ),
         ({"currency": "usd", "unitAmount": 1, "currencyOptions": ["eur"]}, "currencyOptions", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"unitAmount": 1, "taxBehavior": "inclusive"}}}, "currencyOptions[eur][taxBehavior]", "parameter_unknown"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"customUnitAmount": {}}}}, "currencyOptions[eur][customUnitAmount]", "parameter_unknown"),
-        ({"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"tiers": GRADUATED["tiers"]}}}, "currencyOptions[eur][tiers]", "parameter_invalid"),
-        (with_(GRADUATED, currencyOptions={"eur": {"unitAmount": 1}}), "currencyOptions[eur][unitAmount]", "parameter_invalid"),
+        (
+            {
+                "currency": "usd",
+                "unitAmount": 1,
+                "currencyOptions": {"eur": {"unitAmount": 1, "taxBehavior": "inclusive"}},
+            },
+            "currencyOptions[eur][taxBehavior]",
+            "parameter_unknown",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"customUnitAmount": {}}}},
+            "currencyOptions[eur][customUnitAmount]",
+            "parameter_unknown",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "currencyOptions": {"eur": {"tiers": GRADUATED["tiers"]}}},
+            "currencyOptions[eur][tiers]",
+            "parameter_invalid",
+        ),
+        (
+            with_(GRADUATED, currencyOptions={"eur": {"unitAmount": 1}}),
+            "currencyOptions[eur][unitAmount]",
+            "parameter_invalid",
+        ),
         (with_(GRADUATED, currencyOptions={"eur": {}}), "currencyOptions[eur][tiers]", "parameter_missing"),
-        (with_(GRADUATED, currencyOptions={"eur": {"tiers": [{"upTo": 5, "unitAmount": 1}]}}), "currencyOptions[eur][tiers][0][upTo]", "parameter_invalid"),
-        (with_(GRADUATED, currencyOptions={"eur": {"tiers": [{"upTo": 5, "unitAmount": 1}, {"upTo": "inf", "unitAmount": -1}]}}), "currencyOptions[eur][tiers][1][unitAmount]", "parameter_invalid"),
+        (
+            with_(GRADUATED, currencyOptions={"eur": {"tiers": [{"upTo": 5, "unitAmount": 1}]}}),
+            "currencyOptions[eur][tiers][0][upTo]",
+            "parameter_invalid",
+        ),
+        (
+            with_(
+                GRADUATED,
+                currencyOptions={"eur": {"tiers": [{"upTo": 5, "unitAmount": 1}, {"upTo": "inf", "unitAmount": -1}]}},
+            ),
+            "currencyOptions[eur][tiers][1][unitAmount]",
+            "parameter_invalid",
+        ),
         # type and recurring
-        ({"currency": "usd", "unitAmount": 1, "type": "one_time", "recurring": {"interval": "month"}}, "recurring", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "type": "one_time", "interval": "month"}, "interval", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "type": "one_time", "usageType": "metered"}, "usageType", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month"}, "intervalCount": 2}, "intervalCount", "parameter_invalid"),
+        (
+            {"currency": "usd", "unitAmount": 1, "type": "one_time", "recurring": {"interval": "month"}},
+            "recurring",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "type": "one_time", "interval": "month"},
+            "interval",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "type": "one_time", "usageType": "metered"},
+            "usageType",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month"}, "intervalCount": 2},
+            "intervalCount",
+            "parameter_invalid",
+        ),
         ({"currency": "usd", "unitAmount": 1, "type": "recurring"}, "recurring", "parameter_missing"),
         ({"currency": "usd", "unitAmount": 1, "type": "sometimes"}, "type", "parameter_invalid"),
         ({"currency": "usd", "unitAmount": 1, "recurring": {}}, "recurring[interval]", "parameter_missing"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "fortnight"}}, "recurring[interval]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "intervalCount": 0}}, "recurring[intervalCount]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "intervalCount": 37}}, "recurring[intervalCount]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "year", "intervalCount": 4}}, "recurring[intervalCount]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "week", "intervalCount": 1.0}}, "recurring[intervalCount]", "parameter_invalid_integer"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "usageType": "seats"}}, "recurring[usageType]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "meter": "mtr_1"}}, "recurring[meter]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "usageType": "metered", "meter": ""}}, "recurring[meter]", "parameter_invalid"),
-        ({"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "trialPeriodDays": 7}}, "recurring[trialPeriodDays]", "parameter_unknown"),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "fortnight"}},
+            "recurring[interval]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "intervalCount": 0}},
+            "recurring[intervalCount]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "intervalCount": 37}},
+            "recurring[intervalCount]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "year", "intervalCount": 4}},
+            "recurring[intervalCount]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "week", "intervalCount": 1.0}},
+            "recurring[intervalCount]",
+            "parameter_invalid_integer",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "usageType": "seats"}},
+            "recurring[usageType]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "meter": "mtr_1"}},
+            "recurring[meter]",
+            "parameter_invalid",
+        ),
+        (
+            {
+                "currency": "usd",
+                "unitAmount": 1,
+                "recurring": {"interval": "month", "usageType": "metered", "meter": ""},
+            },
+            "recurring[meter]",
+            "parameter_invalid",
+        ),
+        (
+            {"currency": "usd", "unitAmount": 1, "recurring": {"interval": "month", "trialPeriodDays": 7}},
+            "recurring[trialPeriodDays]",
+            "parameter_unknown",
+        ),
         ({"currency": "usd", "unitAmount": 1, "recurring": "monthly"}, "recurring", "parameter_invalid"),
     ],
 )
@@ -192,11 +375,15 @@ def test_interval_count_allows_up_to_three_years(interval: str, maximum: int) ->
 def test_boundaries_are_accepted() -> None:
     assert validate_price({"currency": "usd", "unitAmount": MAX_UNIT_AMOUNT}).terms.unit_amount == MAX_UNIT_AMOUNT
     assert validate_price({"currency": "usd", "unitAmount": 0}).terms.unit_amount == 0
-    decimal = validate_price({"currency": "usd", "unitAmountDecimal": "99999998.999999999999"}).terms.unit_amount_decimal
+    decimal = validate_price(
+        {"currency": "usd", "unitAmountDecimal": "99999998.999999999999"}
+    ).terms.unit_amount_decimal
     assert decimal == Decimal("99999998.999999999999")
     with pytest.raises(PriceValidationError, match="at most"):
         validate_price({"currency": "usd", "unitAmountDecimal": "99999999.000000000001"})
-    assert validate_price({"currency": "usd", "unitAmountDecimal": "0.000000000001"}).terms.unit_amount_decimal == Decimal("1E-12")
+    assert validate_price(
+        {"currency": "usd", "unitAmountDecimal": "0.000000000001"}
+    ).terms.unit_amount_decimal == Decimal("1E-12")
 
 
 def test_a_mapping_is_required() -> None:
@@ -207,7 +394,9 @@ def test_a_mapping_is_required() -> None:
 # --- properties -------------------------------------------------------------------------------------
 
 amounts = st.integers(min_value=0, max_value=MAX_UNIT_AMOUNT)
-decimal_strings = st.decimals(min_value=0, max_value=MAX_UNIT_AMOUNT, places=12, allow_nan=False).map(lambda d: format(d, "f"))
+decimal_strings = st.decimals(min_value=0, max_value=MAX_UNIT_AMOUNT, places=12, allow_nan=False).map(
+    lambda d: format(d, "f")
+)
 codes = st.sampled_from(["usd", "EUR", "jpy", "KWD", "clf", "bhd", "gbp"])
 
 
@@ -225,8 +414,13 @@ def tier_dicts(draw: st.DrawFn) -> list[dict[str, Any]]:
     for bound in [*bounds, "inf"]:
         tier: dict[str, Any] = {"upTo": bound}
         tier.update(draw(st.one_of(st.just({}), unit_amount_fields())))
-        flat = draw(st.one_of(st.just({}), st.fixed_dictionaries({"flatAmount": amounts}),
-                              st.fixed_dictionaries({"flatAmountDecimal": decimal_strings})))
+        flat = draw(
+            st.one_of(
+                st.just({}),
+                st.fixed_dictionaries({"flatAmount": amounts}),
+                st.fixed_dictionaries({"flatAmountDecimal": decimal_strings}),
+            )
+        )
         tier.update(flat)
         if len(tier) == 1:
             tier["flatAmount"] = draw(amounts)
@@ -247,10 +441,15 @@ def valid_definitions(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         definition.update(draw(unit_amount_fields()))
         if draw(st.booleans()):
-            definition["transformQuantity"] = {"divideBy": draw(st.integers(1, 1000)), "round": draw(st.sampled_from(["up", "down"]))}
+            definition["transformQuantity"] = {
+                "divideBy": draw(st.integers(1, 1000)),
+                "round": draw(st.sampled_from(["up", "down"])),
+            }
         options = {code: draw(unit_amount_fields()) for code in option_codes}
     else:
-        definition.update(billingScheme="tiered", tiersMode=draw(st.sampled_from(["graduated", "volume"])), tiers=draw(tier_dicts()))
+        definition.update(
+            billingScheme="tiered", tiersMode=draw(st.sampled_from(["graduated", "volume"])), tiers=draw(tier_dicts())
+        )
         options = {code: {"tiers": draw(tier_dicts())} for code in option_codes}
     if options:
         definition["currencyOptions"] = options
@@ -270,24 +469,46 @@ def test_valid_definitions_validate_normalize_idempotently_and_quote(definition:
 
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**12), max_value=10**12), st.floats(), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(),
+    st.text(max_size=8),
     st.sampled_from(["inf", "usd", "tiered", "graduated", "volume", "per_unit", "up", "month", "1.5", "-1"]),
 )
 json_values = st.recursive(
     json_scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=3),
-        st.dictionaries(st.sampled_from(["upTo", "unitAmount", "unitAmountDecimal", "flatAmount", "divideBy", "round", "interval", "eur", "x"]), children, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                ["upTo", "unitAmount", "unitAmountDecimal", "flatAmount", "divideBy", "round", "interval", "eur", "x"]
+            ),
+            children,
+            max_size=3,
+        ),
     ),
     max_leaves=6,
 )
-FIELDS = ["currency", "type", "billingScheme", "unitAmount", "unitAmountDecimal", "tiersMode", "tiers",
-          "transformQuantity", "currencyOptions", "recurring"]
+FIELDS = [
+    "currency",
+    "type",
+    "billingScheme",
+    "unitAmount",
+    "unitAmountDecimal",
+    "tiersMode",
+    "tiers",
+    "transformQuantity",
+    "currencyOptions",
+    "recurring",
+]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_definitions(), st.sampled_from(FIELDS), json_values)
-def test_any_input_gives_a_validated_price_or_a_price_validation_error(definition: dict[str, Any], field: str, junk: Any) -> None:
+def test_any_input_gives_a_validated_price_or_a_price_validation_error(
+    definition: dict[str, Any], field: str, junk: Any
+) -> None:
     definition[field] = junk
     try:
         result = validate_price(definition)
