@@ -83,10 +83,8 @@ async def ensure_topics(
             have = await _partition_counts(admin, list(wanted))
             missing = [n for n in wanted if n not in have]
             if missing:
-                resp = await admin.create_topics(
-                    [NewTopic(name=n, num_partitions=wanted[n], replication_factor=replication_factor) for n in missing],
-                    timeout_ms=int(timeout * 1000),
-                )
+                new = [NewTopic(name=n, num_partitions=wanted[n], replication_factor=replication_factor) for n in missing]
+                resp = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
                 for name, code, message in _topic_errors(resp):
                     if code and for_code(code) is not TopicAlreadyExistsError:
                         raise for_code(code)(f"could not create topic {name}: {message}")

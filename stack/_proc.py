@@ -90,6 +90,7 @@ def spawn_detached(
     The process outlives the caller (new session, stdin from /dev/null, no pipes).
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    rotate_log(log_file)
     with open(log_file, "ab") as log:
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, cmd))}\n".encode())
         log.flush()
@@ -107,6 +108,18 @@ def spawn_detached(
     # warn "subprocess still running" on GC of a Popen; clear its returncode tracking.
     proc.returncode = 0
     return proc.pid
+
+
+LOG_ROTATE_BYTES = 50 * 1024 * 1024
+
+
+def rotate_log(log_file: Path, max_bytes: int = LOG_ROTATE_BYTES) -> None:
+    """Before a (re)start: keep one previous log (<name>.1) once the log passes max_bytes."""
+    try:
+        if log_file.stat().st_size > max_bytes:
+            log_file.replace(log_file.with_name(log_file.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def _kill_group(pid: int) -> None:
@@ -356,7 +369,17 @@ def apt_install(packages: Sequence[str], *, why: str, timeout: float = 900) -> N
     with _apt_lock:
         run(["apt-get", "update"], timeout=timeout, what=f"apt-get update (for {' '.join(packages)})", env=env)
         run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                *packages,
+            ],
             timeout=timeout,
             what=f"apt-get install {' '.join(packages)}",
             env=env,

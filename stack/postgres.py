@@ -10,12 +10,14 @@ and renamed into place, so a half-finished initdb never looks like a cluster.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
 import shutil
 import signal
 import stat
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from ._proc import (
     ensure_port_free,
     pid_alive,
     read_pid,
+    rotate_log,
     run,
     run_async,
     tail,
@@ -81,7 +84,13 @@ def pgdata(settings: Settings) -> Path:
 
 
 def socket_dir(settings: Settings) -> Path:
-    return settings.data_dir / "postgres-run"
+    """Where the Unix socket lives: under the data dir, unless that path is too long for a
+    socket (about 107 bytes on Linux), then a short directory in /tmp named after it."""
+    path = settings.data_dir / "postgres-run"
+    if len(str(path / ".s.PGSQL.65535.lock")) <= 100:
+        return path
+    digest = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"billing-pg-{digest}"
 
 
 def log_file(settings: Settings) -> Path:
@@ -209,7 +218,10 @@ def _initdb(settings: Settings, bindir: Path, say: Callable[[str], None]) -> Non
         cwd="/",
     )
     with open(tmp / "postgresql.conf", "a") as f:
-        f.write(f"\n# Written by `billing stack up` (stack/postgres.py): port, sockets, tuning.\ninclude_if_exists = '{CONF_FILE}'\n")
+        f.write(
+            "\n# Written by `billing stack up` (stack/postgres.py): port, sockets, tuning.\n"
+            f"include_if_exists = '{CONF_FILE}'\n"
+        )
     if data.exists():
         data.rmdir()  # empty (checked above)
     tmp.rename(data)
@@ -404,6 +416,7 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
     if stale is not None and not cmdline_matches(stale, "postgres"):
         pid_file.unlink(missing_ok=True)  # left by a crash; its pid is not a postgres now
     _write_conf(settings, t.port)
+    rotate_log(log_file(settings))
     say(f"postgres: starting on 127.0.0.1:{t.port} (log {log_file(settings)}) ...")
     try:
         run(

@@ -117,7 +117,8 @@ def _ensure_binary(say: Callable[[str], None]) -> Path:
     dirs += [Path(p) / "bin" for p in gopath.split(os.pathsep) if p]
     binary = which("stripe-mock", dirs)
     if binary is None:
-        raise StackError(f"stripe-mock: `go install` succeeded but no stripe-mock binary in {', '.join(map(str, dirs))}")
+        where = ", ".join(map(str, dirs))
+        raise StackError(f"stripe-mock: `go install` succeeded but there is no stripe-mock binary in {where}")
     say(f"stripe-mock: installed {binary} in {time.monotonic() - t0:.1f} s")
     return binary
 
@@ -194,7 +195,8 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
         if not pid_alive(pid):
             pid_file(settings).unlink(missing_ok=True)
             raise StackError(
-                f"stripe-mock exited during startup (port {t.port}). Read {log_file(settings)}:\n{tail(log_file(settings))}"
+                f"stripe-mock exited during startup (port {t.port}). "
+                f"Read {log_file(settings)}:\n{tail(log_file(settings))}"
             )
         if time.monotonic() > deadline:
             raise StackError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -36,8 +37,6 @@ def test_port_check_names_the_port_the_holder_and_the_log(taken_port: int, tmp_p
     message = str(err.value)
     assert f"port {taken_port}" in message
     assert "already in use" in message
-    import os
-
     assert f"pid {os.getpid()}" in message  # the holder, found through /proc
     assert str(log) in message
     assert "KAFKA_BOOTSTRAP_SERVERS" in message
@@ -167,7 +166,8 @@ def test_terminate_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -
 
 def test_terminate_of_a_polite_process_uses_sigterm(tmp_path: Path) -> None:
     log = tmp_path / "polite.log"
-    pid = spawn_detached([sys.executable, "-c", "print('ready', flush=True); import time; time.sleep(120)"], log_file=log)
+    code = "import time; print('ready', flush=True); time.sleep(120)"
+    pid = spawn_detached([sys.executable, "-c", code], log_file=log)
     assert wait_until(lambda: "ready" in log.read_text().splitlines(), timeout=20)
     outcome = terminate(pid, name="polite", grace=10)
     assert outcome == f"polite: stopped pid {pid} (SIGTERM)"
