@@ -303,15 +303,18 @@ def _decimal_field(value: object, what: str) -> Decimal | None:
     raise TypeError(f"{what} must be a decimal string, not {type(value).__name__}.")
 
 
-def _up_to_from_json(value: object) -> int | None:
-    if value is None or value == "inf":
+def _up_to_from_json(tier: Mapping[str, Any]) -> int | None:
+    if "upTo" not in tier:
+        raise InvalidPriceTerms('Every tier needs upTo (an integer, or "inf" for the last tier).', "upTo")
+    value = tier["upTo"]
+    if value is None or value == "inf":  # null is how Stripe's responses spell inf
         return None
     return require_int(value, "upTo")
 
 
 def _tier_from_dict(data: Mapping[str, Any]) -> Tier:
     return Tier(
-        up_to=_up_to_from_json(data.get("upTo")),
+        up_to=_up_to_from_json(data),
         unit_amount=data.get("unitAmount"),
         unit_amount_decimal=_decimal_field(data.get("unitAmountDecimal"), "unitAmountDecimal"),
         flat_amount=data.get("flatAmount"),

@@ -198,6 +198,8 @@ def _decimal_amount(data: Mapping[str, Any], key: str, prefix: str) -> Decimal |
         raise PriceValidationError(f"Invalid {param}: must be a finite decimal, got {value!r}.", param)
     if amount < 0:
         raise PriceValidationError(f"Invalid {param}: must be zero or more, got {value}.", param)
+    if amount.is_zero():
+        amount = amount.copy_abs()  # "-0" is zero; store it without the sign
     if decimal_places(amount) > MAX_DECIMAL_PLACES:
         raise PriceValidationError(
             f"Invalid {param}: at most {MAX_DECIMAL_PLACES} decimal places are allowed, got {value}.", param

@@ -317,11 +317,18 @@ def test_floats_are_rejected_with_type_error(make: Any) -> None:
             currency="usd", unit_amount=1, currency_options={"eur": CurrencyOption(1), "EUR": CurrencyOption(2)}
         ),
         lambda: price_terms_from_dict({"unitAmount": 1}),
+        lambda: tiered("volume", [{"unitAmount": 1}]),
     ],
 )
 def test_terms_that_break_the_model_are_refused(make: Any) -> None:
     with pytest.raises(InvalidPriceTerms):
         make()
+
+
+def test_stored_null_up_to_means_inf_as_in_stripe_responses() -> None:
+    terms = tiered("volume", [{"upTo": 5, "unitAmount": 2}, {"upTo": None, "unitAmount": 1}])
+    assert terms.tiers[-1].up_to is None
+    assert quote(terms, 6, "usd").total == 6
 
 
 def test_terms_are_frozen_and_normalized() -> None:

@@ -386,6 +386,11 @@ def test_boundaries_are_accepted() -> None:
     ).terms.unit_amount_decimal == Decimal("1E-12")
 
 
+def test_negative_zero_is_stored_as_zero() -> None:
+    result = validate_price({"currency": "usd", "unitAmountDecimal": "-0.0"})
+    assert result.to_dict()["unitAmountDecimal"] == "0.0"
+
+
 def test_a_mapping_is_required() -> None:
     with pytest.raises(TypeError):
         validate_price([("currency", "usd")])  # type: ignore[arg-type]
