@@ -67,8 +67,8 @@ async def ensure_topics(
     """
     import asyncio
 
-    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError, for_code
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic  # type: ignore[import-untyped]
+    from aiokafka.errors import TopicAlreadyExistsError, for_code  # type: ignore[import-untyped]
 
     if bootstrap_servers is None:
         bootstrap_servers = get_settings().kafka_bootstrap_servers
@@ -83,7 +83,9 @@ async def ensure_topics(
             have = await _partition_counts(admin, list(wanted))
             missing = [n for n in wanted if n not in have]
             if missing:
-                new = [NewTopic(name=n, num_partitions=wanted[n], replication_factor=replication_factor) for n in missing]
+                new = [
+                    NewTopic(name=n, num_partitions=wanted[n], replication_factor=replication_factor) for n in missing
+                ]
                 resp = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
                 for name, code, message in _topic_errors(resp):
                     if code and for_code(code) is not TopicAlreadyExistsError:

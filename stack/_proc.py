@@ -8,6 +8,7 @@ grandchild could keep open).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import shutil
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -220,11 +221,9 @@ def terminate(pid: int, *, name: str, grace: float = 30.0, first_signal: int = s
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        try:
+        with contextlib.suppress(Exception):  # a probe failing just means "not yet"
             if predicate():
                 return True
-        except Exception:  # noqa: BLE001 - a probe failing just means "not yet"
-            pass
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
@@ -321,7 +320,7 @@ def ensure_port_free(
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- files & tools
@@ -412,4 +411,4 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]], *, timeout: float) 
         raise box["error"]
     if "value" not in box:
         raise TimeoutError(f"timed out after {timeout} s")
-    return box["value"]
+    return cast(T, box["value"])

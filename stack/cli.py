@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,7 +24,7 @@ stack_app = typer.Typer(
 )
 
 ServicesArg = Annotated[
-    Optional[list[str]],  # noqa: UP007 - typer wants Optional here
+    list[str] | None,
     typer.Argument(help="Services (postgres, kafka, clickhouse, stripe-mock); default: all.", show_default=False),
 ]
 

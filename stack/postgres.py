@@ -267,7 +267,7 @@ def _write_conf(settings: Settings, port: int) -> None:
 
 
 async def _select_1(dsn: str, database: str | None = None) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(dsn, timeout=5, **({"database": database} if database else {}))
     try:

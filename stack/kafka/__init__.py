@@ -273,12 +273,12 @@ def _format_storage(settings: Settings, java: Path, say: Callable[[str], None]) 
 
 
 async def _list_topics(bootstrap: str) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
         await admin.start()
-        return await admin.list_topics()
+        return list(await admin.list_topics())
     finally:
         await admin.close()
 

@@ -97,12 +97,15 @@ def test_stripe_mock_lifecycle_on_a_private_port(private_data_dir: Path) -> None
         )
         assert r.status_code == 200 and r.json()["object"] == "customer"
         # HTTPS on the next port, loopback only.
-        assert httpx.get(
-            f"https://127.0.0.1:{port + 1}/v1/customers",
-            headers={"Authorization": "Bearer sk_test_123"},
-            verify=False,
-            timeout=5,
-        ).status_code == 200
+        assert (
+            httpx.get(
+                f"https://127.0.0.1:{port + 1}/v1/customers",
+                headers={"Authorization": "Bearer sk_test_123"},
+                verify=False,
+                timeout=5,
+            ).status_code
+            == 200
+        )
 
         (again,) = stack.ensure_up(["stripe-mock"], settings=settings, say=said.append)
         assert again.pid == first.pid
