@@ -217,6 +217,8 @@ def _write_config(settings: Settings, t: KafkaTarget) -> None:
         "# Managed by `billing stack up`: the broker logs to stdout, which goes to kafka.log.\n"
         "status = warn\n"
         "name = billing-stack-kafka\n"
+        "# Keep logging through the broker's own shutdown hook (log4j's would stop it first).\n"
+        "shutdownHook = disable\n"
         "appender.out.type = Console\n"
         "appender.out.name = STDOUT\n"
         "appender.out.target = SYSTEM_OUT\n"
