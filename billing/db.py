@@ -37,6 +37,14 @@ def tenant_owned_models() -> tuple[type[Base], ...]:
     return tuple(mapper.class_ for mapper in Base.registry.mappers if "organization_id" in mapper.columns)
 
 
+def tenant_of(session: AsyncSession) -> str:
+    """The organization a tenant session is bound to; any other session is refused."""
+    organization_id = session.info.get(TENANT_KEY)
+    if not organization_id:
+        raise RuntimeError("this needs a tenant session (billing.db.tenant_session)")
+    return organization_id
+
+
 @asynccontextmanager
 async def tenant_session(factory: async_sessionmaker[AsyncSession], organization_id: str) -> AsyncIterator[AsyncSession]:
     """A session whose ORM queries only ever see one organization's rows."""

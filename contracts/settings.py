@@ -39,6 +39,7 @@ class Settings:
     api_host: str = field(default_factory=lambda: _env("BILLING_API_HOST", "127.0.0.1"))
     api_port: int = field(default_factory=lambda: int(_env("BILLING_API_PORT", "8000")))
     command_timeout_seconds: float = field(default_factory=lambda: float(_env("BILLING_COMMAND_TIMEOUT", "5")))
+    rate_limit_per_second: int = field(default_factory=lambda: int(_env("BILLING_RATE_LIMIT_PER_SECOND", "2000")))
     secret_encryption_keys: str = field(default_factory=lambda: _env("BILLING_ENCRYPTION_KEYS", ""))
 
 

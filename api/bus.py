@@ -1,0 +1,89 @@
+"""Publish-and-await: a write becomes a command on Kafka, and the request waits for its
+outcome (correlated by commandId) up to a timeout, then answers 202 with a status URL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.replies import ReplyListener
+from billing.commands import get_outcome
+from billing.db import tenant_session
+from billing.errors import IdempotencyError, ServiceUnavailable
+from contracts.envelopes import Actor, CommandEnvelope, CommandOutcome, command_id_for, utcnow
+from producers.publisher import publish_command
+
+IDEMPOTENCY_MISMATCH = (
+    "Keys for idempotent requests can only be used with the same parameters they were first used with. "
+    "Try using a key other than '{key}' if you meant to execute a different request."
+)
+
+
+@dataclass(frozen=True)
+class Pending:
+    command_id: str
+
+
+class CommandBus:
+    def __init__(
+        self, broker: KafkaBroker, replies: ReplyListener, sessions: async_sessionmaker[AsyncSession], timeout: float
+    ) -> None:
+        self._broker = broker
+        self._replies = replies
+        self._sessions = sessions
+        self._timeout = timeout
+
+    async def execute(
+        self,
+        organization_id: str,
+        actor: Actor,
+        command_type: str,
+        payload: dict[str, Any],
+        idempotency_key: str | None,
+    ) -> CommandOutcome | Pending:
+        envelope = CommandEnvelope(
+            commandId=command_id_for(organization_id, idempotency_key),
+            type=command_type,
+            organizationId=organization_id,
+            actor=actor,
+            issuedAt=utcnow(),
+            idempotencyKey=idempotency_key,
+            payload=payload,
+        )
+        expected_hash = envelope.request_hash()
+        if idempotency_key is not None:
+            earlier = await self._stored_outcome(organization_id, envelope.commandId)
+            if earlier is not None:
+                return self._checked(earlier, expected_hash, idempotency_key)
+        waiter = self._replies.expect(envelope.commandId)
+        try:
+            try:
+                await publish_command(self._broker, envelope)
+            except (KafkaError, OSError) as error:
+                raise ServiceUnavailable(
+                    "The billing command queue is unavailable; nothing was changed. Retry later.", code="queue_unavailable"
+                ) from error
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(waiter), timeout=self._timeout)
+            except TimeoutError:
+                outcome = await self._stored_outcome(organization_id, envelope.commandId)
+                if outcome is None:
+                    return Pending(envelope.commandId)
+        finally:
+            self._replies.forget(envelope.commandId, waiter)
+        return self._checked(outcome, expected_hash, idempotency_key)
+
+    async def _stored_outcome(self, organization_id: str, command_id: str) -> CommandOutcome | None:
+        async with tenant_session(self._sessions, organization_id) as session:
+            return await get_outcome(session, command_id)
+
+    @staticmethod
+    def _checked(outcome: CommandOutcome, expected_hash: str, idempotency_key: str | None) -> CommandOutcome:
+        if outcome.requestHash != expected_hash:
+            raise IdempotencyError(IDEMPOTENCY_MISMATCH.format(key=idempotency_key), code="idempotency_key_in_use")
+        return outcome

@@ -1,0 +1,105 @@
+"""/v1/customers"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.responses import command_response, list_response
+from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
+from billing.errors import ResourceMissing
+from billing.pagination import PageRequest
+from billing.search import parse_search_query
+from contracts.customers import CustomerCreate, CustomerUpdate
+from contracts.resources import Customer
+
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
+StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
+EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
+
+
+def created_bound(name: str) -> Any:
+    return Annotated[datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"created {name}")]
+
+
+class CustomerController(Controller):
+    path = "/v1/customers"
+    tags = ["customers"]
+
+    @post("/", summary="Create a customer", status_code=201)
+    async def create(
+        self, data: CustomerCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Customer:
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "customer.create", payload, idempotency_key)
+        return command_response(outcome, created=True)  # type: ignore[return-value]
+
+    @get("/{customer_id:str}", summary="Retrieve a customer (a deleted one reads with deleted: true)")
+    async def retrieve(self, customer_id: str, db: AsyncSession) -> Customer:
+        customer = await get_customer(db, customer_id)
+        if customer is None:
+            raise ResourceMissing("customer", customer_id)
+        return Customer.model_validate(customer)
+
+    @patch("/{customer_id:str}", summary="Update a customer (absent fields unchanged, null clears)")
+    async def update(
+        self, customer_id: str, data: CustomerUpdate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Customer:
+        payload = {"id": customer_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "customer.update", payload, idempotency_key)
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @delete("/{customer_id:str}", summary="Delete a customer", status_code=200)
+    async def remove(
+        self, customer_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Customer:
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "customer.delete", {"id": customer_id}, idempotency_key
+        )
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @get("/", summary="List customers, newest first")
+    async def index(
+        self,
+        db: AsyncSession,
+        limit: Limit = 10,
+        starting_after: StartingAfter = None,
+        ending_before: EndingBefore = None,
+        email: Annotated[str | None, Parameter(query="email", max_length=512, required=False)] = None,
+        created_gte: created_bound("gte") = None,
+        created_gt: created_bound("gt") = None,
+        created_lte: created_bound("lte") = None,
+        created_lt: created_bound("lt") = None,
+    ) -> dict[str, Any]:
+        page = await list_customers(
+            db,
+            PageRequest(limit, starting_after, ending_before),
+            email=email,
+            created_gte=created_gte,
+            created_gt=created_gt,
+            created_lte=created_lte,
+            created_lt=created_lt,
+        )
+        return list_response(page, Customer, self.path)
+
+    @get("/search", summary="Search customers: email:'a@b.c' AND name~'jen' AND metadata['k']:'v'")
+    async def search(
+        self,
+        db: AsyncSession,
+        search_query: Annotated[str, Parameter(query="query", max_length=1000)],
+        limit: Limit = 10,
+        page: Annotated[str | None, Parameter(query="page", max_length=64, required=False)] = None,
+    ) -> dict[str, Any]:
+        parsed = parse_search_query(search_query, SEARCHABLE_FIELDS)
+        result = await search_customers(db, parsed, PageRequest(limit, starting_after=page))
+        body = list_response(result, Customer, f"{self.path}/search")
+        body["object"] = "search_result"
+        body["nextPage"] = body["data"][-1]["id"] if result.has_more else None
+        return body

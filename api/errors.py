@@ -1,0 +1,91 @@
+"""Every failure leaves the API in Stripe's shape:
+`{"error": {"type", "code", "message", "param"}}` with the matching status."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from billing.errors import BillingError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: BillingError, headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+    body = {k: v for k, v in error.to_dict().items() if k != "status"}
+    return Response({"error": body}, status_code=error.status, headers=headers)
+
+
+def _param(key: str | None) -> str | None:
+    if not key:
+        return None
+    parts = re.split(r"\.", key)
+    return parts[0] + "".join(f"[{part}]" for part in parts[1:])
+
+
+# pydantic's messages, as Litestar passes them on, to Stripe's error codes
+_MESSAGE_CODES = [
+    ("Extra inputs are not permitted", "parameter_unknown"),
+    ("Field required", "parameter_missing"),
+    ("valid email", "email_invalid"),
+    ("at most", "parameter_invalid_string_too_long"),
+    ("at least", "parameter_invalid_string_empty"),
+    ("valid integer", "parameter_invalid_integer"),
+    ("should match pattern", "parameter_invalid_format"),
+]
+
+
+def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    if not problems:
+        return error_response(BillingError(str(exc.detail), code="parameter_invalid"))
+    first = problems[0]
+    param = _param(first.get("key"))
+    message = first.get("message", "Invalid request")
+    code = next((code for text, code in _MESSAGE_CODES if text in message), "parameter_invalid")
+    if code == "parameter_unknown":
+        message = f"Received unknown parameter: {param}"
+    elif code == "parameter_missing":
+        message = f"Missing required param: {param}."
+    elif param:
+        message = f"Invalid {param}: {message}"
+    return error_response(BillingError(message, code=code, param=param))
+
+
+def on_billing_error(request: Request[Any, Any, Any], exc: BillingError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+    return error_response(exc, headers)
+
+
+def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if isinstance(exc, NotFoundException) or status == 404:
+        return error_response(BillingError(f"Unrecognized request URL ({request.method}: {request.url.path}).", code="url_invalid", status=404))
+    codes = {405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type", 429: "rate_limit", 401: "api_key_invalid"}
+    types = {429: "rate_limit_error", 401: "authentication_error"}
+    detail = str(exc.detail)
+    if status == 400 and "JSON is malformed" in detail:
+        return error_response(BillingError(f"Invalid JSON body: {detail}", code="invalid_json"))
+    headers = dict(exc.headers or {})
+    error = BillingError(detail, code=codes.get(status, "invalid_request"), type=types.get(status), status=status)
+    return error_response(error, headers)
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        BillingError("An unexpected error occurred.", code="internal_error", type="api_error", status=HTTP_500_INTERNAL_SERVER_ERROR)
+    )
+
+
+EXCEPTION_HANDLERS = {
+    ValidationException: on_validation,
+    BillingError: on_billing_error,
+    HTTPException: on_http_error,
+    Exception: on_unexpected,
+}

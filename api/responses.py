@@ -1,0 +1,35 @@
+"""How command outcomes and pages become HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response
+from pydantic import BaseModel
+
+from api.bus import Pending
+from billing.errors import BillingError
+from billing.pagination import Page
+from contracts.envelopes import CommandOutcome
+
+
+def command_response(outcome: CommandOutcome | Pending, *, created: bool = False) -> Response[Any]:
+    if isinstance(outcome, Pending):
+        url = f"/v1/commands/{outcome.command_id}"
+        return Response(
+            {"object": "command", "id": outcome.command_id, "status": "pending", "statusUrl": url},
+            status_code=202,
+            headers={"Location": url},
+        )
+    if outcome.status == "failed":
+        raise BillingError.from_dict(outcome.error or {"type": "api_error", "message": "The command failed.", "status": 500})
+    return Response(outcome.result, status_code=201 if created else 200)
+
+
+def list_response(page: Page[Any], resource: type[BaseModel], url: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [resource.model_validate(row).model_dump(mode="json") for row in page.items],
+        "hasMore": page.has_more,
+        "url": url,
+    }

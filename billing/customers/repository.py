@@ -1,0 +1,69 @@
+"""Tenant-scoped customer reads for the API (the tenant session adds the filter)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.db import tenant_of
+from billing.pagination import Page, PageRequest, paginate
+from billing.search import SearchQuery
+from billing.models import Customer
+
+SEARCHABLE_FIELDS = {"email", "name", "phone", "metadata"}
+
+
+async def get_customer(session: AsyncSession, customer_id: str, *, for_update: bool = False) -> Customer | None:
+    tenant_of(session)
+    statement = select(Customer).where(Customer.id == customer_id)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def list_customers(
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    email: str | None = None,
+    created_gte: datetime | None = None,
+    created_gt: datetime | None = None,
+    created_lte: datetime | None = None,
+    created_lt: datetime | None = None,
+) -> Page[Customer]:
+    tenant_of(session)
+    statement = select(Customer).where(Customer.deleted.is_(False))
+    if email is not None:
+        statement = statement.where(Customer.email == email)
+    for bound, compare in (
+        (created_gte, Customer.created_at.__ge__),
+        (created_gt, Customer.created_at.__gt__),
+        (created_lte, Customer.created_at.__le__),
+        (created_lt, Customer.created_at.__lt__),
+    ):
+        if bound is not None:
+            statement = statement.where(compare(bound))
+    return await paginate(session, statement, Customer, page, "customer")
+
+
+def _clause_condition(clause):  # type: ignore[no-untyped-def]
+    if clause.field == "metadata":
+        column = Customer.metadata_[clause.key].astext
+    else:
+        column = getattr(Customer, clause.field)
+    if clause.op == ":":
+        if clause.field == "email":
+            return func.lower(column) == clause.value.lower()
+        return column == clause.value
+    escaped = clause.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+async def search_customers(session: AsyncSession, query: SearchQuery, page: PageRequest) -> Page[Customer]:
+    tenant_of(session)
+    conditions = [_clause_condition(clause) for clause in query.clauses]
+    combined = and_(*conditions) if query.connector == "AND" else or_(*conditions)
+    statement = select(Customer).where(Customer.deleted.is_(False), combined)
+    return await paginate(session, statement, Customer, page, "customer")

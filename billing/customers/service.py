@@ -1,0 +1,123 @@
+"""Customer writes, called by the consumers inside the command's transaction.
+
+Each function takes a tenant session, changes rows, and never commits.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.customers.repository import get_customer
+from billing.db import tenant_of
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.ids import new_id
+from billing.models import Customer, CustomerPaymentMethod
+from contracts.customers import CustomerCreate, CustomerUpdate
+
+# Request fields whose value is kept as JSON.
+_JSON_FIELDS = {"address", "shipping", "invoiceSettings"}
+_COLUMN_OF = {
+    "email": "email",
+    "name": "name",
+    "phone": "phone",
+    "description": "description",
+    "address": "address",
+    "shipping": "shipping",
+    "balance": "balance",
+    "invoicePrefix": "invoice_prefix",
+    "invoiceSettings": "invoice_settings",
+}
+
+
+def _json(value: Any) -> Any:
+    return value.model_dump(mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
+
+
+async def _check_default_payment_method(session: AsyncSession, customer_id: str, payment_method_id: str) -> None:
+    method = await session.get(CustomerPaymentMethod, payment_method_id)
+    if method is None or method.customer_id != customer_id:
+        raise InvalidRequest(
+            f"The payment method '{payment_method_id}' is not attached to customer '{customer_id}'.",
+            code="resource_missing",
+            param="invoiceSettings[defaultPaymentMethod]",
+        )
+
+
+async def create_customer(session: AsyncSession, data: CustomerCreate) -> Customer:
+    if data.invoiceSettings and data.invoiceSettings.defaultPaymentMethod:
+        # a new customer has no payment method yet: Stripe refuses this too
+        raise InvalidRequest(
+            "A new customer has no attached payment method to make its default.",
+            code="resource_missing",
+            param="invoiceSettings[defaultPaymentMethod]",
+        )
+    customer = Customer(
+        id=new_id("customer"),
+        organization_id=tenant_of(session),
+        email=data.email,
+        name=data.name,
+        phone=data.phone,
+        description=data.description,
+        address=_json(data.address),
+        shipping=_json(data.shipping),
+        metadata_=data.metadata,
+        balance=data.balance,
+        invoice_prefix=data.invoicePrefix,
+        invoice_settings=_json(data.invoiceSettings) or {},
+    )
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+async def _live_customer(session: AsyncSession, customer_id: str) -> Customer:
+    customer = await get_customer(session, customer_id, for_update=True)
+    if customer is None or customer.deleted:
+        raise ResourceMissing("customer", customer_id)
+    return customer
+
+
+async def update_customer(session: AsyncSession, customer_id: str, changes: dict[str, Any]) -> Customer:
+    """`changes` holds only the fields the client sent; null clears a field."""
+    update = CustomerUpdate.model_validate(changes)
+    customer = await _live_customer(session, customer_id)
+    for field in update.model_fields_set:
+        value = getattr(update, field)
+        if field == "metadata":
+            customer.metadata_ = _merge_metadata(customer.metadata_, value)
+        elif field == "invoiceSettings":
+            settings = _json(value) or {}
+            if settings.get("defaultPaymentMethod"):
+                await _check_default_payment_method(session, customer.id, settings["defaultPaymentMethod"])
+            customer.default_payment_method_id = settings.get("defaultPaymentMethod")
+            customer.invoice_settings = settings
+        elif field == "balance" and value is None:
+            raise InvalidRequest("balance cannot be null.", code="parameter_invalid_integer", param="balance")
+        else:
+            setattr(customer, _COLUMN_OF[field], _json(value) if field in _JSON_FIELDS else value)
+    await session.flush()
+    return customer
+
+
+def _merge_metadata(current: dict[str, str], update: dict[str, str | None] | None) -> dict[str, str]:
+    """Stripe's rule: metadata null clears all; a key set to null or "" is removed."""
+    if update is None:
+        return {}
+    merged = dict(current)
+    for key, value in update.items():
+        if value in (None, ""):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def delete_customer(session: AsyncSession, customer_id: str) -> Customer:
+    customer = await _live_customer(session, customer_id)
+    customer.deleted = True
+    customer.deleted_at = datetime.now(UTC)
+    await session.flush()
+    return customer

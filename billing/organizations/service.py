@@ -1,0 +1,74 @@
+"""Organizations and their API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.db import tenant_of
+from billing.errors import ResourceMissing
+from billing.ids import new_id
+from billing.models import ApiKey, Organization
+from billing.organizations.keys import NewKey, hash_secret, new_key
+
+
+async def create_organization(session: AsyncSession, name: str, key_name: str = "Default key") -> tuple[Organization, NewKey]:
+    """An organization and its first key (the CLI's bootstrap: no key exists yet to ask with)."""
+    organization = Organization(id=new_id("organization"), name=name)
+    session.add(organization)
+    key = new_key()
+    session.add(
+        ApiKey(id=key.id, organization_id=organization.id, name=key_name, prefix=key.prefix, secret_hash=key.secret_hash)
+    )
+    await session.flush()
+    return organization, key
+
+
+async def issue_api_key(session: AsyncSession, key_id: str, name: str, secret_hash: str, prefix: str) -> ApiKey:
+    key = ApiKey(id=key_id, organization_id=tenant_of(session), name=name, prefix=prefix, secret_hash=secret_hash)
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def _active_key(session: AsyncSession, key_id: str) -> ApiKey:
+    key = (await session.scalars(select(ApiKey).where(ApiKey.id == key_id).with_for_update())).one_or_none()
+    if key is None or key.revoked_at is not None:
+        raise ResourceMissing("api key", key_id)
+    return key
+
+
+async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
+    key = await _active_key(session, key_id)
+    key.revoked_at = datetime.now(UTC)
+    await session.flush()
+    return key
+
+
+async def roll_api_key(
+    session: AsyncSession, old_key_id: str, key_id: str, secret_hash: str, prefix: str, expires_in_seconds: int
+) -> ApiKey:
+    """A new key with the old one's name; the old one stops working now or after a grace period."""
+    old = await _active_key(session, old_key_id)
+    if expires_in_seconds:
+        old.expires_at = datetime.now(UTC) + timedelta(seconds=expires_in_seconds)
+    else:
+        old.revoked_at = datetime.now(UTC)
+    return await issue_api_key(session, key_id, old.name, secret_hash, prefix)
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    tenant_of(session)
+    return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id))).all())
+
+
+async def authenticate(session: AsyncSession, secret: str) -> ApiKey | None:
+    """The active key with this secret, across all organizations (this is how a request
+    learns its organization)."""
+    now = datetime.now(UTC)
+    key = (await session.scalars(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret)))).one_or_none()
+    if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        return None
+    return key

@@ -1,0 +1,54 @@
+"""Outbox rows: written in the command's transaction, read and marked by the relay
+(producers/outbox.py), which publishes them after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.models import Outbox
+from contracts.envelopes import EventEnvelope
+
+
+def stage_event(session: AsyncSession, envelope: EventEnvelope, topic: str) -> None:
+    """Adds the event to the caller's transaction; it is relayed once that commits."""
+    session.add(
+        Outbox(
+            organization_id=envelope.organizationId,
+            topic=topic,
+            key=envelope.organizationId,
+            event_type=envelope.type,
+            payload=envelope.model_dump(mode="json"),
+        )
+    )
+
+
+async def claim_unsent(session: AsyncSession, limit: int) -> Sequence[Outbox]:
+    """The oldest unsent rows, locked so that two relays never send the same batch."""
+    statement = (
+        select(Outbox).where(Outbox.sent_at.is_(None)).order_by(Outbox.id).limit(limit).with_for_update(skip_locked=True)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def mark_sent(session: AsyncSession, ids: Sequence[int]) -> None:
+    await session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+
+
+class PostgresOutboxStore:
+    """The outbox as the relay in producers/ sees it."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    claim_unsent = staticmethod(claim_unsent)
+    mark_sent = staticmethod(mark_sent)

@@ -1,0 +1,65 @@
+"""Stripe's cursor pagination, newest first: `limit` (1-100), `startingAfter` and
+`endingBefore` name an object of the list; `hasMore` says whether more lie beyond."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.errors import InvalidRequest, ResourceMissing
+
+Row = TypeVar("Row")
+
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    items: list[Row]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = 10
+    starting_after: str | None = None
+    ending_before: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}.", code="parameter_invalid_integer", param="limit")
+        if self.starting_after and self.ending_before:
+            raise InvalidRequest(
+                "startingAfter and endingBefore cannot be used together.", code="parameter_invalid", param="endingBefore"
+            )
+
+
+async def paginate(
+    session: AsyncSession, statement: Select[Any], model: Any, page: PageRequest, resource: str
+) -> Page[Any]:
+    """`statement` selects `model` rows (already filtered); the tenant session keeps the
+    cursor lookup inside the organization, so a foreign id is simply missing."""
+    order_key = tuple_(model.created_at, model.id)
+    cursor_id = page.starting_after or page.ending_before
+    if cursor_id:
+        param = "startingAfter" if page.starting_after else "endingBefore"
+        cursor = (await session.execute(select(model.created_at, model.id).where(model.id == cursor_id))).first()
+        if cursor is None:
+            raise ResourceMissing(resource, cursor_id, param=param)
+        if page.starting_after:
+            statement = statement.where(order_key < tuple_(cursor.created_at, cursor.id))
+        else:
+            statement = statement.where(order_key > tuple_(cursor.created_at, cursor.id))
+    if page.ending_before:
+        statement = statement.order_by(model.created_at.asc(), model.id.asc())
+    else:
+        statement = statement.order_by(model.created_at.desc(), model.id.desc())
+    rows = list((await session.scalars(statement.limit(page.limit + 1))).all())
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    if page.ending_before:
+        rows.reverse()
+    return Page(rows, has_more)

@@ -1,0 +1,87 @@
+"""The command consumer: a FastStream subscriber on `billing.commands` in one consumer
+group, applying batches through consumers/pipeline.py, with the outbox relay beside it.
+
+Offsets are committed by FastStream after the handler returns, that is after the
+Postgres commit; a failure that outlasts the retries nacks the batch (the consumer seeks
+back) so it is delivered again, never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.db import create_engine, create_session_factory
+from billing.outbox import PostgresOutboxStore
+from consumers import customers, organizations
+from consumers.pipeline import RawCommand, apply_batch, dead_letter_message, is_transient
+from consumers.registry import merge_routes
+from contracts.settings import Settings, get_settings
+from producers.outbox import OutboxRelay
+from producers.publisher import create_broker
+from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, topic
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "billing-command-consumers"
+ROUTES = merge_routes(customers.router, organizations.router)
+RETRY_WINDOW_SECONDS = 120.0
+
+
+def build_command_consumer(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings | None = None
+) -> tuple[KafkaBroker, OutboxRelay]:
+    settings = settings or get_settings()
+    broker = create_broker(settings)
+    relay = OutboxRelay(PostgresOutboxStore(sessions), broker)
+
+    @broker.subscriber(
+        topic(BILLING_COMMANDS),
+        group_id=CONSUMER_GROUP,
+        batch=True,
+        max_records=500,
+        batch_timeout_ms=5,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_commands(message: KafkaMessage) -> None:
+        records = [RawCommand(r.value, r.topic, r.partition, r.offset) for r in message.raw_message]
+        deadline = time.monotonic() + RETRY_WINDOW_SECONDS
+        backoff = 0.05
+        while True:
+            try:
+                result = await apply_batch(sessions, ROUTES, records)
+                break
+            except Exception as error:
+                if not is_transient(error) or time.monotonic() > deadline:
+                    raise
+                log.warning("transient failure applying %d commands (%s); retrying in %.2fs", len(records), error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for letter in result.dead_letters:
+            log.warning("dead letter at %s[%d]@%d: %s", letter.record.topic, letter.record.partition, letter.record.offset, letter.reason)
+            await broker.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
+        relay.kick()
+
+    return broker, relay
+
+
+async def run_command_consumer(stop: asyncio.Event, settings: Settings | None = None) -> None:
+    """Runs until `stop` is set: `billing consume`, and one part of `billing dev`."""
+    settings = settings or get_settings()
+    engine = create_engine()
+    sessions = create_session_factory(engine)
+    broker, relay = build_command_consumer(sessions, settings)
+    await broker.start()
+    relay_task = asyncio.create_task(relay.run(stop))
+    try:
+        await stop.wait()
+    finally:
+        await relay_task
+        await broker.stop()
+        await engine.dispose()

@@ -1,0 +1,209 @@
+"""Applies a batch of commands in one Postgres transaction.
+
+For each command, in Kafka order: a commandId already in `processed_commands` is answered
+again with its first outcome; otherwise the handler runs inside a savepoint, and the
+outcome (success, or a Stripe-shaped error) is recorded in `processed_commands` with its
+events staged in the outbox. One commit covers the batch; the Kafka offsets are committed
+only after it, so a crash replays the batch and the dedupe makes that harmless.
+
+A message that is not a command envelope at all goes to the dead-letter topic with the
+reason. A transient failure (Postgres away) raises, so the caller retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.commands import outcomes_of
+from billing.db import TENANT_KEY
+from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
+from billing.models import ProcessedCommand
+from billing.outbox import stage_event
+from consumers.registry import Applied, Route
+from contracts.enums import CommandStatus
+from contracts.envelopes import CommandEnvelope, CommandOutcome, EventEnvelope, new_event_id, utcnow
+from producers.topics import BILLING_EVENTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawCommand:
+    """One Kafka record as the pipeline sees it."""
+
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: RawCommand
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    applied: int
+    duplicates: int
+    dead_letters: list[DeadLetter]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Failures that say nothing about the command: retry, never record."""
+    if isinstance(error, (OperationalError, InterfaceError, OSError, TimeoutError)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def parse_record(record: RawCommand) -> CommandEnvelope | DeadLetter:
+    if not record.value:
+        return DeadLetter(record, "empty message")
+    try:
+        document = json.loads(record.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return DeadLetter(record, f"not JSON: {error}")
+    try:
+        return CommandEnvelope.model_validate(document)
+    except ValidationError as error:
+        return DeadLetter(record, f"not a command envelope: {error.errors(include_url=False)}")
+
+
+def _outcome_event(envelope: CommandEnvelope, outcome: CommandOutcome) -> EventEnvelope:
+    return EventEnvelope(
+        eventId=new_event_id(),
+        type=f"command.{outcome.status}",
+        organizationId=envelope.organizationId,
+        occurredAt=utcnow(),
+        commandId=envelope.commandId,
+        data=outcome.model_dump(mode="json"),
+    )
+
+
+def _record_outcome(
+    session: AsyncSession, envelope: CommandEnvelope, applied: Applied | None, error: BillingError | None
+) -> CommandOutcome:
+    outcome = CommandOutcome(
+        commandId=envelope.commandId,
+        commandType=envelope.type,
+        status="succeeded" if error is None else "failed",
+        requestHash=envelope.request_hash(),
+        resourceType=applied.resource_type if applied else None,
+        resourceId=applied.resource_id if applied else None,
+        result=applied.resource if applied else None,
+        error=error.to_dict() if error else None,
+    )
+    session.add(
+        ProcessedCommand(
+            command_id=envelope.commandId,
+            organization_id=envelope.organizationId,
+            type=envelope.type,
+            idempotency_key=envelope.idempotencyKey,
+            request_hash=outcome.requestHash,
+            status=CommandStatus(outcome.status),
+            resource_id=outcome.resourceId,
+            result=outcome.result,
+            error=outcome.error,
+        )
+    )
+    stage_event(session, _outcome_event(envelope, outcome), BILLING_EVENTS)
+    for event_type, data in applied.events if applied else []:
+        stage_event(
+            session,
+            EventEnvelope(
+                eventId=new_event_id(),
+                type=event_type,
+                organizationId=envelope.organizationId,
+                occurredAt=utcnow(),
+                commandId=envelope.commandId,
+                data=data,
+            ),
+            BILLING_EVENTS,
+        )
+    return outcome
+
+
+async def _apply_one(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> tuple[Applied | None, BillingError | None]:
+    route = routes.get(envelope.type)
+    if route is None:
+        return None, InvalidRequest(f"Unknown command type {envelope.type!r}.", code="unknown_command", param="type")
+    try:
+        payload = route.payload_model.model_validate(envelope.payload)
+    except ValidationError as error:
+        return None, from_validation_error(error)
+    savepoint = await session.begin_nested()
+    try:
+        applied = await route.handler(session, payload)
+        await session.flush()
+    except BillingError as error:
+        await savepoint.rollback()
+        return None, error
+    except IntegrityError as error:
+        await savepoint.rollback()
+        log.warning("command %s hit a constraint: %s", envelope.commandId, error.orig)
+        return None, Conflict("The request conflicts with the current state of the resource.", code="resource_conflict")
+    except Exception as error:
+        await savepoint.rollback()
+        if is_transient(error):
+            raise
+        log.exception("command %s (%s) failed unexpectedly", envelope.commandId, envelope.type)
+        return None, InternalError("An internal error occurred while applying the command.", code="internal_error")
+    await savepoint.commit()
+    return applied, None
+
+
+async def apply_batch(
+    sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], records: list[RawCommand]
+) -> BatchResult:
+    parsed = [parse_record(record) for record in records]
+    envelopes = [p for p in parsed if isinstance(p, CommandEnvelope)]
+    dead_letters = [p for p in parsed if isinstance(p, DeadLetter)]
+    applied_count = duplicates = 0
+    async with sessions() as session, session.begin():
+        known = await outcomes_of(session, {e.commandId for e in envelopes})
+        seen_in_batch: dict[str, CommandOutcome] = {}
+        for envelope in envelopes:
+            owner, first = known.get(envelope.commandId, (envelope.organizationId, seen_in_batch.get(envelope.commandId)))
+            if owner != envelope.organizationId:
+                # another tenant's command id: answer without revealing its outcome
+                refused = CommandOutcome(
+                    commandId=envelope.commandId,
+                    commandType=envelope.type,
+                    status="failed",
+                    requestHash=envelope.request_hash(),
+                    error=IdempotencyError("This commandId is already in use.", code="command_id_in_use", param="commandId").to_dict(),
+                )
+                stage_event(session, _outcome_event(envelope, refused), BILLING_EVENTS)
+                continue
+            if first is not None:
+                # answered again, so that a client retrying after a timeout gets its result
+                stage_event(session, _outcome_event(envelope, first), BILLING_EVENTS)
+                duplicates += 1
+                continue
+            # an object loaded for another tenant must never be served from the identity map
+            session.expunge_all()
+            session.info[TENANT_KEY] = envelope.organizationId
+            applied, error = await _apply_one(session, routes, envelope)
+            session.info.pop(TENANT_KEY, None)
+            seen_in_batch[envelope.commandId] = _record_outcome(session, envelope, applied, error)
+            applied_count += 1
+    return BatchResult(applied_count, duplicates, dead_letters)
+
+
+def dead_letter_message(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "reason": letter.reason,
+        "topic": letter.record.topic,
+        "partition": letter.record.partition,
+        "offset": letter.record.offset,
+        "value": (letter.record.value or b"").decode("utf-8", errors="replace"),
+        "receivedAt": utcnow().isoformat(),
+    }

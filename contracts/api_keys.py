@@ -1,0 +1,35 @@
+"""API key requests. The secret is made by the API and shown once; commands carry only
+its hash, so no secret ever crosses Kafka."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from contracts.common import RequestModel
+
+
+class ApiKeyCreate(RequestModel):
+    name: str = Field(default="Secret key", min_length=1, max_length=200)
+
+
+class ApiKeyRoll(RequestModel):
+    expiresInSeconds: int = Field(
+        default=0, ge=0, le=7 * 24 * 3600, description="How long the old key keeps working (0: revoked now)"
+    )
+
+
+class IssueApiKeyCommand(RequestModel):
+    id: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    secretHash: str = Field(min_length=64, max_length=64)
+    prefix: str = Field(max_length=32)
+
+
+class RollApiKeyCommand(RequestModel):
+    oldKeyId: str = Field(max_length=64)
+    newKey: IssueApiKeyCommand
+    expiresInSeconds: int = Field(ge=0, le=7 * 24 * 3600)
+
+
+class RevokeApiKeyCommand(RequestModel):
+    id: str = Field(max_length=64)

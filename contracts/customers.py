@@ -1,0 +1,59 @@
+"""Customer requests: the API's request bodies and the payloads of the customer commands.
+
+The resource that comes back is `contracts.resources.Customer`, generated from Prisma.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from contracts.common import Address, Metadata, MetadataUpdate, RequestModel, Shipping
+
+INVOICE_PREFIX_PATTERN = r"^[A-Z0-9]{3,12}$"
+
+
+class InvoiceSettings(RequestModel):
+    defaultPaymentMethod: str | None = Field(default=None, max_length=64)
+    footer: str | None = Field(default=None, max_length=5000)
+
+
+class CustomerCreate(RequestModel):
+    email: EmailStr | None = Field(default=None, max_length=512)
+    name: str | None = Field(default=None, max_length=256)
+    phone: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=1000)
+    address: Address | None = None
+    shipping: Shipping | None = None
+    metadata: Metadata = Field(default_factory=dict)
+    balance: int = Field(default=0, ge=-(10**15), le=10**15, description="Minor units")
+    invoicePrefix: str | None = Field(default=None, pattern=INVOICE_PREFIX_PATTERN)
+    invoiceSettings: InvoiceSettings | None = None
+
+
+class CustomerUpdate(RequestModel):
+    """PATCH: a field left out is unchanged; a field sent as null is cleared."""
+
+    email: EmailStr | None = Field(default=None, max_length=512)
+    name: str | None = Field(default=None, max_length=256)
+    phone: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=1000)
+    address: Address | None = None
+    shipping: Shipping | None = None
+    metadata: MetadataUpdate | None = None
+    balance: int | None = Field(default=None, ge=-(10**15), le=10**15)
+    invoicePrefix: str | None = Field(default=None, pattern=INVOICE_PREFIX_PATTERN)
+    invoiceSettings: InvoiceSettings | None = None
+
+
+class CustomerUpdateCommand(RequestModel):
+    id: str = Field(max_length=64)
+    changes: dict = Field(description="Only the fields the client sent (CustomerUpdate, exclude_unset)")
+
+
+class CustomerDeleteCommand(RequestModel):
+    id: str = Field(max_length=64)
+
+
+CUSTOMER_SEARCH_FIELDS = Literal["email", "name", "phone", "metadata"]

@@ -1,0 +1,91 @@
+"""The messages on Kafka: a command envelope on `billing.commands` and an event envelope
+on `billing.events`. Other systems may publish commands; the JSON Schema and AsyncAPI
+exported by `billing contracts export` describe them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["api_key", "system", "portal", "stripe_webhook", "cli"]
+    id: str = Field(max_length=255)
+
+
+class CommandEnvelope(BaseModel):
+    """A request to change state. Keyed on Kafka by organizationId: one tenant's commands
+    are applied in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schemaVersion: Literal[1] = SCHEMA_VERSION
+    commandId: str = Field(min_length=1, max_length=255, description="The dedupe key: applying it twice has one effect")
+    type: str = Field(min_length=1, max_length=100, description="e.g. customer.create")
+    organizationId: str = Field(min_length=1, max_length=64)
+    actor: Actor
+    issuedAt: datetime
+    idempotencyKey: str | None = Field(default=None, max_length=255)
+    payload: dict[str, Any]
+
+    def request_hash(self) -> str:
+        return request_hash(self.type, self.payload)
+
+
+class EventEnvelope(BaseModel):
+    """A fact: a command's outcome (`command.succeeded` / `command.failed`, carrying the
+    commandId the API waits on) or a domain event such as `customer.created`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schemaVersion: Literal[1] = SCHEMA_VERSION
+    eventId: str
+    type: str
+    organizationId: str
+    occurredAt: datetime
+    commandId: str | None = None
+    data: dict[str, Any]
+
+
+class CommandOutcome(BaseModel):
+    """The data of a `command.succeeded` / `command.failed` event."""
+
+    commandId: str
+    commandType: str
+    status: Literal["succeeded", "failed"]
+    requestHash: str
+    resourceType: str | None = None
+    resourceId: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def request_hash(command_type: str, payload: dict[str, Any]) -> str:
+    canonical = json.dumps({"type": command_type, "payload": payload}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def command_id_for(organization_id: str, idempotency_key: str | None) -> str:
+    """The client's Idempotency-Key scoped to its organization (two tenants may pick the
+    same key), or a fresh id."""
+    if idempotency_key is None:
+        return "cmd_" + secrets.token_hex(16)
+    digest = hashlib.sha256(f"{organization_id}\x00{idempotency_key}".encode()).hexdigest()
+    return "cmd_" + digest[:32]
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(16)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

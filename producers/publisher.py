@@ -1,0 +1,40 @@
+"""The one Kafka publisher: a FastStream KafkaBroker with acks=all and an idempotent
+producer. Messages are keyed by organization, so one tenant's messages stay in order."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+
+from contracts.envelopes import CommandEnvelope
+from contracts.settings import Settings, get_settings
+from producers.topics import BILLING_COMMANDS, topic
+
+
+def create_broker(settings: Settings | None = None, **options: object) -> KafkaBroker:
+    settings = settings or get_settings()
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        request_timeout_ms=10_000,
+        client_id="billing",
+        **options,
+    )
+
+
+def event_headers(event_type: str, command_id: str | None) -> dict[str, str]:
+    # readers that only want some event types can skip the others without parsing JSON
+    headers = {"event-type": event_type}
+    if command_id:
+        headers["command-id"] = command_id
+    return headers
+
+
+async def publish_command(broker: KafkaBroker, envelope: CommandEnvelope) -> None:
+    await broker.publish(
+        envelope.model_dump_json().encode(),
+        topic=topic(BILLING_COMMANDS),
+        key=envelope.organizationId.encode(),
+        headers={"command-type": envelope.type, "command-id": envelope.commandId},
+    )
