@@ -155,3 +155,34 @@ def _caught_up(stats: ConsumerStats) -> bool:
     before = stats.messages
     time.sleep(0.5)
     return stats.messages == before
+
+
+async def test_replay_since_is_idempotent(kafka_settings, store):
+    from analytics.replay import areplay
+
+    org = f"org_p_{uuid.uuid4().hex[:8]}"
+    ut = usage_topic(kafka_settings)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    msgs = [(ut, org.encode(), json.dumps(event_payload(org, f"p-{i}", value="0.25")).encode()) for i in range(500)]
+    msgs.append((ut, org.encode(), b"not json"))
+    await produce(kafka_settings, msgs)
+    seen: list[tuple[int, int]] = []
+    first = await areplay(kafka_settings, since, store=store, on_progress=lambda d, t: seen.append((d, t)))
+    assert first.usage_inserted == 500 and first.dead_letters == 1
+    assert seen[-1][0] == seen[-1][1] == first.total
+    again = await areplay(kafka_settings, since, store=store)
+    assert again.usage_inserted == 0 and again.usage_duplicates == 500
+    assert usage_total(store, org).value == 125
+    assert store.query("SELECT count() FROM usage_dead_letters FINAL WHERE organization_id = {o:String}", {"o": org})[0][0] == 1
+
+
+def test_parse_since():
+    from analytics.replay import parse_since
+
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    assert parse_since("2d", now) == now - timedelta(days=2)
+    assert parse_since("2025-01-31", now) == datetime(2025, 1, 31, tzinfo=UTC)
+    assert parse_since("2025-01-31T10:00:00+01:00", now) == datetime(2025, 1, 31, 9, tzinfo=UTC)
+    assert parse_since("1738317600", now) == datetime(2025, 1, 31, 10, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        parse_since("yesterday", now)
