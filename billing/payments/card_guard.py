@@ -1,0 +1,175 @@
+"""Find card numbers that must never reach us (PCI scope): pure, no I/O.
+
+Card numbers are collected by Stripe.js on the customer's device and reach us only as
+gateway tokens (``pm_...``). A body that carries something that looks like a card number
+anywhere (metadata, a description, an address line, a key, a JSON number) is refused
+before it is logged, stored or published. `find_card_number(body)` answers the first
+such field as a Stripe-style param path (``metadata[note]``, ``items[0][description]``)
+so the API can answer ``invalid_request_error`` with that ``param``, or None.
+
+What counts as a card number: 13 to 19 digits passing the Luhn check, written either as
+one unbroken run of digits, or as groups joined by one kind of separator (spaces or
+dashes, up to three characters: ``4242 4242 4242 4242``, ``3782-822463-10005``,
+``4242 - 4242 - 4242 - 4242``) where every group but the last has 4 to 6 digits, the
+way card numbers are written. Within a longer run of digit groups every window of whole
+groups is tried, so a card followed by more digits (``4242 4242 4242 4242 12/34 123``) is
+still found; a window never cuts a group, so an unbroken id of 20+ digits is not a card,
+and neither are dates, phone numbers and amounts that happen to sit side by side
+(``+1 415 555 2671 2026-01-02``). Letters and other punctuation end a run
+(``card:4242424242424242`` is found). A digit glued to the number makes it a different
+number (``14242424242424242`` is 17 digits and checked as such). Not required: a known
+issuer prefix (that list goes out of date), so a Luhn-valid placeholder such as
+``0000 0000 0000 0000`` is refused too.
+
+Speed: strings shorter than 13 characters are skipped, candidate runs are found by one
+compiled regex scanning in C, windows are bounded by the 19-digit limit (linear in the
+text), and the traversal is iterative (no recursion limit on deeply nested bodies).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+MIN_DIGITS = 13
+MAX_DIGITS = 19
+# digits in each group but the last of a number written in groups
+MIN_GROUP = 4
+MAX_GROUP = 6
+
+# A run of at least 13 digits, the digits possibly separated by up to three spaces/dashes.
+_RUN = re.compile(r"\d(?:[ \-]{0,3}\d){12,}")
+_GROUP_SPLIT = re.compile(r"([ \-]+)")
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check over a string of ASCII digits."""
+    total = 0
+    double = False
+    for char in reversed(digits):
+        value = ord(char) - 48
+        total += _DOUBLED[value] if double else value
+        double = not double
+    return total % 10 == 0
+
+
+def _groups_hold_card(parts: list[str]) -> bool:
+    """Whether a window of whole groups is written like a card number and passes Luhn.
+
+    `parts` alternates groups of digits and the separators between them (the output of
+    ``_GROUP_SPLIT.split`` with a capturing group). A group alone counts with 13-19
+    digits; a window of several groups counts when its separators are all the same and
+    every group but its last has 4 to 6 digits (``4242 4242 4242 4242``, ``3782 822463
+    10005``, ``4242-4242-4242-4242-424``). That keeps dates, phone numbers and amounts that
+    happen to sit next to each other (``+1 415 555 2671 2026-01-02``) from adding up to a
+    "card".
+    """
+    groups = parts[0::2]
+    separators = parts[1::2]
+    count = len(groups)
+    for a in range(count):
+        first = groups[a]
+        length = len(first)
+        if MIN_DIGITS <= length <= MAX_DIGITS and luhn_valid(first):
+            return True
+        b = a
+        while b + 1 < count:
+            inner = len(groups[b])
+            if inner < MIN_GROUP or inner > MAX_GROUP or separators[b] != separators[a]:
+                break
+            b += 1
+            length += len(groups[b])
+            if length > MAX_DIGITS:
+                break
+            if length >= MIN_DIGITS and luhn_valid("".join(groups[a : b + 1])):
+                return True
+    return False
+
+
+def contains_card_number(text: str) -> bool:
+    """Whether `text` holds a plausible card number (see the module docstring)."""
+    if len(text) < MIN_DIGITS:
+        return False
+    for match in _RUN.finditer(text):
+        run = match.group()
+        if run.isdigit():
+            if len(run) <= MAX_DIGITS and luhn_valid(run):
+                return True
+        elif _groups_hold_card(_GROUP_SPLIT.split(run)):
+            return True
+    return False
+
+
+def _scalar_holds_card(value: Any) -> bool:
+    if isinstance(value, str):
+        return contains_card_number(value)
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int):
+        return _int_holds_card(value)
+    if isinstance(value, float):
+        return value.is_integer() and _int_holds_card(int(value))
+    if isinstance(value, Decimal):
+        return value.is_finite() and value == value.to_integral_value() and _int_holds_card(int(value))
+    if isinstance(value, bytes):
+        return contains_card_number(value.decode("utf-8", "replace"))
+    return False
+
+
+def _int_holds_card(value: int) -> bool:
+    value = abs(value)
+    if value < 10 ** (MIN_DIGITS - 1) or value >= 10**MAX_DIGITS:
+        return False
+    return luhn_valid(str(value))
+
+
+def _path(node: tuple[Any, ...] | None) -> str:
+    segments: list[str] = []
+    while node is not None:
+        node, segment = node
+        segments.append(segment)
+    segments.reverse()
+    return "".join(segments)
+
+
+def find_card_number(body: Any) -> str | None:
+    """The Stripe-style param path of the first field holding a card number, or None.
+
+    `body` is parsed JSON (dicts, lists, strings, numbers, also tuples and Decimals). The
+    path of a top-level key is its name (``description``); nested keys and list indexes
+    are bracketed (``metadata[note]``, ``items[0][description]``); a top-level list starts
+    with its index (``[0][name]``); a card in a dict KEY answers that key's path; the body
+    itself being such a string answers ``""``. Fields are visited in document order.
+    """
+    # Each stack entry: (value, path) where path is a linked (parent, segment) tuple.
+    stack: list[tuple[Any, tuple[Any, ...] | None]] = [(body, None)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, Mapping):
+            items = list(value.items())
+            for key, child in reversed(items):
+                key_text = str(key)
+                segment = f"[{key_text}]" if path is not None else key_text
+                child_path = (path, segment)
+                stack.append((child, child_path))
+                if _scalar_holds_card(key):
+                    # keys are checked before their values; push a marker holding the key
+                    stack.append((_KeyHit(), child_path))
+        elif isinstance(value, (list, tuple)):
+            for index in range(len(value) - 1, -1, -1):
+                stack.append((value[index], (path, f"[{index}]")))
+        elif isinstance(value, _KeyHit):
+            return _path(path)
+        elif _scalar_holds_card(value):
+            return _path(path)
+    return None
+
+
+class _KeyHit:
+    __slots__ = ()
+
+
+__all__ = ["contains_card_number", "find_card_number", "luhn_valid"]

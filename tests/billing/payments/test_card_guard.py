@@ -1,0 +1,230 @@
+"""Card numbers anywhere in a request body are found, with Stripe-style param paths."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from decimal import Decimal
+
+import pytest
+from hypothesis import assume, given, settings as hsettings, strategies as st
+
+from billing.payments.card_guard import contains_card_number, find_card_number, luhn_valid
+
+STRIPE_TEST_CARDS = [
+    "4242424242424242",  # Visa
+    "4000056655665556",  # Visa debit
+    "5555555555554444",  # Mastercard
+    "378282246310005",  # American Express (15)
+    "6011111111111117",  # Discover
+    "3056930009020004",  # Diners Club
+    "36227206271667",  # Diners Club (14)
+    "3566002020360505",  # JCB
+    "6200000000000005",  # UnionPay
+]
+
+
+def _luhn_complete(prefix: str) -> str:
+    """`prefix` plus the check digit that makes it Luhn-valid."""
+    for digit in "0123456789":
+        if luhn_valid(prefix + digit):
+            return prefix + digit
+    raise AssertionError("unreachable")
+
+
+def _luhn_break(number: str) -> str:
+    last = int(number[-1])
+    return number[:-1] + str((last + 1) % 10)
+
+
+def _grouped(number: str, sizes: list[int], separator: str) -> str:
+    parts, index = [], 0
+    for size in sizes:
+        if index >= len(number):
+            break
+        parts.append(number[index : index + size])
+        index += size
+    if index < len(number):
+        parts.append(number[index:])
+    return separator.join(parts)
+
+
+def test_luhn_on_known_numbers() -> None:
+    for card in STRIPE_TEST_CARDS:
+        assert luhn_valid(card), card
+    assert not luhn_valid("4242424242424241")
+    assert luhn_valid("79927398713")  # the textbook example
+
+
+@pytest.mark.parametrize("card", STRIPE_TEST_CARDS)
+def test_stripe_test_cards_are_caught_plain_and_with_separators(card: str) -> None:
+    assert find_card_number({"description": card}) == "description"
+    assert find_card_number({"description": f"my card is {card}, thanks"}) == "description"
+    for separator in (" ", "-", " - ", "  "):
+        four = _grouped(card, [4, 4, 4, 4, 4], separator)
+        assert find_card_number({"metadata": {"note": four}}) == "metadata[note]", four
+    amex_style = _grouped(card, [4, 6, 5], " ")
+    assert contains_card_number(amex_style), amex_style
+
+
+def test_stripe_test_cards_as_json_numbers() -> None:
+    for card in STRIPE_TEST_CARDS:
+        body = json.loads('{"amount": 100, "metadata": {"ref": %s}}' % card)
+        assert isinstance(body["metadata"]["ref"], int)
+        assert find_card_number(body) == "metadata[ref]"
+        assert find_card_number({"x": -int(card)}) == "x"
+        assert find_card_number({"x": Decimal(card)}) == "x"
+    # a float that is a whole number in range (precision permitting) is checked too
+    assert find_card_number({"x": float(378282246310005)}) == "x"
+    assert find_card_number({"x": 4242424242424242.5}) is None
+
+
+def test_param_paths_are_stripe_style() -> None:
+    card = "4242 4242 4242 4242"
+    assert find_card_number({"address": {"line1": card}}) == "address[line1]"
+    assert find_card_number({"items": [{"description": "ok"}, {"description": card}]}) == "items[1][description]"
+    assert find_card_number({"a": {"b": [[{"c": ["x", card]}]]}}) == "a[b][0][0][c][1]"
+    assert find_card_number([{"name": card}]) == "[0][name]"
+    assert find_card_number(card) == ""
+    # a card in a key answers the key's path
+    assert find_card_number({"metadata": {"4242424242424242": "x"}}) == "metadata[4242424242424242]"
+
+
+def test_first_in_document_order() -> None:
+    card = "4242424242424242"
+    body = {"a": "fine", "b": {"c": card}, "d": card, "e": [card]}
+    assert find_card_number(body) == "b[c]"
+
+
+def test_card_followed_by_expiry_and_cvc_is_caught() -> None:
+    assert contains_card_number("4242 4242 4242 4242 12/34 123")
+    assert contains_card_number("ref 12 4242424242424242")
+    assert contains_card_number("card:4242424242424242;")
+    assert contains_card_number("x4242424242424242y")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+1 415 555 2671",
+        "(415) 555-2671",
+        "+44 20 7946 0958",
+        "123456789012",  # 12 digits
+        "cus_NffrFeUfNV2Hib",
+        "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+        "pm_1Pgag7B7WZ01zgkW",
+        "123e4567-e89b-12d3-a456-426614174000",  # a UUID
+        "2026-01-02T10:20:30Z",
+        "order 20260102 line 7",
+        "12345678901234567890123",  # a 23-digit id is one group; no window cuts it
+        "amount 1999 qty 3 total 5997",
+        "qty 12 12 2026-01-02 2026-01-02",  # adjacent numbers do not add up to a card
+        "+1 415 555 2671 2026-01-02 2026-01-02",
+        "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6",
+        "",
+        "4242",
+    ],
+)
+def test_ordinary_values_are_not_cards(text: str) -> None:
+    assert find_card_number({"description": text, "metadata": {"k": text}}) is None
+
+
+@pytest.mark.parametrize("card", STRIPE_TEST_CARDS)
+def test_luhn_invalid_numbers_are_not_cards(card: str) -> None:
+    broken = _luhn_break(card)
+    assert not luhn_valid(broken)
+    assert find_card_number({"d": broken, "n": int(broken)}) is None
+    assert find_card_number({"d": _grouped(broken, [4, 4, 4, 4], " ")}) is None
+
+
+def test_ordinary_numbers_are_not_cards() -> None:
+    body = {"amount": 1999, "quantity": 3, "created": 1767225600, "ratio": 0.25, "flag": True, "none": None,
+            "big": 10**25, "twelve": 123456789012}
+    assert find_card_number(body) is None
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@hsettings(max_examples=400)
+@given(
+    number=st.integers(min_value=12, max_value=18).flatmap(
+        lambda n: st.text(alphabet="0123456789", min_size=n, max_size=n)
+    ),
+    before=_TEXT,
+    after=_TEXT,
+)
+def test_any_luhn_valid_number_embedded_in_text_is_caught(number: str, before: str, after: str) -> None:
+    card = _luhn_complete(number)
+    assert 13 <= len(card) <= 19
+    # the surrounding text is delimited from the number (a digit glued on makes another number)
+    text = f"{before} {card} {after}"
+    assert contains_card_number(text), text
+    assert find_card_number({"metadata": {"note": text}}) == "metadata[note]"
+
+
+@hsettings(max_examples=400)
+@given(
+    number=st.integers(min_value=12, max_value=18).flatmap(
+        lambda n: st.text(alphabet="0123456789", min_size=n, max_size=n)
+    ),
+    separator=st.sampled_from([" ", "-", "  ", " - ", "--"]),
+    before=_TEXT,
+    after=_TEXT,
+    data=st.data(),
+)
+def test_any_luhn_valid_number_written_in_groups_is_caught(
+    number: str, separator: str, before: str, after: str, data: st.DataObject
+) -> None:
+    card = _luhn_complete(number)
+    # groups of 4-6 digits, the last one whatever remains: how card numbers are written
+    sizes: list[int] = []
+    while sum(sizes) + 4 < len(card) and data.draw(st.booleans(), label="another group"):
+        sizes.append(data.draw(st.integers(min_value=4, max_value=min(6, len(card) - sum(sizes) - 1))))
+    written = _grouped(card, sizes, separator)
+    text = f"{before} {written} {after}"
+    assert contains_card_number(text), text
+
+
+@hsettings(max_examples=300)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=200))
+def test_text_without_digits_is_never_a_card(text: str) -> None:
+    assert not contains_card_number(text)
+
+
+@hsettings(max_examples=300)
+@given(st.integers(min_value=0, max_value=10**12 - 1), _TEXT)
+def test_numbers_under_13_digits_are_never_cards(value: int, text: str) -> None:
+    assume(not any(ch.isdigit() for ch in text))
+    assert not contains_card_number(f"{text} {value} {text}")
+    assert find_card_number({"n": value}) is None
+
+
+def test_fast_on_a_large_body() -> None:
+    rng = random.Random(7)
+    words = ["invoice", "order", "2026-01-02", "qty", "12", "x", "+1 415 555 2671", "ref", "cus_NffrFeUfNV2Hib"]
+    body = {
+        "items": [
+            {"description": " ".join(rng.choice(words) for _ in range(60)), "quantity": rng.randint(1, 99),
+             "metadata": {f"k{j}": f"value {j} {rng.randint(0, 10**9)}" for j in range(5)}}
+            for _ in range(5000)
+        ]
+    }
+    size = len(json.dumps(body))
+    assert size > 3_000_000
+    started = time.perf_counter()
+    assert find_card_number(body) is None
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0, f"{size} bytes took {elapsed:.2f}s"
+
+    body["items"][-1]["metadata"]["k4"] = "4000 0566 5566 5556"
+    assert find_card_number(body) == "items[4999][metadata][k4]"
+
+
+def test_deep_nesting_does_not_recurse() -> None:
+    body: object = "4242424242424242"
+    for _ in range(5000):
+        body = {"a": [body]}
+    path = find_card_number(body)
+    assert path is not None and path.startswith("a[0][a][0]")
