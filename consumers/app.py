@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -29,26 +31,33 @@ from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, topic
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "billing-command-consumers"
+
+
+def consumer_group(settings: Settings) -> str:
+    # prefixed like the topics, so a test run never joins the group of a running `make dev`
+    return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
 ROUTES = merge_routes(customers.router, organizations.router)
 RETRY_WINDOW_SECONDS = 120.0
 
 
 def build_command_consumer(
     sessions: async_sessionmaker[AsyncSession], settings: Settings | None = None
-) -> tuple[KafkaBroker, OutboxRelay]:
+) -> CommandConsumer:
     settings = settings or get_settings()
     broker = create_broker(settings)
     relay = OutboxRelay(PostgresOutboxStore(sessions), broker)
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         topic(BILLING_COMMANDS),
-        group_id=CONSUMER_GROUP,
+        group_id=consumer_group(settings),
         batch=True,
         max_records=500,
         batch_timeout_ms=5,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
+
+    @subscriber
     async def on_commands(message: KafkaMessage) -> None:
         records = [RawCommand(r.value, r.topic, r.partition, r.offset) for r in message.raw_message]
         deadline = time.monotonic() + RETRY_WINDOW_SECONDS
@@ -68,20 +77,41 @@ def build_command_consumer(
             await broker.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
         relay.kick()
 
-    return broker, relay
+    return CommandConsumer(broker, relay, subscriber)
 
 
-async def run_command_consumer(stop: asyncio.Event, settings: Settings | None = None) -> None:
-    """Runs until `stop` is set: `billing consume`, and one part of `billing dev`."""
+@dataclass(frozen=True)
+class CommandConsumer:
+    broker: KafkaBroker
+    relay: OutboxRelay
+    subscriber: Any
+
+    async def wait_assigned(self, timeout: float = 30.0) -> None:
+        """Until the group has given this consumer its partitions (commands published
+        before that are not lost, only applied later)."""
+        async with asyncio.timeout(timeout):
+            while not (self.subscriber.consumer and self.subscriber.consumer.assignment()):
+                await asyncio.sleep(0.05)
+
+
+async def run_command_consumer(
+    stop: asyncio.Event, settings: Settings | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Runs until `stop` is set: `billing consume`, and one part of `billing dev`.
+    `ready` is set once the consumer holds its partitions."""
     settings = settings or get_settings()
-    engine = create_engine()
+    engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    broker, relay = build_command_consumer(sessions, settings)
-    await broker.start()
-    relay_task = asyncio.create_task(relay.run(stop))
+    consumer = build_command_consumer(sessions, settings)
+    await consumer.broker.start()
+    relay_task = asyncio.create_task(consumer.relay.run(stop))
     try:
+        await consumer.wait_assigned()
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
+        stop.set()
         await relay_task
-        await broker.stop()
+        await consumer.broker.stop()
         await engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -26,8 +27,10 @@ def _test_database_url() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Every process the tests start (consumers, API) inherits the test database.
+    # Every process the tests start (consumers, API) inherits the test database and this
+    # run's own Kafka topics, so a running `make dev` is never disturbed.
     os.environ["DATABASE_URL"] = _test_database_url()
+    os.environ.setdefault("KAFKA_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:

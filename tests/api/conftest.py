@@ -1,0 +1,124 @@
+"""The real API and the real command consumer, in this process, over the stack's Kafka
+(topics under this run's prefix) and the test database."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import httpx
+import uvicorn
+
+from api.app import create_app
+from billing.organizations.service import create_organization
+from consumers.app import run_command_consumer
+from contracts.settings import get_settings
+from producers.topics import ensure_topics
+from tests.conftest import START_HINT
+
+
+@dataclass(frozen=True)
+class Tenant:
+    organization_id: str
+    api_key_id: str
+    secret: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+@pytest.fixture(scope="session")
+async def kafka_topics() -> dict[str, int]:
+    settings = get_settings()
+    try:
+        return await ensure_topics(settings.kafka_bootstrap_servers, timeout=20)
+    except Exception as error:  # any failure here means the broker is not usable
+        pytest.fail(f"Kafka is not reachable at {settings.kafka_bootstrap_servers} ({error!r}): {START_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def command_consumer(database_url: str, kafka_topics: dict[str, int]) -> AsyncIterator[None]:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_command_consumer(stop, ready=ready))
+    await asyncio.wait_for(ready.wait(), timeout=60)
+    yield
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+async def api(command_consumer: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served by uvicorn on a free port, in this event loop (beside the consumer)."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        yield client
+    server.should_exit = True
+    await task
+
+
+async def new_tenant(session_factory, name: str) -> Tenant:  # type: ignore[no-untyped-def]
+    async with session_factory() as session, session.begin():
+        organization, key = await create_organization(session, name)
+    return Tenant(organization.id, key.id, key.secret)
+
+
+@pytest.fixture(scope="session")
+async def tenant(session_factory) -> Tenant:  # type: ignore[no-untyped-def]
+    return await new_tenant(session_factory, "Tenant A")
+
+
+@pytest.fixture(scope="session")
+async def other_tenant(session_factory) -> Tenant:  # type: ignore[no-untyped-def]
+    return await new_tenant(session_factory, "Tenant B")
+
+
+class TenantClient:
+    """The API as one organization: its key goes with every request."""
+
+    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
+        self.client = client
+        self.tenant = tenant
+
+    async def request(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        headers = {**self.tenant.headers, **kwargs.pop("headers", {})}
+        return await self.client.request(method, url, headers=headers, **kwargs)
+
+    async def get(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return await self.request("POST", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return await self.request("DELETE", url, **kwargs)
+
+
+@pytest.fixture
+def api_client(api: httpx.AsyncClient, tenant: Tenant) -> TenantClient:
+    return TenantClient(api, tenant)
+
+
+@pytest.fixture
+def other_api_client(api: httpx.AsyncClient, other_tenant: Tenant) -> TenantClient:
+    return TenantClient(api, other_tenant)
