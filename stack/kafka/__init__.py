@@ -296,9 +296,14 @@ def probe(settings: Settings) -> str | None:
 
 
 def ensure_topics(settings: Settings, say: Callable[[str], None]) -> dict[str, int]:
+    """The base topics always; the KAFKA_TOPIC_PREFIX-ed ones too when a prefix is set."""
     from producers.topics import ensure_topics as _ensure
 
-    return run_async(lambda: _ensure(settings.kafka_bootstrap_servers, prefix=settings.kafka_topic_prefix), timeout=45)
+    bootstrap = settings.kafka_bootstrap_servers
+    made = run_async(lambda: _ensure(bootstrap, prefix=""), timeout=45)
+    if settings.kafka_topic_prefix:
+        made |= run_async(lambda: _ensure(bootstrap, prefix=settings.kafka_topic_prefix), timeout=45)
+    return made
 
 
 # --------------------------------------------------------------------------- the service API
