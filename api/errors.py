@@ -69,7 +69,8 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     codes = {405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type", 429: "rate_limit", 401: "api_key_invalid"}
     types = {429: "rate_limit_error", 401: "authentication_error"}
     detail = str(exc.detail)
-    if status == 400 and "JSON is malformed" in detail:
+    if status == 400:
+        # validation errors have their own handler: a bare 400 is a body that did not decode
         return error_response(BillingError(f"Invalid JSON body: {detail}", code="invalid_json"))
     headers = dict(exc.headers or {})
     error = BillingError(detail, code=codes.get(status, "invalid_request"), type=types.get(status), status=status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -15,7 +16,7 @@ import uvicorn
 from api.app import create_app
 from billing.organizations.service import create_organization
 from consumers.app import run_command_consumer
-from contracts.settings import get_settings
+from contracts.settings import Settings, get_settings
 from producers.topics import ensure_topics
 from tests.conftest import START_HINT
 
@@ -56,11 +57,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-async def api(command_consumer: None) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API served by uvicorn on a free port, in this event loop (beside the consumer)."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(30):
@@ -68,10 +71,18 @@ async def api(command_consumer: None) -> AsyncIterator[httpx.AsyncClient]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.05)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def api(command_consumer: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(get_settings()) as client:
         yield client
-    server.should_exit = True
-    await task
 
 
 async def new_tenant(session_factory, name: str) -> Tenant:  # type: ignore[no-untyped-def]

@@ -1,0 +1,134 @@
+"""Bad input gets Stripe's error shape with the exact param, and writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from billing.models import Customer, ProcessedCommand
+from tests.api.conftest import TenantClient
+
+
+async def customer_count(session_factory, organization_id: str) -> int:  # type: ignore[no-untyped-def]
+    async with session_factory() as session:
+        return await session.scalar(select(func.count()).select_from(Customer).where(Customer.organization_id == organization_id))
+
+
+def assert_error(response, status: int, code: str, param: str | None, type_: str = "invalid_request_error") -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"type", "code", "message", "param"}
+    assert body["error"]["type"] == type_
+    assert body["error"]["code"] == code
+    assert body["error"]["param"] == param
+    assert body["error"]["message"]
+    return body["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        ('{"email": "jenny@example.com",', "invalid_json", None),
+        ('{"name": 42}', "parameter_invalid", "name"),
+        ('{"balance": "lots"}', "parameter_invalid_integer", "balance"),
+        ('{"balance": 1.5}', "parameter_invalid_integer", "balance"),
+        ('{"nickname": "x"}', "parameter_unknown", "nickname"),
+        ('{"address": {"line1": "1 Main St", "zip": "x"}}', "parameter_unknown", "address[zip]"),
+        ('{"name": "' + "x" * 257 + '"}', "parameter_invalid_string_too_long", "name"),
+        ('{"email": "not-an-email"}', "email_invalid", "email"),
+        ('{"address": {"country": "usa"}}', "parameter_invalid_format", "address[country]"),
+        ('{"metadata": {"k": "' + "v" * 501 + '"}}', "parameter_invalid_string_too_long", "metadata"),
+        ('{"invoicePrefix": "ab"}', "parameter_invalid_format", "invoicePrefix"),
+        ('[1, 2]', "parameter_invalid", None),
+    ],
+)
+async def test_create_rejects_bad_bodies_and_writes_nothing(
+    api_client: TenantClient, session_factory, body: str, code: str, param: str | None  # type: ignore[no-untyped-def]
+) -> None:
+    before = await customer_count(session_factory, api_client.tenant.organization_id)
+    response = await api_client.post("/v1/customers", content=body, headers={"content-type": "application/json"})
+    assert_error(response, 400, code, param)
+    assert await customer_count(session_factory, api_client.tenant.organization_id) == before
+
+
+async def test_an_oversized_body_is_refused(api_client: TenantClient) -> None:
+    response = await api_client.post("/v1/customers", content=b'{"description": "' + b"x" * 300_000 + b'"}')
+    assert_error(response, 413, "request_too_large", None)
+
+
+async def test_update_rejects_unknown_and_bad_fields(api_client: TenantClient) -> None:
+    customer = (await api_client.post("/v1/customers", json={"name": "Ada"})).json()
+    assert_error(await api_client.patch(f"/v1/customers/{customer['id']}", json={"colour": "red"}), 400, "parameter_unknown", "colour")
+    assert_error(await api_client.patch(f"/v1/customers/{customer['id']}", json={"balance": None}), 400, "parameter_invalid_integer", "balance")
+    assert (await api_client.get(f"/v1/customers/{customer['id']}")).json()["name"] == "Ada"
+
+
+async def test_a_default_payment_method_that_is_not_the_customers_is_refused(api_client: TenantClient) -> None:
+    customer = (await api_client.post("/v1/customers", json={"name": "Ada"})).json()
+    response = await api_client.patch(
+        f"/v1/customers/{customer['id']}", json={"invoiceSettings": {"defaultPaymentMethod": "pm_nothere"}}
+    )
+    assert_error(response, 400, "resource_missing", "invoiceSettings[defaultPaymentMethod]")
+    assert (await api_client.get(f"/v1/customers/{customer['id']}")).json()["invoiceSettings"] == {}
+
+
+async def test_missing_ids_are_404(api_client: TenantClient) -> None:
+    assert_error(await api_client.get("/v1/customers/cus_missing"), 404, "resource_missing", "id")
+    assert_error(await api_client.delete("/v1/customers/cus_missing"), 404, "resource_missing", "id")
+    assert_error(await api_client.get("/v1/nothing-here"), 404, "url_invalid", None)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        (None, "api_key_missing"),
+        ("Basic abc", "api_key_invalid"),
+        ("Bearer sk_notarealkeyatall", "api_key_invalid"),
+    ],
+)
+async def test_bad_keys_are_401(api, authorization: str | None, code: str) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await api.post("/v1/customers", json={"name": "x"}, headers=headers)
+    error = assert_error(response, 401, code, None, type_="authentication_error")
+    assert "sk_notarealkeyatall" not in error["message"]  # secrets are never echoed whole
+
+
+async def test_idempotency_key_replays_and_refuses_other_parameters(api_client: TenantClient, session_factory) -> None:  # type: ignore[no-untyped-def]
+    key = f"idem-{uuid.uuid4()}"
+    first = await api_client.post("/v1/customers", json={"name": "Once"}, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    replay = await api_client.post("/v1/customers", json={"name": "Once"}, headers={"Idempotency-Key": key})
+    assert replay.status_code == 201 and replay.json()["id"] == first.json()["id"]
+
+    before = await customer_count(session_factory, api_client.tenant.organization_id)
+    other = await api_client.post("/v1/customers", json={"name": "Twice"}, headers={"Idempotency-Key": key})
+    assert_error(other, 400, "idempotency_key_in_use", None, type_="idempotency_error")
+    assert await customer_count(session_factory, api_client.tenant.organization_id) == before
+
+
+async def test_the_same_idempotency_key_in_two_organizations_is_two_requests(
+    api_client: TenantClient, other_api_client: TenantClient
+) -> None:
+    key = f"shared-{uuid.uuid4()}"
+    mine = await api_client.post("/v1/customers", json={"name": "A"}, headers={"Idempotency-Key": key})
+    theirs = await other_api_client.post("/v1/customers", json={"name": "B"}, headers={"Idempotency-Key": key})
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert theirs.json()["organizationId"] == other_api_client.tenant.organization_id
+
+
+async def test_a_failed_command_is_recorded_with_its_error(api_client: TenantClient, session_factory) -> None:  # type: ignore[no-untyped-def]
+    key = f"fail-{uuid.uuid4()}"
+    response = await api_client.delete("/v1/customers/cus_gone", headers={"Idempotency-Key": key})
+    assert_error(response, 404, "resource_missing", "id")
+    async with session_factory() as session:
+        recorded = (
+            await session.scalars(select(ProcessedCommand).where(ProcessedCommand.idempotency_key == key))
+        ).one()
+    assert recorded.status.value == "failed"
+    assert recorded.error["code"] == "resource_missing"
+    status = (await api_client.get(f"/v1/commands/{recorded.command_id}")).json()
+    assert status["status"] == "failed" and status["error"]["param"] == "id"
