@@ -291,6 +291,15 @@ def port_owner(port: int) -> int | None:
     return None
 
 
+def foreign_server(port: int, needle: str) -> int | None:
+    """Pid of a server of the right kind (`needle` in its command line) listening on `port`
+    that the caller did not start from its own data dir (e.g. another checkout's stack)."""
+    owner = port_owner(port)
+    if owner and cmdline_matches(owner, needle):
+        return owner
+    return None
+
+
 def describe_pid(pid: int | None) -> str:
     if not pid:
         return "an unknown process"

@@ -31,7 +31,9 @@ from ._proc import (
     StackError,
     apt_install,
     cmdline_matches,
+    describe_pid,
     ensure_port_free,
+    foreign_server,
     pid_alive,
     read_pid,
     rotate_log,
@@ -343,6 +345,17 @@ async def _bootstrap(settings: Settings, t: PgTarget) -> list[str]:
     return done
 
 
+async def _create_database_over_tcp(t: PgTarget) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(t.dsn, database="postgres", timeout=10)
+    try:
+        if not await conn.fetchval("select 1 from pg_database where datname = $1", t.database):
+            await conn.execute(f"create database {_quote_ident(t.database)}")
+    finally:
+        await conn.close(timeout=5)
+
+
 # --------------------------------------------------------------------------- the service API
 
 
@@ -364,6 +377,15 @@ def status(settings: Settings) -> ServiceStatus:
             detail=f"DATABASE_URL={mask_url(t.url)}; {detail}",
         )
     pid = running_pid(settings)
+    if pid is None and result.error is None and (owner := foreign_server(t.port, "postgres")):
+        return ServiceStatus(
+            NAME,
+            "external",
+            True,
+            f"{t.host}:{t.port}",
+            pid=owner,
+            detail=f"reused, not started from {pgdata(settings)}: {describe_pid(owner)}; {detail}",
+        )
     if pid is None:
         detail = "not running" + ("" if result.error else " (but something answers on its port)")
     return ServiceStatus(
@@ -399,6 +421,17 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
         created = run_async(lambda: _bootstrap(settings, t), timeout=30)
         if created:
             say(f"postgres: created {', '.join(created)}")
+        return _checked(settings)
+
+    owner = foreign_server(t.port, "postgres")
+    result = check(settings) if owner else None
+    if owner and result is not None and result.error is None:
+        # Another checkout's stack (or any Postgres where our role logs in) holds the port:
+        # use it rather than fail; `billing stack down` here leaves it alone.
+        say(f"postgres: reusing {describe_pid(owner)} on 127.0.0.1:{t.port} (not started from {pgdata(settings)})")
+        if result.database_missing:
+            run_async(lambda: _create_database_over_tcp(t), timeout=30)
+            say(f"postgres: created database {t.database}")
         return _checked(settings)
 
     ensure_port_free(

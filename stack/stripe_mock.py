@@ -21,7 +21,9 @@ from ._proc import (
     LOOPBACK_HOSTS,
     StackError,
     cmdline_matches,
+    describe_pid,
     ensure_port_free,
+    foreign_server,
     pid_alive,
     port_owner,
     read_pid,
@@ -83,6 +85,13 @@ def running_pid(settings: Settings) -> int | None:
     return None
 
 
+def _cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
 def _go_bin_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("GOBIN"):
@@ -141,6 +150,15 @@ def status(settings: Settings) -> ServiceStatus:
     if not t.managed:
         return ServiceStatus(NAME, "external", error is None, t.base, detail=f"STRIPE_API_BASE; {error or 'answers'}")
     pid = running_pid(settings)
+    if pid is None and error is None and (owner := foreign_server(t.port, "stripe-mock")):
+        return ServiceStatus(
+            NAME,
+            "external",
+            True,
+            t.base,
+            pid=owner,
+            detail=f"reused, not started from {home(settings)}: {describe_pid(owner)}",
+        )
     if pid is None:
         detail = "not running" + (" (but something answers on its port)" if error is None else "")
     else:
@@ -171,10 +189,15 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
     home(settings).mkdir(parents=True, exist_ok=True)
     pid = running_pid(settings)
     if pid is None:
+        # One of ours whose pid file went missing (it runs in our dir): adopt it.
         owner = port_owner(t.port)
-        if owner and cmdline_matches(owner, *_signature(t)):
+        if owner and cmdline_matches(owner, *_signature(t)) and _cwd(owner) == home(settings).resolve():
             write_pid(pid_file(settings), owner)
             pid = owner
+    if pid is None and (owner := foreign_server(t.port, "stripe-mock")) and probe(settings) is None:
+        # Another checkout's stripe-mock holds the port and answers: use it, leave it alone on `down`.
+        say(f"stripe-mock: reusing {describe_pid(owner)} on {t.base} (not started from {home(settings)})")
+        return status(settings)
     if pid is None:
         for port in (t.port, t.https_port):
             ensure_port_free(

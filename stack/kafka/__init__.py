@@ -28,7 +28,9 @@ from .._proc import (
     StackError,
     apt_install,
     cmdline_matches,
+    describe_pid,
     ensure_port_free,
+    foreign_server,
     pid_alive,
     port_owner,
     read_pid,
@@ -317,6 +319,15 @@ def status(settings: Settings) -> ServiceStatus:
             NAME, "external", error is None, t.bootstrap, detail=f"KAFKA_BOOTSTRAP_SERVERS; {error or 'answers'}"
         )
     pid = running_pid(settings)
+    if pid is None and error is None and (owner := foreign_server(t.port, "kafka.Kafka")):
+        return ServiceStatus(
+            NAME,
+            "external",
+            True,
+            f"{t.host}:{t.port}",
+            pid=owner,
+            detail=f"reused, not started from {home(settings)}: {describe_pid(owner)}",
+        )
     if pid is None:
         detail = "not running" + (" (but something answers on its port)" if error is None else "")
     else:
@@ -353,6 +364,10 @@ def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
         if owner and cmdline_matches(owner, *_signature(settings)):
             write_pid(pid_file(settings), owner)
             pid = owner
+    if pid is None and (owner := foreign_server(t.port, "kafka.Kafka")) and probe(settings) is None:
+        # Another checkout's broker holds the port and answers: use it, leave it alone on `down`.
+        say(f"kafka: reusing {describe_pid(owner)} on 127.0.0.1:{t.port} (not started from {h})")
+        return status(settings)
     if pid is None:
         for port in (t.port, t.controller_port):
             ensure_port_free(

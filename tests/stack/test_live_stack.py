@@ -11,8 +11,10 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
@@ -130,6 +132,29 @@ def test_up_again_is_quick_and_restarts_nothing(live_stack: list[stack.ServiceSt
     assert all(r.healthy for r in rows), rows
     assert _pids(rows) == before
     assert _pids(stack.status()) == before
+
+
+def test_another_checkout_reuses_the_running_servers_and_leaves_them_alone(
+    live_stack: list[stack.ServiceStatus], private_data_dir: Path
+) -> None:
+    """`up` from another data dir on the same ports (a CI clone beside a dev stack) uses the
+    servers that answer there instead of failing on their ports; its `down` stops nothing."""
+    shared = stack.status()
+    if not all(r.mode == "managed" for r in shared if r.name != "clickhouse"):
+        pytest.fail(f"this test wants the shared stack managed from {get_settings().data_dir}: {shared}")
+    other = dataclasses.replace(get_settings(), data_dir=private_data_dir, kafka_topic_prefix="")
+    said: list[str] = []
+    rows = stack.ensure_up(settings=other, say=said.append)
+    assert _pids(rows) == _pids(shared)
+    for row in rows:
+        if row.name != "clickhouse":
+            assert row.healthy and row.mode == "external" and row.detail.startswith("reused"), row
+            assert any(s.startswith(f"{row.name}: reusing pid {row.pid}") for s in said), said
+    assert not (private_data_dir / "postgres").exists()
+
+    stack.down(settings=other, say=said.append)
+    assert _pids(stack.status()) == _pids(shared)
+    assert all(pid_alive(r.pid) for r in shared if r.pid)
 
 
 def test_up_command_again_is_quick_and_restarts_nothing(live_stack: list[stack.ServiceStatus]) -> None:
