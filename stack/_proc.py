@@ -304,7 +304,9 @@ def describe_pid(pid: int | None) -> str:
     if not pid:
         return "an unknown process"
     args = cmdline(pid)
-    text = " ".join(args)[:120] if args else "?"
+    text = " ".join(args) if args else "?"
+    if len(text) > 120:  # keep the program and the tail, where the data dir usually is
+        text = f"{Path(args[0]).name} ... {text[-90:]}"
     return f"pid {pid} ({text})"
 
 
