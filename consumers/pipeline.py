@@ -188,7 +188,9 @@ async def apply_batch(
                 stage_event(session, _outcome_event(envelope, first), BILLING_EVENTS)
                 duplicates += 1
                 continue
-            # an object loaded for another tenant must never be served from the identity map
+            # an object loaded for another tenant must never be served from the identity map;
+            # flush first, or the rows staged for the previous command would be dropped too
+            await session.flush()
             session.expunge_all()
             session.info[TENANT_KEY] = envelope.organizationId
             applied, error = await _apply_one(session, routes, envelope)

@@ -1,0 +1,106 @@
+"""apply_batch against the real test database: dedupe, outcomes, dead letters, tenancy."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import select
+
+from billing.models import Customer, Outbox, ProcessedCommand
+from consumers.app import ROUTES
+from consumers.pipeline import RawCommand, apply_batch
+from contracts.envelopes import Actor, CommandEnvelope, utcnow
+from tests.api.conftest import new_tenant
+
+
+def record(envelope: CommandEnvelope | bytes, offset: int = 0) -> RawCommand:
+    value = envelope if isinstance(envelope, bytes) else envelope.model_dump_json().encode()
+    return RawCommand(value, "billing.commands", 0, offset)
+
+
+def command(organization_id: str, command_type: str, payload: dict, command_id: str | None = None) -> CommandEnvelope:
+    return CommandEnvelope(
+        commandId=command_id or f"cmd_{uuid.uuid4().hex}",
+        type=command_type,
+        organizationId=organization_id,
+        actor=Actor(type="system", id="test"),
+        issuedAt=utcnow(),
+        payload=payload,
+    )
+
+
+async def test_a_batch_of_two_tenants_records_every_outcome_once(session_factory) -> None:  # type: ignore[no-untyped-def]
+    a = await new_tenant(session_factory, "A")
+    b = await new_tenant(session_factory, "B")
+    first = command(a.organization_id, "customer.create", {"name": "a1"})
+    batch = [
+        first,
+        command(b.organization_id, "customer.create", {"name": "b1"}),
+        command(a.organization_id, "customer.create", {"name": "a2"}),
+        first,  # redelivered inside the batch
+        command(a.organization_id, "customer.explode", {}),
+        command(a.organization_id, "customer.create", {"email": "nope"}),
+    ]
+    result = await apply_batch(session_factory, ROUTES, [record(e, i) for i, e in enumerate(batch)])
+    assert (result.applied, result.duplicates, result.dead_letters) == (5, 1, [])
+
+    async with session_factory() as session:
+        processed = {
+            row.command_id: row
+            for row in (await session.scalars(select(ProcessedCommand).where(ProcessedCommand.command_id.in_([e.commandId for e in batch])))).all()
+        }
+        names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id.in_([a.organization_id, b.organization_id])))).all())
+        outbox = (await session.scalars(select(Outbox).where(Outbox.organization_id.in_([a.organization_id, b.organization_id])))).all()
+    assert len(processed) == 5
+    assert names == ["a1", "a2", "b1"]
+    assert processed[batch[4].commandId].error["code"] == "unknown_command"
+    assert processed[batch[5].commandId].error == {
+        "type": "invalid_request_error",
+        "code": "email_invalid",
+        "message": processed[batch[5].commandId].error["message"],
+        "param": "email",
+        "status": 400,
+    }
+    by_type: dict[str, int] = {}
+    for row in outbox:
+        by_type[row.event_type] = by_type.get(row.event_type, 0) + 1
+    assert by_type == {"command.succeeded": 4, "command.failed": 2, "customer.created": 3}
+
+    replay = await apply_batch(session_factory, ROUTES, [record(e) for e in batch[:3]])
+    assert (replay.applied, replay.duplicates) == (0, 3)
+    async with session_factory() as session:
+        again = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id.in_([a.organization_id, b.organization_id])))).all())
+    assert again == names
+
+
+async def test_unparseable_messages_become_dead_letters_with_reasons(session_factory) -> None:  # type: ignore[no-untyped-def]
+    records = [
+        record(b"{not json", 1),
+        record(b"", 2),
+        record(json.dumps({"type": "customer.create"}).encode(), 3),
+    ]
+    result = await apply_batch(session_factory, ROUTES, records)
+    assert result.applied == 0
+    reasons = [letter.reason for letter in result.dead_letters]
+    assert reasons[0].startswith("not JSON")
+    assert reasons[1] == "empty message"
+    assert reasons[2].startswith("not a command envelope") and "commandId" in reasons[2]
+    assert [letter.record.offset for letter in result.dead_letters] == [1, 2, 3]
+
+
+async def test_a_command_id_of_another_tenant_is_refused_without_its_outcome(session_factory) -> None:  # type: ignore[no-untyped-def]
+    a = await new_tenant(session_factory, "Owner")
+    b = await new_tenant(session_factory, "Intruder")
+    original = command(a.organization_id, "customer.create", {"name": "secret name"})
+    await apply_batch(session_factory, ROUTES, [record(original)])
+    forged = command(b.organization_id, "customer.create", {"name": "x"}, command_id=original.commandId)
+    await apply_batch(session_factory, ROUTES, [record(forged)])
+    async with session_factory() as session:
+        events = (
+            await session.scalars(select(Outbox).where(Outbox.organization_id == b.organization_id, Outbox.event_type == "command.failed"))
+        ).all()
+    assert len(events) == 1
+    data = events[0].payload["data"]
+    assert data["error"]["code"] == "command_id_in_use" and data["result"] is None
+    assert "secret name" not in json.dumps(events[0].payload)
