@@ -117,7 +117,7 @@ class AnalyticsConsumer:
         self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._processor: BatchProcessor | None = None
-        self._inflight: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Task[bool] | None = None
         self._stop: asyncio.Event = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -145,13 +145,18 @@ class AnalyticsConsumer:
         await consumer.start()
         log.info("analytics consumer started: group %s, topics %s", self.group_id, ", ".join(self.topics))
         try:
+            # A two-stage pipeline: batch N+1 is validated (GIL-bound) while batch N is being
+            # inserted (the engine releases the GIL) and batch N+2 is being fetched. Stores
+            # and commits stay in read order; at most two batches are in flight.
+            previous: asyncio.Task[bool] | None = None
             while not self._stop.is_set():
                 batch = await self._accumulate(consumer)
                 if not batch:
                     continue
-                if self._inflight is not None:
-                    await self._inflight
-                self._inflight = asyncio.create_task(self._store_and_commit(batch))
+                task = asyncio.create_task(self._store_and_commit(batch, previous))
+                if previous is not None:
+                    await previous
+                previous = self._inflight = task
             if self._inflight is not None:
                 await self._inflight
         finally:
@@ -184,17 +189,28 @@ class AnalyticsConsumer:
                 deadline = time.monotonic() + cfg.linger_ms / 1000
         return records
 
-    async def _store_and_commit(self, records: Sequence[Any]) -> None:
+    async def _store_and_commit(self, records: Sequence[Any], previous: asyncio.Task[bool] | None = None) -> bool:
+        """Store one batch, then commit its offsets. True when both happened (or the commit
+        was refused by a rebalance, after the store)."""
         assert self._processor is not None and self._consumer is not None
-        messages = [Message.from_record(r) for r in records]
+        processor = self._processor
         offsets: dict[TopicPartition, int] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
+        messages = [Message.from_record(r) for r in records]
+        parsed = await asyncio.to_thread(processor.parse, messages)
+        if previous is not None:
+            if not previous.done():
+                await asyncio.wait([previous])  # keep stores and commits in read order
+            if previous.cancelled() or previous.exception() is not None or previous.result() is not True:
+                # the batch before this one was not stored: committing this one would skip
+                # it. Only happens while stopping; the next run re-reads from the last commit.
+                return False
         backoff = self.config.retry_initial_s
         while True:
             try:
-                result = await asyncio.to_thread(self._processor.process, messages)
+                result = await asyncio.to_thread(processor.store_parsed, parsed)
                 break
             except Exception as exc:  # ClickHouse down, disk full, ...: retry, never skip
                 self.stats.store_failures += 1
@@ -202,11 +218,12 @@ class AnalyticsConsumer:
                 log.exception("analytics batch of %d records failed to store; retrying in %.1fs", len(messages), backoff)
                 if self._stop.is_set() and self.stats.store_failures > 3:
                     log.error("stopping with an unstored batch: it will be redelivered from the last commit")
-                    return
+                    return False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)
         self.stats.add(result)
         await self._commit(offsets)
+        return True
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None

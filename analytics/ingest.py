@@ -52,6 +52,7 @@ from contracts.usage import (
     MAX_EVENT_AGE,
     UsageEvent,
     _to_datetime,
+    fast_usage_event,
     format_decimal,
     parse_json,
 )
@@ -181,6 +182,9 @@ def parse_usage_message(message: Message, now: datetime | None = None) -> UsageE
         )
     org_text = payload.get("organizationId") if isinstance(payload.get("organizationId"), str) else (key or "")
     anchor = now or message.timestamp or datetime.now(UTC)
+    event = fast_usage_event(payload, anchor)
+    if event is not None:
+        return event
     try:
         return UsageEvent.model_validate(payload, context={"now": anchor})
     except ValidationError as exc:
@@ -564,33 +568,56 @@ class BatchProcessor:
         self.source = source
 
     def process(self, messages: Sequence[Message]) -> BatchResult:
+        """parse() then store(): validate, dedupe, insert."""
+        return self.store_parsed(self.parse(messages))
+
+    def parse(self, messages: Sequence[Message]) -> ParsedBatch:
+        """Validate and classify (no I/O, no ordering: may run ahead of the previous batch)."""
         started = time.perf_counter()
-        result = BatchResult(messages=len(messages))
-        usage: list[tuple[UsageEvent, UsageSource]] = []
-        interactions: list[list[Any]] = []
-        dead: list[DeadLetter] = []
+        batch = ParsedBatch(len(messages))
+        anchors: dict[int | None, datetime] = {}
         for msg in messages:
             if msg.topic in self.event_topics:
                 parsed_event = parse_billing_event(msg)
                 if isinstance(parsed_event, DeadLetter):
-                    dead.append(parsed_event)
+                    batch.dead.append(parsed_event)
                 else:
-                    interactions.append(parsed_event.row)
+                    batch.interactions.append(parsed_event.row)
             elif msg.topic in self.usage_topics:
-                parsed = parse_usage_message(msg)
+                anchor = anchors.get(msg.timestamp_ms)
+                if anchor is None:
+                    anchor = anchors[msg.timestamp_ms] = msg.timestamp or datetime.now(UTC)
+                parsed = parse_usage_message(msg, anchor)
                 if isinstance(parsed, DeadLetter):
-                    dead.append(parsed)
+                    batch.dead.append(parsed)
                 else:
-                    usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset)))
+                    batch.usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset)))
             else:
-                dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
-        written = self.writer.write(usage)
+                batch.dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
+        batch.seconds = time.perf_counter() - started
+        return batch
+
+    def store_parsed(self, batch: ParsedBatch) -> BatchResult:
+        """Dedupe and insert, in the order batches were read. Idempotent: after a failure,
+        call it again with the same batch."""
+        started = time.perf_counter()
+        result = BatchResult(messages=batch.messages)
+        written = self.writer.write(batch.usage)
         result.usage_inserted = written.inserted
         result.usage_duplicates = written.duplicates
-        if interactions:
-            result.interactions = insert_interactions(self.store, interactions)
-        if dead:
-            result.dead_letters = insert_dead_letters(self.store, dead)
-            result.dead_letter_reasons = [d.reason for d in dead[:20]]
-        result.seconds = time.perf_counter() - started
+        if batch.interactions:
+            result.interactions = insert_interactions(self.store, batch.interactions)
+        if batch.dead:
+            result.dead_letters = insert_dead_letters(self.store, batch.dead)
+            result.dead_letter_reasons = [d.reason for d in batch.dead[:20]]
+        result.seconds = batch.seconds + time.perf_counter() - started
         return result
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    messages: int
+    usage: list[tuple[UsageEvent, UsageSource]] = field(default_factory=list)
+    interactions: list[list[Any]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    seconds: float = 0.0

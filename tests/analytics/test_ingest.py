@@ -173,6 +173,7 @@ BAD = [
 
 
 def _bad_message(org: str, case: str | bytes):
+    now = datetime.now(UTC)  # the message is stamped now: the window is relative to it
     if isinstance(case, bytes):
         return message(case, key=org)
     body = event_payload(org, f"bad-{case}")
@@ -185,11 +186,11 @@ def _bad_message(org: str, case: str | bytes):
     elif case == "value-precision":
         body["value"] = "1.0000000000001"
     elif case == "future":
-        body["timestamp"] = int((NOW + MAX_FUTURE_SKEW + timedelta(minutes=1)).timestamp())
+        body["timestamp"] = int((now + MAX_FUTURE_SKEW + timedelta(minutes=1)).timestamp())
     elif case == "too-old":
-        body["timestamp"] = (NOW - MAX_EVENT_AGE - timedelta(hours=1)).isoformat()
+        body["timestamp"] = (now - MAX_EVENT_AGE - timedelta(hours=1)).isoformat()
     elif case == "naive-time":
-        body["timestamp"] = NOW.replace(tzinfo=None).isoformat()
+        body["timestamp"] = now.replace(tzinfo=None).isoformat()
     elif case == "missing":
         del body["customerId"]
     elif case == "long-identifier":
