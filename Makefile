@@ -1,0 +1,49 @@
+# The two commands: `make dev` runs the platform, `make test` passes the tests.
+# Both install what is missing (Python packages with uv, npm packages, Kafka's jars,
+# Postgres, stripe-mock), start the local stack and migrate; repeated runs reuse it all.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+UV := python3 -m uv
+VENV := .venv
+BILLING := $(VENV)/bin/billing
+
+.PHONY: dev test setup install stack migrate generate typecheck down bench
+
+dev: setup
+	$(BILLING) dev
+
+test: setup
+	$(VENV)/bin/pytest
+
+setup: install stack migrate
+
+install: $(VENV)/.synced node_modules/.installed
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+stack: install
+	$(BILLING) stack up
+
+migrate: stack
+	$(BILLING) migrate
+
+down:
+	$(BILLING) stack down
+
+# After editing prisma/schema.prisma: regenerate the models and types, then
+# `$(VENV)/bin/alembic revision --autogenerate -m "what changed"`.
+generate: install
+	prisma/generate.sh
+
+typecheck: install
+	npx --no-install tsc -p prisma/tsconfig.json
+
+bench: setup
+	$(VENV)/bin/python bench/write_path.py
