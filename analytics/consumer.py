@@ -87,6 +87,9 @@ class ConsumerStats:
     dead_letters: int = 0
     commits: int = 0
     store_failures: int = 0
+    #: seconds spent validating (GIL-bound) and storing (dedupe + insert) batches
+    parse_seconds: float = 0.0
+    store_seconds: float = 0.0
     last_error: str | None = None
     started_at: float = field(default_factory=time.monotonic)
 
@@ -199,7 +202,7 @@ class AnalyticsConsumer:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
         messages = [Message.from_record(r) for r in records]
-        parsed = await asyncio.to_thread(processor.parse, messages)
+        parsed = await asyncio.to_thread(processor.parse, messages)  # never raises per message
         if previous is not None:
             if not previous.done():
                 await asyncio.wait([previous])  # keep stores and commits in read order
@@ -208,9 +211,12 @@ class AnalyticsConsumer:
                 # it. Only happens while stopping; the next run re-reads from the last commit.
                 return False
         backoff = self.config.retry_initial_s
+        self.stats.parse_seconds += parsed.seconds
         while True:
             try:
+                t0 = time.perf_counter()
                 result = await asyncio.to_thread(processor.store_parsed, parsed)
+                self.stats.store_seconds += time.perf_counter() - t0
                 break
             except Exception as exc:  # ClickHouse down, disk full, ...: retry, never skip
                 self.stats.store_failures += 1

@@ -189,6 +189,9 @@ def parse_usage_message(message: Message, now: datetime | None = None) -> UsageE
         return UsageEvent.model_validate(payload, context={"now": anchor})
     except ValidationError as exc:
         return DeadLetter(message, "invalid", _errors_text(exc), org_text[:255])
+    except Exception as exc:  # a validator bug must not stop the consumer: keep the message
+        log.exception("usage validation raised on %s[%d]@%d", message.topic, message.partition, message.offset)
+        return DeadLetter(message, "invalid", f"validation failed unexpectedly: {exc!r}", org_text[:255])
 
 
 def _text(value: Any, limit: int = 255) -> str:
@@ -502,7 +505,8 @@ def _usage_columns(items: Iterable[tuple[UsageEvent, UsageSource]]) -> list[list
         c_name.append(event.event_name)
         c_cust.append(event.customer_id)
         c_val.append(event.value)
-        c_ts.append(event.timestamp)
+        ts = event.timestamp  # as DateTime64(6) ticks: clickhouse-connect writes ints as they are
+        c_ts.append(int(ts.timestamp()) * 1_000_000 + ts.microsecond)
         c_props.append({k: _property_text(v) for k, v in event.properties.items()} if event.properties else {})
         c_src.append(src.source)
         c_topic.append(src.topic)
@@ -577,25 +581,32 @@ class BatchProcessor:
         batch = ParsedBatch(len(messages))
         anchors: dict[int | None, datetime] = {}
         for msg in messages:
-            if msg.topic in self.event_topics:
-                parsed_event = parse_billing_event(msg)
-                if isinstance(parsed_event, DeadLetter):
-                    batch.dead.append(parsed_event)
-                else:
-                    batch.interactions.append(parsed_event.row)
-            elif msg.topic in self.usage_topics:
-                anchor = anchors.get(msg.timestamp_ms)
-                if anchor is None:
-                    anchor = anchors[msg.timestamp_ms] = msg.timestamp or datetime.now(UTC)
-                parsed = parse_usage_message(msg, anchor)
-                if isinstance(parsed, DeadLetter):
-                    batch.dead.append(parsed)
-                else:
-                    batch.usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset)))
-            else:
-                batch.dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
+            try:
+                self._classify(msg, batch, anchors)
+            except Exception as exc:  # never let one message fail the batch
+                log.exception("cannot classify %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                batch.dead.append(DeadLetter(msg, "invalid", f"unexpected error: {exc!r}"))
         batch.seconds = time.perf_counter() - started
         return batch
+
+    def _classify(self, msg: Message, batch: ParsedBatch, anchors: dict[int | None, datetime]) -> None:
+        if msg.topic in self.event_topics:
+            parsed_event = parse_billing_event(msg)
+            if isinstance(parsed_event, DeadLetter):
+                batch.dead.append(parsed_event)
+            else:
+                batch.interactions.append(parsed_event.row)
+        elif msg.topic in self.usage_topics:
+            anchor = anchors.get(msg.timestamp_ms)
+            if anchor is None:
+                anchor = anchors[msg.timestamp_ms] = msg.timestamp or datetime.now(UTC)
+            parsed = parse_usage_message(msg, anchor)
+            if isinstance(parsed, DeadLetter):
+                batch.dead.append(parsed)
+            else:
+                batch.usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset)))
+        else:
+            batch.dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
 
     def store_parsed(self, batch: ParsedBatch) -> BatchResult:
         """Dedupe and insert, in the order batches were read. Idempotent: after a failure,

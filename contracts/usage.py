@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -101,12 +101,15 @@ def parse_json(raw: bytes | bytearray | memoryview | str) -> Any:
 def _check_decimal(value: Decimal, what: str) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"{what} must be a finite number")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if exponent < -VALUE_SCALE and value != value.quantize(Decimal(1).scaleb(-VALUE_SCALE), rounding="ROUND_DOWN"):
-        raise ValueError(f"{what} has more than {VALUE_SCALE} decimal places")
     if abs(value) >= MAX_VALUE_EXCLUSIVE:
         raise ValueError(f"{what} must be below 1e20 in absolute value")
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent < -VALUE_SCALE:
+        with localcontext() as ctx:  # exact: 20 integer digits + the fraction fit
+            ctx.prec = 80
+            if value != value.quantize(Decimal(1).scaleb(-VALUE_SCALE), rounding=ROUND_DOWN):
+                raise ValueError(f"{what} has more than {VALUE_SCALE} decimal places")
     return value
 
 
