@@ -13,6 +13,7 @@ PREFIXES = {
     "customer": "cus",
     "payment_method": "pm",
     "product": "prod",
+    "product_attribute": "attr",  # catalog: product attribute definitions
     "price": "price",
     "meter": "mtr",
     "subscription": "sub",
