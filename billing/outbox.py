@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,17 +15,15 @@ from billing.models import Outbox
 from contracts.envelopes import EventEnvelope
 
 
-def stage_event(session: AsyncSession, envelope: EventEnvelope, topic: str) -> None:
-    """Adds the event to the caller's transaction; it is relayed once that commits."""
-    session.add(
-        Outbox(
-            organization_id=envelope.organizationId,
-            topic=topic,
-            key=envelope.organizationId,
-            event_type=envelope.type,
-            payload=envelope.model_dump(mode="json"),
-        )
-    )
+def outbox_row(envelope: EventEnvelope, topic: str) -> dict[str, Any]:
+    """The row that relays `envelope` to `topic` once the transaction inserting it commits."""
+    return {
+        "organization_id": envelope.organizationId,
+        "topic": topic,
+        "key": envelope.organizationId,
+        "event_type": envelope.type,
+        "payload": envelope.model_dump(mode="json"),
+    }
 
 
 async def claim_unsent(session: AsyncSession, limit: int) -> Sequence[Outbox]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,7 +26,8 @@ from billing.commands import outcomes_of
 from billing.db import TENANT_KEY
 from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
 from billing.models import ProcessedCommand
-from billing.outbox import stage_event
+from billing.models import Outbox
+from billing.outbox import outbox_row
 from consumers.registry import Applied, Route
 from contracts.enums import CommandStatus
 from contracts.envelopes import CommandEnvelope, CommandOutcome, EventEnvelope, new_event_id, utcnow
@@ -77,58 +79,66 @@ def parse_record(record: RawCommand) -> CommandEnvelope | DeadLetter:
         return DeadLetter(record, f"not a command envelope: {error.errors(include_url=False)}")
 
 
-def _outcome_event(envelope: CommandEnvelope, outcome: CommandOutcome) -> EventEnvelope:
+def _event(envelope: CommandEnvelope, event_type: str, data: dict[str, Any]) -> EventEnvelope:
     return EventEnvelope(
         eventId=new_event_id(),
-        type=f"command.{outcome.status}",
+        type=event_type,
         organizationId=envelope.organizationId,
         occurredAt=utcnow(),
         commandId=envelope.commandId,
-        data=outcome.model_dump(mode="json"),
+        data=data,
     )
 
 
-def _record_outcome(
-    session: AsyncSession, envelope: CommandEnvelope, applied: Applied | None, error: BillingError | None
-) -> CommandOutcome:
-    outcome = CommandOutcome(
-        commandId=envelope.commandId,
-        commandType=envelope.type,
-        status="succeeded" if error is None else "failed",
-        requestHash=envelope.request_hash(),
-        resourceType=applied.resource_type if applied else None,
-        resourceId=applied.resource_id if applied else None,
-        result=applied.resource if applied else None,
-        error=error.to_dict() if error else None,
-    )
-    session.add(
-        ProcessedCommand(
-            command_id=envelope.commandId,
-            organization_id=envelope.organizationId,
-            type=envelope.type,
-            idempotency_key=envelope.idempotencyKey,
-            request_hash=outcome.requestHash,
-            status=CommandStatus(outcome.status),
-            resource_id=outcome.resourceId,
-            result=outcome.result,
-            error=outcome.error,
+def _outcome_event(envelope: CommandEnvelope, outcome: CommandOutcome) -> EventEnvelope:
+    return _event(envelope, f"command.{outcome.status}", outcome.model_dump(mode="json"))
+
+
+class BatchRecords:
+    """The bookkeeping rows of a batch (processed commands, outbox events), inserted with
+    one statement each just before the commit instead of one round trip per command."""
+
+    def __init__(self) -> None:
+        self.processed: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    def event(self, envelope: EventEnvelope) -> None:
+        self.events.append(outbox_row(envelope, BILLING_EVENTS))
+
+    def outcome(self, envelope: CommandEnvelope, applied: Applied | None, error: BillingError | None) -> CommandOutcome:
+        outcome = CommandOutcome(
+            commandId=envelope.commandId,
+            commandType=envelope.type,
+            status="succeeded" if error is None else "failed",
+            requestHash=envelope.request_hash(),
+            resourceType=applied.resource_type if applied else None,
+            resourceId=applied.resource_id if applied else None,
+            result=applied.resource if applied else None,
+            error=error.to_dict() if error else None,
         )
-    )
-    stage_event(session, _outcome_event(envelope, outcome), BILLING_EVENTS)
-    for event_type, data in applied.events if applied else []:
-        stage_event(
-            session,
-            EventEnvelope(
-                eventId=new_event_id(),
-                type=event_type,
-                organizationId=envelope.organizationId,
-                occurredAt=utcnow(),
-                commandId=envelope.commandId,
-                data=data,
-            ),
-            BILLING_EVENTS,
+        self.processed.append(
+            {
+                "command_id": envelope.commandId,
+                "organization_id": envelope.organizationId,
+                "type": envelope.type,
+                "idempotency_key": envelope.idempotencyKey,
+                "request_hash": outcome.requestHash,
+                "status": CommandStatus(outcome.status),
+                "resource_id": outcome.resourceId,
+                "result": outcome.result,
+                "error": outcome.error,
+            }
         )
-    return outcome
+        self.event(_outcome_event(envelope, outcome))
+        for event_type, data in applied.events if applied else []:
+            self.event(_event(envelope, event_type, data))
+        return outcome
+
+    async def write(self, session: AsyncSession) -> None:
+        if self.processed:
+            await session.execute(insert(ProcessedCommand), self.processed)
+        if self.events:
+            await session.execute(insert(Outbox), self.events)
 
 
 async def _apply_one(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> tuple[Applied | None, BillingError | None]:
@@ -167,6 +177,7 @@ async def apply_batch(
     envelopes = [p for p in parsed if isinstance(p, CommandEnvelope)]
     dead_letters = [p for p in parsed if isinstance(p, DeadLetter)]
     applied_count = duplicates = 0
+    records = BatchRecords()
     async with sessions() as session, session.begin():
         known = await outcomes_of(session, {e.commandId for e in envelopes})
         seen_in_batch: dict[str, CommandOutcome] = {}
@@ -181,22 +192,22 @@ async def apply_batch(
                     requestHash=envelope.request_hash(),
                     error=IdempotencyError("This commandId is already in use.", code="command_id_in_use", param="commandId").to_dict(),
                 )
-                stage_event(session, _outcome_event(envelope, refused), BILLING_EVENTS)
+                records.event(_outcome_event(envelope, refused))
                 continue
             if first is not None:
                 # answered again, so that a client retrying after a timeout gets its result
-                stage_event(session, _outcome_event(envelope, first), BILLING_EVENTS)
+                records.event(_outcome_event(envelope, first))
                 duplicates += 1
                 continue
-            # an object loaded for another tenant must never be served from the identity map;
-            # flush first, or the rows staged for the previous command would be dropped too
-            await session.flush()
-            session.expunge_all()
-            session.info[TENANT_KEY] = envelope.organizationId
+            if session.info.get(TENANT_KEY) != envelope.organizationId:
+                # an object loaded for another tenant must never be served from the identity map
+                session.expunge_all()
+                session.info[TENANT_KEY] = envelope.organizationId
             applied, error = await _apply_one(session, routes, envelope)
-            session.info.pop(TENANT_KEY, None)
-            seen_in_batch[envelope.commandId] = _record_outcome(session, envelope, applied, error)
+            seen_in_batch[envelope.commandId] = records.outcome(envelope, applied, error)
             applied_count += 1
+        session.info.pop(TENANT_KEY, None)
+        await records.write(session)
     return BatchResult(applied_count, duplicates, dead_letters)
 
 

@@ -1,7 +1,8 @@
 """Shared fixtures: the real services of the local stack (`billing stack up`).
 
-Tests run against a database of their own (`billing_test`, recreated per run and migrated
-with Alembic) on the stack's Postgres, so a running `make dev` keeps its data. A missing
+Tests run against a database of their own (`billing_test_<random>`, created per run,
+migrated with Alembic and dropped at the end) on the stack's Postgres, so a running
+`make dev` keeps its data. A missing
 service fails the test with the command that starts it; nothing is skipped.
 """
 
@@ -18,7 +19,8 @@ from sqlalchemy.engine import make_url
 
 from contracts.settings import get_settings
 
-TEST_DATABASE = "billing_test"
+# one database per run: several runs (developers, CI) may share one Postgres
+TEST_DATABASE = f"billing_test_{uuid.uuid4().hex[:8]}"
 START_HINT = "start the local stack with `billing stack up` (or run `make test`, which does it)"
 
 
@@ -46,20 +48,24 @@ async def _connect_admin() -> asyncpg.Connection:
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> str:
-    """A freshly created and migrated test database."""
+async def database_url() -> AsyncIterator[str]:
+    """A freshly created and migrated test database, dropped after the run."""
     from billing.migrate import upgrade
 
     admin = await _connect_admin()
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {TEST_DATABASE}")
     finally:
         await admin.close()
     url = os.environ["DATABASE_URL"]
     # Alembic's env runs its own event loop: keep it off this one
     await asyncio.to_thread(upgrade, url)
-    return url
+    yield url
+    admin = await _connect_admin()
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,233 @@
+"""The write path, end to end: N concurrent clients create customers through the real API
+(uvicorn), Kafka and the command consumer into Postgres.
+
+Prints commands/s and p50/p95/p99 latency in a closed loop (each client sends its next
+request when the previous one answered), the latency at a fixed offered rate (default
+500 requests/s), and, measured in the same run, raw asyncpg single-row INSERT commits/s
+with the same concurrency, with the ratio of the two.
+
+    .venv/bin/python bench/write_path.py [--clients 32] [--seconds 10] [--rate 500]
+
+Needs the local stack (`billing stack up`). It uses a database and Kafka topics of its
+own (`billing_bench`, prefix `bench-<random>.`), so a running `make dev` is untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from contracts.settings import get_settings  # noqa: E402
+
+BENCH_DATABASE = "billing_bench"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def prepare_database(base_url: str) -> str:
+    admin = await asyncpg.connect(asyncpg_dsn(make_url(base_url).set(database="postgres").render_as_string(hide_password=False)))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    finally:
+        await admin.close()
+    return make_url(base_url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+async def wait_healthy(base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"{base}/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"the API did not come up at {base}")
+
+
+async def closed_loop(base: str, secret: str, clients: int, seconds: float) -> tuple[int, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+    stop_at = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {secret}"}, limits=limits, timeout=30) as http:
+
+        async def client_loop(number: int) -> None:
+            nonlocal failures
+            sequence = 0
+            while time.monotonic() < stop_at:
+                sequence += 1
+                started = time.perf_counter()
+                response = await http.post("/v1/customers", json={"email": f"c{number}-{sequence}@example.com", "name": "Bench"})
+                if response.status_code == 201:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    failures += 1
+
+        await asyncio.gather(*(client_loop(n) for n in range(clients)))
+    return len(latencies), latencies, failures
+
+
+async def fixed_rate(base: str, secret: str, rate: int, seconds: float) -> tuple[list[float], int]:
+    """Open loop: requests start on schedule whether or not earlier ones answered."""
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {secret}"}, limits=limits, timeout=30) as http:
+
+        async def one(n: int) -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            response = await http.post("/v1/customers", json={"email": f"r{n}@example.com"})
+            if response.status_code == 201:
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures += 1
+
+        tasks = []
+        begin = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            delay = begin + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return latencies, failures
+
+
+async def raw_inserts(dsn: str, clients: int, seconds: float) -> tuple[int, list[float]]:
+    setup = await asyncpg.connect(dsn)
+    await setup.execute("CREATE TABLE IF NOT EXISTS bench_raw (id text primary key, organization_id text, email text, created_at timestamptz default now())")
+    await setup.close()
+    pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients)
+    latencies: list[float] = []
+    stop_at = time.monotonic() + seconds
+
+    async def worker() -> None:
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            async with pool.acquire() as connection:
+                await connection.execute(
+                    "INSERT INTO bench_raw (id, organization_id, email) VALUES ($1, $2, $3)",
+                    uuid.uuid4().hex,
+                    "org_bench",
+                    "raw@example.com",
+                )
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    await pool.close()
+    return len(latencies), latencies
+
+
+def describe(label: str, count: int, seconds: float, latencies: list[float]) -> str:
+    if not latencies:
+        return f"{label}: nothing succeeded"
+    return (
+        f"{label}: {count / seconds:,.0f}/s  p50 {percentile(latencies, 0.5) * 1000:.1f} ms  "
+        f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms  p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; medians are printed")
+    args = parser.parse_args()
+
+    settings = get_settings()
+    database_url = await prepare_database(settings.database_url)
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    port = 8000 + (os.getpid() % 500) + 100
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "BILLING_API_PORT": str(port),
+        "BILLING_RATE_LIMIT_PER_SECOND": "1000000",
+        "BILLING_COMMAND_TIMEOUT": "30",
+    }
+    logs = settings.data_dir / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "cli.main", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    os.environ["KAFKA_TOPIC_PREFIX"] = prefix
+    from producers.topics import ensure_topics
+
+    await ensure_topics(settings.kafka_bootstrap_servers, prefix=prefix)
+    created = subprocess.run(
+        [sys.executable, "-m", "cli.main", "org", "create", "Bench"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    import json
+
+    secret = json.loads(created.stdout.strip().splitlines()[-1])["secret"]
+    processes = [spawn(["consume"], env, logs / "consumer.log"), spawn(["api"], env, logs / "api.log")]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(base)
+        await closed_loop(base, secret, args.clients, 2)  # warm-up: group join, connections, caches
+        print(f"write path, {args.clients} concurrent clients, {args.seconds:.0f} s per run, {args.repeats} runs (medians)")
+        api_rates, api_p50, api_p99, raw_rates = [], [], [], []
+        for run in range(args.repeats):
+            count, latencies, failures = await closed_loop(base, secret, args.clients, args.seconds)
+            print("  " + describe(f"run {run + 1} API -> Kafka -> consumer -> Postgres", count, args.seconds, latencies) + f"  failures {failures}")
+            raw_count, raw_latencies = await raw_inserts(asyncpg_dsn(database_url), args.clients, args.seconds)
+            print("  " + describe(f"run {run + 1} raw asyncpg INSERT commits", raw_count, args.seconds, raw_latencies))
+            api_rates.append(count / args.seconds)
+            api_p50.append(percentile(latencies, 0.5))
+            api_p99.append(percentile(latencies, 0.99))
+            raw_rates.append(raw_count / args.seconds)
+        api_rate, raw_rate = statistics.median(api_rates), statistics.median(raw_rates)
+        print(f"median commands/s through the API: {api_rate:,.0f}  (p50 {statistics.median(api_p50) * 1000:.1f} ms, p99 {statistics.median(api_p99) * 1000:.1f} ms)")
+        print(f"median raw asyncpg INSERT commits/s: {raw_rate:,.0f}")
+        print(f"ratio API / raw: {api_rate / raw_rate:.2f}")
+
+        latencies, failures = await fixed_rate(base, secret, args.rate, args.seconds)
+        print(
+            f"offered {args.rate} requests/s for {args.seconds:.0f} s: "
+            + describe("completed", len(latencies), args.seconds, latencies)
+            + f"  failures {failures}"
+        )
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
