@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.db import create_engine, create_session_factory
 from billing.outbox import PostgresOutboxStore
-from consumers import customers, organizations
+from consumers import catalog, customers, organizations
 from consumers.pipeline import RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings
@@ -36,7 +36,7 @@ CONSUMER_GROUP = "billing-command-consumers"
 def consumer_group(settings: Settings) -> str:
     # prefixed like the topics, so a test run never joins the group of a running `make dev`
     return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
-ROUTES = merge_routes(customers.router, organizations.router)
+ROUTES = merge_routes(customers.router, organizations.router, catalog.router)
 RETRY_WINDOW_SECONDS = 120.0
 
 

@@ -1,0 +1,206 @@
+"""Exchange rates in Postgres: writing them (the API's command, the CLI's import) and
+reading them back for reporting conversions. The pure rules are billing/fx.py.
+
+Exchange rates are global reference data, not an organization's: every organization
+reads them, and a rate written by one would change every organization's reports. So:
+- through the API, only the organizations listed in BILLING_FX_WRITER_ORGANIZATIONS
+  (comma-separated organization ids; empty by default) may write them: the platform
+  operator's own organization, typically. Any other key gets a 403 and nothing is written.
+  The check runs in the API and again in the consumer, which is the authority (other
+  systems may publish commands straight to Kafka).
+- the operator loads files with `billing fx import rates.csv` (direct database access).
+
+A rate is identified by (base, quote, source, asOf). Writing the same rate again is a
+no-op that answers the stored row; a different rate for the same key is refused (409):
+rates are history, so a correction is a new asOf (or `billing fx import --replace`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import fx
+from billing.catalog.repository import plain_decimal
+from billing.currencies import get_currency, is_known_currency
+from billing.db import tenant_of
+from billing.errors import Conflict, InvalidRequest
+from billing.models import ExchangeRate
+from billing.money import decimal_places, parse_decimal
+from billing.pagination import Page, PageRequest, paginate
+from contracts.catalog import ExchangeRateCreate
+from contracts.resources import ExchangeRate as ExchangeRateResource
+
+FX_WRITERS_ENV: Final = "BILLING_FX_WRITER_ORGANIZATIONS"
+RATE_DECIMAL_PLACES: Final = 12  # numeric(30,12)
+RATE_MAX: Final = Decimal(10) ** 18
+
+
+def exchange_rate_json(row: ExchangeRate) -> dict[str, Any]:
+    """The ExchangeRate resource, its rate as written ('1.0842', not numeric(30,12)'s 12 places)."""
+    resource = ExchangeRateResource.model_validate(row).model_dump(mode="json")
+    resource["rate"] = plain_decimal(row.rate)
+    return resource
+
+
+def fx_writer_organizations() -> frozenset[str]:
+    """Read at every call, so that a change of the setting needs no code path of its own."""
+    return frozenset(part.strip() for part in os.environ.get(FX_WRITERS_ENV, "").split(",") if part.strip())
+
+
+def require_fx_writer(organization_id: str) -> None:
+    if organization_id not in fx_writer_organizations():
+        raise InvalidRequest(
+            "Exchange rates are global reference data: only the platform operator's organizations "
+            f"(listed in {FX_WRITERS_ENV}) may write them. Read them with GET /v1/exchange-rates.",
+            code="permission_denied",
+            status=403,
+        )
+
+
+def validated_rate(data: ExchangeRateCreate) -> fx.ExchangeRate:
+    """The rate of a request, checked, with asOf cut to the column's milliseconds."""
+    for param in ("base", "quote"):
+        code = getattr(data, param)
+        if not is_known_currency(code):
+            raise InvalidRequest(
+                f"Invalid {param}: {code!r} is not a supported ISO 4217 currency code.", code="invalid_currency", param=param
+            )
+    base, quote = get_currency(data.base).code, get_currency(data.quote).code
+    if base == quote:
+        raise InvalidRequest("Invalid quote: it must differ from base.", code="parameter_invalid", param="quote")
+    try:
+        rate = parse_decimal(data.rate, "rate")
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid rate: must be a decimal string like '1.0842', got {data.rate!r}.", code="parameter_invalid", param="rate"
+        ) from None
+    if rate <= 0 or rate >= RATE_MAX:
+        raise InvalidRequest(f"Invalid rate: must be positive and below 10^18, got {data.rate}.", code="parameter_invalid", param="rate")
+    if decimal_places(rate) > RATE_DECIMAL_PLACES:
+        raise InvalidRequest(
+            f"Invalid rate: at most {RATE_DECIMAL_PLACES} decimal places, got {data.rate}.", code="parameter_invalid", param="rate"
+        )
+    if not data.source.strip():
+        raise InvalidRequest("Invalid source: it cannot be blank.", code="parameter_invalid", param="source")
+    as_of = data.asOf.replace(microsecond=data.asOf.microsecond // 1000 * 1000)
+    return fx.ExchangeRate(base, quote, rate, data.source, as_of)
+
+
+async def _stored(session: AsyncSession, rate: fx.ExchangeRate) -> ExchangeRate | None:
+    statement = select(ExchangeRate).where(
+        ExchangeRate.base == rate.base,
+        ExchangeRate.quote == rate.quote,
+        ExchangeRate.source == rate.source,
+        ExchangeRate.as_of == rate.as_of,
+    )
+    return (await session.scalars(statement)).one_or_none()
+
+
+async def create_exchange_rate(session: AsyncSession, data: ExchangeRateCreate) -> ExchangeRate:
+    """The command's write, for a permitted organization (the tenant session's)."""
+    require_fx_writer(tenant_of(session))
+    rate = validated_rate(data)
+    existing = await _stored(session, rate)
+    if existing is not None:
+        if existing.rate == rate.rate:
+            return existing
+        raise Conflict(
+            f"A {rate.base}->{rate.quote} rate from {rate.source!r} at {rate.as_of.isoformat()} already exists "
+            f"({existing.rate.normalize():f}); rates are history: write a correction with a new asOf.",
+            code="exchange_rate_exists",
+            param="rate",
+        )
+    row = ExchangeRate(base=rate.base, quote=rate.quote, rate=rate.rate, source=rate.source, as_of=rate.as_of)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    inserted: int
+    unchanged: int
+    replaced: int
+
+
+class ConflictingRates(ValueError):
+    def __init__(self, conflicts: list[tuple[fx.ExchangeRate, Decimal]]) -> None:
+        self.conflicts = conflicts
+        super().__init__(
+            "\n".join(
+                f"{rate.base}->{rate.quote} {rate.source} {rate.as_of.isoformat()}: stored {stored:f}, file {rate.rate:f}"
+                for rate, stored in conflicts
+            )
+        )
+
+
+async def import_rates(session: AsyncSession, rates: list[fx.ExchangeRate], *, replace: bool = False) -> ImportResult:
+    """Stores parsed rates (billing.fx.parse_rates_csv) in the caller's transaction. A rate
+    already stored with the same value is skipped; with a different value it is a
+    ConflictingRates error (nothing should then be committed) unless `replace`."""
+    inserted = unchanged = replaced = 0
+    conflicts: list[tuple[fx.ExchangeRate, Decimal]] = []
+    for rate in rates:
+        as_of = rate.as_of.replace(microsecond=rate.as_of.microsecond // 1000 * 1000)
+        rate = fx.ExchangeRate(rate.base, rate.quote, rate.rate, rate.source, as_of)
+        if decimal_places(rate.rate) > RATE_DECIMAL_PLACES or rate.rate >= RATE_MAX:
+            raise ValueError(f"{rate.base}->{rate.quote} {rate.source}: rate {rate.rate} does not fit numeric(30,12)")
+        existing = await _stored(session, rate)
+        if existing is None:
+            session.add(ExchangeRate(base=rate.base, quote=rate.quote, rate=rate.rate, source=rate.source, as_of=rate.as_of))
+            inserted += 1
+        elif existing.rate == rate.rate:
+            unchanged += 1
+        elif replace:
+            existing.rate = rate.rate
+            replaced += 1
+        else:
+            conflicts.append((rate, existing.rate))
+    if conflicts:
+        raise ConflictingRates(conflicts)
+    await session.flush()
+    return ImportResult(inserted, unchanged, replaced)
+
+
+async def list_exchange_rates(
+    session: AsyncSession,
+    page: PageRequest,
+    *,
+    base: str | None = None,
+    quote: str | None = None,
+    source: str | None = None,
+) -> Page[ExchangeRate]:
+    statement = select(ExchangeRate)
+    for column, value in ((ExchangeRate.base, base), (ExchangeRate.quote, quote), (ExchangeRate.source, source)):
+        if value is not None:
+            statement = statement.where(column == value)
+    return await paginate(session, statement, ExchangeRate, page, "exchange rate")
+
+
+async def rates_at(session: AsyncSession, at: datetime) -> list[fx.ExchangeRate]:
+    """The latest stored rate of each (base, quote, source) at or before `at`: everything
+    billing.fx.convert_for_reporting may choose from."""
+    statement = (
+        select(ExchangeRate)
+        .where(ExchangeRate.as_of <= at)
+        .ext(distinct_on(ExchangeRate.base, ExchangeRate.quote, ExchangeRate.source))
+        .order_by(ExchangeRate.base, ExchangeRate.quote, ExchangeRate.source, ExchangeRate.as_of.desc())
+    )
+    rows = (await session.scalars(statement)).all()
+    return [fx.ExchangeRate(row.base, row.quote, row.rate, row.source, row.as_of) for row in rows]
+
+
+async def convert_for_reporting(
+    session: AsyncSession, amount_minor: int, from_currency: str, to_currency: str, at: datetime
+) -> int:
+    """`amount_minor` of `from_currency` in `to_currency` minor units, with the stored rates
+    as of `at`; for reports only (raises billing.fx.NoExchangeRate)."""
+    return fx.convert_for_reporting(amount_minor, from_currency, to_currency, await rates_at(session, at), at)
