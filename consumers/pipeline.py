@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from billing.commands import outcomes_of
 from billing.db import TENANT_KEY
@@ -141,7 +142,32 @@ class BatchRecords:
             await session.execute(insert(Outbox), self.events)
 
 
-async def _apply_one(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> tuple[Applied | None, BillingError | None]:
+class _NeedsIsolation(Exception):
+    """A command failed after it had written: the optimistic pass cannot undo that alone."""
+
+
+_FLUSHES = "flushes"
+
+
+@event.listens_for(Session, "after_flush")
+def _count_flushes(session: Session, flush_context: object) -> None:
+    session.info[_FLUSHES] = session.info.get(_FLUSHES, 0) + 1
+
+
+def _discard_unflushed(session: AsyncSession) -> None:
+    """Forget what a failed command changed in memory but had not written."""
+    for obj in list(session.new):
+        session.expunge(obj)
+    for obj in list(session.dirty):
+        session.expire(obj)
+
+
+async def _apply_one(
+    session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope, *, isolated: bool
+) -> tuple[Applied | None, BillingError | None]:
+    """Runs one handler. Isolated, inside a savepoint that a failure rolls back. Not
+    isolated (the fast path: no savepoint round trips), a failure before any write is
+    simply forgotten, and a failure after a write asks for the isolated pass."""
     route = routes.get(envelope.type)
     if route is None:
         return None, InvalidRequest(f"Unknown command type {envelope.type!r}.", code="unknown_command", param="type")
@@ -149,6 +175,19 @@ async def _apply_one(session: AsyncSession, routes: dict[str, Route], envelope: 
         payload = route.payload_model.model_validate(envelope.payload)
     except ValidationError as error:
         return None, from_validation_error(error)
+    if not isolated:
+        flushes = session.sync_session.info.get(_FLUSHES, 0)
+        try:
+            return await route.handler(session, payload), None
+        except BillingError as error:
+            if session.sync_session.info.get(_FLUSHES, 0) != flushes or session.deleted:
+                raise _NeedsIsolation from error
+            _discard_unflushed(session)
+            return None, error
+        except Exception as error:
+            if is_transient(error):
+                raise
+            raise _NeedsIsolation from error
     savepoint = await session.begin_nested()
     try:
         applied = await route.handler(session, payload)
@@ -173,9 +212,21 @@ async def _apply_one(session: AsyncSession, routes: dict[str, Route], envelope: 
 async def apply_batch(
     sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], records: list[RawCommand]
 ) -> BatchResult:
+    """Tries the whole batch without savepoints; if a command fails after writing, rolls
+    the batch back and applies it again with a savepoint around each command."""
     parsed = [parse_record(record) for record in records]
     envelopes = [p for p in parsed if isinstance(p, CommandEnvelope)]
     dead_letters = [p for p in parsed if isinstance(p, DeadLetter)]
+    try:
+        applied, duplicates = await _apply_envelopes(sessions, routes, envelopes, isolated=False)
+    except _NeedsIsolation:
+        applied, duplicates = await _apply_envelopes(sessions, routes, envelopes, isolated=True)
+    return BatchResult(applied, duplicates, dead_letters)
+
+
+async def _apply_envelopes(
+    sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], envelopes: list[CommandEnvelope], *, isolated: bool
+) -> tuple[int, int]:
     applied_count = duplicates = 0
     records = BatchRecords()
     async with sessions() as session, session.begin():
@@ -201,14 +252,21 @@ async def apply_batch(
                 continue
             if session.info.get(TENANT_KEY) != envelope.organizationId:
                 # an object loaded for another tenant must never be served from the identity map
+                await session.flush()
                 session.expunge_all()
                 session.info[TENANT_KEY] = envelope.organizationId
-            applied, error = await _apply_one(session, routes, envelope)
+            applied, error = await _apply_one(session, routes, envelope, isolated=isolated)
             seen_in_batch[envelope.commandId] = records.outcome(envelope, applied, error)
             applied_count += 1
         session.info.pop(TENANT_KEY, None)
+        try:
+            await session.flush()
+        except IntegrityError as error:
+            if isolated:
+                raise
+            raise _NeedsIsolation from error
         await records.write(session)
-    return BatchResult(applied_count, duplicates, dead_letters)
+    return applied_count, duplicates
 
 
 def dead_letter_message(letter: DeadLetter) -> dict[str, Any]:

@@ -8,7 +8,12 @@ import uuid
 from sqlalchemy import select
 
 from billing.models import Customer, Outbox, ProcessedCommand
+from billing.customers.service import create_customer
+from billing.errors import InvalidRequest
 from consumers.app import ROUTES
+from consumers.registry import Applied, Route
+from contracts.common import RequestModel
+from contracts.customers import CustomerCreate
 from consumers.pipeline import RawCommand, apply_batch
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
 from tests.api.conftest import new_tenant
@@ -104,3 +109,36 @@ async def test_a_command_id_of_another_tenant_is_refused_without_its_outcome(ses
     data = events[0].payload["data"]
     assert data["error"]["code"] == "command_id_in_use" and data["result"] is None
     assert "secret name" not in json.dumps(events[0].payload)
+
+
+class _Name(RequestModel):
+    name: str
+
+
+async def _write_then_fail(session, payload: _Name) -> Applied:  # type: ignore[no-untyped-def]
+    await create_customer(session, CustomerCreate(name=payload.name))
+    raise InvalidRequest("refused after writing", code="late_refusal", param="name")
+
+
+async def test_a_command_failing_after_it_wrote_leaves_nothing_behind(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """The fast pass has no savepoints: a late failure makes the batch run again isolated."""
+    tenant = await new_tenant(session_factory, "Late failure")
+    routes = {**ROUTES, "test.write_then_fail": Route(_Name, _write_then_fail)}
+    batch = [
+        command(tenant.organization_id, "customer.create", {"name": "before"}),
+        command(tenant.organization_id, "test.write_then_fail", {"name": "ghost"}),
+        command(tenant.organization_id, "customer.update", {"id": "cus_missing", "changes": {"name": "x"}}),
+        command(tenant.organization_id, "customer.create", {"name": "after"}),
+    ]
+    result = await apply_batch(session_factory, routes, [record(e, i) for i, e in enumerate(batch)])
+    assert result.applied == 4
+    async with session_factory() as session:
+        names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))).all())
+        processed = {
+            row.command_id: row
+            for row in (await session.scalars(select(ProcessedCommand).where(ProcessedCommand.organization_id == tenant.organization_id))).all()
+        }
+    assert names == ["after", "before"]
+    assert processed[batch[1].commandId].error["code"] == "late_refusal"
+    assert processed[batch[2].commandId].error["code"] == "resource_missing"
+    assert processed[batch[3].commandId].status.value == "succeeded"
