@@ -313,6 +313,55 @@ class UsageEventBatch(_ExactModel):
     events: list[UsageEventCreate] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
+def parse_usage_request(
+    raw: bytes | str, organization_id: str, received_at: datetime | None = None
+) -> list[UsageEvent]:
+    """Body of `POST /v1/usage-events` -> the Kafka messages to publish (key: organization_id).
+
+    The body is one event object or {"events": [...]} (1..1000). Read the raw request bytes
+    (numbers must not go through a float-making JSON decoder first). `received_at` (default
+    now) fills missing timestamps and anchors the timestamp window. Raises
+    pydantic.ValidationError (answer 400 with its errors) or ValueError (malformed JSON).
+    """
+    received_at = received_at or datetime.now(UTC)
+    data = parse_json(raw)
+    context = {"now": received_at}
+    if isinstance(data, dict) and "events" in data:
+        items = UsageEventBatch.model_validate(data, context=context).events
+    else:
+        items = [UsageEventCreate.model_validate(data, context=context)]
+    return [item.to_event(organization_id, received_at) for item in items]
+
+
+class MeterSummaryOut(_ExactModel):
+    event_name: str
+    event_count: int
+    value_sum: Decimal
+    customers: int
+
+    @field_serializer("value_sum")
+    def _ser(self, v: Decimal) -> str:
+        return format_decimal(v)
+
+
+class UsageSummaryOut(_ExactModel):
+    """Body of `GET /v1/analytics/summary` (from analytics.queries.UsageSummary)."""
+
+    start: datetime
+    end: datetime
+    event_count: int
+    value_sum: Decimal
+    customers: int
+    meters: list[MeterSummaryOut]
+    interactions: dict[str, int]
+    interaction_count: int
+    dead_letters: int
+
+    @field_serializer("value_sum")
+    def _ser(self, v: Decimal) -> str:
+        return format_decimal(v)
+
+
 def format_decimal(value: Decimal) -> str:
     """Plain (no exponent) decimal string without trailing fractional zeros: 12.500 -> "12.5",
     1E+3 -> "1000", 0E-12 -> "0"."""

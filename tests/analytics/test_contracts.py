@@ -196,3 +196,31 @@ def test_parsing_never_raises(raw, key):
     msg = Message("usage.events", 0, 1, key, raw, int(NOW.timestamp() * 1000))
     assert isinstance(parse_usage_message(msg), (UsageEvent, DeadLetter))
     assert parse_billing_event(msg).__class__.__name__ in ("Interaction", "DeadLetter")
+
+
+def test_parse_usage_request():
+    from contracts.usage import parse_usage_request
+
+    single = b'{"eventName":"a","customerId":"c","value":2.50,"identifier":"i1"}'
+    [event] = parse_usage_request(single, "org_1", NOW)
+    assert (event.organization_id, event.value, event.timestamp) == ("org_1", Decimal("2.50"), NOW)
+    many = b'{"events":[{"eventName":"a","customerId":"c","value":"1","identifier":"i1","timestamp":1742036400},' \
+           b'{"eventName":"a","customerId":"c","value":3,"identifier":"i2"}]}'
+    events = parse_usage_request(many, "org_1", NOW)
+    assert [e.identifier for e in events] == ["i1", "i2"]
+    with pytest.raises(ValidationError):
+        parse_usage_request(b'{"events":[{"eventName":"a"}]}', "org_1", NOW)
+    with pytest.raises(ValueError):
+        parse_usage_request(b"{", "org_1", NOW)
+
+
+def test_summary_out_serializes_decimals_as_strings():
+    from contracts.usage import UsageRowOut, UsageSummaryOut
+
+    out = UsageSummaryOut(start=NOW, end=NOW, event_count=1, value_sum=Decimal("1.500000000000"), customers=1,
+                          meters=[{"event_name": "a", "event_count": 1, "value_sum": Decimal("1.5"), "customers": 1}],
+                          interactions={"customer.created": 2}, interaction_count=2, dead_letters=0)
+    dumped = out.model_dump(mode="json", by_alias=True)
+    assert dumped["valueSum"] == "1.5" and dumped["meters"][0]["valueSum"] == "1.5"
+    row = UsageRowOut(bucket=NOW, customer_id=None, value=Decimal("10.100000000000"), event_count=2)
+    assert row.model_dump(mode="json", by_alias=True) == {"bucket": "2025-03-15T12:00:00Z", "customerId": None, "value": "10.1", "eventCount": 2}
