@@ -14,8 +14,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from api.auth import provide_caller, provide_db, rate_limit_identity
 from api.bus import CommandBus
 from api.controllers.api_keys import ApiKeyController
+from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
+from api.controllers.exchange_rates import ExchangeRateController
+from api.controllers.prices import PriceController
+from api.controllers.products import ProductController
 from api.errors import EXCEPTION_HANDLERS
 from api.replies import ReplyListener
 from billing.db import create_engine, create_session_factory
@@ -23,6 +27,7 @@ from contracts.settings import Settings, get_settings
 from producers.publisher import create_broker
 
 MAX_BODY_BYTES = 256 * 1024
+CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]  # issue 4
 
 
 @get("/health", summary="Liveness", include_in_schema=False, exclude_from_auth=True)
@@ -51,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[health, CustomerController, ApiKeyController, CommandController],
+        route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG],  # CATALOG: issue 4
         dependencies={"caller": Provide(provide_caller), "db": Provide(provide_db)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

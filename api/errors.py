@@ -73,6 +73,8 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         # validation errors have their own handler: a bare 400 is a body that did not decode
         return error_response(BillingError(f"Invalid JSON body: {detail}", code="invalid_json"))
     headers = dict(exc.headers or {})
+    if status == 429:
+        headers.setdefault("Retry-After", str(headers.get("RateLimit-Reset", 1)))
     error = BillingError(detail, code=codes.get(status, "invalid_request"), type=types.get(status), status=status)
     return error_response(error, headers)
 

@@ -96,3 +96,14 @@ async def test_openapi_documents_every_endpoint(api: httpx.AsyncClient) -> None:
     create = schema["paths"]["/v1/customers"]["post"]
     assert "requestBody" in create and "201" in create["responses"]
     assert (await api.get("/schema/swagger")).status_code == 200
+
+
+async def test_too_many_requests_answer_429_in_the_error_shape(command_consumer: None, tenant: Tenant) -> None:
+    strict = dataclasses.replace(get_settings(), rate_limit_per_second=3)
+    async with serve(strict) as client:
+        statuses = [(await client.get("/v1/customers", headers=tenant.headers)) for _ in range(8)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert limited, [r.status_code for r in statuses]
+    error = limited[0].json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit"
+    assert "retry-after" in {k.lower() for k in limited[0].headers}

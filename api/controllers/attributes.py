@@ -1,0 +1,87 @@
+"""/v1/product-attributes: an organization's product attribute definitions ("dynamic
+attributes"). Add, deprecate (PATCH deprecated: true) and remove (DELETE) them without
+downtime: see billing/catalog/attributes.py for what each step does to products."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.responses import command_response, list_response
+from billing.catalog.attributes import check_definition
+from billing.catalog.repository import get_attribute_definition, list_attribute_definitions
+from billing.catalog.service import check_definition_update
+from billing.errors import ResourceMissing
+from billing.pagination import PageRequest
+from contracts.catalog import AttributeDefinitionCreate, AttributeDefinitionUpdate
+from contracts.resources import ProductAttributeDefinition
+
+
+class AttributeDefinitionController(Controller):
+    path = "/v1/product-attributes"
+    tags = ["product attributes"]
+
+    @post("/", summary="Define a product attribute", status_code=201)
+    async def create(
+        self, data: AttributeDefinitionCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> ProductAttributeDefinition:
+        check_definition(data.type, data.enumValues, data.defaultValue)
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "product_attribute.create", payload, idempotency_key
+        )
+        return command_response(outcome, created=True)  # type: ignore[return-value]
+
+    @get("/{definition_id:str}", summary="Retrieve a product attribute definition")
+    async def retrieve(self, definition_id: str, db: AsyncSession) -> ProductAttributeDefinition:
+        definition = await get_attribute_definition(db, definition_id)
+        if definition is None:
+            raise ResourceMissing("product attribute", definition_id)
+        return ProductAttributeDefinition.model_validate(definition)
+
+    @patch("/{definition_id:str}", summary="Update a definition: label, required, enumValues, defaultValue, deprecated")
+    async def update(
+        self,
+        definition_id: str,
+        data: AttributeDefinitionUpdate,
+        db: AsyncSession,
+        caller: Caller,
+        state: State,
+        idempotency_key: IdempotencyKey = None,
+    ) -> ProductAttributeDefinition:
+        definition = await get_attribute_definition(db, definition_id)
+        if definition is None:
+            raise ResourceMissing("product attribute", definition_id)
+        check_definition_update(definition, data)
+        payload = {"id": definition_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "product_attribute.update", payload, idempotency_key
+        )
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @delete("/{definition_id:str}", summary="Remove a definition (products keep their values)", status_code=200)
+    async def remove(
+        self, definition_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> dict[str, Any]:
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "product_attribute.delete", {"id": definition_id}, idempotency_key
+        )
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @get("/", summary="List the product attribute definitions, newest first")
+    async def index(
+        self,
+        db: AsyncSession,
+        limit: Limit = 10,
+        starting_after: StartingAfter = None,
+        ending_before: EndingBefore = None,
+        deprecated: Annotated[bool | None, Parameter(query="deprecated", required=False)] = None,
+    ) -> dict[str, Any]:
+        page = await list_attribute_definitions(db, PageRequest(limit, starting_after, ending_before), deprecated=deprecated)
+        return list_response(page, ProductAttributeDefinition, self.path)

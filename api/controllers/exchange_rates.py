@@ -1,0 +1,75 @@
+"""/v1/exchange-rates: reference data for reporting in an organization's reporting
+currency, never for deciding what a customer is charged. Every organization reads them;
+only the operator's organizations (BILLING_FX_WRITER_ORGANIZATIONS) write them through
+the API (see billing/fx_service.py); files are loaded with `billing fx import`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.responses import command_response
+from billing.currencies import get_currency, is_known_currency
+from billing.errors import InvalidRequest
+from billing.fx_service import exchange_rate_json, list_exchange_rates, require_fx_writer, validated_rate
+from billing.pagination import PageRequest
+from contracts.catalog import ExchangeRateCreate
+from contracts.resources import ExchangeRate
+
+
+def _currency_filter(value: str | None, param: str) -> str | None:
+    if value is None:
+        return None
+    if not is_known_currency(value):
+        raise InvalidRequest(
+            f"Invalid {param}: {value!r} is not a supported ISO 4217 currency code.", code="invalid_currency", param=param
+        )
+    return get_currency(value).code
+
+
+class ExchangeRateController(Controller):
+    path = "/v1/exchange-rates"
+    tags = ["exchange rates"]
+
+    @post("/", summary="Record an exchange rate (operator organizations only)", status_code=201)
+    async def create(
+        self, data: ExchangeRateCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> ExchangeRate:
+        require_fx_writer(caller.organization_id)
+        validated_rate(data)
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "exchange_rate.create", payload, idempotency_key
+        )
+        return command_response(outcome, created=True)  # type: ignore[return-value]
+
+    @get("/", summary="List exchange rates, newest first")
+    async def index(
+        self,
+        db: AsyncSession,
+        limit: Limit = 10,
+        starting_after: StartingAfter = None,
+        ending_before: EndingBefore = None,
+        base: Annotated[str | None, Parameter(query="base", max_length=16, required=False)] = None,
+        quote: Annotated[str | None, Parameter(query="quote", max_length=16, required=False)] = None,
+        source: Annotated[str | None, Parameter(query="source", max_length=100, required=False)] = None,
+    ) -> dict[str, Any]:
+        page = await list_exchange_rates(
+            db,
+            PageRequest(limit, starting_after, ending_before),
+            base=_currency_filter(base, "base"),
+            quote=_currency_filter(quote, "quote"),
+            source=source,
+        )
+        return {
+            "object": "list",
+            "data": [exchange_rate_json(row) for row in page.items],
+            "hasMore": page.has_more,
+            "url": self.path,
+        }

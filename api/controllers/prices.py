@@ -1,0 +1,159 @@
+"""/v1/prices: Stripe's price model (per_unit, tiered graduated/volume, package via
+transformQuantity, one_time or recurring, currencyOptions). Amounts are immutable once
+created; PATCH changes active, nickname, metadata and lookupKey only.
+`POST /v1/prices/{id}/quote` prices a quantity in one of the price's currencies."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from litestar import Controller, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
+from api.responses import command_response
+from billing.catalog.repository import (
+    CreatedRange,
+    get_price,
+    get_price_by_lookup_key,
+    get_product,
+    list_prices,
+    price_json,
+)
+from billing.catalog.service import check_price_update, quote_price, validated_price
+from billing.currencies import get_currency, is_known_currency
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.models import Price as PriceRow
+from billing.pagination import PageRequest
+from contracts.catalog import PriceCreate, PriceUpdate, QuoteRequest
+from contracts.enums import PriceType, RecurringInterval, UsageType
+from contracts.resources import Price
+
+
+async def _check_lookup_key(db: AsyncSession, lookup_key: str | None, transfer: bool, price_id: str | None) -> None:
+    if lookup_key is None or transfer:
+        return
+    holder = await get_price_by_lookup_key(db, lookup_key)
+    if holder is not None and holder.id != price_id:
+        raise InvalidRequest(
+            f"The lookup key '{lookup_key}' is already used by price '{holder.id}'. "
+            "Send transferLookupKey: true to move it to this price.",
+            code="lookup_key_in_use",
+            param="lookupKey",
+        )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(value: str | None, choices: type[E], param: str) -> E | None:
+    """An enum query filter, its error naming the param as the client wrote it."""
+    if value is None:
+        return None
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in choices)
+        raise InvalidRequest(f"Invalid {param}: must be one of {allowed}.", code="parameter_invalid", param=param) from None
+
+
+async def _price(db: AsyncSession, price_id: str) -> PriceRow:
+    price = await get_price(db, price_id)
+    if price is None:
+        raise ResourceMissing("price", price_id)
+    return price
+
+
+class PriceController(Controller):
+    path = "/v1/prices"
+    tags = ["prices"]
+
+    @post("/", summary="Create a price", status_code=201)
+    async def create(
+        self, data: PriceCreate, db: AsyncSession, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Price:
+        validated_price(data)  # every rule of the definition, answered at once
+        if await get_product(db, data.product) is None:
+            raise InvalidRequest(f"No such product: '{data.product}'", code="resource_missing", param="product")
+        await _check_lookup_key(db, data.lookupKey, data.transferLookupKey, None)
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "price.create", payload, idempotency_key)
+        return command_response(outcome, created=True)  # type: ignore[return-value]
+
+    @get("/{price_id:str}", summary="Retrieve a price")
+    async def retrieve(self, price_id: str, db: AsyncSession) -> Price:
+        return price_json(await _price(db, price_id))  # type: ignore[return-value]
+
+    @patch("/{price_id:str}", summary="Update a price's active, nickname, metadata or lookupKey (amounts never change)")
+    async def update(
+        self,
+        price_id: str,
+        data: PriceUpdate,
+        db: AsyncSession,
+        caller: Caller,
+        state: State,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Price:
+        check_price_update(data)
+        await _price(db, price_id)
+        if "lookupKey" in data.model_fields_set:
+            await _check_lookup_key(db, data.lookupKey, bool(data.transferLookupKey), price_id)
+        payload = {"id": price_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "price.update", payload, idempotency_key)
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @post("/{price_id:str}/quote", summary="What the price charges for a quantity, per tier, in one of its currencies", status_code=200)
+    async def quote(self, price_id: str, data: QuoteRequest, db: AsyncSession) -> dict[str, Any]:
+        return quote_price(await _price(db, price_id), data.quantity, data.currency)
+
+    @get("/", summary="List prices, newest first")
+    async def index(
+        self,
+        db: AsyncSession,
+        limit: Limit = 10,
+        starting_after: StartingAfter = None,
+        ending_before: EndingBefore = None,
+        product: Annotated[str | None, Parameter(query="product", max_length=64, required=False)] = None,
+        price_type: Annotated[str | None, Parameter(query="type", max_length=32, required=False, description="one_time | recurring")] = None,
+        active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
+        currency: Annotated[
+            str | None,
+            Parameter(query="currency", max_length=16, required=False, description="The price's currency or a currencyOption"),
+        ] = None,
+        lookup_keys: Annotated[list[str] | None, Parameter(query="lookupKeys", required=False, max_items=10)] = None,
+        interval: Annotated[
+            str | None, Parameter(query="recurring[interval]", max_length=32, required=False, description="day | week | month | year")
+        ] = None,
+        usage_type: Annotated[
+            str | None, Parameter(query="recurring[usageType]", max_length=32, required=False, description="licensed | metered")
+        ] = None,
+        created_gte: created_bound("gte") = None,
+        created_gt: created_bound("gt") = None,
+        created_lte: created_bound("lte") = None,
+        created_lt: created_bound("lt") = None,
+    ) -> dict[str, Any]:
+        if currency is not None:
+            if not is_known_currency(currency):
+                raise InvalidRequest(
+                    f"Invalid currency: {currency!r} is not a supported ISO 4217 currency code.",
+                    code="invalid_currency",
+                    param="currency",
+                )
+            currency = get_currency(currency).code
+        page = await list_prices(
+            db,
+            PageRequest(limit, starting_after, ending_before),
+            product=product,
+            type_=_choice(price_type, PriceType, "type"),
+            active=active,
+            currency=currency,
+            lookup_keys=lookup_keys,
+            interval=_choice(interval, RecurringInterval, "recurring[interval]"),
+            usage_type=_choice(usage_type, UsageType, "recurring[usageType]"),
+            created=CreatedRange(created_gte, created_gt, created_lte, created_lt),
+        )
+        return {"object": "list", "data": [price_json(price) for price in page.items], "hasMore": page.has_more, "url": self.path}

@@ -1,0 +1,148 @@
+"""/v1/products: products with attributes validated against the organization's
+definitions; list filters `active`, `ids`, `created[...]` and `attributes[key]=value`
+(JSONB containment on a GIN index); search by name, description, active and metadata."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
+from api.responses import command_response, list_response
+from billing.catalog.attributes import attributes_for_new_product
+from billing.catalog.repository import (
+    PRODUCT_SEARCH_FIELDS,
+    CreatedRange,
+    attribute_definitions,
+    get_product,
+    list_products,
+    search_products,
+)
+from billing.catalog.service import product_changes
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.pagination import PageRequest
+from billing.search import parse_search_query
+from contracts.catalog import ProductCreate, ProductUpdate
+from contracts.resources import Product
+
+_ATTRIBUTE_FILTER = re.compile(r"^attributes\[(?P<key>[^\[\]]{1,64})\]$")
+MAX_ATTRIBUTE_FILTERS = 10
+
+
+def attribute_filters(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """`attributes[color]=red` query parameters as {"color": "red"}."""
+    filters: dict[str, str] = {}
+    for name, values in request.query_params.dict().items():
+        if not name.startswith("attributes"):
+            continue
+        match = _ATTRIBUTE_FILTER.match(name)
+        if match is None:
+            raise InvalidRequest(
+                f"Invalid {name}: filter by attribute as attributes[key]=value.", code="parameter_invalid", param=name
+            )
+        if len(values) > 1:
+            raise InvalidRequest(f"Invalid {name}: give one value.", code="parameter_invalid", param=name)
+        filters[match["key"]] = values[0]
+    if len(filters) > MAX_ATTRIBUTE_FILTERS:
+        raise InvalidRequest(
+            f"At most {MAX_ATTRIBUTE_FILTERS} attribute filters.", code="parameter_invalid", param="attributes"
+        )
+    return filters
+
+
+class ProductController(Controller):
+    path = "/v1/products"
+    tags = ["products"]
+
+    @post("/", summary="Create a product", status_code=201)
+    async def create(
+        self, data: ProductCreate, db: AsyncSession, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Product:
+        attributes_for_new_product(data.attributes, await attribute_definitions(db))  # answered at once if bad
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "product.create", payload, idempotency_key)
+        return command_response(outcome, created=True)  # type: ignore[return-value]
+
+    @get("/{product_id:str}", summary="Retrieve a product")
+    async def retrieve(self, product_id: str, db: AsyncSession) -> Product:
+        product = await get_product(db, product_id)
+        if product is None:
+            raise ResourceMissing("product", product_id)
+        return Product.model_validate(product)
+
+    @patch("/{product_id:str}", summary="Update a product (absent fields unchanged, null clears; active=false archives)")
+    async def update(
+        self,
+        product_id: str,
+        data: ProductUpdate,
+        db: AsyncSession,
+        caller: Caller,
+        state: State,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Product:
+        product = await get_product(db, product_id)
+        if product is None:
+            raise ResourceMissing("product", product_id)
+        await product_changes(db, product, data)  # answered at once if bad
+        payload = {"id": product_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "product.update", payload, idempotency_key)
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @delete("/{product_id:str}", summary="Delete a product and its prices, when no price is in use", status_code=200)
+    async def remove(
+        self, product_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> dict[str, Any]:
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "product.delete", {"id": product_id}, idempotency_key
+        )
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @get(
+        "/",
+        summary="List products, newest first",
+        description="Filter by attribute with `attributes[key]=value` (several are ANDed); `ids` may repeat.",
+    )
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        limit: Limit = 10,
+        starting_after: StartingAfter = None,
+        ending_before: EndingBefore = None,
+        active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
+        ids: Annotated[list[str] | None, Parameter(query="ids", required=False, max_items=100)] = None,
+        created_gte: created_bound("gte") = None,
+        created_gt: created_bound("gt") = None,
+        created_lte: created_bound("lte") = None,
+        created_lt: created_bound("lt") = None,
+    ) -> dict[str, Any]:
+        page = await list_products(
+            db,
+            PageRequest(limit, starting_after, ending_before),
+            active=active,
+            ids=ids,
+            created=CreatedRange(created_gte, created_gt, created_lte, created_lt),
+            attributes=attribute_filters(request),
+        )
+        return list_response(page, Product, self.path)
+
+    @get("/search", summary="Search products: name~'shirt' AND active:'true' AND metadata['k']:'v'")
+    async def search(
+        self,
+        db: AsyncSession,
+        search_query: Annotated[str, Parameter(query="query", max_length=1000)],
+        limit: Limit = 10,
+        page: Annotated[str | None, Parameter(query="page", max_length=64, required=False)] = None,
+    ) -> dict[str, Any]:
+        parsed = parse_search_query(search_query, PRODUCT_SEARCH_FIELDS)
+        result = await search_products(db, parsed, PageRequest(limit, starting_after=page))
+        body = list_response(result, Product, f"{self.path}/search")
+        body["object"] = "search_result"
+        body["nextPage"] = body["data"][-1]["id"] if result.has_more else None
+        return body
