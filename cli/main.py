@@ -195,5 +195,47 @@ def keys_revoke(organization: str, key_id: str) -> None:
     typer.echo(f"revoked {key_id}")
 
 
+# -- exchange rates (issue 4) ------------------------------------------------------------
+fx_app = typer.Typer(help="Exchange rates: reference data for reporting, never for charging.", no_args_is_help=True)
+app.add_typer(fx_app, name="fx")
+
+
+@fx_app.command("import")
+def fx_import(
+    path: str = typer.Argument(..., help="CSV with a header: base,quote,rate,source,as_of"),
+    replace: bool = typer.Option(False, help="Overwrite stored rates of the same base, quote, source and as_of"),
+) -> None:
+    """Load exchange rates from a CSV, all or nothing (billing/fx.py parses, billing/fx_service.py stores)."""
+    from pathlib import Path
+
+    from billing.db import create_engine, create_session_factory
+    from billing.fx import RatesCsvError, parse_rates_csv
+    from billing.fx_service import ConflictingRates, import_rates
+
+    try:
+        rates = parse_rates_csv(Path(path).read_text(encoding="utf-8"))
+    except (OSError, RatesCsvError) as error:
+        typer.echo(f"{path}: {error}", err=True)
+        raise typer.Exit(1) from None
+
+    async def run():  # type: ignore[no-untyped-def]
+        engine = create_engine(pool_size=1)
+        try:
+            async with create_session_factory(engine)() as session, session.begin():
+                return await import_rates(session, rates, replace=replace)
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ConflictingRates as error:
+        typer.echo(f"{path}: nothing imported; rates differ from the stored ones (use --replace):\n{error}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as error:
+        typer.echo(f"{path}: nothing imported: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({"inserted": result.inserted, "unchanged": result.unchanged, "replaced": result.replaced}))
+
+
 if __name__ == "__main__":
     app()

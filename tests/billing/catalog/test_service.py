@@ -3,6 +3,7 @@ organization): attribute definitions, products, prices, quotes, exchange rates."
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -470,3 +471,28 @@ async def test_import_and_convert_for_reporting(session_factory: Any) -> None:
         march = datetime(2030, 3, 1, tzinfo=UTC)
         rates = [r for r in await fx_service.rates_at(session, march) if r.source == source]
         assert fx.convert_for_reporting(10000, "eur", "usd", rates, march) == 12000
+
+
+def test_the_cli_imports_a_rates_file_all_or_nothing(database_url: str, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    source = f"cli-{new_id('customer')}"
+    path = tmp_path / "rates.csv"
+    path.write_text(f"base,quote,rate,source,as_of\nEUR,USD,1.1,{source},2031-01-01\nEUR,JPY,160.25,{source},2031-01-01\n")
+    runner = CliRunner()
+    first = runner.invoke(app, ["fx", "import", str(path)])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {"inserted": 2, "unchanged": 0, "replaced": 0}
+    assert json.loads(runner.invoke(app, ["fx", "import", str(path)]).stdout) == {"inserted": 0, "unchanged": 2, "replaced": 0}
+
+    path.write_text(path.read_text().replace("160.25", "161") + f"GBP,USD,1.27,{source},2031-01-01\n")
+    refused = runner.invoke(app, ["fx", "import", str(path)])
+    assert refused.exit_code == 1 and "--replace" in refused.stderr
+    replaced = runner.invoke(app, ["fx", "import", str(path), "--replace"])
+    assert json.loads(replaced.stdout) == {"inserted": 1, "unchanged": 1, "replaced": 1}  # the refused run wrote nothing
+
+    path.write_text("base,quote,rate\nEUR,USD,1.1\n")
+    bad = runner.invoke(app, ["fx", "import", str(path)])
+    assert bad.exit_code == 1 and "missing column(s) source, as_of" in bad.stderr
