@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -66,7 +66,7 @@ def require_fx_writer(organization_id: str) -> None:
 
 
 def validated_rate(data: ExchangeRateCreate) -> fx.ExchangeRate:
-    """The rate of a request, checked, with asOf cut to the column's milliseconds."""
+    """The rate of a request, checked, with asOf in UTC cut to the column's milliseconds."""
     for param in ("base", "quote"):
         code = getattr(data, param)
         if not is_known_currency(code):
@@ -90,8 +90,13 @@ def validated_rate(data: ExchangeRateCreate) -> fx.ExchangeRate:
         )
     if not data.source.strip():
         raise InvalidRequest("Invalid source: it cannot be blank.", code="parameter_invalid", param="source")
-    as_of = data.asOf.replace(microsecond=data.asOf.microsecond // 1000 * 1000)
-    return fx.ExchangeRate(base, quote, rate, data.source, as_of)
+    return fx.ExchangeRate(base, quote, rate, data.source, _stored_instant(data.asOf))
+
+
+def _stored_instant(moment: datetime) -> datetime:
+    """As the column keeps it, so that create and read answer alike: UTC, milliseconds."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 async def _stored(session: AsyncSession, rate: fx.ExchangeRate) -> ExchangeRate | None:
@@ -149,8 +154,7 @@ async def import_rates(session: AsyncSession, rates: list[fx.ExchangeRate], *, r
     inserted = unchanged = replaced = 0
     conflicts: list[tuple[fx.ExchangeRate, Decimal]] = []
     for rate in rates:
-        as_of = rate.as_of.replace(microsecond=rate.as_of.microsecond // 1000 * 1000)
-        rate = fx.ExchangeRate(rate.base, rate.quote, rate.rate, rate.source, as_of)
+        rate = fx.ExchangeRate(rate.base, rate.quote, rate.rate, rate.source, _stored_instant(rate.as_of))
         if decimal_places(rate.rate) > RATE_DECIMAL_PLACES or rate.rate >= RATE_MAX:
             raise ValueError(f"{rate.base}->{rate.quote} {rate.source}: rate {rate.rate} does not fit numeric(30,12)")
         existing = await _stored(session, rate)

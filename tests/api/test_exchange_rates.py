@@ -48,6 +48,8 @@ async def test_only_operator_organizations_write_rates(
     rate = created.json()
     assert (rate["base"], rate["quote"], rate["rate"], rate["source"]) == ("eur", "usd", "1.0842", source)
     assert rate["asOf"].startswith("2025-01-02T16:00:00")
+    shifted = await api_client.post("/v1/exchange-rates", json=body(source, asOf="2025-01-02T17:00:00+01:00"))
+    assert shifted.json() == rate  # the same instant: the same rate, written in UTC
 
     # every organization reads them
     listed = (await other_api_client.get("/v1/exchange-rates", params={"source": source})).json()
