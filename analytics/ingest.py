@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import numpy as np
 from pydantic import ValidationError
 
@@ -466,9 +467,9 @@ class UsageWriter:
                 return result
             new_keys = list(unique)
             new_hashes = [h for k, h in zip(keys, hashes, strict=True) if k in unique]
-            columns = _usage_columns(unique.values())
+            body = encode_usage_rows(unique.values())
             try:
-                self.store.insert("usage_events", columns, USAGE_COLUMNS, column_oriented=True)
+                self.store.insert_raw("usage_events", USAGE_COLUMNS, body)
             except Exception:
                 self._after_failed_insert(unique)
                 raise
@@ -494,6 +495,45 @@ class UsageWriter:
             span[0], span[1] = min(span[0], ts), max(span[1], ts)
         for org, (lo, hi) in spans.items():
             rebuild_aggregates(self.store, org, lo, hi + timedelta(microseconds=1))
+
+
+_ROW_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def _plain_decimal(value: Decimal) -> Decimal:
+    """The same number, written without an exponent (JSON number text ClickHouse reads exactly)."""
+    return value if "E" not in str(value) else Decimal(format_decimal(value))
+
+
+def encode_usage_rows(items: Iterable[tuple[UsageEvent, UsageSource]]) -> bytes:
+    """JSONCompactEachRow for USAGE_COLUMNS. Decimals go as JSON number text (exact, no float
+    on either side), timestamps as epoch seconds with six decimals, property values as text.
+    ClickHouse parses the rows itself: the cheapest insert path from Python (~1.5 us a row)."""
+    encode = _ROW_ENCODER.encode
+    lines = []
+    append = lines.append
+    for event, src in items:
+        ts = event.timestamp
+        seconds = Decimal(f"{int(ts.timestamp())}.{ts.microsecond:06d}")
+        props = event.properties
+        append(
+            encode(
+                [
+                    event.organization_id,
+                    event.identifier,
+                    event.event_name,
+                    event.customer_id,
+                    _plain_decimal(event.value),
+                    seconds,
+                    {k: _property_text(v) for k, v in props.items()} if props else {},
+                    src.source,
+                    src.topic,
+                    src.partition,
+                    src.offset,
+                ]
+            )
+        )
+    return b"\n".join(lines)
 
 
 def _usage_columns(items: Iterable[tuple[UsageEvent, UsageSource]]) -> list[list[Any]]:

@@ -230,6 +230,14 @@ class AnalyticsStore:
             )
         return n
 
+    def insert_raw(self, table: str, column_names: Sequence[str], body: bytes, fmt: str = "JSONCompactEachRow") -> None:
+        """Insert pre-encoded rows (e.g. JSONCompactEachRow) in one INSERT; ClickHouse parses
+        them (in C++, outside the GIL)."""
+        if not body:
+            return
+        with self.client() as c:
+            c.raw_insert(table, list(column_names), body, fmt=fmt)
+
     # -- async wrappers (run in a worker thread: the engine releases the GIL) ---------------
     async def acommand(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         return await asyncio.to_thread(self.command, sql, parameters)

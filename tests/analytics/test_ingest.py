@@ -115,11 +115,11 @@ def test_failed_insert_that_landed_is_repaired(store, org, processor, monkeypatc
     """The insert raises after the raw rows landed: the retry must not double count and
     the aggregates must match the raw rows."""
     writer = processor.writer
-    real_insert = store.insert
+    real_insert = store.insert_raw
     calls = {"n": 0}
 
-    def flaky_insert(table, data, column_names, **kw):
-        n = real_insert(table, data, column_names, **kw)
+    def flaky_insert(table, column_names, body, **kw):
+        n = real_insert(table, column_names, body, **kw)
         if table == "usage_events" and calls["n"] == 0:
             calls["n"] += 1
             # simulate a view that missed the block: remove the rollup rows again
@@ -128,7 +128,7 @@ def test_failed_insert_that_landed_is_repaired(store, org, processor, monkeypatc
             raise ConnectionError("connection reset after the insert")
         return n
 
-    monkeypatch.setattr(store, "insert", flaky_insert)
+    monkeypatch.setattr(store, "insert_raw", flaky_insert)
     msgs = [message(event_payload(org, f"f-{i}", value="0.5", ts=NOW - timedelta(days=1))) for i in range(4)]
     with pytest.raises(ConnectionError):
         processor.process(msgs)
