@@ -1,0 +1,476 @@
+"""Recorded responses of the real API type-check against the Prisma-generated TypeScript.
+
+Every endpoint is driven through the real API, Kafka and Postgres; each response body is
+written into a TypeScript file as an object literal under the type a frontend would use
+(`const customer_create: ApiResource<Customer> = {...}`), and `tsc --strict --noEmit`
+compiles it against prisma/generated/client (Prisma's model types), prisma/types/api.ts
+(the JSON mapping: DateTime -> string, Decimal -> string, BigInt -> number, hidden fields
+left out) and prisma/types/responses.ts (errors, search results, command status). Object
+literals get TypeScript's excess-property check, so an extra field (a leaked hidden one),
+a missing field, a wrong type or an unknown enum string all fail.
+
+To cover a new endpoint: add its TypeScript type to RESPONSE_TYPES, drive it in a
+scenario (a function decorated with @scenario below), and take its path off
+NOT_YET_COVERED. `test_every_endpoint_is_recorded` fails for any endpoint of the API's
+OpenAPI document that is neither recorded with a 2xx nor in NOT_YET_COVERED; GET
+endpoints are also called automatically (lists as is, `{id}` paths with a missing id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.envelopes import command_id_for
+from contracts.settings import PROJECT_ROOT, get_settings
+from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
+
+# ---------------------------------------------------------------------------------------
+# THE REGISTRY: (METHOD, path as in the OpenAPI document) -> the TypeScript type of its
+# 2xx body. Other engineers: add your endpoints here (and a @scenario that drives them).
+# Any 4xx/5xx body is checked as `ErrorResponse`, any 202 as `CommandAccepted`.
+# Names usable here: every model of prisma/generated/client/browser.ts (Customer, Product,
+# Price, ...) and every type exported by prisma/types/*.ts (ApiResource, ApiList,
+# SearchResult, CommandStatus, WithSecret, ...). Hidden fields (`/// @hidden` in
+# schema.prisma) go in ApiResource's second argument, e.g. ApiResource<ApiKey, "secretHash">.
+# ---------------------------------------------------------------------------------------
+API_KEY = 'ApiResource<ApiKey, "secretHash">'
+RESPONSE_TYPES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/customers"): "ApiResource<Customer>",
+    ("GET", "/v1/customers"): "ApiList<ApiResource<Customer>>",
+    ("GET", "/v1/customers/search"): "SearchResult<ApiResource<Customer>>",
+    ("GET", "/v1/customers/{customer_id}"): "ApiResource<Customer>",
+    ("PATCH", "/v1/customers/{customer_id}"): "ApiResource<Customer>",
+    ("DELETE", "/v1/customers/{customer_id}"): "ApiResource<Customer>",
+    ("GET", "/v1/api-keys"): f"ApiList<{API_KEY}>",
+    ("POST", "/v1/api-keys"): f"WithSecret<{API_KEY}>",
+    ("POST", "/v1/api-keys/{key_id}/roll"): f"WithSecret<{API_KEY}>",
+    ("DELETE", "/v1/api-keys/{key_id}"): API_KEY,
+    ("GET", "/v1/commands/{command_id}"): "CommandStatus",
+}
+
+# Endpoints (path prefixes of the OpenAPI document) whose owners have not typed them here
+# yet. Take yours off when its RESPONSE_TYPES entries and scenario are in.
+NOT_YET_COVERED: dict[str, str] = {
+    "/v1/product-attributes": "catalog (issue 4)",
+    "/v1/products": "catalog (issue 4)",
+    "/v1/prices": "catalog (issue 4)",
+    "/v1/exchange-rates": "catalog (issue 4)",
+    "/v1/customers/{customer_id}/payment-methods": "payments (issue 5)",
+    "/v1/setup-intents": "payments (issue 5)",
+    "/v1/stripe-account": "payments (issue 5)",
+    "/v1/webhooks": "payments (issue 5): Stripe's webhook receiver, not a resource",
+}
+
+PRISMA = PROJECT_ROOT / "prisma"
+TSC = [shutil.which("npx") or "npx", "--no-install", "tsc"]
+
+
+# ----------------------------------------------------------------------------- recording
+
+
+@dataclass
+class Recording:
+    name: str  # the TypeScript constant
+    method: str
+    url: str
+    path: str | None  # the OpenAPI path it matched (None: no route, e.g. a 404 URL)
+    status: int
+    body: Any
+    ts_type: str
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+@dataclass
+class Recorder:
+    """Sends requests and keeps every response with the OpenAPI path it matched."""
+
+    templates: list[tuple[str, str]]  # (METHOD, path) of the OpenAPI document
+    recordings: list[Recording] = field(default_factory=list)
+
+    def route(self, method: str, url: str) -> str | None:
+        path = httpx.URL(url).path
+        matches = [t for m, t in self.templates if m == method and _path_pattern(t).match(path)]
+        return min(matches, key=lambda t: t.count("{"), default=None)  # a static segment wins
+
+    def _name(self, name: str | None, method: str, path: str | None, status: int) -> str:
+        base = name or re.sub(r"\W+", "_", f"{method.lower()} {path or 'unrouted'} {status}").strip("_")
+        taken = {r.name for r in self.recordings}
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        return candidate
+
+    async def __call__(
+        self,
+        client: TenantClient | httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        expect: int | None = None,
+        name: str | None = None,
+        ts_type: str | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        response = await client.request(method, url, **kwargs)
+        if expect is not None:
+            assert response.status_code == expect, f"{method} {url}: {response.status_code} {response.text}"
+        path = self.route(method, url)
+        try:
+            body = response.json()
+        except ValueError:
+            pytest.fail(f"{method} {url} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}")
+        if ts_type is None:
+            ts_type = self.type_for(method, path, response.status_code)
+        self.recordings.append(
+            Recording(self._name(name, method, path, response.status_code), method, url, path, response.status_code, body, ts_type)
+        )
+        return response
+
+    @staticmethod
+    def type_for(method: str, path: str | None, status: int) -> str:
+        if status >= 400:
+            return "ErrorResponse"
+        if status == 202:
+            return "CommandAccepted"
+        ts_type = RESPONSE_TYPES.get((method, path or ""))
+        if ts_type is None:
+            pytest.fail(
+                f"{method} {path} answered {status} but has no TypeScript type: add it to RESPONSE_TYPES in {__file__}",
+                pytrace=False,
+            )
+        return ts_type
+
+
+@dataclass
+class Context:
+    record: Recorder
+    client: TenantClient  # this module's own organization
+    other: TenantClient  # another organization
+    anonymous: httpx.AsyncClient  # no Authorization header
+
+
+Scenario = Callable[[Context], Awaitable[None]]
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(fn: Scenario) -> Scenario:
+    SCENARIOS.append(fn)
+    return fn
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+@scenario
+async def customers(ctx: Context) -> None:
+    record, client = ctx.record, ctx.client
+    created = (
+        await record(
+            client,
+            "POST",
+            "/v1/customers",
+            expect=201,
+            name="customer_create",
+            json={
+                "email": "jenny@example.com",
+                "name": "Jenny Rosen",
+                "phone": "+15555550123",
+                "description": "TypeScript contract",
+                "address": {"line1": "1 Main St", "city": "Springfield", "postalCode": "12345", "country": "US"},
+                "shipping": {"name": "Jenny", "address": {"country": "US"}},
+                "metadata": {"plan": "pro"},
+                "balance": -500,
+                "invoicePrefix": "JEN123",
+                "invoiceSettings": {"footer": "Thanks"},
+            },
+        )
+    ).json()
+    await record(client, "POST", "/v1/customers", expect=201, name="customer_create_minimal", json={})
+    url = f"/v1/customers/{created['id']}"
+    await record(client, "GET", url, expect=200, name="customer_retrieve")
+    await record(client, "PATCH", url, expect=200, name="customer_update", json={"name": "Jenny R.", "email": None})
+    await record(client, "GET", "/v1/customers", expect=200, name="customer_list", params={"limit": 3})
+    await record(
+        client, "GET", "/v1/customers/search", expect=200, name="customer_search",
+        params={"query": "metadata['plan']:'pro'", "limit": 1},
+    )
+    await record(client, "DELETE", url, expect=200, name="customer_delete")
+    await record(client, "GET", url, expect=200, name="customer_retrieve_deleted")
+    # failures of the customer endpoints
+    await record(client, "PATCH", url, expect=404, name="error_update_deleted", json={"name": "x"})
+    await record(ctx.other, "GET", url, expect=404, name="error_other_organization")
+    await record(client, "POST", "/v1/customers", expect=400, name="error_unknown_param", json={"nickname": "x"})
+    await record(client, "POST", "/v1/customers", expect=400, name="error_invalid_email", json={"email": "nope"})
+    await record(
+        client, "POST", "/v1/customers", expect=400, name="error_nested_param", json={"address": {"country": "usa"}}
+    )
+    await record(
+        client, "POST", "/v1/customers", expect=400, name="error_invalid_json",
+        content=b'{"name": ', headers={"Content-Type": "application/json"},
+    )
+    await record(
+        client, "POST", "/v1/customers", expect=413, name="error_too_large",
+        content=json.dumps({"description": "x" * 300_000}).encode(), headers={"Content-Type": "application/json"},
+    )
+    await record(client, "GET", "/v1/customers/search", expect=400, name="error_bad_search", params={"query": "nickname:'x'"})
+    await record(client, "GET", "/v1/customers", expect=400, name="error_limit", params={"limit": 1000})
+    key = uuid.uuid4().hex
+    await record(client, "POST", "/v1/customers", expect=201, name="customer_create_idempotent",
+                 json={"name": "Once"}, headers={"Idempotency-Key": key})
+    await record(client, "POST", "/v1/customers", expect=400, name="error_idempotency_mismatch",
+                 json={"name": "Twice"}, headers={"Idempotency-Key": key})
+
+
+@scenario
+async def authentication_and_routing(ctx: Context) -> None:
+    record = ctx.record
+    await record(ctx.anonymous, "GET", "/v1/customers", expect=401, name="error_no_key")
+    await record(
+        ctx.anonymous, "GET", "/v1/customers", expect=401, name="error_bad_key",
+        headers={"Authorization": "Bearer sk_test_nope"},
+    )
+    await record(ctx.client, "GET", "/v1/no-such-thing", expect=404, name="error_unknown_url")
+    await record(ctx.client, "PUT", "/v1/customers", expect=405, name="error_method_not_allowed", json={})
+
+
+@scenario
+async def api_keys(ctx: Context) -> None:
+    record, client = ctx.record, ctx.client
+    created = (await record(client, "POST", "/v1/api-keys", expect=201, name="api_key_create", json={"name": "backend"})).json()
+    await record(client, "GET", "/v1/api-keys", expect=200, name="api_key_list")
+    rolled = (
+        await record(
+            client, "POST", f"/v1/api-keys/{created['id']}/roll", expect=201, name="api_key_roll",
+            json={"expiresInSeconds": 60},
+        )
+    ).json()
+    await record(client, "DELETE", f"/v1/api-keys/{rolled['id']}", expect=200, name="api_key_revoke")
+    await record(client, "GET", "/v1/api-keys", expect=200, name="api_key_list_after_roll")
+    await record(ctx.other, "DELETE", f"/v1/api-keys/{created['id']}", expect=404, name="error_other_api_key")
+    await record(client, "POST", "/v1/api-keys", expect=400, name="error_api_key_name", json={"name": ""})
+
+
+@scenario
+async def commands(ctx: Context) -> None:
+    record, client = ctx.record, ctx.client
+    org = client.tenant.organization_id
+    key = uuid.uuid4().hex
+    await record(client, "POST", "/v1/customers", expect=201, json={"name": "Tracked"}, headers={"Idempotency-Key": key})
+    succeeded = await record(
+        client, "GET", f"/v1/commands/{command_id_for(org, key)}", expect=200, name="command_succeeded",
+        ts_type="CommandStatus<ApiResource<Customer>>",
+    )
+    assert succeeded.json()["status"] == "succeeded"
+    failing = uuid.uuid4().hex
+    await record(
+        client, "PATCH", "/v1/customers/cus_missing", expect=404, json={"name": "x"}, headers={"Idempotency-Key": failing}
+    )
+    failed = await record(client, "GET", f"/v1/commands/{command_id_for(org, failing)}", expect=200, name="command_failed")
+    assert failed.json()["status"] == "failed"
+    await record(client, "GET", "/v1/commands/cmd_never_sent", expect=200, name="command_pending")
+
+
+@scenario
+async def accepted_but_not_applied_in_time(ctx: Context) -> None:
+    """A write that outlasts the API's timeout answers 202; the command is applied later."""
+    impatient = replace(get_settings(), command_timeout_seconds=0.0)
+    async with serve(impatient) as api:
+        client = TenantClient(api, ctx.client.tenant)
+        for _ in range(20):  # the consumer is fast: it may beat even a zero timeout
+            response = await ctx.record(client, "POST", "/v1/customers", name="customer_create_accepted", json={"name": "Later"})
+            if response.status_code == 202:
+                break
+            ctx.record.recordings.pop()
+    assert response.status_code == 202, response.text
+    accepted = ctx.record.recordings[-1]
+    for _ in range(200):
+        if (await ctx.client.get(accepted.body["statusUrl"])).json()["status"] != "pending":
+            break
+        await asyncio.sleep(0.05)
+    later = await ctx.record(
+        ctx.client, "GET", accepted.body["statusUrl"], expect=200, name="command_succeeded_later",
+        ts_type="CommandStatus<ApiResource<Customer>>",
+    )
+    assert later.json()["status"] == "succeeded", later.text
+
+
+async def every_get_endpoint(ctx: Context) -> None:
+    """Runs last: every GET of the OpenAPI document, lists as they are and `{id}` paths with
+    an id that does not exist, so a new read endpoint is checked without a scenario."""
+    for method, path in ctx.record.templates:
+        if method != "GET" or _not_yet_covered(path):
+            continue
+        url = re.sub(r"\{[^}]+\}", "missing_0000", path)
+        await ctx.record(ctx.client, "GET", url, name=None)
+
+
+def _not_yet_covered(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in NOT_YET_COVERED)
+
+
+# ----------------------------------------------------------------------------- TypeScript
+
+
+def _exported_types() -> dict[str, list[str]]:
+    """{module path: names} that the generated file imports: the Prisma models and every
+    type of prisma/types/*.ts."""
+    browser = PRISMA / "generated" / "client" / "browser.ts"
+    modules = {str(browser): re.findall(r"^export type (\w+) = Prisma\.\w+Model$", browser.read_text(), re.M)}
+    for module in sorted((PRISMA / "types").glob("*.ts")):
+        names = re.findall(r"^export type (\w+)", module.read_text(), re.M)
+        if names:
+            modules[str(module)] = names
+    return modules
+
+
+@dataclass
+class TypeScriptFile:
+    text: str
+    lines: dict[int, str]  # 1-based line -> the constant it belongs to
+
+
+def typescript_for(recordings: list[Recording]) -> TypeScriptFile:
+    out = ["// Generated by tests/api/test_typescript_contract.py from recorded API responses."]
+    for module, names in _exported_types().items():
+        out.append(f'import type {{ {", ".join(sorted(set(names)))} }} from {json.dumps(module)};')
+    owners: dict[int, str] = {}
+    for r in recordings:
+        out.append("")
+        out.append(f"// {r.method} {r.url} -> {r.status}")
+        literal = json.dumps(r.body, indent=2).splitlines()
+        start = len(out) + 1
+        out.append(f"export const {r.name}: {r.ts_type} = {literal[0]}")
+        out.extend(literal[1:])
+        out[-1] += ";"
+        for line in range(start, len(out) + 1):
+            owners[line] = r.name
+    return TypeScriptFile("\n".join(out) + "\n", owners)
+
+
+@dataclass(frozen=True)
+class TscError:
+    constant: str | None
+    key: str | None  # the JSON key on the line the error points at
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.constant}.{self.key}" if self.key else str(self.constant)
+        return f"{where} (line {self.line}): {self.code} {self.message}"
+
+
+def compile_typescript(source: TypeScriptFile, directory: Path) -> tuple[int, list[TscError], str]:
+    """tsc --noEmit on the file with prisma/tsconfig.json's strict options, the generated
+    client and prisma/types. Returns (exit code, errors in our file, the whole output)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "responses.ts"
+    target.write_text(source.text)
+    config = {
+        "extends": str(PRISMA / "tsconfig.json"),
+        "include": [str(target), str(PRISMA / "types" / "**" / "*.ts"), str(PRISMA / "generated" / "client" / "**" / "*.ts")],
+    }
+    (directory / "tsconfig.json").write_text(json.dumps(config, indent=2))
+    result = subprocess.run(
+        [*TSC, "-p", str(directory / "tsconfig.json"), "--pretty", "false"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    output = result.stdout + result.stderr
+    text_lines = source.text.splitlines()
+    errors = []
+    for match in re.finditer(r"^(.+?)\((\d+),\d+\): error (TS\d+): (.*)$", result.stdout, re.M):
+        file, line, code, message = match.group(1), int(match.group(2)), match.group(3), match.group(4)
+        if Path(file).name != target.name or not file.endswith(f"{directory.name}/{target.name}"):
+            errors.append(TscError(f"<{file}>", None, line, code, message))
+            continue
+        key = re.match(r'\s*"((?:[^"\\]|\\.)*)"\s*:', text_lines[line - 1])
+        errors.append(TscError(source.lines.get(line), key.group(1) if key else None, line, code, message))
+    return result.returncode, errors, output
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.fixture(scope="module")
+async def recorded(api: httpx.AsyncClient, session_factory) -> Recorder:  # type: ignore[no-untyped-def]
+    schema = (await api.get("/schema/openapi.json")).json()
+    templates = [
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    tenant: Tenant = await new_tenant(session_factory, "TypeScript contract")
+    other: Tenant = await new_tenant(session_factory, "TypeScript contract, other")
+    ctx = Context(Recorder(templates), TenantClient(api, tenant), TenantClient(api, other), api)
+    for run in SCENARIOS:
+        await run(ctx)
+    await every_get_endpoint(ctx)
+    return ctx.record
+
+
+def test_every_endpoint_is_recorded(recorded: Recorder) -> None:
+    ok = {(r.method, r.path) for r in recorded.recordings if 200 <= r.status < 300 and r.status != 202}
+    missing = sorted(f"{m} {p}" for m, p in recorded.templates if not _not_yet_covered(p) and (m, p) not in ok)
+    assert not missing, (
+        "endpoints with no recorded 2xx response: give each a RESPONSE_TYPES entry and drive it in a @scenario "
+        f"of {__file__} (or list it in NOT_YET_COVERED): {missing}"
+    )
+    stale = sorted(f"{m} {p}" for m, p in RESPONSE_TYPES if (m, p) not in ok)
+    assert not stale, f"RESPONSE_TYPES entries never answered 2xx here (renamed, or not driven?): {stale}"
+    assert {r.status for r in recorded.recordings} >= {200, 201, 202, 400, 401, 404, 405, 413}
+
+
+def test_recorded_responses_type_check(recorded: Recorder, tmp_path: Path) -> None:
+    source = typescript_for(recorded.recordings)
+    code, errors, output = compile_typescript(source, tmp_path / "ok")
+    assert code == 0 and not errors, "recorded API responses do not match the TypeScript types:\n" + "\n".join(
+        map(str, errors)
+    ) + f"\n\n{output[-3000:]}"
+    assert source.text.count("export const ") == len(recorded.recordings) >= len(RESPONSE_TYPES) + 15
+
+
+def _mutated(recorded: list[Recording], name: str, change: Callable[[Any], None]) -> list[Recording]:
+    out = []
+    for r in recorded:
+        if r.name == name:
+            body = json.loads(json.dumps(r.body))
+            change(body)
+            r = replace(r, body=body)
+        out.append(r)
+    return out
+
+
+def test_a_wrong_field_fails_the_check_and_is_named(recorded: Recorder, tmp_path: Path) -> None:
+    names = {r.name for r in recorded.recordings}
+    assert {"customer_create", "api_key_list", "error_no_key"} <= names
+    broken = _mutated(recorded.recordings, "customer_create", lambda b: b.update(balance=str(b["balance"])))  # BigInt -> number
+    broken = _mutated(broken, "api_key_list", lambda b: b["data"][0].update(secretHash="0" * 64))  # a hidden field
+    broken = _mutated(broken, "error_no_key", lambda b: b["error"].update(type="auth_error"))  # not an ErrorType
+    code, errors, output = compile_typescript(typescript_for(broken), tmp_path / "broken")
+    assert code != 0, output
+    named = {(e.constant, e.key) for e in errors}
+    assert named == {("customer_create", "balance"), ("api_key_list", "secretHash"), ("error_no_key", "type")}, (
+        "\n".join(map(str, errors)) + "\n" + output[-3000:]
+    )
+    by_constant = {e.constant: e for e in errors}
+    assert "'string' is not assignable to type 'number'" in by_constant["customer_create"].message
+    assert "secretHash" in by_constant["api_key_list"].message
+    assert '"auth_error"' in by_constant["error_no_key"].message
