@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -26,10 +26,16 @@ def outbox_row(envelope: EventEnvelope, topic: str) -> dict[str, Any]:
     }
 
 
-async def claim_unsent(session: AsyncSession, limit: int) -> Sequence[Outbox]:
-    """The oldest unsent rows, locked so that two relays never send the same batch."""
+async def claim_unsent(session: AsyncSession, limit: int, min_age_seconds: float) -> Sequence[Outbox]:
+    """The oldest rows unsent for `min_age_seconds`, locked so that two sweeps never send
+    the same batch (younger rows are still being relayed by their committer)."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=min_age_seconds)
     statement = (
-        select(Outbox).where(Outbox.sent_at.is_(None)).order_by(Outbox.id).limit(limit).with_for_update(skip_locked=True)
+        select(Outbox)
+        .where(Outbox.sent_at.is_(None), Outbox.created_at < cutoff)
+        .order_by(Outbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     return (await session.scalars(statement)).all()
 

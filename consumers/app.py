@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing.db import create_engine, create_session_factory
 from billing.outbox import PostgresOutboxStore
 from consumers import catalog, customers, organizations
+from consumers import payments  # payments (issue 5)
 from consumers.pipeline import RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings
@@ -36,7 +37,7 @@ CONSUMER_GROUP = "billing-command-consumers"
 def consumer_group(settings: Settings) -> str:
     # prefixed like the topics, so a test run never joins the group of a running `make dev`
     return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
-ROUTES = merge_routes(customers.router, organizations.router, catalog.router)
+ROUTES = merge_routes(customers.router, organizations.router, catalog.router, payments.router)  # payments.router: issue 5
 RETRY_WINDOW_SECONDS = 120.0
 
 
@@ -46,6 +47,7 @@ def build_command_consumer(
     settings = settings or get_settings()
     broker = create_broker(settings)
     relay = OutboxRelay(PostgresOutboxStore(sessions), broker)
+    relaying: set[asyncio.Task[None]] = set()
 
     subscriber = broker.subscriber(
         topic(BILLING_COMMANDS),
@@ -75,9 +77,11 @@ def build_command_consumer(
         for letter in result.dead_letters:
             log.warning("dead letter at %s[%d]@%d: %s", letter.record.topic, letter.record.partition, letter.record.offset, letter.reason)
             await broker.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
-        relay.kick()
+        # published right away, beside the next batch; the sweep covers a crash in between
+        relaying.add(asyncio.create_task(relay.relay_committed(result.events)))
+        relaying.difference_update({task for task in relaying if task.done()})
 
-    return CommandConsumer(broker, relay, subscriber)
+    return CommandConsumer(broker, relay, subscriber, relaying)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class CommandConsumer:
     broker: KafkaBroker
     relay: OutboxRelay
     subscriber: Any
+    relaying: set[asyncio.Task[None]]
 
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         """Until the group has given this consumer its partitions (commands published
@@ -112,6 +117,8 @@ async def run_command_consumer(
         await stop.wait()
     finally:
         stop.set()
+        await consumer.subscriber.stop()  # no new batches: the ones in hand finish relaying
+        await asyncio.gather(*consumer.relaying)
         await relay_task
         await consumer.broker.stop()
         await engine.dispose()

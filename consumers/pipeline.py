@@ -54,10 +54,21 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class StagedEvent:
+    """An outbox row as committed: what the relay publishes right after the commit."""
+
+    id: int
+    topic: str
+    key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class BatchResult:
     applied: int
     duplicates: int
     dead_letters: list[DeadLetter]
+    events: list[StagedEvent]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -135,11 +146,14 @@ class BatchRecords:
             self.event(_event(envelope, event_type, data))
         return outcome
 
-    async def write(self, session: AsyncSession) -> None:
+    async def write(self, session: AsyncSession) -> list[StagedEvent]:
+        """Inserts the rows; returns the events with their outbox ids, for the relay."""
         if self.processed:
             await session.execute(insert(ProcessedCommand), self.processed)
-        if self.events:
-            await session.execute(insert(Outbox), self.events)
+        if not self.events:
+            return []
+        ids = await session.scalars(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), self.events)
+        return [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in zip(ids.all(), self.events, strict=True)]
 
 
 class _NeedsIsolation(Exception):
@@ -218,15 +232,15 @@ async def apply_batch(
     envelopes = [p for p in parsed if isinstance(p, CommandEnvelope)]
     dead_letters = [p for p in parsed if isinstance(p, DeadLetter)]
     try:
-        applied, duplicates = await _apply_envelopes(sessions, routes, envelopes, isolated=False)
+        applied, duplicates, events = await _apply_envelopes(sessions, routes, envelopes, isolated=False)
     except _NeedsIsolation:
-        applied, duplicates = await _apply_envelopes(sessions, routes, envelopes, isolated=True)
-    return BatchResult(applied, duplicates, dead_letters)
+        applied, duplicates, events = await _apply_envelopes(sessions, routes, envelopes, isolated=True)
+    return BatchResult(applied, duplicates, dead_letters, events)
 
 
 async def _apply_envelopes(
     sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], envelopes: list[CommandEnvelope], *, isolated: bool
-) -> tuple[int, int]:
+) -> tuple[int, int, list[StagedEvent]]:
     applied_count = duplicates = 0
     records = BatchRecords()
     async with sessions() as session, session.begin():
@@ -265,8 +279,8 @@ async def _apply_envelopes(
             if isolated:
                 raise
             raise _NeedsIsolation from error
-        await records.write(session)
-    return applied_count, duplicates
+        events = await records.write(session)
+    return applied_count, duplicates, events
 
 
 def dead_letter_message(letter: DeadLetter) -> dict[str, Any]:

@@ -32,57 +32,66 @@ class OutboxStore(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
-    claim_unsent: Callable[[Any, int], Awaitable[Sequence[OutboxRow]]]
+    claim_unsent: Callable[[Any, int, float], Awaitable[Sequence[OutboxRow]]]
     mark_sent: Callable[[Any, Sequence[int]], Awaitable[None]]
 
 
 class OutboxRelay:
-    """`kick()` after a commit relays at once; a periodic pass picks up rows left by a
-    process that died between its commit and its relay."""
+    """The committer of a transaction hands its rows to `relay_committed` at once; a
+    periodic sweep publishes rows that stayed unsent for `grace` seconds (their process
+    died, or Kafka was away). A row may thus go out twice, never zero times."""
 
-    def __init__(self, store: OutboxStore, broker: KafkaBroker, interval: float = 0.5) -> None:
+    def __init__(self, store: OutboxStore, broker: KafkaBroker, interval: float = 1.0, grace: float = 3.0) -> None:
         self._store = store
         self._broker = broker
         self._interval = interval
-        self._wake = asyncio.Event()
+        self._grace = grace
 
-    def kick(self) -> None:
-        self._wake.set()
+    async def _publish(self, rows: Sequence[OutboxRow]) -> None:
+        await asyncio.gather(
+            *(
+                self._broker.publish(
+                    row.payload,
+                    topic=topic(row.topic),
+                    key=row.key.encode(),
+                    headers=event_headers(row.payload["type"], row.payload.get("commandId")),
+                )
+                for row in rows
+            )
+        )
 
-    async def relay_once(self) -> int:
-        """Publishes one batch; returns how many rows went out."""
+    async def relay_committed(self, rows: Sequence[OutboxRow]) -> None:
+        """Publishes rows whose transaction just committed, then marks them sent."""
+        if not rows:
+            return
+        try:
+            await self._publish(rows)
+            async with self._store.transaction() as session:
+                await self._store.mark_sent(session, [row.id for row in rows])
+        except Exception:  # the sweep publishes them later
+            log.exception("relaying %d committed events failed; the sweep will retry", len(rows))
+
+    async def sweep_once(self) -> int:
+        """Publishes one batch of rows left unsent; returns how many went out."""
         async with self._store.transaction() as session:
-            rows = await self._store.claim_unsent(session, RELAY_BATCH)
+            rows = await self._store.claim_unsent(session, RELAY_BATCH, self._grace)
             if not rows:
                 return 0
-            await asyncio.gather(
-                *(
-                    self._broker.publish(
-                        row.payload,
-                        topic=topic(row.topic),
-                        key=row.key.encode(),
-                        headers=event_headers(row.payload["type"], row.payload.get("commandId")),
-                    )
-                    for row in rows
-                )
-            )
+            await self._publish(rows)
             await self._store.mark_sent(session, [row.id for row in rows])
             return len(rows)
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
+        backoff = self._interval
         while not stop.is_set():
             try:
-                while await self.relay_once() == RELAY_BATCH:
+                while await self.sweep_once() == RELAY_BATCH:
                     pass
-                backoff = 0.1
+                backoff = self._interval
             except Exception:  # Kafka or Postgres away: the rows stay unsent and are retried
-                log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            self._wake.clear()
+                log.exception("outbox sweep failed; retrying in %.1fs", backoff)
+                backoff = min(backoff * 2, 30.0)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
             except TimeoutError:
                 pass
