@@ -25,7 +25,8 @@ judged exactly as it was the first time; without a context it is the wall clock.
 
 Identity: `identifier` (<= 255 chars) is the idempotency key of the event; within an
 organization, a second event with the same identifier is a duplicate and is not counted
-again (the first one wins).
+again (the first one wins). Strings are kept verbatim (never trimmed: "a" and "a " are two
+identifiers); names and ids must not be blank.
 """
 
 from __future__ import annotations
@@ -199,7 +200,6 @@ class _ExactModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
-        str_strip_whitespace=True,
     )
 
     @classmethod
@@ -250,6 +250,13 @@ class UsageEventCreate(_ExactModel):
     identifier: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
     properties: dict[str, PropertyValue] = Field(default_factory=dict)
 
+    @field_validator("event_name", "customer_id", "identifier")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
     @field_validator("value", mode="before")
     @classmethod
     def _value(cls, v: Any) -> Decimal:
@@ -297,6 +304,13 @@ class UsageEvent(UsageEventCreate):
 
     organization_id: str = Field(min_length=1, max_length=MAX_ORGANIZATION_ID_LENGTH)
     timestamp: datetime  # type: ignore[assignment]  # required on the wire
+
+    @field_validator("organization_id")
+    @classmethod
+    def _org_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
 
     @field_serializer("timestamp")
     def _ser_timestamp(self, v: datetime) -> str:
@@ -421,7 +435,8 @@ _MAX_VALUE_INT = 10**20
 
 
 def _plain(text: Any, limit: int) -> bool:
-    return type(text) is str and 0 < len(text) <= limit and not text[0].isspace() and not text[-1].isspace()
+    # a leading space may mean a blank string: leave that to the model
+    return type(text) is str and 0 < len(text) <= limit and not text[0].isspace()
 
 
 def _fast_decimal(value: Decimal) -> bool:
@@ -497,7 +512,7 @@ def fast_usage_event(payload: dict[str, Any], now: datetime) -> UsageEvent | Non
                 return None
             it = type(item)
             if it is str:
-                if len(item) > MAX_PROPERTY_STRING_LENGTH or (item and (item[0].isspace() or item[-1].isspace())):
+                if len(item) > MAX_PROPERTY_STRING_LENGTH:
                     return None
                 props[key] = item
             elif it is bool:

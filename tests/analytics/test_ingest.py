@@ -276,3 +276,22 @@ def test_interactions_are_tolerant_and_deduplicated(store, org, processor):
     assert rows[1][1:6] == ("customer", "cus_9", "cus_9", "", "")
     assert rows[3][1:6] == ("subscription", "sub_1", "cus_9", "prod_1", "sub_1")
     assert json.loads(rows[3][6])["amount"] == "12.5"
+
+
+def test_awkward_strings_and_exponent_values_round_trip(store, org, processor):
+    weird = 'q"uote\\back\nline\ttab é 🙂 \u2028'
+    msgs = [
+        message(event_payload(org, weird, customer=weird, value="1e3", properties={weird: weird, "n": 1})),
+        message(event_payload(org, "tiny", customer="c", value="0.0000001")),
+        message(event_payload(org, "zero", customer="c", value="0E-12")),
+    ]
+    r = processor.process(msgs)
+    assert r.usage_inserted == 3, r.dead_letter_reasons
+    rows = store.query(
+        "SELECT identifier, customer_id, value, properties FROM usage_events WHERE organization_id = {o:String} ORDER BY identifier",
+        {"o": org},
+    )
+    assert rows[0] == (weird, weird, Decimal(1000), {weird: weird, "n": "1"})
+    assert rows[1][0] == "tiny" and rows[1][2] == Decimal("0.0000001")
+    assert total(store, org).value == Decimal("1000.0000001")
+    assert usage(store, org, "api_call", "count", start=START, end=END, customer_id=weird)[0].value == 1
