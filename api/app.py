@@ -13,21 +13,30 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.auth import provide_caller, provide_db, rate_limit_identity
 from api.bus import CommandBus
+from api.card_guard import CardDataGuard  # payments (issue 5)
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
+from api.controllers.payment_methods import PaymentMethodController, on_gateway_error  # payments (issue 5)
+from api.controllers.setup_intents import SetupIntentController  # payments (issue 5)
+from api.controllers.stripe_account import StripeAccountController  # payments (issue 5)
+from api.controllers.webhooks import StripeWebhookController  # payments (issue 5)
 from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
 from api.errors import EXCEPTION_HANDLERS
 from api.replies import ReplyListener
 from billing.db import create_engine, create_session_factory
+from billing.organizations.stripe_account import ensure_keyring  # payments (issue 5)
+from billing.payments.gateway import GatewayError  # payments (issue 5)
+from billing.payments.stripe_gateway import StripeGatewayPool  # payments (issue 5)
 from contracts.settings import Settings, get_settings
 from producers.publisher import create_broker
 
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]  # issue 4
+PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]  # issue 5
 
 
 @get("/health", summary="Liveness", include_in_schema=False, exclude_from_auth=True)
@@ -48,20 +57,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await replies.start()
         app.state.sessions = sessions
         app.state.bus = CommandBus(broker, replies, sessions, settings.command_timeout_seconds)
+        # -- payments (issue 5): secrets key ring (dev key file made on first use), Stripe clients, broker for webhooks
+        app.state.settings = settings
+        app.state.keyring = ensure_keyring(settings)
+        app.state.gateways = StripeGatewayPool(settings=settings, keyring=app.state.keyring)
+        app.state.broker = broker
+        # -- end payments
         try:
             yield
         finally:
+            await app.state.gateways.aclose()  # payments (issue 5)
             await replies.stop()
             await broker.stop()
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG],  # CATALOG: issue 4
+        route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG, *PAYMENTS],  # CATALOG: issue 4, PAYMENTS: issue 5
         dependencies={"caller": Provide(provide_caller), "db": Provide(provide_db)},
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers={**EXCEPTION_HANDLERS, GatewayError: on_gateway_error},  # type: ignore[arg-type]  # GatewayError: issue 5 (Retry-After)
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[
+            CardDataGuard(MAX_BODY_BYTES),  # payments (issue 5): first, so a card number is refused before anything else sees it
             RateLimitConfig(
                 rate_limit=("second", settings.rate_limit_per_second),
                 identifier_for_request=rate_limit_identity,

@@ -1,0 +1,71 @@
+"""/v1/stripe-account: connect the organization's own Stripe account.
+
+PUT takes the Stripe secret key and the webhook endpoint's signing secret, checks the key
+with one read-only Stripe call (a wrong or revoked key is refused now, not at the first
+charge), encrypts both in the API and publishes only the ciphertexts. Neither is ever
+returned: GET answers whether the account is connected, the key's mode and its last 4,
+and the webhook URL to register in the Stripe dashboard.
+
+PUT is idempotent by nature (the same body leaves the same state), so it takes no
+Idempotency-Key: its encrypted payload differs on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+from litestar import Controller, delete, get, put
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.controllers.customers import IdempotencyKey
+from api.responses import command_response
+from billing.organizations import stripe_account
+from billing.payments import repository
+from billing.payments.gateway import GatewayAuthenticationError
+from billing.payments.stripe_gateway import StripeGateway, map_stripe_error
+from contracts.payments import StripeAccount, StripeAccountConnect
+
+
+async def verify_secret_key(secret_key: str, api_base: str) -> None:
+    """One read-only call with the key; GatewayAuthenticationError (param secretKey) when
+    Stripe refuses it, GatewayUnavailable (503) when Stripe cannot be reached."""
+    gateway = StripeGateway(secret_key, api_base=api_base, max_network_retries=1)
+    try:
+        await gateway.client.v1.customers.list_async(params={"limit": 1})
+    except stripe.StripeError as error:
+        mapped = map_stripe_error(error)
+        if isinstance(mapped, GatewayAuthenticationError):
+            mapped.param = "secretKey"
+        raise mapped from None
+    finally:
+        await gateway.aclose()
+
+
+class StripeAccountController(Controller):
+    path = "/v1/stripe-account"
+    tags = ["stripe account"]
+
+    @get("/", summary="Whether a Stripe account is connected (never its secrets)")
+    async def retrieve(self, state: State, db: AsyncSession) -> StripeAccount:
+        organization = await repository.get_organization(db)
+        assert organization is not None
+        return stripe_account.account_view(organization, state.keyring)
+
+    @put("/", summary="Connect a Stripe account: its secret key and webhook signing secret, stored encrypted")
+    async def connect(self, data: StripeAccountConnect, caller: Caller, state: State) -> StripeAccount:
+        await verify_secret_key(data.secretKey, state.settings.stripe_api_base)
+        payload = stripe_account.encrypt_credentials(data.secretKey, data.webhookSecret, state.keyring)
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, stripe_account.CONNECT, payload.model_dump(mode="json"), None
+        )
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @delete("/", summary="Disconnect the Stripe account (forget both secrets)", status_code=200)
+    async def disconnect(self, caller: Caller, state: State, idempotency_key: IdempotencyKey = None) -> Any:
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, stripe_account.DISCONNECT, {}, idempotency_key
+        )
+        return command_response(outcome)

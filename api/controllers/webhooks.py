@@ -1,0 +1,96 @@
+"""POST /v1/webhooks/stripe/{organizationId}: Stripe's events for one organization.
+
+Register this URL in the organization's Stripe dashboard (Developers -> Webhooks) and give
+its signing secret to PUT /v1/stripe-account. No API key: the ``Stripe-Signature`` header
+is the proof, checked against the organization's webhook secret over the RAW body
+(`billing.payments.webhooks.construct_event`); a timestamp more than 5 minutes off is
+refused. A bad signature is answered 400 and nothing is published.
+
+A verified event is turned into a command (`stripe_event_to_command`) whose commandId is
+derived from Stripe's event id: Stripe delivers at least once and resends, and a resent
+event is applied once (the consumer dedupes on the commandId; one already applied is
+answered here without publishing again). The answer is 200 as soon as Kafka has the
+command; the consumer applies it moments later. Event types we do not act on are answered
+200 and dropped. Kafka unreachable: 503, and Stripe retries later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+
+from billing.commands import get_outcome
+from billing.crypto import SecretDecryptionError
+from billing.db import tenant_session
+from billing.errors import InvalidRequest, ResourceMissing, ServiceUnavailable
+from billing.models import Organization
+from billing.organizations.stripe_account import webhook_secret
+from billing.payments.webhooks import SIGNATURE_HEADER, construct_event, stripe_event_to_command
+from contracts.envelopes import Actor, CommandEnvelope, command_id_for, utcnow
+from producers.publisher import publish_command
+
+ORGANIZATION_ID_MAX = 64
+
+
+def event_idempotency_key(event_id: str) -> str:
+    """The idempotency key (hence the commandId) of a Stripe event's command."""
+    return f"stripe-event:{event_id}"
+
+
+class StripeWebhookController(Controller):
+    path = "/v1/webhooks/stripe"
+    tags = ["webhooks"]
+
+    @post(
+        "/{organization_id:str}",
+        summary="Receive a Stripe event (signed with the organization's webhook secret)",
+        status_code=200,
+    )
+    async def receive(self, organization_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+        body = await request.body()  # the raw bytes: the signature covers them exactly
+        if len(organization_id) > ORGANIZATION_ID_MAX:
+            raise ResourceMissing("organization", organization_id[:ORGANIZATION_ID_MAX], param="organizationId")
+        async with state.sessions() as session:
+            organization = await session.get(Organization, organization_id)
+        if organization is None:
+            raise ResourceMissing("organization", organization_id, param="organizationId")
+        try:
+            secret = webhook_secret(organization, state.keyring)
+        except SecretDecryptionError:
+            secret = None
+        if not secret:
+            raise InvalidRequest(
+                "This organization has no usable Stripe webhook signing secret; set it with PUT /v1/stripe-account.",
+                code="webhook_not_configured",
+            )
+        event = construct_event(body, request.headers.get(SIGNATURE_HEADER), secret)
+        event_id = str(event["id"])
+        mapped = stripe_event_to_command(event)
+        if mapped is None:
+            return {"received": True, "eventId": event_id, "action": "ignored"}
+        command_type, payload = mapped
+        key = event_idempotency_key(event_id)
+        envelope = CommandEnvelope(
+            commandId=command_id_for(organization.id, key),
+            type=command_type,
+            organizationId=organization.id,
+            actor=Actor(type="stripe_webhook", id=event_id[:255]),
+            issuedAt=utcnow(),
+            idempotencyKey=key,
+            payload=payload,
+        )
+        async with tenant_session(state.sessions, organization.id) as session:
+            earlier = await get_outcome(session, envelope.commandId)
+        if earlier is not None:
+            return {"received": True, "eventId": event_id, "action": "duplicate", "commandId": envelope.commandId}
+        try:
+            await publish_command(state.broker, envelope)
+        except (KafkaError, OSError) as error:
+            raise ServiceUnavailable(
+                "The billing command queue is unavailable; the event was not recorded. Stripe will retry.",
+                code="queue_unavailable",
+            ) from error
+        return {"received": True, "eventId": event_id, "action": "queued", "commandId": envelope.commandId}
