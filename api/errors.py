@@ -40,12 +40,26 @@ _MESSAGE_CODES = [
 ]
 
 
+def _declared_name(request: Request[Any, Any, Any], key: str | None) -> str | None:
+    """A query or header parameter by the name the client sent (`created[gt]`), not the
+    handler's argument name (`created_gt`)."""
+    if not key:
+        return key
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except AttributeError:
+        return key
+    definition = getattr(parameter, "kwarg_definition", None)
+    return getattr(definition, "query", None) or getattr(definition, "header", None) or key
+
+
 def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     problems = exc.extra if isinstance(exc.extra, list) else []
     if not problems:
         return error_response(BillingError(str(exc.detail), code="parameter_invalid"))
     first = problems[0]
-    param = _param(first.get("key"))
+    key = first.get("key")
+    param = _declared_name(request, key) if first.get("source") in ("query", "header") else _param(key)
     message = first.get("message", "Invalid request")
     code = next((code for text, code in _MESSAGE_CODES if text in message), "parameter_invalid")
     if code == "parameter_unknown":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, select, tuple_
@@ -35,6 +36,22 @@ class PageRequest:
             raise InvalidRequest(
                 "startingAfter and endingBefore cannot be used together.", code="parameter_invalid", param="endingBefore"
             )
+
+
+@dataclass(frozen=True)
+class CreatedRange:
+    """Stripe's `created[gt|gte|lt|lte]` list filter."""
+
+    gte: datetime | None = None
+    gt: datetime | None = None
+    lte: datetime | None = None
+    lt: datetime | None = None
+
+    def apply(self, statement: Select[Any], column: Any) -> Select[Any]:
+        for bound, compare in ((self.gte, column.__ge__), (self.gt, column.__gt__), (self.lte, column.__le__), (self.lt, column.__lt__)):
+            if bound is not None:
+                statement = statement.where(compare(bound))
+        return statement
 
 
 async def paginate(

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import IdempotencyKey
+from api.params import IdempotencyKey
 from api.responses import command_response
 from billing.organizations.keys import new_key
 from billing.organizations.service import list_api_keys

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
 from api.responses import command_response, list_response
 from billing.catalog.attributes import check_definition
 from billing.catalog.repository import get_attribute_definition, list_attribute_definitions

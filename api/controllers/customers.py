@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, delete, get, patch, post
@@ -11,23 +10,14 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
+from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
 from api.responses import command_response, list_response
 from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
 from billing.errors import ResourceMissing
-from billing.pagination import PageRequest
+from billing.pagination import CreatedRange, PageRequest
 from billing.search import parse_search_query
 from contracts.customers import CustomerCreate, CustomerUpdate
 from contracts.resources import Customer
-
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
-Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
-StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
-EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
-
-
-def created_bound(name: str) -> Any:
-    return Annotated[datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"created {name}")]
-
 
 class CustomerController(Controller):
     path = "/v1/customers"
@@ -82,10 +72,7 @@ class CustomerController(Controller):
             db,
             PageRequest(limit, starting_after, ending_before),
             email=email,
-            created_gte=created_gte,
-            created_gt=created_gt,
-            created_lte=created_lte,
-            created_lt=created_lt,
+            created=CreatedRange(created_gte, created_gt, created_lte, created_lt),
         )
         return list_response(page, Customer, self.path)
 

@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
 from api.responses import command_response
 from billing.currencies import get_currency, is_known_currency
 from billing.errors import InvalidRequest

@@ -14,10 +14,9 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
+from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
 from api.responses import command_response
 from billing.catalog.repository import (
-    CreatedRange,
     get_price,
     get_price_by_lookup_key,
     get_product,
@@ -28,7 +27,7 @@ from billing.catalog.service import check_price_update, quote_price, validated_p
 from billing.currencies import get_currency, is_known_currency
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Price as PriceRow
-from billing.pagination import PageRequest
+from billing.pagination import CreatedRange, PageRequest
 from contracts.catalog import PriceCreate, PriceUpdate, QuoteRequest
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price

@@ -13,12 +13,11 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
+from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
 from api.responses import command_response, list_response
 from billing.catalog.attributes import attributes_for_new_product
 from billing.catalog.repository import (
     PRODUCT_SEARCH_FIELDS,
-    CreatedRange,
     attribute_definitions,
     get_product,
     list_products,
@@ -26,7 +25,7 @@ from billing.catalog.repository import (
 )
 from billing.catalog.service import product_changes
 from billing.errors import InvalidRequest, ResourceMissing
-from billing.pagination import PageRequest
+from billing.pagination import CreatedRange, PageRequest
 from billing.search import parse_search_query
 from contracts.catalog import ProductCreate, ProductUpdate
 from contracts.resources import Product

@@ -4,12 +4,10 @@ organization filter to every query), and the JSON shape of prices and quotes."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, literal, or_, select
+from sqlalchemy import String, and_, cast, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,26 +16,12 @@ from billing.catalog.pricing import PriceTerms
 from billing.db import tenant_of
 from billing.errors import InvalidRequest
 from billing.models import Price, Product, ProductAttributeDefinition
-from billing.pagination import Page, PageRequest, paginate
+from billing.pagination import CreatedRange, Page, PageRequest, paginate
 from billing.search import SearchQuery
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price as PriceResource
 
 PRODUCT_SEARCH_FIELDS = {"name", "description", "active", "metadata"}
-
-
-@dataclass(frozen=True)
-class CreatedRange:
-    gte: datetime | None = None
-    gt: datetime | None = None
-    lte: datetime | None = None
-    lt: datetime | None = None
-
-    def apply(self, statement: Select[Any], column: Any) -> Select[Any]:
-        for bound, compare in ((self.gte, column.__ge__), (self.gt, column.__gt__), (self.lte, column.__le__), (self.lt, column.__lt__)):
-            if bound is not None:
-                statement = statement.where(compare(bound))
-        return statement
 
 
 # --- attribute definitions ----------------------------------------------------------------------

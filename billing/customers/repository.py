@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import tenant_of
-from billing.pagination import Page, PageRequest, paginate
+from billing.pagination import CreatedRange, Page, PageRequest, paginate
 from billing.search import SearchQuery
 from billing.models import Customer
 
@@ -24,27 +22,13 @@ async def get_customer(session: AsyncSession, customer_id: str, *, for_update: b
 
 
 async def list_customers(
-    session: AsyncSession,
-    page: PageRequest,
-    *,
-    email: str | None = None,
-    created_gte: datetime | None = None,
-    created_gt: datetime | None = None,
-    created_lte: datetime | None = None,
-    created_lt: datetime | None = None,
+    session: AsyncSession, page: PageRequest, *, email: str | None = None, created: CreatedRange = CreatedRange()
 ) -> Page[Customer]:
     tenant_of(session)
     statement = select(Customer).where(Customer.deleted.is_(False))
     if email is not None:
         statement = statement.where(Customer.email == email)
-    for bound, compare in (
-        (created_gte, Customer.created_at.__ge__),
-        (created_gt, Customer.created_at.__gt__),
-        (created_lte, Customer.created_at.__le__),
-        (created_lt, Customer.created_at.__lt__),
-    ):
-        if bound is not None:
-            statement = statement.where(compare(bound))
+    statement = created.apply(statement, Customer.created_at)
     return await paginate(session, statement, Customer, page, "customer")
 
 

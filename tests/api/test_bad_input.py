@@ -132,3 +132,18 @@ async def test_a_failed_command_is_recorded_with_its_error(api_client: TenantCli
     assert recorded.error["code"] == "resource_missing"
     status = (await api_client.get(f"/v1/commands/{recorded.command_id}")).json()
     assert status["status"] == "failed" and status["error"]["param"] == "id"
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"created[gt]": "yesterday"}, "created[gt]"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"startingAfter": "x" * 65}, "startingAfter"),
+    ],
+)
+async def test_bad_query_parameters_are_named_as_sent(api_client: TenantClient, params: dict, param: str) -> None:
+    response = await api_client.get("/v1/customers", params=params)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param

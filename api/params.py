@@ -1,0 +1,18 @@
+"""Request parameters shared by the controllers, named as Stripe's clients send them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar.params import Parameter
+
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
+StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
+EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
+
+
+def created_bound(name: str) -> Any:
+    """`created[gte]` and its siblings: ISO-8601 times bounding `createdAt`."""
+    return Annotated[datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"createdAt {name}")]
