@@ -17,7 +17,6 @@ rates are history, so a correction is a new asOf (or `billing fx import --replac
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +36,7 @@ from billing.money import decimal_places, parse_decimal
 from billing.pagination import Page, PageRequest, paginate
 from contracts.catalog import ExchangeRateCreate
 from contracts.resources import ExchangeRate as ExchangeRateResource
+from contracts.settings import get_settings
 
 FX_WRITERS_ENV: Final = "BILLING_FX_WRITER_ORGANIZATIONS"
 RATE_DECIMAL_PLACES: Final = 12  # numeric(30,12)
@@ -50,13 +50,8 @@ def exchange_rate_json(row: ExchangeRate) -> dict[str, Any]:
     return resource
 
 
-def fx_writer_organizations() -> frozenset[str]:
-    """Read at every call, so that a change of the setting needs no code path of its own."""
-    return frozenset(part.strip() for part in os.environ.get(FX_WRITERS_ENV, "").split(",") if part.strip())
-
-
 def require_fx_writer(organization_id: str) -> None:
-    if organization_id not in fx_writer_organizations():
+    if organization_id not in get_settings().fx_writer_organizations:
         raise InvalidRequest(
             "Exchange rates are global reference data: only the platform operator's organizations "
             f"(listed in {FX_WRITERS_ENV}) may write them. Read them with GET /v1/exchange-rates.",

@@ -40,6 +40,12 @@ class Settings:
     api_port: int = field(default_factory=lambda: int(_env("BILLING_API_PORT", "8000")))
     command_timeout_seconds: float = field(default_factory=lambda: float(_env("BILLING_COMMAND_TIMEOUT", "5")))
     rate_limit_per_second: int = field(default_factory=lambda: int(_env("BILLING_RATE_LIMIT_PER_SECOND", "2000")))
+    # organizations of the platform operator: the only ones that may write exchange rates
+    fx_writer_organizations: frozenset[str] = field(
+        default_factory=lambda: frozenset(
+            part.strip() for part in _env("BILLING_FX_WRITER_ORGANIZATIONS", "").split(",") if part.strip()
+        )
+    )
     secret_encryption_keys: str = field(default_factory=lambda: _env("BILLING_ENCRYPTION_KEYS", ""))
 
 
