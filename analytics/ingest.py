@@ -383,8 +383,9 @@ def lookup_existing(store: AnalyticsStore, keys: Sequence[tuple[str, str]]) -> s
 
 
 def rebuild_aggregates(store: AnalyticsStore, organization_id: str, start: datetime, end: datetime) -> None:
-    """Recompute usage_hourly and usage_daily for one organization over whole UTC days
-    covering [start, end) from usage_events FINAL (the deduplicated truth)."""
+    """Recompute what the views derive from usage_events (usage_events_by_time, usage_hourly,
+    usage_daily) for one organization over whole UTC days covering [start, end), from
+    usage_events FINAL (the deduplicated truth)."""
     day_start = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     day_end = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if day_end < end:
@@ -407,6 +408,16 @@ def rebuild_aggregates(store: AnalyticsStore, organization_id: str, start: datet
         "DELETE FROM usage_daily WHERE organization_id = {org:String} AND day >= toDate({s:DateTime('UTC')}) AND day < toDate({e:DateTime('UTC')})",
         params,
         settings=settings,
+    )
+    store.command(
+        "DELETE FROM usage_events_by_time WHERE " + where,
+        params,
+        settings=settings,
+    )
+    store.command(
+        "INSERT INTO usage_events_by_time (organization_id, event_name, timestamp, customer_id, identifier, value) "
+        f"SELECT organization_id, event_name, timestamp, customer_id, identifier, value FROM usage_events FINAL WHERE {where}",
+        params,
     )
     store.command(
         "INSERT INTO usage_hourly (organization_id, event_name, hour, customer_id, event_count, value_sum, value_max, value_last) "

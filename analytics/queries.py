@@ -10,8 +10,8 @@ group_by=None)` and gets exactly one row.
 
 How a usage query is answered (same result either way, see analytics/ingest.py for why the
 aggregates are exact): the period is cut into whole UTC days (read from usage_daily), whole
-hours (usage_hourly) and the sub-hour edges (raw usage_events), and the pieces are merged
-in one SQL query. Aggregations that the rollups cannot answer (`unique_count`, a
+hours (usage_hourly) and the sub-hour edges (raw rows from usage_events_by_time, the events
+sorted by time), and the pieces are merged in one SQL query. Aggregations that the rollups cannot answer (`unique_count`, a
 `value_key`, property filters) read the raw rows.
 """
 
@@ -136,7 +136,7 @@ _KEY_EXPR = {
     "customer": {"raw": "customer_id", "hourly": "customer_id", "daily": "customer_id"},
     "event_name": {"raw": "event_name", "hourly": "event_name", "daily": "event_name"},
 }
-_TABLE = {"raw": "usage_events", "hourly": "usage_hourly", "daily": "usage_daily"}
+_TABLE = {"raw": "usage_events_by_time", "hourly": "usage_hourly", "daily": "usage_daily"}
 _TIME = {
     "raw": ("timestamp", "DateTime64(6, 'UTC')"),
     "hourly": ("hour", "DateTime('UTC')"),

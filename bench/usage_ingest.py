@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from analytics.consumer import ConsumerConfig, ConsumerStats, run_analytics_consumer  # noqa: E402
-from analytics.ingest import USAGE_COLUMNS, UsageSource, _usage_columns  # noqa: E402
+from analytics.ingest import USAGE_COLUMNS, UsageSource, encode_usage_rows  # noqa: E402
 from analytics.migrations import migrate  # noqa: E402
 from analytics.queries import usage  # noqa: E402
 from analytics.store import AnalyticsStore, get_store  # noqa: E402
@@ -165,15 +165,16 @@ async def end_to_end(settings: Settings, store: AnalyticsStore, n: int, batch: i
 
 
 def raw_insert(store: AnalyticsStore, items: list[tuple[bytes, bytes]], now: datetime, batch: int = 10_000) -> float:
+    """Same rows, same encoding and INSERT as the consumer's writer; timed: encode + insert."""
     events = []
     for _key, value in items:
         body = json.loads(value)
         body["organizationId"] = "raw-" + body["organizationId"]
         events.append((UsageEvent.model_validate(body, context={"now": now}), UsageSource("bench")))
-    batches = [_usage_columns(events[i : i + batch]) for i in range(0, len(events), batch)]
+    chunks = [events[i : i + batch] for i in range(0, len(events), batch)]
     started = time.perf_counter()
-    for cols in batches:
-        store.insert("usage_events", cols, USAGE_COLUMNS, column_oriented=True)
+    for chunk in chunks:
+        store.insert_raw("usage_events", USAGE_COLUMNS, encode_usage_rows(chunk))
     return time.perf_counter() - started
 
 
