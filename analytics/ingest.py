@@ -547,25 +547,6 @@ def encode_usage_rows(items: Iterable[tuple[UsageEvent, UsageSource]]) -> bytes:
     return b"\n".join(lines)
 
 
-def _usage_columns(items: Iterable[tuple[UsageEvent, UsageSource]]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in USAGE_COLUMNS]
-    (c_org, c_id, c_name, c_cust, c_val, c_ts, c_props, c_src, c_topic, c_part, c_off) = cols
-    for event, src in items:
-        c_org.append(event.organization_id)
-        c_id.append(event.identifier)
-        c_name.append(event.event_name)
-        c_cust.append(event.customer_id)
-        c_val.append(event.value)
-        ts = event.timestamp  # as DateTime64(6) ticks: clickhouse-connect writes ints as they are
-        c_ts.append(int(ts.timestamp()) * 1_000_000 + ts.microsecond)
-        c_props.append({k: _property_text(v) for k, v in event.properties.items()} if event.properties else {})
-        c_src.append(src.source)
-        c_topic.append(src.topic)
-        c_part.append(src.partition)
-        c_off.append(src.offset)
-    return cols
-
-
 _writers: dict[str, UsageWriter] = {}
 _writers_lock = threading.Lock()
 
