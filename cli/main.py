@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import signal
+from pathlib import Path
 
 import typer
 
@@ -184,6 +185,22 @@ def keys_roll(organization: str, key_id: str, expires_in_seconds: int = 0) -> No
         )
     )
     typer.echo(json.dumps({"apiKeyId": key.id, "secret": key.secret}))
+
+
+@contracts_app.command("export")
+def contracts_export(
+    out: Path = typer.Option(..., "--out", help="Directory to write the JSON Schema and AsyncAPI files into"),
+) -> None:
+    """Write commands/events/usage JSON Schema and an AsyncAPI 3.0 document of the Kafka topics."""
+    from consumers.app import ROUTES
+    from contracts.export import export_documents
+    from producers.topics import PARTITIONS
+
+    documents = export_documents({t: r.payload_model for t, r in ROUTES.items()}, partitions=dict(PARTITIONS))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        (out / name).write_text(json.dumps(document, indent=2) + "\n")
+        typer.echo(out / name)
 
 
 @keys_app.command("revoke")
