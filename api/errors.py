@@ -11,6 +11,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from billing.errors import BillingError
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,14 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     return error_response(error, headers)
 
 
+def on_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        BillingError("The database is unavailable; nothing was changed. Retry later.", code="database_unavailable", type="api_error", status=503),
+        {"Retry-After": "1"},
+    )
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -101,6 +111,8 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[d
 
 
 EXCEPTION_HANDLERS = {
+    OperationalError: on_database_unavailable,
+    InterfaceError: on_database_unavailable,
     ValidationException: on_validation,
     BillingError: on_billing_error,
     HTTPException: on_http_error,

@@ -24,7 +24,9 @@ TENANT_KEY = "organization_id"
 def create_engine(url: str | None = None, **options: object) -> AsyncEngine:
     options.setdefault("pool_size", 20)
     options.setdefault("max_overflow", 10)
-    options.setdefault("pool_pre_ping", True)
+    # no pre-ping: it costs a round trip per checkout; a connection found dead is
+    # invalidated on use, and the consumers retry such transient failures
+    options.setdefault("pool_recycle", 1800)
     return create_async_engine(url or get_settings().database_url, **options)
 
 
