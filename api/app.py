@@ -18,7 +18,11 @@ from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
-from api.controllers.payment_methods import PaymentMethodController, on_gateway_error  # payments (issue 5)
+from api.controllers.payment_methods import (  # payments (issue 5)
+    PaymentMethodController,
+    on_gateway_error,
+    quiet_gateway_logging,
+)
 from api.controllers.setup_intents import SetupIntentController  # payments (issue 5)
 from api.controllers.stripe_account import StripeAccountController  # payments (issue 5)
 from api.controllers.webhooks import StripeWebhookController  # payments (issue 5)
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessions = sessions
         app.state.bus = CommandBus(broker, replies, sessions, settings.command_timeout_seconds)
         # -- payments (issue 5): secrets key ring (dev key file made on first use), Stripe clients, broker for webhooks
+        quiet_gateway_logging()
         app.state.settings = settings
         app.state.keyring = ensure_keyring(settings)
         app.state.gateways = StripeGatewayPool(settings=settings, keyring=app.state.keyring)

@@ -27,7 +27,6 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import EndingBefore, IdempotencyKey, Limit, StartingAfter
 from api.errors import error_response
 from api.responses import command_response, list_response
 from billing.commands import get_outcome
@@ -51,11 +50,32 @@ from contracts.resources import CustomerPaymentMethod
 
 log = logging.getLogger(__name__)
 
+# The request parameters every controller takes (declared here too, so this file does not
+# depend on where another controller keeps its own).
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
+StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
+EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
+
 # Stripe's parameter names to ours, for errors Stripe answers about what the client sent.
 _PARAMS = {"payment_method": "paymentMethod", "customer": "customer"}
 
 
 # ---------------------------------------------------------------------------- shared helpers
+
+GATEWAY_LOGGERS = ("stripe", "httpx", "httpcore")
+
+
+def quiet_gateway_logging() -> None:
+    """Keep Stripe's traffic out of the logs: the stripe SDK logs request parameters and
+    response bodies at DEBUG (setup intents' client secrets, customer and PaymentMethod
+    ids) and each URL at INFO, as httpx does. Those loggers keep warnings and errors only,
+    whatever level the process logs at."""
+    for name in GATEWAY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:  # NOTSET (0) included
+            logger.setLevel(logging.WARNING)
+
 
 
 def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, Any]]:
@@ -328,7 +348,7 @@ async def _detach_quietly(gateway: PaymentGateway, gateway_pm_id: str, key: str)
     try:
         await gateway.detach_payment_method(gateway_pm_id, key)
     except GatewayError as error:
-        log.warning("could not detach duplicate payment method %s at the gateway: %s", gateway_pm_id, error.code)
+        log.warning("could not detach a duplicate payment method at the gateway: %s", error.code)
 
 
 __all__ = [
@@ -339,5 +359,6 @@ __all__ = [
     "on_gateway_error",
     "organization_gateway",
     "ours",
+    "quiet_gateway_logging",
     "stored_outcome",
 ]

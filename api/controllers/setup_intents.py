@@ -16,8 +16,8 @@ from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.customers import IdempotencyKey
 from api.controllers.payment_methods import (
+    IdempotencyKey,
     customer_or_404,
     ensure_gateway_customer,
     gateway_key,

@@ -68,17 +68,21 @@ class Recorder(logging.Handler):
 
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
-    """Every log record of the process (API and consumer run in it) while the test runs."""
+    """Every log record of the process (API and consumer run in it) at DEBUG while the test
+    runs, with the Kafka client at WARNING as `billing api|consume|dev` set it (cli._logging:
+    at DEBUG aiokafka prints every message it sends, whatever it holds)."""
     recorder = Recorder()
-    root = logging.getLogger()
-    level = root.level
+    root, kafka = logging.getLogger(), logging.getLogger("aiokafka")
+    levels = root.level, kafka.level
     root.addHandler(recorder)
     root.setLevel(logging.DEBUG)
+    kafka.setLevel(logging.WARNING)
     try:
         yield recorder.lines
     finally:
         root.removeHandler(recorder)
-        root.setLevel(level)
+        root.setLevel(levels[0])
+        kafka.setLevel(levels[1])
 
 
 async def command_count(session_factory: Any, organization_id: str) -> int:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -18,11 +19,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from billing.models import CustomerPaymentMethod, ProcessedCommand
+from billing.models import CustomerPaymentMethod, Organization, ProcessedCommand
 from billing.payments.webhooks import sign_payload
 from contracts.envelopes import command_id_for
 from tests.api.conftest import TenantClient, new_tenant
 from tests.api.test_bad_input import assert_error
+from tests.api.test_card_guard import log_lines  # noqa: F401  (a fixture)
 from tests.api.test_payment_methods import Connected, connected_tenant, new_customer
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning")
@@ -203,7 +205,8 @@ async def test_events_we_do_not_act_on_are_acknowledged(api, session_factory) ->
     response = await post_event(org, ignored)
     assert response.status_code == 200 and response.json()["action"] == "ignored"
     paypal = event("payment_method.attached", {**card("pm_pp", "cus_x"), "type": "paypal"})
-    assert (await post_event(org, paypal)).json()["action"] == "ignored"
+    unsupported = await post_event(org, paypal)
+    assert unsupported.status_code == 200 and unsupported.json()["action"] == "ignored", unsupported.text
     await asyncio.sleep(0.3)
     assert await records_of(session_factory, org, ignored["id"]) == []
 
@@ -326,3 +329,30 @@ async def test_webhook_needs_no_api_key_but_ignores_one(api, session_factory) ->
                                   headers={"Stripe-Signature": signature, **headers})
         assert response.status_code == 200, response.text
     assert isinstance(org.client, TenantClient)
+
+
+# ---------------------------------------------------------------------------- secrets stay out of logs
+
+
+async def test_no_secret_reaches_a_log_line(api, session_factory, log_lines) -> None:  # type: ignore[no-untyped-def]
+    """Everything the process logs (API, consumer, Stripe SDK, httpx, Kafka client) while an
+    account is connected, a card set up and attached, and a webhook delivered."""
+    org = await connected_tenant(api, session_factory, "Quiet")
+    customer, gateway_customer = await customer_at_stripe(org)
+    intent = (await org.client.post("/v1/setup-intents", json={"customer": customer["id"]})).json()
+    await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_quiet"})
+    delivered = event("payment_method.attached", card("pm_quiet_wh", gateway_customer, fingerprint="QuietFp"))
+    await post_event(org, delivered)
+    await applied(session_factory, org, delivered["id"])
+    assert_error(await post_event(org, delivered, secret="whsec_wrong"), 400, "webhook_signature_mismatch", None)
+    async with session_factory() as session:
+        organization = await session.get(Organization, org.organization_id)
+    logging.getLogger("api.controllers.webhooks").debug("recorder check")
+    logged = "\n".join(log_lines)
+    assert "recorder check" in logged  # the recorder sees the process's logging at DEBUG
+    for secret in (org.secret_key, org.webhook_secret, intent["clientSecret"],
+                   organization.stripe_secret_key_encrypted, organization.stripe_webhook_secret_encrypted):  # type: ignore[union-attr]
+        assert secret and secret not in logged, [line[:300] for line in log_lines if secret in line][:3]
+    # nor the gateway's ids (the Stripe SDK would log its request and response bodies at DEBUG)
+    for gateway_id in ("pm_quiet", gateway_customer, intent["id"]):
+        assert gateway_id not in logged, [line[:300] for line in log_lines if gateway_id in line][:3]
