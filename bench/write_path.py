@@ -150,6 +150,12 @@ async def raw_inserts(dsn: str, clients: int, seconds: float) -> tuple[int, list
     return len(latencies), latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def describe(label: str, count: int, seconds: float, latencies: list[float]) -> str:
     if not latencies:
         return f"{label}: nothing succeeded"
@@ -200,8 +206,14 @@ async def main() -> None:
         print(f"write path, {args.clients} concurrent clients, {args.seconds:.0f} s per run, {args.repeats} runs (medians)")
         api_rates, api_p50, api_p99, raw_rates = [], [], [], []
         for run in range(args.repeats):
+            cpu_before = [cpu_seconds(p.pid) for p in processes]
             count, latencies, failures = await closed_loop(base, secret, args.clients, args.seconds)
+            cpu_used = [cpu_seconds(p.pid) - before for p, before in zip(processes, cpu_before, strict=True)]
             print("  " + describe(f"run {run + 1} API -> Kafka -> consumer -> Postgres", count, args.seconds, latencies) + f"  failures {failures}")
+            if count:
+                print(
+                    f"    CPU per command: consumer {1000 * cpu_used[0] / count:.2f} ms, API {1000 * cpu_used[1] / count:.2f} ms"
+                )
             raw_count, raw_latencies = await raw_inserts(asyncpg_dsn(database_url), args.clients, args.seconds)
             print("  " + describe(f"run {run + 1} raw asyncpg INSERT commits", raw_count, args.seconds, raw_latencies))
             api_rates.append(count / args.seconds)

@@ -48,17 +48,19 @@ class OutboxRelay:
         self._grace = grace
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
-        await asyncio.gather(
-            *(
-                self._broker.publish(
-                    row.payload,
-                    topic=topic(row.topic),
-                    key=row.key.encode(),
-                    headers=event_headers(row.payload["type"], row.payload.get("commandId")),
-                )
-                for row in rows
+        # hand every row to the producer first, then wait for the acks together: awaiting
+        # each publish in turn costs about ten times the CPU per message
+        acks = [
+            await self._broker.publish(
+                row.payload,
+                topic=topic(row.topic),
+                key=row.key.encode(),
+                headers=event_headers(row.payload["type"], row.payload.get("commandId")),
+                no_confirm=True,
             )
-        )
+            for row in rows
+        ]
+        await asyncio.gather(*acks)
 
     async def relay_committed(self, rows: Sequence[OutboxRow]) -> None:
         """Publishes rows whose transaction just committed, then marks them sent."""
