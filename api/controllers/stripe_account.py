@@ -49,10 +49,11 @@ class StripeAccountController(Controller):
     tags = ["stripe account"]
 
     @get("/", summary="Whether a Stripe account is connected (never its secrets)")
-    async def retrieve(self, state: State, db: AsyncSession) -> StripeAccount:
+    async def retrieve(self, state: State, db: AsyncSession) -> dict[str, Any]:
         organization = await repository.get_organization(db)
         assert organization is not None
-        return stripe_account.account_view(organization, state.keyring)
+        view = stripe_account.account_view(organization, state.keyring)
+        return {"id": organization.id, **view.model_dump(mode="json")}  # as PUT and DELETE answer it
 
     @put("/", summary="Connect a Stripe account: its secret key and webhook signing secret, stored encrypted")
     async def connect(self, data: StripeAccountConnect, caller: Caller, state: State) -> StripeAccount:
