@@ -18,6 +18,10 @@ from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
+from api.controllers.analytics import AnalyticsController  # analytics API (issue 6)
+from api.controllers.meters import MeterController  # analytics API (issue 6)
+from api.controllers.usage_events import UsageEventController  # analytics API (issue 6)
+from api.dashboard import DASHBOARD  # analytics API (issue 6)
 from api.controllers.payment_methods import (  # payments (issue 5)
     PaymentMethodController,
     on_gateway_error,
@@ -41,6 +45,7 @@ from producers.publisher import create_broker
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]  # issue 4
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]  # issue 5
+ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]  # issue 6
 
 
 @get("/health", summary="Liveness", include_in_schema=False, exclude_from_auth=True)
@@ -77,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG, *PAYMENTS],  # CATALOG: issue 4, PAYMENTS: issue 5
+        route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG, *PAYMENTS, *ANALYTICS],  # CATALOG: issue 4, PAYMENTS: issue 5, ANALYTICS: issue 6
         dependencies={"caller": Provide(provide_caller), "db": Provide(provide_db)},
         exception_handlers={**EXCEPTION_HANDLERS, GatewayError: on_gateway_error},  # type: ignore[arg-type]  # GatewayError: issue 5 (Retry-After)
         lifespan=[lifespan],

@@ -22,6 +22,7 @@ from billing.db import create_engine, create_session_factory
 from billing.outbox import PostgresOutboxStore
 from consumers import catalog, customers, organizations
 from consumers import payments  # payments (issue 5)
+from consumers import meters  # analytics API (issue 6)
 from consumers.pipeline import RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings
@@ -37,7 +38,7 @@ CONSUMER_GROUP = "billing-command-consumers"
 def consumer_group(settings: Settings) -> str:
     # prefixed like the topics, so a test run never joins the group of a running `make dev`
     return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
-ROUTES = merge_routes(customers.router, organizations.router, catalog.router, payments.router)  # payments.router: issue 5
+ROUTES = merge_routes(customers.router, organizations.router, catalog.router, payments.router, meters.router)  # payments.router: issue 5, meters.router: issue 6
 RETRY_WINDOW_SECONDS = 120.0
 
 

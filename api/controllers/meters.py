@@ -1,0 +1,59 @@
+"""/v1/meters: how usage events of one name become a billable quantity."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.responses import command_response, list_response
+from billing.errors import ResourceMissing
+from billing.meters.repository import get_meter, list_meters
+from billing.pagination import PageRequest
+from contracts.meters import MeterCreate, MeterUpdate
+from contracts.resources import Meter
+
+
+class MeterController(Controller):
+    path = "/v1/meters"
+    tags = ["meters"]
+
+    @post("/", summary="Create a meter (one per eventName)", status_code=201)
+    async def create(
+        self, data: MeterCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Meter:
+        payload = data.model_dump(mode="json", exclude_unset=True)
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "meter.create", payload, idempotency_key)
+        return command_response(outcome, created=True)  # type: ignore[return-value]
+
+    @get("/{meter_id:str}", summary="Retrieve a meter")
+    async def retrieve(self, meter_id: str, db: AsyncSession) -> Meter:
+        meter = await get_meter(db, meter_id)
+        if meter is None:
+            raise ResourceMissing("meter", meter_id)
+        return Meter.model_validate(meter)
+
+    @patch("/{meter_id:str}", summary="Update a meter's displayName, or deactivate / reactivate it")
+    async def update(
+        self, meter_id: str, data: MeterUpdate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+    ) -> Meter:
+        payload = {"id": meter_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
+        outcome = await state.bus.execute(caller.organization_id, caller.actor, "meter.update", payload, idempotency_key)
+        return command_response(outcome)  # type: ignore[return-value]
+
+    @get("/", summary="List meters, newest first")
+    async def index(
+        self,
+        db: AsyncSession,
+        limit: Limit = 10,
+        starting_after: StartingAfter = None,
+        ending_before: EndingBefore = None,
+        active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
+    ) -> dict[str, Any]:
+        page = await list_meters(db, PageRequest(limit, starting_after, ending_before), active=active)
+        return list_response(page, Meter, self.path)

@@ -1,0 +1,111 @@
+"""Dashboard sign-in without secrets in URLs.
+
+Two ways in, both ending in the same cookie:
+- the sign-in form posts the organization's secret key (in the body, never the URL) to
+  POST /dashboard/login;
+- POST /v1/dashboard/sessions (Bearer key, like any API call) answers a one-time link
+  `/dashboard/login?token=...` valid for 60 seconds; opening it sets the cookie and
+  redirects to /dashboard, so the token leaves the address bar at once.
+
+The cookie holds a signed token (HMAC-SHA256) naming the organization and the API key,
+valid for one hour; it is HttpOnly, SameSite=Strict, limited to /dashboard, and Secure when
+the request came over HTTPS. Every request also checks that the key is still active, so
+revoking the key ends its dashboard sessions. The signing key is random per process: a
+restart signs everyone out (several API processes behind one address would need a shared
+key; see the report).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from api.auth import Caller
+from billing.models import ApiKey
+
+COOKIE = "billing_dashboard"
+COOKIE_PATH = "/dashboard"
+SESSION_SECONDS = 3600
+LINK_SECONDS = 60
+
+_SIGNING_KEY = secrets.token_bytes(32)
+_used_links: dict[str, float] = {}
+_used_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Token:
+    organization_id: str
+    api_key_id: str
+    purpose: str
+    expires: int
+    nonce: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(caller: Caller, purpose: str, seconds: int) -> tuple[str, datetime]:
+    expires = int(time.time()) + seconds
+    body = {"o": caller.organization_id, "k": caller.api_key_id, "p": purpose, "e": expires, "n": secrets.token_hex(8)}
+    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(_SIGNING_KEY, payload.encode(), hashlib.sha256).digest())
+    return f"{payload}.{signature}", datetime.fromtimestamp(expires, UTC)
+
+
+def verify(token: str | None, purpose: str) -> Token | None:
+    """The token's claims when its signature, purpose and expiry hold; else None."""
+    if not token or len(token) > 1024 or token.count(".") != 1:
+        return None
+    payload, signature = token.split(".")
+    expected = _b64(hmac.new(_SIGNING_KEY, payload.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(signature, expected):
+        return None
+    try:
+        body = json.loads(_unb64(payload))
+        claims = Token(str(body["o"]), str(body["k"]), str(body["p"]), int(body["e"]), str(body["n"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if claims.purpose != purpose or claims.expires < time.time():
+        return None
+    return claims
+
+
+def spend_link(claims: Token) -> bool:
+    """A sign-in link works once: False when this one was used already."""
+    now = time.time()
+    with _used_lock:
+        for nonce in [n for n, expires in _used_links.items() if expires < now]:
+            del _used_links[nonce]
+        if claims.nonce in _used_links:
+            return False
+        _used_links[claims.nonce] = claims.expires
+        return True
+
+
+async def active_caller(sessions, claims: Token | None) -> Caller | None:  # type: ignore[no-untyped-def]
+    """The caller of a verified token, when its key is still active and of that organization."""
+    if claims is None:
+        return None
+    async with sessions() as session:
+        key = (await session.scalars(select(ApiKey).where(ApiKey.id == claims.api_key_id))).one_or_none()
+    now = datetime.now(UTC)
+    if key is None or key.organization_id != claims.organization_id or key.revoked_at is not None:
+        return None
+    if key.expires_at is not None and key.expires_at <= now:
+        return None
+    return Caller(key.organization_id, key.id)
