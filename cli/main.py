@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from analytics.cli import analytics_app  # analytics (issue 6)
 from contracts.settings import get_settings
 from stack.cli import stack_app
 
@@ -21,6 +22,7 @@ org_app.add_typer(keys_app, name="keys")
 app.add_typer(org_app, name="org")
 contracts_app = typer.Typer(help="Message contracts for other systems.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(analytics_app, name="analytics")  # analytics (issue 6): migrate, consume, replay, usage
 
 
 def _logging(level: str = "INFO") -> None:
@@ -83,8 +85,16 @@ async def _serve_api(stop: asyncio.Event) -> None:
 
 
 @app.command()
-def dev(seed: bool = typer.Option(True, help="Create the demo organization if it does not exist")) -> None:
+def dev(
+    seed: bool = typer.Option(True, help="Create the demo organization if it does not exist"),
+    analytics: bool = typer.Option(
+        True,
+        help="Run the analytics consumer in this process too (chDB, the embedded default, lets one process "
+        "open its directory; with a ClickHouse server, --no-analytics and `billing analytics consume` apart)",
+    ),
+) -> None:
     """The embedded default: the API and every consumer in one process."""
+    from analytics.consumer import run_analytics_consumer  # analytics (issue 6)
     from consumers.app import run_command_consumer
 
     settings = get_settings()
@@ -96,7 +106,11 @@ def dev(seed: bool = typer.Option(True, help="Create the demo organization if it
         typer.echo(f"  OpenAPI docs   {base}/schema  (Swagger UI: {base}/schema/swagger)")
         typer.echo(f"  Demo API key   {secret}\n")
         typer.echo(f"  curl -s {base}/v1/customers -H 'Authorization: Bearer {secret}'\n")
-    asyncio.run(_until_signalled(run_command_consumer, _serve_api))
+        typer.echo(f"  Dashboard      {base}/dashboard  (sign in with the key)\n")
+    runners = [run_command_consumer, _serve_api]
+    if analytics:  # analytics (issue 6): usage.events and billing.events -> ClickHouse, beside the API
+        runners.append(lambda stop: run_analytics_consumer(settings, stop))
+    asyncio.run(_until_signalled(*runners))
 
 
 async def _seed_demo() -> str:
