@@ -2,6 +2,10 @@
 // `ApiList<Item>` in api.ts): errors, search results, command status. Written by hand to
 // match api/ (errors.py, responses.py, controllers/); tests/api/test_typescript_contract.py
 // compiles recorded responses of the real API against these types, so a drift fails there.
+// The catalog part narrows the Json fields of Product, Price and ProductAttributeDefinition
+// (which Prisma can only type as JsonValue) to the shapes billing/catalog/ writes.
+
+import type { BillingScheme, TiersMode } from "../generated/client/enums.ts";
 
 /** Stripe's error types, as this API uses them. */
 export type ErrorType =
@@ -53,3 +57,104 @@ export type CommandStatus<Result = { [field: string]: unknown }> =
 
 /** A response that shows a new secret once (API key create and roll). */
 export type WithSecret<Resource> = Resource & { secret: string };
+
+// ------------------------------------------------------------------------------ catalog
+
+/**
+ * A resource whose Json fields the API answers in a known shape: `Refine<ApiResource<Price>,
+ * PriceJsonFields>`. Each field of `Precise` must be a field of `Resource` and its type
+ * must be assignable to the generated one (a refinement can never contradict Prisma);
+ * the generated `JsonValue` is then replaced, not intersected, so that an unknown key
+ * inside a tier or a currency option still fails the excess-property check (`JsonObject`'s
+ * index signature would let anything through an intersection).
+ */
+export type Refine<
+  Resource,
+  Precise extends { [Field in keyof Precise]: Field extends keyof Resource ? Resource[Field] : never },
+> = Omit<Resource, keyof Precise> & Precise;
+
+/** Stripe-style metadata: string values only. */
+export type Metadata = { [key: string]: string };
+
+/** A product attribute's value: string, enum and date (YYYY-MM-DD) are strings. */
+export type AttributeValue = string | number | boolean;
+
+/** `ProductAttributeDefinition`'s Json fields as the API answers them. */
+export type AttributeDefinitionJsonFields = {
+  /** type=enum only */
+  enumValues: string[] | null;
+  defaultValue: AttributeValue | null;
+};
+
+/** `Product`'s Json fields as the API answers them. */
+export type ProductJsonFields = {
+  attributes: { [key: string]: AttributeValue };
+  metadata: Metadata;
+};
+
+/** One tier of a tiered price. Amounts are minor units; the unset ones are left out. */
+export type PriceTier = {
+  /** The last tier is open-ended: null (Stripe's `inf`, as it is sent on create). */
+  upTo: number | null;
+  unitAmount?: number;
+  /** A decimal string, as written on create */
+  unitAmountDecimal?: string;
+  flatAmount?: number;
+  flatAmountDecimal?: string;
+};
+
+/** A price's amounts in another currency (`currencyOptions.eur`): per_unit or tiers. */
+export type PriceCurrencyOption = {
+  unitAmount?: number;
+  unitAmountDecimal?: string;
+  tiers?: PriceTier[];
+};
+
+/** Package pricing: the quantity is divided by `divideBy`, rounded as told. */
+export type PriceTransformQuantity = { divideBy: number; round: "up" | "down" };
+
+/** `Price`'s Json fields as the API answers them. */
+export type PriceJsonFields = {
+  tiers: PriceTier[] | null;
+  transformQuantity: PriceTransformQuantity | null;
+  /** keyed by lowercase ISO 4217 code; never the price's own currency */
+  currencyOptions: { [currency: string]: PriceCurrencyOption };
+  metadata: Metadata;
+};
+
+/** A DELETE that removes the row (products, attribute definitions): the id, and what else
+ * the endpoint echoes (`Deleted<ApiResource<ProductAttributeDefinition>, "key">`). */
+export type Deleted<Resource extends { id: string }, Also extends keyof Resource = never> = Pick<
+  Resource,
+  "id" | Also
+> & { deleted: true };
+
+type QuoteLineAmounts = {
+  quantity: number;
+  /** The unit amount applied, minor units as a decimal string */
+  unitAmountDecimal: string;
+  flatAmountDecimal: string;
+  /** This line's amount in integer minor units, rounded once */
+  amount: number;
+};
+
+/** A line of a quote: one per tier reached (tiered), or the one line of a per_unit price. */
+export type PriceQuoteLine =
+  | (QuoteLineAmounts & { tierIndex: null })
+  | (QuoteLineAmounts & { tierIndex: number; upTo: number | null });
+
+/** `POST /v1/prices/{id}/quote`: what the price charges for a quantity in one currency. */
+export type PriceQuote = {
+  object: "price_quote";
+  /** the price's id */
+  price: string;
+  currency: string;
+  quantity: number;
+  /** after transformQuantity */
+  billedQuantity: number;
+  billingScheme: BillingScheme;
+  tiersMode: TiersMode | null;
+  lines: PriceQuoteLine[];
+  /** integer minor units of `currency` */
+  total: number;
+};

@@ -7,7 +7,9 @@ compiles it against prisma/generated/client (Prisma's model types), prisma/types
 (the JSON mapping: DateTime -> string, Decimal -> string, BigInt -> number, hidden fields
 left out) and prisma/types/responses.ts (errors, search results, command status). Object
 literals get TypeScript's excess-property check, so an extra field (a leaked hidden one),
-a missing field, a wrong type or an unknown enum string all fail.
+a missing field, a wrong type or an unknown enum string all fail. Json columns that the API
+answers in a known shape (a price's tiers and currencyOptions, a product's attributes) are
+narrowed with `Refine<ApiResource<Model>, ...JsonFields>` of prisma/types/responses.ts.
 
 To cover a new endpoint: add its TypeScript type to RESPONSE_TYPES, drive it in a
 scenario (a function decorated with @scenario below), and take its path off
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
+from billing.fx_service import FX_WRITERS_ENV
 from contracts.envelopes import command_id_for
 from contracts.settings import PROJECT_ROOT, get_settings
 from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
@@ -46,6 +50,11 @@ from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
 # schema.prisma) go in ApiResource's second argument, e.g. ApiResource<ApiKey, "secretHash">.
 # ---------------------------------------------------------------------------------------
 API_KEY = 'ApiResource<ApiKey, "secretHash">'
+# The catalog: Prisma's Json fields narrowed to the shapes the API writes (Refine and the
+# *JsonFields types of prisma/types/responses.ts: tiers, currencyOptions, attributes, ...).
+ATTRIBUTE = "Refine<ApiResource<ProductAttributeDefinition>, AttributeDefinitionJsonFields>"
+PRODUCT = "Refine<ApiResource<Product>, ProductJsonFields>"
+PRICE = "Refine<ApiResource<Price>, PriceJsonFields>"
 RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/customers"): "ApiResource<Customer>",
     ("GET", "/v1/customers"): "ApiList<ApiResource<Customer>>",
@@ -58,19 +67,38 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/api-keys/{key_id}/roll"): f"WithSecret<{API_KEY}>",
     ("DELETE", "/v1/api-keys/{key_id}"): API_KEY,
     ("GET", "/v1/commands/{command_id}"): "CommandStatus",
+    ("POST", "/v1/product-attributes"): ATTRIBUTE,
+    ("GET", "/v1/product-attributes"): f"ApiList<{ATTRIBUTE}>",
+    ("GET", "/v1/product-attributes/{definition_id}"): ATTRIBUTE,
+    ("PATCH", "/v1/product-attributes/{definition_id}"): ATTRIBUTE,
+    ("DELETE", "/v1/product-attributes/{definition_id}"): 'Deleted<ApiResource<ProductAttributeDefinition>, "key">',
+    ("POST", "/v1/products"): PRODUCT,
+    ("GET", "/v1/products"): f"ApiList<{PRODUCT}>",
+    ("GET", "/v1/products/search"): f"SearchResult<{PRODUCT}>",
+    ("GET", "/v1/products/{product_id}"): PRODUCT,
+    ("PATCH", "/v1/products/{product_id}"): PRODUCT,
+    ("DELETE", "/v1/products/{product_id}"): "Deleted<ApiResource<Product>>",
+    ("POST", "/v1/prices"): PRICE,
+    ("GET", "/v1/prices"): f"ApiList<{PRICE}>",
+    ("GET", "/v1/prices/{price_id}"): PRICE,
+    ("PATCH", "/v1/prices/{price_id}"): PRICE,
+    ("POST", "/v1/prices/{price_id}/quote"): "PriceQuote",
+    ("POST", "/v1/exchange-rates"): "ApiResource<ExchangeRate>",
+    ("GET", "/v1/exchange-rates"): "ApiList<ApiResource<ExchangeRate>>",
 }
 
 # Endpoints (path prefixes of the OpenAPI document) whose owners have not typed them here
 # yet. Take yours off when its RESPONSE_TYPES entries and scenario are in.
 NOT_YET_COVERED: dict[str, str] = {
-    "/v1/product-attributes": "catalog (issue 4)",
-    "/v1/products": "catalog (issue 4)",
-    "/v1/prices": "catalog (issue 4)",
-    "/v1/exchange-rates": "catalog (issue 4)",
     "/v1/customers/{customer_id}/payment-methods": "payments (issue 5)",
     "/v1/setup-intents": "payments (issue 5)",
     "/v1/stripe-account": "payments (issue 5)",
     "/v1/webhooks": "payments (issue 5): Stripe's webhook receiver, not a resource",
+    "/v1/meters": "analytics: being built",
+    "/v1/usage-events": "analytics: being built",
+    "/v1/analytics": "analytics: being built",
+    "/v1/dashboard": "analytics: being built",
+    "/dashboard": "analytics: being built",
 }
 
 PRISMA = PROJECT_ROOT / "prisma"
@@ -311,6 +339,198 @@ async def accepted_but_not_applied_in_time(ctx: Context) -> None:
     assert later.json()["status"] == "succeeded", later.text
 
 
+@scenario
+async def product_attributes(ctx: Context) -> None:
+    record, client = ctx.record, ctx.client
+    base = "/v1/product-attributes"
+    color = (
+        await record(
+            client, "POST", base, expect=201, name="attribute_create_enum",
+            json={"key": "color", "label": "Color", "type": "enum", "enumValues": ["red", "blue"], "defaultValue": "blue"},
+        )
+    ).json()
+    await record(client, "POST", base, expect=201, name="attribute_create_number",
+                 json={"key": "weight_kg", "label": "Weight (kg)", "type": "number", "required": True, "defaultValue": 1})
+    await record(client, "POST", base, expect=201, name="attribute_create_boolean",
+                 json={"key": "fragile", "label": "Fragile", "type": "boolean"})
+    await record(client, "POST", base, expect=201, name="attribute_create_date",
+                 json={"key": "released", "label": "Released on", "type": "date", "defaultValue": "2025-03-01"})
+    legacy = (
+        await record(client, "POST", base, expect=201, name="attribute_create_string",
+                     json={"key": "legacy_sku", "label": "Legacy SKU", "type": "string"})
+    ).json()
+    url = f"{base}/{color['id']}"
+    await record(client, "GET", url, expect=200, name="attribute_retrieve")
+    await record(client, "PATCH", url, expect=200, name="attribute_update",
+                 json={"label": "Colour", "enumValues": ["red", "blue", "green"], "defaultValue": None})
+    await record(client, "PATCH", f"{base}/{legacy['id']}", expect=200, name="attribute_deprecate", json={"deprecated": True})
+    await record(client, "GET", base, expect=200, name="attribute_list", params={"limit": 10})
+    await record(client, "GET", base, expect=200, name="attribute_list_deprecated", params={"deprecated": "true"})
+    await record(client, "DELETE", f"{base}/{legacy['id']}", expect=200, name="attribute_delete")
+    await record(client, "GET", f"{base}/{legacy['id']}", expect=404, name="error_attribute_deleted")
+    await record(client, "POST", base, expect=400, name="error_attribute_default_type",
+                 json={"key": "size", "label": "Size", "type": "number", "defaultValue": "large"})
+    await record(client, "POST", base, expect=400, name="error_attribute_enum_values",
+                 json={"key": "size", "label": "Size", "type": "enum"})
+
+
+@scenario
+async def products(ctx: Context) -> None:
+    """Runs after product_attributes: color, weight_kg, fragile and released are defined."""
+    record, client = ctx.record, ctx.client
+    created = (
+        await record(
+            client, "POST", "/v1/products", expect=201, name="product_create",
+            json={
+                "name": "Contract T-shirt",
+                "description": "Organic cotton",
+                "attributes": {"color": "red", "weight_kg": 0.25, "fragile": False, "released": "2025-01-15"},
+                "metadata": {"sku": "T-1"},
+                "unitLabel": "shirt",
+            },
+        )
+    ).json()
+    await record(client, "POST", "/v1/products", expect=201, name="product_create_minimal", json={"name": "Contract mug"})
+    url = f"/v1/products/{created['id']}"
+    await record(client, "GET", url, expect=200, name="product_retrieve")
+    await record(
+        client, "PATCH", url, expect=200, name="product_update",
+        json={"name": "Contract tee", "description": None, "attributes": {"fragile": None, "weight_kg": 3},
+              "metadata": {"batch": "7"}},
+    )
+    await record(client, "PATCH", url, expect=200, name="product_archive", json={"active": False})
+    await record(client, "GET", "/v1/products", expect=200, name="product_list", params={"limit": 5})
+    await record(
+        client, "GET", "/v1/products", expect=200, name="product_list_filtered",
+        params={"active": "false", "ids": [created["id"], "prod_missing"], "attributes[color]": "red",
+                "created[gte]": "2000-01-01T00:00:00Z"},
+    )
+    await record(client, "GET", "/v1/products/search", expect=200, name="product_search",
+                 params={"query": "name~'contract' AND active:'false'", "limit": 1})
+    disposable = (await record(client, "POST", "/v1/products", expect=201, json={"name": "Disposable"})).json()
+    await record(client, "POST", "/v1/prices", expect=201, json={"product": disposable["id"], "currency": "usd", "unitAmount": 1})
+    await record(client, "DELETE", f"/v1/products/{disposable['id']}", expect=200, name="product_delete")
+    await record(client, "GET", f"/v1/products/{disposable['id']}", expect=404, name="error_product_deleted")
+    await record(client, "POST", "/v1/products", expect=400, name="error_product_attribute_type",
+                 json={"name": "Bad", "attributes": {"weight_kg": "heavy"}})
+    await record(client, "POST", "/v1/products", expect=400, name="error_product_attribute_unknown",
+                 json={"name": "Bad", "attributes": {"flavour": "mint"}})
+    await record(ctx.other, "GET", url, expect=404, name="error_product_other_organization")
+
+
+@scenario
+async def prices(ctx: Context) -> None:
+    record, client = ctx.record, ctx.client
+    product = (await record(client, "POST", "/v1/products", expect=201, json={"name": "Contract API calls"})).json()["id"]
+    per_unit = (
+        await record(
+            client, "POST", "/v1/prices", expect=201, name="price_create_per_unit",
+            json={"product": product, "currency": "usd", "unitAmount": 1200, "nickname": "Monthly",
+                  "recurring": {"interval": "month"}, "lookupKey": "contract_monthly", "metadata": {"plan": "pro"},
+                  "currencyOptions": {"eur": {"unitAmount": 1100}, "jpy": {"unitAmountDecimal": "180.5"}}},
+        )
+    ).json()
+    await record(
+        client, "POST", "/v1/prices", expect=201, name="price_create_decimal",
+        json={"product": product, "currency": "usd", "unitAmountDecimal": "0.012500", "type": "recurring",
+              "recurring": {"interval": "day", "intervalCount": 7, "usageType": "metered"}},
+    )
+    tiered = (
+        await record(
+            client, "POST", "/v1/prices", expect=201, name="price_create_tiered",
+            json={
+                "product": product, "currency": "usd", "billingScheme": "tiered", "tiersMode": "graduated",
+                "recurring": {"interval": "year", "usageType": "licensed"},
+                "tiers": [
+                    {"upTo": 5, "unitAmount": 700, "flatAmount": 1000},
+                    {"upTo": 100, "unitAmountDecimal": "650.5"},
+                    {"upTo": "inf", "unitAmount": 600, "flatAmountDecimal": "0.5"},
+                ],
+                "currencyOptions": {
+                    "EUR": {"tiers": [{"upTo": 5, "unitAmount": 650}, {"upTo": "inf", "unitAmount": 550}]},
+                    "jpy": {"tiers": [{"upTo": 5, "unitAmount": 100}, {"upTo": "inf", "flatAmount": 9000}]},
+                },
+            },
+        )
+    ).json()
+    await record(
+        client, "POST", "/v1/prices", expect=201, name="price_create_volume",
+        json={"product": product, "currency": "kwd", "billingScheme": "tiered", "tiersMode": "volume",
+              "tiers": [{"upTo": 10, "unitAmount": 1500}, {"upTo": "inf", "unitAmount": 1250}]},
+    )
+    package = (
+        await record(
+            client, "POST", "/v1/prices", expect=201, name="price_create_package",
+            json={"product": product, "currency": "eur", "type": "one_time", "unitAmount": 500,
+                  "transformQuantity": {"divideBy": 10, "round": "up"}},
+        )
+    ).json()
+    key = uuid.uuid4().hex
+    await record(client, "POST", "/v1/prices", expect=201, name="price_create_one_time", headers={"Idempotency-Key": key},
+                 json={"product": product, "currency": "jpy", "unitAmount": 5000, "active": False})
+    await record(client, "GET", f"/v1/commands/{command_id_for(client.tenant.organization_id, key)}", expect=200,
+                 name="command_price_succeeded", ts_type=f"CommandStatus<{PRICE}>")
+    url = f"/v1/prices/{tiered['id']}"
+    await record(client, "GET", url, expect=200, name="price_retrieve_tiered")
+    await record(client, "GET", f"/v1/prices/{per_unit['id']}", expect=200, name="price_retrieve_per_unit")
+    await record(
+        client, "PATCH", url, expect=200, name="price_update",
+        json={"nickname": "Yearly", "metadata": {"tier": "gold"}, "lookupKey": "contract_monthly", "transferLookupKey": True},
+    )
+    await record(client, "PATCH", f"/v1/prices/{per_unit['id']}", expect=200, name="price_deactivate",
+                 json={"active": False, "nickname": None})
+    await record(client, "GET", "/v1/prices", expect=200, name="price_list", params={"limit": 10})
+    await record(
+        client, "GET", "/v1/prices", expect=200, name="price_list_filtered",
+        params={"product": product, "type": "recurring", "currency": "EUR", "recurring[interval]": "year",
+                "recurring[usageType]": "licensed", "lookupKeys": ["contract_monthly"], "active": "true"},
+    )
+    for currency in ("usd", "eur", "jpy"):
+        await record(client, "POST", f"{url}/quote", expect=200, name=f"price_quote_tiered_{currency}",
+                     json={"quantity": 120, "currency": currency})
+    await record(client, "POST", f"/v1/prices/{per_unit['id']}/quote", expect=200, name="price_quote_per_unit",
+                 json={"quantity": 3})
+    await record(client, "POST", f"/v1/prices/{package['id']}/quote", expect=200, name="price_quote_package",
+                 json={"quantity": 31})
+    # failures of the price endpoints
+    await record(client, "POST", f"{url}/quote", expect=400, name="error_quote_currency", json={"quantity": 1, "currency": "gbp"})
+    await record(
+        client, "POST", "/v1/prices", expect=400, name="error_price_tiers_order",
+        json={"product": product, "currency": "usd", "billingScheme": "tiered", "tiersMode": "volume",
+              "tiers": [{"upTo": 10, "unitAmount": 1}, {"upTo": 5, "unitAmount": 1}, {"upTo": "inf", "unitAmount": 1}]},
+    )
+    await record(client, "POST", "/v1/prices", expect=400, name="error_price_float_amount",
+                 json={"product": product, "currency": "usd", "unitAmount": 12.5})
+    await record(client, "PATCH", url, expect=400, name="error_price_amounts_immutable", json={"unitAmount": 1})
+
+
+@scenario
+async def exchange_rates(ctx: Context) -> None:
+    """Only BILLING_FX_WRITER_ORGANIZATIONS write rates; the API and the consumer (this
+    process) read the setting on every command."""
+    record, client = ctx.record, ctx.client
+    source = f"contract-{uuid.uuid4().hex[:8]}"
+    rate = {"base": "EUR", "quote": "USD", "rate": "1.0842", "source": source, "asOf": "2025-01-02T16:00:00Z"}
+    previous = os.environ.get(FX_WRITERS_ENV)
+    os.environ[FX_WRITERS_ENV] = client.tenant.organization_id
+    try:
+        await record(client, "POST", "/v1/exchange-rates", expect=201, name="exchange_rate_create", json=rate)
+        await record(client, "POST", "/v1/exchange-rates", expect=201, name="exchange_rate_create_jpy",
+                     json={**rate, "base": "usd", "quote": "jpy", "rate": "157.25", "asOf": "2025-01-02T17:00:00+01:00"})
+        await record(ctx.other, "POST", "/v1/exchange-rates", expect=403, name="error_exchange_rate_not_writer", json=rate)
+        await record(client, "POST", "/v1/exchange-rates", expect=409, name="error_exchange_rate_exists",
+                     json={**rate, "rate": "1.09"})
+    finally:
+        if previous is None:
+            os.environ.pop(FX_WRITERS_ENV, None)
+        else:
+            os.environ[FX_WRITERS_ENV] = previous
+    await record(ctx.other, "GET", "/v1/exchange-rates", expect=200, name="exchange_rate_list", params={"source": source})
+    await record(client, "GET", "/v1/exchange-rates", expect=200, name="exchange_rate_list_filtered",
+                 params={"base": "usd", "quote": "JPY", "source": source, "limit": 1})
+    await record(client, "GET", "/v1/exchange-rates", expect=400, name="error_exchange_rate_currency", params={"base": "eux"})
+
+
 async def every_get_endpoint(ctx: Context) -> None:
     """Runs last: every GET of the OpenAPI document, lists as they are and `{id}` paths with
     an id that does not exist, so a new read endpoint is checked without a scenario."""
@@ -474,3 +694,34 @@ def test_a_wrong_field_fails_the_check_and_is_named(recorded: Recorder, tmp_path
     assert "'string' is not assignable to type 'number'" in by_constant["customer_create"].message
     assert "secretHash" in by_constant["api_key_list"].message
     assert '"auth_error"' in by_constant["error_no_key"].message
+
+
+def test_the_catalog_json_shapes_are_checked(recorded: Recorder, tmp_path: Path) -> None:
+    """Prisma types tiers, currencyOptions and attributes as JsonValue (anything passes):
+    the catalog's types narrow them (Refine), and a wrong shape inside fails."""
+
+    def last_tier_inf(body: Any) -> None:  # the shape sent on create, not the one answered
+        body["tiers"][-1]["upTo"] = "inf"
+
+    broken = _mutated(recorded.recordings, "price_create_tiered", last_tier_inf)
+    broken = _mutated(broken, "price_retrieve_tiered", lambda b: b["currencyOptions"]["eur"].update(customUnitAmount=1))
+    broken = _mutated(broken, "price_quote_per_unit", lambda b: b["lines"][0].update(upTo=None))
+    broken = _mutated(broken, "product_create", lambda b: b["attributes"].update(weight_kg={"value": 0.25}))
+    broken = _mutated(broken, "attribute_delete", lambda b: b.update(deleted=False))
+    broken = _mutated(broken, "exchange_rate_create", lambda b: b.update(rate=1.0842))  # Decimal -> string
+    code, errors, output = compile_typescript(typescript_for(broken), tmp_path / "broken")
+    assert code != 0, output
+    named = {(e.constant, e.key) for e in errors}
+    assert named == {
+        ("price_create_tiered", "upTo"),
+        ("price_retrieve_tiered", "customUnitAmount"),
+        ("price_quote_per_unit", "upTo"),
+        ("product_create", "weight_kg"),
+        ("attribute_delete", "deleted"),
+        ("exchange_rate_create", "rate"),
+    }, "\n".join(map(str, errors)) + "\n" + output[-3000:]
+    by_constant = {e.constant: e for e in errors}
+    assert "'string' is not assignable to type 'number'" in by_constant["price_create_tiered"].message
+    assert "customUnitAmount" in by_constant["price_retrieve_tiered"].message
+    assert "'PriceCurrencyOption'" in by_constant["price_retrieve_tiered"].message
+    assert "'AttributeValue'" in by_constant["product_create"].message
