@@ -7,7 +7,7 @@ UV := python3 -m uv
 VENV := .venv
 BILLING := $(VENV)/bin/billing
 
-.PHONY: dev test setup install stack migrate generate typecheck down bench
+.PHONY: dev test setup install chromium stack migrate generate typecheck down bench
 
 dev: setup
 	$(BILLING) dev
@@ -17,7 +17,7 @@ test: setup
 
 setup: install stack migrate
 
-install: $(VENV)/.synced node_modules/.installed
+install: $(VENV)/.synced node_modules/.installed api/dashboard/node_modules/.installed chromium
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -27,6 +27,15 @@ $(VENV)/.synced: pyproject.toml uv.lock
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# the dashboard's charting library, from npm, copied into its static files
+api/dashboard/node_modules/.installed: api/dashboard/package.json api/dashboard/package-lock.json
+	cd api/dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run vendor
+	@touch $@
+
+# headless Chromium for the dashboard's screenshot test (Debian's package)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 stack: install
 	$(BILLING) stack up
