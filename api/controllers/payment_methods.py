@@ -248,10 +248,11 @@ class PaymentMethodController(Controller):
         response = command_response(outcome, created=True)
         if isinstance(outcome, CommandOutcome) and outcome.result:
             stored = outcome.result.get("gatewayPaymentMethodId")
-            if stored != data.paymentMethod:
+            # (compared with Stripe's answer: a test token such as pm_card_visa attaches as a new pm_ id)
+            if stored != attached.id:
                 # a racing request stored the same card first: do not leave a second copy at Stripe
                 response.status_code = 200
-                await _detach_quietly(gateway, data.paymentMethod, gateway_key(caller, idempotency_key, "undo"))
+                await _detach_quietly(gateway, attached.id, gateway_key(caller, idempotency_key, "undo"))
         return response  # type: ignore[return-value]
 
     @get("/", summary="List a customer's payment methods, newest first")

@@ -146,6 +146,9 @@ def scripted_answer(method: str, path: str, key: str) -> tuple[int, dict[str, An
         if parts[-1] == "attach" and pm_id == "pm_ratelimited":
             return 429, {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}}, \
                 {"Retry-After": "7", "Stripe-Should-Retry": "false"}
+        if parts[-1] == "attach" and pm_id == "pm_card_visa":
+            # Stripe's test tokens attach as a new PaymentMethod each time
+            return 200, _card("pm_copy_" + secrets.token_hex(6), customer="cus_x", fingerprint="FpVisaTestCard"), {}
         if parts[-1] == "attach":
             return 200, _card(pm_id, customer="cus_x", fingerprint="Fp" + pm_id[-12:]), {}
         if parts[-1] == "detach":
@@ -414,6 +417,19 @@ async def test_stripes_errors_keep_their_code(api_scripted, session_factory) -> 
     gone = await client.delete(f"{url}/{attached.json()['id']}")
     assert gone.status_code == 200, gone.text
     assert (await client.get(url)).json()["data"] == []
+
+
+async def test_a_test_token_is_stored_as_the_payment_method_stripe_made(api_scripted, session_factory) -> None:  # type: ignore[no-untyped-def]
+    client = TenantClient(api_scripted, await new_tenant(session_factory, "Test tokens"))
+    put = await client.request("PUT", "/v1/stripe-account", json={"secretKey": "sk_test_tokens", "webhookSecret": "whsec_t"})
+    assert put.status_code == 200, put.text
+    customer = await new_customer(client)
+    url = f"/v1/customers/{customer['id']}/payment-methods"
+    first = await client.post(url, json={"paymentMethod": "pm_card_visa"})
+    assert first.status_code == 201, first.text
+    assert first.json()["gatewayPaymentMethodId"].startswith("pm_copy_")
+    again = await client.post(url, json={"paymentMethod": "pm_card_visa"})  # the same test card: the stored one
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
 
 
 async def test_stripe_unreachable_is_503_and_writes_nothing(api, api_unreachable, session_factory) -> None:  # type: ignore[no-untyped-def]
