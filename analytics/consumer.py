@@ -72,6 +72,7 @@ class ConsumerConfig:
     retry_initial_s: float = 0.2
     retry_max_s: float = 5.0
     auto_offset_reset: str = "earliest"
+    session_timeout_ms: int = 30_000
     client_id: str = "billing-analytics"
     #: extra keyword arguments for AIOKafkaConsumer
     kafka_options: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +143,12 @@ class AnalyticsConsumer:
             max_poll_records=self.config.max_batch,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            # generous group timeouts: on a loaded 2-core machine (billing dev runs the API,
+            # the consumers and this in one process) the event loop can be starved for
+            # seconds; being evicted costs a rebalance and re-reading uncommitted batches
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 10),
+            rebalance_timeout_ms=2 * self.config.session_timeout_ms,
             **self.config.kafka_options,
         )
         consumer.subscribe(list(self.topics), listener=_Listener(self))
@@ -243,8 +250,8 @@ class AnalyticsConsumer:
         except (CommitFailedError, KafkaError) as exc:
             # a rebalance took the partitions: the new owner re-reads them and dedupe
             # makes that harmless
-            self.stats.last_error = f"commit: {exc!r}"
-            log.warning("analytics offset commit failed (%r); the records will be re-read", exc)
+            self.stats.last_error = f"commit: {type(exc).__name__}"
+            log.warning("analytics offset commit failed (%s, a rebalance); the records will be re-read", type(exc).__name__)
 
     async def drain(self) -> None:
         """Wait for the batch in flight (rebalance: before partitions are revoked)."""
@@ -257,8 +264,9 @@ class AnalyticsConsumer:
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         if self._processor is not None:
-            # partitions may come from another process: learn the keys it stored
-            await asyncio.to_thread(self._processor.writer.refresh)
+            # partitions may come from another process: learn the keys it stored before the
+            # next batch is stored (not here: a slow callback stretches the rebalance)
+            self._processor.writer.request_refresh()
         log.info("analytics consumer assigned %d partitions", len(assigned))
         self.ready.set()
 

@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 DEDUPE_WINDOW = MAX_EVENT_AGE + timedelta(days=1)
 #: how far back a refresh re-reads keys before the last watermark (rows whose ingested_at
 #: was stamped before the watermark but committed after it)
-REFRESH_MARGIN = timedelta(minutes=10)
+REFRESH_MARGIN = timedelta(minutes=2)
 #: merge the recent-keys set into the sorted array past this size
 _MERGE_THRESHOLD = 500_000
 
@@ -440,6 +440,7 @@ class UsageWriter:
         self.store = store
         self.index = KeyIndex()
         self.lock = threading.RLock()
+        self._refresh_requested = False
 
     def prepare(self) -> None:
         with self.lock:
@@ -450,7 +451,12 @@ class UsageWriter:
 
     def refresh(self) -> None:
         with self.lock:
+            self._refresh_requested = False
             self.index.refresh(self.store)
+
+    def request_refresh(self) -> None:
+        """Refresh the key index before the next write (cheap to call from a callback)."""
+        self._refresh_requested = True
 
     def write(self, events: Sequence[tuple[UsageEvent, UsageSource]]) -> UsageWriteResult:
         result = UsageWriteResult()
@@ -458,6 +464,8 @@ class UsageWriter:
             return result
         with self.lock:
             self.prepare()
+            if self._refresh_requested:
+                self.refresh()
             unique: dict[tuple[str, str], tuple[UsageEvent, UsageSource]] = {}
             for event, src in events:
                 k = (event.organization_id, event.identifier)
