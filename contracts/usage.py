@@ -359,8 +359,10 @@ class MeterSummaryOut(_ExactModel):
 
 
 class UsageSummaryOut(_ExactModel):
-    """Body of `GET /v1/analytics/summary` (from analytics.queries.UsageSummary)."""
+    """Body of `GET /v1/analytics/summary`:
+    `UsageSummaryOut.model_validate(dataclasses.asdict(analytics.queries.summary(...)))`."""
 
+    organization_id: str
     start: datetime
     end: datetime
     event_count: int

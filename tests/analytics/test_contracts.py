@@ -217,7 +217,7 @@ def test_parse_usage_request():
 def test_summary_out_serializes_decimals_as_strings():
     from contracts.usage import UsageRowOut, UsageSummaryOut
 
-    out = UsageSummaryOut(start=NOW, end=NOW, event_count=1, value_sum=Decimal("1.500000000000"), customers=1,
+    out = UsageSummaryOut(organization_id="org_1", start=NOW, end=NOW, event_count=1, value_sum=Decimal("1.500000000000"), customers=1,
                           meters=[{"event_name": "a", "event_count": 1, "value_sum": Decimal("1.5"), "customers": 1}],
                           interactions={"customer.created": 2}, interaction_count=2, dead_letters=0)
     dumped = out.model_dump(mode="json", by_alias=True)

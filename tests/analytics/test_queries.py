@@ -146,8 +146,14 @@ def test_tenant_isolation(store, orgs):
 
 
 def test_summary_values(store, orgs):
+    import dataclasses
+
+    from contracts.usage import UsageSummaryOut
+
     a, _ = orgs
     s = summary(store, a, D0, D3)
+    out = UsageSummaryOut.model_validate(dataclasses.asdict(s)).model_dump(mode="json", by_alias=True)
+    assert out["valueSum"] == "119.850000000001" and out["meters"][0]["eventName"] == "api_call"
     assert s.event_count == 6
     assert s.value_sum == Decimal("119.850000000001")
     assert s.customers == 2
