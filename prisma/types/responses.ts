@@ -3,9 +3,11 @@
 // match api/ (errors.py, responses.py, controllers/); tests/api/test_typescript_contract.py
 // compiles recorded responses of the real API against these types, so a drift fails there.
 // The catalog part narrows the Json fields of Product, Price and ProductAttributeDefinition
-// (which Prisma can only type as JsonValue) to the shapes billing/catalog/ writes.
+// (which Prisma can only type as JsonValue) to the shapes billing/catalog/ writes; the
+// analytics part types meters' filters, usage events' 202, /v1/analytics (usage, summary)
+// and the dashboard's JSON (sign-in link, the page's data).
 
-import type { BillingScheme, TiersMode } from "../generated/client/enums.ts";
+import type { BillingScheme, MeterAggregation, TiersMode } from "../generated/client/enums.ts";
 
 /** Stripe's error types, as this API uses them. */
 export type ErrorType =
@@ -157,4 +159,132 @@ export type PriceQuote = {
   lines: PriceQuoteLine[];
   /** integer minor units of `currency` */
   total: number;
+};
+
+// ---------------------------------------------------------------------------- analytics
+
+/**
+ * An exact decimal as the analytics endpoints answer it ("3.75", "0", "1000"): a string,
+ * never a JSON number (which a client's JSON parser would turn into a float), and a
+ * string that reads as a number.
+ */
+export type DecimalString = `${number}`;
+
+/** `Meter`'s Json field as the API answers it: only events whose properties equal every
+ * entry are counted. */
+export type MeterJsonFields = {
+  filters: { [property: string]: string };
+};
+
+/** `POST /v1/usage-events` (one event or a batch), answered 202: the events are durable
+ * in Kafka and are counted by /v1/analytics once the analytics consumer stored them. */
+export type UsageEventsAccepted = {
+  object: "usage_event_batch";
+  status: "accepted";
+  /** events in the request (1 for a single event) */
+  count: number;
+  receivedAt: string;
+};
+
+/** One group of usage: `Bucket` is the start of the UTC day or hour when grouped by time,
+ * `Customer` the customer's id when grouped by customer (null otherwise). */
+export type UsageRow<Bucket extends string | null, Customer extends string | null, Value = DecimalString> = {
+  bucket: Bucket;
+  customerId: Customer;
+  value: Value;
+  eventCount: number;
+};
+
+type UsageResult<GroupBy, Data> = {
+  object: "usage";
+  /** the meter's id; null when asked by eventName with no meter read */
+  meter: string | null;
+  eventName: string;
+  aggregation: MeterAggregation;
+  /** the customer filter as sent, or null */
+  customer: string | null;
+  /** [from, to): ISO-8601 UTC */
+  from: string;
+  to: string;
+  groupBy: GroupBy;
+  data: Data;
+};
+
+export type UsageGroupBy = "day" | "hour" | "customer";
+
+/**
+ * `GET /v1/analytics/usage`, for the `groupBy` asked (`UsageQueryResult<"day">`; without
+ * an argument, the union of all, to narrow on `groupBy`). Ungrouped (`null`): exactly one
+ * row, even with no events (value "0" for sum, count and unique_count; null for max and
+ * last over no events). Grouped: one row per day/hour/customer that had events, so the
+ * value is always there.
+ */
+export type UsageQueryResult<GroupBy extends UsageGroupBy | null = UsageGroupBy | null> = GroupBy extends "day" | "hour"
+  ? UsageResult<GroupBy, UsageRow<string, null>[]>
+  : GroupBy extends "customer"
+    ? UsageResult<"customer", UsageRow<null, string>[]>
+    : UsageResult<null, [UsageRow<null, null, DecimalString | null>]>;
+
+/** One event name of a usage summary. */
+export type UsageSummaryMeter = {
+  eventName: string;
+  /** the id of the organization's meter of that event name, or null */
+  meter: string | null;
+  eventCount: number;
+  valueSum: DecimalString;
+  customers: number;
+};
+
+/** `GET /v1/analytics/summary`: the organization's usage over [from, to). */
+export type UsageSummary = {
+  object: "usage_summary";
+  from: string;
+  to: string;
+  eventCount: number;
+  valueSum: DecimalString;
+  /** distinct customers with usage */
+  customers: number;
+  meters: UsageSummaryMeter[];
+  /** billing.events per type (customer.created, meter.created, ...) */
+  interactions: { [type: string]: number };
+  interactionCount: number;
+  deadLetters: number;
+};
+
+/** `POST /v1/dashboard/sessions`: a one-time sign-in link for /dashboard, valid 60 s. */
+export type DashboardSessionLink = {
+  object: "dashboard_session_link";
+  /** relative to the API's address */
+  url: `/dashboard/login?token=${string}`;
+  expiresAt: string;
+};
+
+/** `GET /dashboard/api/overview` (the dashboard page's data; cookie session, not in the
+ * OpenAPI document): whole UTC days, the newest `days` of them. */
+export type DashboardOverview = {
+  object: "dashboard_overview";
+  from: string;
+  to: string;
+  days: number;
+  totals: {
+    eventCount: number;
+    valueSum: DecimalString;
+    customers: number;
+    interactionCount: number;
+    deadLetters: number;
+  };
+  meters: { id: string; eventName: string; displayName: string; aggregation: MeterAggregation }[];
+  usageOverTime: {
+    eventName: string;
+    /** the meter's displayName, or the event name when it has no meter */
+    displayName: string;
+    aggregation: MeterAggregation;
+    points: { day: string; value: DecimalString; eventCount: number }[];
+  }[];
+  /** the event name whose top customers are listed; null with no usage */
+  selectedMeter: string | null;
+  topCustomers: { customerId: string; name: string | null; value: DecimalString; eventCount: number }[];
+  /** productId null: usage of event names that no product's price refers to */
+  usageByProduct: { productId: string | null; name: string; eventCount: number; eventNames: string[] }[];
+  interactions: { type: string; count: number }[];
 };
