@@ -168,10 +168,11 @@ def _count_flushes(session: Session, flush_context: object) -> None:
     session.info[_FLUSHES] = session.info.get(_FLUSHES, 0) + 1
 
 
-def _discard_unflushed(session: AsyncSession) -> None:
-    """Forget what a failed command changed in memory but had not written."""
+def _discard_unflushed(session: AsyncSession, new_before: set[object]) -> None:
+    """Forget what a failed command added or changed in memory but had not written."""
     for obj in list(session.new):
-        session.expunge(obj)
+        if obj not in new_before:
+            session.expunge(obj)
     for obj in list(session.dirty):
         session.expire(obj)
 
@@ -180,8 +181,8 @@ async def _apply_one(
     session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope, *, isolated: bool
 ) -> tuple[Applied | None, BillingError | None]:
     """Runs one handler. Isolated, inside a savepoint that a failure rolls back. Not
-    isolated (the fast path: no savepoint round trips), a failure before any write is
-    simply forgotten, and a failure after a write asks for the isolated pass."""
+    isolated (the fast path: no savepoint, no flush of its own), a failure that wrote
+    nothing is simply forgotten, and any other asks for the isolated pass."""
     route = routes.get(envelope.type)
     if route is None:
         return None, InvalidRequest(f"Unknown command type {envelope.type!r}.", code="unknown_command", param="type")
@@ -190,13 +191,16 @@ async def _apply_one(
     except ValidationError as error:
         return None, from_validation_error(error)
     if not isolated:
+        # earlier commands of the batch may have changes not yet flushed: a failure can
+        # only be forgotten if it touched nothing but objects of its own
         flushes = session.sync_session.info.get(_FLUSHES, 0)
+        new_before, changed_before = set(session.new), bool(session.dirty or session.deleted)
         try:
             return await route.handler(session, payload), None
         except BillingError as error:
-            if session.sync_session.info.get(_FLUSHES, 0) != flushes or session.deleted:
+            if session.sync_session.info.get(_FLUSHES, 0) != flushes or changed_before or session.deleted:
                 raise _NeedsIsolation from error
-            _discard_unflushed(session)
+            _discard_unflushed(session, new_before)
             return None, error
         except Exception as error:
             if is_transient(error):
@@ -243,7 +247,9 @@ async def _apply_envelopes(
 ) -> tuple[int, int, list[StagedEvent]]:
     applied_count = duplicates = 0
     records = BatchRecords()
-    async with sessions() as session, session.begin():
+    # autoflush: a command that reads what an earlier command of the batch wrote sees it;
+    # otherwise the batch's writes go out together at the end
+    async with sessions(autoflush=True) as session, session.begin():
         known = await outcomes_of(session, {e.commandId for e in envelopes})
         seen_in_batch: dict[str, CommandOutcome] = {}
         for envelope in envelopes:

@@ -1,15 +1,17 @@
 """Customer writes, called by the consumers inside the command's transaction.
 
-Each function takes a tenant session, changes rows, and never commits.
+Each function takes a tenant session, changes rows, and neither flushes nor commits:
+the resources they return are complete in memory, and the consumer writes the rows of a
+whole batch together.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.clock import now
 from billing.customers.repository import get_customer
 from billing.db import tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
@@ -54,6 +56,9 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
             code="resource_missing",
             param="invoiceSettings[defaultPaymentMethod]",
         )
+    created = now()
+    # every column is given, so the resource is complete without a round trip: the
+    # consumer writes a batch's rows together
     customer = Customer(
         id=new_id("customer"),
         organization_id=tenant_of(session),
@@ -64,12 +69,18 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
         address=_json(data.address),
         shipping=_json(data.shipping),
         metadata_=data.metadata,
+        currency=None,
         balance=data.balance,
         invoice_prefix=data.invoicePrefix,
         invoice_settings=_json(data.invoiceSettings) or {},
+        default_payment_method_id=None,
+        gateway_customer_id=None,
+        deleted=False,
+        deleted_at=None,
+        created_at=created,
+        updated_at=created,
     )
     session.add(customer)
-    await session.flush()
     return customer
 
 
@@ -98,7 +109,7 @@ async def update_customer(session: AsyncSession, customer_id: str, changes: dict
             raise InvalidRequest("balance cannot be null.", code="parameter_invalid_integer", param="balance")
         else:
             setattr(customer, _COLUMN_OF[field], _json(value) if field in _JSON_FIELDS else value)
-    await session.flush()
+    customer.updated_at = now()
     return customer
 
 
@@ -118,6 +129,5 @@ def _merge_metadata(current: dict[str, str], update: dict[str, str | None] | Non
 async def delete_customer(session: AsyncSession, customer_id: str) -> Customer:
     customer = await _live_customer(session, customer_id)
     customer.deleted = True
-    customer.deleted_at = datetime.now(UTC)
-    await session.flush()
+    customer.deleted_at = customer.updated_at = now()
     return customer

@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import select
 
 from billing.models import Customer, Outbox, ProcessedCommand
+from billing.commands import outcomes_of
 from billing.customers.service import create_customer
 from billing.errors import InvalidRequest
 from consumers.app import ROUTES
@@ -142,3 +143,37 @@ async def test_a_command_failing_after_it_wrote_leaves_nothing_behind(session_fa
     assert processed[batch[1].commandId].error["code"] == "late_refusal"
     assert processed[batch[2].commandId].error["code"] == "resource_missing"
     assert processed[batch[3].commandId].status.value == "succeeded"
+
+
+async def test_a_batch_sees_its_own_writes_and_keeps_each_commands_result(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """Writes go out together at the end of a batch, yet a later command reads an earlier
+    one's row, and each outcome shows the state right after its own command."""
+    tenant = await new_tenant(session_factory, "Same batch")
+    create = command(tenant.organization_id, "customer.create", {"name": "first"})
+    result = await apply_batch(session_factory, ROUTES, [record(create)])
+    customer_id = (await _outcome_of(session_factory, create.commandId)).result["id"]
+    second = command(tenant.organization_id, "customer.create", {"name": "second", "metadata": {"k": "v"}})
+    batch = [
+        second,
+        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"name": "renamed"}}),
+        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"phone": "+44"}}),
+        command(tenant.organization_id, "customer.delete", {"id": customer_id}),
+        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"name": "too late"}}),
+    ]
+    result = await apply_batch(session_factory, ROUTES, [record(e, i) for i, e in enumerate(batch)])
+    assert result.applied == 5
+    outcomes = [await _outcome_of(session_factory, e.commandId) for e in batch]
+    assert outcomes[1].result["name"] == "renamed" and outcomes[1].result["phone"] is None
+    assert outcomes[2].result["name"] == "renamed" and outcomes[2].result["phone"] == "+44"
+    assert outcomes[3].result["deleted"] is True
+    assert outcomes[4].error["code"] == "resource_missing"
+    async with session_factory() as session:
+        stored = (await session.scalars(select(Customer).where(Customer.organization_id == tenant.organization_id).order_by(Customer.name))).all()
+    assert [(c.name, c.deleted) for c in stored] == [("renamed", True), ("second", False)]
+    second_result = outcomes[0].result
+    assert second_result["createdAt"] == next(c for c in stored if c.name == "second").created_at.isoformat().replace("+00:00", "Z")
+
+
+async def _outcome_of(session_factory, command_id: str):  # type: ignore[no-untyped-def]
+    async with session_factory() as session:
+        return (await outcomes_of(session, [command_id]))[command_id][1]
