@@ -11,7 +11,7 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from api.auth import provide_caller, provide_db, rate_limit_identity
+from api.auth import KeyCache, provide_caller, provide_db, rate_limit_identity
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
 from api.controllers.api_keys import ApiKeyController
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         replies = ReplyListener(settings)
         await replies.start()
         app.state.sessions = sessions
+        app.state.key_cache = KeyCache(settings.auth_cache_seconds)
         app.state.bus = CommandBus(broker, replies, sessions, settings.command_timeout_seconds)
         # -- payments (issue 5): secrets key ring (dev key file made on first use), Stripe clients, broker for webhooks
         quiet_gateway_logging()

@@ -4,8 +4,10 @@ else does. Every tenant read goes through a session bound to that organization."
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from litestar import Request
 from litestar.datastructures import State
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import tenant_session
 from billing.errors import AuthenticationError
+from billing.organizations.keys import hash_secret
 from billing.organizations.service import authenticate
 from contracts.envelopes import Actor
 
@@ -39,14 +42,47 @@ def bearer_secret(request: Request) -> str:
     return secret.strip()
 
 
+class KeyCache:
+    """Recently authenticated keys, by the hash of their secret, for a few seconds: most
+    requests then cost no database round trip for authentication. This process forgets
+    everything when it revokes or rolls a key; another API process may accept a revoked
+    key for at most `seconds` more."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._callers: dict[str, tuple[Caller, float]] = {}
+
+    def get(self, secret_hash: str) -> Caller | None:
+        entry = self._callers.get(secret_hash)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, secret_hash: str, caller: Caller, key_expires_at: datetime | None) -> None:
+        valid_for = self._seconds
+        if key_expires_at is not None:
+            valid_for = min(valid_for, (key_expires_at - datetime.now(UTC)).total_seconds())
+        if valid_for > 0:
+            self._callers[secret_hash] = (caller, time.monotonic() + valid_for)
+
+    def clear(self) -> None:
+        self._callers.clear()
+
+
 async def provide_caller(request: Request, state: State) -> Caller:
     secret = bearer_secret(request)
+    secret_hash = hash_secret(secret)
+    cached = state.key_cache.get(secret_hash)
+    if cached is not None:
+        return cached
     async with state.sessions() as session:
         key = await authenticate(session, secret)
     if key is None:
         shown = secret[:11] + "*" * 4 if len(secret) > 11 else "*" * 4
         raise AuthenticationError(f"Invalid API Key provided: {shown}", code="api_key_invalid")
-    return Caller(key.organization_id, key.id)
+    caller = Caller(key.organization_id, key.id)
+    state.key_cache.put(secret_hash, caller, key.expires_at)
+    return caller
 
 
 async def provide_db(caller: Caller, state: State) -> AsyncIterator[AsyncSession]:

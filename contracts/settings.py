@@ -39,6 +39,9 @@ class Settings:
     api_host: str = field(default_factory=lambda: _env("BILLING_API_HOST", "127.0.0.1"))
     api_port: int = field(default_factory=lambda: int(_env("BILLING_API_PORT", "8000")))
     command_timeout_seconds: float = field(default_factory=lambda: float(_env("BILLING_COMMAND_TIMEOUT", "5")))
+    # how long an API process trusts a key it has checked (a revoked key may work that long
+    # on another API process)
+    auth_cache_seconds: float = field(default_factory=lambda: float(_env("BILLING_AUTH_CACHE_SECONDS", "2")))
     rate_limit_per_second: int = field(default_factory=lambda: int(_env("BILLING_RATE_LIMIT_PER_SECOND", "2000")))
     # organizations of the platform operator: the only ones that may write exchange rates
     fx_writer_organizations: frozenset[str] = field(

@@ -58,9 +58,11 @@ class ApiKeyController(Controller):
             "expiresInSeconds": data.expiresInSeconds,
         }
         outcome = await state.bus.execute(caller.organization_id, caller.actor, "api_key.roll", payload, idempotency_key)
+        state.key_cache.clear()
         return _with_secret(command_response(outcome, created=True), key.secret)  # type: ignore[return-value]
 
     @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
     async def revoke(self, key_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None) -> ApiKey:
         outcome = await state.bus.execute(caller.organization_id, caller.actor, "api_key.revoke", {"id": key_id}, idempotency_key)
+        state.key_cache.clear()
         return command_response(outcome)  # type: ignore[return-value]
