@@ -33,3 +33,11 @@ def list_response(page: Page[Any], resource: type[BaseModel], url: str) -> dict[
         "hasMore": page.has_more,
         "url": url,
     }
+
+
+def search_response(page: Page[Any], resource: type[BaseModel], url: str) -> dict[str, Any]:
+    """Stripe's search result: a list whose `nextPage` continues it."""
+    body = list_response(page, resource, url)
+    body["object"] = "search_result"
+    body["nextPage"] = body["data"][-1]["id"] if page.has_more else None
+    return body

@@ -10,8 +10,8 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
-from api.responses import command_response, list_response
+from api.params import EndingBefore, IdempotencyKey, Limit, SearchPage, SearchQuery, StartingAfter, created_bound
+from api.responses import command_response, list_response, search_response
 from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
 from billing.errors import ResourceMissing
 from billing.pagination import CreatedRange, PageRequest
@@ -80,13 +80,10 @@ class CustomerController(Controller):
     async def search(
         self,
         db: AsyncSession,
-        search_query: Annotated[str, Parameter(query="query", max_length=1000)],
+        search_query: SearchQuery,
         limit: Limit = 10,
-        page: Annotated[str | None, Parameter(query="page", max_length=64, required=False)] = None,
+        page: SearchPage = None,
     ) -> dict[str, Any]:
         parsed = parse_search_query(search_query, SEARCHABLE_FIELDS)
         result = await search_customers(db, parsed, PageRequest(limit, starting_after=page))
-        body = list_response(result, Customer, f"{self.path}/search")
-        body["object"] = "search_result"
-        body["nextPage"] = body["data"][-1]["id"] if result.has_more else None
-        return body
+        return search_response(result, Customer, f"{self.path}/search")

@@ -13,8 +13,8 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
-from api.responses import command_response, list_response
+from api.params import EndingBefore, IdempotencyKey, Limit, SearchPage, SearchQuery, StartingAfter, created_bound
+from api.responses import command_response, list_response, search_response
 from billing.catalog.attributes import attributes_for_new_product
 from billing.catalog.repository import (
     PRODUCT_SEARCH_FIELDS,
@@ -135,13 +135,10 @@ class ProductController(Controller):
     async def search(
         self,
         db: AsyncSession,
-        search_query: Annotated[str, Parameter(query="query", max_length=1000)],
+        search_query: SearchQuery,
         limit: Limit = 10,
-        page: Annotated[str | None, Parameter(query="page", max_length=64, required=False)] = None,
+        page: SearchPage = None,
     ) -> dict[str, Any]:
         parsed = parse_search_query(search_query, PRODUCT_SEARCH_FIELDS)
         result = await search_products(db, parsed, PageRequest(limit, starting_after=page))
-        body = list_response(result, Product, f"{self.path}/search")
-        body["object"] = "search_result"
-        body["nextPage"] = body["data"][-1]["id"] if result.has_more else None
-        return body
+        return search_response(result, Product, f"{self.path}/search")
