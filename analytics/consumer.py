@@ -152,7 +152,20 @@ class AnalyticsConsumer:
             **self.config.kafka_options,
         )
         consumer.subscribe(list(self.topics), listener=_Listener(self))
-        await consumer.start()
+        # start() waits for the topics to exist: keep that interruptible by stop_event
+        starting = asyncio.ensure_future(consumer.start())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not starting.done():
+            log.warning("analytics consumer stopped before Kafka had the topics %s", ", ".join(self.topics))
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await consumer.stop()
+            return self.stats
+        starting.result()
         log.info("analytics consumer started: group %s, topics %s", self.group_id, ", ".join(self.topics))
         try:
             # A two-stage pipeline: batch N+1 is validated (GIL-bound) while batch N is being
@@ -302,11 +315,15 @@ async def run_analytics_consumer(
 
 
 async def _main() -> None:
+    settings = get_settings()
+    # open the store first: chDB's engine installs its own signal handlers when it starts,
+    # and ours must be the ones left in place
+    store = await asyncio.to_thread(get_store, settings.clickhouse_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_analytics_consumer(get_settings(), stop)
+    await run_analytics_consumer(settings, stop, store=store)
 
 
 def main() -> None:

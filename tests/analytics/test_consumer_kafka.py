@@ -229,3 +229,16 @@ async def test_crash_between_insert_and_commit_is_not_counted_twice(kafka_settin
     assert second.usage_duplicates >= first.stats.usage_inserted  # the re-read batch was recognised
     total = usage_total(store, org)
     assert (total.value, total.event_count) == (Decimal("1.5") * n, n)
+
+
+async def test_stop_is_honoured_before_the_topics_exist(kafka_settings, store):
+    import dataclasses
+
+    settings = dataclasses.replace(kafka_settings, kafka_topic_prefix=f"missing-{uuid.uuid4().hex[:8]}.")
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_analytics_consumer(settings, stop, store=store, config=ConsumerConfig(group_id="g-missing")))
+    await asyncio.sleep(1)
+    assert not task.done()
+    stop.set()
+    stats = await asyncio.wait_for(task, 10)
+    assert stats.messages == 0
