@@ -316,8 +316,7 @@ async def run_analytics_consumer(
 
 async def _main() -> None:
     settings = get_settings()
-    # open the store first: chDB's engine installs its own signal handlers when it starts,
-    # and ours must be the ones left in place
+    # open the store first, so a chDB directory held by another process fails right away
     store = await asyncio.to_thread(get_store, settings.clickhouse_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
