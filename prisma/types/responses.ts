@@ -5,9 +5,11 @@
 // The catalog part narrows the Json fields of Product, Price and ProductAttributeDefinition
 // (which Prisma can only type as JsonValue) to the shapes billing/catalog/ writes; the
 // analytics part types meters' filters, usage events' 202, /v1/analytics (usage, summary)
-// and the dashboard's JSON (sign-in link, the page's data).
+// and the dashboard's JSON (sign-in link, the page's data). The payments part types the
+// organization's Stripe account, setup intents, payment methods' Json fields and the
+// answer to Stripe's webhooks.
 
-import type { BillingScheme, MeterAggregation, TiersMode } from "../generated/client/enums.ts";
+import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
 
 /** Stripe's error types, as this API uses them. */
 export type ErrorType =
@@ -18,16 +20,23 @@ export type ErrorType =
   | "invalid_request_error"
   | "rate_limit_error";
 
-export type ApiError = {
-  type: ErrorType;
+type ApiErrorFields = {
   /** e.g. resource_missing, parameter_unknown, email_invalid; null when there is none */
   code: string | null;
   message: string;
   /** The request parameter at fault, Stripe-style (`address[country]`), or null */
   param: string | null;
-  /** Card declines only (payments) */
-  decline_code?: string;
 };
+
+/**
+ * An error body's `error`. Only a card error (402: Stripe declined or refused the card,
+ * code `card_declined`, `expired_card`, ...) may carry `decline_code`, the issuer's reason
+ * (`generic_decline`, `insufficient_funds`, ...; snake_case as in Stripe's errors), and
+ * only when Stripe gave one; on any other type the key is never there.
+ */
+export type ApiError =
+  | (ApiErrorFields & { type: Exclude<ErrorType, "card_error"> })
+  | (ApiErrorFields & { type: "card_error"; decline_code?: string });
 
 /** Every failure, whatever the status (400, 401, 404, 409, 413, 422, 429, 503, ...). */
 export type ErrorResponse = { error: ApiError };
@@ -288,3 +297,86 @@ export type DashboardOverview = {
   usageByProduct: { productId: string | null; name: string; eventCount: number; eventNames: string[] }[];
   interactions: { type: string; count: number }[];
 };
+
+// ----------------------------------------------------------------------------- payments
+
+/** The webhook URL an organization registers in its Stripe dashboard (relative to the API). */
+export type StripeWebhookPath = `/v1/webhooks/stripe/${string}`;
+
+type StripeAccountFields = {
+  /** the organization's id */
+  id: string;
+  object: "stripe_account";
+  /** whether a webhook signing secret is stored (never the secret) */
+  webhookSecretConfigured: boolean;
+  webhookUrl: StripeWebhookPath;
+};
+
+/**
+ * `GET`, `PUT` and `DELETE /v1/stripe-account`: whether the organization's Stripe account
+ * is connected, never its secrets. Connected: the key's mode and last 4, both null only
+ * when the stored key cannot be decrypted with the configured keys (connect it again).
+ */
+export type StripeAccount =
+  | (StripeAccountFields & { connected: false; mode: null; secretKeyLast4: null })
+  | (StripeAccountFields & { connected: true; mode: "test" | "live"; secretKeyLast4: string })
+  | (StripeAccountFields & { connected: true; mode: null; secretKeyLast4: null });
+
+/** `POST /v1/setup-intents` (not stored: Stripe keeps it). Hand `clientSecret` to Stripe.js. */
+export type SetupIntent = {
+  object: "setup_intent";
+  /** Stripe's SetupIntent id */
+  id: `seti_${string}`;
+  clientSecret: `seti_${string}_secret_${string}` | null;
+  /** Stripe's SetupIntent status */
+  status:
+    | "requires_payment_method"
+    | "requires_confirmation"
+    | "requires_action"
+    | "processing"
+    | "canceled"
+    | "succeeded";
+  /** our customer's id */
+  customer: string;
+  /** the customer's Stripe customer (made on first use) */
+  gatewayCustomerId: `cus_${string}`;
+  /** as requested (default ["card"]) */
+  paymentMethodTypes: PaymentMethodType[];
+  usage: "off_session" | "on_session";
+};
+
+/** An address inside Stripe's billing_details (Stripe's snake_case keys). */
+export type StripeAddress = {
+  city: string | null;
+  country: string | null;
+  line1: string | null;
+  line2: string | null;
+  postal_code: string | null;
+  state: string | null;
+};
+
+/** A payment method's billing details, as Stripe described them (its snake_case keys);
+ * `{}` when Stripe sent none. */
+export type StripeBillingDetails = {
+  address?: StripeAddress | null;
+  email?: string | null;
+  name?: string | null;
+  phone?: string | null;
+  tax_id?: string | null;
+};
+
+/** `CustomerPaymentMethod`'s Json fields as the API answers them. */
+export type PaymentMethodJsonFields = {
+  billingDetails: StripeBillingDetails;
+  metadata: Metadata;
+};
+
+/**
+ * `POST /v1/webhooks/stripe/{organizationId}`: a verified Stripe event was received.
+ * `queued`: its command is on Kafka (applied moments later; `GET /v1/commands/{commandId}`);
+ * `duplicate`: Stripe resent an event already applied (nothing published); `ignored`: an
+ * event type (or payment method type) this API does not act on.
+ */
+export type StripeWebhookAck =
+  | { received: true; eventId: string; action: "queued" | "duplicate"; commandId: string }
+  | { received: true; eventId: string; action: "ignored" };

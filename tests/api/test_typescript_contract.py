@@ -21,6 +21,13 @@ The API is the one tests/api/test_usage_events.py serves (`analytics_api`): the 
 beside the command consumer, plus the analytics consumer and the session's one chDB store
 (one chDB directory per process), so usage events sent here are counted by /v1/analytics
 and the dashboard's data endpoint, and the recorded usage responses carry real data.
+
+Payments talk to Stripe: the stack's STRIPE_API_BASE is stripe-mock (stateless: every
+PaymentMethod is the same Visa 4242), and what stripe-mock cannot answer (a declined card
+with its decline_code, a key Stripe refuses, Stripe rate-limiting) comes from the scripted
+Stripe of tests/api/test_payment_methods.py, behind a second API served for the scenario.
+Stripe's webhooks are posted unauthenticated, signed with the organization's webhook
+secret (`sign_payload`) over the raw body.
 """
 
 from __future__ import annotations
@@ -42,9 +49,11 @@ import httpx
 import pytest
 
 from billing.fx_service import FX_WRITERS_ENV
+from billing.payments.webhooks import sign_payload
 from contracts.envelopes import command_id_for
 from contracts.settings import PROJECT_ROOT, get_settings
 from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
+from tests.api.test_payment_methods import scripted_stripe, stripe_secrets  # noqa: F401  (scripted_stripe: a fixture)
 from tests.api.test_usage_events import (  # noqa: F401  (analytics_api: a fixture)
     AnalyticsStack,
     analytics_api,
@@ -52,6 +61,9 @@ from tests.api.test_usage_events import (  # noqa: F401  (analytics_api: a fixtu
     iso,
     wait_usage,
 )
+
+# the stripe SDK posts its form bodies to httpx as `data=` bytes
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning")
 
 # ---------------------------------------------------------------------------------------
 # THE REGISTRY: (METHOD, path as in the OpenAPI document) -> the TypeScript type of its
@@ -69,6 +81,9 @@ ATTRIBUTE = "Refine<ApiResource<ProductAttributeDefinition>, AttributeDefinition
 PRODUCT = "Refine<ApiResource<Product>, ProductJsonFields>"
 PRICE = "Refine<ApiResource<Price>, PriceJsonFields>"
 METER = "Refine<ApiResource<Meter>, MeterJsonFields>"
+# Payments: stored payment methods are a Prisma model (billingDetails and metadata
+# narrowed); the Stripe account, setup intents and the webhook answer are API shapes.
+PAYMENT_METHOD = "Refine<ApiResource<CustomerPaymentMethod>, PaymentMethodJsonFields>"
 RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/customers"): "ApiResource<Customer>",
     ("GET", "/v1/customers"): "ApiList<ApiResource<Customer>>",
@@ -109,6 +124,17 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/analytics/usage"): "UsageQueryResult",
     ("GET", "/v1/analytics/summary"): "UsageSummary",
     ("POST", "/v1/dashboard/sessions"): "DashboardSessionLink",
+    # payments
+    ("GET", "/v1/stripe-account"): "StripeAccount",
+    ("PUT", "/v1/stripe-account"): "StripeAccount",
+    ("DELETE", "/v1/stripe-account"): "StripeAccount",
+    ("POST", "/v1/setup-intents"): "SetupIntent",
+    ("POST", "/v1/customers/{customer_id}/payment-methods"): PAYMENT_METHOD,
+    ("GET", "/v1/customers/{customer_id}/payment-methods"): f"ApiList<{PAYMENT_METHOD}>",
+    ("GET", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}"): PAYMENT_METHOD,
+    ("DELETE", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}"): PAYMENT_METHOD,
+    ("POST", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}/default"): "ApiResource<Customer>",
+    ("POST", "/v1/webhooks/stripe/{organization_id}"): "StripeWebhookAck",
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -116,13 +142,9 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
 ANSWERS_202: set[tuple[str, str]] = {("POST", "/v1/usage-events")}
 
 # Endpoints (path prefixes of the OpenAPI document) whose owners have not typed them here
-# yet. Take yours off when its RESPONSE_TYPES entries and scenario are in.
-NOT_YET_COVERED: dict[str, str] = {
-    "/v1/customers/{customer_id}/payment-methods": "payments (issue 5)",
-    "/v1/setup-intents": "payments (issue 5)",
-    "/v1/stripe-account": "payments (issue 5)",
-    "/v1/webhooks": "payments (issue 5): Stripe's webhook receiver, not a resource",
-}
+# yet. Take yours off when its RESPONSE_TYPES entries and scenario are in. (None now: the
+# payments endpoints, the last ones, are driven by the `payments` scenario.)
+NOT_YET_COVERED: dict[str, str] = {}
 
 # Not JSON, so never in the registry: the dashboard's HTML pages (/dashboard, the sign-in
 # form and its 401 page), the sign-in/out redirects (/dashboard/login, /dashboard/logout:
@@ -225,6 +247,7 @@ class Context:
     client: TenantClient  # this module's own organization
     other: TenantClient  # another organization
     anonymous: httpx.AsyncClient  # no Authorization header
+    scripted_stripe: str  # the base URL of a scripted Stripe (declines, refused keys, rate limits)
 
 
 Scenario = Callable[[Context], Awaitable[None]]
@@ -700,6 +723,136 @@ async def dashboard(ctx: Context) -> None:
     await record(ctx.anonymous, "POST", "/v1/dashboard/sessions", expect=401, name="error_dashboard_session_no_key")
 
 
+def stripe_event(event_type: str, obj: dict[str, Any]) -> bytes:
+    """A Stripe event as Stripe posts it (the raw body the signature covers)."""
+    return json.dumps({
+        "id": "evt_" + uuid.uuid4().hex[:24], "object": "event", "api_version": "2024-06-20", "type": event_type,
+        "created": int(datetime.now(UTC).timestamp()), "livemode": False, "data": {"object": obj},
+        "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
+    }).encode()
+
+
+@scenario
+async def payments(ctx: Context) -> None:
+    """The organization's Stripe account on stripe-mock (every PaymentMethod the same Visa
+    4242), a customer's setup intents and payment methods (attach, list, get, default,
+    detach), a card stored by Stripe's webhook, then disconnect. Stripe's refusals come
+    from the scripted Stripe behind a second API, for the other organization: a declined
+    card (402, card_error with decline_code), a key Stripe refuses, Stripe rate-limiting us."""
+    record, client = ctx.record, ctx.client
+    account = "/v1/stripe-account"
+    await record(client, "GET", account, expect=200, name="stripe_account_not_connected")
+    customer = (
+        await record(client, "POST", "/v1/customers", expect=201, json={"name": "Card Holder", "email": "cards@example.com"})
+    ).json()
+    await record(client, "POST", "/v1/setup-intents", expect=400, name="error_setup_intent_no_stripe_account",
+                 json={"customer": customer["id"]})
+    await record(client, "PUT", account, expect=400, name="error_stripe_account_key_format",
+                 json={"secretKey": "pk_test_123", "webhookSecret": "whsec_abc"})
+    secret_key, webhook_secret = stripe_secrets()
+    connected = await record(client, "PUT", account, expect=200, name="stripe_account_connect",
+                             json={"secretKey": secret_key, "webhookSecret": webhook_secret})
+    assert connected.json()["secretKeyLast4"] == secret_key[-4:], connected.text
+    assert secret_key not in connected.text and webhook_secret not in connected.text
+    await record(client, "GET", account, expect=200, name="stripe_account_retrieve")
+
+    # setup intents: the customer's Stripe customer is made on first use
+    intent = (
+        await record(client, "POST", "/v1/setup-intents", expect=201, name="setup_intent_create",
+                     json={"customer": customer["id"], "metadata": {"order": "42"}}, headers={"Idempotency-Key": uuid.uuid4().hex})
+    ).json()
+    await record(client, "POST", "/v1/setup-intents", expect=201, name="setup_intent_create_on_session",
+                 json={"customer": customer["id"], "paymentMethodTypes": ["card", "sepa_debit"], "usage": "on_session"})
+    await record(client, "POST", "/v1/setup-intents", expect=404, name="error_setup_intent_customer_missing",
+                 json={"customer": "cus_missing"})
+    await record(client, "POST", "/v1/setup-intents", expect=400, name="error_setup_intent_payment_method_type",
+                 json={"customer": customer["id"], "paymentMethodTypes": ["paypal"]})
+
+    # payment methods
+    base = f"/v1/customers/{customer['id']}/payment-methods"
+    method = (
+        await record(client, "POST", base, expect=201, name="payment_method_attach",
+                     json={"paymentMethod": "pm_contract_one"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+    ).json()
+    same = await record(client, "POST", base, expect=200, name="payment_method_attach_same_card",
+                        json={"paymentMethod": "pm_contract_two"})  # stripe-mock: the same fingerprint
+    assert same.json()["id"] == method["id"], same.text
+    url = f"{base}/{method['id']}"
+    await record(client, "GET", url, expect=200, name="payment_method_retrieve")
+    made = await record(client, "POST", f"{url}/default", expect=200, name="payment_method_make_default")
+    assert made.json()["defaultPaymentMethodId"] == method["id"] == made.json()["invoiceSettings"]["defaultPaymentMethod"]
+
+    # Stripe's webhooks: no API key, the signature over the raw body is the proof
+    hook = f"/v1/webhooks/stripe/{client.tenant.organization_id}"
+
+    async def post_event(name: str, body: bytes, expect: int, secret: str = webhook_secret, to: str = hook) -> Any:
+        headers = {"Stripe-Signature": sign_payload(body, secret), "Content-Type": "application/json"}
+        return (await record(ctx.anonymous, "POST", to, expect=expect, name=name, content=body, headers=headers)).json()
+
+    card = {
+        "id": "pm_hook_" + uuid.uuid4().hex[:12], "object": "payment_method", "type": "card",
+        "customer": intent["gatewayCustomerId"], "livemode": False, "created": 1700000000, "metadata": {"source": "webhook"},
+        "card": {"brand": "mastercard", "last4": "4444", "exp_month": 3, "exp_year": 2031, "country": "NL",
+                 "fingerprint": "ContractHookFp01", "funding": "credit"},
+        "billing_details": {"name": "Wim", "email": None, "phone": None,
+                            "address": {"city": "Utrecht", "country": "NL", "line1": None, "line2": None,
+                                        "postal_code": "3511", "state": None}},
+    }
+    attached = stripe_event("payment_method.attached", card)
+    queued = await post_event("webhook_queued", attached, 200)
+    for _ in range(300):
+        if (await client.get(f"/v1/commands/{queued['commandId']}")).json()["status"] != "pending":
+            break
+        await asyncio.sleep(0.05)
+    applied = await record(client, "GET", f"/v1/commands/{queued['commandId']}", expect=200, name="command_stripe_event")
+    assert applied.json()["status"] == "succeeded" and applied.json()["result"]["action"] == "created", applied.text
+    duplicate = await post_event("webhook_duplicate", attached, 200)
+    assert duplicate["action"] == "duplicate", duplicate
+    ignored = await post_event("webhook_ignored", stripe_event("customer.created", {"id": "cus_x", "object": "customer"}), 200)
+    assert ignored["action"] == "ignored", ignored
+    await post_event("error_webhook_signature", stripe_event("customer.created", {"id": "cus_x"}), 400, secret="whsec_wrong")
+    await post_event("error_webhook_organization", attached, 404, to="/v1/webhooks/stripe/org_missing")
+    listed = await record(client, "GET", base, expect=200, name="payment_method_list", params={"limit": 5})
+    assert len(listed.json()["data"]) == 2, listed.text
+    await record(client, "GET", base, expect=200, name="payment_method_list_by_type", params={"type": "sepa_debit"})
+    hooked = next(m for m in listed.json()["data"] if m["gatewayPaymentMethodId"] == card["id"])
+
+    # failures of the payment method endpoints
+    await record(client, "POST", base, expect=400, name="error_payment_method_format", json={"paymentMethod": "pm_x/../charges"})
+    await record(client, "POST", base, expect=400, name="error_payment_method_card_number",
+                 json={"paymentMethod": "pm_x", "card": {"number": "4242424242424242"}})
+    await record(ctx.other, "GET", base, expect=404, name="error_payment_methods_other_organization")
+    await record(client, "GET", f"{base}/pm_missing", expect=404, name="error_payment_method_missing")
+    await record(client, "POST", f"{base}/pm_missing/default", expect=404, name="error_payment_method_default_missing")
+
+    await record(client, "DELETE", f"{base}/{hooked['id']}", expect=200, name="payment_method_detach_webhook_card")
+    await record(client, "DELETE", url, expect=200, name="payment_method_detach_default")
+    await record(client, "DELETE", url, expect=404, name="error_payment_method_detached")
+    after = (await client.get(f"/v1/customers/{customer['id']}")).json()
+    assert after["defaultPaymentMethodId"] is None, after
+    await record(client, "DELETE", account, expect=200, name="stripe_account_disconnect")
+    await post_event("error_webhook_not_configured", stripe_event("customer.created", {"id": "cus_x"}), 400)
+
+    # what stripe-mock cannot answer: the scripted Stripe
+    async with serve(replace(get_settings(), stripe_api_base=ctx.scripted_stripe)) as api:
+        scripted = TenantClient(api, ctx.other.tenant)
+        await record(scripted, "PUT", account, expect=400, name="error_stripe_account_key_refused",
+                     json={"secretKey": "sk_test_revoked", "webhookSecret": "whsec_revoked"})
+        await record(scripted, "PUT", account, expect=200, name="stripe_account_connect_scripted",
+                     json={"secretKey": "sk_test_scripted", "webhookSecret": "whsec_scripted"})
+        holder = (await record(scripted, "POST", "/v1/customers", expect=201, json={"name": "Declined"})).json()
+        cards = f"/v1/customers/{holder['id']}/payment-methods"
+        declined = await record(scripted, "POST", cards, expect=402, name="error_card_declined",
+                                json={"paymentMethod": "pm_declined"})
+        assert declined.json()["error"]["decline_code"] == "generic_decline", declined.text
+        await record(scripted, "POST", cards, expect=404, name="error_payment_method_unknown_at_stripe",
+                     json={"paymentMethod": "pm_unknown"})
+        limited = await record(scripted, "POST", cards, expect=503, name="error_stripe_rate_limited",
+                               json={"paymentMethod": "pm_ratelimited"})
+        assert limited.headers["retry-after"] == "7"
+        await record(scripted, "DELETE", account, expect=200, name="stripe_account_disconnect_scripted")
+
+
 async def every_get_endpoint(ctx: Context) -> None:
     """Runs last: every GET of the OpenAPI document, lists as they are and `{id}` paths with
     an id that does not exist, so a new read endpoint is checked without a scenario."""
@@ -798,7 +951,7 @@ def compile_typescript(source: TypeScriptFile, directory: Path) -> tuple[int, li
 
 
 @pytest.fixture(scope="module")
-async def recorded(analytics_api: AnalyticsStack, session_factory) -> Recorder:  # type: ignore[no-untyped-def]
+async def recorded(analytics_api: AnalyticsStack, session_factory, scripted_stripe: str) -> Recorder:  # type: ignore[no-untyped-def]
     api = analytics_api.client
     schema = (await api.get("/schema/openapi.json")).json()
     templates = [
@@ -809,7 +962,7 @@ async def recorded(analytics_api: AnalyticsStack, session_factory) -> Recorder: 
     ]
     tenant: Tenant = await new_tenant(session_factory, "TypeScript contract")
     other: Tenant = await new_tenant(session_factory, "TypeScript contract, other")
-    ctx = Context(Recorder(templates), TenantClient(api, tenant), TenantClient(api, other), api)
+    ctx = Context(Recorder(templates), TenantClient(api, tenant), TenantClient(api, other), api, scripted_stripe)
     for run in SCENARIOS:
         await run(ctx)
     await every_get_endpoint(ctx)
@@ -833,7 +986,7 @@ def test_every_endpoint_is_recorded(recorded: Recorder) -> None:
     assert all(r.status == 202 for r in recorded.recordings if (r.method, r.path) in ANSWERS_202 and r.status < 300)
     # the HTML routes stay out of the OpenAPI document: a JSON route added there is not skipped silently
     assert not [f"{m} {p}" for m, p in recorded.templates if any(p == x or p.startswith(x + "/") for x in NOT_JSON)]
-    assert {r.status for r in recorded.recordings} >= {200, 201, 202, 400, 401, 404, 405, 413}
+    assert {r.status for r in recorded.recordings} >= {200, 201, 202, 400, 401, 402, 404, 405, 413, 503}
 
 
 def test_recorded_responses_type_check(recorded: Recorder, tmp_path: Path) -> None:
@@ -938,3 +1091,46 @@ def test_the_analytics_shapes_are_checked(recorded: Recorder, tmp_path: Path) ->
     by_constant = {e.constant: e for e in errors}
     assert '"pending"' in by_constant["usage_events_accepted_batch"].message
     assert "'number' is not assignable" in by_constant["usage_total"].message
+
+
+def test_the_payments_shapes_are_checked(recorded: Recorder, tmp_path: Path) -> None:
+    """The Stripe account (never a last 4 when not connected), setup intents, stored payment
+    methods' Json fields, the webhook answer, and decline_code (on card errors only)."""
+    names = {r.name for r in recorded.recordings}
+    assert {"stripe_account_retrieve", "setup_intent_create", "payment_method_list", "webhook_queued",
+            "webhook_ignored", "error_card_declined"} <= names
+    broken = _mutated(recorded.recordings, "stripe_account_retrieve", lambda b: b.update(mode="sandbox"))
+    broken = _mutated(broken, "stripe_account_not_connected", lambda b: b.update(secretKeyLast4="4242"))
+    broken = _mutated(broken, "setup_intent_create", lambda b: b.update(usage="sometimes"))
+    broken = _mutated(broken, "setup_intent_create_on_session", lambda b: b["paymentMethodTypes"].append("paypal"))
+    broken = _mutated(broken, "payment_method_retrieve", lambda b: b["metadata"].update(attempts=1))
+    broken = _mutated(broken, "payment_method_list", lambda b: b["data"][0]["billingDetails"]["address"].update(postal_code=3511))
+    broken = _mutated(broken, "payment_method_detach_default", lambda b: b.update(expMonth="08"))
+    broken = _mutated(broken, "webhook_queued", lambda b: b.update(action="accepted"))
+    broken = _mutated(broken, "webhook_ignored", lambda b: b.update(commandId="cmd_x"))
+    broken = _mutated(broken, "error_card_declined", lambda b: b["error"].update(decline_code=None))
+    broken = _mutated(broken, "error_payment_method_unknown_at_stripe", lambda b: b["error"].update(decline_code="generic_decline"))
+    code, errors, output = compile_typescript(typescript_for(broken), tmp_path / "broken")
+    assert code != 0, output
+    named = {(e.constant, e.key) for e in errors}
+    assert named == {
+        ("stripe_account_retrieve", "mode"),
+        ("stripe_account_not_connected", None),  # a union: tsc names the constant, not the key
+        ("setup_intent_create", "usage"),
+        ("setup_intent_create_on_session", None),  # the array element's line
+        ("payment_method_retrieve", "attempts"),
+        ("payment_method_list", "postal_code"),
+        ("payment_method_detach_default", "expMonth"),
+        ("webhook_queued", "action"),
+        ("webhook_ignored", "commandId"),
+        ("error_card_declined", "decline_code"),
+        ("error_payment_method_unknown_at_stripe", "decline_code"),
+    }, "\n".join(map(str, errors)) + "\n" + output[-3000:]
+    by_constant = {e.constant: e for e in errors}
+    assert '"sandbox"' in by_constant["stripe_account_retrieve"].message
+    assert "secretKeyLast4: string" in by_constant["stripe_account_not_connected"].message
+    assert "'StripeAccount'" in by_constant["stripe_account_not_connected"].message
+    assert '"paypal"' in by_constant["setup_intent_create_on_session"].message
+    assert "'PaymentMethodType'" in by_constant["setup_intent_create_on_session"].message
+    assert "'null' is not assignable" in by_constant["error_card_declined"].message
+    assert "decline_code" in by_constant["error_payment_method_unknown_at_stripe"].message
