@@ -221,8 +221,7 @@ class AnalyticsConsumer:
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
-        messages = [Message.from_record(r) for r in records]
-        parsed = await asyncio.to_thread(processor.parse, messages)  # never raises per message
+        parsed = await asyncio.to_thread(_parse_records, processor, records)  # never raises per message
         if previous is not None:
             if not previous.done():
                 await asyncio.wait([previous])  # keep stores and commits in read order
@@ -282,6 +281,10 @@ class AnalyticsConsumer:
             self._processor.writer.request_refresh()
         log.info("analytics consumer assigned %d partitions", len(assigned))
         self.ready.set()
+
+
+def _parse_records(processor: BatchProcessor, records: Sequence[Any]) -> Any:
+    return processor.parse([Message.from_record(r) for r in records])
 
 
 class _Listener(ConsumerRebalanceListener):

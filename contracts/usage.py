@@ -455,14 +455,58 @@ def fast_usage_event(payload: dict[str, Any], now: datetime) -> UsageEvent | Non
     if len(payload) > 7 or not _WIRE_FIELDS.issuperset(payload):
         return None
     try:
-        name = payload["eventName"]
-        customer = payload["customerId"]
-        identifier = payload["identifier"]
-        org = payload["organizationId"]
-        value = payload["value"]
-        ts = payload["timestamp"]
+        return _fast_build(
+            payload["eventName"],
+            payload["customerId"],
+            payload["identifier"],
+            payload["organizationId"],
+            payload["value"],
+            payload["timestamp"],
+            payload.get("properties"),
+            now,
+        )
     except KeyError:
         return None
+
+
+if _DECODER is not None:
+
+    class _WireEvent(_msgspec.Struct, forbid_unknown_fields=True):
+        eventName: str
+        customerId: str
+        value: Any
+        timestamp: Any
+        identifier: str
+        organizationId: str
+        properties: Any = None
+
+    _WIRE_DECODER: Any = _msgspec.json.Decoder(_WireEvent, float_hook=Decimal)
+else:  # pragma: no cover
+    _WIRE_DECODER = None
+
+
+def fast_usage_event_json(raw: bytes, now: datetime) -> UsageEvent | None:
+    """`fast_usage_event(parse_json(raw), now)` in one step (msgspec decodes straight into a
+    struct: ~3 us for a typical event). None when not sure, as there."""
+    if _WIRE_DECODER is None:
+        return None
+    try:
+        w = _WIRE_DECODER.decode(raw)
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        return None
+    return _fast_build(w.eventName, w.customerId, w.identifier, w.organizationId, w.value, w.timestamp, w.properties, now)
+
+
+def _fast_build(
+    name: Any,
+    customer: Any,
+    identifier: Any,
+    org: Any,
+    value: Any,
+    ts: Any,
+    raw_props: Any,
+    now: datetime,
+) -> UsageEvent | None:
     if not (
         _plain(name, MAX_EVENT_NAME_LENGTH)
         and _plain(customer, MAX_CUSTOMER_ID_LENGTH)
@@ -504,7 +548,6 @@ def fast_usage_event(payload: dict[str, Any], now: datetime) -> UsageEvent | Non
         return None
     if not (now - MAX_EVENT_AGE <= when <= now + MAX_FUTURE_SKEW):
         return None
-    raw_props = payload.get("properties")
     props: dict[str, PropertyValue] = {}
     if raw_props is not None:
         if type(raw_props) is not dict or len(raw_props) > MAX_PROPERTIES:

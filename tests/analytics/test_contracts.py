@@ -224,3 +224,30 @@ def test_summary_out_serializes_decimals_as_strings():
     assert dumped["valueSum"] == "1.5" and dumped["meters"][0]["valueSum"] == "1.5"
     row = UsageRowOut(bucket=NOW, customer_id=None, value=Decimal("10.100000000000"), event_count=2)
     assert row.model_dump(mode="json", by_alias=True) == {"bucket": "2025-03-15T12:00:00Z", "customerId": None, "value": "10.1", "eventCount": 2}
+
+
+@settings(max_examples=1500, deadline=None)
+@given(payloads(), st.booleans())
+def test_fast_json_path_agrees_with_the_model(payload, duplicate_key):
+    from contracts.usage import fast_usage_event_json
+
+    raw = __import__("json").dumps(payload, default=str).encode()
+    if duplicate_key and payload:
+        first = next(iter(payload))
+        raw = raw[:-1] + b', "' + first.encode() + b'": "dup"}'  # duplicate key: the last one wins
+    fast = fast_usage_event_json(raw, NOW)
+    try:
+        model = UsageEvent.model_validate(parse_json(raw), context=CTX)
+    except (ValidationError, ValueError):
+        model = None
+    if fast is not None:
+        assert model is not None, raw
+        assert fast == model and fast.model_dump_json() == model.model_dump_json()
+
+
+def test_fast_json_path_takes_the_common_case():
+    from contracts.usage import fast_usage_event_json
+
+    raw = b'{"eventName":"a","customerId":"c","value":12.50,"timestamp":1742036400,"identifier":"i","organizationId":"o","properties":{"n":1.5,"s":"x","b":true}}'
+    event = fast_usage_event_json(raw, NOW)
+    assert event is not None and event.value == Decimal("12.50") and event.properties == {"n": Decimal("1.5"), "s": "x", "b": True}
