@@ -27,8 +27,19 @@ engine collapsed it. So duplicates are stopped *before* the insert, by `UsageWri
 
 The dedupe window is `DEDUPE_WINDOW` of ingestion time (35 days of accepted event age plus a
 day): a resend of an identifier older than that would be too old to be accepted anyway
-unless its timestamp changed. Raw-row queries use FINAL, and counts of interactions and
-dead letters use uniqExact, so those are exact regardless.
+unless its timestamp changed. Usage queries read the rollups, the time-sorted copy and the
+raw rows without FINAL: all three hold exactly what this writer inserted, so they agree with
+each other; ReplacingMergeTree on usage_events (and the repair, from usage_events FINAL) is
+the backstop. Counts of interactions and dead letters use uniqExact over their keys, exact
+whatever the engine has merged.
+
+Known limit: the index is per process. Two consumer processes writing the same
+(organization_id, identifier) at the same moment (possible only if a publisher keys one
+organization's events onto several partitions, or during a rebalance hand-over) could both
+insert it; ReplacingMergeTree then keeps one raw row, but the rollups count both until
+`rebuild_aggregates` runs for that period. Keying usage.events by organizationId (the API
+and the documented publisher contract do) keeps each organization on one partition, hence
+one consumer.
 """
 
 from __future__ import annotations
