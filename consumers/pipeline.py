@@ -1,10 +1,14 @@
 """Applies a batch of commands in one Postgres transaction.
 
 For each command, in Kafka order: a commandId already in `processed_commands` is answered
-again with its first outcome; otherwise the handler runs inside a savepoint, and the
-outcome (success, or a Stripe-shaped error) is recorded in `processed_commands` with its
-events staged in the outbox. One commit covers the batch; the Kafka offsets are committed
-only after it, so a crash replays the batch and the dedupe makes that harmless.
+again with its first outcome; otherwise its handler runs, and the outcome (success, or a
+Stripe-shaped error) is recorded in `processed_commands` with its events in the outbox.
+One commit covers the batch; the Kafka offsets are committed only after it, so a crash
+replays the batch and the dedupe makes that harmless.
+
+The first pass is optimistic: no savepoint and no flush per command, the batch's rows
+written together at the end. A command that fails having written something it cannot
+take back makes the batch roll back and run again with a savepoint around each command.
 
 A message that is not a command envelope at all goes to the dead-letter topic with the
 reason. A transient failure (Postgres away) raises, so the caller retries the whole batch.
@@ -26,8 +30,7 @@ from sqlalchemy.orm import Session
 from billing.commands import outcomes_of
 from billing.db import TENANT_KEY
 from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
-from billing.models import ProcessedCommand
-from billing.models import Outbox
+from billing.models import Outbox, ProcessedCommand
 from billing.outbox import outbox_row
 from consumers.registry import Applied, Route
 from contracts.enums import CommandStatus
@@ -227,6 +230,17 @@ async def _apply_one(
     return applied, None
 
 
+async def _flush(session: AsyncSession, *, isolated: bool) -> None:
+    """Writes what the optimistic pass kept in memory; a constraint it breaks belongs to
+    some command of the batch, which only the isolated pass can tell."""
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        if isolated:
+            raise
+        raise _NeedsIsolation from error
+
+
 async def apply_batch(
     sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], records: list[RawCommand]
 ) -> BatchResult:
@@ -272,19 +286,14 @@ async def _apply_envelopes(
                 continue
             if session.info.get(TENANT_KEY) != envelope.organizationId:
                 # an object loaded for another tenant must never be served from the identity map
-                await session.flush()
+                await _flush(session, isolated=isolated)
                 session.expunge_all()
                 session.info[TENANT_KEY] = envelope.organizationId
             applied, error = await _apply_one(session, routes, envelope, isolated=isolated)
             seen_in_batch[envelope.commandId] = records.outcome(envelope, applied, error)
             applied_count += 1
         session.info.pop(TENANT_KEY, None)
-        try:
-            await session.flush()
-        except IntegrityError as error:
-            if isolated:
-                raise
-            raise _NeedsIsolation from error
+        await _flush(session, isolated=isolated)
         events = await records.write(session)
     return applied_count, duplicates, events
 

@@ -177,3 +177,29 @@ async def test_a_batch_sees_its_own_writes_and_keeps_each_commands_result(sessio
 async def _outcome_of(session_factory, command_id: str):  # type: ignore[no-untyped-def]
     async with session_factory() as session:
         return (await outcomes_of(session, [command_id]))[command_id][1]
+
+
+async def _insert_fixed_id(session, payload: _Name) -> Applied:  # type: ignore[no-untyped-def]
+    customer = await create_customer(session, CustomerCreate(name="fixed"))
+    customer.id = payload.name
+    return Applied("customer", {"id": customer.id})
+
+
+async def test_a_constraint_broken_at_the_batch_write_is_charged_to_its_command(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """Rows go out together at the end of the optimistic pass: a duplicate key there rolls
+    the batch back, and the isolated pass tells which command it was."""
+    tenant = await new_tenant(session_factory, "Duplicate key")
+    routes = {**ROUTES, "test.insert_fixed_id": Route(_Name, _insert_fixed_id)}
+    fixed = f"cus_fixed_{uuid.uuid4().hex[:8]}"
+    batch = [
+        command(tenant.organization_id, "test.insert_fixed_id", {"name": fixed}),
+        command(tenant.organization_id, "customer.create", {"name": "unrelated"}),
+        command(tenant.organization_id, "test.insert_fixed_id", {"name": fixed}),
+    ]
+    await apply_batch(session_factory, routes, [record(e, i) for i, e in enumerate(batch)])
+    outcomes = [await _outcome_of(session_factory, e.commandId) for e in batch]
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded", "failed"]
+    assert outcomes[2].error["code"] == "resource_conflict" and outcomes[2].error["status"] == 409
+    async with session_factory() as session:
+        names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))).all())
+    assert names == ["fixed", "unrelated"]
