@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
@@ -33,8 +33,6 @@ def _check_metadata(metadata: dict[str, str | None] | None) -> dict[str, str | N
 Metadata = Annotated[dict[str, str], AfterValidator(_check_metadata)]
 # In an update, a key set to null (or "") is removed, as in Stripe.
 MetadataUpdate = Annotated[dict[str, str | None], AfterValidator(_check_metadata)]
-
-ShortText = Annotated[str, StringConstraints(max_length=200)]
 
 
 class Address(RequestModel):

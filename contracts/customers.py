@@ -5,8 +5,6 @@ The resource that comes back is `contracts.resources.Customer`, generated from P
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import EmailStr, Field
 
 from contracts.common import Address, Metadata, MetadataUpdate, RequestModel, Shipping
@@ -55,5 +53,3 @@ class CustomerUpdateCommand(RequestModel):
 class CustomerDeleteCommand(RequestModel):
     id: str = Field(max_length=64)
 
-
-CUSTOMER_SEARCH_FIELDS = Literal["email", "name", "phone", "metadata"]
