@@ -57,3 +57,10 @@ class PostgresOutboxStore:
 
     claim_unsent = staticmethod(claim_unsent)
     mark_sent = staticmethod(mark_sent)
+
+    async def mark_sent_alone(self, ids: Sequence[int]) -> None:
+        """One UPDATE in autocommit: no BEGIN and COMMIT round trips for a mark that, if
+        lost, only means the sweep publishes those events a second time."""
+        async with self._sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await mark_sent(session, ids)

@@ -35,6 +35,8 @@ class OutboxStore(Protocol):
     claim_unsent: Callable[[Any, int, float], Awaitable[Sequence[OutboxRow]]]
     mark_sent: Callable[[Any, Sequence[int]], Awaitable[None]]
 
+    async def mark_sent_alone(self, ids: Sequence[int]) -> None: ...
+
 
 class OutboxRelay:
     """The committer of a transaction hands its rows to `relay_committed` at once; a
@@ -68,8 +70,7 @@ class OutboxRelay:
             return
         try:
             await self._publish(rows)
-            async with self._store.transaction() as session:
-                await self._store.mark_sent(session, [row.id for row in rows])
+            await self._store.mark_sent_alone([row.id for row in rows])
         except Exception:  # the sweep publishes them later
             log.exception("relaying %d committed events failed; the sweep will retry", len(rows))
 
