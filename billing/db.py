@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
@@ -47,14 +47,32 @@ def tenant_of(session: AsyncSession) -> str:
     return organization_id
 
 
+# the role and setting of the row-level security policies (billing/migrations: 7c3e5a1d9b20)
+TENANT_ROLE = "billing_tenant"
+ROW_SECURITY_KEY = "row_security"
+
+
 @asynccontextmanager
 async def tenant_session(factory: async_sessionmaker[AsyncSession], organization_id: str) -> AsyncIterator[AsyncSession]:
-    """A session whose ORM queries only ever see one organization's rows."""
+    """A session that only ever sees one organization's rows: its ORM statements carry the
+    tenant filter, and each of its transactions runs as `billing_tenant` with Postgres
+    row-level security bound to the organization, so even SQL without the filter cannot
+    reach another tenant."""
     if not organization_id:
         raise ValueError("a tenant session needs an organization id")
     async with factory() as session:
         session.info[TENANT_KEY] = organization_id
+        session.info[ROW_SECURITY_KEY] = True
         yield session
+
+
+@event.listens_for(Session, "after_begin")
+def _enter_row_security(session: Session, transaction: object, connection: Connection) -> None:
+    if session.info.get(ROW_SECURITY_KEY):
+        connection.execute(
+            text("SELECT set_config('role', :role, true), set_config('billing.organization_id', :organization, true)"),
+            {"role": TENANT_ROLE, "organization": session.info[TENANT_KEY]},
+        )
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -1,15 +1,19 @@
 """A tenant session sees, changes and deletes only its organization's rows, whatever the
-query forgets to say: the filter is added to every ORM statement of a tenant-owned model."""
+query forgets to say: the filter is added to every ORM statement of a tenant-owned model,
+and Postgres row-level security holds even for SQL written by hand."""
 
 from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from billing.db import tenant_of, tenant_owned_models, tenant_session
 from billing.models import ApiKey, Customer, Organization, Outbox, Price, ProcessedCommand
+from tests.conftest import asyncpg_dsn
 
 
 async def _two_tenants_with_customers(session_factory) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -57,3 +61,33 @@ async def test_reads_that_need_a_tenant_refuse_a_plain_session(session_factory) 
     async with session_factory() as session:
         with pytest.raises(RuntimeError, match="tenant session"):
             tenant_of(session)
+
+
+async def test_row_level_security_holds_even_for_sql_without_the_filter(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """The second wall: raw SQL in a tenant session sees and writes only its organization."""
+    a, b = await _two_tenants_with_customers(session_factory)
+    async with tenant_session(session_factory, a) as session, session.begin():
+        organizations = (await session.scalars(text("SELECT DISTINCT organization_id FROM customers"))).all()
+        assert organizations == [a]
+        changed = await session.execute(text("UPDATE customers SET description = 'raw' WHERE organization_id = :b"), {"b": b})
+        assert changed.rowcount == 0
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with tenant_session(session_factory, a) as session, session.begin():
+            await session.execute(
+                text("INSERT INTO customers (id, organization_id) VALUES (:id, :b)"), {"id": f"cus_{uuid.uuid4().hex[:12]}", "b": b}
+            )
+
+
+async def test_every_tenant_owned_table_has_row_level_security(database_url: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        protected = {
+            row["relname"]
+            for row in await connection.fetch(
+                "SELECT c.relname FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid "
+                "WHERE c.relrowsecurity AND p.polname = 'tenant_isolation'"
+            )
+        }
+    finally:
+        await connection.close()
+    assert protected == {model.__tablename__ for model in tenant_owned_models()}
