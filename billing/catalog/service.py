@@ -18,11 +18,9 @@ Decisions (documented in the README's catalog section):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +43,7 @@ from billing.catalog.repository import (
 from billing.catalog.validation import PriceValidationError, ValidatedPrice, validate_price
 from billing.currencies import is_known_currency
 from billing.db import tenant_of
-from billing.errors import InvalidRequest, ResourceMissing, from_validation_error
+from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import (
     InvoiceLineItem,
@@ -57,6 +55,7 @@ from billing.models import (
     SubscriptionSchedulePhase,
 )
 from billing.money import AmountOutOfRange
+from billing.updates import merge_metadata, parse_changes
 from contracts.catalog import (
     MAX_ATTRIBUTE_DEFINITIONS,
     AttributeDefinitionCreate,
@@ -73,29 +72,6 @@ def _not_null(field: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid {field}: it cannot be null.", code="parameter_invalid", param=field)
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_changes(model: type[M], changes: dict[str, Any]) -> M:
-    """A command's `changes` (what the client sent) as the update model; a bad field is a
-    400 naming it, also for commands published straight to Kafka."""
-    try:
-        return model.model_validate(changes)
-    except ValidationError as error:
-        raise from_validation_error(error) from None
-
-
-def merge_metadata(current: Mapping[str, str], update: Mapping[str, str | None] | None) -> dict[str, str]:
-    """Stripe's rule: metadata null clears all; a key set to null or "" is removed."""
-    if update is None:
-        return {}
-    merged = dict(current)
-    for key, value in update.items():
-        if value in (None, ""):
-            merged.pop(key, None)
-        else:
-            merged[key] = value  # type: ignore[assignment]
-    return merged
 
 
 # --- attribute definitions ----------------------------------------------------------------------

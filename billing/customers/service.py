@@ -17,6 +17,7 @@ from billing.db import tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod
+from billing.updates import merge_metadata, parse_changes
 from contracts.customers import CustomerCreate, CustomerUpdate
 
 # Request fields whose value is kept as JSON.
@@ -93,12 +94,12 @@ async def _live_customer(session: AsyncSession, customer_id: str) -> Customer:
 
 async def update_customer(session: AsyncSession, customer_id: str, changes: dict[str, Any]) -> Customer:
     """`changes` holds only the fields the client sent; null clears a field."""
-    update = CustomerUpdate.model_validate(changes)
+    update = parse_changes(CustomerUpdate, changes)
     customer = await _live_customer(session, customer_id)
     for field in update.model_fields_set:
         value = getattr(update, field)
         if field == "metadata":
-            customer.metadata_ = _merge_metadata(customer.metadata_, value)
+            customer.metadata_ = merge_metadata(customer.metadata_, value)
         elif field == "invoiceSettings":
             settings = _json(value) or {}
             if settings.get("defaultPaymentMethod"):
@@ -113,17 +114,6 @@ async def update_customer(session: AsyncSession, customer_id: str, changes: dict
     return customer
 
 
-def _merge_metadata(current: dict[str, str], update: dict[str, str | None] | None) -> dict[str, str]:
-    """Stripe's rule: metadata null clears all; a key set to null or "" is removed."""
-    if update is None:
-        return {}
-    merged = dict(current)
-    for key, value in update.items():
-        if value in (None, ""):
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
 
 
 async def delete_customer(session: AsyncSession, customer_id: str) -> Customer:

@@ -15,6 +15,7 @@ from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.meters.repository import get_meter, get_meter_by_event_name
 from billing.models import Meter
+from billing.updates import parse_changes
 from contracts.enums import MeterAggregation
 from contracts.meters import MeterCreate, MeterUpdate
 
@@ -45,7 +46,7 @@ async def create_meter(session: AsyncSession, data: MeterCreate) -> Meter:
 
 async def update_meter(session: AsyncSession, meter_id: str, changes: dict) -> Meter:  # type: ignore[type-arg]
     """`changes` holds only the fields the client sent."""
-    update = MeterUpdate.model_validate(changes)
+    update = parse_changes(MeterUpdate, changes)
     meter = await get_meter(session, meter_id, for_update=True)
     if meter is None:
         raise ResourceMissing("meter", meter_id)

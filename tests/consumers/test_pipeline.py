@@ -203,3 +203,23 @@ async def test_a_constraint_broken_at_the_batch_write_is_charged_to_its_command(
     async with session_factory() as session:
         names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))).all())
     assert names == ["fixed", "unrelated"]
+
+
+async def test_a_bad_change_published_straight_to_kafka_is_a_400_naming_the_field(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """Direct publishers skip the API's checks: the services check `changes` again."""
+    tenant = await new_tenant(session_factory, "Direct publisher")
+    create = command(tenant.organization_id, "customer.create", {"name": "x"})
+    await apply_batch(session_factory, ROUTES, [record(create)])
+    customer_id = (await _outcome_of(session_factory, create.commandId)).result["id"]
+    bad = [
+        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"email": "not-an-email"}}),
+        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"colour": "red"}}),
+        command(tenant.organization_id, "meter.update", {"id": "mtr_missing", "changes": {"displayName": 5}}),
+    ]
+    await apply_batch(session_factory, ROUTES, [record(e, i) for i, e in enumerate(bad)])
+    errors = [(await _outcome_of(session_factory, e.commandId)).error for e in bad]
+    assert [(e["status"], e["code"], e["param"]) for e in errors] == [
+        (400, "email_invalid", "email"),
+        (400, "parameter_unknown", "colour"),
+        (400, "parameter_invalid", "displayName"),
+    ]
