@@ -5,12 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response
+from litestar.datastructures import State
 from pydantic import BaseModel
 
+from api.auth import Caller
 from api.bus import Pending
 from billing.errors import BillingError
 from billing.pagination import Page
 from contracts.envelopes import CommandOutcome
+
+
+async def run_command(
+    state: State,
+    caller: Caller,
+    command_type: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None,
+    *,
+    created: bool = False,
+) -> Response[Any]:
+    """Publishes the caller's command, awaits its outcome and answers with it."""
+    outcome = await state.bus.execute(caller.organization_id, caller.actor, command_type, payload, idempotency_key)
+    return command_response(outcome, created=created)
 
 
 def command_response(outcome: CommandOutcome | Pending, *, created: bool = False) -> Response[Any]:

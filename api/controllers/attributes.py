@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
-from api.responses import command_response, list_response
+from api.responses import list_response, run_command
 from billing.catalog.attributes import check_definition
 from billing.catalog.repository import get_attribute_definition, list_attribute_definitions
 from billing.catalog.service import check_definition_update
@@ -33,10 +33,7 @@ class AttributeDefinitionController(Controller):
     ) -> ProductAttributeDefinition:
         check_definition(data.type, data.enumValues, data.defaultValue)
         payload = data.model_dump(mode="json", exclude_unset=True)
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "product_attribute.create", payload, idempotency_key
-        )
-        return command_response(outcome, created=True)  # type: ignore[return-value]
+        return await run_command(state, caller, "product_attribute.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
     @get("/{definition_id:str}", summary="Retrieve a product attribute definition")
     async def retrieve(self, definition_id: str, db: AsyncSession) -> ProductAttributeDefinition:
@@ -60,19 +57,13 @@ class AttributeDefinitionController(Controller):
             raise ResourceMissing("product attribute", definition_id)
         check_definition_update(definition, data)
         payload = {"id": definition_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "product_attribute.update", payload, idempotency_key
-        )
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "product_attribute.update", payload, idempotency_key)  # type: ignore[return-value]
 
     @delete("/{definition_id:str}", summary="Remove a definition (products keep their values)", status_code=200)
     async def remove(
         self, definition_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> dict[str, Any]:
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "product_attribute.delete", {"id": definition_id}, idempotency_key
-        )
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "product_attribute.delete", {"id": definition_id}, idempotency_key)  # type: ignore[return-value]
 
     @get("/", summary="List the product attribute definitions, newest first")
     async def index(

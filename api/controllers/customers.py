@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import EndingBefore, IdempotencyKey, Limit, SearchPage, SearchQuery, StartingAfter, created_bound
-from api.responses import command_response, list_response, search_response
+from api.responses import list_response, run_command, search_response
 from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
 from billing.errors import ResourceMissing
 from billing.pagination import CreatedRange, PageRequest
 from billing.search import parse_search_query
 from contracts.customers import CustomerCreate, CustomerUpdate
 from contracts.resources import Customer
+
 
 class CustomerController(Controller):
     path = "/v1/customers"
@@ -28,8 +29,7 @@ class CustomerController(Controller):
         self, data: CustomerCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> Customer:
         payload = data.model_dump(mode="json", exclude_unset=True)
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "customer.create", payload, idempotency_key)
-        return command_response(outcome, created=True)  # type: ignore[return-value]
+        return await run_command(state, caller, "customer.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
     @get("/{customer_id:str}", summary="Retrieve a customer (a deleted one reads with deleted: true)")
     async def retrieve(self, customer_id: str, db: AsyncSession) -> Customer:
@@ -43,17 +43,13 @@ class CustomerController(Controller):
         self, customer_id: str, data: CustomerUpdate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> Customer:
         payload = {"id": customer_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "customer.update", payload, idempotency_key)
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "customer.update", payload, idempotency_key)  # type: ignore[return-value]
 
     @delete("/{customer_id:str}", summary="Delete a customer", status_code=200)
     async def remove(
         self, customer_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> Customer:
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "customer.delete", {"id": customer_id}, idempotency_key
-        )
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "customer.delete", {"id": customer_id}, idempotency_key)  # type: ignore[return-value]
 
     @get("/", summary="List customers, newest first")
     async def index(

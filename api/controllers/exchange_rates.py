@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
-from api.responses import command_response
+from api.responses import run_command
 from billing.currencies import get_currency, is_known_currency
 from billing.errors import InvalidRequest
 from billing.fx_service import exchange_rate_json, list_exchange_rates, require_fx_writer, validated_rate
@@ -44,10 +44,7 @@ class ExchangeRateController(Controller):
         require_fx_writer(caller.organization_id)
         validated_rate(data)
         payload = data.model_dump(mode="json", exclude_unset=True)
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "exchange_rate.create", payload, idempotency_key
-        )
-        return command_response(outcome, created=True)  # type: ignore[return-value]
+        return await run_command(state, caller, "exchange_rate.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
     @get("/", summary="List exchange rates, newest first")
     async def index(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
-from api.responses import command_response, list_response
+from api.responses import list_response, run_command
 from billing.errors import ResourceMissing
 from billing.meters.repository import get_meter, list_meters
 from billing.pagination import PageRequest
@@ -28,8 +28,7 @@ class MeterController(Controller):
         self, data: MeterCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> Meter:
         payload = data.model_dump(mode="json", exclude_unset=True)
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "meter.create", payload, idempotency_key)
-        return command_response(outcome, created=True)  # type: ignore[return-value]
+        return await run_command(state, caller, "meter.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
     @get("/{meter_id:str}", summary="Retrieve a meter")
     async def retrieve(self, meter_id: str, db: AsyncSession) -> Meter:
@@ -43,8 +42,7 @@ class MeterController(Controller):
         self, meter_id: str, data: MeterUpdate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> Meter:
         payload = {"id": meter_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "meter.update", payload, idempotency_key)
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "meter.update", payload, idempotency_key)  # type: ignore[return-value]
 
     @get("/", summary="List meters, newest first")
     async def index(

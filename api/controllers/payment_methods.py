@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.errors import error_response
-from api.responses import command_response, list_response
+from api.responses import command_response, list_response, run_command
 from billing.commands import get_outcome
 from billing.crypto import SecretDecryptionError
 from billing.errors import InvalidRequest, ResourceMissing
@@ -43,8 +43,8 @@ from billing.payments.gateway import (
     PaymentGateway,
 )
 from billing.payments.stripe_gateway import StripeGatewayPool
-from contracts.envelopes import CommandOutcome, command_id_for
 from contracts.enums import PaymentMethodType
+from contracts.envelopes import CommandOutcome, command_id_for
 from contracts.payments import GatewayPaymentMethodData, PaymentMethodAttach
 from contracts.resources import CustomerPaymentMethod
 
@@ -313,10 +313,7 @@ class PaymentMethodController(Controller):
                 if not _already_detached(error):
                     raise ours(error) from None
                 # Stripe no longer has it attached (or at all): forget it here too
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, service.DETACH, payload, idempotency_key
-        )
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, service.DETACH, payload, idempotency_key)  # type: ignore[return-value]
 
     @post(
         "/{payment_method_id:str}/default",
@@ -332,10 +329,7 @@ class PaymentMethodController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Any:
         payload = {"customerId": customer_id, "paymentMethodId": payment_method_id}
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, service.SET_DEFAULT, payload, idempotency_key
-        )
-        return command_response(outcome)
+        return await run_command(state, caller, service.SET_DEFAULT, payload, idempotency_key)
 
 
 def _already_detached(error: GatewayInvalidRequest) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
-from api.responses import command_response
+from api.responses import run_command
 from billing.catalog.repository import (
     get_price,
     get_price_by_lookup_key,
@@ -80,8 +80,7 @@ class PriceController(Controller):
             raise InvalidRequest(f"No such product: '{data.product}'", code="resource_missing", param="product")
         await _check_lookup_key(db, data.lookupKey, data.transferLookupKey, None)
         payload = data.model_dump(mode="json", exclude_unset=True)
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "price.create", payload, idempotency_key)
-        return command_response(outcome, created=True)  # type: ignore[return-value]
+        return await run_command(state, caller, "price.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
     @get("/{price_id:str}", summary="Retrieve a price")
     async def retrieve(self, price_id: str, db: AsyncSession) -> Price:
@@ -102,8 +101,7 @@ class PriceController(Controller):
         if "lookupKey" in data.model_fields_set:
             await _check_lookup_key(db, data.lookupKey, bool(data.transferLookupKey), price_id)
         payload = {"id": price_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "price.update", payload, idempotency_key)
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "price.update", payload, idempotency_key)  # type: ignore[return-value]
 
     @post("/{price_id:str}/quote", summary="What the price charges for a quantity, per tier, in one of its currencies", status_code=200)
     async def quote(self, price_id: str, data: QuoteRequest, db: AsyncSession) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import EndingBefore, IdempotencyKey, Limit, SearchPage, SearchQuery, StartingAfter, created_bound
-from api.responses import command_response, list_response, search_response
+from api.responses import list_response, run_command, search_response
 from billing.catalog.attributes import attributes_for_new_product
 from billing.catalog.repository import (
     PRODUCT_SEARCH_FIELDS,
@@ -65,8 +65,7 @@ class ProductController(Controller):
     ) -> Product:
         attributes_for_new_product(data.attributes, await attribute_definitions(db))  # answered at once if bad
         payload = data.model_dump(mode="json", exclude_unset=True)
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "product.create", payload, idempotency_key)
-        return command_response(outcome, created=True)  # type: ignore[return-value]
+        return await run_command(state, caller, "product.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
     @get("/{product_id:str}", summary="Retrieve a product")
     async def retrieve(self, product_id: str, db: AsyncSession) -> Product:
@@ -90,17 +89,13 @@ class ProductController(Controller):
             raise ResourceMissing("product", product_id)
         await product_changes(db, product, data)  # answered at once if bad
         payload = {"id": product_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "product.update", payload, idempotency_key)
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "product.update", payload, idempotency_key)  # type: ignore[return-value]
 
     @delete("/{product_id:str}", summary="Delete a product and its prices, when no price is in use", status_code=200)
     async def remove(
         self, product_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> dict[str, Any]:
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "product.delete", {"id": product_id}, idempotency_key
-        )
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, "product.delete", {"id": product_id}, idempotency_key)  # type: ignore[return-value]
 
     @get(
         "/",

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.controllers.payment_methods import IdempotencyKey
-from api.responses import command_response
+from api.responses import run_command
 from billing.organizations import stripe_account
 from billing.payments import repository
 from billing.payments.gateway import GatewayAuthenticationError
@@ -59,14 +59,8 @@ class StripeAccountController(Controller):
     async def connect(self, data: StripeAccountConnect, caller: Caller, state: State) -> StripeAccount:
         await verify_secret_key(data.secretKey, state.settings.stripe_api_base)
         payload = stripe_account.encrypt_credentials(data.secretKey, data.webhookSecret, state.keyring)
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, stripe_account.CONNECT, payload.model_dump(mode="json"), None
-        )
-        return command_response(outcome)  # type: ignore[return-value]
+        return await run_command(state, caller, stripe_account.CONNECT, payload.model_dump(mode="json"), None)  # type: ignore[return-value]
 
     @delete("/", summary="Disconnect the Stripe account (forget both secrets)", status_code=200)
     async def disconnect(self, caller: Caller, state: State, idempotency_key: IdempotencyKey = None) -> Any:
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, stripe_account.DISCONNECT, {}, idempotency_key
-        )
-        return command_response(outcome)
+        return await run_command(state, caller, stripe_account.DISCONNECT, {}, idempotency_key)
