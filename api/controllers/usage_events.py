@@ -31,6 +31,7 @@ from api.card_guard import CODE as CARD_DATA_CODE
 from api.card_guard import card_param, rejection
 from billing.errors import InvalidRequest, ServiceUnavailable, from_validation_error
 from billing.meters.repository import check_usage_references
+from billing.usage import check_unique_identifiers
 from contracts.usage import MAX_BATCH_EVENTS, UsageEvent, parse_json, parse_usage_request
 from producers.topics import USAGE_EVENTS, topic
 
@@ -50,19 +51,6 @@ def _refusal(error: ValidationError) -> InvalidRequest:
     elif not first["loc"]:
         refused.message = 'The body must be one event object or {"events": [...]}.'
     return refused
-
-
-def _check_duplicates(events: list[UsageEvent], batch: bool) -> None:
-    seen: dict[str, int] = {}
-    for index, event in enumerate(events):
-        first = seen.setdefault(event.identifier, index)
-        if first != index:
-            raise InvalidRequest(
-                f"Duplicate identifier '{event.identifier}': events[{index}] repeats events[{first}]. "
-                "Each event needs its own identifier.",
-                code="parameter_invalid",
-                param=f"events[{index}][identifier]" if batch else "identifier",
-            )
 
 
 async def publish_usage(broker: Any, events: list[UsageEvent]) -> None:
@@ -103,7 +91,7 @@ class UsageEventController(Controller):
         except ValueError as error:
             raise InvalidRequest(f"Invalid JSON body: {error}", code="invalid_json") from None
         batch = isinstance(shape, dict) and "events" in shape
-        _check_duplicates(events, batch)
+        check_unique_identifiers([e.identifier for e in events], batch=batch)
         await check_usage_references(db, [(e.event_name, e.customer_id) for e in events], batch=batch)
         try:
             await publish_usage(state.broker, events)
