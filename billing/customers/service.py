@@ -35,6 +35,19 @@ _COLUMN_OF = {
 }
 
 
+def record_default_payment_method(customer: Customer, payment_method_id: str | None) -> None:
+    """The one writer of a customer's default payment method. It is kept twice, as the
+    foreign key `defaultPaymentMethodId` and, as Stripe shows it, in
+    `invoiceSettings.defaultPaymentMethod`; this keeps the two equal."""
+    customer.default_payment_method_id = payment_method_id
+    settings = dict(customer.invoice_settings or {})
+    if payment_method_id is None:
+        settings.pop("defaultPaymentMethod", None)
+    else:
+        settings["defaultPaymentMethod"] = payment_method_id
+    customer.invoice_settings = settings  # a new dict: JSONB changes are tracked by assignment
+
+
 def _json(value: Any) -> Any:
     return value.model_dump(mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
 
@@ -102,10 +115,11 @@ async def update_customer(session: AsyncSession, customer_id: str, changes: dict
             customer.metadata_ = merge_metadata(customer.metadata_, value)
         elif field == "invoiceSettings":
             settings = _json(value) or {}
-            if settings.get("defaultPaymentMethod"):
-                await _check_default_payment_method(session, customer.id, settings["defaultPaymentMethod"])
-            customer.default_payment_method_id = settings.get("defaultPaymentMethod")
+            default = settings.pop("defaultPaymentMethod", None)
+            if default:
+                await _check_default_payment_method(session, customer.id, default)
             customer.invoice_settings = settings
+            record_default_payment_method(customer, default)
         elif field == "balance" and value is None:
             raise InvalidRequest("balance cannot be null.", code="parameter_invalid_integer", param="balance")
         else:

@@ -9,8 +9,8 @@ Rules kept here, in one place:
 - a customer has at most one payment method per card: attaching one whose fingerprint the
   customer already has answers the existing method (`AttachResult.created` False);
 - a gateway payment method belongs to one of our customers (unique per organization);
-- the customer's default payment method lives in two places that must agree:
-  ``customers.default_payment_method_id`` and ``invoice_settings.defaultPaymentMethod``;
+- the customer's default payment method lives in two places that must agree, written only
+  by billing.customers.service.record_default_payment_method;
 - detaching the default payment method of a customer that has live subscriptions (any
   status but canceled and incomplete_expired), or a method a live subscription names as
   its own default, is refused (`PaymentMethodInUse`): set another default first;
@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.customers.service import record_default_payment_method
 from billing.db import tenant_of
 from billing.errors import Conflict, InvalidRequest, ResourceMissing
 from billing.ids import new_id
@@ -102,21 +103,11 @@ def _new_row(organization_id: str, customer_id: str, method: GatewayPaymentMetho
     return row
 
 
-def _set_default(customer: Customer, payment_method_id: str | None) -> None:
-    customer.default_payment_method_id = payment_method_id
-    settings = dict(customer.invoice_settings or {})
-    if payment_method_id is None:
-        settings.pop("defaultPaymentMethod", None)
-    else:
-        settings["defaultPaymentMethod"] = payment_method_id
-    customer.invoice_settings = settings  # a new dict: JSONB changes are tracked by assignment
-
-
 async def _forget_as_default(session: AsyncSession, row: CustomerPaymentMethod) -> None:
     """Clear the customer's default when it is `row` (both places it is kept)."""
     owner = await session.get(Customer, row.customer_id, with_for_update=True)
     if owner is not None and _is_default(owner, row):
-        _set_default(owner, None)
+        record_default_payment_method(owner, None)
 
 
 def _is_default(customer: Customer, row: CustomerPaymentMethod) -> bool:
@@ -215,7 +206,7 @@ async def detach_payment_method(session: AsyncSession, customer_id: str, payment
     await check_detachable(session, customer, row)
     snapshot = resource(row)
     if _is_default(customer, row):
-        _set_default(customer, None)
+        record_default_payment_method(customer, None)
     await session.flush()
     await session.delete(row)
     await session.flush()
@@ -228,7 +219,7 @@ async def set_default_payment_method(session: AsyncSession, customer_id: str, pa
     row = await repository.get_payment_method(session, customer.id, payment_method_id)
     if row is None:
         raise payment_method_missing(payment_method_id)
-    _set_default(customer, row.id)
+    record_default_payment_method(customer, row.id)
     await session.flush()
     return customer
 
