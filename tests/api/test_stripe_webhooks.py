@@ -64,6 +64,12 @@ async def post_event(org: Connected, body: dict[str, Any] | bytes, *, secret: st
     )
 
 
+async def deliver(org: Connected, body: dict[str, Any]) -> None:
+    """Posts an event we act on: answered 200 with its command queued."""
+    response = await post_event(org, body)
+    assert response.status_code == 200 and response.json()["action"] == "queued", response.text
+
+
 def command_id(org: Connected, event_id: str) -> str:
     return command_id_for(org.organization_id, f"stripe-event:{event_id}")
 
@@ -220,14 +226,14 @@ async def test_a_late_attached_event_does_not_revive_a_detached_card(api, sessio
     pm_id = "pm_order_" + secrets.token_hex(6)
     now = int(time.time())
     attached = event("payment_method.attached", card(pm_id, gateway_customer), created=now - 60)
-    await post_event(org, attached)
+    await deliver(org, attached)
     await applied(session_factory, org, attached["id"])
     stored = (await stored_methods(session_factory, org))[0]
     made_default = await org.client.post(f"/v1/customers/{customer['id']}/payment-methods/{stored.id}/default")
     assert made_default.json()["defaultPaymentMethodId"] == stored.id
 
     detached = event("payment_method.detached", card(pm_id, None), created=now - 10, previous={"customer": gateway_customer})
-    await post_event(org, detached)
+    await deliver(org, detached)
     record = await applied(session_factory, org, detached["id"])
     assert record.result["action"] == "deleted" and record.result["paymentMethodId"] == stored.id
     assert await stored_methods(session_factory, org) == []
@@ -237,7 +243,7 @@ async def test_a_late_attached_event_does_not_revive_a_detached_card(api, sessio
     # an older attached/updated event (another delivery of the past) arrives late: ignored
     for late_type in ("payment_method.attached", "payment_method.updated"):
         late = event(late_type, card(pm_id, gateway_customer), created=now - 30)
-        await post_event(org, late)
+        await deliver(org, late)
         late_record = await applied(session_factory, org, late["id"])
         assert late_record.result["action"] == "ignored" and late_record.result["reason"] == "payment_method_detached"
     assert await stored_methods(session_factory, org) == []
@@ -248,13 +254,13 @@ async def test_an_older_update_does_not_overwrite_a_newer_one(api, session_facto
     _, gateway_customer = await customer_at_stripe(org)
     pm_id = "pm_upd_" + secrets.token_hex(6)
     now = int(time.time())
-    await post_event(org, first := event("payment_method.attached", card(pm_id, gateway_customer, exp_year=2030), created=now - 100))
+    await deliver(org, first := event("payment_method.attached", card(pm_id, gateway_customer, exp_year=2030), created=now - 100))
     await applied(session_factory, org, first["id"])
     newer = event("payment_method.updated", card(pm_id, gateway_customer, exp_year=2034), created=now - 10)
-    await post_event(org, newer)
+    await deliver(org, newer)
     assert (await applied(session_factory, org, newer["id"])).result["action"] == "updated"
     older = event("payment_method.automatically_updated", card(pm_id, gateway_customer, exp_year=2032), created=now - 50)
-    await post_event(org, older)
+    await deliver(org, older)
     record = await applied(session_factory, org, older["id"])
     assert record.result["action"] == "ignored" and record.result["reason"] == "newer_event_applied"
     assert [m.exp_year for m in await stored_methods(session_factory, org)] == [2034]
@@ -263,7 +269,7 @@ async def test_an_older_update_does_not_overwrite_a_newer_one(api, session_facto
 async def test_attached_for_a_stripe_customer_we_do_not_know_is_recorded_only(api, session_factory) -> None:  # type: ignore[no-untyped-def]
     org = await connected_tenant(api, session_factory, "Webhooks strangers")
     stranger = event("payment_method.attached", card("pm_str_" + secrets.token_hex(6), "cus_notours"))
-    await post_event(org, stranger)
+    await deliver(org, stranger)
     record = await applied(session_factory, org, stranger["id"])
     assert record.status.value == "succeeded"
     assert record.result["action"] == "ignored" and record.result["reason"] == "unknown_customer"
@@ -277,13 +283,13 @@ async def test_a_card_the_customer_already_has_is_not_stored_twice(api, session_
     via_api = (await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_api"})).json()
     # ... then Stripe reports another PaymentMethod of that same card
     same = event("payment_method.attached", card("pm_dup_" + secrets.token_hex(6), gateway_customer, fingerprint=via_api["fingerprint"]))
-    await post_event(org, same)
+    await deliver(org, same)
     record = await applied(session_factory, org, same["id"])
     assert record.result["action"] == "ignored" and record.result["reason"] == "duplicate_fingerprint"
     assert record.result["paymentMethodId"] == via_api["id"]
     # and the API's own attach, reported back by Stripe, updates the one row
     echo = event("payment_method.attached", card("pm_api", gateway_customer, fingerprint=via_api["fingerprint"], last4="4242"))
-    await post_event(org, echo)
+    await deliver(org, echo)
     assert (await applied(session_factory, org, echo["id"])).result["action"] == "updated"
     assert [m.id for m in await stored_methods(session_factory, org)] == [via_api["id"]]
 
@@ -297,7 +303,7 @@ async def test_setup_and_payment_intent_events_are_recorded(api, session_factory
     setup = event("setup_intent.succeeded", {"id": "seti_1", "object": "setup_intent", "customer": gateway_customer,
                                              "payment_method": "pm_seti", "status": "succeeded", "usage": "off_session",
                                              "metadata": {}})
-    await post_event(org, setup)
+    await deliver(org, setup)
     record = await applied(session_factory, org, setup["id"])
     assert record.result["action"] == "recorded" and record.result["customerId"] == customer["id"]
 
@@ -305,7 +311,7 @@ async def test_setup_and_payment_intent_events_are_recorded(api, session_factory
               "customer": gateway_customer, "payment_method": "pm_seti", "status": "succeeded", "latest_charge": "ch_1",
               "metadata": {"invoice": "in_1"}}
     succeeded = event("payment_intent.succeeded", intent)
-    await post_event(org, succeeded)
+    await deliver(org, succeeded)
     paid = await applied(session_factory, org, succeeded["id"])
     assert paid.type == "payment.record_succeeded"
     assert (paid.result["amount"], paid.result["currency"], paid.result["customerId"]) == (1999, "eur", customer["id"])
@@ -314,7 +320,7 @@ async def test_setup_and_payment_intent_events_are_recorded(api, session_factory
                      "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds",
                                             "message": "Your card has insufficient funds."}}
     failed = event("payment_intent.payment_failed", failed_intent)
-    await post_event(org, failed)
+    await deliver(org, failed)
     declined = await applied(session_factory, org, failed["id"])
     assert declined.type == "payment.record_failed"
     assert (declined.result["failureCode"], declined.result["declineCode"]) == ("card_declined", "insufficient_funds")
@@ -342,7 +348,7 @@ async def test_no_secret_reaches_a_log_line(api, session_factory, log_lines) -> 
     intent = (await org.client.post("/v1/setup-intents", json={"customer": customer["id"]})).json()
     await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_quiet"})
     delivered = event("payment_method.attached", card("pm_quiet_wh", gateway_customer, fingerprint="QuietFp"))
-    await post_event(org, delivered)
+    await deliver(org, delivered)
     await applied(session_factory, org, delivered["id"])
     assert_error(await post_event(org, delivered, secret="whsec_wrong"), 400, "webhook_signature_mismatch", None)
     async with session_factory() as session:
