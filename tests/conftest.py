@@ -35,6 +35,31 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("KAFKA_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
 
 
+async def _delete_run_topics(prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # each run makes its own topics (and some tests sub-prefixed ones): left behind, they
+    # add up to thousands of partitions that a developer's broker reloads at every start
+    prefix = os.environ.get("KAFKA_TOPIC_PREFIX", "")
+    if not prefix.startswith("test-"):
+        return
+    try:
+        asyncio.run(_delete_run_topics(prefix))
+    except Exception as error:  # Kafka already gone: nothing of ours is left to tidy
+        print(f"\nleft this run's Kafka topics ({prefix}*) in place: {error!r}")
+
+
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
     return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
