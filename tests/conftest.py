@@ -15,9 +15,18 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 
 from contracts.settings import get_settings
+
+# `make test` must give the same answer twice: the same examples every run, and no timing
+# checks (a 2-core box under load misses the 200 ms deadline and trips "too slow").
+# HYPOTHESIS_PROFILE=explore draws new examples each run to hunt for counterexamples.
+_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+hypothesis_settings.register_profile("repeatable", derandomize=True, **_UNTIMED)
+hypothesis_settings.register_profile("explore", **_UNTIMED)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # one database per run: several runs (developers, CI) may share one Postgres
 TEST_DATABASE = f"billing_test_{uuid.uuid4().hex[:8]}"
