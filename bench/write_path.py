@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load_client import LoadClient  # noqa: E402
 from contracts.settings import get_settings  # noqa: E402
 
 BENCH_DATABASE = "billing_bench"
@@ -79,8 +80,7 @@ async def closed_loop(base: str, secret: str, clients: int, seconds: float) -> t
     latencies: list[float] = []
     failures = 0
     stop_at = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {secret}"}, limits=limits, timeout=30) as http:
+    async with LoadClient(base, headers={"Authorization": f"Bearer {secret}"}) as http:
 
         async def client_loop(number: int) -> None:
             nonlocal failures
@@ -88,8 +88,8 @@ async def closed_loop(base: str, secret: str, clients: int, seconds: float) -> t
             while time.monotonic() < stop_at:
                 sequence += 1
                 started = time.perf_counter()
-                response = await http.post("/v1/customers", json={"email": f"c{number}-{sequence}@example.com", "name": "Bench"})
-                if response.status_code == 201:
+                status, _ = await http.post("/v1/customers", {"email": f"c{number}-{sequence}@example.com", "name": "Bench"})
+                if status == 201:
                     latencies.append(time.perf_counter() - started)
                 else:
                     failures += 1
@@ -102,14 +102,13 @@ async def fixed_rate(base: str, secret: str, rate: int, seconds: float) -> tuple
     """Open loop: requests start on schedule whether or not earlier ones answered."""
     latencies: list[float] = []
     failures = 0
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {secret}"}, limits=limits, timeout=30) as http:
+    async with LoadClient(base, headers={"Authorization": f"Bearer {secret}"}) as http:
 
         async def one(n: int) -> None:
             nonlocal failures
             started = time.perf_counter()
-            response = await http.post("/v1/customers", json={"email": f"r{n}@example.com"})
-            if response.status_code == 201:
+            status, _ = await http.post("/v1/customers", {"email": f"r{n}@example.com"})
+            if status == 201:
                 latencies.append(time.perf_counter() - started)
             else:
                 failures += 1
@@ -207,12 +206,15 @@ async def main() -> None:
         api_rates, api_p50, api_p99, raw_rates = [], [], [], []
         for run in range(args.repeats):
             cpu_before = [cpu_seconds(p.pid) for p in processes]
+            client_cpu_before = time.process_time()
             count, latencies, failures = await closed_loop(base, secret, args.clients, args.seconds)
+            client_cpu = time.process_time() - client_cpu_before
             cpu_used = [cpu_seconds(p.pid) - before for p, before in zip(processes, cpu_before, strict=True)]
             print("  " + describe(f"run {run + 1} API -> Kafka -> consumer -> Postgres", count, args.seconds, latencies) + f"  failures {failures}")
             if count:
                 print(
-                    f"    CPU per command: consumer {1000 * cpu_used[0] / count:.2f} ms, API {1000 * cpu_used[1] / count:.2f} ms"
+                    f"    CPU per command: consumer {1000 * cpu_used[0] / count:.2f} ms, API {1000 * cpu_used[1] / count:.2f} ms,"
+                    f" load generator {1000 * client_cpu / count:.2f} ms"
                 )
             raw_count, raw_latencies = await raw_inserts(asyncpg_dsn(database_url), args.clients, args.seconds)
             print("  " + describe(f"run {run + 1} raw asyncpg INSERT commits", raw_count, args.seconds, raw_latencies))

@@ -1,9 +1,11 @@
 """The command consumer: a FastStream subscriber on `billing.commands` in one consumer
 group, applying batches through consumers/pipeline.py, with the outbox relay beside it.
 
-Offsets are committed by FastStream after the handler returns, that is after the
-Postgres commit; a failure that outlasts the retries nacks the batch (the consumer seeks
-back) so it is delivered again, never skipped."""
+A batch's offsets are committed after its Postgres commit (and after its dead letters
+are on their topic), in the background, so the next batch is fetched without waiting
+for that round trip; a crash before the commit lands replays batches already applied,
+which the dedupe on `processed_commands` answers. A failure that outlasts the retries
+nacks the batch (the consumer seeks back) so it is delivered again, never skipped."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -23,7 +26,7 @@ from billing.outbox import PostgresOutboxStore
 from consumers import catalog, customers, organizations
 from consumers import payments  # payments (issue 5)
 from consumers import meters  # analytics API (issue 6)
-from consumers.pipeline import RawCommand, apply_batch, dead_letter_message, is_transient
+from consumers.pipeline import BatchResult, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings
 from producers.outbox import OutboxRelay
@@ -42,6 +45,22 @@ ROUTES = merge_routes(customers.router, organizations.router, catalog.router, pa
 RETRY_WINDOW_SECONDS = 120.0
 
 
+async def apply_with_retries(sessions: async_sessionmaker[AsyncSession], records: list[RawCommand]) -> BatchResult:
+    """Applies the batch, retrying transient failures (Postgres away) with backoff for up
+    to RETRY_WINDOW_SECONDS; anything else, or a failure that outlasts it, is raised."""
+    deadline = time.monotonic() + RETRY_WINDOW_SECONDS
+    backoff = 0.05
+    while True:
+        try:
+            return await apply_batch(sessions, ROUTES, records)
+        except Exception as error:
+            if not is_transient(error) or time.monotonic() > deadline:
+                raise
+            log.warning("transient failure applying %d commands (%s); retrying in %.2fs", len(records), error, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
 def build_command_consumer(
     sessions: async_sessionmaker[AsyncSession], settings: Settings | None = None
 ) -> CommandConsumer:
@@ -57,32 +76,57 @@ def build_command_consumer(
         max_records=500,
         batch_timeout_ms=5,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
     )
+    offsets = OffsetCommitter(subscriber)
 
     @subscriber
     async def on_commands(message: KafkaMessage) -> None:
         records = [RawCommand(r.value, r.topic, r.partition, r.offset) for r in message.raw_message]
-        deadline = time.monotonic() + RETRY_WINDOW_SECONDS
-        backoff = 0.05
-        while True:
-            try:
-                result = await apply_batch(sessions, ROUTES, records)
-                break
-            except Exception as error:
-                if not is_transient(error) or time.monotonic() > deadline:
-                    raise
-                log.warning("transient failure applying %d commands (%s); retrying in %.2fs", len(records), error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-        for letter in result.dead_letters:
-            log.warning("dead letter at %s[%d]@%d: %s", letter.record.topic, letter.record.partition, letter.record.offset, letter.reason)
-            await broker.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
+        try:
+            result = await apply_with_retries(sessions, records)
+            for letter in result.dead_letters:
+                log.warning("dead letter at %s[%d]@%d: %s", letter.record.topic, letter.record.partition, letter.record.offset, letter.reason)
+                await broker.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
+        except Exception:
+            await message.nack()  # seek back: the batch comes again, never skipped
+            raise
+        offsets.commit_after(records)
         # published right away, beside the next batch; the sweep covers a crash in between
         relaying.add(asyncio.create_task(relay.relay_committed(result.events)))
         relaying.difference_update({task for task in relaying if task.done()})
 
-    return CommandConsumer(broker, relay, subscriber, relaying)
+    return CommandConsumer(broker, relay, subscriber, relaying, offsets)
+
+
+class OffsetCommitter:
+    """Commits the offsets of applied batches in the background, one commit after the
+    other (never an older offset after a newer one)."""
+
+    def __init__(self, subscriber: Any) -> None:
+        self._subscriber = subscriber
+        self._last: asyncio.Task[None] | None = None
+
+    def commit_after(self, records: list[RawCommand]) -> None:
+        # explicit offsets: by the time this commit goes out, the consumer's position may
+        # already be past a batch that is not applied yet
+        positions: dict[TopicPartition, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            positions[partition] = max(positions.get(partition, 0), record.offset + 1)
+        self._last = asyncio.create_task(self._commit(positions, self._last))
+
+    async def _commit(self, positions: dict[TopicPartition, int], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await previous
+        try:
+            await self._subscriber.consumer.commit(positions)
+        except Exception as error:  # a rebalance, or the consumer stopping: nothing is lost
+            log.warning("committing offsets %s failed (%r): those commands come again and are answered as duplicates", positions, error)
+
+    async def drain(self) -> None:
+        if self._last is not None:
+            await self._last
 
 
 @dataclass(frozen=True)
@@ -91,6 +135,7 @@ class CommandConsumer:
     relay: OutboxRelay
     subscriber: Any
     relaying: set[asyncio.Task[None]]
+    offsets: OffsetCommitter
 
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         """Until the group has given this consumer its partitions (commands published
@@ -118,6 +163,7 @@ async def run_command_consumer(
         await stop.wait()
     finally:
         stop.set()
+        await consumer.offsets.drain()  # a batch still in hand is delivered again after a restart
         await consumer.subscriber.stop()  # no new batches: the ones in hand finish relaying
         await asyncio.gather(*consumer.relaying)
         await relay_task
