@@ -31,7 +31,9 @@ def migrate() -> None:
 def consume() -> None:
     """Run the analytics consumer until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
     from analytics.consumer import main
+    from cli.heap import settle_heap
 
+    settle_heap()
     main()
 
 

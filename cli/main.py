@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from analytics.cli import analytics_app  # analytics (issue 6)
+from cli.heap import settle_heap
 from contracts.settings import get_settings
 from stack.cli import stack_app
 
@@ -56,7 +57,9 @@ def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
     settings = get_settings()
     _logging()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+    application = create_app(settings)
+    settle_heap()
+    uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
 
 
 @app.command()
@@ -65,6 +68,7 @@ def consume() -> None:
     from consumers.app import run_command_consumer
 
     _logging()
+    settle_heap()
     asyncio.run(_until_signalled(run_command_consumer))
 
 
@@ -110,6 +114,7 @@ def dev(
     runners = [run_command_consumer, _serve_api]
     if analytics:  # analytics (issue 6): usage.events and billing.events -> ClickHouse, beside the API
         runners.append(lambda stop: run_analytics_consumer(settings, stop))
+    settle_heap()
     asyncio.run(_until_signalled(*runners))
 
 
