@@ -62,10 +62,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         sessions = create_session_factory(engine)
         broker = create_broker(settings)
         await broker.start()
-        replies = ReplyListener(settings)
+        key_cache = KeyCache(settings.auth_cache_seconds)
+        # a key revoked or rolled through another API process stops working here as soon as
+        # its event arrives, not when the cache entry expires
+        replies = ReplyListener(settings, on_events={"api_key.revoked": key_cache.clear, "api_key.rolled": key_cache.clear})
         await replies.start()
         app.state.sessions = sessions
-        app.state.key_cache = KeyCache(settings.auth_cache_seconds)
+        app.state.key_cache = key_cache
         app.state.bus = CommandBus(broker, replies, sessions, settings.command_timeout_seconds)
         # -- payments (issue 5): secrets key ring (dev key file made on first use), Stripe clients, broker for webhooks
         quiet_gateway_logging()

@@ -44,9 +44,11 @@ def bearer_secret(request: Request) -> str:
 
 class KeyCache:
     """Recently authenticated keys, by the hash of their secret, for a few seconds: most
-    requests then cost no database round trip for authentication. This process forgets
-    everything when it revokes or rolls a key; another API process may accept a revoked
-    key for at most `seconds` more."""
+    requests then cost no database round trip for authentication. Every API process
+    forgets everything when a key is revoked or rolled through the API (the
+    `api_key.revoked` / `api_key.rolled` events, api/replies.py), moments after the change;
+    `seconds` bounds what no event announces (`billing org keys revoke` writes straight to
+    Postgres)."""
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds

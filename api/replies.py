@@ -2,14 +2,16 @@
 
 Every API process reads all partitions of `billing.events` from the end (no consumer
 group: each process must see the outcomes of its own requests) and resolves the waiter
-registered under the event's commandId. Other event types are skipped by header, without
-parsing."""
+registered under the event's commandId. A few other event types call back (`on_events`:
+a key revoked or rolled through any API process empties this process's key cache); the
+rest are skipped by header, without parsing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class ReplyListener:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_events: Mapping[str, Callable[[], None]] | None = None) -> None:
         self._settings = settings
+        self._on_events = dict(on_events or {})
         self._waiters: dict[str, list[asyncio.Future[CommandOutcome]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -88,6 +91,9 @@ class ReplyListener:
         headers = dict(record.headers or ())  # type: ignore[attr-defined]
         event_type = headers.get("event-type", b"").decode()
         command_id = headers.get("command-id", b"").decode()
+        if event_type in self._on_events:
+            self._on_events[event_type]()
+            return
         if not event_type.startswith("command.") or command_id not in self._waiters:
             return
         try:
