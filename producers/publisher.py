@@ -18,7 +18,10 @@ def create_broker(settings: Settings | None = None, **options: object) -> KafkaB
         settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=True,
-        linger_ms=1,
+        # no linger: a request's command (and a batch's events) go out at once; under load
+        # the producer batches whatever queued while a request to the broker was in flight.
+        # linger_ms=1 cost ~8 ms per request end to end (the API -> consumer -> API round trip)
+        linger_ms=0,
         request_timeout_ms=10_000,
         client_id="billing",
         # FastStream's per-message access log ("Received", "Processed") at DEBUG: at INFO it
