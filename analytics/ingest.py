@@ -76,8 +76,6 @@ DEDUPE_WINDOW = MAX_EVENT_AGE + timedelta(days=1)
 #: how far back a refresh re-reads keys before the last watermark (rows whose ingested_at
 #: was stamped before the watermark but committed after it)
 REFRESH_MARGIN = timedelta(minutes=2)
-#: merge the recent-keys set into the sorted array past this size
-_MERGE_THRESHOLD = 500_000
 
 USAGE_COLUMNS = (
     "organization_id",
@@ -303,17 +301,23 @@ def _property_text(value: Any) -> str:
 
 class KeyIndex:
     """64-bit hashes of the (organization_id, identifier) keys stored in usage_events within
-    the dedupe window: a sorted numpy array plus a set of recent additions. 8 bytes a key
-    (10 million keys: 80 MB). A miss proves a key is new; a hit must be confirmed."""
+    the dedupe window, 8 bytes a key (10 million keys: 80 MB). A miss proves a key is new; a
+    hit must be confirmed.
+
+    Held as a few sorted numpy runs, merged like a binary counter (the newest run is merged
+    into the one before while it is at least half its size): O(log n) runs to search, and
+    each key is copied O(log n) times in all. One sorted array re-sorted every 500,000 new
+    keys made each write slower as the window filled (at 5 million keys, adding cost more
+    than the ClickHouse insert)."""
 
     def __init__(self) -> None:
-        self._base = np.empty(0, dtype=np.uint64)
-        self._recent: set[int] = set()
+        self._runs: list[np.ndarray] = []
         self.watermark: datetime | None = None
         self.loaded = False
 
-    def __len__(self) -> int:
-        return int(self._base.size) + len(self._recent)
+    @property
+    def run_sizes(self) -> list[int]:
+        return [int(run.size) for run in self._runs]
 
     def load(self, store: AnalyticsStore, since: datetime | None = None) -> int:
         """Read key hashes ingested since `since` (default: now - DEDUPE_WINDOW) and merge
@@ -326,7 +330,7 @@ class KeyIndex:
             {"since": since},
         )
         hashes = np.asarray(arr, dtype=np.uint64).reshape(-1)
-        self._base = np.union1d(self._base, hashes) if self._base.size else np.unique(hashes)
+        self._push(np.unique(hashes))
         self.watermark = server_now
         self.loaded = True
         return int(hashes.size)
@@ -340,24 +344,40 @@ class KeyIndex:
     def candidates(self, hashes: Sequence[int]) -> list[bool]:
         if not hashes:
             return []
-        hits = [False] * len(hashes)
-        if self._base.size:
-            arr = np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
-            pos = np.searchsorted(self._base, arr)
-            pos[pos >= self._base.size] = self._base.size - 1
-            found = self._base[pos] == arr
-            hits = found.tolist()
-        if self._recent:
-            recent = self._recent
-            hits = [h or (x in recent) for h, x in zip(hits, hashes, strict=True)]
-        return hits
+        wanted = np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
+        order = np.argsort(wanted)
+        wanted = wanted[order]  # sorted keys: each search starts where the last one ended
+        found = np.zeros(wanted.size, dtype=bool)
+        for run in self._runs:
+            at = np.searchsorted(run, wanted)
+            np.minimum(at, run.size - 1, out=at)
+            found |= run[at] == wanted
+        hits = np.empty_like(found)
+        hits[order] = found
+        return hits.tolist()
 
     def add(self, hashes: Iterable[int]) -> None:
-        self._recent.update(hashes)
-        if len(self._recent) > _MERGE_THRESHOLD:
-            merged = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-            self._base = np.union1d(self._base, merged)
-            self._recent.clear()
+        self._push(np.unique(np.fromiter(hashes, dtype=np.uint64)))
+
+    def _push(self, run: np.ndarray) -> None:
+        """Add a sorted run without repeats."""
+        if not run.size:
+            return
+        self._runs.append(run)
+        while len(self._runs) > 1 and 2 * self._runs[-1].size >= self._runs[-2].size:
+            newest = self._runs.pop()
+            self._runs[-1] = _merge_sorted(self._runs[-1], newest)
+
+
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted runs without repeats, in linear time (the stable sort
+    is a timsort, which merges the two runs it finds)."""
+    merged = np.concatenate((a, b))
+    merged.sort(kind="stable")
+    keep = np.empty(merged.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
 
 
 # --- writers -------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analytics.ingest import (
     BatchProcessor,
@@ -109,6 +111,33 @@ def test_key_index_candidates():
     assert idx.candidates([1, 2]) == [False, False]
     idx.add([5, 7])
     assert idx.candidates([5, 6, 7]) == [True, False, True]
+
+
+@settings(max_examples=200)
+@given(st.lists(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60), max_size=40),
+       st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60))
+def test_key_index_finds_exactly_what_was_added(batches, probes):
+    idx = KeyIndex()
+    added: set[int] = set()
+    for batch in batches:
+        idx.add(batch)
+        added.update(batch)
+    queries = probes + sorted(added)[:60]
+    assert idx.candidates(queries) == [q in added for q in queries]
+    # each run sorted without repeats (a key in two runs is merged into one sooner or later)
+    assert all(bool((run[1:] > run[:-1]).all()) for run in idx._runs)
+
+
+def test_key_index_stays_a_few_runs_and_adds_in_near_linear_time():
+    idx = KeyIndex()
+    rng = np.random.default_rng(7)
+    for _ in range(300):  # 3 million keys in batches of 10,000, as the consumer adds them
+        idx.add(rng.integers(0, 2**63, 10_000, dtype=np.uint64).tolist())
+    assert sum(idx.run_sizes) == 3_000_000
+    # a binary counter of runs: each at most half the one before, so about log2(300) of them
+    sizes = idx.run_sizes
+    assert len(sizes) <= 9, sizes
+    assert all(later * 2 < earlier for earlier, later in zip(sizes, sizes[1:])), sizes
 
 
 def test_failed_insert_that_landed_is_repaired(store, org, processor, monkeypatch):
