@@ -34,6 +34,7 @@ from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
 from api.errors import EXCEPTION_HANDLERS
+from api.dashboard.session import SIGNING_PURPOSE as DASHBOARD_SIGNING_PURPOSE
 from api.replies import ReplyListener
 from billing.db import create_engine, create_session_factory
 from billing.organizations.stripe_account import ensure_keyring  # payments (issue 5)
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         quiet_gateway_logging()
         app.state.settings = settings
         app.state.keyring = ensure_keyring(settings)
+        app.state.dashboard_signing_key = app.state.keyring.derive_key(DASHBOARD_SIGNING_PURPOSE)  # analytics (issue 6)
         app.state.gateways = StripeGatewayPool(settings=settings, keyring=app.state.keyring)
         app.state.broker = broker
         # -- end payments

@@ -22,12 +22,15 @@ Keys and plaintexts never appear in exception messages.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from contracts.settings import Settings, get_settings
 
@@ -123,7 +126,7 @@ def load_keys(settings: Settings | None = None, key_file: Path | str | None = No
 class Keyring:
     """A MultiFernet over the configured keys: the first encrypts, all decrypt."""
 
-    __slots__ = ("_fernet", "_primary", "key_count")
+    __slots__ = ("_fernet", "_primary", "_primary_key", "key_count")
 
     def __init__(self, keys: Sequence[str | bytes]) -> None:
         if not keys:
@@ -135,6 +138,7 @@ class Keyring:
             except (ValueError, TypeError):
                 raise InvalidEncryptionKey(f"key #{position} is not a Fernet key") from None
         self._primary = fernets[0]
+        self._primary_key = base64.urlsafe_b64decode(keys[0])
         self._fernet = MultiFernet(fernets)
         self.key_count = len(fernets)
 
@@ -160,6 +164,12 @@ class Keyring:
             raise SecretDecryptionError(
                 f"cannot rotate the stored secret: it was altered or its key is no longer in {ENV_VAR}"
             ) from None
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for `purpose` (HKDF-SHA256 over the first key): every process with
+        the same keys derives the same one, and no purpose learns another's or the
+        encryption key. Rolling the first key changes it."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode("utf-8")).derive(self._primary_key)
 
     def is_current(self, token: str) -> bool:
         """Whether `token` is already encrypted under the first key (nothing to rotate)."""

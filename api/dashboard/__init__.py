@@ -50,8 +50,12 @@ def _page(name: str, status: int = 200, **values: str) -> Response[str]:
     return Response(html, media_type=MediaType.HTML, status_code=status, headers=SECURITY_HEADERS)
 
 
+def _signing_key(state: State) -> bytes:
+    return state.dashboard_signing_key  # type: ignore[no-any-return]  # derived from the keyring at start (api/app.py)
+
+
 def _session_cookie(request: Request[Any, Any, Any], caller: Caller) -> Cookie:
-    token, _ = tokens.sign(caller, "session", tokens.SESSION_SECONDS)
+    token, _ = tokens.sign(_signing_key(request.app.state), caller, "session", tokens.SESSION_SECONDS)
     return Cookie(
         key=tokens.COOKIE,
         value=token,
@@ -64,7 +68,7 @@ def _session_cookie(request: Request[Any, Any, Any], caller: Caller) -> Cookie:
 
 
 async def _viewer(request: Request[Any, Any, Any], state: State) -> Caller | None:
-    claims = tokens.verify(request.cookies.get(tokens.COOKIE), "session")
+    claims = tokens.verify(_signing_key(state), request.cookies.get(tokens.COOKIE), "session")
     return await tokens.active_caller(state.sessions, claims)
 
 
@@ -101,7 +105,7 @@ async def dashboard_link(
     state: State,
     token: Annotated[str | None, Parameter(query="token", max_length=1024, required=False)] = None,
 ) -> Response[Any]:
-    claims = tokens.verify(token, "link")
+    claims = tokens.verify(_signing_key(state), token, "link")
     caller = await tokens.active_caller(state.sessions, claims)
     if caller is None or claims is None or not tokens.spend_link(claims):
         return _page("login.html", status=401, error='<p class="error" role="alert">That sign-in link has expired or was used already.</p>')
@@ -131,8 +135,8 @@ async def dashboard_overview(
 
 
 @post("/v1/dashboard/sessions", summary="A one-time dashboard sign-in link (valid 60 s)", tags=["analytics"], status_code=201)
-async def dashboard_link_create(caller: Caller) -> dict[str, Any]:
-    token, expires = tokens.sign(caller, "link", tokens.LINK_SECONDS)
+async def dashboard_link_create(caller: Caller, state: State) -> dict[str, Any]:
+    token, expires = tokens.sign(_signing_key(state), caller, "link", tokens.LINK_SECONDS)
     return {
         "object": "dashboard_session_link",
         "url": f"/dashboard/login?token={token}",

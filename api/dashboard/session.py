@@ -10,9 +10,12 @@ Two ways in, both ending in the same cookie:
 The cookie holds a signed token (HMAC-SHA256) naming the organization and the API key,
 valid for one hour; it is HttpOnly, SameSite=Strict, limited to /dashboard, and Secure when
 the request came over HTTPS. Every request also checks that the key is still active, so
-revoking the key ends its dashboard sessions. The signing key is random per process: a
-restart signs everyone out (several API processes behind one address would need a shared
-key; see the report).
+revoking the key ends its dashboard sessions. The signing key is derived from the
+secrets keyring (`Keyring.derive_key(SIGNING_PURPOSE)`), so every API process of a
+deployment accepts every other's cookies and a restart signs no one out; rolling the first
+encryption key does. A link is spent once per API process (the spent nonces are kept in
+memory): behind several processes, a leaked link could be opened once on each within its
+60 seconds.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ COOKIE_PATH = "/dashboard"
 SESSION_SECONDS = 3600
 LINK_SECONDS = 60
 
-_SIGNING_KEY = secrets.token_bytes(32)
+SIGNING_PURPOSE = "billing dashboard sessions v1"
 _used_links: dict[str, float] = {}
 _used_lock = threading.Lock()
 
@@ -59,20 +62,20 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(caller: Caller, purpose: str, seconds: int) -> tuple[str, datetime]:
+def sign(signing_key: bytes, caller: Caller, purpose: str, seconds: int) -> tuple[str, datetime]:
     expires = int(time.time()) + seconds
     body = {"o": caller.organization_id, "k": caller.api_key_id, "p": purpose, "e": expires, "n": secrets.token_hex(8)}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    signature = _b64(hmac.new(_SIGNING_KEY, payload.encode(), hashlib.sha256).digest())
+    signature = _b64(hmac.new(signing_key, payload.encode(), hashlib.sha256).digest())
     return f"{payload}.{signature}", datetime.fromtimestamp(expires, UTC)
 
 
-def verify(token: str | None, purpose: str) -> Token | None:
+def verify(signing_key: bytes, token: str | None, purpose: str) -> Token | None:
     """The token's claims when its signature, purpose and expiry hold; else None."""
     if not token or len(token) > 1024 or token.count(".") != 1:
         return None
     payload, signature = token.split(".")
-    expected = _b64(hmac.new(_SIGNING_KEY, payload.encode(), hashlib.sha256).digest())
+    expected = _b64(hmac.new(signing_key, payload.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(signature, expected):
         return None
     try:

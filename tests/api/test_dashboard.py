@@ -25,7 +25,7 @@ import pytest
 from api.dashboard import STATIC_DIR
 from api.dashboard.session import COOKIE
 from contracts.settings import get_settings
-from tests.api.conftest import Tenant, TenantClient, new_tenant
+from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
 from tests.api.test_usage_events import (  # noqa: F401  (fixtures)
     AnalyticsStack,
     analytics_api,
@@ -232,3 +232,18 @@ def test_the_vendored_chart_js_is_the_npm_build() -> None:
     built = STATIC_DIR.parent / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
     if built.exists():
         assert hashlib.sha256(built.read_bytes()).digest() == hashlib.sha256(vendored.read_bytes()).digest()
+
+
+async def test_every_api_process_accepts_the_sessions_of_another(command_consumer, session_factory) -> None:  # type: ignore[no-untyped-def]
+    # the signing key comes from the shared secrets keyring, not from the process
+    tenant = await new_tenant(session_factory, "Dashboard two processes")
+    async with serve(get_settings()) as first, serve(get_settings()) as second:
+        cookies = await _signed_in(first, tenant)
+        page = await second.get("/dashboard", cookies=cookies)
+        assert page.status_code == 200 and 'id="t-events"' in page.text and 'name="key"' not in page.text
+        link = (await TenantClient(first, tenant).post("/v1/dashboard/sessions")).json()["url"]
+        opened = await second.get(link)
+        assert opened.status_code == 303 and COOKIE in opened.cookies
+        # and a cookie signed with another key is refused
+        forged = httpx.Cookies({COOKIE: cookies[COOKIE][:-4] + ("AAAA" if not cookies[COOKIE].endswith("AAAA") else "BBBB")})
+        assert 'name="key"' in (await second.get("/dashboard", cookies=forged)).text

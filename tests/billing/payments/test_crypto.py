@@ -179,3 +179,13 @@ def test_write_key_file_creates_once_with_private_mode(tmp_path: Path) -> None:
     assert crypto.default_key_file(settings) == path
     ring = keyring_from_settings(settings)
     assert ring.decrypt(ring.encrypt(SECRET)) == SECRET
+
+
+def test_derived_keys_are_shared_by_equal_keyrings_and_separate_purposes() -> None:
+    first, second = generate_key(), generate_key()
+    one, same = Keyring([first, second]), Keyring([first])
+    key = one.derive_key("dashboard")
+    assert len(key) == 32 and key == same.derive_key("dashboard")  # only the first key counts
+    assert key != one.derive_key("something else")
+    assert key != Keyring([second, first]).derive_key("dashboard")  # rolling the first key changes it
+    assert key not in (first.encode(), base64.urlsafe_b64decode(first))
