@@ -1,6 +1,7 @@
 """Offsets are committed after the batch is applied, in the background and in order: the
 group's committed position reaches the end of the topic once every command is applied
-(real Kafka, real Postgres), and a failed commit is logged, never raised, never reordered."""
+(real Kafka, real Postgres), a failed commit is logged, never raised, never reordered, and
+a batch whose handling fails is delivered again, never skipped."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
 from billing.models import ProcessedCommand
+import consumers.app
 from consumers.app import OffsetCommitter, consumer_group, run_command_consumer
 from consumers.pipeline import RawCommand
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
@@ -116,3 +118,36 @@ async def test_commits_go_out_in_order_with_the_next_offset_of_each_partition(ca
         {TopicPartition("t", 1): 6, TopicPartition("t", 2): 1},
     ]
     assert "the group rebalanced" in caplog.text and "answered as duplicates" in caplog.text
+
+
+async def test_a_batch_whose_handling_fails_is_delivered_again(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "nack.")
+    await ensure_topics(timeout=20)
+    tenant = await new_tenant(session_factory, "Failing batch")
+    applying = consumers.app.apply_with_retries
+    failures: list[str] = []
+
+    async def fails_once(sessions, records):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(records[0].value.decode())
+            raise RuntimeError("a bug met in this batch")
+        return await applying(sessions, records)
+
+    monkeypatch.setattr(consumers.app, "apply_with_retries", fails_once)
+    broker = create_broker()
+    await broker.start()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    consumer = asyncio.create_task(run_command_consumer(stop, ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=60)
+        command = CommandEnvelope(commandId=f"cmd_{uuid.uuid4().hex}", type="customer.create", organizationId=tenant.organization_id,
+                                  actor=Actor(type="system", id="nack-test"), issuedAt=utcnow(), payload={"name": "Again"})
+        await publish_command(broker, command)
+        async with asyncio.timeout(30):
+            while await _applied(session_factory, tenant.organization_id) < 1:
+                await asyncio.sleep(0.05)
+        assert len(failures) == 1 and command.commandId in failures[0]
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, timeout=30)
+        await broker.stop()
