@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select
 
 from billing.models import ProcessedCommand
@@ -49,22 +52,34 @@ async def _positions(partition_count: int, committed: bool) -> dict[int, int]:
         await reader.stop()
 
 
-async def test_the_group_commits_every_applied_batch(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "offsets.")
-    partition_count = (await ensure_topics(timeout=20))[topic(BILLING_COMMANDS)]
-    tenants = [await new_tenant(session_factory, f"Offsets {n}") for n in range(4)]  # keyed apart: several partitions
+@asynccontextmanager
+async def consumer_and_publisher() -> AsyncIterator[KafkaBroker]:
+    """The command consumer running in this loop, and a publisher for the test's commands."""
     broker = create_broker()
     await broker.start()
     stop, ready = asyncio.Event(), asyncio.Event()
     consumer = asyncio.create_task(run_command_consumer(stop, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), timeout=60)
+        yield broker
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, timeout=30)
+        await broker.stop()
+
+
+def create_customer(organization_id: str, name: str) -> CommandEnvelope:
+    return CommandEnvelope(commandId=f"cmd_{uuid.uuid4().hex}", type="customer.create", organizationId=organization_id,
+                           actor=Actor(type="system", id="offsets-test"), issuedAt=utcnow(), payload={"name": name})
+
+
+async def test_the_group_commits_every_applied_batch(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "offsets.")
+    partition_count = (await ensure_topics(timeout=20))[topic(BILLING_COMMANDS)]
+    tenants = [await new_tenant(session_factory, f"Offsets {n}") for n in range(4)]  # keyed apart: several partitions
+    async with consumer_and_publisher() as broker:
         await asyncio.gather(*(
-            publish_command(broker, CommandEnvelope(
-                commandId=f"cmd_{uuid.uuid4().hex}", type="customer.create", organizationId=tenants[n % 4].organization_id,
-                actor=Actor(type="system", id="offsets-test"), issuedAt=utcnow(), payload={"name": f"Customer {n}"},
-            ))
-            for n in range(COMMANDS)
+            publish_command(broker, create_customer(tenants[n % 4].organization_id, f"Customer {n}")) for n in range(COMMANDS)
         ))
         async with asyncio.timeout(60):
             while sum([await _applied(session_factory, t.organization_id) for t in tenants]) < COMMANDS:
@@ -75,10 +90,6 @@ async def test_the_group_commits_every_applied_batch(session_factory, monkeypatc
             while (committed := await _positions(partition_count, committed=True)) != ends:
                 await asyncio.sleep(0.1)
         assert committed == ends
-    finally:
-        stop.set()
-        await asyncio.wait_for(consumer, timeout=30)
-        await broker.stop()
 
 
 class _RecordingConsumer:
@@ -134,20 +145,10 @@ async def test_a_batch_whose_handling_fails_is_delivered_again(session_factory, 
         return await applying(sessions, records)
 
     monkeypatch.setattr(consumers.app, "apply_with_retries", fails_once)
-    broker = create_broker()
-    await broker.start()
-    stop, ready = asyncio.Event(), asyncio.Event()
-    consumer = asyncio.create_task(run_command_consumer(stop, ready=ready))
-    try:
-        await asyncio.wait_for(ready.wait(), timeout=60)
-        command = CommandEnvelope(commandId=f"cmd_{uuid.uuid4().hex}", type="customer.create", organizationId=tenant.organization_id,
-                                  actor=Actor(type="system", id="nack-test"), issuedAt=utcnow(), payload={"name": "Again"})
+    async with consumer_and_publisher() as broker:
+        command = create_customer(tenant.organization_id, "Again")
         await publish_command(broker, command)
         async with asyncio.timeout(30):
             while await _applied(session_factory, tenant.organization_id) < 1:
                 await asyncio.sleep(0.05)
-        assert len(failures) == 1 and command.commandId in failures[0]
-    finally:
-        stop.set()
-        await asyncio.wait_for(consumer, timeout=30)
-        await broker.stop()
+    assert len(failures) == 1 and command.commandId in failures[0]
