@@ -41,7 +41,11 @@ async def claim_unsent(session: AsyncSession, limit: int, min_age_seconds: float
 
 
 async def mark_sent(session: AsyncSession, ids: Sequence[int]) -> None:
-    await session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(sent_at=datetime.now(UTC)))
+    # no objects of this session to keep in step with the rows: skip the ORM's synchronizing pass
+    await session.execute(
+        update(Outbox).where(Outbox.id.in_(ids)).values(sent_at=datetime.now(UTC)),
+        execution_options={"synchronize_session": False},
+    )
 
 
 class PostgresOutboxStore:
