@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.auth import KeyCache, provide_caller, provide_db, rate_limit_identity
+from api.params import provide_created_range, provide_page_request
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
 from api.controllers.api_keys import ApiKeyController
@@ -89,7 +90,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG, *PAYMENTS, *ANALYTICS],  # CATALOG: issue 4, PAYMENTS: issue 5, ANALYTICS: issue 6
-        dependencies={"caller": Provide(provide_caller), "db": Provide(provide_db)},
+        dependencies={
+            "caller": Provide(provide_caller),
+            "db": Provide(provide_db),
+            "page_request": Provide(provide_page_request),
+            "created": Provide(provide_created_range),
+        },
         exception_handlers={**EXCEPTION_HANDLERS, GatewayError: on_gateway_error},  # type: ignore[arg-type]  # GatewayError: issue 5 (Retry-After)
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,

@@ -47,12 +47,15 @@ def _declared_name(request: Request[Any, Any, Any], key: str | None) -> str | No
     handler's argument name (`created_gt`)."""
     if not key:
         return key
-    try:
-        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
-    except AttributeError:
-        return key
-    definition = getattr(parameter, "kwarg_definition", None)
-    return getattr(definition, "query", None) or getattr(definition, "header", None) or key
+    handler = request.route_handler
+    # the handler's own arguments, then those of its dependencies (api/params.py: paging)
+    signatures = [handler.parsed_fn_signature, *(p.parsed_fn_signature for p in handler.resolve_dependencies().values())]
+    for signature in signatures:
+        parameter = signature.parameters.get(key)
+        if parameter is not None:
+            definition = parameter.kwarg_definition
+            return getattr(definition, "query", None) or getattr(definition, "header", None) or key
+    return key
 
 
 def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from litestar.params import Parameter
 
+from billing.pagination import CreatedRange, PageRequest
+
 IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
 Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
 StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
@@ -18,3 +20,23 @@ SearchPage = Annotated[str | None, Parameter(query="page", max_length=64, requir
 def created_bound(name: str) -> Any:
     """`created[gte]` and its siblings: ISO-8601 times bounding `createdAt`."""
     return Annotated[datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"createdAt {name}")]
+
+
+# Dependencies (api/app.py): a list endpoint takes `page_request: PageRequest` (and
+# `created: CreatedRange` when it filters on creation time) instead of repeating the
+# query parameters and building them itself.
+
+
+async def provide_page_request(
+    limit: Limit = 10, starting_after: StartingAfter = None, ending_before: EndingBefore = None
+) -> PageRequest:
+    return PageRequest(limit, starting_after, ending_before)
+
+
+async def provide_created_range(
+    created_gte: created_bound("gte") = None,
+    created_gt: created_bound("gt") = None,
+    created_lte: created_bound("lte") = None,
+    created_lt: created_bound("lt") = None,
+) -> CreatedRange:
+    return CreatedRange(created_gte, created_gt, created_lte, created_lt)

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.params import IdempotencyKey
 from api.responses import list_response, run_command
 from billing.catalog.attributes import check_definition
 from billing.catalog.repository import get_attribute_definition, list_attribute_definitions
@@ -69,10 +69,8 @@ class AttributeDefinitionController(Controller):
     async def index(
         self,
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
         deprecated: Annotated[bool | None, Parameter(query="deprecated", required=False)] = None,
     ) -> dict[str, Any]:
-        page = await list_attribute_definitions(db, PageRequest(limit, starting_after, ending_before), deprecated=deprecated)
+        page = await list_attribute_definitions(db, page_request, deprecated=deprecated)
         return list_response(page, ProductAttributeDefinition, self.path)

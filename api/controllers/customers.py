@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, SearchPage, SearchQuery, StartingAfter, created_bound
+from api.params import IdempotencyKey, Limit, SearchPage, SearchQuery
 from api.responses import list_response, run_command, search_response
 from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
 from billing.errors import ResourceMissing
@@ -55,20 +55,15 @@ class CustomerController(Controller):
     async def index(
         self,
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
+        created: CreatedRange,
         email: Annotated[str | None, Parameter(query="email", max_length=512, required=False)] = None,
-        created_gte: created_bound("gte") = None,
-        created_gt: created_bound("gt") = None,
-        created_lte: created_bound("lte") = None,
-        created_lt: created_bound("lt") = None,
     ) -> dict[str, Any]:
         page = await list_customers(
             db,
-            PageRequest(limit, starting_after, ending_before),
+            page_request,
             email=email,
-            created=CreatedRange(created_gte, created_gt, created_lte, created_lt),
+            created=created,
         )
         return list_response(page, Customer, self.path)
 

@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.currencies import get_currency, is_known_currency
 from billing.errors import InvalidRequest
@@ -50,16 +50,14 @@ class ExchangeRateController(Controller):
     async def index(
         self,
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
         base: Annotated[str | None, Parameter(query="base", max_length=16, required=False)] = None,
         quote: Annotated[str | None, Parameter(query="quote", max_length=16, required=False)] = None,
         source: Annotated[str | None, Parameter(query="source", max_length=100, required=False)] = None,
     ) -> dict[str, Any]:
         page = await list_exchange_rates(
             db,
-            PageRequest(limit, starting_after, ending_before),
+            page_request,
             base=_currency_filter(base, "base"),
             quote=_currency_filter(quote, "quote"),
             source=source,

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter
+from api.params import IdempotencyKey
 from api.responses import list_response, run_command
 from billing.errors import ResourceMissing
 from billing.meters.repository import get_meter, list_meters
@@ -48,10 +48,8 @@ class MeterController(Controller):
     async def index(
         self,
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
         active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
     ) -> dict[str, Any]:
-        page = await list_meters(db, PageRequest(limit, starting_after, ending_before), active=active)
+        page = await list_meters(db, page_request, active=active)
         return list_response(page, Meter, self.path)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.errors import error_response
+from api.params import IdempotencyKey
 from api.responses import command_response, list_response, run_command
 from billing.commands import get_outcome
 from billing.crypto import SecretDecryptionError
@@ -49,13 +50,6 @@ from contracts.payments import GatewayPaymentMethodData, PaymentMethodAttach
 from contracts.resources import CustomerPaymentMethod
 
 log = logging.getLogger(__name__)
-
-# The request parameters every controller takes (declared here too, so this file does not
-# depend on where another controller keeps its own).
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
-Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
-StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
-EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
 
 # Stripe's parameter names to ours, for errors Stripe answers about what the client sent.
 _PARAMS = {"payment_method": "paymentMethod", "customer": "customer"}
@@ -260,14 +254,12 @@ class PaymentMethodController(Controller):
         self,
         customer_id: str,
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
         type: Annotated[PaymentMethodType | None, Parameter(query="type", required=False)] = None,
     ) -> dict[str, Any]:
         await customer_or_404(db, customer_id, param="id")
         page = await repository.list_payment_methods(
-            db, customer_id, PageRequest(limit, starting_after, ending_before), type=type
+            db, customer_id, page_request, type=type
         )
         return list_response(page, CustomerPaymentMethod, f"/v1/customers/{customer_id}/payment-methods")
 

@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, StartingAfter, created_bound
+from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.catalog.repository import (
     get_price,
@@ -111,9 +111,8 @@ class PriceController(Controller):
     async def index(
         self,
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
+        created: CreatedRange,
         product: Annotated[str | None, Parameter(query="product", max_length=64, required=False)] = None,
         price_type: Annotated[str | None, Parameter(query="type", max_length=32, required=False, description="one_time | recurring")] = None,
         active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
@@ -128,10 +127,6 @@ class PriceController(Controller):
         usage_type: Annotated[
             str | None, Parameter(query="recurring[usageType]", max_length=32, required=False, description="licensed | metered")
         ] = None,
-        created_gte: created_bound("gte") = None,
-        created_gt: created_bound("gt") = None,
-        created_lte: created_bound("lte") = None,
-        created_lt: created_bound("lt") = None,
     ) -> dict[str, Any]:
         if currency is not None:
             if not is_known_currency(currency):
@@ -143,7 +138,7 @@ class PriceController(Controller):
             currency = get_currency(currency).code
         page = await list_prices(
             db,
-            PageRequest(limit, starting_after, ending_before),
+            page_request,
             product=product,
             type_=_choice(price_type, PriceType, "type"),
             active=active,
@@ -151,6 +146,6 @@ class PriceController(Controller):
             lookup_keys=lookup_keys,
             interval=_choice(interval, RecurringInterval, "recurring[interval]"),
             usage_type=_choice(usage_type, UsageType, "recurring[usageType]"),
-            created=CreatedRange(created_gte, created_gt, created_lte, created_lt),
+            created=created,
         )
         return {"object": "list", "data": [price_json(price) for price in page.items], "hasMore": page.has_more, "url": self.path}

@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.params import EndingBefore, IdempotencyKey, Limit, SearchPage, SearchQuery, StartingAfter, created_bound
+from api.params import IdempotencyKey, Limit, SearchPage, SearchQuery
 from api.responses import list_response, run_command, search_response
 from billing.catalog.attributes import attributes_for_new_product
 from billing.catalog.repository import (
@@ -106,22 +106,17 @@ class ProductController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
-        limit: Limit = 10,
-        starting_after: StartingAfter = None,
-        ending_before: EndingBefore = None,
+        page_request: PageRequest,
+        created: CreatedRange,
         active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
         ids: Annotated[list[str] | None, Parameter(query="ids", required=False, max_items=100)] = None,
-        created_gte: created_bound("gte") = None,
-        created_gt: created_bound("gt") = None,
-        created_lte: created_bound("lte") = None,
-        created_lt: created_bound("lt") = None,
     ) -> dict[str, Any]:
         page = await list_products(
             db,
-            PageRequest(limit, starting_after, ending_before),
+            page_request,
             active=active,
             ids=ids,
-            created=CreatedRange(created_gte, created_gt, created_lte, created_lt),
+            created=created,
             attributes=attribute_filters(request),
         )
         return list_response(page, Product, self.path)
