@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
@@ -45,6 +46,21 @@ def tenant_of(session: AsyncSession) -> str:
     if not organization_id:
         raise RuntimeError("this needs a tenant session (billing.db.tenant_session)")
     return organization_id
+
+
+TenantModel = TypeVar("TenantModel", bound=Base)
+
+
+async def get_one(
+    session: AsyncSession, model: type[TenantModel], column: Any, value: object, *, for_update: bool = False
+) -> TenantModel | None:
+    """The row of `model` whose `column` equals `value` (a unique column), within the tenant
+    session's organization; locked for the rest of the transaction with `for_update`."""
+    tenant_of(session)
+    statement = select(model).where(column == value)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.scalars(statement)).one_or_none()
 
 
 # the role and setting of the row-level security policies (billing/migrations: 7c3e5a1d9b20)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.attributes import AttributeDefinition, filter_json
 from billing.catalog.pricing import PriceTerms
-from billing.db import tenant_of
+from billing.db import get_one, tenant_of
 from billing.errors import InvalidRequest
 from billing.models import Price, Product, ProductAttributeDefinition
 from billing.pagination import CreatedRange, Page, PageRequest, paginate
@@ -30,11 +30,7 @@ PRODUCT_SEARCH_FIELDS = {"name", "description", "active", "metadata"}
 async def get_attribute_definition(
     session: AsyncSession, definition_id: str, *, for_update: bool = False
 ) -> ProductAttributeDefinition | None:
-    tenant_of(session)
-    statement = select(ProductAttributeDefinition).where(ProductAttributeDefinition.id == definition_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, ProductAttributeDefinition, ProductAttributeDefinition.id, definition_id, for_update=for_update)
 
 
 async def get_attribute_definition_by_key(session: AsyncSession, key: str) -> ProductAttributeDefinition | None:
@@ -64,11 +60,7 @@ async def list_attribute_definitions(
 
 
 async def get_product(session: AsyncSession, product_id: str, *, for_update: bool = False) -> Product | None:
-    tenant_of(session)
-    statement = select(Product).where(Product.id == product_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, Product, Product.id, product_id, for_update=for_update)
 
 
 async def list_products(
@@ -124,19 +116,11 @@ async def search_products(session: AsyncSession, query: SearchQuery, page: PageR
 
 
 async def get_price(session: AsyncSession, price_id: str, *, for_update: bool = False) -> Price | None:
-    tenant_of(session)
-    statement = select(Price).where(Price.id == price_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, Price, Price.id, price_id, for_update=for_update)
 
 
 async def get_price_by_lookup_key(session: AsyncSession, lookup_key: str, *, for_update: bool = False) -> Price | None:
-    tenant_of(session)
-    statement = select(Price).where(Price.lookup_key == lookup_key)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, Price, Price.lookup_key, lookup_key, for_update=for_update)
 
 
 async def list_prices(

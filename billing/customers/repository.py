@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_of
+from billing.db import get_one, tenant_of
 from billing.pagination import CreatedRange, Page, PageRequest, paginate
 from billing.search import SearchQuery
 from billing.models import Customer
@@ -14,11 +14,7 @@ SEARCHABLE_FIELDS = {"email", "name", "phone", "metadata"}
 
 
 async def get_customer(session: AsyncSession, customer_id: str, *, for_update: bool = False) -> Customer | None:
-    tenant_of(session)
-    statement = select(Customer).where(Customer.id == customer_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, Customer, Customer.id, customer_id, for_update=for_update)
 
 
 async def list_customers(

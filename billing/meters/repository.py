@@ -7,17 +7,13 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_of
+from billing.db import get_one, tenant_of
 from billing.models import Meter
 from billing.pagination import Page, PageRequest, paginate
 
 
 async def get_meter(session: AsyncSession, meter_id: str, *, for_update: bool = False) -> Meter | None:
-    tenant_of(session)
-    statement = select(Meter).where(Meter.id == meter_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, Meter, Meter.id, meter_id, for_update=for_update)
 
 
 async def get_meter_by_event_name(session: AsyncSession, event_name: str) -> Meter | None:
