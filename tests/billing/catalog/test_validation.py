@@ -16,6 +16,7 @@ from billing.catalog.validation import (
     validate_price,
 )
 from billing.money import MAX_UNIT_AMOUNT
+from contracts.catalog import PRICE_TERMS_FIELDS
 
 GRADUATED = {
     "currency": "usd",
@@ -495,18 +496,7 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 )
-FIELDS = [
-    "currency",
-    "type",
-    "billingScheme",
-    "unitAmount",
-    "unitAmountDecimal",
-    "tiersMode",
-    "tiers",
-    "transformQuantity",
-    "currencyOptions",
-    "recurring",
-]
+FIELDS = sorted(PRICE_TERMS_FIELDS)  # every field that decides what a price charges
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
