@@ -10,10 +10,15 @@ from cli.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
 
 def test_settle_heap_freezes_what_exists_and_raises_the_threshold() -> None:
     before = gc.get_threshold()
+    gc.unfreeze()
     try:
-        survivor = [object() for _ in range(1000)]
+        assert gc.get_freeze_count() == 0
+        survivors = [[] for _ in range(1000)]  # lists are tracked by the collector (plain objects are not)
         settle_heap()
-        assert gc.get_freeze_count() >= len(survivor)
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(survivors)
+        gc.collect()  # a full collection no longer counts them: they stay frozen
+        assert gc.get_freeze_count() == frozen
         assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
     finally:
         gc.unfreeze()
