@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings as hypothesis_settings
 from sqlalchemy.engine import make_url
@@ -116,3 +117,23 @@ def session_factory(engine: object) -> object:
     from billing.db import create_session_factory
 
     return create_session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def stripe_api_base() -> str:
+    base = get_settings().stripe_api_base.rstrip("/")
+    try:
+        response = httpx.get(f"{base}/v1/customers", auth=("sk_test_123", ""), timeout=5)
+    except httpx.HTTPError as error:
+        pytest.fail(
+            f"stripe-mock is not reachable at {base} ({type(error).__name__}: {error}): "
+            "start the local stack with `billing stack up` (or point STRIPE_API_BASE at a running stripe-mock)",
+            pytrace=False,
+        )
+    if response.status_code != 200 or "stripe-mock-version" not in response.headers:
+        pytest.fail(
+            f"{base} answered {response.status_code} and is not stripe-mock: run `billing stack up` "
+            "or point STRIPE_API_BASE at stripe-mock",
+            pytrace=False,
+        )
+    return base

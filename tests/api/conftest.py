@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import httpx
@@ -80,7 +81,8 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-async def api(command_consumer: None) -> AsyncIterator[httpx.AsyncClient]:
+async def api(command_consumer: None, stripe_api_base: str) -> AsyncIterator[httpx.AsyncClient]:
+    # stripe_api_base: the payment endpoints call stripe-mock; its absence fails here with the fix
     async with serve(get_settings()) as client:
         yield client
 
@@ -133,3 +135,15 @@ def api_client(api: httpx.AsyncClient, tenant: Tenant) -> TenantClient:
 @pytest.fixture
 def other_api_client(api: httpx.AsyncClient, other_tenant: Tenant) -> TenantClient:
     return TenantClient(api, other_tenant)
+
+
+def assert_error(response: httpx.Response, status: int, code: str, param: str | None,
+                 type_: str = "invalid_request_error") -> dict[str, Any]:
+    """The response is Stripe's error shape, exactly: {"error": {type, code, message, param}}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"type", "code", "message", "param"}, body
+    assert (body["error"]["type"], body["error"]["code"], body["error"]["param"]) == (type_, code, param), body
+    assert body["error"]["message"]
+    return body["error"]

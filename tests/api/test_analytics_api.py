@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tests.api.conftest import TenantClient
+from tests.api.conftest import TenantClient, assert_error
 from tests.api.test_usage_events import (  # noqa: F401  (fixtures)
     analytics_api,
-    assert_error,
     create_customer,
     create_meter,
     event,

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from billing.models import ProductAttributeDefinition
 from tests.api.conftest import TenantClient, new_tenant
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 
 
 @pytest.fixture

@@ -8,24 +8,12 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.models import Customer, ProcessedCommand
-from tests.api.conftest import TenantClient
+from tests.api.conftest import TenantClient, assert_error
 
 
 async def customer_count(session_factory, organization_id: str) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
         return await session.scalar(select(func.count()).select_from(Customer).where(Customer.organization_id == organization_id))
-
-
-def assert_error(response, status: int, code: str, param: str | None, type_: str = "invalid_request_error") -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"type", "code", "message", "param"}
-    assert body["error"]["type"] == type_
-    assert body["error"]["code"] == code
-    assert body["error"]["param"] == param
-    assert body["error"]["message"]
-    return body["error"]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from api.card_guard import WRITE_METHODS, card_param
 from billing.models import ProcessedCommand
 from contracts.settings import get_settings
 from tests.api.conftest import TenantClient
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 
 CARD = "4242 4242 4242 4242"
 DIGITS = CARD.replace(" ", "")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from billing.fx_service import FX_WRITERS_ENV
 from billing.models import ExchangeRate
 from tests.api.conftest import TenantClient
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 
 
 @pytest.fixture

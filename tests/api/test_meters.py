@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.api.conftest import TenantClient
-from tests.api.test_usage_events import assert_error
+from tests.api.conftest import assert_error
 
 
 def _name() -> str:

@@ -37,7 +37,7 @@ from billing.models import Customer, CustomerPaymentMethod, Organization, Proces
 from contracts.enums import SubscriptionStatus
 from contracts.settings import get_settings
 from tests.api.conftest import TenantClient, new_tenant, serve
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 
 MOCK_FINGERPRINT = "AOB934RVNwzk6xtn"  # stripe-mock's fixture card
 

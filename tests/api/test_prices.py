@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from billing.models import Price
 from contracts.resources import Price as PriceResource
 from tests.api.conftest import TenantClient, new_tenant
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 
 TIERED = {
     "currency": "usd",

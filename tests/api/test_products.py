@@ -13,7 +13,7 @@ from billing.models import Customer, Price, Product, Subscription, SubscriptionI
 from contracts.enums import SubscriptionStatus
 from contracts.resources import Product as ProductResource
 from tests.api.conftest import TenantClient, new_tenant
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from billing.models import CustomerPaymentMethod, Organization, Outbox, Processe
 from billing.payments.webhooks import sign_payload
 from contracts.envelopes import command_id_for
 from tests.api.conftest import new_tenant
-from tests.api.test_bad_input import assert_error
+from tests.api.conftest import assert_error
 from tests.api.test_card_guard import log_lines  # noqa: F401  (a fixture)
 from tests.api.test_payment_methods import Connected, connected_tenant, new_customer
 

@@ -34,7 +34,7 @@ from analytics.migrations import migrate  # noqa: E402
 from analytics.store import get_store  # noqa: E402
 from contracts.settings import get_settings  # noqa: E402
 from contracts.usage import MAX_BATCH_EVENTS  # noqa: E402
-from tests.api.conftest import Tenant, TenantClient, new_tenant, serve  # noqa: E402
+from tests.api.conftest import Tenant, TenantClient, assert_error, new_tenant, serve  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -136,13 +136,6 @@ async def wait_usage(client: TenantClient, params: dict[str, Any], expected_even
             if sum(row["eventCount"] for row in body["data"]) >= expected_events:
                 return body
             await asyncio.sleep(0.1)
-
-
-def assert_error(response: httpx.Response, status: int, code: str, param: str | None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert (error["code"], error["param"]) == (code, param), error
-    return error
 
 
 # --- ingestion ------------------------------------------------------------------------------

@@ -47,7 +47,6 @@ from billing.payments.gateway import (
 )
 from billing.payments.stripe_gateway import StripeGateway, StripeGatewayPool
 from contracts.enums import PaymentMethodType
-from contracts.settings import get_settings
 
 TEST_KEY = "sk_test_123"
 
@@ -79,26 +78,6 @@ class RecordingHTTPXClient(stripe.HTTPXClient):
     @property
     def last(self) -> dict[str, Any]:
         return self.requests[-1]
-
-
-@pytest.fixture(scope="session")
-def stripe_api_base() -> str:
-    base = get_settings().stripe_api_base.rstrip("/")
-    try:
-        response = httpx.get(f"{base}/v1/customers", auth=(TEST_KEY, ""), timeout=5)
-    except httpx.HTTPError as error:
-        pytest.fail(
-            f"stripe-mock is not reachable at {base} ({type(error).__name__}: {error}): "
-            "start the local stack with `billing stack up` (or point STRIPE_API_BASE at a running stripe-mock)",
-            pytrace=False,
-        )
-    if response.status_code != 200 or "stripe-mock-version" not in response.headers:
-        pytest.fail(
-            f"{base} answered {response.status_code} and is not stripe-mock: run `billing stack up` "
-            "or point STRIPE_API_BASE at stripe-mock",
-            pytrace=False,
-        )
-    return base
 
 
 @pytest.fixture
