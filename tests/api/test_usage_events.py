@@ -138,6 +138,14 @@ async def wait_usage(client: TenantClient, params: dict[str, Any], expected_even
             await asyncio.sleep(0.1)
 
 
+async def settle_usage(client: TenantClient, meter: dict[str, Any], customer: str, counted: int) -> dict[str, Any]:
+    """Sends one barrier event (value 0) and waits until it is counted: an organization's
+    events are consumed in order, so anything accepted before it is counted by then."""
+    barrier = await send(client, event(meter["eventName"], customer, 0))
+    assert barrier.status_code == 202, barrier.text
+    return await wait_usage(client, {"meter": meter["id"]}, counted + 1)
+
+
 # --- ingestion ------------------------------------------------------------------------------
 
 
@@ -166,10 +174,9 @@ async def test_identifiers_dedupe_across_requests_first_wins(usage_client: Tenan
     first = await send(usage_client, event(meter["eventName"], customer, 5, identifier))
     again = await send(usage_client, event(meter["eventName"], customer, 7, identifier), event(meter["eventName"], customer, 1))
     assert (first.status_code, again.status_code) == (202, 202)
-    body = await wait_usage(usage_client, {"meter": meter["id"]}, 2)
-    await asyncio.sleep(0.5)  # a duplicate, were it counted, would have landed by now
-    body = await wait_usage(usage_client, {"meter": meter["id"]}, 2)
-    assert body["data"][0]["eventCount"] == 2 and body["data"][0]["value"] == "6"
+    await wait_usage(usage_client, {"meter": meter["id"]}, 2)
+    body = await settle_usage(usage_client, meter, customer, 2)  # a counted duplicate would show by now
+    assert body["data"][0]["eventCount"] == 3 and body["data"][0]["value"] == "6"
 
 
 async def test_events_carry_the_organization_of_the_key(usage_client: TenantClient, other_usage_client: TenantClient) -> None:
@@ -238,10 +245,9 @@ async def test_bad_events_are_refused_with_their_exact_parameter(usage_client: T
     assert_error(await usage_client.post("/v1/usage-events", json=[1, 2]), 400, "parameter_invalid", None)
     bad_json = await usage_client.post("/v1/usage-events", content=b'{"events": [', headers={"Content-Type": "application/json"})
     assert_error(bad_json, 400, "invalid_json", None)
-    # nothing of the refused requests was published
-    await asyncio.sleep(0.5)
-    body = await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"]})
-    assert body.json()["data"][0]["eventCount"] == 0
+    # nothing of the refused requests was published: only the barrier is counted
+    body = await settle_usage(usage_client, meter, customer, 0)
+    assert body["data"][0]["eventCount"] == 1
 
 
 async def test_a_full_batch_of_1000_is_accepted(usage_client: TenantClient) -> None:
@@ -259,6 +265,8 @@ async def test_inactive_meter_refuses_events(usage_client: TenantClient) -> None
     customer = await create_customer(usage_client)
     assert (await usage_client.patch(f"/v1/meters/{meter['id']}", json={"active": False})).status_code == 200
     assert_error(await send(usage_client, event(meter["eventName"], customer)), 400, "meter_inactive", "eventName")
+    assert (await usage_client.patch(f"/v1/meters/{meter['id']}", json={"active": True})).status_code == 200
+    assert (await settle_usage(usage_client, meter, customer, 0))["data"][0]["eventCount"] == 1  # the refused one is not
 
 
 async def test_usage_needs_a_key(analytics_api: AnalyticsStack) -> None:
@@ -276,3 +284,4 @@ async def test_a_large_batch_is_scanned_for_card_numbers_too(usage_client: Tenan
     assert len(response.request.content) > 256 * 1024
     error = assert_error(response, 400, "card_data_not_allowed", "events[700][properties][note]")
     assert "4242" not in error["message"]
+    assert (await settle_usage(usage_client, meter, customer, 0))["data"][0]["eventCount"] == 1  # none of the 1,000
