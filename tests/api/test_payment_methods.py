@@ -381,10 +381,14 @@ async def test_another_tenants_payment_method_does_not_exist(api, session_factor
     my_customer = await new_customer(mine.client)
     for path in (f"/v1/customers/{their_customer['id']}/payment-methods/{method['id']}",
                  f"/v1/customers/{my_customer['id']}/payment-methods/{method['id']}"):
-        assert (await mine.client.get(path)).status_code == 404
-        assert (await mine.client.delete(path)).status_code == 404
-        assert (await mine.client.post(f"{path}/default")).status_code == 404
+        for response in (await mine.client.get(path), await mine.client.delete(path), await mine.client.post(f"{path}/default")):
+            assert_error(response, 404, "resource_missing", response.json()["error"]["param"])
+            assert response.json()["error"]["param"] in ("id", "customer", "paymentMethod")
+    # and nothing of theirs changed: the card is still there, not made anyone's default
     assert (await theirs.client.get(f"/v1/customers/{their_customer['id']}/payment-methods/{method['id']}")).status_code == 200
+    assert (await theirs.client.get(f"/v1/customers/{their_customer['id']}")).json()["defaultPaymentMethodId"] is None
+    assert (await mine.client.get(f"/v1/customers/{my_customer['id']}")).json()["defaultPaymentMethodId"] is None
+    assert await count(session_factory, CustomerPaymentMethod, theirs.organization_id) == 1
 
 
 # ---------------------------------------------------------------------------- Stripe's errors, Stripe away
