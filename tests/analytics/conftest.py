@@ -92,6 +92,8 @@ async def kafka_settings(store: AnalyticsStore):
             if all(d.get("error_code", 0) == 0 and len(d.get("partitions", [])) > 0 for d in described):
                 break
             await asyncio.sleep(0.1)
+        else:
+            pytest.fail(f"topics {names} have no leader after 10 s: check `billing stack status`", pytrace=False)
         yield settings
     finally:
         try:
