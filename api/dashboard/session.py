@@ -30,10 +30,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from api.auth import Caller
+from billing.db import get_one, tenant_session
 from billing.models import ApiKey
+from billing.organizations.service import is_usable
 
 COOKIE = "billing_dashboard"
 COOKIE_PATH = "/dashboard"
@@ -101,14 +101,12 @@ def spend_link(claims: Token) -> bool:
 
 
 async def active_caller(sessions, claims: Token | None) -> Caller | None:  # type: ignore[no-untyped-def]
-    """The caller of a verified token, when its key is still active and of that organization."""
+    """The caller of a verified token, when its key is still usable (read in the token's
+    organization: a key of another organization is not found)."""
     if claims is None:
         return None
-    async with sessions() as session:
-        key = (await session.scalars(select(ApiKey).where(ApiKey.id == claims.api_key_id))).one_or_none()
-    now = datetime.now(UTC)
-    if key is None or key.organization_id != claims.organization_id or key.revoked_at is not None:
-        return None
-    if key.expires_at is not None and key.expires_at <= now:
+    async with tenant_session(sessions, claims.organization_id) as session:
+        key = await get_one(session, ApiKey, ApiKey.id, claims.api_key_id)
+    if key is None or not is_usable(key, datetime.now(UTC)):
         return None
     return Caller(key.organization_id, key.id)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_of
+from billing.db import get_one, tenant_of
 from billing.errors import ResourceMissing
 from billing.ids import new_id
 from billing.models import ApiKey, Organization
@@ -33,9 +33,14 @@ async def issue_api_key(session: AsyncSession, key_id: str, name: str, secret_ha
     return key
 
 
+def is_usable(key: ApiKey, at: datetime) -> bool:
+    """Whether a key authenticates at this moment: not revoked, not past its expiry."""
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > at)
+
+
 async def _active_key(session: AsyncSession, key_id: str) -> ApiKey:
-    key = (await session.scalars(select(ApiKey).where(ApiKey.id == key_id).with_for_update())).one_or_none()
-    if key is None or key.revoked_at is not None:
+    key = await get_one(session, ApiKey, ApiKey.id, key_id, for_update=True)
+    if key is None or not is_usable(key, datetime.now(UTC)):
         raise ResourceMissing("api key", key_id)
     return key
 
@@ -53,7 +58,9 @@ async def roll_api_key(
     """A new key with the old one's name; the old one stops working now or after a grace period."""
     old = await _active_key(session, old_key_id)
     if expires_in_seconds:
-        old.expires_at = datetime.now(UTC) + timedelta(seconds=expires_in_seconds)
+        # a grace period shortens the old key's life, never lengthens it
+        grace_ends = datetime.now(UTC) + timedelta(seconds=expires_in_seconds)
+        old.expires_at = grace_ends if old.expires_at is None else min(old.expires_at, grace_ends)
     else:
         old.revoked_at = datetime.now(UTC)
     return await issue_api_key(session, key_id, old.name, secret_hash, prefix)
@@ -67,8 +74,5 @@ async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
 async def authenticate(session: AsyncSession, secret: str) -> ApiKey | None:
     """The active key with this secret, across all organizations (this is how a request
     learns its organization)."""
-    now = datetime.now(UTC)
     key = (await session.scalars(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret)))).one_or_none()
-    if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        return None
-    return key
+    return key if key is not None and is_usable(key, datetime.now(UTC)) else None
