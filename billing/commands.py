@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_of
+from billing.db import get_one
 from billing.models import ProcessedCommand
 from contracts.envelopes import CommandOutcome
 
@@ -33,6 +33,5 @@ async def outcomes_of(session: AsyncSession, command_ids: Iterable[str]) -> dict
 
 
 async def get_outcome(session: AsyncSession, command_id: str) -> CommandOutcome | None:
-    tenant_of(session)
-    row = (await session.scalars(select(ProcessedCommand).where(ProcessedCommand.command_id == command_id))).one_or_none()
+    row = await get_one(session, ProcessedCommand, ProcessedCommand.command_id, command_id)
     return _outcome(row) if row else None

@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.controllers.payment_methods import (
-    IdempotencyKey,
     customer_or_404,
     ensure_gateway_customer,
     gateway_key,
     organization_gateway,
     ours,
 )
+from api.params import IdempotencyKey
 from billing.payments.gateway import GatewayError
 from contracts.payments import SetupIntent, SetupIntentCreate
 

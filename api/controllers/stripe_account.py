@@ -20,7 +20,7 @@ from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from api.controllers.payment_methods import IdempotencyKey
+from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.organizations import stripe_account
 from billing.payments import repository

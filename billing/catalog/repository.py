@@ -34,9 +34,7 @@ async def get_attribute_definition(
 
 
 async def get_attribute_definition_by_key(session: AsyncSession, key: str) -> ProductAttributeDefinition | None:
-    tenant_of(session)
-    statement = select(ProductAttributeDefinition).where(ProductAttributeDefinition.key == key)
-    return (await session.scalars(statement)).one_or_none()
+    return await get_one(session, ProductAttributeDefinition, ProductAttributeDefinition.key, key)
 
 
 async def attribute_definitions(session: AsyncSession) -> list[AttributeDefinition]:

@@ -17,8 +17,7 @@ async def get_meter(session: AsyncSession, meter_id: str, *, for_update: bool = 
 
 
 async def get_meter_by_event_name(session: AsyncSession, event_name: str) -> Meter | None:
-    tenant_of(session)
-    return (await session.scalars(select(Meter).where(Meter.event_name == event_name))).one_or_none()
+    return await get_one(session, Meter, Meter.event_name, event_name)
 
 
 async def meters_by_event_name(session: AsyncSession, event_names: Iterable[str]) -> dict[str, Meter]:
