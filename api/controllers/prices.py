@@ -16,14 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.params import IdempotencyKey
 from api.responses import run_command
-from billing.catalog.repository import (
-    get_price,
-    get_price_by_lookup_key,
-    get_product,
-    list_prices,
-    price_json,
-)
-from billing.catalog.service import check_price_update, quote_price, validated_price
+from billing.catalog.repository import get_price, list_prices, price_json
+from billing.catalog.service import check_lookup_key, check_price_update, product_for_price, quote_price, validated_price
 from billing.currencies import get_currency, is_known_currency
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Price as PriceRow
@@ -31,19 +25,6 @@ from billing.pagination import CreatedRange, PageRequest
 from contracts.catalog import PriceCreate, PriceUpdate, QuoteRequest
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price
-
-
-async def _check_lookup_key(db: AsyncSession, lookup_key: str | None, transfer: bool, price_id: str | None) -> None:
-    if lookup_key is None or transfer:
-        return
-    holder = await get_price_by_lookup_key(db, lookup_key)
-    if holder is not None and holder.id != price_id:
-        raise InvalidRequest(
-            f"The lookup key '{lookup_key}' is already used by price '{holder.id}'. "
-            "Send transferLookupKey: true to move it to this price.",
-            code="lookup_key_in_use",
-            param="lookupKey",
-        )
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -76,9 +57,8 @@ class PriceController(Controller):
         self, data: PriceCreate, db: AsyncSession, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> Price:
         validated_price(data)  # every rule of the definition, answered at once
-        if await get_product(db, data.product) is None:
-            raise InvalidRequest(f"No such product: '{data.product}'", code="resource_missing", param="product")
-        await _check_lookup_key(db, data.lookupKey, data.transferLookupKey, None)
+        await product_for_price(db, data.product)
+        await check_lookup_key(db, data.lookupKey, data.transferLookupKey, None)
         payload = data.model_dump(mode="json", exclude_unset=True)
         return await run_command(state, caller, "price.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
 
@@ -99,7 +79,7 @@ class PriceController(Controller):
         check_price_update(data)
         await _price(db, price_id)
         if "lookupKey" in data.model_fields_set:
-            await _check_lookup_key(db, data.lookupKey, bool(data.transferLookupKey), price_id)
+            await check_lookup_key(db, data.lookupKey, bool(data.transferLookupKey), price_id)
         payload = {"id": price_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
         return await run_command(state, caller, "price.update", payload, idempotency_key)  # type: ignore[return-value]
 

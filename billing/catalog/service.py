@@ -294,7 +294,7 @@ def _stored_options(options: dict[str, dict[str, Any]] | None) -> dict[str, Any]
     return stored
 
 
-async def _product_for_price(session: AsyncSession, product_id: str) -> Product:
+async def product_for_price(session: AsyncSession, product_id: str) -> Product:
     product = await get_product(session, product_id)
     if product is None:
         raise InvalidRequest(f"No such product: '{product_id}'", code="resource_missing", param="product")
@@ -310,6 +310,26 @@ async def _meter_id(session: AsyncSession, meter_id: str | None) -> str | None:
     return found
 
 
+def _lookup_key_in_use(lookup_key: str, holder: Price) -> InvalidRequest:
+    return InvalidRequest(
+        f"The lookup key '{lookup_key}' is already used by price '{holder.id}'. "
+        "Send transferLookupKey: true to move it to this price.",
+        code="lookup_key_in_use",
+        param="lookupKey",
+    )
+
+
+async def check_lookup_key(session: AsyncSession, lookup_key: str | None, transfer: bool, price_id: str | None) -> None:
+    """Refuses a lookup key another price holds unless it is to be transferred: the API's
+    early answer, before the command is published (`claim_lookup_key` decides when it is
+    applied)."""
+    if lookup_key is None or transfer:
+        return
+    holder = await get_price_by_lookup_key(session, lookup_key)
+    if holder is not None and holder.id != price_id:
+        raise _lookup_key_in_use(lookup_key, holder)
+
+
 async def claim_lookup_key(
     session: AsyncSession, lookup_key: str, transfer: bool, price_id: str | None
 ) -> Price | None:
@@ -319,12 +339,7 @@ async def claim_lookup_key(
     if holder is None or holder.id == price_id:
         return None
     if not transfer:
-        raise InvalidRequest(
-            f"The lookup key '{lookup_key}' is already used by price '{holder.id}'. "
-            "Send transferLookupKey: true to move it to this price.",
-            code="lookup_key_in_use",
-            param="lookupKey",
-        )
+        raise _lookup_key_in_use(lookup_key, holder)
     holder.lookup_key = None
     await session.flush()  # the unique index must see it released before it is taken
     return holder
@@ -333,7 +348,7 @@ async def claim_lookup_key(
 async def create_price(session: AsyncSession, data: PriceCreate) -> tuple[Price, Price | None]:
     """The new price, and the price its lookupKey was transferred from (if any)."""
     validated = validated_price(data)
-    product = await _product_for_price(session, data.product)
+    product = await product_for_price(session, data.product)
     meter_id = await _meter_id(session, validated.recurring.meter if validated.recurring else None)
     previous_holder = None
     if data.lookupKey is not None:
