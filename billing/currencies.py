@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from billing.errors import InvalidRequest
+
 
 class UnknownCurrency(ValueError):
     """A currency code that is not in the ISO 4217 table."""
@@ -238,3 +240,13 @@ def normalize_currency_code(code: str | Currency) -> str:
 
 def is_known_currency(code: object) -> bool:
     return isinstance(code, str) and code.lower() in CURRENCIES
+
+
+def currency_param(value: object, param: str) -> str:
+    """The ISO 4217 code that a request's `param` names (any case), or the Stripe-shaped
+    400 `invalid_currency` naming that param."""
+    if not isinstance(value, str) or not is_known_currency(value):
+        raise InvalidRequest(
+            f"Invalid {param}: {value!r} is not a supported ISO 4217 currency code.", code="invalid_currency", param=param
+        )
+    return get_currency(value).code

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import fx
 from billing.catalog.repository import plain_decimal
-from billing.currencies import get_currency, is_known_currency
+from billing.currencies import currency_param
 from billing.db import tenant_of
 from billing.errors import Conflict, InvalidRequest
 from billing.models import ExchangeRate
@@ -62,13 +62,7 @@ def require_fx_writer(organization_id: str) -> None:
 
 def validated_rate(data: ExchangeRateCreate) -> fx.ExchangeRate:
     """The rate of a request, checked, with asOf in UTC cut to the column's milliseconds."""
-    for param in ("base", "quote"):
-        code = getattr(data, param)
-        if not is_known_currency(code):
-            raise InvalidRequest(
-                f"Invalid {param}: {code!r} is not a supported ISO 4217 currency code.", code="invalid_currency", param=param
-            )
-    base, quote = get_currency(data.base).code, get_currency(data.quote).code
+    base, quote = currency_param(data.base, "base"), currency_param(data.quote, "quote")
     if base == quote:
         raise InvalidRequest("Invalid quote: it must differ from base.", code="parameter_invalid", param="quote")
     try:

@@ -15,22 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.params import IdempotencyKey
 from api.responses import run_command
-from billing.currencies import get_currency, is_known_currency
-from billing.errors import InvalidRequest
+from billing.currencies import currency_param
 from billing.fx_service import exchange_rate_json, list_exchange_rates, require_fx_writer, validated_rate
 from billing.pagination import PageRequest
 from contracts.catalog import ExchangeRateCreate
 from contracts.resources import ExchangeRate
-
-
-def _currency_filter(value: str | None, param: str) -> str | None:
-    if value is None:
-        return None
-    if not is_known_currency(value):
-        raise InvalidRequest(
-            f"Invalid {param}: {value!r} is not a supported ISO 4217 currency code.", code="invalid_currency", param=param
-        )
-    return get_currency(value).code
 
 
 class ExchangeRateController(Controller):
@@ -58,8 +47,8 @@ class ExchangeRateController(Controller):
         page = await list_exchange_rates(
             db,
             page_request,
-            base=_currency_filter(base, "base"),
-            quote=_currency_filter(quote, "quote"),
+            base=None if base is None else currency_param(base, "base"),
+            quote=None if quote is None else currency_param(quote, "quote"),
             source=source,
         )
         return {

@@ -18,7 +18,7 @@ from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.catalog.repository import get_price, list_prices, price_json
 from billing.catalog.service import check_lookup_key, check_price_update, product_for_price, quote_price, validated_price
-from billing.currencies import get_currency, is_known_currency
+from billing.currencies import currency_param
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Price as PriceRow
 from billing.pagination import CreatedRange, PageRequest
@@ -109,13 +109,7 @@ class PriceController(Controller):
         ] = None,
     ) -> dict[str, Any]:
         if currency is not None:
-            if not is_known_currency(currency):
-                raise InvalidRequest(
-                    f"Invalid currency: {currency!r} is not a supported ISO 4217 currency code.",
-                    code="invalid_currency",
-                    param="currency",
-                )
-            currency = get_currency(currency).code
+            currency = currency_param(currency, "currency")
         page = await list_prices(
             db,
             page_request,

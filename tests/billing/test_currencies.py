@@ -6,10 +6,12 @@ from billing.currencies import (
     CURRENCIES,
     Currency,
     UnknownCurrency,
+    currency_param,
     get_currency,
     is_known_currency,
     normalize_currency_code,
 )
+from billing.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(
@@ -89,3 +91,11 @@ def test_currency_is_frozen() -> None:
 def test_table_is_read_only() -> None:
     with pytest.raises(TypeError):
         CURRENCIES["abc"] = Currency("abc", 2, "Nope")  # type: ignore[index]
+
+
+def test_currency_param_normalizes_or_names_the_parameter() -> None:
+    assert currency_param("jPy", "currency") == get_currency("JPY").code
+    for bad in ("xxx1", "", None, 840):
+        with pytest.raises(InvalidRequest) as refused:
+            currency_param(bad, "quote")
+        assert (refused.value.code, refused.value.param) == ("invalid_currency", "quote")
