@@ -46,15 +46,7 @@ class CommandBus:
         payload: dict[str, Any],
         idempotency_key: str | None,
     ) -> CommandOutcome | Pending:
-        envelope = CommandEnvelope(
-            commandId=command_id_for(organization_id, idempotency_key),
-            type=command_type,
-            organizationId=organization_id,
-            actor=actor,
-            issuedAt=utcnow(),
-            idempotencyKey=idempotency_key,
-            payload=payload,
-        )
+        envelope = _envelope(organization_id, actor, command_type, payload, idempotency_key)
         expected_hash = envelope.request_hash()
         if idempotency_key is not None:
             earlier = await self._stored_outcome(organization_id, envelope.commandId)
@@ -62,12 +54,7 @@ class CommandBus:
                 return self._checked(earlier, expected_hash, idempotency_key)
         waiter = self._replies.expect(envelope.commandId)
         try:
-            try:
-                await publish_command(self._broker, envelope)
-            except (KafkaError, OSError) as error:
-                raise ServiceUnavailable(
-                    "The billing command queue is unavailable; nothing was changed. Retry later.", code="queue_unavailable"
-                ) from error
+            await self._publish(envelope)
             try:
                 outcome = await asyncio.wait_for(asyncio.shield(waiter), timeout=self._timeout)
             except TimeoutError:
@@ -78,6 +65,25 @@ class CommandBus:
             self._replies.forget(envelope.commandId, waiter)
         return self._checked(outcome, expected_hash, idempotency_key)
 
+    async def submit(
+        self, organization_id: str, actor: Actor, command_type: str, payload: dict[str, Any], idempotency_key: str
+    ) -> tuple[str, CommandOutcome | None]:
+        """Publishes without waiting (a webhook answers as soon as Kafka has the command):
+        (commandId, None), or (commandId, the first outcome) when the key was applied already."""
+        envelope = _envelope(organization_id, actor, command_type, payload, idempotency_key)
+        earlier = await self._stored_outcome(organization_id, envelope.commandId)
+        if earlier is None:
+            await self._publish(envelope)
+        return envelope.commandId, earlier
+
+    async def _publish(self, envelope: CommandEnvelope) -> None:
+        try:
+            await publish_command(self._broker, envelope)
+        except (KafkaError, OSError) as error:
+            raise ServiceUnavailable(
+                "The billing command queue is unavailable; nothing was changed. Retry later.", code="queue_unavailable"
+            ) from error
+
     async def _stored_outcome(self, organization_id: str, command_id: str) -> CommandOutcome | None:
         async with tenant_session(self._sessions, organization_id) as session:
             return await get_outcome(session, command_id)
@@ -87,3 +93,17 @@ class CommandBus:
         if outcome.requestHash != expected_hash:
             raise IdempotencyError(IDEMPOTENCY_MISMATCH.format(key=idempotency_key), code="idempotency_key_in_use")
         return outcome
+
+
+def _envelope(
+    organization_id: str, actor: Actor, command_type: str, payload: dict[str, Any], idempotency_key: str | None
+) -> CommandEnvelope:
+    return CommandEnvelope(
+        commandId=command_id_for(organization_id, idempotency_key),
+        type=command_type,
+        organizationId=organization_id,
+        actor=actor,
+        issuedAt=utcnow(),
+        idempotencyKey=idempotency_key,
+        payload=payload,
+    )

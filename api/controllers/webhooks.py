@@ -18,19 +18,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka.errors import KafkaError
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 
-from billing.commands import get_outcome
 from billing.crypto import SecretDecryptionError
-from billing.db import tenant_session
-from billing.errors import InvalidRequest, ResourceMissing, ServiceUnavailable
+from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Organization
 from billing.organizations.stripe_account import webhook_secret
 from billing.payments.webhooks import SIGNATURE_HEADER, construct_event, stripe_event_to_command
-from contracts.envelopes import Actor, CommandEnvelope, command_id_for, utcnow
-from producers.publisher import publish_command
+from contracts.envelopes import Actor
 
 ORGANIZATION_ID_MAX = 64
 
@@ -72,25 +68,8 @@ class StripeWebhookController(Controller):
         if mapped is None:
             return {"received": True, "eventId": event_id, "action": "ignored"}
         command_type, payload = mapped
-        key = event_idempotency_key(event_id)
-        envelope = CommandEnvelope(
-            commandId=command_id_for(organization.id, key),
-            type=command_type,
-            organizationId=organization.id,
-            actor=Actor(type="stripe_webhook", id=event_id[:255]),
-            issuedAt=utcnow(),
-            idempotencyKey=key,
-            payload=payload,
-        )
-        async with tenant_session(state.sessions, organization.id) as session:
-            earlier = await get_outcome(session, envelope.commandId)
-        if earlier is not None:
-            return {"received": True, "eventId": event_id, "action": "duplicate", "commandId": envelope.commandId}
-        try:
-            await publish_command(state.broker, envelope)
-        except (KafkaError, OSError) as error:
-            raise ServiceUnavailable(
-                "The billing command queue is unavailable; the event was not recorded. Stripe will retry.",
-                code="queue_unavailable",
-            ) from error
-        return {"received": True, "eventId": event_id, "action": "queued", "commandId": envelope.commandId}
+        actor = Actor(type="stripe_webhook", id=event_id[:255])
+        # a 503 when Kafka is away: Stripe retries later
+        command_id, earlier = await state.bus.submit(organization.id, actor, command_type, payload, event_idempotency_key(event_id))
+        action = "duplicate" if earlier is not None else "queued"
+        return {"received": True, "eventId": event_id, "action": action, "commandId": command_id}
