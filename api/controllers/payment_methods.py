@@ -43,7 +43,7 @@ from billing.payments.gateway import (
     GatewayPaymentMethod,
     PaymentGateway,
 )
-from billing.payments.stripe_gateway import StripeGatewayPool
+from billing.payments.stripe_gateway import StripeGatewayPool, already_detached
 from contracts.enums import PaymentMethodType
 from contracts.envelopes import CommandOutcome, command_id_for
 from contracts.payments import GatewayPaymentMethodData, PaymentMethodAttach
@@ -302,7 +302,7 @@ class PaymentMethodController(Controller):
                     row.gateway_payment_method_id, gateway_key(caller, idempotency_key, "detach")
                 )
             except GatewayInvalidRequest as error:
-                if not _already_detached(error):
+                if not already_detached(error):
                     raise ours(error) from None
                 # Stripe no longer has it attached (or at all): forget it here too
         return await run_command(state, caller, service.DETACH, payload, idempotency_key)  # type: ignore[return-value]
@@ -322,13 +322,6 @@ class PaymentMethodController(Controller):
     ) -> Any:
         payload = {"customerId": customer_id, "paymentMethodId": payment_method_id}
         return await run_command(state, caller, service.SET_DEFAULT, payload, idempotency_key)
-
-
-def _already_detached(error: GatewayInvalidRequest) -> bool:
-    """Stripe's answer to detaching a PaymentMethod that is not attached (or does not exist)."""
-    if error.status == 404 or error.code == "resource_missing":
-        return True
-    return error.code == "payment_method_unexpected_state" or "not attached" in error.message.lower()
 
 
 async def _detach_quietly(gateway: PaymentGateway, gateway_pm_id: str, key: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import stripe
 from litestar import Controller, delete, get, put
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,24 +23,8 @@ from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.organizations import stripe_account
 from billing.payments import repository
-from billing.payments.gateway import GatewayAuthenticationError
-from billing.payments.stripe_gateway import StripeGateway, map_stripe_error
+from billing.payments.stripe_gateway import verify_secret_key
 from contracts.payments import StripeAccount, StripeAccountConnect
-
-
-async def verify_secret_key(secret_key: str, api_base: str) -> None:
-    """One read-only call with the key; GatewayAuthenticationError (param secretKey) when
-    Stripe refuses it, GatewayUnavailable (503) when Stripe cannot be reached."""
-    gateway = StripeGateway(secret_key, api_base=api_base, max_network_retries=1)
-    try:
-        await gateway.client.v1.customers.list_async(params={"limit": 1})
-    except stripe.StripeError as error:
-        mapped = map_stripe_error(error)
-        if isinstance(mapped, GatewayAuthenticationError):
-            mapped.param = "secretKey"
-        raise mapped from None
-    finally:
-        await gateway.aclose()
 
 
 class StripeAccountController(Controller):

@@ -375,4 +375,34 @@ class StripeGatewayPool:
             await gateway.aclose()
 
 
-__all__ = ["DEFAULT_MAX_NETWORK_RETRIES", "DEFAULT_TIMEOUT", "StripeGateway", "StripeGatewayPool", "map_stripe_error"]
+async def verify_secret_key(secret_key: str, api_base: str) -> None:
+    """One read-only call with the key; GatewayAuthenticationError (param secretKey) when
+    Stripe refuses it, GatewayUnavailable (503) when Stripe cannot be reached."""
+    gateway = StripeGateway(secret_key, api_base=api_base, max_network_retries=1)
+    try:
+        await gateway.client.v1.customers.list_async(params={"limit": 1})
+    except stripe.StripeError as error:
+        mapped = map_stripe_error(error)
+        if isinstance(mapped, GatewayAuthenticationError):
+            mapped.param = "secretKey"
+        raise mapped from None
+    finally:
+        await gateway.aclose()
+
+
+def already_detached(error: GatewayInvalidRequest) -> bool:
+    """Stripe's answer to detaching a PaymentMethod that is not attached (or does not exist)."""
+    if error.status == 404 or error.code == "resource_missing":
+        return True
+    return error.code == "payment_method_unexpected_state" or "not attached" in error.message.lower()
+
+
+__all__ = [
+    "DEFAULT_MAX_NETWORK_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "StripeGateway",
+    "StripeGatewayPool",
+    "already_detached",
+    "map_stripe_error",
+    "verify_secret_key",
+]

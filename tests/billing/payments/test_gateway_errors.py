@@ -24,7 +24,7 @@ from billing.payments.gateway import (
     GatewayUnavailable,
     PaymentResult,
 )
-from billing.payments.stripe_gateway import StripeGateway, map_stripe_error
+from billing.payments.stripe_gateway import StripeGateway, already_detached, map_stripe_error
 
 
 class CannedHTTPXClient(stripe.HTTPXClient):
@@ -211,3 +211,10 @@ def test_every_mapped_error_is_a_billing_error_that_survives_the_pipeline(error:
     again = BillingError.from_dict(recorded)
     assert (again.type, again.code, again.param, again.status, again.message) == (
         mapped.type, mapped.code, mapped.param, mapped.status, mapped.message)
+
+
+def test_already_detached_reads_stripe_answers_to_detaching_what_is_not_attached() -> None:
+    assert already_detached(GatewayInvalidRequest("No such PaymentMethod: 'pm_x'", code="resource_missing", status=404))
+    assert already_detached(GatewayInvalidRequest("The payment method you provided is not attached to a customer so detachment is impossible.",
+                                                  code="payment_method_unexpected_state", status=400))
+    assert not already_detached(GatewayInvalidRequest("Invalid string: x", code="parameter_invalid_string", status=400))
