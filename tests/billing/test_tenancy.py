@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from billing.db import tenant_of, tenant_owned_models, tenant_session
+from billing.db import TENANT_KEY, tenant_of, tenant_owned_models, tenant_session
 from billing.models import ApiKey, Customer, Organization, Outbox, Price, ProcessedCommand
 from tests.conftest import asyncpg_dsn
 
@@ -41,6 +41,25 @@ async def test_selects_updates_and_deletes_stay_inside_the_tenant(session_factor
     assert {r.description for r in rows if r.organization_id == a} == {"touched"}
     assert {r.description for r in rows if r.organization_id == b} == {None}
     assert len([r for r in rows if r.organization_id == b]) == 3
+
+
+async def test_the_orm_filter_alone_keeps_the_tenant(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """The first wall on its own: a session bound to A without row-level security (it runs
+    as the table owner, which RLS does not restrict) still sees and changes only A's rows."""
+    a, b = await _two_tenants_with_customers(session_factory)
+    async with session_factory() as session, session.begin():
+        session.info[TENANT_KEY] = a  # the tenant filter, but not ROW_SECURITY_KEY
+        owners = set((await session.scalars(select(Customer.organization_id))).all())
+        assert owners == {a}
+        foreign_id = await session.scalar(
+            select(Customer.id).where(Customer.organization_id == b).execution_options(skip_tenant_filter=True).limit(1)
+        )
+        assert foreign_id is not None  # the rows are there: only the filter hides them
+        assert (await session.scalars(select(Customer).where(Customer.id == foreign_id))).one_or_none() is None
+        touched = await session.execute(update(Customer).where(Customer.organization_id == b).values(description="leak"))
+        assert touched.rowcount == 0
+        removed = await session.execute(delete(Customer).where(Customer.organization_id == b))
+        assert removed.rowcount == 0
 
 
 async def test_get_by_id_of_another_tenant_finds_nothing(session_factory) -> None:  # type: ignore[no-untyped-def]
