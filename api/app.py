@@ -15,6 +15,7 @@ from api.auth import KeyCache, provide_caller, provide_db, rate_limit_identity
 from api.params import provide_created_range, provide_page_request
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
+from api.input_rules import InputRules
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[
             CardDataGuard(MAX_BODY_BYTES),  # payments (issue 5): first, so a card number is refused before anything else sees it
+            InputRules(MAX_BODY_BYTES),  # text, nesting, header and id-shape rules before anything parses or stores them
             RateLimitConfig(
                 rate_limit=("second", settings.rate_limit_per_second),
                 identifier_for_request=rate_limit_identity,

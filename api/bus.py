@@ -29,6 +29,10 @@ class Pending:
     command_id: str
 
 
+class Replayed(CommandOutcome):
+    """The stored outcome of an earlier request with the same Idempotency-Key."""
+
+
 class CommandBus:
     def __init__(
         self, broker: KafkaBroker, replies: ReplyListener, sessions: async_sessionmaker[AsyncSession], timeout: float
@@ -51,7 +55,7 @@ class CommandBus:
         if idempotency_key is not None:
             earlier = await self._stored_outcome(organization_id, envelope.commandId)
             if earlier is not None:
-                return self._checked(earlier, expected_hash, idempotency_key)
+                return Replayed.model_validate(self._checked(earlier, expected_hash, idempotency_key).model_dump())
         waiter = self._replies.expect(envelope.commandId)
         try:
             await self._publish(envelope)

@@ -25,26 +25,20 @@ the raw body for its signature).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.input_rules import header, read_body, replay, respond
+from billing.input_rules import trimmed_param
 from billing.payments.card_guard import contains_card_number, find_card_number
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CODE = "card_data_not_allowed"
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
 
 
 def _form_param(body: bytes) -> str | None | bool:
@@ -80,10 +74,7 @@ def card_param(body: bytes, content_type: str | None) -> str | None | bool:
 def _redacted(param: str | None) -> str | None:
     """The path without the segments that are themselves the number (a card in a KEY): the
     answer names where it is, never the digits."""
-    while param and contains_card_number(param):
-        cut = param.rfind("[")
-        param = param[:cut] if cut > 0 else None
-    return param or None
+    return trimmed_param(param, contains_card_number)
 
 
 def rejection(param: str | None) -> dict[str, Any]:
@@ -102,40 +93,6 @@ def rejection(param: str | None) -> dict[str, Any]:
     }
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[list[bytes], bool]:
-    """The body's chunks and whether they are all of it (False: over `limit`, stopped)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # a disconnect: hand on what came
-            return chunks, True
-        chunk = message.get("body", b"")
-        if chunk:
-            chunks.append(chunk)
-            size += len(chunk)
-        if not message.get("more_body", False):
-            return chunks, True
-        if size > limit:
-            return chunks, False
-
-
-def _replay(chunks: Iterable[bytes], more: bool, receive: Receive) -> Receive:
-    """A receive that hands on the body read so far, then the rest from `receive`."""
-    pending = list(chunks) or [b""]
-    index = 0
-
-    async def replay() -> Message:
-        nonlocal index
-        if index < len(pending):
-            body = pending[index]
-            index += 1
-            return {"type": "http.request", "body": body, "more_body": more or index < len(pending)}
-        return await receive()
-
-    return replay
-
-
 class CardDataGuard(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
@@ -146,33 +103,21 @@ class CardDataGuard(ASGIMiddleware):
         if scope.get("method", "GET").upper() not in WRITE_METHODS:
             await next_app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await next_app(scope, receive, send)  # the app refuses it (413) unread
             return
-        chunks, complete = await _read_body(receive, self.max_body_bytes)
+        chunks, complete = await read_body(receive, self.max_body_bytes)
         if not complete:
-            await next_app(scope, _replay(chunks, True, receive), send)
+            await next_app(scope, replay(chunks, True, receive), send)
             return
         body = b"".join(chunks)
-        found = card_param(body, _header(scope, b"content-type"))
+        found = card_param(body, header(scope, b"content-type"))
         if found is not False:
             del body, chunks
-            await _respond(send, rejection(found if isinstance(found, str) else None))
+            await respond(send, 400, rejection(found if isinstance(found, str) else None))
             return
-        await next_app(scope, _replay([body], False, receive), send)
-
-
-async def _respond(send: Send, content: dict[str, Any]) -> None:
-    payload = json.dumps(content).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload, "more_body": False})
+        await next_app(scope, replay([body], False, receive), send)
 
 
 __all__ = ["CODE", "CardDataGuard", "WRITE_METHODS", "card_param", "rejection"]

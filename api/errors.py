@@ -77,8 +77,9 @@ def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> 
 
 
 def on_billing_error(request: Request[Any, Any, Any], exc: BillingError) -> Response[dict[str, Any]]:
-    headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
-    return error_response(exc, headers)
+    headers = {"Retry-After": "1"} if exc.status in (429, 503) else {}
+    headers.update(getattr(exc, "headers", {}))  # a failed command's (api/responses.py CommandFailed)
+    return error_response(exc, headers or None)
 
 
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

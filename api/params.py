@@ -9,7 +9,9 @@ from litestar.params import Parameter
 
 from billing.pagination import CreatedRange, PageRequest
 
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255, required=False)]
+IdempotencyKey = Annotated[
+    str | None, Parameter(header="Idempotency-Key", min_length=1, max_length=255, required=False, description="1 to 255 characters")
+]
 Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
 StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
 EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from pydantic import BaseModel
 
 from api.auth import Caller
-from api.bus import Pending
+from api.bus import Pending, Replayed
 from billing.errors import BillingError
 from billing.pagination import Page
 from contracts.envelopes import CommandOutcome
@@ -29,17 +29,43 @@ async def run_command(
     return command_response(outcome, created=created)
 
 
+COMMAND_ID_HEADER = "Command-Id"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class CommandFailed(BillingError):
+    """A command's recorded failure, answered with the headers of its command."""
+
+    def __init__(self, outcome: CommandOutcome) -> None:
+        error = outcome.error or {"type": "api_error", "message": "The command failed.", "status": 500}
+        failure = BillingError.from_dict(error)
+        super().__init__(failure.message, code=failure.code, param=failure.param, type=failure.type, status=failure.status)
+        self.headers = command_headers(outcome)
+
+
+def command_headers(outcome: CommandOutcome | Pending) -> dict[str, str]:
+    """Which command a write was (what `/v1/commands/{id}` takes), and whether its answer
+    is the stored one of an earlier request with the same Idempotency-Key."""
+    if isinstance(outcome, Pending):
+        return {COMMAND_ID_HEADER: outcome.command_id}
+    headers = {COMMAND_ID_HEADER: outcome.commandId}
+    if isinstance(outcome, Replayed):
+        headers[REPLAYED_HEADER] = "true"
+    return headers
+
+
 def command_response(outcome: CommandOutcome | Pending, *, created: bool = False) -> Response[Any]:
+    headers = command_headers(outcome)
     if isinstance(outcome, Pending):
         url = f"/v1/commands/{outcome.command_id}"
         return Response(
             {"object": "command", "id": outcome.command_id, "status": "pending", "statusUrl": url},
             status_code=202,
-            headers={"Location": url},
+            headers={**headers, "Location": url},
         )
     if outcome.status == "failed":
-        raise BillingError.from_dict(outcome.error or {"type": "api_error", "message": "The command failed.", "status": 500})
-    return Response(outcome.result, status_code=201 if created else 200)
+        raise CommandFailed(outcome)
+    return Response(outcome.result, status_code=201 if created else 200, headers=headers)
 
 
 def list_response(page: Page[Any], resource: type[BaseModel], url: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 
@@ -27,3 +28,24 @@ PREFIXES = {
 
 def new_id(resource: str) -> str:
     return f"{PREFIXES[resource]}_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+_BODY = re.compile(r"[A-Za-z0-9]{1,64}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# what any id of ours is made of (a cursor of a list whose resource is not named)
+_ANY_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
+def has_shape(resource: str, value: str) -> bool:
+    """Whether `value` could be an id of `resource`: its prefix, then base-62 only (so
+    ``sub_sched_...`` is never a ``sub`` id). Longer than `new_id` makes is allowed."""
+    prefix = PREFIXES[resource] + "_"
+    return value.startswith(prefix) and _BODY.fullmatch(value, len(prefix)) is not None
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None
+
+
+def is_id_like(value: str) -> bool:
+    return _ANY_ID.fullmatch(value) is not None

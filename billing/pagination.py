@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, Uuid, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import ids
 from billing.errors import InvalidRequest, ResourceMissing
 
 Row = TypeVar("Row")
@@ -28,6 +29,8 @@ class PageRequest:
     limit: int = 10
     starting_after: str | None = None
     ending_before: str | None = None
+    #: the query parameter that carried `starting_after` (a search's is `page`)
+    starting_after_param: str = "startingAfter"
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -36,6 +39,28 @@ class PageRequest:
             raise InvalidRequest(
                 "startingAfter and endingBefore cannot be used together.", code="parameter_invalid", param="endingBefore"
             )
+
+
+    @classmethod
+    def search(cls, limit: int, page: str | None) -> PageRequest:
+        """A search's page: `page` is the `nextPage` of the previous answer."""
+        return cls(limit, starting_after=page, starting_after_param="page")
+
+    @property
+    def cursor(self) -> tuple[str, str] | None:
+        """(the cursor id, the parameter that carried it), or None on the first page."""
+        if self.starting_after:
+            return self.starting_after, self.starting_after_param
+        if self.ending_before:
+            return self.ending_before, "endingBefore"
+        return None
+
+
+def _cursor_fits(model: Any, cursor_id: str) -> bool:
+    """Whether the cursor has the shape of the list's ids (a UUID column compares only with UUIDs)."""
+    if isinstance(model.__table__.c.id.type, Uuid):
+        return ids.is_uuid(cursor_id)
+    return ids.is_id_like(cursor_id)
 
 
 @dataclass(frozen=True)
@@ -60,9 +85,10 @@ async def paginate(
     """`statement` selects `model` rows (already filtered); the tenant session keeps the
     cursor lookup inside the organization, so a foreign id is simply missing."""
     order_key = tuple_(model.created_at, model.id)
-    cursor_id = page.starting_after or page.ending_before
-    if cursor_id:
-        param = "startingAfter" if page.starting_after else "endingBefore"
+    if page.cursor is not None:
+        cursor_id, param = page.cursor
+        if not _cursor_fits(model, cursor_id):
+            raise InvalidRequest(f"Invalid {param}: not the id of an object of this list.", code="parameter_invalid", param=param)
         cursor = (await session.execute(select(model.created_at, model.id).where(model.id == cursor_id))).first()
         if cursor is None:
             raise ResourceMissing(resource, cursor_id, param=param)

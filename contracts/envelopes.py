@@ -76,11 +76,27 @@ def request_hash(command_type: str, payload: dict[str, Any]) -> str:
 
 def command_id_for(organization_id: str, idempotency_key: str | None) -> str:
     """The client's Idempotency-Key scoped to its organization (two tenants may pick the
-    same key), or a fresh id."""
+    same key), or a fresh id; either way followed by the check `command_id_issued` reads."""
     if idempotency_key is None:
-        return "cmd_" + secrets.token_hex(16)
-    digest = hashlib.sha256(f"{organization_id}\x00{idempotency_key}".encode()).hexdigest()
-    return "cmd_" + digest[:32]
+        body = secrets.token_hex(12)
+    else:
+        body = hashlib.sha256(f"{organization_id}\x00{idempotency_key}".encode()).hexdigest()[:24]
+    return f"cmd_{body}{_command_check(organization_id, body)}"
+
+
+def _command_check(organization_id: str, body: str) -> str:
+    return hashlib.sha256(f"command\x00{organization_id}\x00{body}".encode()).hexdigest()[:8]
+
+
+def command_id_issued(organization_id: str, command_id: str) -> bool:
+    """Whether `command_id_for` could have made `command_id` for this organization: a
+    made-up id, or another organization's, fails (but for one in 2**32), so the API can
+    answer "no such command" for an id nobody was given without a lookup. Not a secret:
+    whoever forges one only reads their own organization's "pending"."""
+    if len(command_id) != 36 or not command_id.startswith("cmd_"):
+        return False
+    body, check = command_id[4:28], command_id[28:]
+    return secrets.compare_digest(check, _command_check(organization_id, body))
 
 
 def new_event_id() -> str:

@@ -7,7 +7,10 @@ from typing import Any
 from litestar import Controller, get
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth import Caller
 from billing.commands import get_outcome
+from billing.errors import ResourceMissing
+from contracts.envelopes import command_id_issued
 
 
 class CommandController(Controller):
@@ -15,10 +18,13 @@ class CommandController(Controller):
     tags = ["commands"]
 
     @get("/{command_id:str}", summary="The status of a command: pending, succeeded (with its result) or failed")
-    async def retrieve(self, command_id: str, db: AsyncSession) -> dict[str, Any]:
+    async def retrieve(self, command_id: str, db: AsyncSession, caller: Caller) -> dict[str, Any]:
         outcome = await get_outcome(db, command_id)
         if outcome is None:
-            # not applied yet (or not this organization's): both read as pending
+            # applied commands are found above whoever made their id; one not applied yet
+            # is pending only if this API could have issued it to this organization
+            if not command_id_issued(caller.organization_id, command_id):
+                raise ResourceMissing("command", command_id)
             return {"object": "command", "id": command_id, "status": "pending", "result": None, "error": None}
         error = {k: v for k, v in (outcome.error or {}).items() if k != "status"} or None
         return {"object": "command", "id": command_id, "status": outcome.status, "result": outcome.result, "error": error}

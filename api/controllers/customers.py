@@ -76,5 +76,5 @@ class CustomerController(Controller):
         page: SearchPage = None,
     ) -> dict[str, Any]:
         parsed = parse_search_query(search_query, SEARCHABLE_FIELDS)
-        result = await search_customers(db, parsed, PageRequest(limit, starting_after=page))
+        result = await search_customers(db, parsed, PageRequest.search(limit, page))
         return search_response(result, Customer, f"{self.path}/search")

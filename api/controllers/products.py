@@ -130,5 +130,5 @@ class ProductController(Controller):
         page: SearchPage = None,
     ) -> dict[str, Any]:
         parsed = parse_search_query(search_query, PRODUCT_SEARCH_FIELDS)
-        result = await search_products(db, parsed, PageRequest(limit, starting_after=page))
+        result = await search_products(db, parsed, PageRequest.search(limit, page))
         return search_response(result, Product, f"{self.path}/search")

@@ -36,9 +36,10 @@ text), and the traversal is iterative (no recursion limit on deeply nested bodie
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+from billing.input_rules import first_field
 
 MIN_DIGITS = 13
 MAX_DIGITS = 19
@@ -105,7 +106,12 @@ def contains_card_number(text: str) -> bool:
     if len(text) < MIN_DIGITS:
         return False
     for match in _RUN.finditer(text):
-        parts = _GROUP_SPLIT.split(match.group())
+        run = match.group()
+        if not run.isascii():
+            # `\d` matches every Unicode decimal digit (fullwidth ４, Arabic-Indic ٤): a card
+            # written in them is still a card, checked as its ASCII digits
+            run = "".join(char if char in " -" else str(int(char)) for char in run)
+        parts = _GROUP_SPLIT.split(run)
         start, end = match.span()
         if start > 0 and _in_a_word(text[start - 1]):
             parts = parts[2:]
@@ -139,50 +145,14 @@ def _int_holds_card(value: int) -> bool:
     return luhn_valid(str(value))
 
 
-def _path(node: tuple[Any, ...] | None) -> str:
-    segments: list[str] = []
-    while node is not None:
-        node, segment = node
-        segments.append(segment)
-    segments.reverse()
-    return "".join(segments)
-
-
 def find_card_number(body: Any) -> str | None:
     """The Stripe-style param path of the first field holding a card number, or None.
 
-    `body` is parsed JSON (dicts, lists, strings, numbers, also tuples and Decimals). The
-    path of a top-level key is its name (``description``); nested keys and list indexes
-    are bracketed (``metadata[note]``, ``items[0][description]``); a top-level list starts
-    with its index (``[0][name]``); a card in a dict KEY answers that key's path; the body
-    itself being such a string answers ``""``. Fields are visited in document order.
+    `body` is parsed JSON (dicts, lists, strings, numbers, also tuples and Decimals); the
+    path is `billing.input_rules.first_field`'s (``metadata[note]``, ``items[0][description]``,
+    a card in a dict KEY answers that key's path, the body itself being such a string ``""``).
     """
-    # Each stack entry: (value, path) where path is a linked (parent, segment) tuple.
-    stack: list[tuple[Any, tuple[Any, ...] | None]] = [(body, None)]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, Mapping):
-            items = list(value.items())
-            for key, child in reversed(items):
-                key_text = str(key)
-                segment = f"[{key_text}]" if path is not None else key_text
-                child_path = (path, segment)
-                stack.append((child, child_path))
-                if _scalar_holds_card(key):
-                    # keys are checked before their values; push a marker holding the key
-                    stack.append((_KeyHit(), child_path))
-        elif isinstance(value, (list, tuple)):
-            for index in range(len(value) - 1, -1, -1):
-                stack.append((value[index], (path, f"[{index}]")))
-        elif isinstance(value, _KeyHit):
-            return _path(path)
-        elif _scalar_holds_card(value):
-            return _path(path)
-    return None
-
-
-class _KeyHit:
-    __slots__ = ()
+    return first_field(body, _scalar_holds_card)
 
 
 __all__ = ["contains_card_number", "find_card_number", "luhn_valid"]
