@@ -7,11 +7,16 @@ One commit covers the batch; the Kafka offsets are committed only after it, so a
 replays the batch and the dedupe makes that harmless.
 
 The first pass is optimistic: no savepoint and no flush per command, the batch's rows
-written together at the end. A command that fails having written something it cannot
-take back makes the batch roll back and run again with a savepoint around each command.
+written together at the end. Any failure of that pass that is not transient (a command
+that fails having written something it cannot take back, a value Postgres refuses at the
+batch's write, a handler that crashes) rolls the batch back and runs it again isolated:
+a savepoint around each command, its rows and its bookkeeping written inside it, so the
+command that fails alone is answered with a Stripe-shaped error and the others apply.
 
 A message that is not a command envelope at all goes to the dead-letter topic with the
-reason. A transient failure (Postgres away) raises, so the caller retries the whole batch.
+reason, and so does a command that still fails when applied alone `ALONE_TRIES` times
+(it broke its transaction, or even its failure cannot be recorded): a partition never
+stops. A transient failure (Postgres away) raises, so the caller retries the whole batch.
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from aiokafka.errors import KafkaError
 from sqlalchemy import event, insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from billing.commands import outcomes_of
 from billing.db import TENANT_KEY
 from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
+from billing.input_rules import bad_text, decoded, first_field, trimmed_param
 from billing.models import Outbox, ProcessedCommand
 from billing.outbox import outbox_row
 from consumers.registry import Applied, Route
@@ -74,24 +81,101 @@ class BatchResult:
     events: list[StagedEvent]
 
 
+# SQLSTATEs that say the moment was bad, not the command: serialization failure, deadlock,
+# lock or statement timeout, plus whole classes (connection lost, out of resources, shutdown)
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57P")
+ALONE_TRIES = 3
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+
+
+def _driver_refused_argument(error: DBAPIError) -> bool:
+    # asyncpg refuses a query argument it cannot encode (an integer beyond int64) with an
+    # InterfaceError that is also a ValueError: the value is wrong, the connection is fine
+    return isinstance(error.orig.__cause__, ValueError)
+
+
 def is_transient(error: BaseException) -> bool:
     """Failures that say nothing about the command: retry, never record."""
-    if isinstance(error, (OperationalError, InterfaceError, OSError, TimeoutError)):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        code = _sqlstate(error)
+        if code is not None:
+            return code in _TRANSIENT_SQLSTATES or code.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+        return isinstance(error, (OperationalError, InterfaceError)) and not _driver_refused_argument(error)
+    if isinstance(error, KafkaError):
+        return bool(error.retriable) or type(error).__name__ == "KafkaConnectionError"
+    return isinstance(error, (OSError, TimeoutError))
+
+
+def _refused_value(error: BaseException) -> bool:
+    """Postgres (or its driver) refusing a value: a data exception (SQLSTATE class 22: a NUL
+    in text, invalid JSON such as NaN or a lone surrogate, a number out of range)."""
+    if isinstance(error, DBAPIError):
+        code = _sqlstate(error)
+        return (code or "").startswith("22") or (code is None and _driver_refused_argument(error))
+    return isinstance(error, StatementError) and isinstance(error.orig, ValueError)
+
+
+def _unstorable(value: Any) -> bool:
+    """What Postgres refuses whatever the column: text with a NUL or a lone surrogate, a
+    float that is not finite (JSON has no NaN), an integer beyond int64."""
+    if isinstance(value, str):
+        return bad_text(value)
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
+
+
+def failure_of(envelope: CommandEnvelope, error: Exception) -> BillingError:
+    """The Stripe-shaped answer to a command whose handler, flush or bookkeeping raised."""
+    if isinstance(error, BillingError):
+        return error
+    if isinstance(error, IntegrityError):
+        log.warning("command %s hit a constraint: %s", envelope.commandId, error.orig)
+        return Conflict("The request conflicts with the current state of the resource.", code="resource_conflict")
+    if _refused_value(error):
+        log.warning("command %s (%s) holds a value Postgres refuses: %s", envelope.commandId, envelope.type, error)
+        param = trimmed_param(first_field(envelope.payload, _unstorable), bad_text)
+        where = f"Invalid {param}" if param else "Invalid request"
+        return InvalidRequest(f"{where}: a value cannot be stored (text with a NUL or invalid characters, or a number out of range).", code="invalid_value", param=param)
+    log.exception("command %s (%s) failed unexpectedly", envelope.commandId, envelope.type, exc_info=error)
+    return InternalError("An internal error occurred while applying the command.", code="internal_error")
+
+
+def _storable(error: BillingError) -> BillingError:
+    """The error as it can be recorded: a message or param built from the payload (an
+    unknown key holding a NUL) must not make the failure itself unstorable."""
+    if not (bad_text(error.message) or (error.param and bad_text(error.param))):
+        return error
+    message = "".join("\ufffd" if bad_text(char) else char for char in error.message)
+    return BillingError(message, code=error.code, param=trimmed_param(error.param, bad_text), type=error.type, status=error.status)
+
+
+_ENVELOPE_TEXT = ("commandId", "type", "organizationId", "idempotencyKey")
 
 
 def parse_record(record: RawCommand) -> CommandEnvelope | DeadLetter:
     if not record.value:
         return DeadLetter(record, "empty message")
     try:
-        document = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        # invalid bytes become lone surrogates: the envelope is still read, and the field
+        # that holds them is refused by name (or by Postgres, in a free-form field)
+        document = json.loads(decoded(record.value))
+    except ValueError as error:  # not JSON, or an integer too long to convert
         return DeadLetter(record, f"not JSON: {error}")
     try:
-        return CommandEnvelope.model_validate(document)
+        envelope = CommandEnvelope.model_validate(document)
     except ValidationError as error:
-        return DeadLetter(record, f"not a command envelope: {error.errors(include_url=False)}")
+        return DeadLetter(record, f"not a command envelope: {error.errors(include_url=False, include_input=False)}")
+    unstorable = [name for name in _ENVELOPE_TEXT if bad_text(getattr(envelope, name) or "")]
+    if unstorable:
+        return DeadLetter(record, f"not a command envelope: {', '.join(unstorable)} cannot be stored (NUL or invalid text)")
+    return envelope
 
 
 def _event(envelope: CommandEnvelope, event_type: str, data: dict[str, Any]) -> EventEnvelope:
@@ -111,11 +195,13 @@ def _outcome_event(envelope: CommandEnvelope, outcome: CommandOutcome) -> EventE
 
 class BatchRecords:
     """The bookkeeping rows of a batch (processed commands, outbox events), inserted with
-    one statement each just before the commit instead of one round trip per command."""
+    one statement each just before the commit instead of one round trip per command (the
+    isolated pass writes each command's rows inside its savepoint instead)."""
 
     def __init__(self) -> None:
         self.processed: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.staged: list[StagedEvent] = []
 
     def event(self, envelope: EventEnvelope) -> None:
         self.events.append(outbox_row(envelope, BILLING_EVENTS))
@@ -129,7 +215,7 @@ class BatchRecords:
             resourceType=applied.resource_type if applied else None,
             resourceId=applied.resource_id if applied else None,
             result=applied.resource if applied else None,
-            error=error.to_dict() if error else None,
+            error=_storable(error).to_dict() if error else None,
         )
         self.processed.append(
             {
@@ -149,18 +235,23 @@ class BatchRecords:
             self.event(_event(envelope, event_type, data))
         return outcome
 
-    async def write(self, session: AsyncSession) -> list[StagedEvent]:
-        """Inserts the rows; returns the events with their outbox ids, for the relay."""
+    def discard(self) -> None:
+        """Forget the rows not written yet (those of a command whose savepoint rolled back)."""
+        self.processed.clear()
+        self.events.clear()
+
+    async def write(self, session: AsyncSession) -> None:
+        """Inserts the rows not written yet; their events, with outbox ids, join `staged`."""
         if self.processed:
             await session.execute(insert(ProcessedCommand), self.processed)
-        if not self.events:
-            return []
-        ids = await session.scalars(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), self.events)
-        return [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in zip(ids.all(), self.events, strict=True)]
+        if self.events:
+            ids = await session.scalars(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), self.events)
+            self.staged += [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in zip(ids.all(), self.events, strict=True)]
+        self.discard()
 
 
 class _NeedsIsolation(Exception):
-    """A command failed after it had written: the optimistic pass cannot undo that alone."""
+    """A command refused after it had written: the optimistic pass cannot undo that alone."""
 
 
 _FLUSHES = "flushes"
@@ -180,80 +271,127 @@ def _discard_unflushed(session: AsyncSession, new_before: set[object]) -> None:
         session.expire(obj)
 
 
-async def _apply_one(
-    session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope, *, isolated: bool
-) -> tuple[Applied | None, BillingError | None]:
-    """Runs one handler. Isolated, inside a savepoint that a failure rolls back. Not
-    isolated (the fast path: no savepoint, no flush of its own), a failure that wrote
-    nothing is simply forgotten, and any other asks for the isolated pass."""
+async def _run_handler(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> Applied | BillingError:
+    """The handler's result, or the refusal of a command that never reaches one; what the
+    handler raises propagates."""
     route = routes.get(envelope.type)
     if route is None:
-        return None, InvalidRequest(f"Unknown command type {envelope.type!r}.", code="unknown_command", param="type")
+        return InvalidRequest(f"Unknown command type {envelope.type!r}.", code="unknown_command", param="type")
     try:
         payload = route.payload_model.model_validate(envelope.payload)
     except ValidationError as error:
-        return None, from_validation_error(error)
-    if not isolated:
-        # earlier commands of the batch may have changes not yet flushed: a failure can
-        # only be forgotten if it touched nothing but objects of its own
-        flushes = session.sync_session.info.get(_FLUSHES, 0)
-        new_before, changed_before = set(session.new), bool(session.dirty or session.deleted)
-        try:
-            return await route.handler(session, payload), None
-        except BillingError as error:
-            if session.sync_session.info.get(_FLUSHES, 0) != flushes or changed_before or session.deleted:
-                raise _NeedsIsolation from error
-            _discard_unflushed(session, new_before)
-            return None, error
-        except Exception as error:
-            if is_transient(error):
-                raise
+        return from_validation_error(error)
+    return await route.handler(session, payload)
+
+
+async def _apply_optimistic(
+    session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope
+) -> tuple[Applied | None, BillingError | None]:
+    """The fast path: no savepoint, no flush of its own. A refusal that wrote nothing is
+    simply forgotten; any other failure raises, for the isolated pass."""
+    # earlier commands of the batch may have changes not yet flushed: a failure can
+    # only be forgotten if it touched nothing but objects of its own
+    flushes = session.sync_session.info.get(_FLUSHES, 0)
+    new_before, changed_before = set(session.new), bool(session.dirty or session.deleted)
+    try:
+        result = await _run_handler(session, routes, envelope)
+    except BillingError as error:
+        if session.sync_session.info.get(_FLUSHES, 0) != flushes or changed_before or session.deleted:
             raise _NeedsIsolation from error
+        _discard_unflushed(session, new_before)
+        return None, error
+    return (None, result) if isinstance(result, BillingError) else (result, None)
+
+
+async def _apply_isolated(
+    session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope, records: BatchRecords
+) -> CommandOutcome:
+    """One command inside a savepoint, its rows flushed and its bookkeeping written there,
+    so that whatever fails (handler, a value Postgres refuses, the outcome's own rows) is
+    this command's: rolled back and answered as its failure. Raises only when the moment
+    is at fault (transient), or when even the failure cannot be recorded."""
+    await records.write(session)  # answers to duplicates, which a rollback must not take along
     savepoint = await session.begin_nested()
     try:
-        applied = await route.handler(session, payload)
+        result = await _run_handler(session, routes, envelope)
         await session.flush()
-    except BillingError as error:
-        await savepoint.rollback()
-        return None, error
-    except IntegrityError as error:
-        await savepoint.rollback()
-        log.warning("command %s hit a constraint: %s", envelope.commandId, error.orig)
-        return None, Conflict("The request conflicts with the current state of the resource.", code="resource_conflict")
+        if isinstance(result, BillingError):
+            outcome = records.outcome(envelope, None, result)
+        else:
+            outcome = records.outcome(envelope, result, None)
+        await records.write(session)
     except Exception as error:
         await savepoint.rollback()
+        records.discard()
         if is_transient(error):
             raise
-        log.exception("command %s (%s) failed unexpectedly", envelope.commandId, envelope.type)
-        return None, InternalError("An internal error occurred while applying the command.", code="internal_error")
+        failure = failure_of(envelope, error)
+        async with session.begin_nested():
+            outcome = records.outcome(envelope, None, failure)
+            await records.write(session)
+        return outcome
     await savepoint.commit()
-    return applied, None
-
-
-async def _flush(session: AsyncSession, *, isolated: bool) -> None:
-    """Writes what the optimistic pass kept in memory; a constraint it breaks belongs to
-    some command of the batch, which only the isolated pass can tell."""
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        if isolated:
-            raise
-        raise _NeedsIsolation from error
+    return outcome
 
 
 async def apply_batch(
     sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], records: list[RawCommand]
 ) -> BatchResult:
-    """Tries the whole batch without savepoints; if a command fails after writing, rolls
-    the batch back and applies it again with a savepoint around each command."""
-    parsed = [parse_record(record) for record in records]
-    envelopes = [p for p in parsed if isinstance(p, CommandEnvelope)]
-    dead_letters = [p for p in parsed if isinstance(p, DeadLetter)]
+    """Tries the whole batch without savepoints; if that fails for a reason other than a
+    transient one, rolls the batch back and applies it again with a savepoint around each
+    command; if even that fails, applies each command alone. Raises only transient errors."""
+    envelopes: list[tuple[RawCommand, CommandEnvelope]] = []
+    dead_letters: list[DeadLetter] = []
+    for record in records:
+        parsed = parse_record(record)
+        if isinstance(parsed, DeadLetter):
+            dead_letters.append(parsed)
+        else:
+            envelopes.append((record, parsed))
+    batch = [envelope for _, envelope in envelopes]
     try:
-        applied, duplicates, events = await _apply_envelopes(sessions, routes, envelopes, isolated=False)
-    except _NeedsIsolation:
-        applied, duplicates, events = await _apply_envelopes(sessions, routes, envelopes, isolated=True)
+        applied, duplicates, events = await _apply_envelopes(sessions, routes, batch, isolated=False)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        if not isinstance(error, _NeedsIsolation):
+            log.info("batch of %d commands failed (%r): applying it again with a savepoint per command", len(batch), error)
+        try:
+            applied, duplicates, events = await _apply_envelopes(sessions, routes, batch, isolated=True)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            log.warning("the isolated pass of %d commands failed (%r): applying each alone", len(batch), error)
+            applied, duplicates, events, poisoned = await _apply_alone(sessions, routes, envelopes)
+            dead_letters += poisoned
     return BatchResult(applied, duplicates, dead_letters, events)
+
+
+async def _apply_alone(
+    sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], envelopes: list[tuple[RawCommand, CommandEnvelope]]
+) -> tuple[int, int, list[StagedEvent], list[DeadLetter]]:
+    """Each command in a transaction of its own, in order, `ALONE_TRIES` times at most: one
+    that still fails goes to the dead letters with the reason, and the others apply."""
+    applied = duplicates = 0
+    events: list[StagedEvent] = []
+    poisoned: list[DeadLetter] = []
+    for record, envelope in envelopes:
+        for attempt in range(1, ALONE_TRIES + 1):
+            try:
+                one_applied, one_duplicate, one_events = await _apply_envelopes(sessions, routes, [envelope], isolated=True)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                log.warning("command %s failed alone (try %d of %d): %r", envelope.commandId, attempt, ALONE_TRIES, error)
+                if attempt == ALONE_TRIES:
+                    reason = f"command {envelope.type} failed {ALONE_TRIES} times: {error!r}"
+                    if error.__context__ is not None:  # what the handler raised, when recording it failed
+                        reason += f", while handling {error.__context__!r}"
+                    poisoned.append(DeadLetter(record, reason))
+                continue
+            applied, duplicates, events = applied + one_applied, duplicates + one_duplicate, events + one_events
+            break
+    return applied, duplicates, events, poisoned
 
 
 async def _apply_envelopes(
@@ -286,16 +424,19 @@ async def _apply_envelopes(
                 continue
             if session.info.get(TENANT_KEY) != envelope.organizationId:
                 # an object loaded for another tenant must never be served from the identity map
-                await _flush(session, isolated=isolated)
+                await session.flush()
                 session.expunge_all()
                 session.info[TENANT_KEY] = envelope.organizationId
-            applied, error = await _apply_one(session, routes, envelope, isolated=isolated)
-            seen_in_batch[envelope.commandId] = records.outcome(envelope, applied, error)
+            if isolated:
+                seen_in_batch[envelope.commandId] = await _apply_isolated(session, routes, envelope, records)
+            else:
+                applied, error = await _apply_optimistic(session, routes, envelope)
+                seen_in_batch[envelope.commandId] = records.outcome(envelope, applied, error)
             applied_count += 1
         session.info.pop(TENANT_KEY, None)
-        await _flush(session, isolated=isolated)
-        events = await records.write(session)
-    return applied_count, duplicates, events
+        await session.flush()
+        await records.write(session)
+    return applied_count, duplicates, records.staged
 
 
 def dead_letter_message(letter: DeadLetter) -> dict[str, Any]:

@@ -1,0 +1,284 @@
+"""A poison command (a value Postgres refuses, a handler that crashes) is answered alone
+with a Stripe-shaped error while the good commands of its batch, of two organizations,
+apply; one that cannot even be answered goes to the dead letters after a bounded number
+of tries. Real Postgres; the last test runs a real consumer on real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+
+import consumers.app
+from billing.customers.service import create_customer
+from billing.models import Customer, CustomerPaymentMethod, Outbox, ProcessedCommand
+from consumers.app import ROUTES, consumer_group, run_command_consumer
+from consumers.pipeline import ALONE_TRIES, RawCommand, apply_batch
+from consumers.registry import Applied, Route
+from contracts.customers import CustomerCreate
+from contracts.envelopes import CommandEnvelope
+from contracts.settings import get_settings
+from producers.publisher import create_broker, publish_command
+from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, ensure_topics, topic
+from tests.api.conftest import new_tenant
+from tests.consumers.test_pipeline import _outcome_of, command, record
+
+PLACEHOLDER = "__poison__"
+
+
+class _Nothing(BaseModel):
+    pass
+
+
+class _Balance(BaseModel):
+    balance: int
+
+
+async def _crash(session: Any, payload: _Nothing) -> Applied:
+    raise RuntimeError("a bug in a handler")
+
+
+async def _store_balance(session: Any, payload: _Balance) -> Applied:
+    """A write with no range check of its own: the driver refuses an integer beyond int64."""
+    customer = await create_customer(session, CustomerCreate(name="big"))
+    customer.balance = payload.balance
+    return Applied("customer", {"id": customer.id})
+
+
+CALLS: list[str] = []
+
+
+async def _break_transaction(session: Any, payload: _Nothing) -> Applied:
+    """A handler that ends the batch's transaction behind the pipeline's back: not even its
+    failure can be recorded, in a batch or alone."""
+    CALLS.append("called")
+    await session.execute(text("ROLLBACK"))
+    raise RuntimeError("a handler that rolled back the transaction")
+
+
+TEST_ROUTES = {
+    **ROUTES,
+    "test.crash": Route(_Nothing, _crash),
+    "test.store_balance": Route(_Balance, _store_balance),
+    "test.break_transaction": Route(_Nothing, _break_transaction),
+}
+
+
+def raw(envelope: CommandEnvelope, poison: bytes, offset: int) -> RawCommand:
+    """The envelope's JSON with `poison` (raw JSON bytes, possibly not UTF-8) in place of
+    the placeholder string: what a direct publisher could put on the topic."""
+    value = envelope.model_dump_json().encode().replace(json.dumps(PLACEHOLDER).encode(), poison)
+    return RawCommand(value, "billing.commands", 0, offset)
+
+
+@dataclass(frozen=True)
+class Poison:
+    command_type: str
+    payload: Callable[[str], dict[str, Any]]  # of the organization's customer id
+    bytes: bytes  # what replaces PLACEHOLDER in the record
+    type: str
+    code: str
+    param: str | None
+
+
+def _attach(details: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
+    def payload(customer_id: str) -> dict[str, Any]:
+        method = {"gatewayPaymentMethodId": "pm_poison", "type": "card", "fingerprint": "fp", "billingDetails": details}
+        return {"customerId": customer_id, "gatewayCustomerId": "cus_gateway", "method": method}
+
+    return payload
+
+
+POISONS = {
+    # refused at the batch's final write, after the handler returned
+    "nul_in_text": Poison("customer.create", lambda _: {"name": PLACEHOLDER}, b'"bad\\u0000name"', "invalid_request_error", "invalid_value", "name"),
+    # the bytes are not UTF-8: read as lone surrogates, refused by Postgres in a free-form field
+    "invalid_utf8": Poison(
+        "payment_method.attach", lambda c: _attach({"name": PLACEHOLDER})(c), b'"\xff\xfe bytes"', "invalid_request_error",
+        "invalid_value", "method[billingDetails][name]",
+    ),
+    "lone_surrogate": Poison(
+        "payment_method.attach", lambda c: _attach({"name": PLACEHOLDER})(c), b'"\\ud800"', "invalid_request_error",
+        "invalid_value", "method[billingDetails][name]",
+    ),
+    # JSON has no Infinity: Postgres refuses the jsonb
+    "number_postgres_refuses": Poison(
+        "payment_method.attach", lambda c: _attach({"amount": PLACEHOLDER})(c), b"1e400", "invalid_request_error",
+        "invalid_value", "method[billingDetails][amount]",
+    ),
+    # the driver refuses it (an InterfaceError that is no connection problem)
+    "integer_beyond_int64": Poison(
+        "test.store_balance", lambda _: {"balance": PLACEHOLDER}, str(2**70).encode(), "invalid_request_error",
+        "invalid_value", "balance",
+    ),
+    "handler_exception": Poison("test.crash", lambda _: {}, b"", "api_error", "internal_error", None),
+}
+
+
+async def _customer(session_factory: Any, organization_id: str, name: str) -> str:
+    create = command(organization_id, "customer.create", {"name": name})
+    await apply_batch(session_factory, ROUTES, [record(create)])
+    return (await _outcome_of(session_factory, create.commandId)).result["id"]
+
+
+async def _names(session_factory: Any, organization_id: str) -> list[str]:
+    async with session_factory() as session:
+        return sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == organization_id))).all())
+
+
+async def _check_poison(session_factory: Any, kind: str) -> None:
+    poison = POISONS[kind]
+    a, b = await new_tenant(session_factory, f"{kind} A"), await new_tenant(session_factory, f"{kind} B")
+    holder = await _customer(session_factory, a.organization_id, "holder")
+    bad = command(a.organization_id, poison.command_type, poison.payload(holder))
+    good = [
+        command(a.organization_id, "customer.create", {"name": "a1"}),
+        command(b.organization_id, "customer.create", {"name": "b1"}),
+        command(a.organization_id, "customer.create", {"name": "a2"}),
+        command(b.organization_id, "customer.create", {"name": "b2"}),
+    ]
+    records = [record(good[0], 1), record(good[1], 2), raw(bad, poison.bytes, 3), record(good[2], 4), record(good[3], 5)]
+    result = await apply_batch(session_factory, TEST_ROUTES, records)
+    assert (result.applied, result.dead_letters) == (5, [])
+
+    assert await _names(session_factory, a.organization_id) == ["a1", "a2", "holder"]
+    assert await _names(session_factory, b.organization_id) == ["b1", "b2"]
+    outcome = await _outcome_of(session_factory, bad.commandId)
+    assert outcome.status == "failed" and outcome.result is None
+    error = outcome.error
+    assert set(error) == {"type", "code", "message", "param", "status"}
+    assert (error["type"], error["code"], error["param"]) == (poison.type, poison.code, poison.param)
+    assert error["status"] == (500 if poison.type == "api_error" else 400)
+    async with session_factory() as session:
+        events = (await session.scalars(select(Outbox).where(Outbox.payload["commandId"].astext == bad.commandId))).all()
+        methods = await session.scalar(select(func.count()).select_from(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == holder))
+        stored = (await session.scalars(select(Customer).where(Customer.organization_id == a.organization_id))).all()
+    assert [e.event_type for e in events] == ["command.failed"]
+    assert events[0].payload["data"]["error"] == error
+    assert methods == 0
+    assert all(c.name != "big" and (c.gateway_customer_id is None) for c in stored)
+
+
+async def test_a_nul_in_text_is_answered_alone(session_factory) -> None:  # type: ignore[no-untyped-def]
+    await _check_poison(session_factory, "nul_in_text")
+
+
+async def test_invalid_utf8_bytes_are_answered_alone(session_factory) -> None:  # type: ignore[no-untyped-def]
+    await _check_poison(session_factory, "invalid_utf8")
+
+
+async def test_a_lone_surrogate_is_answered_alone(session_factory) -> None:  # type: ignore[no-untyped-def]
+    await _check_poison(session_factory, "lone_surrogate")
+
+
+async def test_a_number_postgres_refuses_is_answered_alone(session_factory) -> None:  # type: ignore[no-untyped-def]
+    await _check_poison(session_factory, "number_postgres_refuses")
+
+
+async def test_an_integer_the_driver_refuses_is_answered_alone(session_factory) -> None:  # type: ignore[no-untyped-def]
+    await _check_poison(session_factory, "integer_beyond_int64")
+
+
+async def test_an_exception_in_a_handler_is_answered_alone(session_factory) -> None:  # type: ignore[no-untyped-def]
+    await _check_poison(session_factory, "handler_exception")
+
+
+async def test_an_unknown_key_holding_a_nul_is_answered_without_it(session_factory) -> None:  # type: ignore[no-untyped-def]
+    """The refusal names the param: its record must not hold what Postgres refuses."""
+    tenant = await new_tenant(session_factory, "NUL key")
+    bad = command(tenant.organization_id, "customer.create", {"name": "x", PLACEHOLDER: 1})
+    good = command(tenant.organization_id, "customer.create", {"name": "good"})
+    value = bad.model_dump_json().encode().replace(json.dumps(PLACEHOLDER).encode(), b'"k\\u0000"')
+    result = await apply_batch(session_factory, ROUTES, [RawCommand(value, "billing.commands", 0, 0), record(good, 1)])
+    assert (result.applied, result.dead_letters) == (2, [])
+    error = (await _outcome_of(session_factory, bad.commandId)).error
+    assert error["code"] == "parameter_unknown" and "\x00" not in error["message"] and error["param"] is None
+    assert await _names(session_factory, tenant.organization_id) == ["good"]
+
+
+async def test_a_command_that_fails_even_alone_is_dead_lettered_after_bounded_tries(session_factory) -> None:  # type: ignore[no-untyped-def]
+    a, b = await new_tenant(session_factory, "Breaker A"), await new_tenant(session_factory, "Breaker B")
+    breaker = command(a.organization_id, "test.break_transaction", {})
+    batch = [
+        command(a.organization_id, "customer.create", {"name": "a1"}),
+        breaker,
+        command(b.organization_id, "customer.create", {"name": "b1"}),
+    ]
+    CALLS.clear()
+    result = await apply_batch(session_factory, TEST_ROUTES, [record(e, i) for i, e in enumerate(batch)])
+    assert [letter.record.offset for letter in result.dead_letters] == [1]
+    assert f"failed {ALONE_TRIES} times" in result.dead_letters[0].reason
+    assert "rolled back the transaction" in result.dead_letters[0].reason
+    assert len(CALLS) == 2 + ALONE_TRIES  # the optimistic pass, the isolated pass, then alone
+    assert result.applied == 2
+    assert await _names(session_factory, a.organization_id) == ["a1"]
+    assert await _names(session_factory, b.organization_id) == ["b1"]
+    async with session_factory() as session:
+        recorded = await session.scalar(select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.command_id == breaker.commandId))
+    assert recorded == 0
+
+
+async def _dead_letters(count: int) -> list[dict[str, Any]]:
+    settings = get_settings()
+    reader = AIOKafkaConsumer(
+        topic(BILLING_COMMANDS_DLQ), bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    letters: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(letters) < count:
+                for batch in (await reader.getmany(timeout_ms=500)).values():
+                    letters += [json.loads(message.value) for message in batch]
+    finally:
+        await reader.stop()
+    return letters
+
+
+async def test_a_real_consumer_answers_poison_and_keeps_its_partition_moving(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "poison.")
+    partition_count = (await ensure_topics(timeout=20))[topic(BILLING_COMMANDS)]
+    monkeypatch.setitem(consumers.app.ROUTES, "test.break_transaction", TEST_ROUTES["test.break_transaction"])
+    a, b = await new_tenant(session_factory, "Kafka poison A"), await new_tenant(session_factory, "Kafka poison B")
+    nul = command(a.organization_id, "customer.create", {"name": "bad\x00name"})
+    breaker = command(a.organization_id, "test.break_transaction", {})
+    good = [command(t.organization_id, "customer.create", {"name": f"{t is a and 'a' or 'b'}{n}"}) for n in range(10) for t in (a, b)]
+
+    broker = create_broker()
+    await broker.start()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    consumer = asyncio.create_task(run_command_consumer(stop, ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=60)
+        for envelope in [nul, breaker, *good]:
+            await publish_command(broker, envelope)
+        async with asyncio.timeout(60):
+            while len(await _names(session_factory, a.organization_id)) + len(await _names(session_factory, b.organization_id)) < 20:
+                await asyncio.sleep(0.1)
+        assert await _names(session_factory, a.organization_id) == sorted(f"a{n}" for n in range(10))
+        assert (await _outcome_of(session_factory, nul.commandId)).error["code"] == "invalid_value"
+        letters = await _dead_letters(1)
+        assert breaker.commandId in letters[0]["value"] and f"failed {ALONE_TRIES} times" in letters[0]["reason"]
+        # every offset committed, the dead-lettered one too: the partition goes on
+        reader = AIOKafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap_servers, group_id=consumer_group(get_settings()))
+        await reader.start()
+        try:
+            partitions = [TopicPartition(topic(BILLING_COMMANDS), p) for p in range(partition_count)]
+            ends = await reader.end_offsets(partitions)
+            async with asyncio.timeout(15):
+                while [(await reader.committed(tp)) or 0 for tp in partitions] != [ends[tp] for tp in partitions]:
+                    await asyncio.sleep(0.1)
+        finally:
+            await reader.stop()
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, timeout=30)
+        await broker.stop()
