@@ -65,7 +65,7 @@ def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> 
     first = problems[0]
     key = first.get("key")
     param = _declared_name(request, key) if first.get("source") in ("query", "header") else _param(key)
-    message = first.get("message", "Invalid request")
+    message = first.get("message", "Invalid request").removeprefix("Value error, ")  # a validator's own words
     code = next((code for text, code in _MESSAGE_CODES if text in message), "parameter_invalid")
     if code == "parameter_unknown":
         message = f"Received unknown parameter: {param}"

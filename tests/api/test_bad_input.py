@@ -135,3 +135,82 @@ async def test_bad_query_parameters_are_named_as_sent(api_client: TenantClient, 
     response = await api_client.get("/v1/customers", params=params)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"name": "bad\\u0000name"}', "name"),
+        (b'{"name": "\\ud800"}', "name"),
+        (b'{"name": "\xff\xfe"}', "name"),
+        (b'{"name": "Ada", "metadata": {"foo": "a\\u0000b"}}', "metadata[foo]"),
+        (b'{"metadata": {"k\\u0000": "v"}}', "metadata"),
+    ],
+)
+async def test_text_postgres_cannot_store_is_refused_by_name(
+    api_client: TenantClient, session_factory, body: bytes, param: str  # type: ignore[no-untyped-def]
+) -> None:
+    before = await customer_count(session_factory, api_client.tenant.organization_id)
+    response = await api_client.post("/v1/customers", content=body, headers={"content-type": "application/json"})
+    assert_error(response, 400, "invalid_characters", param)
+    assert await customer_count(session_factory, api_client.tenant.organization_id) == before
+
+
+async def test_deep_json_is_400(api_client: TenantClient) -> None:
+    for body in (b"[" * 5000 + b"]" * 5000, b'{"metadata": ' * 33 + b"{}" + b"}" * 33):
+        response = await api_client.post("/v1/customers", content=body, headers={"content-type": "application/json"})
+        assert_error(response, 400, "invalid_json", None)
+    nested = await api_client.post("/v1/customers", json={"address": {"line1": "1 Main St"}})
+    assert nested.status_code == 201, nested.text
+
+
+async def test_metadata_has_stripes_limits(api_client: TenantClient) -> None:
+    for metadata, code in (({f"k{i}": "v" for i in range(51)}, "parameter_invalid_string_too_long"), ({"k" * 41: "v"}, "parameter_invalid")):
+        response = await api_client.post("/v1/customers", json={"metadata": metadata})
+        assert_error(response, 400, code, "metadata")
+        assert "Value error" not in response.json()["error"]["message"]
+    fits = {f"{i:02d}" + "k" * 38: "v" * 500 for i in range(50)}
+    response = await api_client.post("/v1/customers", json={"metadata": fits})
+    assert response.status_code == 201 and response.json()["metadata"] == fits
+
+
+async def test_oversized_headers_are_431(api_client: TenantClient) -> None:
+    response = await api_client.get("/v1/customers", headers={"X-Big": "a" * 9000})
+    assert_error(response, 431, "request_header_too_large", "X-Big".lower())
+    response = await api_client.get("/v1/customers", headers={f"X-Part-{i}": "a" * 4000 for i in range(5)})
+    assert_error(response, 431, "request_header_too_large", None)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code", "param"),
+    [
+        ("/v1/customers", {"startingAfter": "cus_a\x00b"}, 400, "invalid_characters", "startingAfter"),
+        ("/v1/customers", {"endingBefore": "cus <x>"}, 400, "parameter_invalid", "endingBefore"),
+        ("/v1/customers", {"startingAfter": "cus_doesnotexist"}, 404, "resource_missing", "startingAfter"),
+        ("/v1/exchange-rates", {"startingAfter": "not-a-uuid"}, 400, "parameter_invalid", "startingAfter"),
+        ("/v1/customers/search", {"query": "name:'a\x00'"}, 400, "invalid_characters", "query"),
+        ("/v1/customers/search", {"query": "name:'Ada'", "page": "cus_'x'"}, 400, "parameter_invalid", "page"),
+        ("/v1/products/search", {"query": "name:'Ada'", "page": "prod_a\x00"}, 400, "invalid_characters", "page"),
+        ("/v1/customers/cus_a%00b", {}, 404, "resource_missing", "id"),
+        ("/v1/customers/cus_a%FFb", {}, 404, "resource_missing", "id"),
+        ("/v1/customers/prod_abc", {}, 404, "resource_missing", "id"),
+        ("/v1/products/prod_a%20b", {}, 404, "resource_missing", "id"),
+        ("/v1/customers/cus_x/payment-methods/cus_x", {}, 404, "resource_missing", "id"),
+    ],
+)
+async def test_ids_and_cursors_are_checked_by_shape(
+    api_client: TenantClient, path: str, params: dict[str, str], status: int, code: str, param: str
+) -> None:
+    assert_error(await api_client.get(path, params=params), status, code, param)
+
+
+async def test_a_uuid_cursor_still_pages_exchange_rates(api_client: TenantClient) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    response = await api_client.get("/v1/exchange-rates", params={"startingAfter": missing})
+    assert_error(response, 404, "resource_missing", "startingAfter")
+
+
+async def test_fullwidth_digits_never_crash(api_client: TenantClient) -> None:
+    assert_error(await api_client.post("/v1/customers", json={"balance": "１２３"}), 400, "parameter_invalid_integer", "balance")
+    response = await api_client.post("/v1/customers", json={"name": "Ａｄａ １２３４５６７８９０１２３"})
+    assert response.status_code == 201, response.text

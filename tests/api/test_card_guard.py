@@ -126,6 +126,9 @@ async def test_every_write_endpoint_refuses_card_numbers(
         (f"name=Jenny&metadata%5Bcard%5D={DIGITS}", "application/x-www-form-urlencoded", "metadata[card]"),
         (f"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n{CARD}\r\n--b--\r\n", "multipart/form-data; boundary=b", None),
         (json.dumps({"name": DIGITS}), "text/plain", "name"),
+        # a card in fullwidth (or any Unicode) digits is still a card
+        (json.dumps({"name": "４２４２ ４２４２ ４２４２ ４２４２"}, ensure_ascii=False), "application/json", "name"),
+        (json.dumps({"metadata": {"n": "٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢"}}), "application/json", "metadata[n]"),
     ],
 )
 async def test_body_shapes(api_client: TenantClient, content: str, content_type: str, param: str | None) -> None:
@@ -163,6 +166,7 @@ async def test_a_body_sent_in_chunks_is_read_whole(api_client: TenantClient) -> 
         "order 2026-01-02 12:30 #123456",
         "pm_1Pgag7B7WZ01zgkWabcdefgh",
         "12345678901234567890123",  # an id of 23 digits: longer than any card
+        "４２４２４２４２４２４２４２４１",  # fullwidth, fails Luhn
     ],
 )
 async def test_what_is_not_a_card_passes(api_client: TenantClient, value: str) -> None:
