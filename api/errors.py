@@ -37,6 +37,9 @@ _MESSAGE_CODES = [
     ("valid email", "email_invalid"),
     ("at most", "parameter_invalid_string_too_long"),
     ("at least", "parameter_invalid_string_empty"),
+    # msgspec's, for query and header parameters
+    ("of length <=", "parameter_invalid_string_too_long"),
+    ("of length >=", "parameter_invalid_string_empty"),
     ("valid integer", "parameter_invalid_integer"),
     ("should match pattern", "parameter_invalid_format"),
 ]
