@@ -21,10 +21,14 @@ are assigned (another process may have written them). aiokafka gives all three i
 
 Delivery: at-least-once from Kafka, made exactly-once in effect by the dedupe in
 `analytics.ingest` (usage by (organization_id, identifier); interactions by event id; dead
-letters by Kafka coordinates). A batch that fails to store is retried with backoff, forever,
-without committing and without fetching past it (a broken ClickHouse stalls the consumer,
-it never drops or skips data); a stopped or crashed consumer resumes from the last commit.
-Nothing raised by a message can crash the consumer: bad messages become dead letters.
+letters by Kafka coordinates). A row ClickHouse refuses (a value or string it cannot
+store) is found by re-inserting the batch in halves and becomes a dead letter with
+ClickHouse's reason; the rest of the batch is stored (analytics.ingest.insert_isolating). A
+batch that fails for a transient reason (connection, server, disk, memory) is retried with
+backoff, forever, without committing and without fetching past it (a broken ClickHouse
+stalls the consumer, it never drops or skips data); a stopped or crashed consumer resumes
+from the last commit. Nothing raised by a message can crash the consumer: bad messages
+become dead letters.
 """
 
 from __future__ import annotations
@@ -240,7 +244,7 @@ class AnalyticsConsumer:
             except Exception as exc:  # ClickHouse down, disk full, ...: retry, never skip
                 self.stats.store_failures += 1
                 self.stats.last_error = f"store: {exc!r}"
-                log.exception("analytics batch of %d records failed to store; retrying in %.1fs", len(messages), backoff)
+                log.exception("analytics batch of %d records failed to store; retrying in %.1fs", len(records), backoff)
                 if self._stop.is_set() and self.stats.store_failures > 3:
                     log.error("stopping with an unstored batch: it will be redelivered from the last commit")
                     return False

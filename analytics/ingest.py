@@ -400,6 +400,8 @@ class UsageSource:
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    #: the record the event came from: what a row ClickHouse refuses is dead-lettered as
+    message: Message | None = None
 
 
 def lookup_existing(store: AnalyticsStore, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -624,6 +626,72 @@ def insert_interactions(store: AnalyticsStore, rows: Sequence[list[Any]]) -> int
     return store.insert("interactions", rows, INTERACTION_COLUMNS)
 
 
+# ClickHouse error codes that say nothing about the rows: the server, its disk, memory or
+# schema is in trouble, and the same insert may pass later (retry the batch, never refuse rows)
+_TRANSIENT_CODES = frozenset(
+    {
+        3,  # UNEXPECTED_END_OF_FILE
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        60,  # UNKNOWN_TABLE
+        81,  # UNKNOWN_DATABASE
+        159,  # TIMEOUT_EXCEEDED
+        164,  # READONLY
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        243,  # NOT_ENOUGH_SPACE
+        252,  # TOO_MANY_PARTS
+        279,  # ALL_CONNECTION_TRIES_FAILED
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        394,  # QUERY_WAS_CANCELLED
+        425,  # SYSTEM_ERROR
+        999,  # KEEPER_EXCEPTION
+        1000,  # POCO_EXCEPTION
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed insert may pass unchanged later (connection, server, disk, memory),
+    as opposed to ClickHouse refusing what was sent."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from analytics.store import StoreError
+
+    if isinstance(exc, (OperationalError, StoreError, OSError, TimeoutError, MemoryError)):
+        return True
+    code = getattr(exc, "code", None)
+    return isinstance(code, int) and code in _TRANSIENT_CODES
+
+
+def _refusal_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"ClickHouse refused the row: {text}"[:2000] if text else f"ClickHouse refused the row: {exc!r}"
+
+
+def insert_isolating(insert: Any, rows: Sequence[Any]) -> list[tuple[Any, BaseException]]:
+    """`insert(rows)`; when ClickHouse refuses it for a reason that is not transient, the
+    rows are inserted in halves, down to single rows, so that each refused row is found and
+    every other row is stored. Returns the refused rows with their error. A transient error
+    propagates (the caller retries the whole batch: `insert` must be idempotent)."""
+    if not rows:
+        return []
+    try:
+        insert(rows)
+        return []
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        if len(rows) == 1:
+            log.warning("ClickHouse refused a row: %s", exc)
+            return [(rows[0], exc)]
+    middle = len(rows) // 2
+    return insert_isolating(insert, rows[:middle]) + insert_isolating(insert, rows[middle:])
+
+
 def insert_dead_letters(store: AnalyticsStore, letters: Sequence[DeadLetter]) -> int:
     return store.insert("usage_dead_letters", [d.row() for d in letters], DEAD_LETTER_COLUMNS)
 
@@ -652,9 +720,10 @@ class BatchResult:
 
 class BatchProcessor:
     """Turns a batch of records from usage.events and billing.events into inserts:
-    usage (deduplicated) first, then interactions, then dead letters. When `process`
-    returns, everything is stored and the offsets may be committed; when it raises,
-    nothing may be committed and the same batch must be processed again (idempotent)."""
+    usage (deduplicated) first, then interactions, then dead letters (the invalid messages
+    and the rows ClickHouse refused, with its reason). When `process` returns, everything
+    is stored and the offsets may be committed; when it raises (a transient error), nothing
+    may be committed and the same batch must be processed again (idempotent)."""
 
     def __init__(self, store: AnalyticsStore, usage_topics: Iterable[str], event_topics: Iterable[str], source: str = "kafka"):
         self.store = store
@@ -678,7 +747,14 @@ class BatchProcessor:
             except Exception as exc:  # never let one message fail the batch
                 log.exception("cannot classify %s[%d]@%d", msg.topic, msg.partition, msg.offset)
                 batch.dead.append(DeadLetter(msg, "invalid", f"unexpected error: {exc!r}"))
-        batch.prepared = prepare_usage(batch.usage)
+        batch.prepared = []
+        for event, src in batch.usage:
+            try:
+                batch.prepared.extend(prepare_usage([(event, src)]))
+            except Exception as exc:  # an event that cannot be encoded is refused alone
+                log.exception("cannot encode %s[%d]@%d", src.topic, src.partition, src.offset)
+                if src.message is not None:
+                    batch.dead.append(DeadLetter(src.message, "invalid", f"cannot encode the event: {exc!r}", event.organization_id))
         batch.seconds = time.perf_counter() - started
         return batch
 
@@ -689,6 +765,7 @@ class BatchProcessor:
                 batch.dead.append(parsed_event)
             else:
                 batch.interactions.append(parsed_event.row)
+                batch.interaction_messages.append(msg)
         elif msg.topic in self.usage_topics:
             anchor = anchors.get(msg.timestamp_ms)
             if anchor is None:
@@ -697,7 +774,7 @@ class BatchProcessor:
             if isinstance(parsed, DeadLetter):
                 batch.dead.append(parsed)
             else:
-                batch.usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset)))
+                batch.usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset, msg)))
         else:
             batch.dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
 
@@ -707,14 +784,26 @@ class BatchProcessor:
         started = time.perf_counter()
         result = BatchResult(messages=batch.messages)
         prepared = batch.prepared if batch.prepared is not None else prepare_usage(batch.usage)
-        written = self.writer.write_prepared(prepared)
-        result.usage_inserted = written.inserted
-        result.usage_duplicates = written.duplicates
-        if batch.interactions:
-            result.interactions = insert_interactions(self.store, batch.interactions)
-        if batch.dead:
-            result.dead_letters = insert_dead_letters(self.store, batch.dead)
-            result.dead_letter_reasons = [d.reason for d in batch.dead[:20]]
+        dead = list(batch.dead)
+
+        def write_usage(rows: Sequence[PreparedUsage]) -> None:
+            written = self.writer.write_prepared(rows)
+            result.usage_inserted += written.inserted
+            result.usage_duplicates += written.duplicates
+
+        for row, exc in insert_isolating(write_usage, prepared):
+            if row.source.message is None:  # no record to keep it as (replays keep theirs)
+                raise exc
+            dead.append(DeadLetter(row.source.message, "refused", _refusal_text(exc), row.event.organization_id))
+
+        def write_interactions(rows: Sequence[tuple[Message, list[Any]]]) -> None:
+            result.interactions += insert_interactions(self.store, [r for _, r in rows])
+
+        for (msg, row), exc in insert_isolating(write_interactions, batch.interactions_with_messages()):
+            dead.append(DeadLetter(msg, "refused", _refusal_text(exc), str(row[0])))
+        if dead:
+            result.dead_letters = insert_dead_letters(self.store, dead)
+            result.dead_letter_reasons = [d.reason for d in dead[:20]]
         result.seconds = batch.seconds + time.perf_counter() - started
         return result
 
@@ -725,5 +814,10 @@ class ParsedBatch:
     usage: list[tuple[UsageEvent, UsageSource]] = field(default_factory=list)
     prepared: list[PreparedUsage] | None = None
     interactions: list[list[Any]] = field(default_factory=list)
+    #: the record of each interaction row (same order), for a row ClickHouse refuses
+    interaction_messages: list[Message] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     seconds: float = 0.0
+
+    def interactions_with_messages(self) -> list[tuple[Message, list[Any]]]:
+        return list(zip(self.interaction_messages, self.interactions, strict=True))

@@ -387,7 +387,7 @@ def format_decimal(value: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
-DeadLetterKind = Literal["malformed_json", "invalid", "organization_mismatch", "unsupported"]
+DeadLetterKind = Literal["malformed_json", "invalid", "organization_mismatch", "unsupported", "refused"]
 
 
 class UsageDeadLetter(_ExactModel):
