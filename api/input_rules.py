@@ -101,10 +101,12 @@ def _missing(resource: str | None, value: str | None) -> Refusal:
 
 
 def url_refusal(scope: Scope) -> Refusal | None:
+    params = scope.get("path_params") or {}
     if path_has_bad_text(scope.get("raw_path") or scope["path"].encode()):
-        params = scope.get("path_params") or {}
-        return _missing(next((path_id_resource(name) for name in params), None), None)
-    for name, value in (scope.get("path_params") or {}).items():
+        # the server decoded the path with U+FFFD for what is not UTF-8: that names the param
+        spoilt = [name for name, value in params.items() if isinstance(value, str) and ("\x00" in value or "\ufffd" in value)]
+        return _missing(path_id_resource(spoilt[0]) if spoilt else None, None)
+    for name, value in params.items():
         resource = path_id_resource(name)
         if resource is not None and isinstance(value, str) and not ids.has_shape(resource, value):
             return _missing(resource, value)

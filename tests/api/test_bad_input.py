@@ -214,3 +214,10 @@ async def test_fullwidth_digits_never_crash(api_client: TenantClient) -> None:
     assert_error(await api_client.post("/v1/customers", json={"balance": "１２３"}), 400, "parameter_invalid_integer", "balance")
     response = await api_client.post("/v1/customers", json={"name": "Ａｄａ １２３４５６７８９０１２３"})
     assert response.status_code == 201, response.text
+
+
+async def test_a_bad_path_id_names_its_resource_without_echoing_it(api_client: TenantClient) -> None:
+    customer = (await api_client.post("/v1/customers", json={"name": "Ada"})).json()
+    for bad in ("pm_a%00b", "pm_%FF"):
+        error = assert_error(await api_client.get(f"/v1/customers/{customer['id']}/payment-methods/{bad}"), 404, "resource_missing", "id")
+        assert error["message"].startswith("No such payment method") and "\x00" not in error["message"]
