@@ -4,8 +4,11 @@ group, applying batches through consumers/pipeline.py, with the outbox relay bes
 A batch's offsets are committed after its Postgres commit (and after its dead letters
 are on their topic), in the background, so the next batch is fetched without waiting
 for that round trip; a crash before the commit lands replays batches already applied,
-which the dedupe on `processed_commands` answers. A failure that outlasts the retries
-nacks the batch (the consumer seeks back) so it is delivered again, never skipped."""
+which the dedupe on `processed_commands` answers. A command that fails is answered as
+failed, and one that cannot even be answered goes to the dead-letter topic with its reason
+(consumers/pipeline.py): a bad command never holds its partition. Only a transient failure
+(one that outlasts the retries, or the dead-letter topic out of reach) nacks the batch
+(the consumer seeks back) so it is delivered again, never skipped."""
 
 from __future__ import annotations
 
@@ -46,8 +49,9 @@ RETRY_WINDOW_SECONDS = 120.0
 
 
 async def apply_with_retries(sessions: async_sessionmaker[AsyncSession], records: list[RawCommand]) -> BatchResult:
-    """Applies the batch, retrying transient failures (Postgres away) with backoff for up
-    to RETRY_WINDOW_SECONDS; anything else, or a failure that outlasts it, is raised."""
+    """Applies the batch, retrying transient failures (Postgres away, a serialization
+    failure, a deadlock) with backoff for up to RETRY_WINDOW_SECONDS; a failure that
+    outlasts it is raised (apply_batch itself raises nothing else)."""
     deadline = time.monotonic() + RETRY_WINDOW_SECONDS
     backoff = 0.05
     while True:

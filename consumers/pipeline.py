@@ -23,20 +23,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from sqlalchemy import event, insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from billing.commands import outcomes_of
 from billing.db import TENANT_KEY
 from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
-from billing.input_rules import bad_text, decoded, first_field, trimmed_param
+from billing.input_rules import TEXT_MESSAGE, bad_text, decoded, first_field, trimmed_param
 from billing.models import Outbox, ProcessedCommand
 from billing.outbox import outbox_row
 from consumers.registry import Applied, Route
@@ -92,12 +93,6 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
 
 
-def _driver_refused_argument(error: DBAPIError) -> bool:
-    # asyncpg refuses a query argument it cannot encode (an integer beyond int64) with an
-    # InterfaceError that is also a ValueError: the value is wrong, the connection is fine
-    return isinstance(error.orig.__cause__, ValueError)
-
-
 def is_transient(error: BaseException) -> bool:
     """Failures that say nothing about the command: retry, never record."""
     if isinstance(error, DBAPIError):
@@ -106,29 +101,42 @@ def is_transient(error: BaseException) -> bool:
         code = _sqlstate(error)
         if code is not None:
             return code in _TRANSIENT_SQLSTATES or code.startswith(_TRANSIENT_SQLSTATE_CLASSES)
-        return isinstance(error, (OperationalError, InterfaceError)) and not _driver_refused_argument(error)
+        return isinstance(error, (OperationalError, InterfaceError))
     if isinstance(error, KafkaError):
-        return bool(error.retriable) or type(error).__name__ == "KafkaConnectionError"
+        return bool(error.retriable) or isinstance(error, KafkaTimeoutError)
     return isinstance(error, (OSError, TimeoutError))
 
 
 def _refused_value(error: BaseException) -> bool:
-    """Postgres (or its driver) refusing a value: a data exception (SQLSTATE class 22: a NUL
-    in text, invalid JSON such as NaN or a lone surrogate, a number out of range)."""
-    if isinstance(error, DBAPIError):
-        code = _sqlstate(error)
-        return (code or "").startswith("22") or (code is None and _driver_refused_argument(error))
-    return isinstance(error, StatementError) and isinstance(error.orig, ValueError)
+    """Postgres (or its driver, for an argument it cannot encode) refusing a value: a data
+    exception, SQLSTATE class 22 (a NUL in text, invalid JSON such as NaN or a lone
+    surrogate, a number out of range)."""
+    return isinstance(error, DBAPIError) and (_sqlstate(error) or "").startswith("22")
 
 
-def _unstorable(value: Any) -> bool:
-    """What Postgres refuses whatever the column: text with a NUL or a lone surrogate, a
-    float that is not finite (JSON has no NaN), an integer beyond int64."""
-    if isinstance(value, str):
-        return bad_text(value)
+def _bad_text(value: Any) -> bool:
+    return isinstance(value, str) and bad_text(value)
+
+
+def _bad_number(value: Any) -> bool:
+    """A float that is not finite (JSON has no NaN), an integer beyond int64."""
     if isinstance(value, float):
-        return value != value or value in (float("inf"), float("-inf"))
+        return not math.isfinite(value)
     return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
+
+
+def _refusal(envelope: CommandEnvelope) -> InvalidRequest:
+    """What Postgres refused, named when the payload shows it: text it stores in no column
+    (answered as the API's edge answers it), or a number out of every range."""
+    param = first_field(envelope.payload, _bad_text)
+    if param is not None:
+        param = trimmed_param(param, bad_text)
+        return InvalidRequest(f"Invalid {param or 'request'}: {TEXT_MESSAGE}.", code="invalid_characters", param=param)
+    param = first_field(envelope.payload, _bad_number)
+    if param is not None:
+        message = f"Invalid {param}: the number cannot be stored (not finite, or out of range)."
+        return InvalidRequest(message, code="invalid_value", param=param)
+    return InvalidRequest("Invalid request: a value cannot be stored.", code="invalid_value")
 
 
 def failure_of(envelope: CommandEnvelope, error: Exception) -> BillingError:
@@ -140,9 +148,7 @@ def failure_of(envelope: CommandEnvelope, error: Exception) -> BillingError:
         return Conflict("The request conflicts with the current state of the resource.", code="resource_conflict")
     if _refused_value(error):
         log.warning("command %s (%s) holds a value Postgres refuses: %s", envelope.commandId, envelope.type, error)
-        param = trimmed_param(first_field(envelope.payload, _unstorable), bad_text)
-        where = f"Invalid {param}" if param else "Invalid request"
-        return InvalidRequest(f"{where}: a value cannot be stored (text with a NUL or invalid characters, or a number out of range).", code="invalid_value", param=param)
+        return _refusal(envelope)
     log.exception("command %s (%s) failed unexpectedly", envelope.commandId, envelope.type, exc_info=error)
     return InternalError("An internal error occurred while applying the command.", code="internal_error")
 
@@ -246,7 +252,8 @@ class BatchRecords:
             await session.execute(insert(ProcessedCommand), self.processed)
         if self.events:
             ids = await session.scalars(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), self.events)
-            self.staged += [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in zip(ids.all(), self.events, strict=True)]
+            rows = zip(ids.all(), self.events, strict=True)
+            self.staged += [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in rows]
         self.discard()
 
 

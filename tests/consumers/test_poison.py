@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 import consumers.app
 from billing.customers.service import create_customer
 from billing.models import Customer, CustomerPaymentMethod, Outbox, ProcessedCommand
 from consumers.app import ROUTES, consumer_group, run_command_consumer
-from consumers.pipeline import ALONE_TRIES, RawCommand, apply_batch
-from consumers.registry import Applied, Route
+from consumers.pipeline import ALONE_TRIES, RawCommand, apply_batch, is_transient
+from consumers.registry import Applied, CommandRouter, Route
 from contracts.customers import CustomerCreate
 from contracts.envelopes import CommandEnvelope
 from contracts.settings import get_settings
@@ -31,6 +32,7 @@ from tests.api.conftest import new_tenant
 from tests.consumers.test_pipeline import _outcome_of, command, record
 
 PLACEHOLDER = "__poison__"
+test_router = CommandRouter()
 
 
 class _Nothing(BaseModel):
@@ -41,10 +43,12 @@ class _Balance(BaseModel):
     balance: int
 
 
+@test_router.command("test.crash", _Nothing)
 async def _crash(session: Any, payload: _Nothing) -> Applied:
     raise RuntimeError("a bug in a handler")
 
 
+@test_router.command("test.store_balance", _Balance)
 async def _store_balance(session: Any, payload: _Balance) -> Applied:
     """A write with no range check of its own: the driver refuses an integer beyond int64."""
     customer = await create_customer(session, CustomerCreate(name="big"))
@@ -55,6 +59,7 @@ async def _store_balance(session: Any, payload: _Balance) -> Applied:
 CALLS: list[str] = []
 
 
+@test_router.command("test.break_transaction", _Nothing)
 async def _break_transaction(session: Any, payload: _Nothing) -> Applied:
     """A handler that ends the batch's transaction behind the pipeline's back: not even its
     failure can be recorded, in a batch or alone."""
@@ -63,12 +68,7 @@ async def _break_transaction(session: Any, payload: _Nothing) -> Applied:
     raise RuntimeError("a handler that rolled back the transaction")
 
 
-TEST_ROUTES = {
-    **ROUTES,
-    "test.crash": Route(_Nothing, _crash),
-    "test.store_balance": Route(_Balance, _store_balance),
-    "test.break_transaction": Route(_Nothing, _break_transaction),
-}
+TEST_ROUTES = {**ROUTES, **test_router.routes}
 
 
 def raw(envelope: CommandEnvelope, poison: bytes, offset: int) -> RawCommand:
@@ -98,19 +98,21 @@ def _attach(details: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
 
 POISONS = {
     # refused at the batch's final write, after the handler returned
-    "nul_in_text": Poison("customer.create", lambda _: {"name": PLACEHOLDER}, b'"bad\\u0000name"', "invalid_request_error", "invalid_value", "name"),
+    "nul_in_text": Poison(
+        "customer.create", lambda _: {"name": PLACEHOLDER}, b'"bad\\u0000name"', "invalid_request_error", "invalid_characters", "name"
+    ),
     # the bytes are not UTF-8: read as lone surrogates, refused by Postgres in a free-form field
     "invalid_utf8": Poison(
-        "payment_method.attach", lambda c: _attach({"name": PLACEHOLDER})(c), b'"\xff\xfe bytes"', "invalid_request_error",
-        "invalid_value", "method[billingDetails][name]",
+        "payment_method.attach", _attach({"name": PLACEHOLDER}), b'"\xff\xfe bytes"', "invalid_request_error",
+        "invalid_characters", "method[billingDetails][name]",
     ),
     "lone_surrogate": Poison(
-        "payment_method.attach", lambda c: _attach({"name": PLACEHOLDER})(c), b'"\\ud800"', "invalid_request_error",
-        "invalid_value", "method[billingDetails][name]",
+        "payment_method.attach", _attach({"name": PLACEHOLDER}), b'"\\ud800"', "invalid_request_error",
+        "invalid_characters", "method[billingDetails][name]",
     ),
     # JSON has no Infinity: Postgres refuses the jsonb
     "number_postgres_refuses": Poison(
-        "payment_method.attach", lambda c: _attach({"amount": PLACEHOLDER})(c), b"1e400", "invalid_request_error",
+        "payment_method.attach", _attach({"amount": PLACEHOLDER}), b"1e400", "invalid_request_error",
         "invalid_value", "method[billingDetails][amount]",
     ),
     # the driver refuses it (an InterfaceError that is no connection problem)
@@ -158,7 +160,9 @@ async def _check_poison(session_factory: Any, kind: str) -> None:
     assert error["status"] == (500 if poison.type == "api_error" else 400)
     async with session_factory() as session:
         events = (await session.scalars(select(Outbox).where(Outbox.payload["commandId"].astext == bad.commandId))).all()
-        methods = await session.scalar(select(func.count()).select_from(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == holder))
+        methods = await session.scalar(
+            select(func.count()).select_from(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == holder)
+        )
         stored = (await session.scalars(select(Customer).where(Customer.organization_id == a.organization_id))).all()
     assert [e.event_type for e in events] == ["command.failed"]
     assert events[0].payload["data"]["error"] == error
@@ -221,8 +225,79 @@ async def test_a_command_that_fails_even_alone_is_dead_lettered_after_bounded_tr
     assert await _names(session_factory, a.organization_id) == ["a1"]
     assert await _names(session_factory, b.organization_id) == ["b1"]
     async with session_factory() as session:
-        recorded = await session.scalar(select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.command_id == breaker.commandId))
+        recorded = await session.scalar(
+            select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.command_id == breaker.commandId)
+        )
     assert recorded == 0
+
+
+class _SqlState(BaseModel):
+    sqlstate: str = Field(pattern=r"^[0-9A-Z]{5}$")
+
+
+FAILED_ONCE: list[str] = []
+
+
+async def _raise_sqlstate(session: Any, payload: _SqlState) -> Applied:
+    """Postgres itself raises the error with that SQLSTATE (a real server error, no fake)."""
+    await session.execute(text(f"DO $$ BEGIN RAISE EXCEPTION 'raised for the test' USING ERRCODE = '{payload.sqlstate}'; END $$"))
+    return Applied("customer", {})
+
+
+async def _fail_once_then_create(session: Any, payload: _SqlState) -> Applied:
+    if not FAILED_ONCE:
+        FAILED_ONCE.append(payload.sqlstate)
+        await _raise_sqlstate(session, payload)
+    customer = await create_customer(session, CustomerCreate(name="after a retry"))
+    return Applied("customer", {"id": customer.id})
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01", "08006", "57P01"])
+async def test_a_failure_of_the_moment_is_retried_never_answered(session_factory, sqlstate: str) -> None:  # type: ignore[no-untyped-def]
+    """Serialization failure, deadlock, connection failure, shutdown: the batch raises for the
+    caller to retry; nothing of it is recorded as the command's outcome."""
+    tenant = await new_tenant(session_factory, f"Transient {sqlstate}")
+    routes = {**ROUTES, "test.sqlstate": Route(_SqlState, _raise_sqlstate)}
+    failing = command(tenant.organization_id, "test.sqlstate", {"sqlstate": sqlstate})
+    good = command(tenant.organization_id, "customer.create", {"name": "waits"})
+    with pytest.raises(DBAPIError) as raised:
+        await apply_batch(session_factory, routes, [record(good, 0), record(failing, 1)])
+    assert is_transient(raised.value)
+    assert await _names(session_factory, tenant.organization_id) == []
+    assert await _outcome_of_or_none(session_factory, failing.commandId) is None
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "type", "code"),
+    [("22003", "invalid_request_error", "invalid_value"), ("22P02", "invalid_request_error", "invalid_value"),
+     ("42601", "api_error", "internal_error"), ("XX000", "api_error", "internal_error")],
+)
+async def test_any_other_database_error_is_answered_as_its_commands_failure(session_factory, sqlstate: str, type: str, code: str) -> None:  # type: ignore[no-untyped-def]
+    tenant = await new_tenant(session_factory, f"Refused {sqlstate}")
+    routes = {**ROUTES, "test.sqlstate": Route(_SqlState, _raise_sqlstate)}
+    failing = command(tenant.organization_id, "test.sqlstate", {"sqlstate": sqlstate})
+    good = command(tenant.organization_id, "customer.create", {"name": "applies"})
+    result = await apply_batch(session_factory, routes, [record(failing, 0), record(good, 1)])
+    assert (result.applied, result.dead_letters) == (2, [])
+    error = (await _outcome_of(session_factory, failing.commandId)).error
+    assert (error["type"], error["code"]) == (type, code)
+    assert await _names(session_factory, tenant.organization_id) == ["applies"]
+
+
+async def test_the_consumer_retries_a_serialization_failure_and_applies_the_command(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    tenant = await new_tenant(session_factory, "Retried")
+    monkeypatch.setitem(consumers.app.ROUTES, "test.fail_once", Route(_SqlState, _fail_once_then_create))
+    FAILED_ONCE.clear()
+    once = command(tenant.organization_id, "test.fail_once", {"sqlstate": "40001"})
+    result = await consumers.app.apply_with_retries(session_factory, [record(once)])
+    assert FAILED_ONCE == ["40001"] and result.applied == 1
+    assert (await _outcome_of(session_factory, once.commandId)).status == "succeeded"
+    assert await _names(session_factory, tenant.organization_id) == ["after a retry"]
+
+
+async def _outcome_of_or_none(session_factory: Any, command_id: str) -> Any:
+    async with session_factory() as session:
+        return await session.scalar(select(ProcessedCommand).where(ProcessedCommand.command_id == command_id))
 
 
 async def _dead_letters(count: int) -> list[dict[str, Any]]:
@@ -264,7 +339,7 @@ async def test_a_real_consumer_answers_poison_and_keeps_its_partition_moving(ses
             while len(await _names(session_factory, a.organization_id)) + len(await _names(session_factory, b.organization_id)) < 20:
                 await asyncio.sleep(0.1)
         assert await _names(session_factory, a.organization_id) == sorted(f"a{n}" for n in range(10))
-        assert (await _outcome_of(session_factory, nul.commandId)).error["code"] == "invalid_value"
+        assert (await _outcome_of(session_factory, nul.commandId)).error["code"] == "invalid_characters"
         letters = await _dead_letters(1)
         assert breaker.commandId in letters[0]["value"] and f"failed {ALONE_TRIES} times" in letters[0]["reason"]
         # every offset committed, the dead-lettered one too: the partition goes on
