@@ -87,6 +87,7 @@ class BatchResult:
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57P")
 ALONE_TRIES = 3
+REASON_CHARS = 2000
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -172,7 +173,7 @@ def parse_record(record: RawCommand) -> CommandEnvelope | DeadLetter:
         # invalid bytes become lone surrogates: the envelope is still read, and the field
         # that holds them is refused by name (or by Postgres, in a free-form field)
         document = json.loads(decoded(record.value))
-    except ValueError as error:  # not JSON, or an integer too long to convert
+    except (ValueError, RecursionError) as error:  # not JSON, an integer too long, nested too deep
         return DeadLetter(record, f"not JSON: {error}")
     try:
         envelope = CommandEnvelope.model_validate(document)
@@ -391,9 +392,10 @@ async def _apply_alone(
                     raise
                 log.warning("command %s failed alone (try %d of %d): %r", envelope.commandId, attempt, ALONE_TRIES, error)
                 if attempt == ALONE_TRIES:
-                    reason = f"command {envelope.type} failed {ALONE_TRIES} times: {error!r}"
+                    # repr: ASCII whatever the error holds; cut, as a statement's error lists its parameters
+                    reason = f"command {envelope.type} failed {ALONE_TRIES} times: {error!r:.{REASON_CHARS}}"
                     if error.__context__ is not None:  # what the handler raised, when recording it failed
-                        reason += f", while handling {error.__context__!r}"
+                        reason += f", while handling {error.__context__!r:.{REASON_CHARS}}"
                     poisoned.append(DeadLetter(record, reason))
                 continue
             applied, duplicates, events = applied + one_applied, duplicates + one_duplicate, events + one_events

@@ -207,6 +207,15 @@ async def test_an_unknown_key_holding_a_nul_is_answered_without_it(session_facto
     assert await _names(session_factory, tenant.organization_id) == ["good"]
 
 
+async def test_a_record_nested_too_deep_to_parse_is_a_dead_letter(session_factory) -> None:  # type: ignore[no-untyped-def]
+    tenant = await new_tenant(session_factory, "Deep record")
+    good = command(tenant.organization_id, "customer.create", {"name": "after the deep one"})
+    deep = RawCommand(b"[" * 100_000 + b"]" * 100_000, "billing.commands", 0, 0)
+    result = await apply_batch(session_factory, ROUTES, [deep, record(good, 1)])
+    assert [(letter.record.offset, letter.reason.startswith("not JSON")) for letter in result.dead_letters] == [(0, True)]
+    assert await _names(session_factory, tenant.organization_id) == ["after the deep one"]
+
+
 async def test_a_command_that_fails_even_alone_is_dead_lettered_after_bounded_tries(session_factory) -> None:  # type: ignore[no-untyped-def]
     a, b = await new_tenant(session_factory, "Breaker A"), await new_tenant(session_factory, "Breaker B")
     breaker = command(a.organization_id, "test.break_transaction", {})
