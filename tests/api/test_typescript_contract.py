@@ -368,7 +368,10 @@ async def commands(ctx: Context) -> None:
     )
     failed = await record(client, "GET", f"/v1/commands/{command_id_for(org, failing)}", expect=200, name="command_failed")
     assert failed.json()["status"] == "failed"
-    await record(client, "GET", "/v1/commands/cmd_never_sent", expect=200, name="command_pending")
+    # issued to this organization but never sent: pending (a made-up id is 404)
+    never_sent = command_id_for(org, f"never-sent-{uuid.uuid4().hex}")
+    await record(client, "GET", f"/v1/commands/{never_sent}", expect=200, name="command_pending")
+    await record(client, "GET", "/v1/commands/cmd_never_issued", expect=404, name="error_command_never_issued")
 
 
 @scenario
