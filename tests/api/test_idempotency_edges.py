@@ -22,10 +22,13 @@ async def command_count(session_factory, organization_id: str) -> int:  # type: 
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
-async def test_an_empty_or_overlong_key_is_refused(api_client: TenantClient, session_factory, key: str) -> None:  # type: ignore[no-untyped-def]
+async def test_an_empty_or_overlong_key_is_refused(
+    api_client: TenantClient, session_factory, key: str  # type: ignore[no-untyped-def]
+) -> None:
     before = await command_count(session_factory, api_client.tenant.organization_id)
     response = await api_client.post("/v1/customers", json={"name": "Keyed"}, headers={"Idempotency-Key": key})
-    error = assert_error(response, 400, "parameter_invalid_string_empty" if not key else "parameter_invalid_string_too_long", "Idempotency-Key")
+    code = "parameter_invalid_string_too_long" if key else "parameter_invalid_string_empty"
+    error = assert_error(response, 400, code, "Idempotency-Key")
     assert "Idempotency-Key" in error["message"]
     assert await command_count(session_factory, api_client.tenant.organization_id) == before
 
