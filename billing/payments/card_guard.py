@@ -19,7 +19,8 @@ side by side (``+1 415 555 2671 2026-01-02``). Punctuation ends a run
 (``card:4242424242424242`` is found). A digit glued to the number makes it a different
 number (``14242424242424242`` is 17 digits and checked as such). Not required: a known
 issuer prefix (that list goes out of date), so a Luhn-valid placeholder such as
-``0000 0000 0000 0000`` is refused too.
+``0000 0000 0000 0000`` is refused too. Digits are any Unicode decimal digits (fullwidth
+``４２４２...``, Arabic-Indic): a card written in them is checked as its ASCII digits.
 
 Identifiers are not card numbers. Digits glued to a letter or an underscore belong to a
 word (``evt_3a41123581321345589b``, a hex digest, ``ord4242424242424242``): that group is
