@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
@@ -36,6 +36,7 @@ from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
 from api.errors import EXCEPTION_HANDLERS
+from api.health import health
 from api.dashboard.session import SIGNING_PURPOSE as DASHBOARD_SIGNING_PURPOSE
 from api.replies import ReplyListener
 from billing.db import create_engine, create_session_factory
@@ -43,17 +44,12 @@ from billing.organizations.stripe_account import ensure_keyring  # payments (iss
 from billing.payments.gateway import GatewayError  # payments (issue 5)
 from billing.payments.stripe_gateway import StripeGatewayPool  # payments (issue 5)
 from contracts.settings import Settings, get_settings
-from producers.publisher import create_broker
+from producers.publisher import Publisher, create_broker
 
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]  # issue 4
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]  # issue 5
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]  # issue 6
-
-
-@get("/health", summary="Liveness", include_in_schema=False, exclude_from_auth=True)
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -65,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         sessions = create_session_factory(engine)
         broker = create_broker(settings)
         await broker.start()
+        publisher = Publisher(broker)
         key_cache = KeyCache(settings.auth_cache_seconds)
         # a key revoked or rolled through another API process stops working here as soon as
         # its event arrives, not when the cache entry expires
@@ -72,14 +69,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await replies.start()
         app.state.sessions = sessions
         app.state.key_cache = key_cache
-        app.state.bus = CommandBus(broker, replies, sessions, settings.command_timeout_seconds)
+        app.state.bus = CommandBus(publisher, replies, sessions, settings.command_timeout_seconds)
         # -- payments (issue 5): secrets key ring (dev key file made on first use), Stripe clients, broker for webhooks
         quiet_gateway_logging()
         app.state.settings = settings
         app.state.keyring = ensure_keyring(settings)
         app.state.dashboard_signing_key = app.state.keyring.derive_key(DASHBOARD_SIGNING_PURPOSE)  # analytics (issue 6)
         app.state.gateways = StripeGatewayPool(settings=settings, keyring=app.state.keyring)
-        app.state.broker = broker
+        app.state.broker = app.state.publisher = publisher
         # -- end payments
         try:
             yield

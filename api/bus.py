@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.replies import ReplyListener
@@ -16,7 +15,7 @@ from billing.commands import get_outcome
 from billing.db import tenant_session
 from billing.errors import IdempotencyError, ServiceUnavailable
 from contracts.envelopes import Actor, CommandEnvelope, CommandOutcome, command_id_for, utcnow
-from producers.publisher import publish_command
+from producers.publisher import Publisher, publish_command
 
 IDEMPOTENCY_MISMATCH = (
     "Keys for idempotent requests can only be used with the same parameters they were first used with. "
@@ -35,9 +34,9 @@ class Replayed(CommandOutcome):
 
 class CommandBus:
     def __init__(
-        self, broker: KafkaBroker, replies: ReplyListener, sessions: async_sessionmaker[AsyncSession], timeout: float
+        self, publisher: Publisher, replies: ReplyListener, sessions: async_sessionmaker[AsyncSession], timeout: float
     ) -> None:
-        self._broker = broker
+        self._publisher = publisher
         self._replies = replies
         self._sessions = sessions
         self._timeout = timeout
@@ -82,7 +81,7 @@ class CommandBus:
 
     async def _publish(self, envelope: CommandEnvelope) -> None:
         try:
-            await publish_command(self._broker, envelope)
+            await publish_command(self._publisher, envelope)
         except (KafkaError, OSError) as error:
             raise ServiceUnavailable(
                 "The billing command queue is unavailable; nothing was changed. Retry later.", code="queue_unavailable"

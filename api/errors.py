@@ -11,7 +11,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+import asyncpg
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from billing.errors import BillingError
 
@@ -102,6 +104,49 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     return error_response(error, headers)
 
 
+# Postgres restarting says so in these: connection lost or refused (class 08), shutting down
+# or starting up (57P01-57P03), too many connections; the driver's own "connection closed"
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+_UNAVAILABLE_DRIVER_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a failure says Postgres is out of reach (not that the query was wrong),
+    looking through the wrapping SQLAlchemy and asyncpg put around the cause."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        if str(getattr(error, "sqlstate", None) or "").startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(error, _UNAVAILABLE_DRIVER_ERRORS):
+            return True
+        pending += [getattr(error, "orig", None), error.__cause__, error.__context__]
+    return False
+
+
+def on_database_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, (OperationalError, InterfaceError)) or database_unavailable(exc):
+        return on_database_unavailable(request, exc)
+    return on_unexpected(request, exc)
+
+
 def on_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(
@@ -111,6 +156,8 @@ def on_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> 
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if database_unavailable(exc):
+        return on_database_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
         BillingError("An unexpected error occurred.", code="internal_error", type="api_error", status=HTTP_500_INTERNAL_SERVER_ERROR)
@@ -118,8 +165,10 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[d
 
 
 EXCEPTION_HANDLERS = {
-    OperationalError: on_database_unavailable,
-    InterfaceError: on_database_unavailable,
+    DBAPIError: on_database_error,
+    PoolTimeout: on_database_unavailable,
+    asyncpg.exceptions.PostgresError: on_database_error,
+    asyncpg.exceptions.InterfaceError: on_database_unavailable,
     ValidationException: on_validation,
     BillingError: on_billing_error,
     HTTPException: on_http_error,

@@ -33,7 +33,7 @@ from consumers.pipeline import BatchResult, RawCommand, apply_batch, dead_letter
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings
 from producers.outbox import OutboxRelay
-from producers.publisher import create_broker
+from producers.publisher import Publisher, create_broker
 from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, topic
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ def build_command_consumer(
 ) -> CommandConsumer:
     settings = settings or get_settings()
     broker = create_broker(settings)
-    relay = OutboxRelay(PostgresOutboxStore(sessions), broker)
+    # one publisher for the events and the dead letters: a fatal producer error heals once for both
+    publisher = Publisher(broker)
+    relay = OutboxRelay(PostgresOutboxStore(sessions), publisher)
     relaying: set[asyncio.Task[None]] = set()
 
     subscriber = broker.subscriber(
@@ -91,7 +93,7 @@ def build_command_consumer(
             result = await apply_with_retries(sessions, records)
             for letter in result.dead_letters:
                 log.warning("dead letter at %s[%d]@%d: %s", letter.record.topic, letter.record.partition, letter.record.offset, letter.reason)
-                await broker.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
+                await publisher.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
         except Exception:
             await message.nack()  # seek back: the batch comes again, never skipped
             raise

@@ -10,9 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from faststream.kafka import KafkaBroker
-
-from producers.publisher import event_headers
+from producers.publisher import Publisher, event_headers
 from producers.topics import topic
 
 log = logging.getLogger(__name__)
@@ -43,9 +41,9 @@ class OutboxRelay:
     periodic sweep publishes rows that stayed unsent for `grace` seconds (their process
     died, or Kafka was away). A row may thus go out twice, never zero times."""
 
-    def __init__(self, store: OutboxStore, broker: KafkaBroker, interval: float = 1.0, grace: float = 3.0) -> None:
+    def __init__(self, store: OutboxStore, publisher: Publisher, interval: float = 1.0, grace: float = 3.0) -> None:
         self._store = store
-        self._broker = broker
+        self._publisher = publisher
         self._interval = interval
         self._grace = grace
 
@@ -53,7 +51,7 @@ class OutboxRelay:
         # hand every row to the producer first, then wait for the acks together: awaiting
         # each publish in turn costs about ten times the CPU per message
         acks = [
-            await self._broker.publish(
+            await self._publisher.publish(
                 row.payload,
                 topic=topic(row.topic),
                 key=row.key.encode(),

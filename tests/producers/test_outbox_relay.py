@@ -16,7 +16,7 @@ from billing.outbox import PostgresOutboxStore, outbox_row
 from contracts.envelopes import EventEnvelope, new_event_id, utcnow
 from contracts.settings import get_settings
 from producers.outbox import OutboxRelay
-from producers.publisher import create_broker
+from producers.publisher import Publisher, create_broker
 from producers.topics import BILLING_EVENTS, ensure_topics, topic
 
 
@@ -38,7 +38,7 @@ async def test_the_sweep_publishes_rows_a_dead_committer_left_behind(session_fac
     broker = create_broker()
     await broker.start()
     try:
-        relay = OutboxRelay(PostgresOutboxStore(session_factory), broker, grace=3.0)
+        relay = OutboxRelay(PostgresOutboxStore(session_factory), Publisher(broker), grace=3.0)
         assert await relay.sweep_once() >= 3
         assert await relay.sweep_once() == 0  # marked sent: not published again
         seen: list[str] = []
