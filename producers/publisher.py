@@ -71,6 +71,7 @@ class Publisher:
         topic: str,
         *,
         key: bytes | None = None,
+        partition: int | None = None,
         headers: dict[str, str] | None = None,
         no_confirm: bool = False,
     ) -> Any:
@@ -82,7 +83,9 @@ class Publisher:
                 raise KafkaConnectionError("no Kafka producer (the broker is away); the next send tries again")
             generation = self._generation
         try:
-            sent = await self.broker.publish(message, topic=topic, key=key, headers=headers, no_confirm=no_confirm)
+            sent = await self.broker.publish(
+                message, topic=topic, key=key, partition=partition, headers=headers, no_confirm=no_confirm
+            )
         except Exception as error:
             await self._after_failure(error, generation)
             raise

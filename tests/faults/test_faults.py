@@ -39,6 +39,7 @@ from tests.stack.conftest import free_port_pair, settings_with
 # writes must come back this soon after their dependency did
 RECOVERY_LIMIT_SECONDS = 15.0
 WORKERS = 4
+KAFKA_OUTAGE_SECONDS = 12.0
 COMMAND_TYPES = ("customer.create", "customer.update", "product.create", "price.create")
 
 
@@ -175,8 +176,9 @@ class Processes:
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    def tail(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+    def tail(self, name: str, chars: int | None = 3000) -> str:
+        text = (self.logs / f"{name}.log").read_text(errors="replace")
+        return text[-chars:] if chars else text
 
     def stop_all(self) -> None:
         for process in self.running.values():
@@ -299,8 +301,11 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
 
             # (b) Kafka stopped and started; the API, relay and consumers stay up
             stack.down(["kafka"], settings=settings, say=lambda _: None)
+            kafka_down = time.monotonic()
             await _wait_until(lambda: _down_named(client, "kafka", health_seen), 15, "/health naming kafka down")
-            await asyncio.sleep(2)
+            # longer than the producers' request timeout (10 s): batches expire while later ones
+            # wait, the gap in their sequence numbers that a broker answers OutOfOrderSequenceNumber
+            await asyncio.sleep(KAFKA_OUTAGE_SECONDS - (time.monotonic() - kafka_down))
             await asyncio.to_thread(stack.ensure_up, ["kafka"], settings=settings, say=lambda _: None)
             figures["kafka_recovery_s"] = await load.first_write_after(time.monotonic())
             await asyncio.sleep(3)
@@ -347,6 +352,7 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
             answered_again=reconciliation["answered_again"],
             events_on_kafka=sum(on_kafka.values()),
             events_on_kafka_twice=sum(1 for n in on_kafka.values() if n > 1),
+            producers_replaced={name: processes.tail(name, None).count("replacing the Kafka producer") for name in ("api", "consumer")},
         )
         print("\nfault test figures:", json.dumps(figures))
 
