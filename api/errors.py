@@ -138,6 +138,8 @@ def database_unavailable(exc: BaseException) -> bool:
         if isinstance(error, _UNAVAILABLE_DRIVER_ERRORS):
             return True
         pending += [getattr(error, "orig", None), error.__cause__, error.__context__]
+        if isinstance(error, BaseExceptionGroup):  # Litestar's cleanup of dependencies gathers them
+            pending += error.exceptions
     return False
 
 
