@@ -3,6 +3,8 @@ reach, as the real driver and SQLAlchemy report it; a wrong query stays an error
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -22,6 +24,9 @@ async def test_a_terminated_backend_is_unavailable(database_url: str) -> None:
     try:
         # what a Postgres shutdown does to every session: SQLSTATE 57P01 (admin shutdown)
         await killer.execute("select pg_terminate_backend($1)", victim.get_server_pid())
+        async with asyncio.timeout(5):
+            while not victim.is_closed():  # the server's FATAL message read, as a pooled connection would
+                await asyncio.sleep(0.01)
         with pytest.raises(Exception) as caught:
             await victim.fetchval("select 1")
         assert database_unavailable(caught.value), repr(caught.value)
