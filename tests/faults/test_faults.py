@@ -77,7 +77,8 @@ class Load:
         kind = COMMAND_TYPES[n % len(COMMAND_TYPES)]
         metadata = {"faultKey": key}
         if kind == "customer.update" and self.customers:
-            return Command(kind, key, "PATCH", f"/v1/customers/{random.choice(self.customers)}", {"name": f"Renamed {n}", "metadata": {"faultUpdate": key}})
+            path = f"/v1/customers/{random.choice(self.customers)}"
+            return Command(kind, key, "PATCH", path, {"name": f"Renamed {n}", "metadata": {"faultUpdate": key}})
         if kind == "price.create" and self.products:
             body = {"product": random.choice(self.products), "currency": "usd", "unitAmount": 100 + n, "metadata": metadata}
             return Command(kind, key, "POST", "/v1/prices", body)
@@ -416,7 +417,8 @@ async def _reconcile(
     key in metadata), one processed command and one outcome event per accepted command,
     and nothing that no client sent."""
     problems: list[str] = []
-    processed = {r["command_id"]: r for r in await conn.fetch("select command_id, status, resource_id from processed_commands where organization_id = $1", organization_id)}
+    rows = await conn.fetch("select command_id, status, resource_id from processed_commands where organization_id = $1", organization_id)
+    processed = {r["command_id"]: r for r in rows}
     if unknown := set(processed) - issued:
         problems.append(f"{len(unknown)} processed commands no client sent")
     for command_id, command in expected.items():
@@ -426,7 +428,8 @@ async def _reconcile(
         elif row["status"] != "succeeded":
             problems.append(f"{command.kind} {command.key} {row['status']}")
     for kind, table in TABLES.items():
-        keys = Counter(r["k"] for r in await conn.fetch(f"select metadata->>'faultKey' as k from {table} where organization_id = $1", organization_id))  # noqa: S608 - fixed names
+        query = f"select metadata->>'faultKey' as k from {table} where organization_id = $1"  # noqa: S608 - fixed names
+        keys = Counter(r["k"] for r in await conn.fetch(query, organization_id))
         wanted = {c.key for c in expected.values() if c.kind == kind}
         if dupes := [k for k, n in keys.items() if n > 1]:
             problems.append(f"{len(dupes)} {table} created twice")
@@ -441,7 +444,8 @@ async def _reconcile(
     )
     outcomes = Counter(r["c"] for r in answers)
     # a command delivered again is answered again (a retrying client gets its result), with the first outcome
-    if changed := [r["c"] for r in answers if r["c"] in processed and (r["status"], r["resource"]) != (processed[r["c"]]["status"], processed[r["c"]]["resource_id"])]:
+    first = {c: (row["status"], row["resource_id"]) for c, row in processed.items()}
+    if changed := [r["c"] for r in answers if r["c"] in first and (r["status"], r["resource"]) != first[r["c"]]]:
         problems.append(f"{len(changed)} outcome events that disagree with processed_commands")
     if no_event := set(processed) - set(outcomes):
         problems.append(f"{len(no_event)} processed commands without an outcome event")
