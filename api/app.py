@@ -9,7 +9,6 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.auth import KeyCache, provide_caller, provide_db, rate_limit_identity
 from api.params import provide_created_range, provide_page_request
@@ -24,6 +23,7 @@ from api.controllers.analytics import AnalyticsController  # analytics API (issu
 from api.controllers.meters import MeterController  # analytics API (issue 6)
 from api.controllers.usage_events import UsageEventController  # analytics API (issue 6)
 from api.dashboard import DASHBOARD  # analytics API (issue 6)
+from api.docs import OfflineSwaggerRenderPlugin
 from api.controllers.payment_methods import (  # payments (issue 5)
     PaymentMethodController,
     on_gateway_error,
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             description="A self-hosted, Stripe-like billing API. Authenticate with `Authorization: Bearer sk_...`.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[OfflineSwaggerRenderPlugin(path="/swagger")],  # also at /schema itself (the first plugin)
         ),
         debug=False,
     )
