@@ -10,7 +10,9 @@ Luhn, as a string, a number or a key, at any depth) is answered
 
 by this middleware, which runs first: before authentication, validation, the handler,
 logging and publishing, so the number is never logged, stored or sent to Kafka. The
-message names the field, never the digits.
+message names the field, never the digits. The same holds, for every method, for the
+query string (``param`` the parameter's name), the path and the ``Idempotency-Key``
+header (both kept with the command and sent through Kafka; ``param`` null).
 
 Bodies: JSON (parsed exactly: integers and decimals are not rounded through floats), form
 bodies (``application/x-www-form-urlencoded``: each key and value), and anything else
@@ -77,6 +79,20 @@ def _redacted(param: str | None) -> str | None:
     return trimmed_param(param, contains_card_number)
 
 
+def request_line_param(scope: Scope) -> str | None | bool:
+    """Where outside the body a card number is: the query parameter's name, True for the
+    path or the `Idempotency-Key` header (kept with the command and sent through Kafka), or
+    False when none."""
+    query = scope.get("query_string", b"").decode("utf-8", "replace")
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if contains_card_number(key) or contains_card_number(value):
+            return key or True
+    if contains_card_number(query) or contains_card_number(scope.get("path", "")):
+        return True
+    key = header(scope, b"idempotency-key")
+    return key is not None and contains_card_number(key)
+
+
 def rejection(param: str | None) -> dict[str, Any]:
     param = _redacted(param)
     where = f" in `{param}`" if param else ""
@@ -100,6 +116,10 @@ class CardDataGuard(ASGIMiddleware):
         self.max_body_bytes = max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        found = request_line_param(scope)
+        if found is not False:
+            await respond(send, 400, rejection(found if isinstance(found, str) else None))
+            return
         if scope.get("method", "GET").upper() not in WRITE_METHODS:
             await next_app(scope, receive, send)
             return
@@ -120,4 +140,4 @@ class CardDataGuard(ASGIMiddleware):
         await next_app(scope, replay([body], False, receive), send)
 
 
-__all__ = ["CODE", "CardDataGuard", "WRITE_METHODS", "card_param", "rejection"]
+__all__ = ["CODE", "CardDataGuard", "WRITE_METHODS", "card_param", "rejection", "request_line_param"]

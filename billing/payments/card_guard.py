@@ -19,8 +19,16 @@ side by side (``+1 415 555 2671 2026-01-02``). Punctuation ends a run
 (``card:4242424242424242`` is found). A digit glued to the number makes it a different
 number (``14242424242424242`` is 17 digits and checked as such). Not required: a known
 issuer prefix (that list goes out of date), so a Luhn-valid placeholder such as
-``0000 0000 0000 0000`` is refused too. Digits are any Unicode decimal digits (fullwidth
-``４２４２...``, Arabic-Indic): a card written in them is checked as its ASCII digits.
+``0000 0000 0000 0000`` is refused too.
+
+Text is read the way a person reads it, so a number disguised by Unicode is still found:
+NFKC first (fullwidth ``４２４２``, superscripts and circled digits become ASCII digits, the
+no-break and thin spaces a space), then the characters that are invisible (format
+characters: zero-width spaces and joiners, soft hyphens, direction marks) are removed, and
+any Unicode dash or minus is read as ``-``. Separators between groups are whitespace (any
+Unicode space, tab, line break), dashes and dots (``4242.4242.4242.4242``). Digits are
+any Unicode decimal digits (Arabic-Indic, Devanagari ...): a card written in them is
+checked as its ASCII digits.
 
 Identifiers are not card numbers. Digits glued to a letter or an underscore belong to a
 word (``evt_3a41123581321345589b``, a hex digest, ``ord4242424242424242``): that group is
@@ -37,6 +45,7 @@ text), and the traversal is iterative (no recursion limit on deeply nested bodie
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
@@ -48,9 +57,16 @@ MAX_DIGITS = 19
 MIN_GROUP = 4
 MAX_GROUP = 6
 
-# A run of at least 13 digits, the digits possibly separated by up to three spaces/dashes.
-_RUN = re.compile(r"\d(?:[ \-]{0,3}\d){12,}")
-_GROUP_SPLIT = re.compile(r"([ \-]+)")
+# A run of at least 13 digits, the digits possibly separated by up to three spaces, dashes
+# or dots (`\s` is any Unicode whitespace).
+_RUN = re.compile(r"\d(?:[\s.\-]{0,3}\d){12,}")
+_GROUP_SPLIT = re.compile(r"([\s.\-]+)")
+# Unicode's dashes (category Pd) and the minus sign: between groups they are a "-"
+DASHES = (
+    "\u058a\u05be\u1400\u1806\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e17\u2e1a\u2e3a\u2e3b\u2e40"
+    "\u2e5d\u301c\u3030\u30a0\ufe31\ufe32\ufe58\ufe63\uff0d\U00010ead"
+)
+_AS_HYPHEN = str.maketrans(dict.fromkeys(DASHES, "-"))
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
@@ -102,16 +118,27 @@ def _in_a_word(char: str) -> bool:
     return char.isalpha() or char == "_"
 
 
+def as_read(text: str) -> str:
+    """`text` as a person reads it: NFKC, invisible format characters removed, every dash
+    a hyphen-minus. ASCII text is already that."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    return text.translate(_AS_HYPHEN)
+
+
 def contains_card_number(text: str) -> bool:
     """Whether `text` holds a plausible card number (see the module docstring)."""
     if len(text) < MIN_DIGITS:
         return False
+    text = as_read(text)
     for match in _RUN.finditer(text):
         run = match.group()
         if not run.isascii():
             # `\d` matches every Unicode decimal digit (fullwidth ４, Arabic-Indic ٤): a card
             # written in them is still a card, checked as its ASCII digits
-            run = "".join(char if char in " -" else str(int(char)) for char in run)
+            run = "".join(str(int(char)) if char.isdecimal() else char for char in run)
         parts = _GROUP_SPLIT.split(run)
         start, end = match.span()
         if start > 0 and _in_a_word(text[start - 1]):
@@ -156,4 +183,4 @@ def find_card_number(body: Any) -> str | None:
     return first_field(body, _scalar_holds_card)
 
 
-__all__ = ["contains_card_number", "find_card_number", "luhn_valid"]
+__all__ = ["DASHES", "as_read", "contains_card_number", "find_card_number", "luhn_valid"]

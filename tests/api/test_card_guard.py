@@ -20,7 +20,7 @@ from litestar.routes import HTTPRoute
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.card_guard import WRITE_METHODS, card_param
+from api.card_guard import WRITE_METHODS, card_param, request_line_param
 from billing.models import ProcessedCommand
 from contracts.settings import get_settings
 from tests.api.conftest import TenantClient
@@ -175,8 +175,50 @@ async def test_what_is_not_a_card_passes(api_client: TenantClient, value: str) -
     assert response.json()["description"] == value
 
 
-async def test_reads_and_oversized_bodies_are_not_the_guards(api_client: TenantClient) -> None:
-    # GET is not a write: the guard does not read query strings (nothing should put cards there either)
+def every_endpoint() -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, its path parameters filled with a card number."""
+    app = create_app(get_settings())  # routes only: the lifespan does not run
+    return [
+        (method, _PATH_PARAM.sub(DIGITS, route.path))
+        for route in app.routes
+        if isinstance(route, HTTPRoute) and _PATH_PARAM.search(route.path)
+        for method in sorted(set(route.methods) - {"HEAD", "OPTIONS"})
+    ]
+
+
+async def test_a_card_outside_the_body_is_refused_on_every_route(
+    api_client: TenantClient, session_factory: Any, log_lines: list[str]
+) -> None:
+    """In the query string, a path id or the Idempotency-Key (kept with the command and sent
+    through Kafka): refused before anything reads it, on reads too."""
+    before = await command_count(session_factory, api_client.tenant.organization_id)
+    with_path_ids = every_endpoint()
+    assert len(with_path_ids) >= 10 and ("GET", f"/v1/customers/{DIGITS}") in with_path_ids
+    asked = 0
+    for method, path in with_path_ids:
+        response = await api_client.request(method, path, json={} if method in WRITE_METHODS else None)
+        assert_error(response, 400, "card_data_not_allowed", None)
+        asked += 1
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({"params": {"email": f"{CARD}@example.com"}}, "email"),
+        ({"params": {"starting_after": "4242.4242.4242.4242"}}, "starting_after"),
+        ({"params": {"q": "4242\u200b4242\u200b4242\u200b4242"}}, "q"),
+        ({"headers": {"Idempotency-Key": f"order-{CARD}"}}, None),
+    ]
+    for method, path in [("GET", "/v1/customers"), ("POST", "/v1/customers"), ("GET", "/v1/products")]:
+        for request, param in cases:
+            body = {"json": {"name": "x"}} if method == "POST" else {}
+            response = await api_client.request(method, path, **request, **body)
+            assert_error(response, 400, "card_data_not_allowed", param)
+            assert DIGITS not in response.text
+            asked += 1
+    assert asked >= 22
+    assert await command_count(session_factory, api_client.tenant.organization_id) == before
+    logged = "\n".join(log_lines)
+    assert DIGITS not in logged and CARD not in logged
+
+
+async def test_oversized_bodies_are_not_the_guards(api_client: TenantClient) -> None:
     assert (await api_client.get("/v1/customers", params={"email": "a@example.com"})).status_code == 200
     # a body over the app's limit is refused by the app (413), unread
     huge = json.dumps({"description": "x" * 300_000 + DIGITS})
@@ -190,3 +232,11 @@ def test_card_param_directly() -> None:
     assert card_param(json.dumps({"a": {"b": [DIGITS]}}).encode(), None) == "a[b][0]"
     assert card_param(DIGITS.encode(), "text/plain") is True
     assert card_param(b"a=1&b=2", "application/x-www-form-urlencoded") is False
+
+
+def test_request_line_param_directly() -> None:
+    assert request_line_param({"type": "http", "path": "/v1/customers", "query_string": b"limit=3", "headers": []}) is False
+    assert request_line_param({"type": "http", "path": "/v1/customers", "query_string": f"x={DIGITS}".encode(), "headers": []}) == "x"
+    assert request_line_param({"type": "http", "path": f"/v1/customers/{DIGITS}", "query_string": b"", "headers": []}) is True
+    headers = [(b"idempotency-key", DIGITS.encode())]
+    assert request_line_param({"type": "http", "path": "/", "query_string": b"", "headers": headers}) is True
