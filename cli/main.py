@@ -7,10 +7,12 @@ import json
 import logging
 import signal
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from analytics.cli import analytics_app  # analytics (issue 6)
+from cli.errors import fail, id_of, run, run_async, text_of
 from cli.heap import settle_heap
 from contracts.settings import get_settings
 from stack.cli import stack_app
@@ -24,6 +26,11 @@ app.add_typer(org_app, name="org")
 contracts_app = typer.Typer(help="Message contracts for other systems.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(analytics_app, name="analytics")  # analytics (issue 6): migrate, consume, replay, usage
+
+OrganizationId = Annotated[str, typer.Argument(metavar="ORGANIZATION", help="organization id (org_...)", callback=id_of("organization"))]
+KeyId = Annotated[str, typer.Argument(metavar="KEY_ID", help="API key id (key_...)", callback=id_of("api_key"))]
+# the limit of the name columns (prisma/schema.prisma) and of the API's requests
+Name = Annotated[str, typer.Argument(metavar="NAME", callback=text_of(200))]
 
 
 def _logging(level: str = "INFO") -> None:
@@ -44,7 +51,7 @@ def migrate() -> None:
     """Apply the Alembic migrations (billing/migrations) to DATABASE_URL."""
     from billing.migrate import upgrade
 
-    upgrade()
+    run(upgrade)
     typer.echo("database is at the latest migration")
 
 
@@ -104,9 +111,10 @@ def dev(
     settings = get_settings()
     _logging()
     if seed:
-        secret = asyncio.run(_seed_demo())
+        secret = run_async(_seed_demo)
         base = f"http://{settings.api_host}:{settings.api_port}"
-        typer.echo(f"\n  API            {base}/v1")
+        # the base URL: /v1 alone is no route (404); the docs page lists them all
+        typer.echo(f"\n  API            {base}  (e.g. {base}/v1/customers; health: {base}/health)")
         typer.echo(f"  OpenAPI docs   {base}/schema  (Swagger UI: {base}/schema/swagger)")
         typer.echo(f"  Demo API key   {secret}\n")
         typer.echo(f"  curl -s {base}/v1/customers -H 'Authorization: Bearer {secret}'\n")
@@ -140,10 +148,10 @@ async def _seed_demo() -> str:
 
 
 @org_app.command("create")
-def org_create(name: str) -> None:
+def org_create(name: Name) -> None:
     """Create an organization; prints its first secret key (shown once)."""
 
-    async def run() -> None:
+    async def create() -> None:
         from billing.db import create_engine, create_session_factory
         from billing.organizations.service import create_organization
 
@@ -155,55 +163,100 @@ def org_create(name: str) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    run_async(create)
 
 
-async def _with_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
+def _with_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
+    """`action(session)` in a tenant session of an organization that exists (a tenant
+    session of a made-up one would simply see no rows)."""
+    return run_async(lambda: _in_tenant(organization_id, action))
+
+
+async def _in_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
     from billing.db import create_engine, create_session_factory, tenant_session
+    from billing.organizations.service import get_organization
 
     engine = create_engine(pool_size=1)
     try:
         async with tenant_session(create_session_factory(engine), organization_id) as session, session.begin():
+            await get_organization(session, organization_id)
             return await action(session)
     finally:
         await engine.dispose()
 
 
 @keys_app.command("list")
-def keys_list(organization: str) -> None:
+def keys_list(organization: OrganizationId) -> None:
     """List an organization's keys (prefixes only)."""
     from billing.organizations.service import list_api_keys
     from contracts.resources import ApiKey
 
-    keys = asyncio.run(_with_tenant(organization, list_api_keys))
+    keys = _with_tenant(organization, list_api_keys)
     for key in keys:
         typer.echo(ApiKey.model_validate(key).model_dump_json())
 
 
 @keys_app.command("create")
-def keys_create(organization: str, name: str = "CLI key") -> None:
+def keys_create(
+    organization: OrganizationId, name: Annotated[str, typer.Option(callback=text_of(200))] = "CLI key"
+) -> None:
     """Create a key; prints the secret once."""
     from billing.organizations.keys import new_key
     from billing.organizations.service import issue_api_key
 
     key = new_key()
-    asyncio.run(_with_tenant(organization, lambda s: issue_api_key(s, key.id, name, key.secret_hash, key.prefix)))
+    _with_tenant(organization, lambda s: issue_api_key(s, key.id, name, key.secret_hash, key.prefix))
     typer.echo(json.dumps({"apiKeyId": key.id, "secret": key.secret}))
 
 
+def _with_active_key(organization: str, key_id: str, action):  # type: ignore[no-untyped-def]
+    """`_with_tenant` for an action on one of the organization's active keys: a missing
+    key says where to look (a revoked or expired key, or another organization's, is missing too)."""
+    from billing.errors import ResourceMissing
+
+    async def hinted(session):  # type: ignore[no-untyped-def]
+        try:
+            return await action(session)
+        except ResourceMissing as error:
+            error.message += f" among the active keys of {organization} (`billing org keys list {organization}`)"
+            raise
+
+    return _with_tenant(organization, hinted)
+
+
 @keys_app.command("roll")
-def keys_roll(organization: str, key_id: str, expires_in_seconds: int = 0) -> None:
-    """Replace a key with a new secret; the old one is revoked now or after a grace period."""
+def keys_roll(
+    organization: OrganizationId,
+    key_id: KeyId,
+    expires_in_seconds: Annotated[
+        int, typer.Option(min=0, max=7 * 24 * 3600, help="how long the old key keeps working (0: revoked now)")
+    ] = 0,
+) -> None:
+    """Replace a key by a NEW key (a new id and secret, the old one's name); the old one is
+    revoked now or after a grace period. Prints the new key's id and secret (shown once)."""
+    from billing.db import get_one
+    from billing.models import ApiKey
     from billing.organizations.keys import new_key
     from billing.organizations.service import roll_api_key
 
     key = new_key()
-    asyncio.run(
-        _with_tenant(
-            organization, lambda s: roll_api_key(s, key_id, key.id, key.secret_hash, key.prefix, expires_in_seconds)
+
+    async def roll(session):  # type: ignore[no-untyped-def]
+        await roll_api_key(session, key_id, key.id, key.secret_hash, key.prefix, expires_in_seconds)
+        return await get_one(session, ApiKey, ApiKey.id, key_id)
+
+    old = _with_active_key(organization, key_id, roll)
+    stops = old.revoked_at or old.expires_at
+    typer.echo(
+        json.dumps(
+            {
+                "apiKeyId": key.id,
+                "secret": key.secret,
+                "replaces": key_id,
+                "oldKeyStopsWorkingAt": stops.isoformat().replace("+00:00", "Z"),
+            }
         )
     )
-    typer.echo(json.dumps({"apiKeyId": key.id, "secret": key.secret}))
 
 
 @contracts_app.command("export")
@@ -216,18 +269,21 @@ def contracts_export(
     from producers.topics import PARTITIONS
 
     documents = export_documents({t: r.payload_model for t, r in ROUTES.items()}, partitions=dict(PARTITIONS))
-    out.mkdir(parents=True, exist_ok=True)
-    for name, document in documents.items():
-        (out / name).write_text(json.dumps(document, indent=2) + "\n")
-        typer.echo(out / name)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, document in documents.items():
+            (out / name).write_text(json.dumps(document, indent=2) + "\n")
+            typer.echo(out / name)
+    except OSError as error:
+        fail(f"cannot write to {out}: {error.strerror or error}")
 
 
 @keys_app.command("revoke")
-def keys_revoke(organization: str, key_id: str) -> None:
+def keys_revoke(organization: OrganizationId, key_id: KeyId) -> None:
     """Revoke a key at once."""
     from billing.organizations.service import revoke_api_key
 
-    asyncio.run(_with_tenant(organization, lambda s: revoke_api_key(s, key_id)))
+    _with_active_key(organization, key_id, lambda s: revoke_api_key(s, key_id))
     typer.echo(f"revoked {key_id}")
 
 
@@ -250,11 +306,10 @@ def fx_import(
 
     try:
         rates = parse_rates_csv(Path(path).read_text(encoding="utf-8"))
-    except (OSError, RatesCsvError) as error:
-        typer.echo(f"{path}: {error}", err=True)
-        raise typer.Exit(1) from None
+    except (OSError, UnicodeDecodeError, RatesCsvError) as error:
+        fail(f"{path}: {error}")
 
-    async def run():  # type: ignore[no-untyped-def]
+    async def store():  # type: ignore[no-untyped-def]
         engine = create_engine(pool_size=1)
         try:
             async with create_session_factory(engine)() as session, session.begin():
@@ -263,13 +318,11 @@ def fx_import(
             await engine.dispose()
 
     try:
-        result = asyncio.run(run())
+        result = run_async(store)
     except ConflictingRates as error:
-        typer.echo(f"{path}: nothing imported; rates differ from the stored ones (use --replace):\n{error}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"{path}: nothing imported; rates differ from the stored ones (use --replace):\n{error}")
     except ValueError as error:
-        typer.echo(f"{path}: nothing imported: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"{path}: nothing imported: {error}")
     typer.echo(json.dumps({"inserted": result.inserted, "unchanged": result.unchanged, "replaced": result.replaced}))
 
 

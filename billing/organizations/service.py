@@ -26,6 +26,13 @@ async def create_organization(session: AsyncSession, name: str, key_name: str = 
     return organization, key
 
 
+async def get_organization(session: AsyncSession, organization_id: str) -> Organization:
+    organization = await session.get(Organization, organization_id)
+    if organization is None:
+        raise ResourceMissing("organization", organization_id)
+    return organization
+
+
 async def issue_api_key(session: AsyncSession, key_id: str, name: str, secret_hash: str, prefix: str) -> ApiKey:
     key = ApiKey(id=key_id, organization_id=tenant_of(session), name=name, prefix=prefix, secret_hash=secret_hash)
     session.add(key)
