@@ -214,6 +214,8 @@ class PaymentMethodController(Controller):
             known = await repository.find_by_gateway_id(db, data.paymentMethod)
             if known is not None and known.customer_id == customer.id:
                 return _resource(known)  # type: ignore[return-value]
+            if known is not None:
+                raise service.already_attached(data.paymentMethod, known.customer_id)
         gateway = await organization_gateway(state, db)
         try:
             found = await gateway.retrieve_payment_method(data.paymentMethod)

@@ -8,7 +8,8 @@ Rules kept here, in one place:
 
 - a customer has at most one payment method per card: attaching one whose fingerprint the
   customer already has answers the existing method (`AttachResult.created` False);
-- a gateway payment method belongs to one of our customers (unique per organization);
+- a gateway payment method belongs to one of our customers (unique per organization):
+  attaching it to another is refused, as Stripe refuses it;
 - the customer's default payment method lives in two places that must agree, written only
   by billing.customers.service.record_default_payment_method;
 - detaching the default payment method of a customer that has live subscriptions (any
@@ -141,13 +142,25 @@ class AttachResult:
     created: bool
 
 
+def already_attached(gateway_payment_method_id: str, owner_id: str) -> InvalidRequest:
+    """A payment method belongs to one customer (Stripe refuses to attach it to a second):
+    moving it would silently take it, and its default status, from the first."""
+    return InvalidRequest(
+        f"The payment method '{gateway_payment_method_id}' is already attached to customer '{owner_id}'. "
+        "Detach it from that customer first, or collect a new one for this customer.",
+        code="payment_method_already_attached",
+        param="paymentMethod",
+    )
+
+
 async def attach_payment_method(
     session: AsyncSession, customer_id: str, gateway_customer_id: str, method: GatewayPaymentMethodData
 ) -> AttachResult:
     """Store a payment method the API attached at the gateway to `gateway_customer_id`.
 
-    The same gateway payment method again: its details are refreshed. Another one with a
-    fingerprint the customer already has: the existing method is answered, nothing stored.
+    The same gateway payment method again: its details are refreshed. One stored for
+    another customer: refused (`already_attached`). Another one with a fingerprint the
+    customer already has: the existing method is answered, nothing stored.
     """
     customer = await _live_customer(session, customer_id)
     if customer.gateway_customer_id is None:
@@ -163,9 +176,7 @@ async def attach_payment_method(
     )
     if existing is not None:
         if existing.customer_id != customer.id:
-            # the gateway let it be attached here, so it left its former customer (a detach we missed)
-            await _forget_as_default(session, existing)
-            existing.customer_id = customer.id
+            raise already_attached(method.gatewayPaymentMethodId, existing.customer_id)
         _apply_details(existing, method)
         await session.flush()
         return AttachResult(existing, created=False)
@@ -422,6 +433,7 @@ __all__ = [
     "PaymentMethodInUse",
     "SET_DEFAULT",
     "SET_GATEWAY_CUSTOMER",
+    "already_attached",
     "attach_payment_method",
     "check_detachable",
     "detach_payment_method",

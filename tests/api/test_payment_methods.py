@@ -342,6 +342,23 @@ async def test_the_same_card_is_not_attached_twice(api, session_factory) -> None
     assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
 
 
+async def test_a_payment_method_of_another_customer_is_refused(api, session_factory) -> None:  # type: ignore[no-untyped-def]
+    org = await connected_tenant(api, session_factory)
+    owner = await new_customer(org.client)
+    other = await new_customer(org.client, email="other@example.com")
+    attached = await org.client.post(f"/v1/customers/{owner['id']}/payment-methods", json={"paymentMethod": "pm_owned"})
+    assert attached.status_code == 201
+    default = await org.client.post(f"/v1/customers/{owner['id']}/payment-methods/{attached.json()['id']}/default")
+    assert default.status_code == 200, default.text
+    refused = await org.client.post(f"/v1/customers/{other['id']}/payment-methods", json={"paymentMethod": "pm_owned"})
+    error = assert_error(refused, 400, "payment_method_already_attached", "paymentMethod")
+    assert owner["id"] in error["message"]
+    assert (await org.client.get(f"/v1/customers/{other['id']}/payment-methods")).json()["data"] == []
+    kept = (await org.client.get(f"/v1/customers/{owner['id']}/payment-methods")).json()["data"]
+    assert [m["id"] for m in kept] == [attached.json()["id"]]
+    assert (await org.client.get(f"/v1/customers/{owner['id']}")).json()["invoiceSettings"]["defaultPaymentMethod"] == attached.json()["id"]
+
+
 async def test_attach_idempotency_key_replays_the_first_answer(api, session_factory) -> None:  # type: ignore[no-untyped-def]
     org = await connected_tenant(api, session_factory)
     customer = await new_customer(org.client)

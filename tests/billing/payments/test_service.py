@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from billing.crypto import EncryptionKeyMissing, Keyring, generate_key
 from billing.db import tenant_session
-from billing.errors import Conflict, ResourceMissing
+from billing.errors import Conflict, InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod, Organization, ProcessedCommand, Subscription
 from billing.organizations import stripe_account
@@ -94,16 +94,19 @@ async def test_attach_records_the_gateway_customer_and_refuses_another(session_f
         assert raised.value.code == "gateway_customer_mismatch"
 
 
-async def test_a_gateway_method_moves_with_the_gateway(session_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_method_of_one_customer_is_not_attached_to_another(session_factory) -> None:  # type: ignore[no-untyped-def]
     org, first = await setup(session_factory, gateway_customer="cus_1")
     second = await add_customer(session_factory, org, "cus_2")
     async with tenant_session(session_factory, org) as session, session.begin():
-        method = (await service.attach_payment_method(session, first, "cus_1", card("pm_moving"))).method
+        method = (await service.attach_payment_method(session, first, "cus_1", card("pm_taken"))).method
         await service.set_default_payment_method(session, first, method.id)
-        moved = await service.attach_payment_method(session, second, "cus_2", card("pm_moving"))
-        assert moved.method.id == method.id and moved.method.customer_id == second
-        old = await session.get(Customer, first)
-        assert old.default_payment_method_id is None and "defaultPaymentMethod" not in old.invoice_settings  # type: ignore[union-attr]
+        with pytest.raises(InvalidRequest) as raised:
+            await service.attach_payment_method(session, second, "cus_2", card("pm_taken"))
+        assert raised.value.code == "payment_method_already_attached" and raised.value.param == "paymentMethod"
+        assert first in raised.value.message
+        assert method.customer_id == first
+        owner = await session.get(Customer, first)
+        assert owner.default_payment_method_id == method.id  # type: ignore[union-attr]
 
 
 async def test_missing_and_foreign_customers(session_factory) -> None:  # type: ignore[no-untyped-def]
