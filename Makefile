@@ -24,8 +24,9 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	$(UV) sync --frozen
 	@touch $@
 
+# Prisma's tooling, playwright-core, and Swagger UI copied into api/docs_assets for /schema
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error && npm run vendor --silent
 	@touch $@
 
 # the dashboard's charting library, from npm, copied into its static files
