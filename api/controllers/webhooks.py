@@ -1,7 +1,8 @@
 """POST /v1/webhooks/stripe/{organizationId}: Stripe's events for one organization.
 
 Register this URL in the organization's Stripe dashboard (Developers -> Webhooks) and give
-its signing secret to PUT /v1/stripe-account. No API key: the ``Stripe-Signature`` header
+its signing secret to PUT /v1/stripe-account; until then, and for an organization id that does
+not exist, the answer is the same 400 ``webhook_not_configured``. No API key: the ``Stripe-Signature`` header
 is the proof, checked against the organization's webhook secret over the RAW body
 (`billing.payments.webhooks.construct_event`); a timestamp more than 5 minutes off is
 refused. A bad signature is answered 400 and nothing is published.
@@ -22,14 +23,11 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 
 from billing.crypto import SecretDecryptionError
-from billing.errors import InvalidRequest, ResourceMissing
+from billing.errors import InvalidRequest
 from billing.models import Organization
 from billing.organizations.stripe_account import webhook_secret
 from billing.payments.webhooks import SIGNATURE_HEADER, construct_event, stripe_event_to_command
 from contracts.envelopes import Actor
-
-ORGANIZATION_ID_MAX = 64
-
 
 def event_idempotency_key(event_id: str) -> str:
     """The idempotency key (hence the commandId) of a Stripe event's command."""
@@ -47,19 +45,21 @@ class StripeWebhookController(Controller):
     )
     async def receive(self, organization_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
         body = await request.body()  # the raw bytes: the signature covers them exactly
-        if len(organization_id) > ORGANIZATION_ID_MAX:
-            raise ResourceMissing("organization", organization_id[:ORGANIZATION_ID_MAX], param="organizationId")
+        # (an id that is not an organization id's shape was answered 404 by api.input_rules)
         async with state.sessions() as session:
             organization = await session.get(Organization, organization_id)
-        if organization is None:
-            raise ResourceMissing("organization", organization_id, param="organizationId")
-        try:
-            secret = webhook_secret(organization, state.keyring)
-        except SecretDecryptionError:
-            secret = None
-        if not secret:
+        secret = None
+        if organization is not None:
+            try:
+                secret = webhook_secret(organization, state.keyring)
+            except SecretDecryptionError:
+                pass
+        if organization is None or not secret:
+            # the same answer for an organization that does not exist: this URL is public,
+            # it must not tell which organization ids are real
             raise InvalidRequest(
-                "This organization has no usable Stripe webhook signing secret; set it with PUT /v1/stripe-account.",
+                "No usable Stripe webhook signing secret is set for this URL; the organization sets it with "
+                "PUT /v1/stripe-account.",
                 code="webhook_not_configured",
             )
         event = construct_event(body, request.headers.get(SIGNATURE_HEADER), secret)

@@ -814,7 +814,7 @@ async def payments(ctx: Context) -> None:
     ignored = await post_event("webhook_ignored", stripe_event("customer.created", {"id": "cus_x", "object": "customer"}), 200)
     assert ignored["action"] == "ignored", ignored
     await post_event("error_webhook_signature", stripe_event("customer.created", {"id": "cus_x"}), 400, secret="whsec_wrong")
-    await post_event("error_webhook_organization", attached, 404, to="/v1/webhooks/stripe/org_missing")
+    await post_event("error_webhook_organization", attached, 400, to="/v1/webhooks/stripe/org_missing")
     listed = await record(client, "GET", base, expect=200, name="payment_method_list", params={"limit": 5})
     assert len(listed.json()["data"]) == 2, listed.text
     await record(client, "GET", base, expect=200, name="payment_method_list_by_type", params={"type": "sepa_debit"})
