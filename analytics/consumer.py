@@ -23,7 +23,9 @@ Delivery: at-least-once from Kafka, made exactly-once in effect by the dedupe in
 `analytics.ingest` (usage by (organization_id, identifier); interactions by event id; dead
 letters by Kafka coordinates). A row ClickHouse refuses (a value or string it cannot
 store) is found by re-inserting the batch in halves and becomes a dead letter with
-ClickHouse's reason; the rest of the batch is stored (analytics.ingest.insert_isolating). A
+ClickHouse's reason; the rest of the batch is stored (analytics.ingest.insert_isolating). An
+event its meter cannot measure (the meter's valueKey property missing or not a number) is
+a dead letter too, with the reason (analytics.meters, billing/meters/rules.py). A
 batch that fails for a transient reason (connection, server, disk, memory) is retried with
 backoff, forever, without committing and without fetching past it (a broken ClickHouse
 stalls the consumer, it never drops or skips data); a stopped or crashed consumer resumes
@@ -283,6 +285,7 @@ class AnalyticsConsumer:
             # partitions may come from another process: learn the keys it stored before the
             # next batch is stored (not here: a slow callback stretches the rebalance)
             self._processor.writer.request_refresh()
+            self._processor.meters.request_reload()  # meters it learned from their billing.events
         log.info("analytics consumer assigned %d partitions", len(assigned))
         self.ready.set()
 

@@ -59,7 +59,9 @@ import msgspec
 import numpy as np
 from pydantic import ValidationError
 
+from analytics.meters import get_meter_book
 from analytics.store import AnalyticsStore
+from billing.meters.rules import property_text
 from contracts.usage import (
     MAX_EVENT_AGE,
     UsageEvent,
@@ -286,14 +288,6 @@ def parse_billing_event(message: Message) -> Interaction | DeadLetter:
         message.offset,
     ]
     return Interaction(row)
-
-
-def _property_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format_decimal(value)
-    return str(value)
 
 
 # --- dedupe index ----------------------------------------------------------------------------
@@ -581,7 +575,7 @@ def encode_usage_row(event: UsageEvent, src: UsageSource) -> bytes:
             event.customer_id,
             _plain_decimal(event.value),
             Decimal(f"{int(ts.timestamp())}.{ts.microsecond:06d}"),
-            {k: _property_text(v) for k, v in props.items()} if props else {},
+            {k: property_text(v) for k, v in props.items()} if props else {},
             src.source,
             src.topic,
             src.partition,
@@ -728,6 +722,7 @@ class BatchProcessor:
     def __init__(self, store: AnalyticsStore, usage_topics: Iterable[str], event_topics: Iterable[str], source: str = "kafka"):
         self.store = store
         self.writer = get_usage_writer(store)
+        self.meters = get_meter_book(store)
         self.usage_topics = frozenset(usage_topics)
         self.event_topics = frozenset(event_topics)
         self.source = source
@@ -785,6 +780,7 @@ class BatchProcessor:
         result = BatchResult(messages=batch.messages)
         prepared = batch.prepared if batch.prepared is not None else prepare_usage(batch.usage)
         dead = list(batch.dead)
+        prepared = self._measurable(batch, prepared, dead)
 
         def write_usage(rows: Sequence[PreparedUsage]) -> None:
             written = self.writer.write_prepared(rows)
@@ -806,6 +802,25 @@ class BatchProcessor:
             result.dead_letter_reasons = [d.reason for d in dead[:20]]
         result.seconds = batch.seconds + time.perf_counter() - started
         return result
+
+
+    def _measurable(self, batch: ParsedBatch, rows: Sequence[PreparedUsage], dead: list[DeadLetter]) -> list[PreparedUsage]:
+        """The rows the meter of their event name can measure; the others (a valueKey
+        property missing or not a number, billing/meters/rules.py) become dead letters with
+        the reason, never rows that add nothing. In the ordered stage, so that a batch's
+        `meter.created` events are known before the usage after them is judged."""
+        self.meters.learn_batch(self.store, batch.interactions, {(r.event.organization_id, r.event.event_name) for r in rows})
+        kept = []
+        for row in rows:
+            event = row.event
+            refusal = self.meters.refusal(event.organization_id, event.event_name, event.properties)
+            if refusal is None:
+                kept.append(row)
+            elif row.source.message is None:  # no record to keep it as (as for a row ClickHouse refuses)
+                raise ValueError(f"{refusal.code}: {refusal.message}")
+            else:
+                dead.append(DeadLetter(row.source.message, "invalid", f"{refusal.code}: {refusal.message}", event.organization_id))
+        return kept
 
 
 @dataclass(slots=True)
