@@ -15,6 +15,7 @@ from api.params import provide_created_range, provide_page_request
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
 from api.input_rules import InputRules
+from api.security_headers import PagePolicy, add_base_headers
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
@@ -96,9 +97,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         exception_handlers={**EXCEPTION_HANDLERS, GatewayError: on_gateway_error},  # type: ignore[arg-type]  # GatewayError: issue 5 (Retry-After)
         lifespan=[lifespan],
+        before_send=[add_base_headers],  # nosniff and no-store on every answer, the router's 404 too
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[
-            CardDataGuard(MAX_BODY_BYTES),  # payments (issue 5): first, so a card number is refused before anything else sees it
+            PagePolicy(),  # the Content-Security-Policy of the dashboard and reference pages
+            CardDataGuard(MAX_BODY_BYTES),  # payments (issue 5): before the rest, so a card number is refused before anything else sees it
             InputRules(MAX_BODY_BYTES),  # text, nesting, header and id-shape rules before anything parses or stores them
             RateLimitConfig(
                 rate_limit=("second", settings.rate_limit_per_second),
