@@ -62,7 +62,7 @@ try {
       url: request.url(),
       authorization: (await request.allHeaders()).authorization ?? null,
       status: answer ? answer.status() : null,
-      shown: (await operation.locator(".live-responses-table .response-col_status").first().textContent({ timeout: 10000 })).trim(),
+      shown: (await operation.locator(".live-responses-table tbody .response-col_status").first().textContent({ timeout: 10000 })).trim(),
     };
   }
 
