@@ -18,7 +18,7 @@ sorted by time), and the pieces are merged in one SQL query. Aggregations that t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -335,6 +335,19 @@ def summary(store: AnalyticsStore, organization_id: str, start: datetime, end: d
         interaction_count=sum(interactions.values()),
         dead_letters=int(dead),
     )
+
+
+def meter_totals(
+    store: AnalyticsStore, organization_id: str, meters: Iterable[Any], *, start: datetime, end: datetime
+) -> dict[str, UsageRow]:
+    """Each meter's figure over [start, end), keyed by its event name: `usage_for_meter(...)[0]`,
+    the very row `GET /v1/analytics/usage?meter=...` answers, so the summary and the usage
+    route cannot disagree. (The summary's own per-event-name `value_sum` is the sum of the
+    events' `value` field; a meter may measure something else: a property (`valueKey`), a
+    count, a max, only the events its `filters` match.)"""
+    return {
+        meter.eventName: usage_for_meter(store, organization_id, meter, start=start, end=end)[0] for meter in meters
+    }
 
 
 async def ausage(store: AnalyticsStore, organization_id: str, event_name: str, aggregation: Aggregation = "sum", **kw: Any) -> list[UsageRow]:
