@@ -2,6 +2,11 @@
 organization only (the organization comes from the API key and is always passed to the
 query functions server-side; no parameter names it). Values are exact decimal strings.
 
+In the summary, an event name's `eventCount`, `valueSum` and `customers` are of every event
+of that name (`valueSum`: their `value` field), while `usage` is what its meter measures
+(aggregation, valueKey, filters): computed by `analytics.queries.usage_for_meter`, as
+`/usage?meter=` is, so both routes give the same figure for the same meter and range.
+
 The store is opened on first use, not at start-up: with the embedded default (chDB) the
 process that serves the API must be the one that hosts the analytics consumer (`billing
 dev`); an API process that cannot open it answers 503 on these routes and keeps serving
@@ -20,7 +25,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.queries import QueryError, UsageRow, asummary, ausage, usage_for_meter
+from analytics.queries import QueryError, UsageRow, asummary, ausage, meter_totals, usage_for_meter
 from analytics.store import AnalyticsStore, StoreError, get_store
 from api.auth import Caller
 from billing.errors import InvalidRequest, ResourceMissing, ServiceUnavailable
@@ -83,6 +88,11 @@ def period(start: datetime | None, end: datetime | None, *, hourly: bool = False
             param="to",
         )
     return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def meter_usage(meter: Meter, row: UsageRow) -> dict[str, Any]:
+    """A meter's figure in the summary: the row `/usage?meter=` answers for the same range."""
+    return {"aggregation": str(meter.aggregation), "value": decimal_text(row.value), "eventCount": row.event_count}
 
 
 def usage_row(row: UsageRow) -> dict[str, Any]:
@@ -163,7 +173,11 @@ class AnalyticsController(Controller):
             "data": [usage_row(row) for row in rows],
         }
 
-    @get("/summary", summary="Events, value sums and customers per event name; interactions; dead letters")
+    @get(
+        "/summary",
+        summary="Events, value sums and customers per event name, and each meter's figure (as /usage "
+        "answers it); interactions; dead letters",
+    )
     async def summary(
         self,
         caller: Caller,
@@ -178,7 +192,11 @@ class AnalyticsController(Controller):
             result = await asummary(store, caller.organization_id, start, end)
         except QueryError as error:
             raise InvalidRequest(str(error), code="parameter_invalid") from None
-        meters = await meters_by_event_name(db, [m.event_name for m in result.meters])
+        found = await meters_by_event_name(db, [m.event_name for m in result.meters])
+        meters = {name: Meter.model_validate(meter) for name, meter in found.items()}
+        figures = await asyncio.to_thread(
+            lambda: meter_totals(store, caller.organization_id, meters.values(), start=start, end=end)
+        )
         return {
             "object": "usage_summary",
             "from": iso(result.start),
@@ -193,6 +211,7 @@ class AnalyticsController(Controller):
                     "eventCount": m.event_count,
                     "valueSum": decimal_text(m.value_sum),
                     "customers": m.customers,
+                    "usage": meter_usage(meters[m.event_name], figures[m.event_name]) if m.event_name in meters else None,
                 }
                 for m in result.meters
             ],
