@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import get_one, tenant_of
+from billing.meters.rules import MeterRule, value_refusal
 from billing.models import Meter
 from billing.pagination import Page, PageRequest, paginate
+from contracts.resources import Meter as MeterResource
 
 
 async def get_meter(session: AsyncSession, meter_id: str, *, for_update: bool = False) -> Meter | None:
@@ -44,16 +47,20 @@ async def all_meters(session: AsyncSession) -> list[Meter]:
     return list((await session.scalars(select(Meter).order_by(Meter.created_at, Meter.id))).all())
 
 
-async def check_usage_references(session: AsyncSession, events: list[tuple[str, str]], *, batch: bool) -> None:
-    """Every (eventName, customerId) of a usage request must name an active meter and a
-    live customer of this organization; the first one that does not is refused with its
-    exact parameter (`events[3][customerId]`, or `customerId` for a single event)."""
+async def check_usage_references(
+    session: AsyncSession, events: list[tuple[str, str, Mapping[str, Any]]], *, batch: bool
+) -> None:
+    """Every (eventName, customerId, properties) of a usage request must name an active
+    meter and a live customer of this organization, and carry what the meter measures (its
+    valueKey property, billing/meters/rules.py); the first one that does not is refused with
+    its exact parameter (`events[3][customerId]`, `events[3][properties][tokens]`, or
+    `customerId` / `properties[tokens]` for a single event)."""
     from billing.errors import InvalidRequest
     from billing.models import Customer
 
     tenant_of(session)
-    meters = await meters_by_event_name(session, (name for name, _ in events))
-    customer_ids = sorted({customer for _, customer in events})
+    meters = await meters_by_event_name(session, (name for name, _, _ in events))
+    customer_ids = sorted({customer for _, customer, _ in events})
     live: set[str] = set()
     for start in range(0, len(customer_ids), 1000):
         chunk = customer_ids[start : start + 1000]
@@ -63,7 +70,7 @@ async def check_usage_references(session: AsyncSession, events: list[tuple[str, 
     def param(index: int, field: str) -> str:
         return f"events[{index}][{field}]" if batch else field
 
-    for index, (name, customer) in enumerate(events):
+    for index, (name, customer, properties) in enumerate(events):
         meter = meters.get(name)
         if meter is None:
             raise InvalidRequest(
@@ -79,3 +86,10 @@ async def check_usage_references(session: AsyncSession, events: list[tuple[str, 
             )
         if customer not in live:
             raise InvalidRequest(f"No such customer: '{customer}'", code="resource_missing", param=param(index, "customerId"))
+        refusal = value_refusal(MeterRule.of(MeterResource.model_validate(meter)), name, properties)
+        if refusal is not None:
+            raise InvalidRequest(
+                refusal.message,
+                code="parameter_missing" if refusal.code == "missing_value_key" else "parameter_invalid",
+                param=f"events[{index}][properties][{refusal.key}]" if batch else f"properties[{refusal.key}]",
+            )
