@@ -3,8 +3,11 @@
 The request is checked in full before anything is published (all or nothing at the API):
 the contract (contracts/usage.py: exact decimal values, timestamp window, sizes), then
 duplicate identifiers within the batch (the second one is named), then Postgres: every
-eventName must have an active meter of this organization and every customerId must be a
-live customer of it. Then each event goes to Kafka `usage.events` with organizationId set
+eventName must have an active meter of this organization, every customerId must be a
+live customer of it, and an event of a meter with a `valueKey` must carry that property as
+a number (billing/meters/rules.py: 400 `properties[tokens]`, never an event its meter
+would count as nothing; the analytics consumer applies the same rule to what publishers
+write straight to Kafka). Then each event goes to Kafka `usage.events` with organizationId set
 from the API key and the organization as message key (the analytics consumer refuses a
 message whose key and organizationId disagree).
 
@@ -92,7 +95,7 @@ class UsageEventController(Controller):
             raise InvalidRequest(f"Invalid JSON body: {error}", code="invalid_json") from None
         batch = isinstance(shape, dict) and "events" in shape
         check_unique_identifiers([e.identifier for e in events], batch=batch)
-        await check_usage_references(db, [(e.event_name, e.customer_id) for e in events], batch=batch)
+        await check_usage_references(db, [(e.event_name, e.customer_id, e.properties) for e in events], batch=batch)
         try:
             await publish_usage(state.broker, events)
         except (KafkaError, OSError) as error:
