@@ -239,9 +239,13 @@ export type UsageSummaryMeter = {
   eventName: string;
   /** the id of the organization's meter of that event name, or null */
   meter: string | null;
+  /** every event of the name; valueSum: the sum of their `value` field */
   eventCount: number;
   valueSum: DecimalString;
   customers: number;
+  /** what the meter measures (its aggregation, valueKey and filters) over the same range:
+   * the row `GET /v1/analytics/usage?meter=` answers; null without a meter */
+  usage: { aggregation: MeterAggregation; value: DecimalString | null; eventCount: number } | null;
 };
 
 /** `GET /v1/analytics/summary`: the organization's usage over [from, to). */

@@ -68,7 +68,8 @@ async def test_grouped_usage_and_summary(usage_client: TenantClient, other_usage
 
     summary = (await usage_client.get("/v1/analytics/summary", params=window)).json()
     mine = [m for m in summary["meters"] if m["eventName"] == name]
-    assert mine == [{"eventName": name, "meter": meter["id"], "eventCount": 3, "valueSum": "3.75", "customers": 2}]
+    assert mine == [{"eventName": name, "meter": meter["id"], "eventCount": 3, "valueSum": "3.75", "customers": 2,
+                     "usage": {"aggregation": "sum", "value": "3.75", "eventCount": 3}}]
     assert summary["object"] == "usage_summary" and isinstance(summary["valueSum"], str)
     other = (await other_usage_client.get("/v1/analytics/summary", params=window)).json()
     assert [m["valueSum"] for m in other["meters"] if m["eventName"] == name] == ["1000"]
