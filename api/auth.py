@@ -3,7 +3,6 @@ else does. Every tenant read goes through a session bound to that organization."
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -93,6 +92,17 @@ async def provide_db(caller: Caller, state: State) -> AsyncIterator[AsyncSession
 
 
 def rate_limit_identity(request: Request) -> str:
-    """Requests are counted per key (hashed, so the limiter never holds a secret)."""
-    header = request.headers.get("authorization", "")
-    return hashlib.sha256(header.encode()).hexdigest() if header else (request.client.host if request.client else "anonymous")
+    """The bucket a request is counted in: its API key's id, however the header is spelt
+    (any case of "Bearer", extra spaces), once this process has authenticated the key
+    (the limiter runs before authentication, so it asks the key cache, never Postgres);
+    anything else (no key, a key not seen in the last seconds, a made-up one) counts
+    against the client's address, so inventing keys never buys a fresh bucket. Buckets
+    are per API process (Litestar's memory store): N processes allow N times the rate."""
+    try:
+        secret = bearer_secret(request)
+    except AuthenticationError:
+        secret = None
+    caller = request.app.state.key_cache.get(hash_secret(secret)) if secret else None
+    if caller is not None:
+        return f"key:{caller.api_key_id}"
+    return f"address:{request.client.host if request.client else 'unknown'}"

@@ -108,3 +108,26 @@ async def test_too_many_requests_answer_429_in_the_error_shape(command_consumer:
     error = limited[0].json()["error"]
     assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit"
     assert "retry-after" in {k.lower() for k in limited[0].headers}
+
+
+async def test_the_rate_limit_counts_per_key_id_not_per_header_text(
+    command_consumer: None, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    strict = dataclasses.replace(get_settings(), rate_limit_per_second=3)
+    secret = tenant.secret
+    async with serve(strict) as client:
+        assert (await client.get("/v1/customers", headers={"Authorization": f"Bearer {secret}"})).status_code == 200
+        spellings = [f"bearer {secret}", f"Bearer  {secret}", f"BEARER {secret}", f"Bearer   {secret}"]
+        statuses = [(await client.get("/v1/customers", headers={"Authorization": a})).status_code for a in spellings]
+    # one key, one bucket: spelling the header differently buys nothing
+    assert statuses[:3] == [200, 200, 200] and statuses[3] == 429, statuses
+    async with serve(strict) as client:
+        made_up = [(await client.get("/v1/customers", headers={"Authorization": f"Bearer sk_test_madeup{n}"})).status_code for n in range(4)]
+    # keys nobody has count against the address: inventing keys buys nothing either
+    assert made_up == [401, 401, 401, 429], made_up
+    async with serve(strict) as client:
+        for key in (tenant, other_tenant):
+            assert (await client.get("/v1/customers", headers=key.headers)).status_code == 200
+        each = [(await client.get("/v1/customers", headers=key.headers)).status_code for key in (tenant, other_tenant) * 3]
+    # two keys, two buckets
+    assert each == [200] * 6, each
