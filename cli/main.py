@@ -27,7 +27,9 @@ contracts_app = typer.Typer(help="Message contracts for other systems.", no_args
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(analytics_app, name="analytics")  # analytics (issue 6): migrate, consume, replay, usage
 
-OrganizationId = Annotated[str, typer.Argument(metavar="ORGANIZATION", help="organization id (org_...)", callback=id_of("organization"))]
+OrganizationId = Annotated[
+    str, typer.Argument(metavar="ORGANIZATION", help="organization id (org_...)", callback=id_of("organization"))
+]
 KeyId = Annotated[str, typer.Argument(metavar="KEY_ID", help="API key id (key_...)", callback=id_of("api_key"))]
 # the limit of the name columns (prisma/schema.prisma) and of the API's requests
 Name = Annotated[str, typer.Argument(metavar="NAME", callback=text_of(200))]
@@ -112,18 +114,25 @@ def dev(
     _logging()
     if seed:
         secret = run_async(_seed_demo)
-        base = f"http://{settings.api_host}:{settings.api_port}"
-        # the base URL: /v1 alone is no route (404); the docs page lists them all
-        typer.echo(f"\n  API            {base}  (e.g. {base}/v1/customers; health: {base}/health)")
-        typer.echo(f"  OpenAPI docs   {base}/schema  (Swagger UI: {base}/schema/swagger)")
-        typer.echo(f"  Demo API key   {secret}\n")
-        typer.echo(f"  curl -s {base}/v1/customers -H 'Authorization: Bearer {secret}'\n")
-        typer.echo(f"  Dashboard      {base}/dashboard  (sign in with the key)\n")
+        typer.echo(dev_banner(f"http://{settings.api_host}:{settings.api_port}", secret))
     runners = [run_command_consumer, _serve_api]
     if analytics:  # analytics (issue 6): usage.events and billing.events -> ClickHouse, beside the API
         runners.append(lambda stop: run_analytics_consumer(settings, stop))
     settle_heap()
     asyncio.run(_until_signalled(*runners))
+
+
+def dev_banner(base: str, secret: str) -> str:
+    """What `billing dev` prints: each URL in it answers (tests/cli/test_errors.py asks them).
+    The API line shows a route: `/v1` alone is none (404)."""
+    return (
+        f"\n  API            {base}/v1/customers  (and the other routes under /v1/: the docs below)\n"
+        f"  Health         {base}/health\n"
+        f"  OpenAPI docs   {base}/schema  (Swagger UI: {base}/schema/swagger)\n"
+        f"  Demo API key   {secret}\n\n"
+        f"  curl -s {base}/v1/customers -H 'Authorization: Bearer {secret}'\n\n"
+        f"  Dashboard      {base}/dashboard  (sign in with the key)\n"
+    )
 
 
 async def _seed_demo() -> str:
