@@ -64,7 +64,9 @@ class MeterBook:
             self._rules[(organization_id, rule.event_name)] = rule
 
     def load(self, store: AnalyticsStore) -> None:
-        rows = store.query("SELECT organization_id, data FROM interactions WHERE type = {t:String}", {"t": METER_CREATED})
+        rows = store.query(
+            "SELECT organization_id, data FROM interactions WHERE type = {t:String}", {"t": METER_CREATED}
+        )
         for organization_id, data in rows:
             self.learn(organization_id, data)
         self._loaded_at = time.monotonic()
@@ -74,7 +76,9 @@ class MeterBook:
         """Re-read the table before the next batch is judged (after a rebalance)."""
         self._reload_requested = True
 
-    def learn_batch(self, store: AnalyticsStore, interactions: Iterable[Sequence[Any]], names: Iterable[tuple[str, str]]) -> None:
+    def learn_batch(
+        self, store: AnalyticsStore, interactions: Iterable[Sequence[Any]], names: Iterable[tuple[str, str]]
+    ) -> None:
         """Before a batch is judged: its own `meter.created` events (interaction rows), then
         the table when the book was never loaded, a reload was asked for, or one of `names`
         has no known meter and the last load is older than RELOAD_INTERVAL."""

@@ -92,10 +92,12 @@ def numeric_value(value: Any) -> Decimal | None:
         if not _PLAIN_DECIMAL.fullmatch(value):
             return None
         value = Decimal(value)
-    if not isinstance(value, (Decimal, int)) or value < 0:
+    elif isinstance(value, int):
+        value = Decimal(value)
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
         return None
     try:
-        return _check_decimal(Decimal(value), "value")
+        return _check_decimal(value, "value")
     except ValueError:
         return None
 
@@ -107,13 +109,15 @@ def value_refusal(rule: MeterRule, event_name: str, properties: Mapping[str, Any
         return None
     what = f"The meter '{rule.meter_id}' ({rule.aggregation} of the property '{key}')"
     if key not in properties:
-        return ValueRefusal("missing_value_key", key, f"{what} needs it in every '{event_name}' event: properties.{key} is missing.")
+        return ValueRefusal(
+            "missing_value_key", key, f"{what} needs it in every '{event_name}' event: properties.{key} is missing."
+        )
     if rule.aggregation != "unique_count" and numeric_value(properties[key]) is None:
         shown = property_text(properties[key])[:50]
         return ValueRefusal(
             "non_numeric_value",
             key,
             f"{what} needs a number: properties.{key} is {shown!r}; send a JSON number or a decimal string "
-            "such as \"12.5\" (at least 0, at most 12 decimal places).",
+            "such as \"12.5\" (at least 0, below 1e20, at most 12 decimal places).",
         )
     return None

@@ -22,6 +22,7 @@ not_numbers = st.one_of(
     st.builds(lambda d: -d, amounts.filter(lambda d: d > 0)),
     st.just(Decimal("0.0000000000001")),
     st.just(Decimal(10) ** 20),
+    st.sampled_from([Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), None, [1], 1.5]),
 )
 properties = st.dictionaries(st.sampled_from(["tokens", "region", "model"]), st.one_of(st.text(max_size=5), amounts, st.booleans()))
 value_aggregations = st.sampled_from(["sum", "max", "last"])
