@@ -3,6 +3,9 @@
 # Postgres, stripe-mock), start the local stack and migrate; repeated runs reuse it all.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
+# the stack on this machine: stripe-mock as the gateway, a development encryption key file
+# (contracts/settings.py; anything else is production and refuses to run without keys)
+export BILLING_ENV ?= local
 UV := python3 -m uv
 VENV := .venv
 BILLING := $(VENV)/bin/billing

@@ -31,7 +31,7 @@ from consumers import payments  # payments (issue 5)
 from consumers import meters  # analytics API (issue 6)
 from consumers.pipeline import BatchResult, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
-from contracts.settings import Settings, get_settings
+from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.outbox import OutboxRelay
 from producers.publisher import Publisher, create_broker
 from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, topic
@@ -157,6 +157,7 @@ async def run_command_consumer(
     """Runs until `stop` is set: `billing consume`, and one part of `billing dev`.
     `ready` is set once the consumer holds its partitions."""
     settings = settings or get_settings()
+    require_safe_settings(settings)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     consumer = build_command_consumer(sessions, settings)

@@ -2,20 +2,40 @@
 
 Every process (API, consumers, analytics, the stack scripts) and docker-compose use these
 same variable names, so the local stack and a deployed stack are configured alike.
+
+Safe unless told otherwise: ``BILLING_ENV`` is ``production`` by default, where the
+gateway is Stripe itself and the API and the command consumer refuse to start without
+``BILLING_ENCRYPTION_KEYS`` (`unsafe_settings`). ``BILLING_ENV=local`` is the stack on
+this machine (`make dev` and `make test` set it, and so does `billing dev`): stripe-mock is
+the gateway and a development key file is written under the data directory. In every
+environment the gateway URL is HTTPS unless it is a loopback address: a secret key never
+crosses a network in clear.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+LOCAL = "local"
+PRODUCTION = "production"
+STRIPE = "https://api.stripe.com"
+STRIPE_MOCK = "http://127.0.0.1:12111"  # where `billing stack up` runs stripe-mock
 
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return value if value else default
+
+
+def _environment() -> str:
+    return _env("BILLING_ENV", PRODUCTION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +55,10 @@ class Settings:
             "CLICKHOUSE_URL", "chdb://" + str(Path(_env("BILLING_DATA_DIR", str(PROJECT_ROOT / ".data"))) / "clickhouse")
         )
     )
-    stripe_api_base: str = field(default_factory=lambda: _env("STRIPE_API_BASE", "http://127.0.0.1:12111"))
+    environment: str = field(default_factory=_environment)
+    stripe_api_base: str = field(
+        default_factory=lambda: _env("STRIPE_API_BASE", STRIPE_MOCK if _environment() == LOCAL else STRIPE)
+    )
     api_host: str = field(default_factory=lambda: _env("BILLING_API_HOST", "127.0.0.1"))
     api_port: int = field(default_factory=lambda: int(_env("BILLING_API_PORT", "8000")))
     command_timeout_seconds: float = field(default_factory=lambda: float(_env("BILLING_COMMAND_TIMEOUT", "5")))
@@ -52,5 +75,54 @@ class Settings:
     secret_encryption_keys: str = field(default_factory=lambda: _env("BILLING_ENCRYPTION_KEYS", ""))
 
 
+    @property
+    def local(self) -> bool:
+        return self.environment == LOCAL
+
+
 def get_settings() -> Settings:
     return Settings()
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unsafe_settings(settings: Settings) -> list[str]:
+    """What makes these settings unsafe for a process that holds secrets (the API, the
+    command consumer), one sentence each; empty when they are safe."""
+    problems = []
+    if settings.environment not in (LOCAL, PRODUCTION):
+        problems.append(f"BILLING_ENV={settings.environment!r} is neither {PRODUCTION!r} (the default) nor {LOCAL!r}.")
+    if not settings.local and not settings.secret_encryption_keys.strip():
+        problems.append(
+            "BILLING_ENCRYPTION_KEYS is empty: organizations' Stripe secrets could not be stored encrypted. Set it "
+            "to one or more comma-separated Fernet keys (`python -c 'from billing.crypto import generate_key; "
+            "print(generate_key())'`), or set BILLING_ENV=local for the stack on this machine."
+        )
+    if urlsplit(settings.stripe_api_base).scheme != "https" and not is_loopback(settings.stripe_api_base):
+        problems.append(
+            f"STRIPE_API_BASE={settings.stripe_api_base} is not HTTPS and not a loopback address: secret keys "
+            "would cross the network in clear."
+        )
+    return problems
+
+
+class UnsafeSettings(Exception):
+    """Raised at start-up by a process that holds secrets, naming every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("refusing to start: " + " ".join(problems))
+        self.problems = problems
+
+
+def require_safe_settings(settings: Settings) -> None:
+    problems = unsafe_settings(settings)
+    if problems:
+        raise UnsafeSettings(problems)

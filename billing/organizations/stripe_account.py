@@ -18,6 +18,7 @@ from billing.crypto import (
     SecretDecryptionError,
     default_key_file,
     keyring_from_settings,
+    load_keys,
     write_key_file,
 )
 from billing.db import tenant_of
@@ -31,9 +32,13 @@ DISCONNECT = "stripe_account.disconnect"
 
 
 def ensure_keyring(settings: Settings) -> Keyring:
-    """The process's key ring. With ``BILLING_ENCRYPTION_KEYS`` empty, the development key
-    file under the data dir is created on first use (never overwritten), so a fresh
-    checkout works; a deployed stack sets the variable."""
+    """The process's key ring. On the local stack (``BILLING_ENV=local``) with
+    ``BILLING_ENCRYPTION_KEYS`` empty, the development key file under the data dir is
+    created on first use (never overwritten), so a fresh checkout works; anywhere else the
+    variable is required (`EncryptionKeyMissing`): a key file appearing by itself on a
+    server would be a key nobody backs up or rotates."""
+    if not settings.local:
+        return Keyring(load_keys(settings))
     if not settings.secret_encryption_keys.strip():
         write_key_file(default_key_file(settings))
     return keyring_from_settings(settings)
