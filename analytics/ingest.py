@@ -714,10 +714,11 @@ class BatchResult:
 
 class BatchProcessor:
     """Turns a batch of records from usage.events and billing.events into inserts:
-    usage (deduplicated) first, then interactions, then dead letters (the invalid messages
-    and the rows ClickHouse refused, with its reason). When `process` returns, everything
-    is stored and the offsets may be committed; when it raises (a transient error), nothing
-    may be committed and the same batch must be processed again (idempotent)."""
+    usage (deduplicated) first, then interactions, then dead letters (the invalid messages,
+    the events their meter cannot measure and the rows ClickHouse refused, with the
+    reason). When `process` returns, everything is stored and the offsets may be committed;
+    when it raises (a transient error), nothing may be committed and the same batch must be
+    processed again (idempotent)."""
 
     def __init__(self, store: AnalyticsStore, usage_topics: Iterable[str], event_topics: Iterable[str], source: str = "kafka"):
         self.store = store
@@ -804,23 +805,36 @@ class BatchProcessor:
         return result
 
 
-    def _measurable(self, batch: ParsedBatch, rows: Sequence[PreparedUsage], dead: list[DeadLetter]) -> list[PreparedUsage]:
+    def _measurable(
+        self, batch: ParsedBatch, rows: Sequence[PreparedUsage], dead: list[DeadLetter]
+    ) -> list[PreparedUsage]:
         """The rows the meter of their event name can measure; the others (a valueKey
         property missing or not a number, billing/meters/rules.py) become dead letters with
         the reason, never rows that add nothing. In the ordered stage, so that a batch's
-        `meter.created` events are known before the usage after them is judged."""
-        self.meters.learn_batch(self.store, batch.interactions, {(r.event.organization_id, r.event.event_name) for r in rows})
-        kept = []
+        `meter.created` events are known before the usage after them is judged. An event
+        already stored (a replay of one stored before its meter existed) stays what it is:
+        a duplicate for the writer, not a dead letter beside its row."""
+        names = {(r.event.organization_id, r.event.event_name) for r in rows}
+        self.meters.learn_batch(self.store, batch.interactions, names)
+        refused = []
         for row in rows:
             event = row.event
             refusal = self.meters.refusal(event.organization_id, event.event_name, event.properties)
-            if refusal is None:
-                kept.append(row)
-            elif row.source.message is None:  # no record to keep it as (as for a row ClickHouse refuses)
+            if refusal is not None:
+                refused.append((row, refusal))
+        if not refused:
+            return list(rows)
+        stored = lookup_existing(self.store, [row.key for row, _ in refused])
+        dropped = set()
+        for row, refusal in refused:
+            if row.key in stored:
+                continue
+            if row.source.message is None:  # no record to keep it as (as for a row ClickHouse refuses)
                 raise ValueError(f"{refusal.code}: {refusal.message}")
-            else:
-                dead.append(DeadLetter(row.source.message, "invalid", f"{refusal.code}: {refusal.message}", event.organization_id))
-        return kept
+            reason = f"{refusal.code}: {refusal.message}"
+            dead.append(DeadLetter(row.source.message, "invalid", reason, row.event.organization_id))
+            dropped.add(id(row))
+        return [row for row in rows if id(row) not in dropped]
 
 
 @dataclass(slots=True)

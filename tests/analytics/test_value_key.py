@@ -145,3 +145,14 @@ def test_what_the_rule_reads_as_a_number_clickhouse_reads_as_the_same_number(sto
     number = numeric_value(text)
     if number is not None:
         assert store.query("SELECT toDecimal128OrNull({t:String}, 12)", {"t": text})[0][0] == number
+
+
+def test_a_replay_of_an_event_stored_before_its_meter_is_a_duplicate_not_a_dead_letter(store, org):  # type: ignore[no-untyped-def]
+    processor = BatchProcessor(store, [USAGE_TOPIC], [EVENTS_TOPIC])
+    early = message(event_payload(org, "old", name="pages", value=1))
+    assert processor.process([early]).usage_inserted == 1
+    assert processor.process([message(meter_created(org, "pages", value_key="n"), topic=EVENTS_TOPIC, key=org)]).interactions == 1
+    late = message(event_payload(org, "new", name="pages", value=1))
+    replayed = processor.process([early, late])
+    assert (replayed.usage_inserted, replayed.usage_duplicates, replayed.dead_letters) == (0, 1, 1)
+    assert [o for _, _, o in dead_letters(store, org)] == [late.offset]
