@@ -55,8 +55,9 @@ async def test_an_event_without_the_meters_value_is_refused_naming_the_property(
 async def test_summary_gives_each_meter_the_figure_usage_gives_it(usage_client: TenantClient) -> None:
     """The figures differ per meter (a property, a count, a max, a filter) from the event
     name's valueSum; over random ranges the summary's `usage` is the usage route's row."""
-    rng = random.Random(uuid.uuid4().int)
-    seed_note = f"seed of the events and ranges: {rng.random()}"
+    seed = uuid.uuid4().int % 2**32
+    rng = random.Random(seed)
+    seed_note = f"random.Random({seed}) drew the events and ranges"
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
     customers = [await create_customer(usage_client, f"C{i}") for i in range(3)]
     definitions: list[dict[str, Any]] = [
