@@ -17,6 +17,7 @@ output's tail. The figures (blocks, commands, seconds) are printed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,15 +93,22 @@ PREAMBLE = r"""
 set -Eeuo pipefail
 README_BLOCK=preamble
 curl() {
-  printf 'RUN\t%s\tcurl %s\n' "$README_BLOCK" "$*" >> "$README_LOG"
+  printf 'RUN\t%s\tcurl%s\n' "$README_BLOCK" "$(printf ' %q' "$@")" >> "$README_LOG"
   local status=0
   command curl -sS --fail-with-body "$@" || status=$?
-  if [ "$status" -ne 0 ]; then printf '\nFAILED\t%s\t%s\tcurl %s\n' "$README_BLOCK" "$status" "$*" >> "$README_LOG"; fi
+  if [ "$status" -ne 0 ]; then printf '\nFAILED\t%s\t%s\tcurl%s\n' "$README_BLOCK" "$status" "$(printf ' %q' "$@")" >> "$README_LOG"; fi
   return "$status"
 }
 billing() {
-  printf 'RUN\t%s\tbilling %s\n' "$README_BLOCK" "$*" >> "$README_LOG"
+  printf 'RUN\t%s\tbilling%s\n' "$README_BLOCK" "$(printf ' %q' "$@")" >> "$README_LOG"
   command billing "$@"
+}
+# a missing program fails the walk-through even inside $(...) in an argument, where set -e
+# does not look (`-H "Idempotency-Key: $(uuidgen)"` would send no key and go on)
+command_not_found_handle() {
+  printf '\nFAILED\t%s\t127\t%s (command not found)\n' "$README_BLOCK" "$*" >> "$README_LOG"
+  echo "$1: command not found" >&2
+  return 127
 }
 trap 'printf "ERR\t%s\t%s\t%s\n" "$README_BLOCK" "$LINENO" "$BASH_COMMAND" >> "$README_LOG"' ERR
 """
@@ -156,14 +164,14 @@ class DevProcess:
 
 
 @pytest.fixture(scope="module")
-def billing_dev(database_url: str, stripe_api_base: str) -> Iterator[DevProcess]:
-    """`billing dev` as `make dev` runs it, on topics, consumer groups and a chDB of its own."""
-    import asyncio
-
+async def billing_dev(database_url: str, stripe_api_base: str) -> AsyncIterator[DevProcess]:
+    """`billing dev` as `make dev` runs it, on topics, consumer groups and a chDB of its own.
+    Everything here awaits: the session's event loop keeps running the other tests' in-process
+    consumers (a loop blocked for seconds would miss their Kafka heartbeats)."""
     from producers.topics import ensure_topics
 
     prefix = os.environ.get("KAFKA_TOPIC_PREFIX", "") + "readme."
-    asyncio.run(ensure_topics(prefix=prefix, timeout=20))
+    await ensure_topics(prefix=prefix, timeout=20)
     data = Path(tempfile.mkdtemp(prefix="readme-test-"))
     port = _free_port()
     env = {
@@ -185,35 +193,36 @@ def billing_dev(database_url: str, stripe_api_base: str) -> Iterator[DevProcess]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        demo_key = _wait_ready(process, base, log)
+        demo_key = await _wait_ready(process, base, log)
         yield DevProcess(base, env, log.read_text(errors="replace"), demo_key, time.monotonic() - started)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            await asyncio.to_thread(process.wait, 30)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            await asyncio.to_thread(process.wait)
         shutil.rmtree(data, ignore_errors=True)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> str:
+async def _wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> str:
     """Until a write through the demo key is applied (201): the consumer is in its group."""
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"`billing dev` exited {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        found = re.search(r"Demo API key\s+(sk_\S+)", log.read_text(errors="replace"))
-        if found:
-            try:
-                response = httpx.post(
-                    f"{base}/v1/customers", json={"name": "Warm-up"}, headers={"Authorization": f"Bearer {found.group(1)}"}, timeout=10
-                )
-                if response.status_code == 201:
-                    return found.group(1)
-            except httpx.TransportError:
-                pass
-        time.sleep(0.3)
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"`billing dev` exited {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            found = re.search(r"Demo API key\s+(sk_\S+)", log.read_text(errors="replace"))
+            if found:
+                try:
+                    response = await client.post(
+                        "/v1/customers", json={"name": "Warm-up"}, headers={"Authorization": f"Bearer {found.group(1)}"}
+                    )
+                    if response.status_code == 201:
+                        return found.group(1)
+                except httpx.TransportError:
+                    pass
+            await asyncio.sleep(0.3)
     pytest.fail(f"`billing dev` did not apply a write within 90 s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
@@ -225,7 +234,7 @@ class Run:
     seconds: float
 
 
-def run_walkthrough(script: Script, dev: DevProcess, workdir: Path) -> Run:
+async def run_walkthrough(script: Script, dev: DevProcess, workdir: Path) -> Run:
     log = workdir / "commands.log"
     env = {
         "PATH": _tool_path(workdir / "bin"),
@@ -237,12 +246,16 @@ def run_walkthrough(script: Script, dev: DevProcess, workdir: Path) -> Run:
     }
     log.touch()
     started = time.monotonic()
-    done = subprocess.run(
-        ["/bin/bash", "-c", script.text], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=180,
+    bash = await asyncio.create_subprocess_exec(
+        "/bin/bash", "-c", script.text, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    try:
+        output, _ = await asyncio.wait_for(bash.communicate(), timeout=180)
+    except TimeoutError:
+        bash.kill()
+        raise
     records = [line.split("\t") for line in log.read_text().splitlines() if line]
-    return Run(done.returncode, done.stdout, records, time.monotonic() - started)
+    return Run(bash.returncode or 0, output.decode(errors="replace"), records, time.monotonic() - started)
 
 
 def block_outputs(output: str, count: int) -> list[str]:
@@ -260,8 +273,10 @@ def failure_report(run: Run, blocks: list[Block], script: Script) -> str:
     """The block and command that failed, and the tail of that block's output."""
     failed = [r for r in run.log if r[0] == "FAILED"]
     errors = [r for r in run.log if r[0] == "ERR"]
+    lines = [script.readme_line[int(r[2])] for r in errors if r[2].isdigit() and int(r[2]) in script.readme_line]
     if failed:
         block, what = int(failed[0][1]), f"`{failed[0][3]}` exited {failed[0][2]}"
+        what += f" (README.md line {lines[0]})" if lines else ""
     elif errors:
         block = int(errors[-1][1]) if errors[-1][1].isdigit() else -1
         line = script.readme_line.get(int(errors[-1][2]))
@@ -277,12 +292,12 @@ def _squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def test_the_walkthrough_runs(billing_dev: DevProcess, tmp_path: Path) -> None:
+async def test_the_walkthrough_runs(billing_dev: DevProcess, tmp_path: Path) -> None:
     blocks = walkthrough_blocks(README.read_text())
     assert len(blocks) >= 6, [b.name for b in blocks]
     script = build_script(blocks, billing_dev.base)
-    run = run_walkthrough(script, billing_dev, tmp_path)
-    assert run.returncode == 0, failure_report(run, blocks, script)
+    run = await run_walkthrough(script, billing_dev, tmp_path)
+    assert run.returncode == 0 and not any(r[0] == "FAILED" for r in run.log), failure_report(run, blocks, script)
     outputs = block_outputs(run.output, len(blocks))
     for block, output in zip(blocks, outputs, strict=True):
         for expected in block.expected:
@@ -298,7 +313,7 @@ def test_the_walkthrough_runs(billing_dev: DevProcess, tmp_path: Path) -> None:
     )
 
 
-def test_the_banner_urls_answer(billing_dev: DevProcess) -> None:
+async def test_the_banner_urls_answer(billing_dev: DevProcess) -> None:
     """The README's copy of the `make dev` banner: each URL is in the real banner, and each
     but the bare base URL (no route: the README says so) answers (401 without a key is an
     answer; 404 is not)."""
@@ -309,5 +324,6 @@ def test_the_banner_urls_answer(billing_dev: DevProcess) -> None:
         assert real in billing_dev.banner, f"the README's banner shows {url}; `billing dev` prints:\n{billing_dev.banner[:1500]}"
         if url == README_BASE:
             continue
-        response = httpx.get(real, timeout=10)
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(real)
         assert response.status_code != 404, f"{url} from the README's banner answers 404"
