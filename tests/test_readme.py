@@ -7,7 +7,7 @@ What the run changes: only the base URL (the line `API=http://127.0.0.1:8000`). 
 other line is the README's: the key comes from the README's own `billing org create`. The
 blocks run with `set -Eeuo pipefail`, `curl` is run as `curl -sS --fail-with-body` (an
 error status fails the block and shows its body), and PATH holds only the commands a
-fresh Debian with the project's `make` has (curl, python3, billing, date, sleep, cat), so
+fresh Debian with the project's `make` has (curl, python3, billing, date, sleep), so
 an example that needs something else (uuidgen, jq) fails here too. A comment
 `# -> TEXT` in a block says what the block's output holds; whitespace aside, it must.
 
@@ -41,7 +41,7 @@ WALKTHROUGH = "## Using the API"
 BASE_LINE = "API=http://127.0.0.1:8000"
 README_BASE = "http://127.0.0.1:8000"
 # what the walk-through may call besides bash's builtins: what Debian and `make` install
-TOOLS = ("curl", "python3", "date", "sleep", "cat")
+TOOLS = ("curl", "python3", "date", "sleep")
 MARK = "@@readme-block"
 EXPECT = re.compile(r"#.*?-> (.+?)(?:  |$)")
 
