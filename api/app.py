@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from api.params import provide_created_range, provide_page_request
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
 from api.input_rules import InputRules
+from api.key_use import KeyUseReporter
 from api.security_headers import PagePolicy, add_base_headers
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
@@ -72,6 +74,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessions = sessions
         app.state.key_cache = key_cache
         app.state.bus = CommandBus(publisher, replies, sessions, settings.command_timeout_seconds)
+        app.state.key_use = KeyUseReporter(app.state.bus, settings.key_use_report_seconds)
+        stop_reporting = asyncio.Event()
+        reporting = asyncio.create_task(app.state.key_use.run(stop_reporting))
         # -- payments (issue 5): secrets key ring (dev key file made on first use), Stripe clients, broker for webhooks
         quiet_gateway_logging()
         app.state.settings = settings
@@ -83,6 +88,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            stop_reporting.set()
+            await reporting  # its last report goes out before the broker stops
             await app.state.gateways.aclose()  # payments (issue 5)
             await replies.stop()
             await broker.stop()

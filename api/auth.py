@@ -75,6 +75,7 @@ async def provide_caller(request: Request, state: State) -> Caller:
     secret_hash = hash_secret(secret)
     cached = state.key_cache.get(secret_hash)
     if cached is not None:
+        state.key_use.saw(cached.organization_id, cached.api_key_id)
         return cached
     async with state.sessions() as session:
         key = await authenticate(session, secret)
@@ -83,6 +84,7 @@ async def provide_caller(request: Request, state: State) -> Caller:
         raise AuthenticationError(f"Invalid API Key provided: {shown}", code="api_key_invalid")
     caller = Caller(key.organization_id, key.id)
     state.key_cache.put(secret_hash, caller, key.expires_at)
+    state.key_use.saw(caller.organization_id, caller.api_key_id)
     return caller
 
 

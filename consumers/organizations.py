@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.organizations import service
 from consumers.registry import Applied, CommandRouter
-from contracts.api_keys import IssueApiKeyCommand, RevokeApiKeyCommand, RollApiKeyCommand
+from contracts.api_keys import IssueApiKeyCommand, RecordApiKeyUseCommand, RevokeApiKeyCommand, RollApiKeyCommand
 from contracts.resources import ApiKey
 
 router = CommandRouter()
@@ -33,3 +33,9 @@ async def roll(session: AsyncSession, payload: RollApiKeyCommand) -> Applied:
 @router.command("api_key.revoke", RevokeApiKeyCommand)
 async def revoke(session: AsyncSession, payload: RevokeApiKeyCommand) -> Applied:
     return _applied(await service.revoke_api_key(session, payload.id), "api_key.revoked")
+
+
+@router.command("api_key.record_use", RecordApiKeyUseCommand)
+async def record_use(session: AsyncSession, payload: RecordApiKeyUseCommand) -> Applied:
+    moved = await service.record_api_key_use(session, {use.id: use.usedAt for use in payload.uses})
+    return Applied("api_key_use", {"keysUpdated": moved})  # bookkeeping: no domain event

@@ -3,6 +3,8 @@ its hash, so no secret ever crosses Kafka."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field
 
 from contracts.common import RequestModel
@@ -33,3 +35,18 @@ class RollApiKeyCommand(RequestModel):
 
 class RevokeApiKeyCommand(RequestModel):
     id: str = Field(max_length=64)
+
+
+MAX_USES = 1000  # keys per api_key.record_use command
+
+
+class ApiKeyUse(RequestModel):
+    id: str = Field(max_length=64)
+    usedAt: datetime
+
+
+class RecordApiKeyUseCommand(RequestModel):
+    """When an API process last saw each key authenticate (published once a minute, off the
+    request path): `lastUsedAt` only ever moves forward."""
+
+    uses: list[ApiKeyUse] = Field(min_length=1, max_length=MAX_USES)

@@ -65,6 +65,8 @@ class Settings:
     # how long an API process trusts a key it has checked (a revoked key may work that long
     # on another API process)
     auth_cache_seconds: float = field(default_factory=lambda: float(_env("BILLING_AUTH_CACHE_SECONDS", "2")))
+    # how often an API process reports when it last saw each key (ApiKey.lastUsedAt)
+    key_use_report_seconds: float = field(default_factory=lambda: float(_env("BILLING_KEY_USE_REPORT_SECONDS", "60")))
     rate_limit_per_second: int = field(default_factory=lambda: int(_env("BILLING_RATE_LIMIT_PER_SECOND", "2000")))
     # organizations of the platform operator: the only ones that may write exchange rates
     fx_writer_organizations: frozenset[str] = field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import get_one, tenant_of
@@ -57,6 +57,22 @@ async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
     key.revoked_at = datetime.now(UTC)
     await session.flush()
     return key
+
+
+async def record_api_key_use(session: AsyncSession, uses: dict[str, datetime]) -> int:
+    """Move each key's `last_used_at` forward to when it was seen (never back: the reports
+    of several API processes arrive in any order); how many keys moved. Keys of another
+    organization are not visible to the tenant session and are left alone."""
+    if not uses:
+        return 0
+    moved = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.organization_id == tenant_of(session), ApiKey.id.in_(uses))
+        .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < case(uses, value=ApiKey.id)))
+        .values(last_used_at=case(uses, value=ApiKey.id))
+        .execution_options(synchronize_session=False)
+    )
+    return moved.rowcount or 0
 
 
 async def roll_api_key(
