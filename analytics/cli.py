@@ -64,6 +64,8 @@ def chdb_holder(path: Path) -> str | None:
 def open_store(instead: str) -> AnalyticsStore:
     """The analytics store of CLICKHOUSE_URL, or a message and exit 1 when it cannot be
     opened: with chDB, one that says which process holds the directory, and `instead`."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
     from analytics.store import StoreError, get_store, parse_store_url
     from contracts.settings import get_settings
 
@@ -79,6 +81,11 @@ def open_store(instead: str) -> AnalyticsStore:
         return get_store(url)
     except StoreError as error:
         fail(str(error))
+    except OperationalError:  # clickhouse-connect's for a server out of reach (after its retries)
+        fail(
+            f"cannot reach the ClickHouse server at {target.host}:{target.port}; "
+            "start it, or set CLICKHOUSE_URL (chdb:///path for the embedded default)"
+        )
 
 
 @analytics_app.command()

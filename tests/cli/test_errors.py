@@ -149,14 +149,15 @@ def test_a_malformed_argument_is_a_usage_error(args: tuple[str, ...], says: str)
     assert says in " ".join(re.sub(r"[│╭╮╰╯─]", " ", done.stderr).split()), done.stderr
 
 
-def _closed_port() -> int:
+def _free_port() -> int:
+    """A port nothing listens on (for now)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def test_postgres_out_of_reach_or_refusing_is_a_message(database_url: str) -> None:
-    port = _closed_port()
+    port = _free_port()
     away = f"postgresql+asyncpg://billing:billing@127.0.0.1:{port}/billing"
     for args in (("org", "keys", "list", "org_" + "x" * 24), ("org", "create", "Acme"), ("migrate",)):
         done = billing(*args, env={"DATABASE_URL": away})
@@ -167,6 +168,17 @@ def test_postgres_out_of_reach_or_refusing_is_a_message(database_url: str) -> No
     done = billing("org", "keys", "list", "org_" + "x" * 24, env={"DATABASE_URL": missing})
     refused(done, done.stderr.removeprefix("error: ").rstrip("\n"))
     assert 'refused the connection (database "no_such_database" does not exist); check DATABASE_URL' in done.stderr
+
+
+def test_a_clickhouse_server_out_of_reach_is_a_message() -> None:
+    port = _free_port()
+    away = {"CLICKHOUSE_URL": f"clickhouse://default:@127.0.0.1:{port}/default"}
+    done = billing("analytics", "usage", "--org", "org_" + "x" * 24, "--meter", "api_call", env=away)
+    refused(
+        done,
+        f"cannot reach the ClickHouse server at 127.0.0.1:{port}; "
+        "start it, or set CLICKHOUSE_URL (chdb:///path for the embedded default)",
+    )
 
 
 def test_unwritable_export_directory_and_unreadable_rates_file(tmp_path: Path) -> None:
@@ -183,12 +195,6 @@ def test_unwritable_export_directory_and_unreadable_rates_file(tmp_path: Path) -
 
 
 # -- chDB held by another process (what `make dev` does) and the dev banner -------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 SEED_EVENTS = """
@@ -240,7 +246,7 @@ def api_holding_chdb(
             time.sleep(0.2)
         yield env, organization, api.pid
     finally:
-        api.terminate()
+        api.kill()  # nothing of it is kept; a clean stop waits ~10 s on its Kafka clients
         api.wait(timeout=30)
         log.close()
 
