@@ -241,8 +241,9 @@ def keys_roll(
         int, typer.Option(min=0, max=7 * 24 * 3600, help="how long the old key keeps working (0: revoked now)")
     ] = 0,
 ) -> None:
-    """Replace a key by a NEW key (a new id and secret, the old one's name); the old one is
-    revoked now or after a grace period. Prints the new key's id and secret (shown once)."""
+    """Roll a key: a NEW key (new id, new secret) replaces it; prints both, the secret once.
+
+    The new key takes the old one's name; the old one stops now or after --expires-in-seconds."""
     from billing.db import get_one
     from billing.models import ApiKey
     from billing.organizations.keys import new_key
