@@ -34,7 +34,7 @@ class ApiKey(Resource):
     id: str
     organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
     name: str
-    prefix: str
+    prefix: str = Field(description='The first characters of the secret, shown in listings so a key can be recognised.')
     createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
     lastUsedAt: datetime | None = Field(validation_alias=AliasChoices('last_used_at', 'lastUsedAt'))
     expiresAt: datetime | None = Field(validation_alias=AliasChoices('expires_at', 'expiresAt'))
@@ -51,8 +51,8 @@ class Customer(Resource):
     address: JsonValue
     shipping: JsonValue
     metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    currency: str | None
-    balance: int
+    currency: str | None = Field(description="Fixed by the customer's first subscription; ISO 4217, lowercase.")
+    balance: int = Field(description='Minor units; negative is a credit the customer holds.')
     invoicePrefix: str | None = Field(validation_alias=AliasChoices('invoice_prefix', 'invoicePrefix'))
     invoiceSettings: JsonValue = Field(validation_alias=AliasChoices('invoice_settings', 'invoiceSettings'))
     defaultPaymentMethodId: str | None = Field(validation_alias=AliasChoices('default_payment_method_id', 'defaultPaymentMethodId'))
@@ -119,7 +119,7 @@ class Price(Resource):
     type: PriceType
     currency: str
     billingScheme: BillingScheme = Field(validation_alias=AliasChoices('billing_scheme', 'billingScheme'))
-    unitAmount: int | None = Field(validation_alias=AliasChoices('unit_amount', 'unitAmount'))
+    unitAmount: int | None = Field(validation_alias=AliasChoices('unit_amount', 'unitAmount'), description='Minor units of `currency`.')
     unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices('unit_amount_decimal', 'unitAmountDecimal'))
     tiersMode: TiersMode | None = Field(validation_alias=AliasChoices('tiers_mode', 'tiersMode'))
     tiers: JsonValue
@@ -128,7 +128,7 @@ class Price(Resource):
     recurringIntervalCount: int | None = Field(validation_alias=AliasChoices('recurring_interval_count', 'recurringIntervalCount'))
     recurringUsageType: UsageType | None = Field(validation_alias=AliasChoices('recurring_usage_type', 'recurringUsageType'))
     meterId: str | None = Field(validation_alias=AliasChoices('meter_id', 'meterId'))
-    currencyOptions: JsonValue = Field(validation_alias=AliasChoices('currency_options', 'currencyOptions'))
+    currencyOptions: JsonValue = Field(validation_alias=AliasChoices('currency_options', 'currencyOptions'), description='Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.')
     lookupKey: str | None = Field(validation_alias=AliasChoices('lookup_key', 'lookupKey'))
     nickname: str | None
     metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
@@ -170,7 +170,7 @@ class Subscription(Resource):
     canceledAt: datetime | None = Field(validation_alias=AliasChoices('canceled_at', 'canceledAt'))
     cancellationReason: str | None = Field(validation_alias=AliasChoices('cancellation_reason', 'cancellationReason'))
     endedAt: datetime | None = Field(validation_alias=AliasChoices('ended_at', 'endedAt'))
-    pauseCollection: JsonValue = Field(validation_alias=AliasChoices('pause_collection', 'pauseCollection'))
+    pauseCollection: JsonValue = Field(validation_alias=AliasChoices('pause_collection', 'pauseCollection'), description="Stripe's pause_collection: {behavior, resumesAt}.")
     metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
     createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
     updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
@@ -210,7 +210,7 @@ class SubscriptionSchedulePhase(Resource):
     position: int
     startDate: datetime = Field(validation_alias=AliasChoices('start_date', 'startDate'))
     endDate: datetime | None = Field(validation_alias=AliasChoices('end_date', 'endDate'))
-    items: JsonValue
+    items: JsonValue = Field(description='[{priceId, quantity}]')
     iterations: int | None
     trialEnd: datetime | None = Field(validation_alias=AliasChoices('trial_end', 'trialEnd'))
     prorationBehavior: ProrationBehavior = Field(validation_alias=AliasChoices('proration_behavior', 'prorationBehavior'))
@@ -256,12 +256,12 @@ class InvoiceLineItem(Resource):
     description: str
     quantity: int
     unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices('unit_amount_decimal', 'unitAmountDecimal'))
-    amount: int
+    amount: int = Field(description='Minor units, rounded once for this line.')
     currency: str
     periodStart: datetime = Field(validation_alias=AliasChoices('period_start', 'periodStart'))
     periodEnd: datetime = Field(validation_alias=AliasChoices('period_end', 'periodEnd'))
     proration: bool
-    breakdown: JsonValue
+    breakdown: JsonValue = Field(description='Per-tier breakdown from the pricing engine.')
     metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
     createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
 
@@ -283,7 +283,7 @@ class ProcessedCommand(Resource):
     organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
     type: str
     idempotencyKey: str | None = Field(validation_alias=AliasChoices('idempotency_key', 'idempotencyKey'))
-    requestHash: str = Field(validation_alias=AliasChoices('request_hash', 'requestHash'))
+    requestHash: str = Field(validation_alias=AliasChoices('request_hash', 'requestHash'), description="sha256 of the command's canonical payload: the same key with other parameters is refused.")
     status: CommandStatus
     resourceId: str | None = Field(validation_alias=AliasChoices('resource_id', 'resourceId'))
     result: JsonValue

@@ -136,9 +136,14 @@ def render_resources(schema: SchemaDef) -> str:
             if column.hidden:
                 continue
             annotation = _resource_type(column)
+            field_args = []
             if column.attr_name != column.field_name:
-                alias = f"AliasChoices({column.attr_name!r}, {column.field_name!r})"
-                out.append(f"    {column.field_name}: {annotation} = Field(validation_alias={alias})")
+                field_args.append(f"validation_alias=AliasChoices({column.attr_name!r}, {column.field_name!r})")
+            if column.documentation:
+                # the schema's `///` comment: the field's description in the OpenAPI spec
+                field_args.append(f"description={column.documentation!r}")
+            if field_args:
+                out.append(f"    {column.field_name}: {annotation} = Field({', '.join(field_args)})")
             else:
                 out.append(f"    {column.field_name}: {annotation}")
         out.append("")
