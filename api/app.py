@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.openapi import OpenAPIConfig
 
 from api.auth import KeyCache, provide_caller, provide_db, rate_limit_identity
 from api.params import provide_created_range, provide_page_request
@@ -40,6 +39,7 @@ from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
 from api.errors import EXCEPTION_HANDLERS
 from api.health import health
+from api.openapi import openapi_config
 from api.dashboard.session import SIGNING_PURPOSE as DASHBOARD_SIGNING_PURPOSE
 from api.replies import ReplyListener
 from billing.db import create_engine, create_session_factory
@@ -117,11 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 exclude=["/schema", "/health"],
             ).middleware
         ],
-        openapi_config=OpenAPIConfig(
-            title="Billing API",
-            version="1.0.0",
-            description="A self-hosted, Stripe-like billing API. Authenticate with `Authorization: Bearer sk_...`.",
-            path="/schema",
+        openapi_config=openapi_config(  # api/openapi.py: the spec as the API really answers
             render_plugins=[OfflineSwaggerRenderPlugin(path="/swagger")],  # also at /schema itself (the first plugin)
         ),
         debug=False,
