@@ -11,7 +11,8 @@ what a handler takes, so they are added here from facts about each handler:
   429 (the rate limiter) and 431 (a header over the limit);
 - one that authenticates (takes `caller` or a tenant `db` session): the bearer scheme,
   401, and 503 (Postgres out of reach; Kafka too for writes);
-- a path parameter: 404 (an id of the wrong shape, or one that names nothing);
+- a path parameter, a list cursor, or an authenticated write's body (ids in it): 404 (an
+  id of the wrong shape, or one that names nothing);
 - a method with a body: 413 (over the route's limit);
 - a command (takes an Idempotency-Key): 202 pending while the consumer has not answered
   within the wait, 409 (the state refuses it), and the Command-Id header on its answers;
@@ -103,6 +104,8 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
     503: ("A dependency (Postgres, Kafka or the payment gateway) is unavailable; nothing was changed. Retry later.", RETRY_AFTER),
 }
 
+# list positions that name an object: one that names nothing is 404 (billing/pagination.py)
+CURSORS = frozenset({"startingAfter", "endingBefore", "page"})
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # the statuses that follow from the middleware every request crosses (api/app.py)
 EVERY_OPERATION = {400, 429, 431}
@@ -116,6 +119,7 @@ OWN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/exchange-rates"): {403, 409},  # operator organizations only; rates are history
     ("post", "/v1/webhooks/stripe/{organization_id}"): {503},  # Kafka away: Stripe retries later
     ("post", "/v1/usage-events"): {503},  # Kafka away
+    ("get", "/v1/analytics/usage"): {404},  # a meter or customer that names nothing
 }
 # a command that takes no Idempotency-Key (its encrypted payload differs every time)
 COMMANDS_WITHOUT_KEY = frozenset({("put", "/v1/stripe-account")})
@@ -292,8 +296,10 @@ def document_operation(method: str, path: str, operation: dict[str, Any], facts:
         operation["security"] = [{SECURITY_SCHEME: []}]
     else:
         operation["security"] = []  # no API key: the webhook's proof is its signature
-    if any(parameter.get("in") == "path" for parameter in parameters):
+    if any(parameter.get("in") == "path" or parameter.get("name") in CURSORS for parameter in parameters):
         statuses.add(404)
+    if guarded and method in WRITE_METHODS and "requestBody" in operation:
+        statuses.add(404)  # the ids a body names (a price's product, a setup intent's customer)
     if method in WRITE_METHODS:
         statuses.add(413)
     if command:
