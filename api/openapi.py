@@ -331,9 +331,26 @@ def document_operation(method: str, path: str, operation: dict[str, Any], facts:
         responses[str(status)] = _error_response(status)
 
 
+def _overlapping_types_any_of(node: Any) -> None:
+    """Litestar writes "any JSON value" as a oneOf of every type, integer and number among
+    them: an integer matches both, so a oneOf refuses every integer. Such a oneOf is an anyOf."""
+    if isinstance(node, list):
+        for item in node:
+            _overlapping_types_any_of(item)
+        return
+    if not isinstance(node, dict):
+        return
+    branches = node.get("oneOf")
+    if isinstance(branches, list) and {"type": "integer"} in branches and {"type": "number"} in branches:
+        node["anyOf"] = node.pop("oneOf")
+    for value in node.values():
+        _overlapping_types_any_of(value)
+
+
 def document(schema: dict[str, Any], facts: dict[str, HandlerFacts]) -> dict[str, Any]:
     """The generated schema with every rule applied (a new dict)."""
     schema = deepcopy(schema)
+    _overlapping_types_any_of(schema)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas[ERROR_SCHEMA] = deepcopy(ERROR)
