@@ -23,6 +23,7 @@ Every error answer is the Stripe error object of api/errors.py.
 
 from __future__ import annotations
 
+import re
 from copy import deepcopy
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -41,6 +42,7 @@ from contracts.usage import UsageEventBatch, UsageEventCreate
 SECURITY_SCHEME = "bearerAuth"
 ERROR_SCHEMA = "Error"
 PENDING_SCHEMA = "PendingCommand"
+COMMAND_OPERATION = "V1CommandsCommandIdRetrieve"
 SCHEMA_REF = "#/components/schemas/{model}"
 
 ERROR_TYPES = [
@@ -347,6 +349,34 @@ def _overlapping_types_any_of(node: Any) -> None:
         _overlapping_types_any_of(value)
 
 
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def _link_creates(paths: dict[str, Any]) -> None:
+    """OpenAPI links from each create (POST on a collection, 201) to the operations on the
+    object it made (`/collection/{id}...` whose only parameter is that id), and from a
+    pending answer (202) to its command: what a client does next, and the chains
+    schemathesis' stateful phase follows."""
+    for path, item in paths.items():
+        create = item.get("post", {}).get("responses", {}).get("201")
+        if create is not None and not _PATH_PARAMETER.search(path):
+            for other, other_item in paths.items():
+                names = _PATH_PARAMETER.findall(other)
+                if len(names) == 1 and other.startswith(f"{path}/{{{names[0]}}}"):
+                    for method, operation in other_item.items():
+                        if method in {"get", *WRITE_METHODS}:
+                            create.setdefault("links", {})[operation["operationId"]] = {
+                                "operationId": operation["operationId"],
+                                "parameters": {names[0]: "$response.body#/id"},
+                            }
+        for operation in item.values():
+            pending = operation.get("responses", {}).get("202") if isinstance(operation, dict) else None
+            if pending is not None and pending["content"]["application/json"]["schema"].get("$ref", "").endswith(PENDING_SCHEMA):
+                pending["links"] = {
+                    "CommandStatus": {"operationId": COMMAND_OPERATION, "parameters": {"command_id": "$response.body#/id"}}
+                }
+
+
 def document(schema: dict[str, Any], facts: dict[str, HandlerFacts]) -> dict[str, Any]:
     """The generated schema with every rule applied (a new dict)."""
     schema = deepcopy(schema)
@@ -359,6 +389,7 @@ def document(schema: dict[str, Any], facts: dict[str, HandlerFacts]) -> dict[str
         for method, operation in item.items():
             if method in {"get", "post", "put", "patch", "delete"}:
                 document_operation(method, path, operation, facts.get(operation.get("operationId", "")), schemas)
+    _link_creates(schema.get("paths", {}))
     for name, example in EXAMPLES.items():
         if name in schemas:
             schemas[name]["examples"] = [deepcopy(example)]

@@ -28,6 +28,15 @@ from tests.api.conftest import new_tenant
 
 SEED = 20261204
 MAX_EXAMPLES = 3
+# the stateful phase draws scenarios (chains of operations through links) of its own
+STATEFUL_SCENARIOS = 100
+CONFIG = f"""
+[generation]
+max-examples = {MAX_EXAMPLES}
+
+[phases.stateful.generation]
+max-examples = {STATEFUL_SCENARIOS}
+"""
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 PHASES = "examples,coverage,fuzzing,stateful"
 
@@ -41,8 +50,12 @@ def stateful_figures(output: str) -> tuple[int, str]:
 
 
 async def run_schemathesis(base_url: str, secret: str, report_dir: Path) -> tuple[int, str]:
+    config = report_dir / "schemathesis.toml"
+    config.write_text(CONFIG)
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(config),
         "run",
         f"{base_url}/schema/openapi.json",
         "--url",
@@ -53,11 +66,8 @@ async def run_schemathesis(base_url: str, secret: str, report_dir: Path) -> tupl
         CHECKS,
         "--phases",
         PHASES,
-        "--max-examples",
-        str(MAX_EXAMPLES),
         "--seed",
         str(SEED),
-        "--generation-deterministic",
         "--workers",
         "1",
         "--request-timeout",
