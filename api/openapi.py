@@ -90,7 +90,7 @@ PENDING = {
     },
 }
 
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "required": True, "schema": {"type": "string"}}}
 
 ERROR_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("Invalid request: a parameter is missing, malformed or refused (`param` names it).", {}),
@@ -325,7 +325,11 @@ def document_operation(method: str, path: str, operation: dict[str, Any], facts:
             "202",
             {
                 "description": "Accepted: not applied within the wait; poll the command.",
-                "headers": {**_command_headers(), "Location": {"description": "statusUrl", "schema": {"type": "string"}}},
+                "headers": {
+                    **_command_headers(),
+                    COMMAND_ID_HEADER: {"description": "The pending command's id.", "required": True, "schema": {"type": "string"}},
+                    "Location": {"description": "statusUrl", "required": True, "schema": {"type": "string"}},
+                },
                 "content": {"application/json": {"schema": {"$ref": SCHEMA_REF.format(model=PENDING_SCHEMA)}}},
             },
         )

@@ -5,8 +5,8 @@ stack), as one organization of its own.
 Bounded to stay fast and give the same answer twice: a fixed seed, deterministic
 generation, a few examples per operation, every phase (the schema's examples, coverage,
 fuzzing, and the stateful phase that chains operations through the links schemathesis
-infers). The checks: no 5xx, and every answer's status, content type and body are the
-ones the spec documents. Zero failures; the figures are printed.
+infers, and the links api/openapi.py adds). The checks: no 5xx, and every answer's status,
+content type, headers and body are the ones the spec documents. Zero failures; the figures are printed.
 
 schemathesis runs as its CLI in a subprocess: it is synchronous, and the API it calls is
 served by this process's event loop, which must stay free to answer.
@@ -37,7 +37,7 @@ max-examples = {MAX_EXAMPLES}
 [phases.stateful.generation]
 max-examples = {STATEFUL_SCENARIOS}
 """
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"
 PHASES = "examples,coverage,fuzzing,stateful"
 
 
