@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from api.docs import ASSETS_DIR
+from tests.api.conftest import Tenant
 from tests.api.test_dashboard import ARTIFACTS, CHROMIUM, _png_pixels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +86,16 @@ def test_the_vendored_swagger_ui_is_the_locked_npm_release() -> None:
     assert {"swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css", "LICENSE"} <= set(vendored)
     for name in vendored:
         assert hashlib.sha256((built / name).read_bytes()).digest() == hashlib.sha256((ASSETS_DIR / name).read_bytes()).digest(), name
+
+
+async def test_authorize_then_try_it_out_sends_the_bearer_key(api: httpx.AsyncClient, tenant: Tenant) -> None:
+    """Swagger UI's Authorize takes the secret key of the spec's bearer scheme, and "Try it out"
+    on GET /v1/customers sends it: the API answers 200 to the page."""
+    base = str(api.base_url).rstrip("/")
+    page = await _open(f"{base}/schema", ARTIFACTS / "docs-schema-authorized.png", tenant.secret)
+    assert page["authorizeButton"], "no Authorize button: the spec has no security scheme"
+    assert page["refused"] == [] and page["errors"] == [], (page["refused"], page["errors"])
+    tried = page["tried"]
+    assert tried["url"].startswith(f"{base}/v1/customers"), tried
+    assert tried["authorization"] == f"Bearer {tenant.secret}"
+    assert tried["status"] == 200 and tried["shown"] == "200", tried
