@@ -2,11 +2,12 @@
 use: uvicorn in this event loop, the command consumer beside it, Kafka and Postgres of the
 stack), as one organization of its own.
 
-Bounded to stay fast and give the same answer twice: a fixed seed, deterministic
-generation, a few examples per operation, every phase (the schema's examples, coverage,
+Bounded to stay fast: a fixed seed, a few examples per operation (the counts still vary a
+little between runs: the stateful chains follow the ids the API answers), every phase (the schema's examples, coverage,
 fuzzing, and the stateful phase that chains operations through the links schemathesis
 infers, and the links api/openapi.py adds). The checks: no 5xx, and every answer's status,
-content type, headers and body are the ones the spec documents. Zero failures; the figures are printed.
+content type, headers and body are the ones the spec documents. Zero failures; the
+figures are printed.
 
 schemathesis runs as its CLI in a subprocess: it is synchronous, and the API it calls is
 served by this process's event loop, which must stay free to answer.
@@ -29,7 +30,7 @@ from tests.api.conftest import new_tenant
 SEED = 20261204
 MAX_EXAMPLES = 3
 # the stateful phase draws scenarios (chains of operations through links) of its own
-STATEFUL_SCENARIOS = 100
+STATEFUL_SCENARIOS = 50
 CONFIG = f"""
 [generation]
 max-examples = {MAX_EXAMPLES}
