@@ -118,9 +118,8 @@ GATEWAY_TAGS = frozenset({"payment methods", "stripe account"})
 GATEWAY = {402, 502, 503}
 # what no handler fact says: (method, path) -> its own statuses
 OWN_STATUSES: dict[tuple[str, str], set[int]] = {
-    ("post", "/v1/exchange-rates"): {403, 409},  # operator organizations only; rates are history
-    ("post", "/v1/webhooks/stripe/{organization_id}"): {503},  # Kafka away: Stripe retries later
-    ("post", "/v1/usage-events"): {503},  # Kafka away
+    ("post", "/v1/exchange-rates"): {403},  # operator organizations only
+    ("post", "/v1/webhooks/stripe/{organization_id}"): {503},  # no API key, yet Postgres and Kafka: Stripe retries later
     ("get", "/v1/analytics/usage"): {404},  # a meter or customer that names nothing
 }
 # a command that takes no Idempotency-Key (its encrypted payload differs every time)

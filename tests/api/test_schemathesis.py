@@ -29,7 +29,7 @@ from tests.api.conftest import new_tenant
 
 SEED = 20261204
 MAX_EXAMPLES = 3
-# the stateful phase draws scenarios (chains of operations through links) of its own
+# the stateful phase's own examples setting: about this many scenarios (chains of operations through links)
 STATEFUL_SCENARIOS = 50
 CONFIG = f"""
 [generation]
