@@ -318,7 +318,7 @@ async def test_the_banner_urls_answer(billing_dev: DevProcess) -> None:
     but the bare base URL (no route: the README says so) answers (401 without a key is an
     answer; 404 is not)."""
     urls = banner_urls(README.read_text())
-    assert README_BASE in urls and len(urls) > 1, urls
+    assert README_BASE in urls and len(urls) > 1, f"the README's banner must show the base URL {README_BASE} and routes: {urls}"
     for url in urls:
         real = url.replace(README_BASE, billing_dev.base)
         assert real in billing_dev.banner, f"the README's banner shows {url}; `billing dev` prints:\n{billing_dev.banner[:1500]}"
