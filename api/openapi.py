@@ -18,7 +18,11 @@ what a handler takes, so they are added here from facts about each handler:
   within the wait, 409 (the state refuses it), and the Command-Id header on its answers;
 - a few by what they call: the payment gateway (402, 502), operator-only writes (403).
 
-Every error answer is the Stripe error object of api/errors.py.
+Every error answer is the Stripe error object of api/errors.py. Besides: the bodies a
+handler reads raw get their schema (usage events, Stripe events), the main resources get
+examples, creates get OpenAPI links to the operations on what they made (and a pending
+answer to its command), a query or header parameter loses Litestar's JSON-null branch, and
+Litestar's any-JSON-value oneOf (integer and number both in it) becomes the anyOf it means.
 """
 
 from __future__ import annotations
