@@ -80,6 +80,7 @@ async def run_schemathesis(base_url: str, secret: str, report_dir: Path) -> tupl
         "json,junit",
         "--report-dir",
         str(report_dir),
+        cwd=report_dir,  # its cache (.schemathesis/) goes there, not into the checkout
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
