@@ -46,6 +46,7 @@ from billing.db import create_engine, create_session_factory
 from billing.organizations.stripe_account import ensure_keyring  # payments (issue 5)
 from billing.payments.gateway import GatewayError  # payments (issue 5)
 from billing.payments.stripe_gateway import StripeGatewayPool  # payments (issue 5)
+from billing.redaction import install_log_redaction
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.publisher import Publisher, create_broker
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         require_safe_settings(settings)  # before anything connects: no secret key over plain HTTP, no unkept keys
+        install_log_redaction()  # no secret or card number in a log line, whoever writes it
         engine = create_engine(settings.database_url)
         sessions = create_session_factory(engine)
         broker = create_broker(settings)

@@ -28,6 +28,9 @@ def create_engine(url: str | None = None, **options: object) -> AsyncEngine:
     # no pre-ping: it costs a round trip per checkout; a connection found dead is
     # invalidated on use, and the consumers retry such transient failures
     options.setdefault("pool_recycle", 1800)
+    # an error's message never lists the statement's values (a customer's data, a key's
+    # hash): they would reach the logs and the dead-letter reasons with it
+    options.setdefault("hide_parameters", True)
     return create_async_engine(url or get_settings().database_url, **options)
 
 

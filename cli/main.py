@@ -14,7 +14,7 @@ import typer
 from analytics.cli import analytics_app  # analytics (issue 6)
 from cli.errors import fail, id_of, run, run_async, text_of
 from cli.heap import settle_heap
-from contracts.settings import get_settings
+from contracts.settings import Settings, get_settings, unsafe_settings
 from stack.cli import stack_app
 
 app = typer.Typer(help="Self-hosted, Stripe-like billing: stack, migrations, API, consumers.", no_args_is_help=True)
@@ -36,8 +36,20 @@ Name = Annotated[str, typer.Argument(metavar="NAME", callback=text_of(200))]
 
 
 def _logging(level: str = "INFO") -> None:
+    from billing.redaction import install_log_redaction
+
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    install_log_redaction()  # no secret or card number in a log line, whichever library writes it
+
+
+def _safe_settings() -> Settings:
+    """The settings of a process that holds secrets, or a message saying why it will not start."""
+    settings = get_settings()
+    problems = unsafe_settings(settings)
+    if problems:
+        fail("refusing to start: " + " ".join(problems))
+    return settings
 
 
 async def _until_signalled(*runners) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +76,7 @@ def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
     from api.app import create_app
 
-    settings = get_settings()
+    settings = _safe_settings()
     _logging()
     application = create_app(settings)
     settle_heap()
@@ -76,6 +88,7 @@ def consume() -> None:
     """Run the command consumer and the outbox relay until SIGINT/SIGTERM."""
     from consumers.app import run_command_consumer
 
+    _safe_settings()
     _logging()
     settle_heap()
     asyncio.run(_until_signalled(run_command_consumer))
@@ -110,7 +123,7 @@ def dev(
     from analytics.consumer import run_analytics_consumer  # analytics (issue 6)
     from consumers.app import run_command_consumer
 
-    settings = get_settings()
+    settings = _safe_settings()
     _logging()
     if seed:
         secret = run_async(_seed_demo)

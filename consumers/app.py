@@ -31,6 +31,7 @@ from consumers import payments  # payments (issue 5)
 from consumers import meters  # analytics API (issue 6)
 from consumers.pipeline import BatchResult, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
+from billing.redaction import install_log_redaction
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.outbox import OutboxRelay
 from producers.publisher import Publisher, create_broker
@@ -158,6 +159,7 @@ async def run_command_consumer(
     `ready` is set once the consumer holds its partitions."""
     settings = settings or get_settings()
     require_safe_settings(settings)
+    install_log_redaction()
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     consumer = build_command_consumer(sessions, settings)

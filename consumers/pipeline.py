@@ -40,6 +40,7 @@ from billing.errors import BillingError, Conflict, IdempotencyError, InternalErr
 from billing.input_rules import TEXT_MESSAGE, bad_text, decoded, first_field, trimmed_param
 from billing.models import Outbox, ProcessedCommand
 from billing.outbox import outbox_row
+from billing.redaction import redact
 from consumers.registry import Applied, Route
 from contracts.enums import CommandStatus
 from contracts.envelopes import CommandEnvelope, CommandOutcome, EventEnvelope, new_event_id, utcnow
@@ -396,7 +397,7 @@ async def _apply_alone(
                     reason = f"command {envelope.type} failed {ALONE_TRIES} times: {error!r:.{REASON_CHARS}}"
                     if error.__context__ is not None:  # what the handler raised, when recording it failed
                         reason += f", while handling {error.__context__!r:.{REASON_CHARS}}"
-                    poisoned.append(DeadLetter(record, reason))
+                    poisoned.append(DeadLetter(record, redact(reason)))
                 continue
             applied, duplicates, events = applied + one_applied, duplicates + one_duplicate, events + one_events
             break

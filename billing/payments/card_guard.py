@@ -150,6 +150,16 @@ def contains_card_number(text: str) -> bool:
     return False
 
 
+def redact_card_numbers(text: str, mark: str = "[card number]") -> str:
+    """`text` with each plausible card number replaced by `mark` (for logs and dead-letter
+    reasons). A number only seen once Unicode is read as a person reads it (`as_read`) has
+    no place in the original text to cut: the whole text is replaced then."""
+    if not contains_card_number(text):
+        return text
+    redacted = _RUN.sub(lambda match: mark if contains_card_number(f" {match.group()} ") else match.group(), text)
+    return redacted if not contains_card_number(redacted) else mark
+
+
 def _scalar_holds_card(value: Any) -> bool:
     if isinstance(value, str):
         return contains_card_number(value)
@@ -183,4 +193,4 @@ def find_card_number(body: Any) -> str | None:
     return first_field(body, _scalar_holds_card)
 
 
-__all__ = ["DASHES", "as_read", "contains_card_number", "find_card_number", "luhn_valid"]
+__all__ = ["DASHES", "as_read", "contains_card_number", "find_card_number", "luhn_valid", "redact_card_numbers"]

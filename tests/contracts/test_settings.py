@@ -78,7 +78,7 @@ def test_no_key_file_appears_outside_the_local_stack(tmp_path: Path) -> None:
     assert ring.decrypt(ring.encrypt("sk_test_x")) == "sk_test_x" and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [["api", "--port", "1"], ["consume"]])
+@pytest.mark.parametrize("command", [["api", "--port", "1"], ["consume"], ["dev", "--no-seed"]])
 def test_the_processes_refuse_to_start_when_unsafe(tmp_path: Path, command: list[str]) -> None:
     """The real CLI, as a deployment without the local stack would start it."""
     environment = {key: value for key, value in os.environ.items() if key not in ("BILLING_ENV", "BILLING_ENCRYPTION_KEYS", "STRIPE_API_BASE")}
@@ -87,5 +87,7 @@ def test_the_processes_refuse_to_start_when_unsafe(tmp_path: Path, command: list
     done = subprocess.run([str(billing), *command], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
+    assert done.returncode == 1 and "Traceback" not in output, output
+    assert output.startswith("error: refusing to start: ") and len(output.splitlines()) == 1, output
     assert "BILLING_ENCRYPTION_KEYS is empty" in output and "not HTTPS" in output, output
     assert not (tmp_path / "encryption.keys").exists()
