@@ -1,5 +1,6 @@
-"""schemathesis over /schema/openapi.json against the real API (the one the other API tests
-use: uvicorn in this event loop, the command consumer beside it, Kafka and Postgres of the
+"""schemathesis over /schema/openapi.json against the real API (the one the analytics API
+tests use, tests/api/test_usage_events.py `analytics_api`: uvicorn in this event loop, the
+command and analytics consumers beside it, the test chDB store, Kafka and Postgres of the
 stack), as one organization of its own.
 
 Bounded to stay fast: a fixed seed, a few examples per operation (the counts still vary a
@@ -22,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-import httpx
 import pytest
 
 from tests.api.conftest import new_tenant
+from tests.api.test_usage_events import AnalyticsStack, analytics_api  # noqa: F401  (analytics_api: a fixture)
 
 SEED = 20261204
 MAX_EXAMPLES = 3
@@ -89,12 +90,15 @@ async def run_schemathesis(base_url: str, secret: str, report_dir: Path) -> tupl
 
 
 async def test_schemathesis_finds_nothing(
-    api: httpx.AsyncClient, session_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    analytics_api: AnalyticsStack,  # noqa: F811  (the fixture imported above)
+    session_factory: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # an organization of its own: what schemathesis creates and deletes touches no other test's
     tenant = await new_tenant(session_factory, "schemathesis")
     started = time.monotonic()
-    code, output = await run_schemathesis(str(api.base_url).rstrip("/"), tenant.secret, tmp_path)
+    code, output = await run_schemathesis(str(analytics_api.client.base_url).rstrip("/"), tenant.secret, tmp_path)
     seconds = time.monotonic() - started
     reports = list(tmp_path.glob("json-*.json"))
     assert len(reports) == 1, output[-8000:]
