@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, Numeric, String, func, text
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -49,6 +49,7 @@ class Product(Base):
     __table_args__ = (
         Index('products_attributes_idx', 'attributes', postgresql_using='gin', postgresql_ops={'attributes': 'jsonb_path_ops'}),
         Index('products_organization_id_created_at_id_idx', 'organization_id', 'created_at', 'id'),
+        Index('products_organization_id_id_key', 'organization_id', 'id', unique=True),
         Index('products_organization_id_idx', 'organization_id'),
     )
     __mapper_args__ = {"eager_defaults": True}
@@ -64,22 +65,25 @@ class Product(Base):
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
     updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
 
-    prices: Mapped[list[Price]] = relationship('Price', back_populates='product', foreign_keys='[Price.product_id]', lazy="raise")
+    prices: Mapped[list[Price]] = relationship('Price', back_populates='product', primaryjoin='and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)', lazy="raise")
 
 
 class Price(Base):
     __tablename__ = 'prices'
     __table_args__ = (
         Index('prices_organization_id_created_at_id_idx', 'organization_id', 'created_at', 'id'),
+        Index('prices_organization_id_id_key', 'organization_id', 'id', unique=True),
         Index('prices_organization_id_idx', 'organization_id'),
         Index('prices_organization_id_lookup_key_key', 'organization_id', 'lookup_key', unique=True),
         Index('prices_product_id_idx', 'product_id'),
+        ForeignKeyConstraint(['organization_id', 'product_id'], ['products.organization_id', 'products.id'], name='prices_organization_id_product_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
+        ForeignKeyConstraint(['organization_id', 'meter_id'], ['meters.organization_id', 'meters.id'], name='prices_organization_id_meter_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
     )
     __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    product_id: Mapped[str] = mapped_column('product_id', String(64), ForeignKey('products.id', name='prices_product_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'), nullable=False)
+    product_id: Mapped[str] = mapped_column('product_id', String(64), nullable=False)
     active: Mapped[bool] = mapped_column('active', Boolean(), nullable=False, server_default=text("true"))
     type: Mapped[PriceType] = mapped_column('type', Enum(PriceType, name='PriceType', native_enum=True, create_constraint=False), nullable=False)
     currency: Mapped[str] = mapped_column('currency', String(3), nullable=False)
@@ -92,7 +96,7 @@ class Price(Base):
     recurring_interval: Mapped[RecurringInterval | None] = mapped_column('recurring_interval', Enum(RecurringInterval, name='RecurringInterval', native_enum=True, create_constraint=False), nullable=True)
     recurring_interval_count: Mapped[int | None] = mapped_column('recurring_interval_count', Integer(), nullable=True)
     recurring_usage_type: Mapped[UsageType | None] = mapped_column('recurring_usage_type', Enum(UsageType, name='UsageType', native_enum=True, create_constraint=False), nullable=True)
-    meter_id: Mapped[str | None] = mapped_column('meter_id', String(64), ForeignKey('meters.id', name='prices_meter_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'), nullable=True)
+    meter_id: Mapped[str | None] = mapped_column('meter_id', String(64), nullable=True)
     currency_options: Mapped[Any] = mapped_column('currency_options', JSONB(), nullable=False, server_default=text("'{}'"), comment='Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.')
     lookup_key: Mapped[str | None] = mapped_column('lookup_key', String(200), nullable=True)
     nickname: Mapped[str | None] = mapped_column('nickname', String(250), nullable=True)
@@ -100,10 +104,10 @@ class Price(Base):
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
     updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
 
-    product: Mapped[Product] = relationship('Product', back_populates='prices', foreign_keys='[Price.product_id]', lazy="raise")
-    meter: Mapped[Meter | None] = relationship('Meter', back_populates='prices', foreign_keys='[Price.meter_id]', lazy="raise")
-    subscription_items: Mapped[list[SubscriptionItem]] = relationship('SubscriptionItem', back_populates='price', foreign_keys='[SubscriptionItem.price_id]', lazy="raise")
-    invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='price', foreign_keys='[InvoiceLineItem.price_id]', lazy="raise", passive_deletes=True)
+    product: Mapped[Product] = relationship('Product', back_populates='prices', primaryjoin='and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)', lazy="raise")
+    meter: Mapped[Meter | None] = relationship('Meter', back_populates='prices', primaryjoin='and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)', lazy="raise")
+    subscription_items: Mapped[list[SubscriptionItem]] = relationship('SubscriptionItem', back_populates='price', primaryjoin='and_(SubscriptionItem.organization_id == Price.organization_id, foreign(SubscriptionItem.price_id) == Price.id)', lazy="raise")
+    invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='price', primaryjoin='and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)', lazy="raise", passive_deletes=True)
 
 
 class Meter(Base):
@@ -111,6 +115,7 @@ class Meter(Base):
     __tablename__ = 'meters'
     __table_args__ = (
         Index('meters_organization_id_event_name_key', 'organization_id', 'event_name', unique=True),
+        Index('meters_organization_id_id_key', 'organization_id', 'id', unique=True),
         Index('meters_organization_id_idx', 'organization_id'),
     )
     __mapper_args__ = {"eager_defaults": True}
@@ -126,4 +131,4 @@ class Meter(Base):
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
     updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
 
-    prices: Mapped[list[Price]] = relationship('Price', back_populates='meter', foreign_keys='[Price.meter_id]', lazy="raise")
+    prices: Mapped[list[Price]] = relationship('Price', back_populates='meter', primaryjoin='and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)', lazy="raise")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, String, func, text
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -26,7 +26,9 @@ class Customer(Base):
     __table_args__ = (
         Index('customers_organization_id_created_at_id_idx', 'organization_id', 'created_at', 'id'),
         Index('customers_organization_id_email_idx', 'organization_id', 'email'),
+        Index('customers_organization_id_id_key', 'organization_id', 'id', unique=True),
         Index('customers_organization_id_idx', 'organization_id'),
+        ForeignKeyConstraint(['organization_id', 'default_payment_method_id'], ['customer_payment_methods.organization_id', 'customer_payment_methods.id'], name='customers_organization_id_default_payment_method_id_fkey', ondelete='SET NULL (default_payment_method_id)', onupdate='CASCADE', use_alter=True),
     )
     __mapper_args__ = {"eager_defaults": True}
 
@@ -43,18 +45,18 @@ class Customer(Base):
     balance: Mapped[int] = mapped_column('balance', BigInteger(), nullable=False, server_default=text("0"), comment='Minor units; negative is a credit the customer holds.')
     invoice_prefix: Mapped[str | None] = mapped_column('invoice_prefix', String(12), nullable=True)
     invoice_settings: Mapped[Any] = mapped_column('invoice_settings', JSONB(), nullable=False, server_default=text("'{}'"))
-    default_payment_method_id: Mapped[str | None] = mapped_column('default_payment_method_id', String(64), ForeignKey('customer_payment_methods.id', name='customers_default_payment_method_id_fkey', ondelete='SET NULL', onupdate='CASCADE', use_alter=True), nullable=True)
+    default_payment_method_id: Mapped[str | None] = mapped_column('default_payment_method_id', String(64), nullable=True)
     gateway_customer_id: Mapped[str | None] = mapped_column('gateway_customer_id', String(255), nullable=True)
     deleted: Mapped[bool] = mapped_column('deleted', Boolean(), nullable=False, server_default=text("false"))
     deleted_at: Mapped[datetime | None] = mapped_column('deleted_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
     updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
 
-    payment_methods: Mapped[list[CustomerPaymentMethod]] = relationship('CustomerPaymentMethod', back_populates='customer', foreign_keys='[CustomerPaymentMethod.customer_id]', lazy="raise", passive_deletes=True)
-    default_payment_method: Mapped[CustomerPaymentMethod | None] = relationship('CustomerPaymentMethod', back_populates='default_for', foreign_keys='[Customer.default_payment_method_id]', lazy="raise")
-    subscriptions: Mapped[list[Subscription]] = relationship('Subscription', back_populates='customer', foreign_keys='[Subscription.customer_id]', lazy="raise")
-    subscription_schedules: Mapped[list[SubscriptionSchedule]] = relationship('SubscriptionSchedule', back_populates='customer', foreign_keys='[SubscriptionSchedule.customer_id]', lazy="raise")
-    invoices: Mapped[list[Invoice]] = relationship('Invoice', back_populates='customer', foreign_keys='[Invoice.customer_id]', lazy="raise")
+    payment_methods: Mapped[list[CustomerPaymentMethod]] = relationship('CustomerPaymentMethod', back_populates='customer', primaryjoin='and_(CustomerPaymentMethod.organization_id == Customer.organization_id, foreign(CustomerPaymentMethod.customer_id) == Customer.id)', lazy="raise", passive_deletes=True)
+    default_payment_method: Mapped[CustomerPaymentMethod | None] = relationship('CustomerPaymentMethod', back_populates='default_for', primaryjoin='and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)', lazy="raise")
+    subscriptions: Mapped[list[Subscription]] = relationship('Subscription', back_populates='customer', primaryjoin='and_(Subscription.organization_id == Customer.organization_id, foreign(Subscription.customer_id) == Customer.id)', lazy="raise")
+    subscription_schedules: Mapped[list[SubscriptionSchedule]] = relationship('SubscriptionSchedule', back_populates='customer', primaryjoin='and_(SubscriptionSchedule.organization_id == Customer.organization_id, foreign(SubscriptionSchedule.customer_id) == Customer.id)', lazy="raise")
+    invoices: Mapped[list[Invoice]] = relationship('Invoice', back_populates='customer', primaryjoin='and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)', lazy="raise")
 
 
 class CustomerPaymentMethod(Base):
@@ -62,13 +64,15 @@ class CustomerPaymentMethod(Base):
     __table_args__ = (
         Index('customer_payment_methods_customer_id_fingerprint_idx', 'customer_id', 'fingerprint'),
         Index('customer_payment_methods_organization_id_gateway_gateway_pa_key', 'organization_id', 'gateway', 'gateway_payment_method_id', unique=True),
+        Index('customer_payment_methods_organization_id_id_key', 'organization_id', 'id', unique=True),
         Index('customer_payment_methods_organization_id_idx', 'organization_id'),
+        ForeignKeyConstraint(['organization_id', 'customer_id'], ['customers.organization_id', 'customers.id'], name='customer_payment_methods_organization_id_customer_id_fkey', ondelete='CASCADE', onupdate='CASCADE'),
     )
     __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    customer_id: Mapped[str] = mapped_column('customer_id', String(64), ForeignKey('customers.id', name='customer_payment_methods_customer_id_fkey', ondelete='CASCADE', onupdate='CASCADE'), nullable=False)
+    customer_id: Mapped[str] = mapped_column('customer_id', String(64), nullable=False)
     gateway: Mapped[str] = mapped_column('gateway', String(32), nullable=False, server_default=text("'stripe'"))
     gateway_payment_method_id: Mapped[str] = mapped_column('gateway_payment_method_id', String(255), nullable=False)
     type: Mapped[PaymentMethodType] = mapped_column('type', Enum(PaymentMethodType, name='PaymentMethodType', native_enum=True, create_constraint=False), nullable=False)
@@ -83,5 +87,5 @@ class CustomerPaymentMethod(Base):
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
     updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
 
-    customer: Mapped[Customer] = relationship('Customer', back_populates='payment_methods', foreign_keys='[CustomerPaymentMethod.customer_id]', lazy="raise")
-    default_for: Mapped[list[Customer]] = relationship('Customer', back_populates='default_payment_method', foreign_keys='[Customer.default_payment_method_id]', lazy="raise", passive_deletes=True)
+    customer: Mapped[Customer] = relationship('Customer', back_populates='payment_methods', primaryjoin='and_(CustomerPaymentMethod.organization_id == Customer.organization_id, foreign(CustomerPaymentMethod.customer_id) == Customer.id)', lazy="raise")
+    default_for: Mapped[list[Customer]] = relationship('Customer', back_populates='default_payment_method', primaryjoin='and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)', lazy="raise", passive_deletes=True)

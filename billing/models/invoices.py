@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Index, Integer, Numeric, String, func, text
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -27,15 +27,18 @@ class Invoice(Base):
     __tablename__ = 'invoices'
     __table_args__ = (
         Index('invoices_organization_id_customer_id_idx', 'organization_id', 'customer_id'),
+        Index('invoices_organization_id_id_key', 'organization_id', 'id', unique=True),
         Index('invoices_organization_id_idx', 'organization_id'),
         Index('invoices_organization_id_number_key', 'organization_id', 'number', unique=True),
+        ForeignKeyConstraint(['organization_id', 'customer_id'], ['customers.organization_id', 'customers.id'], name='invoices_organization_id_customer_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
+        ForeignKeyConstraint(['organization_id', 'subscription_id'], ['subscriptions.organization_id', 'subscriptions.id'], name='invoices_organization_id_subscription_id_fkey', ondelete='SET NULL (subscription_id)', onupdate='CASCADE'),
     )
     __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    customer_id: Mapped[str] = mapped_column('customer_id', String(64), ForeignKey('customers.id', name='invoices_customer_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'), nullable=False)
-    subscription_id: Mapped[str | None] = mapped_column('subscription_id', String(64), ForeignKey('subscriptions.id', name='invoices_subscription_id_fkey', ondelete='SET NULL', onupdate='CASCADE'), nullable=True)
+    customer_id: Mapped[str] = mapped_column('customer_id', String(64), nullable=False)
+    subscription_id: Mapped[str | None] = mapped_column('subscription_id', String(64), nullable=True)
     number: Mapped[str | None] = mapped_column('number', String(64), nullable=True)
     status: Mapped[InvoiceStatus] = mapped_column('status', Enum(InvoiceStatus, name='InvoiceStatus', native_enum=True, create_constraint=False), nullable=False, server_default=text("'draft'"))
     currency: Mapped[str] = mapped_column('currency', String(3), nullable=False)
@@ -60,9 +63,9 @@ class Invoice(Base):
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
     updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
 
-    customer: Mapped[Customer] = relationship('Customer', back_populates='invoices', foreign_keys='[Invoice.customer_id]', lazy="raise")
-    subscription: Mapped[Subscription | None] = relationship('Subscription', back_populates='invoices', foreign_keys='[Invoice.subscription_id]', lazy="raise")
-    lines: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='invoice', foreign_keys='[InvoiceLineItem.invoice_id]', lazy="raise", passive_deletes=True)
+    customer: Mapped[Customer] = relationship('Customer', back_populates='invoices', primaryjoin='and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)', lazy="raise")
+    subscription: Mapped[Subscription | None] = relationship('Subscription', back_populates='invoices', primaryjoin='and_(Invoice.organization_id == Subscription.organization_id, foreign(Invoice.subscription_id) == Subscription.id)', lazy="raise")
+    lines: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='invoice', primaryjoin='and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)', lazy="raise", passive_deletes=True)
 
 
 class InvoiceLineItem(Base):
@@ -70,14 +73,17 @@ class InvoiceLineItem(Base):
     __table_args__ = (
         Index('invoice_line_items_invoice_id_idx', 'invoice_id'),
         Index('invoice_line_items_organization_id_idx', 'organization_id'),
+        ForeignKeyConstraint(['organization_id', 'invoice_id'], ['invoices.organization_id', 'invoices.id'], name='invoice_line_items_organization_id_invoice_id_fkey', ondelete='CASCADE', onupdate='CASCADE'),
+        ForeignKeyConstraint(['organization_id', 'subscription_item_id'], ['subscription_items.organization_id', 'subscription_items.id'], name='invoice_line_items_organization_id_subscription_item_id_fkey', ondelete='SET NULL (subscription_item_id)', onupdate='CASCADE'),
+        ForeignKeyConstraint(['organization_id', 'price_id'], ['prices.organization_id', 'prices.id'], name='invoice_line_items_organization_id_price_id_fkey', ondelete='SET NULL (price_id)', onupdate='CASCADE'),
     )
     __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    invoice_id: Mapped[str] = mapped_column('invoice_id', String(64), ForeignKey('invoices.id', name='invoice_line_items_invoice_id_fkey', ondelete='CASCADE', onupdate='CASCADE'), nullable=False)
-    subscription_item_id: Mapped[str | None] = mapped_column('subscription_item_id', String(64), ForeignKey('subscription_items.id', name='invoice_line_items_subscription_item_id_fkey', ondelete='SET NULL', onupdate='CASCADE'), nullable=True)
-    price_id: Mapped[str | None] = mapped_column('price_id', String(64), ForeignKey('prices.id', name='invoice_line_items_price_id_fkey', ondelete='SET NULL', onupdate='CASCADE'), nullable=True)
+    invoice_id: Mapped[str] = mapped_column('invoice_id', String(64), nullable=False)
+    subscription_item_id: Mapped[str | None] = mapped_column('subscription_item_id', String(64), nullable=True)
+    price_id: Mapped[str | None] = mapped_column('price_id', String(64), nullable=True)
     description: Mapped[str] = mapped_column('description', String(500), nullable=False)
     quantity: Mapped[int] = mapped_column('quantity', Integer(), nullable=False, server_default=text("1"))
     unit_amount_decimal: Mapped[Decimal | None] = mapped_column('unit_amount_decimal', Numeric(30, 12), nullable=True)
@@ -90,6 +96,6 @@ class InvoiceLineItem(Base):
     metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
 
-    invoice: Mapped[Invoice] = relationship('Invoice', back_populates='lines', foreign_keys='[InvoiceLineItem.invoice_id]', lazy="raise")
-    subscription_item: Mapped[SubscriptionItem | None] = relationship('SubscriptionItem', back_populates='invoice_line_items', foreign_keys='[InvoiceLineItem.subscription_item_id]', lazy="raise")
-    price: Mapped[Price | None] = relationship('Price', back_populates='invoice_line_items', foreign_keys='[InvoiceLineItem.price_id]', lazy="raise")
+    invoice: Mapped[Invoice] = relationship('Invoice', back_populates='lines', primaryjoin='and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)', lazy="raise")
+    subscription_item: Mapped[SubscriptionItem | None] = relationship('SubscriptionItem', back_populates='invoice_line_items', primaryjoin='and_(InvoiceLineItem.organization_id == SubscriptionItem.organization_id, foreign(InvoiceLineItem.subscription_item_id) == SubscriptionItem.id)', lazy="raise")
+    price: Mapped[Price | None] = relationship('Price', back_populates='invoice_line_items', primaryjoin='and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)', lazy="raise")

@@ -55,6 +55,7 @@ class ForeignKeyDef:
     columns: tuple[str, ...]
     target_table: str
     target_columns: tuple[str, ...]
+    # the SQL action; SET NULL names its columns when some of the key's columns are required
     on_delete: str
     on_update: str
     # set when the foreign key closes a cycle of tables; created after both tables exist
@@ -72,6 +73,12 @@ class RelationDef:
     # attribute names of the foreign-key columns, on whichever side holds them
     foreign_key_model: str
     foreign_key_attrs: tuple[str, ...]
+    # the model the key references and its attribute names, aligned with foreign_key_attrs
+    referenced_model: str
+    referenced_attrs: tuple[str, ...]
+    # key columns that meet a column of the same name (organizationId -> organizationId):
+    # they scope the join but the relationship never writes them (other keys share them)
+    scope_attrs: tuple[str, ...]
     back_populates: str
     passive_deletes: bool
 
@@ -323,6 +330,15 @@ def _build_relations(model: ModelDef, raw: dict, models: dict[str, ModelDef], ra
         else:
             raise GeneratorError(f"{where}: implicit many-to-many relations are not supported; model the join table")
         fk_attrs = tuple(holder_model.column(f).attr_name for f in holder_field["relationFromFields"])
+        referenced_model = models[holder_field["type"]]
+        referenced_attrs = tuple(referenced_model.column(f).attr_name for f in holder_field["relationToFields"])
+        scope_attrs = tuple(
+            holder_model.column(f).attr_name
+            for f, to in zip(holder_field["relationFromFields"], holder_field["relationToFields"], strict=True)
+            if f == to and len(fk_attrs) > 1
+        )
+        if len(scope_attrs) == len(fk_attrs):
+            raise GeneratorError(f"{where}: every field of the relation references its namesake; nothing to join on")
         on_delete = holder_field.get("relationOnDelete") or ("Restrict" if holder_field["isRequired"] else "SetNull")
         if raw_field.get("relationFromFields"):
             target_model = models[target]
@@ -337,7 +353,7 @@ def _build_relations(model: ModelDef, raw: dict, models: dict[str, ModelDef], ra
                     columns=columns,
                     target_table=target_model.table,
                     target_columns=tuple(target_model.column(f).column_name for f in raw_field["relationToFields"]),
-                    on_delete=REFERENTIAL_ACTIONS[on_delete],
+                    on_delete=_on_delete_sql(where, model, raw_field["relationFromFields"], on_delete),
                     on_update=REFERENTIAL_ACTIONS[on_update],
                     use_alter=False,
                 )
@@ -352,11 +368,31 @@ def _build_relations(model: ModelDef, raw: dict, models: dict[str, ModelDef], ra
                 required=raw_field["isRequired"],
                 foreign_key_model=holder_model.name,
                 foreign_key_attrs=fk_attrs,
+                referenced_model=referenced_model.name,
+                referenced_attrs=referenced_attrs,
+                scope_attrs=scope_attrs,
                 back_populates=attribute_name(partner["name"]),
                 # the database deletes or nulls the children itself
                 passive_deletes=raw_field["isList"] and on_delete in {"Cascade", "SetNull"},
             )
         )
+
+
+def _on_delete_sql(where: str, model: ModelDef, fields: list[str], action: str) -> str:
+    """SetNull on a key with required columns (a tenant-scoped key: organizationId, then
+    the reference) nulls only the optional ones, Postgres 15's `SET NULL (column, ...)`:
+    a plain SET NULL would null organization_id too and fail. With any column NULL the
+    key is not checked (MATCH SIMPLE), so the row simply stops referencing."""
+    sql = REFERENTIAL_ACTIONS[action]
+    if action != "SetNull":
+        return sql
+    columns = [model.column(f) for f in fields]
+    optional = [c.column_name for c in columns if not c.required]
+    if not optional:
+        raise GeneratorError(f"{where}: onDelete: SetNull needs an optional field in the relation")
+    if len(optional) == len(columns):
+        return sql
+    return f"{sql} ({', '.join(optional)})"
 
 
 def _relation_partner(raw: dict, raw_field: dict, target_raw: dict) -> dict:
@@ -378,7 +414,8 @@ def _relation_partner(raw: dict, raw_field: dict, target_raw: dict) -> dict:
 def _mark_cycles(models: dict[str, ModelDef]) -> None:
     """A foreign key whose target can reach back to its own table closes a cycle; Alembic
     then has to add it after both tables exist (use_alter). Only nullable keys can do that
-    safely, so a cycle of required keys is refused."""
+    safely, so a cycle of required keys is refused. A key with one nullable column is
+    nullable: with any column NULL the key is not checked."""
     by_table = {m.table: m for m in models.values()}
     edges: dict[str, set[str]] = {m.table: {fk.target_table for fk in m.foreign_keys} for m in models.values()}
 
@@ -397,7 +434,7 @@ def _mark_cycles(models: dict[str, ModelDef]) -> None:
         for index, fk in enumerate(model.foreign_keys):
             if fk.target_table == model.table or not reaches(fk.target_table, model.table):
                 continue
-            nullable = all(not c.required for c in model.columns if c.column_name in fk.columns)
+            nullable = any(not c.required for c in model.columns if c.column_name in fk.columns)
             if nullable:
                 model.foreign_keys[index] = ForeignKeyDef(**{**fk.__dict__, "use_alter": True})
     for model in models.values():

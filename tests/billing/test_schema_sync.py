@@ -88,6 +88,16 @@ def _prisma_default(field: dict) -> str | None:
     return "'" + str(value) + "'"
 
 
+def _prisma_on_delete(model: dict, relation: dict, column_of: dict[str, str]) -> str:
+    action = ON_DELETE[relation["relationOnDelete"]]
+    fields = {f["name"]: f for f in model["fields"]}
+    optional = [column_of[c] for c in relation["relationFromFields"] if not fields[c]["isRequired"]]
+    if action == "SET NULL" and len(optional) < len(relation["relationFromFields"]):
+        # a tenant-scoped key nulls its reference, never the required organization_id
+        return f"SET NULL ({', '.join(optional)})"
+    return action
+
+
 def dmmf_shapes() -> dict[str, TableShape]:
     models = {m["name"]: m for m in DMMF["models"]}
     shapes: dict[str, TableShape] = {}
@@ -108,7 +118,7 @@ def dmmf_shapes() -> dict[str, TableShape]:
                         tuple(column_of[c] for c in f["relationFromFields"]),
                         target.get("dbName") or target["name"],
                         tuple(target_column_of[c] for c in f["relationToFields"]),
-                        ON_DELETE[f["relationOnDelete"]],
+                        _prisma_on_delete(model, f, column_of),
                     )
                 )
         indexes = {
@@ -201,7 +211,9 @@ select c.relname as table, con.contype::text as kind, con.conname as name,
        t.relname as target,
        array(select a.attname from unnest(con.confkey) with ordinality k(n, i)
              join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.i) as target_columns,
-       con.confdeltype::text as on_delete
+       con.confdeltype::text as on_delete,
+       array(select a.attname from unnest(con.confdelsetcols) with ordinality k(n, i)
+             join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.i) as set_columns
 from pg_constraint con
 join pg_class c on c.oid = con.conrelid
 join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
@@ -250,9 +262,10 @@ async def live_shapes(database_url: str) -> tuple[dict[str, TableShape], list[as
         if row["kind"] == "p":
             shape.primary_key = tuple(row["columns"])
         else:
-            shape.foreign_keys.add(
-                ForeignKeyShape(tuple(row["columns"]), row["target"], tuple(row["target_columns"]), CONFDELTYPE[row["on_delete"]])
-            )
+            on_delete = CONFDELTYPE[row["on_delete"]]
+            if row["set_columns"]:
+                on_delete += f" ({', '.join(row['set_columns'])})"
+            shape.foreign_keys.add(ForeignKeyShape(tuple(row["columns"]), row["target"], tuple(row["target_columns"]), on_delete))
     for row in indexes:
         if not row["primary"]:
             shapes[row["table"]].indexes.add(IndexShape(tuple(row["columns"]), row["unique"]))

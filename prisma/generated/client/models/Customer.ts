@@ -348,6 +348,7 @@ export type CustomerOrderByWithRelationInput = {
 
 export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   id?: string
+  organizationId_id?: Prisma.CustomerOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.CustomerWhereInput | Prisma.CustomerWhereInput[]
   OR?: Prisma.CustomerWhereInput[]
   NOT?: Prisma.CustomerWhereInput | Prisma.CustomerWhereInput[]
@@ -374,7 +375,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   subscriptions?: Prisma.SubscriptionListRelationFilter
   subscriptionSchedules?: Prisma.SubscriptionScheduleListRelationFilter
   invoices?: Prisma.InvoiceListRelationFilter
-}, "id">
+}, "id" | "organizationId_id">
 
 export type CustomerOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -430,7 +431,6 @@ export type CustomerScalarWhereWithAggregatesInput = {
 
 export type CustomerCreateInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -482,7 +482,6 @@ export type CustomerUncheckedCreateInput = {
 
 export type CustomerUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -556,7 +555,6 @@ export type CustomerCreateManyInput = {
 
 export type CustomerUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -595,6 +593,11 @@ export type CustomerUncheckedUpdateManyInput = {
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+}
+
+export type CustomerOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type CustomerCountOrderByAggregateInput = {
@@ -790,7 +793,6 @@ export type CustomerUpdateOneRequiredWithoutInvoicesNestedInput = {
 
 export type CustomerCreateWithoutPaymentMethodsInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -845,7 +847,6 @@ export type CustomerCreateOrConnectWithoutPaymentMethodsInput = {
 
 export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -870,7 +871,6 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
 
 export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -916,7 +916,6 @@ export type CustomerUpdateToOneWithWhereWithoutPaymentMethodsInput = {
 
 export type CustomerUpdateWithoutPaymentMethodsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1007,7 +1006,6 @@ export type CustomerScalarWhereInput = {
 
 export type CustomerCreateWithoutSubscriptionsInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -1073,7 +1071,6 @@ export type CustomerUpdateToOneWithWhereWithoutSubscriptionsInput = {
 
 export type CustomerUpdateWithoutSubscriptionsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1123,7 +1120,6 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
 
 export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -1189,7 +1185,6 @@ export type CustomerUpdateToOneWithWhereWithoutSubscriptionSchedulesInput = {
 
 export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1239,7 +1234,6 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
 
 export type CustomerCreateWithoutInvoicesInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -1305,7 +1299,6 @@ export type CustomerUpdateToOneWithWhereWithoutInvoicesInput = {
 
 export type CustomerUpdateWithoutInvoicesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1355,7 +1348,6 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
 
 export type CustomerCreateManyDefaultPaymentMethodInput = {
   id: string
-  organizationId: string
   email?: string | null
   name?: string | null
   phone?: string | null
@@ -1376,7 +1368,6 @@ export type CustomerCreateManyDefaultPaymentMethodInput = {
 
 export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1401,7 +1392,6 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
 
 export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1426,7 +1416,6 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
 
 export type CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null

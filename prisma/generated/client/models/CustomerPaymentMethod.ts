@@ -328,6 +328,7 @@ export type CustomerPaymentMethodOrderByWithRelationInput = {
 export type CustomerPaymentMethodWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   organizationId_gateway_gatewayPaymentMethodId?: Prisma.CustomerPaymentMethodOrganizationIdGatewayGatewayPaymentMethodIdCompoundUniqueInput
+  organizationId_id?: Prisma.CustomerPaymentMethodOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.CustomerPaymentMethodWhereInput | Prisma.CustomerPaymentMethodWhereInput[]
   OR?: Prisma.CustomerPaymentMethodWhereInput[]
   NOT?: Prisma.CustomerPaymentMethodWhereInput | Prisma.CustomerPaymentMethodWhereInput[]
@@ -348,7 +349,7 @@ export type CustomerPaymentMethodWhereUniqueInput = Prisma.AtLeast<{
   updatedAt?: Prisma.DateTimeFilter<"CustomerPaymentMethod"> | Date | string
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   defaultFor?: Prisma.CustomerListRelationFilter
-}, "id" | "organizationId_gateway_gatewayPaymentMethodId">
+}, "id" | "organizationId_gateway_gatewayPaymentMethodId" | "organizationId_id">
 
 export type CustomerPaymentMethodOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -398,7 +399,6 @@ export type CustomerPaymentMethodScalarWhereWithAggregatesInput = {
 
 export type CustomerPaymentMethodCreateInput = {
   id: string
-  organizationId: string
   gateway?: string
   gatewayPaymentMethodId: string
   type: $Enums.PaymentMethodType
@@ -438,7 +438,6 @@ export type CustomerPaymentMethodUncheckedCreateInput = {
 
 export type CustomerPaymentMethodUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   gateway?: Prisma.StringFieldUpdateOperationsInput | string
   gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
   type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
@@ -497,7 +496,6 @@ export type CustomerPaymentMethodCreateManyInput = {
 
 export type CustomerPaymentMethodUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   gateway?: Prisma.StringFieldUpdateOperationsInput | string
   gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
   type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
@@ -551,6 +549,11 @@ export type CustomerPaymentMethodOrganizationIdGatewayGatewayPaymentMethodIdComp
   organizationId: string
   gateway: string
   gatewayPaymentMethodId: string
+}
+
+export type CustomerPaymentMethodOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type CustomerPaymentMethodCountOrderByAggregateInput = {
@@ -688,7 +691,6 @@ export type NullableIntFieldUpdateOperationsInput = {
 
 export type CustomerPaymentMethodCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   gateway?: string
   gatewayPaymentMethodId: string
   type: $Enums.PaymentMethodType
@@ -707,7 +709,6 @@ export type CustomerPaymentMethodCreateWithoutCustomerInput = {
 
 export type CustomerPaymentMethodUncheckedCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   gateway?: string
   gatewayPaymentMethodId: string
   type: $Enums.PaymentMethodType
@@ -736,7 +737,6 @@ export type CustomerPaymentMethodCreateManyCustomerInputEnvelope = {
 
 export type CustomerPaymentMethodCreateWithoutDefaultForInput = {
   id: string
-  organizationId: string
   gateway?: string
   gatewayPaymentMethodId: string
   type: $Enums.PaymentMethodType
@@ -828,7 +828,6 @@ export type CustomerPaymentMethodUpdateToOneWithWhereWithoutDefaultForInput = {
 
 export type CustomerPaymentMethodUpdateWithoutDefaultForInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   gateway?: Prisma.StringFieldUpdateOperationsInput | string
   gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
   type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
@@ -866,7 +865,6 @@ export type CustomerPaymentMethodUncheckedUpdateWithoutDefaultForInput = {
 
 export type CustomerPaymentMethodCreateManyCustomerInput = {
   id: string
-  organizationId: string
   gateway?: string
   gatewayPaymentMethodId: string
   type: $Enums.PaymentMethodType
@@ -884,7 +882,6 @@ export type CustomerPaymentMethodCreateManyCustomerInput = {
 
 export type CustomerPaymentMethodUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   gateway?: Prisma.StringFieldUpdateOperationsInput | string
   gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
   type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
@@ -903,7 +900,6 @@ export type CustomerPaymentMethodUpdateWithoutCustomerInput = {
 
 export type CustomerPaymentMethodUncheckedUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   gateway?: Prisma.StringFieldUpdateOperationsInput | string
   gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
   type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
@@ -922,7 +918,6 @@ export type CustomerPaymentMethodUncheckedUpdateWithoutCustomerInput = {
 
 export type CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   gateway?: Prisma.StringFieldUpdateOperationsInput | string
   gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
   type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType

@@ -453,6 +453,7 @@ export type InvoiceOrderByWithRelationInput = {
 export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   organizationId_number?: Prisma.InvoiceOrganizationIdNumberCompoundUniqueInput
+  organizationId_id?: Prisma.InvoiceOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.InvoiceWhereInput | Prisma.InvoiceWhereInput[]
   OR?: Prisma.InvoiceWhereInput[]
   NOT?: Prisma.InvoiceWhereInput | Prisma.InvoiceWhereInput[]
@@ -485,7 +486,7 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   subscription?: Prisma.XOR<Prisma.SubscriptionNullableScalarRelationFilter, Prisma.SubscriptionWhereInput> | null
   lines?: Prisma.InvoiceLineItemListRelationFilter
-}, "id" | "organizationId_number">
+}, "id" | "organizationId_number" | "organizationId_id">
 
 export type InvoiceOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -557,7 +558,6 @@ export type InvoiceScalarWhereWithAggregatesInput = {
 
 export type InvoiceCreateInput = {
   id: string
-  organizationId: string
   number?: string | null
   status?: $Enums.InvoiceStatus
   currency: string
@@ -619,7 +619,6 @@ export type InvoiceUncheckedCreateInput = {
 
 export type InvoiceUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -711,7 +710,6 @@ export type InvoiceCreateManyInput = {
 
 export type InvoiceUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -780,6 +778,11 @@ export type InvoiceOrderByRelationAggregateInput = {
 export type InvoiceOrganizationIdNumberCompoundUniqueInput = {
   organizationId: string
   number: string
+}
+
+export type InvoiceOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type InvoiceCountOrderByAggregateInput = {
@@ -999,7 +1002,6 @@ export type InvoiceUpdateOneRequiredWithoutLinesNestedInput = {
 
 export type InvoiceCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   number?: string | null
   status?: $Enums.InvoiceStatus
   currency: string
@@ -1029,7 +1031,6 @@ export type InvoiceCreateWithoutCustomerInput = {
 
 export type InvoiceUncheckedCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   subscriptionId?: string | null
   number?: string | null
   status?: $Enums.InvoiceStatus
@@ -1118,7 +1119,6 @@ export type InvoiceScalarWhereInput = {
 
 export type InvoiceCreateWithoutSubscriptionInput = {
   id: string
-  organizationId: string
   number?: string | null
   status?: $Enums.InvoiceStatus
   currency: string
@@ -1148,7 +1148,6 @@ export type InvoiceCreateWithoutSubscriptionInput = {
 
 export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   id: string
-  organizationId: string
   customerId: string
   number?: string | null
   status?: $Enums.InvoiceStatus
@@ -1204,7 +1203,6 @@ export type InvoiceUpdateManyWithWhereWithoutSubscriptionInput = {
 
 export type InvoiceCreateWithoutLinesInput = {
   id: string
-  organizationId: string
   number?: string | null
   status?: $Enums.InvoiceStatus
   currency: string
@@ -1280,7 +1278,6 @@ export type InvoiceUpdateToOneWithWhereWithoutLinesInput = {
 
 export type InvoiceUpdateWithoutLinesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1340,7 +1337,6 @@ export type InvoiceUncheckedUpdateWithoutLinesInput = {
 
 export type InvoiceCreateManyCustomerInput = {
   id: string
-  organizationId: string
   subscriptionId?: string | null
   number?: string | null
   status?: $Enums.InvoiceStatus
@@ -1369,7 +1365,6 @@ export type InvoiceCreateManyCustomerInput = {
 
 export type InvoiceUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1399,7 +1394,6 @@ export type InvoiceUpdateWithoutCustomerInput = {
 
 export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
@@ -1429,7 +1423,6 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
 
 export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
@@ -1458,7 +1451,6 @@ export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
 
 export type InvoiceCreateManySubscriptionInput = {
   id: string
-  organizationId: string
   customerId: string
   number?: string | null
   status?: $Enums.InvoiceStatus
@@ -1487,7 +1479,6 @@ export type InvoiceCreateManySubscriptionInput = {
 
 export type InvoiceUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1517,7 +1508,6 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
 
 export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   customerId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
@@ -1547,7 +1537,6 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
 
 export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   customerId?: Prisma.StringFieldUpdateOperationsInput | string
   number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus

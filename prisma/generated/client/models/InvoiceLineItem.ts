@@ -404,7 +404,6 @@ export type InvoiceLineItemScalarWhereWithAggregatesInput = {
 
 export type InvoiceLineItemCreateInput = {
   id: string
-  organizationId: string
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -442,7 +441,6 @@ export type InvoiceLineItemUncheckedCreateInput = {
 
 export type InvoiceLineItemUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -499,7 +497,6 @@ export type InvoiceLineItemCreateManyInput = {
 
 export type InvoiceLineItemUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -735,7 +732,6 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput = {
 
 export type InvoiceLineItemCreateWithoutPriceInput = {
   id: string
-  organizationId: string
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -753,7 +749,6 @@ export type InvoiceLineItemCreateWithoutPriceInput = {
 
 export type InvoiceLineItemUncheckedCreateWithoutPriceInput = {
   id: string
-  organizationId: string
   invoiceId: string
   subscriptionItemId?: string | null
   description: string
@@ -819,7 +814,6 @@ export type InvoiceLineItemScalarWhereInput = {
 
 export type InvoiceLineItemCreateWithoutSubscriptionItemInput = {
   id: string
-  organizationId: string
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -837,7 +831,6 @@ export type InvoiceLineItemCreateWithoutSubscriptionItemInput = {
 
 export type InvoiceLineItemUncheckedCreateWithoutSubscriptionItemInput = {
   id: string
-  organizationId: string
   invoiceId: string
   priceId?: string | null
   description: string
@@ -881,7 +874,6 @@ export type InvoiceLineItemUpdateManyWithWhereWithoutSubscriptionItemInput = {
 
 export type InvoiceLineItemCreateWithoutInvoiceInput = {
   id: string
-  organizationId: string
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -899,7 +891,6 @@ export type InvoiceLineItemCreateWithoutInvoiceInput = {
 
 export type InvoiceLineItemUncheckedCreateWithoutInvoiceInput = {
   id: string
-  organizationId: string
   subscriptionItemId?: string | null
   priceId?: string | null
   description: string
@@ -943,7 +934,6 @@ export type InvoiceLineItemUpdateManyWithWhereWithoutInvoiceInput = {
 
 export type InvoiceLineItemCreateManyPriceInput = {
   id: string
-  organizationId: string
   invoiceId: string
   subscriptionItemId?: string | null
   description: string
@@ -961,7 +951,6 @@ export type InvoiceLineItemCreateManyPriceInput = {
 
 export type InvoiceLineItemUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -979,7 +968,6 @@ export type InvoiceLineItemUpdateWithoutPriceInput = {
 
 export type InvoiceLineItemUncheckedUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   description?: Prisma.StringFieldUpdateOperationsInput | string
@@ -997,7 +985,6 @@ export type InvoiceLineItemUncheckedUpdateWithoutPriceInput = {
 
 export type InvoiceLineItemUncheckedUpdateManyWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   description?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1015,7 +1002,6 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutPriceInput = {
 
 export type InvoiceLineItemCreateManySubscriptionItemInput = {
   id: string
-  organizationId: string
   invoiceId: string
   priceId?: string | null
   description: string
@@ -1033,7 +1019,6 @@ export type InvoiceLineItemCreateManySubscriptionItemInput = {
 
 export type InvoiceLineItemUpdateWithoutSubscriptionItemInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1051,7 +1036,6 @@ export type InvoiceLineItemUpdateWithoutSubscriptionItemInput = {
 
 export type InvoiceLineItemUncheckedUpdateWithoutSubscriptionItemInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   description?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1069,7 +1053,6 @@ export type InvoiceLineItemUncheckedUpdateWithoutSubscriptionItemInput = {
 
 export type InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   description?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1087,7 +1070,6 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemInput = {
 
 export type InvoiceLineItemCreateManyInvoiceInput = {
   id: string
-  organizationId: string
   subscriptionItemId?: string | null
   priceId?: string | null
   description: string
@@ -1105,7 +1087,6 @@ export type InvoiceLineItemCreateManyInvoiceInput = {
 
 export type InvoiceLineItemUpdateWithoutInvoiceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1123,7 +1104,6 @@ export type InvoiceLineItemUpdateWithoutInvoiceInput = {
 
 export type InvoiceLineItemUncheckedUpdateWithoutInvoiceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   description?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1141,7 +1121,6 @@ export type InvoiceLineItemUncheckedUpdateWithoutInvoiceInput = {
 
 export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   description?: Prisma.StringFieldUpdateOperationsInput | string

@@ -239,6 +239,7 @@ export type MeterOrderByWithRelationInput = {
 export type MeterWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   organizationId_eventName?: Prisma.MeterOrganizationIdEventNameCompoundUniqueInput
+  organizationId_id?: Prisma.MeterOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.MeterWhereInput | Prisma.MeterWhereInput[]
   OR?: Prisma.MeterWhereInput[]
   NOT?: Prisma.MeterWhereInput | Prisma.MeterWhereInput[]
@@ -252,7 +253,7 @@ export type MeterWhereUniqueInput = Prisma.AtLeast<{
   createdAt?: Prisma.DateTimeFilter<"Meter"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Meter"> | Date | string
   prices?: Prisma.PriceListRelationFilter
-}, "id" | "organizationId_eventName">
+}, "id" | "organizationId_eventName" | "organizationId_id">
 
 export type MeterOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -389,6 +390,11 @@ export type MeterNullableScalarRelationFilter = {
 export type MeterOrganizationIdEventNameCompoundUniqueInput = {
   organizationId: string
   eventName: string
+}
+
+export type MeterOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type MeterCountOrderByAggregateInput = {

@@ -382,6 +382,7 @@ export type PriceOrderByWithRelationInput = {
 export type PriceWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   organizationId_lookupKey?: Prisma.PriceOrganizationIdLookupKeyCompoundUniqueInput
+  organizationId_id?: Prisma.PriceOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.PriceWhereInput | Prisma.PriceWhereInput[]
   OR?: Prisma.PriceWhereInput[]
   NOT?: Prisma.PriceWhereInput | Prisma.PriceWhereInput[]
@@ -410,7 +411,7 @@ export type PriceWhereUniqueInput = Prisma.AtLeast<{
   meter?: Prisma.XOR<Prisma.MeterNullableScalarRelationFilter, Prisma.MeterWhereInput> | null
   subscriptionItems?: Prisma.SubscriptionItemListRelationFilter
   invoiceLineItems?: Prisma.InvoiceLineItemListRelationFilter
-}, "id" | "organizationId_lookupKey">
+}, "id" | "organizationId_lookupKey" | "organizationId_id">
 
 export type PriceOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -472,7 +473,6 @@ export type PriceScalarWhereWithAggregatesInput = {
 
 export type PriceCreateInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -526,7 +526,6 @@ export type PriceUncheckedCreateInput = {
 
 export type PriceUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -605,7 +604,6 @@ export type PriceCreateManyInput = {
 
 export type PriceUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -664,6 +662,11 @@ export type PriceOrderByRelationAggregateInput = {
 export type PriceOrganizationIdLookupKeyCompoundUniqueInput = {
   organizationId: string
   lookupKey: string
+}
+
+export type PriceOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type PriceCountOrderByAggregateInput = {
@@ -907,7 +910,6 @@ export type PriceUpdateOneWithoutInvoiceLineItemsNestedInput = {
 
 export type PriceCreateWithoutProductInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -933,7 +935,6 @@ export type PriceCreateWithoutProductInput = {
 
 export type PriceUncheckedCreateWithoutProductInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -1013,7 +1014,6 @@ export type PriceScalarWhereInput = {
 
 export type PriceCreateWithoutMeterInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -1039,7 +1039,6 @@ export type PriceCreateWithoutMeterInput = {
 
 export type PriceUncheckedCreateWithoutMeterInput = {
   id: string
-  organizationId: string
   productId: string
   active?: boolean
   type: $Enums.PriceType
@@ -1091,7 +1090,6 @@ export type PriceUpdateManyWithWhereWithoutMeterInput = {
 
 export type PriceCreateWithoutSubscriptionItemsInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -1159,7 +1157,6 @@ export type PriceUpdateToOneWithWhereWithoutSubscriptionItemsInput = {
 
 export type PriceUpdateWithoutSubscriptionItemsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1211,7 +1208,6 @@ export type PriceUncheckedUpdateWithoutSubscriptionItemsInput = {
 
 export type PriceCreateWithoutInvoiceLineItemsInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -1279,7 +1275,6 @@ export type PriceUpdateToOneWithWhereWithoutInvoiceLineItemsInput = {
 
 export type PriceUpdateWithoutInvoiceLineItemsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1331,7 +1326,6 @@ export type PriceUncheckedUpdateWithoutInvoiceLineItemsInput = {
 
 export type PriceCreateManyProductInput = {
   id: string
-  organizationId: string
   active?: boolean
   type: $Enums.PriceType
   currency: string
@@ -1355,7 +1349,6 @@ export type PriceCreateManyProductInput = {
 
 export type PriceUpdateWithoutProductInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1381,7 +1374,6 @@ export type PriceUpdateWithoutProductInput = {
 
 export type PriceUncheckedUpdateWithoutProductInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1407,7 +1399,6 @@ export type PriceUncheckedUpdateWithoutProductInput = {
 
 export type PriceUncheckedUpdateManyWithoutProductInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1431,7 +1422,6 @@ export type PriceUncheckedUpdateManyWithoutProductInput = {
 
 export type PriceCreateManyMeterInput = {
   id: string
-  organizationId: string
   productId: string
   active?: boolean
   type: $Enums.PriceType
@@ -1455,7 +1445,6 @@ export type PriceCreateManyMeterInput = {
 
 export type PriceUpdateWithoutMeterInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
   currency?: Prisma.StringFieldUpdateOperationsInput | string
@@ -1481,7 +1470,6 @@ export type PriceUpdateWithoutMeterInput = {
 
 export type PriceUncheckedUpdateWithoutMeterInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   productId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType
@@ -1507,7 +1495,6 @@ export type PriceUncheckedUpdateWithoutMeterInput = {
 
 export type PriceUncheckedUpdateManyWithoutMeterInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   productId?: Prisma.StringFieldUpdateOperationsInput | string
   active?: Prisma.BoolFieldUpdateOperationsInput | boolean
   type?: Prisma.EnumPriceTypeFieldUpdateOperationsInput | $Enums.PriceType

@@ -390,6 +390,7 @@ export type SubscriptionOrderByWithRelationInput = {
 
 export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
   id?: string
+  organizationId_id?: Prisma.SubscriptionOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.SubscriptionWhereInput | Prisma.SubscriptionWhereInput[]
   OR?: Prisma.SubscriptionWhereInput[]
   NOT?: Prisma.SubscriptionWhereInput | Prisma.SubscriptionWhereInput[]
@@ -419,7 +420,7 @@ export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
   items?: Prisma.SubscriptionItemListRelationFilter
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleNullableScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput> | null
   invoices?: Prisma.InvoiceListRelationFilter
-}, "id">
+}, "id" | "organizationId_id">
 
 export type SubscriptionOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -483,7 +484,6 @@ export type SubscriptionScalarWhereWithAggregatesInput = {
 
 export type SubscriptionCreateInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -541,7 +541,6 @@ export type SubscriptionUncheckedCreateInput = {
 
 export type SubscriptionUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -625,7 +624,6 @@ export type SubscriptionCreateManyInput = {
 
 export type SubscriptionUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -682,6 +680,11 @@ export type SubscriptionListRelationFilter = {
 
 export type SubscriptionOrderByRelationAggregateInput = {
   _count?: Prisma.SortOrder
+}
+
+export type SubscriptionOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type SubscriptionCountOrderByAggregateInput = {
@@ -874,7 +877,6 @@ export type SubscriptionUpdateOneWithoutInvoicesNestedInput = {
 
 export type SubscriptionCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -902,7 +904,6 @@ export type SubscriptionCreateWithoutCustomerInput = {
 
 export type SubscriptionUncheckedCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -985,7 +986,6 @@ export type SubscriptionScalarWhereInput = {
 
 export type SubscriptionCreateWithoutItemsInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -1057,7 +1057,6 @@ export type SubscriptionUpdateToOneWithWhereWithoutItemsInput = {
 
 export type SubscriptionUpdateWithoutItemsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -1113,7 +1112,6 @@ export type SubscriptionUncheckedUpdateWithoutItemsInput = {
 
 export type SubscriptionCreateWithoutScheduleInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -1185,7 +1183,6 @@ export type SubscriptionUpdateToOneWithWhereWithoutScheduleInput = {
 
 export type SubscriptionUpdateWithoutScheduleInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -1241,7 +1238,6 @@ export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
 
 export type SubscriptionCreateWithoutInvoicesInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -1313,7 +1309,6 @@ export type SubscriptionUpdateToOneWithWhereWithoutInvoicesInput = {
 
 export type SubscriptionUpdateWithoutInvoicesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -1369,7 +1364,6 @@ export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
 
 export type SubscriptionCreateManyCustomerInput = {
   id: string
-  organizationId: string
   status: $Enums.SubscriptionStatus
   currency: string
   collectionMethod?: $Enums.CollectionMethod
@@ -1394,7 +1388,6 @@ export type SubscriptionCreateManyCustomerInput = {
 
 export type SubscriptionUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -1422,7 +1415,6 @@ export type SubscriptionUpdateWithoutCustomerInput = {
 
 export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
@@ -1450,7 +1442,6 @@ export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
 
 export type SubscriptionUncheckedUpdateManyWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
   currency?: Prisma.StringFieldUpdateOperationsInput | string
   collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod

@@ -258,6 +258,7 @@ export type SubscriptionItemOrderByWithRelationInput = {
 export type SubscriptionItemWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   subscriptionId_priceId?: Prisma.SubscriptionItemSubscriptionIdPriceIdCompoundUniqueInput
+  organizationId_id?: Prisma.SubscriptionItemOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.SubscriptionItemWhereInput | Prisma.SubscriptionItemWhereInput[]
   OR?: Prisma.SubscriptionItemWhereInput[]
   NOT?: Prisma.SubscriptionItemWhereInput | Prisma.SubscriptionItemWhereInput[]
@@ -271,7 +272,7 @@ export type SubscriptionItemWhereUniqueInput = Prisma.AtLeast<{
   subscription?: Prisma.XOR<Prisma.SubscriptionScalarRelationFilter, Prisma.SubscriptionWhereInput>
   price?: Prisma.XOR<Prisma.PriceScalarRelationFilter, Prisma.PriceWhereInput>
   invoiceLineItems?: Prisma.InvoiceLineItemListRelationFilter
-}, "id" | "subscriptionId_priceId">
+}, "id" | "subscriptionId_priceId" | "organizationId_id">
 
 export type SubscriptionItemOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -305,7 +306,6 @@ export type SubscriptionItemScalarWhereWithAggregatesInput = {
 
 export type SubscriptionItemCreateInput = {
   id: string
-  organizationId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -329,7 +329,6 @@ export type SubscriptionItemUncheckedCreateInput = {
 
 export type SubscriptionItemUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -364,7 +363,6 @@ export type SubscriptionItemCreateManyInput = {
 
 export type SubscriptionItemUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -395,6 +393,11 @@ export type SubscriptionItemOrderByRelationAggregateInput = {
 export type SubscriptionItemSubscriptionIdPriceIdCompoundUniqueInput = {
   subscriptionId: string
   priceId: string
+}
+
+export type SubscriptionItemOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
 }
 
 export type SubscriptionItemCountOrderByAggregateInput = {
@@ -551,7 +554,6 @@ export type SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput = {
 
 export type SubscriptionItemCreateWithoutPriceInput = {
   id: string
-  organizationId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -562,7 +564,6 @@ export type SubscriptionItemCreateWithoutPriceInput = {
 
 export type SubscriptionItemUncheckedCreateWithoutPriceInput = {
   id: string
-  organizationId: string
   subscriptionId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -613,7 +614,6 @@ export type SubscriptionItemScalarWhereInput = {
 
 export type SubscriptionItemCreateWithoutSubscriptionInput = {
   id: string
-  organizationId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -624,7 +624,6 @@ export type SubscriptionItemCreateWithoutSubscriptionInput = {
 
 export type SubscriptionItemUncheckedCreateWithoutSubscriptionInput = {
   id: string
-  organizationId: string
   priceId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -661,7 +660,6 @@ export type SubscriptionItemUpdateManyWithWhereWithoutSubscriptionInput = {
 
 export type SubscriptionItemCreateWithoutInvoiceLineItemsInput = {
   id: string
-  organizationId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -699,7 +697,6 @@ export type SubscriptionItemUpdateToOneWithWhereWithoutInvoiceLineItemsInput = {
 
 export type SubscriptionItemUpdateWithoutInvoiceLineItemsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -721,7 +718,6 @@ export type SubscriptionItemUncheckedUpdateWithoutInvoiceLineItemsInput = {
 
 export type SubscriptionItemCreateManyPriceInput = {
   id: string
-  organizationId: string
   subscriptionId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -731,7 +727,6 @@ export type SubscriptionItemCreateManyPriceInput = {
 
 export type SubscriptionItemUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -742,7 +737,6 @@ export type SubscriptionItemUpdateWithoutPriceInput = {
 
 export type SubscriptionItemUncheckedUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -753,7 +747,6 @@ export type SubscriptionItemUncheckedUpdateWithoutPriceInput = {
 
 export type SubscriptionItemUncheckedUpdateManyWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -763,7 +756,6 @@ export type SubscriptionItemUncheckedUpdateManyWithoutPriceInput = {
 
 export type SubscriptionItemCreateManySubscriptionInput = {
   id: string
-  organizationId: string
   priceId: string
   quantity?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -773,7 +765,6 @@ export type SubscriptionItemCreateManySubscriptionInput = {
 
 export type SubscriptionItemUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -784,7 +775,6 @@ export type SubscriptionItemUpdateWithoutSubscriptionInput = {
 
 export type SubscriptionItemUncheckedUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
@@ -795,7 +785,6 @@ export type SubscriptionItemUncheckedUpdateWithoutSubscriptionInput = {
 
 export type SubscriptionItemUncheckedUpdateManyWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue

@@ -302,12 +302,14 @@ export type SubscriptionScheduleOrderByWithRelationInput = {
 
 export type SubscriptionScheduleWhereUniqueInput = Prisma.AtLeast<{
   id?: string
-  subscriptionId?: string
+  organizationId_id?: Prisma.SubscriptionScheduleOrganizationIdIdCompoundUniqueInput
+  organizationId_subscriptionId?: Prisma.SubscriptionScheduleOrganizationIdSubscriptionIdCompoundUniqueInput
   AND?: Prisma.SubscriptionScheduleWhereInput | Prisma.SubscriptionScheduleWhereInput[]
   OR?: Prisma.SubscriptionScheduleWhereInput[]
   NOT?: Prisma.SubscriptionScheduleWhereInput | Prisma.SubscriptionScheduleWhereInput[]
   organizationId?: Prisma.StringFilter<"SubscriptionSchedule"> | string
   customerId?: Prisma.StringFilter<"SubscriptionSchedule"> | string
+  subscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
@@ -320,7 +322,7 @@ export type SubscriptionScheduleWhereUniqueInput = Prisma.AtLeast<{
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   subscription?: Prisma.XOR<Prisma.SubscriptionNullableScalarRelationFilter, Prisma.SubscriptionWhereInput> | null
   phases?: Prisma.SubscriptionSchedulePhaseListRelationFilter
-}, "id" | "subscriptionId">
+}, "id" | "organizationId_id" | "organizationId_subscriptionId">
 
 export type SubscriptionScheduleOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -364,7 +366,6 @@ export type SubscriptionScheduleScalarWhereWithAggregatesInput = {
 
 export type SubscriptionScheduleCreateInput = {
   id: string
-  organizationId: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: number | null
@@ -398,7 +399,6 @@ export type SubscriptionScheduleUncheckedCreateInput = {
 
 export type SubscriptionScheduleUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -448,7 +448,6 @@ export type SubscriptionScheduleCreateManyInput = {
 
 export type SubscriptionScheduleUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -489,6 +488,16 @@ export type SubscriptionScheduleOrderByRelationAggregateInput = {
 export type SubscriptionScheduleNullableScalarRelationFilter = {
   is?: Prisma.SubscriptionScheduleWhereInput | null
   isNot?: Prisma.SubscriptionScheduleWhereInput | null
+}
+
+export type SubscriptionScheduleOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
+}
+
+export type SubscriptionScheduleOrganizationIdSubscriptionIdCompoundUniqueInput = {
+  organizationId: string
+  subscriptionId: string
 }
 
 export type SubscriptionScheduleCountOrderByAggregateInput = {
@@ -648,7 +657,6 @@ export type SubscriptionScheduleUpdateOneRequiredWithoutPhasesNestedInput = {
 
 export type SubscriptionScheduleCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: number | null
@@ -664,7 +672,6 @@ export type SubscriptionScheduleCreateWithoutCustomerInput = {
 
 export type SubscriptionScheduleUncheckedCreateWithoutCustomerInput = {
   id: string
-  organizationId: string
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
@@ -725,7 +732,6 @@ export type SubscriptionScheduleScalarWhereInput = {
 
 export type SubscriptionScheduleCreateWithoutSubscriptionInput = {
   id: string
-  organizationId: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: number | null
@@ -741,7 +747,6 @@ export type SubscriptionScheduleCreateWithoutSubscriptionInput = {
 
 export type SubscriptionScheduleUncheckedCreateWithoutSubscriptionInput = {
   id: string
-  organizationId: string
   customerId: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
@@ -773,7 +778,6 @@ export type SubscriptionScheduleUpdateToOneWithWhereWithoutSubscriptionInput = {
 
 export type SubscriptionScheduleUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -789,7 +793,6 @@ export type SubscriptionScheduleUpdateWithoutSubscriptionInput = {
 
 export type SubscriptionScheduleUncheckedUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   customerId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
@@ -805,7 +808,6 @@ export type SubscriptionScheduleUncheckedUpdateWithoutSubscriptionInput = {
 
 export type SubscriptionScheduleCreateWithoutPhasesInput = {
   id: string
-  organizationId: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: number | null
@@ -853,7 +855,6 @@ export type SubscriptionScheduleUpdateToOneWithWhereWithoutPhasesInput = {
 
 export type SubscriptionScheduleUpdateWithoutPhasesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -885,7 +886,6 @@ export type SubscriptionScheduleUncheckedUpdateWithoutPhasesInput = {
 
 export type SubscriptionScheduleCreateManyCustomerInput = {
   id: string
-  organizationId: string
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
@@ -900,7 +900,6 @@ export type SubscriptionScheduleCreateManyCustomerInput = {
 
 export type SubscriptionScheduleUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
@@ -916,7 +915,6 @@ export type SubscriptionScheduleUpdateWithoutCustomerInput = {
 
 export type SubscriptionScheduleUncheckedUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
@@ -932,7 +930,6 @@ export type SubscriptionScheduleUncheckedUpdateWithoutCustomerInput = {
 
 export type SubscriptionScheduleUncheckedUpdateManyWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior

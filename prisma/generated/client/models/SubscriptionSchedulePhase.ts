@@ -335,7 +335,6 @@ export type SubscriptionSchedulePhaseScalarWhereWithAggregatesInput = {
 
 export type SubscriptionSchedulePhaseCreateInput = {
   id: string
-  organizationId: string
   position: number
   startDate: Date | string
   endDate?: Date | string | null
@@ -363,7 +362,6 @@ export type SubscriptionSchedulePhaseUncheckedCreateInput = {
 
 export type SubscriptionSchedulePhaseUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   position?: Prisma.IntFieldUpdateOperationsInput | number
   startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -405,7 +403,6 @@ export type SubscriptionSchedulePhaseCreateManyInput = {
 
 export type SubscriptionSchedulePhaseUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   position?: Prisma.IntFieldUpdateOperationsInput | number
   startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -541,7 +538,6 @@ export type EnumProrationBehaviorFieldUpdateOperationsInput = {
 
 export type SubscriptionSchedulePhaseCreateWithoutScheduleInput = {
   id: string
-  organizationId: string
   position: number
   startDate: Date | string
   endDate?: Date | string | null
@@ -554,7 +550,6 @@ export type SubscriptionSchedulePhaseCreateWithoutScheduleInput = {
 
 export type SubscriptionSchedulePhaseUncheckedCreateWithoutScheduleInput = {
   id: string
-  organizationId: string
   position: number
   startDate: Date | string
   endDate?: Date | string | null
@@ -610,7 +605,6 @@ export type SubscriptionSchedulePhaseScalarWhereInput = {
 
 export type SubscriptionSchedulePhaseCreateManyScheduleInput = {
   id: string
-  organizationId: string
   position: number
   startDate: Date | string
   endDate?: Date | string | null
@@ -623,7 +617,6 @@ export type SubscriptionSchedulePhaseCreateManyScheduleInput = {
 
 export type SubscriptionSchedulePhaseUpdateWithoutScheduleInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   position?: Prisma.IntFieldUpdateOperationsInput | number
   startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -636,7 +629,6 @@ export type SubscriptionSchedulePhaseUpdateWithoutScheduleInput = {
 
 export type SubscriptionSchedulePhaseUncheckedUpdateWithoutScheduleInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   position?: Prisma.IntFieldUpdateOperationsInput | number
   startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -649,7 +641,6 @@ export type SubscriptionSchedulePhaseUncheckedUpdateWithoutScheduleInput = {
 
 export type SubscriptionSchedulePhaseUncheckedUpdateManyWithoutScheduleInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
-  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
   position?: Prisma.IntFieldUpdateOperationsInput | number
   startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
