@@ -76,8 +76,9 @@ class RelationDef:
     # the model the key references and its attribute names, aligned with foreign_key_attrs
     referenced_model: str
     referenced_attrs: tuple[str, ...]
-    # key columns that meet a column of the same name (organizationId -> organizationId):
-    # they scope the join but the relationship never writes them (other keys share them)
+    # the key's columns that reference their namesake (organizationId -> organizationId)
+    # next to others that do not: they scope the join but the relationship never writes
+    # them (several keys of a row share them; the row sets them once)
     scope_attrs: tuple[str, ...]
     back_populates: str
     passive_deletes: bool
@@ -335,10 +336,11 @@ def _build_relations(model: ModelDef, raw: dict, models: dict[str, ModelDef], ra
         scope_attrs = tuple(
             holder_model.column(f).attr_name
             for f, to in zip(holder_field["relationFromFields"], holder_field["relationToFields"], strict=True)
-            if f == to and len(fk_attrs) > 1
+            if f == to
         )
         if len(scope_attrs) == len(fk_attrs):
-            raise GeneratorError(f"{where}: every field of the relation references its namesake; nothing to join on")
+            # a key that is all namesakes (a one-to-one sharing its key) is written whole
+            scope_attrs = ()
         on_delete = holder_field.get("relationOnDelete") or ("Restrict" if holder_field["isRequired"] else "SetNull")
         if raw_field.get("relationFromFields"):
             target_model = models[target]
@@ -392,7 +394,12 @@ def _on_delete_sql(where: str, model: ModelDef, fields: list[str], action: str) 
         raise GeneratorError(f"{where}: onDelete: SetNull needs an optional field in the relation")
     if len(optional) == len(columns):
         return sql
-    return f"{sql} ({', '.join(optional)})"
+    return f"{sql} ({', '.join(_sql_identifier(c) for c in optional)})"
+
+
+def _sql_identifier(name: str) -> str:
+    """As Postgres needs it in SQL text: folded to lowercase unless quoted."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def _relation_partner(raw: dict, raw_field: dict, target_raw: dict) -> dict:

@@ -31,8 +31,10 @@ from sqlalchemy import (
     Table,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from billing.models import Base
+from billing.models import Base, Customer, CustomerPaymentMethod, Organization, PaymentMethodType
 from tests.conftest import asyncpg_dsn
 
 TENANT = "organization_id"
@@ -163,3 +165,37 @@ async def test_deleting_the_referenced_row_clears_the_reference_and_keeps_the_or
 
     after = await rows.connection.fetchrow(f'select "{column}", {TENANT} from "{table.name}" where id = $1', referring)
     assert after is not None and tuple(after) == (None, ours)
+
+
+async def test_an_orm_relationship_sets_the_reference_but_never_the_organization(engine: AsyncEngine) -> None:
+    """Assigning another organization's row keeps organization_id (the relationship joins on
+    it but does not write it), so the key refuses the row instead of moving it to B."""
+    async with AsyncSession(engine) as session:
+        ours = Organization(id=f"org_{uuid.uuid4().hex}", name="ours")
+        theirs = Organization(id=f"org_{uuid.uuid4().hex}", name="theirs")
+        our_customer, their_customer = (
+            Customer(id=f"cus_{uuid.uuid4().hex}", organization_id=org.id) for org in (ours, theirs)
+        )
+        session.add_all([ours, theirs, our_customer, their_customer])
+        await session.flush()
+
+        def method(customer: Customer) -> CustomerPaymentMethod:
+            return CustomerPaymentMethod(
+                id=f"pm_{uuid.uuid4().hex}",
+                organization_id=ours.id,
+                customer=customer,
+                gateway_payment_method_id=f"pm_{uuid.uuid4().hex}",
+                type=PaymentMethodType.card,
+            )
+
+        accepted = method(our_customer)
+        session.add(accepted)
+        await session.flush()
+        assert (accepted.organization_id, accepted.customer_id) == (ours.id, our_customer.id)
+
+        refused = method(their_customer)
+        session.add(refused)
+        assert (refused.organization_id, refused.customer_id) == (ours.id, None)
+        with pytest.raises(IntegrityError) as error:
+            await session.flush()
+        assert "customer_payment_methods_organization_id_customer_id_fkey" in str(error.value.orig)

@@ -87,6 +87,40 @@ datasource db {
 """
 
 
+TENANT_SCOPED = """
+/// @domain things
+model Owner {
+  id     String  @id
+  tenant String
+  things Thing[]
+
+  @@unique([tenant, id])
+}
+
+/// @domain things
+model Thing {
+  id      String  @id
+  tenant  String
+  ownerId String?
+  owner   Owner?  @relation(fields: [tenant, ownerId], references: [tenant, id], onDelete: SetNull)
+}
+"""
+
+
+def test_a_tenant_scoped_relation_joins_on_the_tenant_and_sets_only_its_reference_null(tmp_path: Path) -> None:
+    result = generate_into(tmp_path, MINIMAL_HEAD + TENANT_SCOPED)
+    assert result.returncode == 0, result.stdout + result.stderr
+    models = (tmp_path / "billing" / "models" / "things.py").read_text()
+    # the column list is SQL: a camelCase column is quoted, or Postgres would fold it
+    assert (
+        "ForeignKeyConstraint(['tenant', 'ownerId'], ['Owner.tenant', 'Owner.id'], name='Thing_tenant_ownerId_fkey', "
+        """ondelete='SET NULL ("ownerId")', onupdate='CASCADE')"""
+    ) in models
+    # both sides join on the tenant, and neither writes it
+    join = "primaryjoin='and_(Thing.tenant == Owner.tenant, foreign(Thing.owner_id) == Owner.id)'"
+    assert models.count(join) == 2
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
@@ -105,6 +139,10 @@ datasource db {
         (
             "/// @domain things\nmodel Thing {\n  id String @id\n  at DateTime @db.Time(3)\n}",
             "model Thing, field at: native type @db.Time on DateTime is not supported",
+        ),
+        (
+            TENANT_SCOPED.replace("ownerId String?", "ownerId String "),
+            "model Thing, field owner: onDelete: SetNull needs an optional field in the relation",
         ),
     ],
 )
