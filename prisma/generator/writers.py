@@ -310,9 +310,10 @@ def _join(relation: RelationDef) -> str:
         foreign_keys = "[" + ", ".join(f"{holder}.{attr}" for attr in relation.foreign_key_attrs) + "]"
         return f"foreign_keys={foreign_keys!r}"
     terms = [
-        f"{holder}.{attr} == {referenced}.{to}" if attr in relation.scope_attrs else f"foreign({holder}.{attr}) == {referenced}.{to}"
-        for attr, to in zip(relation.foreign_key_attrs, relation.referenced_attrs, strict=True)
+        f"{holder}.{attr}" if attr in relation.scope_attrs else f"foreign({holder}.{attr})"
+        for attr in relation.foreign_key_attrs
     ]
+    terms = [f"{term} == {referenced}.{to}" for term, to in zip(terms, relation.referenced_attrs, strict=True)]
     return f"primaryjoin={'and_(' + ', '.join(terms) + ')'!r}"
 
 
