@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 
-from api.auth import KeyCache, provide_caller, provide_db, rate_limit_identity
+from api.auth import ApiKeyAuthentication, KeyCache, provide_caller, provide_db, rate_limit_identity
 from api.params import provide_created_range, provide_page_request
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
@@ -117,7 +118,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 rate_limit=("second", settings.rate_limit_per_second),
                 identifier_for_request=rate_limit_identity,
                 exclude=["/schema", "/health"],
-            ).middleware
+            ).middleware,
+            # default deny, after the limiter (made-up keys are counted) and before every
+            # handler: OPTIONS too, a route is public only by its mark (api/auth.py)
+            DefineMiddleware(ApiKeyAuthentication, exclude_http_methods=[]),
         ],
         openapi_config=openapi_config(  # api/openapi.py: the spec as the API really answers
             render_plugins=[OfflineSwaggerRenderPlugin(path="/swagger")],  # also at /schema itself (the first plugin)

@@ -1,5 +1,13 @@
 """Authentication: `Authorization: Bearer <secret key>` names the organization; nothing
-else does. Every tenant read goes through a session bound to that organization."""
+else does. Every tenant read goes through a session bound to that organization.
+
+Default deny: `ApiKeyAuthentication` runs on every route of the app (every method, OPTIONS
+too) and refuses a request without a valid key before anything reads its body or
+parameters. Only a route marked public skips it, with Litestar's opt key
+(`@get(..., exclude_from_auth=True)`, or `opt={PUBLIC: True}` on a router): health, the
+API reference, the Stripe webhook (its signature is the credential) and the dashboard
+(its own session cookie). A route nobody marked is guarded, whatever its handler asks for.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import tenant_session
@@ -29,7 +40,11 @@ class Caller:
         return Actor(type="api_key", id=self.api_key_id)
 
 
-def bearer_secret(request: Request) -> str:
+# the mark of a route that needs no API key (Litestar's own opt key for it)
+PUBLIC = "exclude_from_auth"
+
+
+def bearer_secret(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if not header:
@@ -70,8 +85,11 @@ class KeyCache:
         self._callers.clear()
 
 
-async def provide_caller(request: Request, state: State) -> Caller:
-    secret = bearer_secret(request)
+async def authenticate_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The caller the request's key names; AuthenticationError (401) for a missing, made-up,
+    revoked or expired key."""
+    state = connection.app.state
+    secret = bearer_secret(connection)
     secret_hash = hash_secret(secret)
     cached = state.key_cache.get(secret_hash)
     if cached is not None:
@@ -85,6 +103,21 @@ async def provide_caller(request: Request, state: State) -> Caller:
     caller = Caller(key.organization_id, key.id)
     state.key_cache.put(secret_hash, caller, key.expires_at)
     state.key_use.saw(caller.organization_id, caller.api_key_id)
+    return caller
+
+
+class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
+    """The default-deny wall: every route needs a valid key unless it is marked PUBLIC."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        return AuthenticationResult(user=await authenticate_caller(connection), auth=None)
+
+
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """The caller ApiKeyAuthentication found; a public route has none to give."""
+    caller = request.scope.get("user")
+    if not isinstance(caller, Caller):
+        raise RuntimeError(f"{request.url.path} is a public route: it has no authenticated caller")
     return caller
 
 

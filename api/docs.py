@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from api.auth import PUBLIC
+
 if TYPE_CHECKING:
     from litestar.router import Router
 
@@ -35,7 +37,7 @@ class OfflineSwaggerRenderPlugin(SwaggerRenderPlugin):
         super().receive_router(router)
         router.register(
             create_static_files_router(
-                path=ASSETS_PATH, directories=[ASSETS_DIR], include_in_schema=False, send_as_attachment=False
+                path=ASSETS_PATH, directories=[ASSETS_DIR], include_in_schema=False, send_as_attachment=False, opt={PUBLIC: True}
             )
         )
         # absolute, because the same page is served at /schema and at /schema/swagger

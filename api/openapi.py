@@ -9,7 +9,7 @@ what a handler takes, so they are added here from facts about each handler:
 
 - every operation: 400 (a refused character, query or header; a card number anywhere),
   429 (the rate limiter) and 431 (a header over the limit);
-- one that authenticates (takes `caller` or a tenant `db` session): the bearer scheme,
+- one that authenticates (every route not marked public, api/auth.py): the bearer scheme,
   401, and 503 (Postgres out of reach; Kafka too for writes);
 - a path parameter, a list cursor, or an authenticated write's body (ids in it): 404 (an
   id of the wrong shape, or one that names nothing);
@@ -32,6 +32,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from litestar import Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin
@@ -39,6 +40,7 @@ from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 from litestar.types.internal_types import PathParameterDefinition
 from pydantic import TypeAdapter
 
+from api.auth import PUBLIC
 from api.responses import COMMAND_ID_HEADER, REPLAYED_HEADER
 from billing.payments.webhooks import SIGNATURE_HEADER
 from contracts.usage import UsageEventBatch, UsageEventCreate
@@ -235,6 +237,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+SCHEMA_PATH = "/schema"
+
+
 @dataclass(frozen=True)
 class HandlerFacts:
     guarded: bool
@@ -244,8 +249,8 @@ class HandlerFacts:
 def handler_facts(handler: HTTPRouteHandler) -> HandlerFacts:
     """What the handler's parameters say about the answers it can give."""
     takes = set(handler.parsed_fn_signature.parameters)
-    # a tenant session (api/auth.py provide_db) authenticates first, as `caller` does
-    return HandlerFacts(guarded=bool(takes & {"caller", "db"}), command="idempotency_key" in takes)
+    # every route needs a key but those marked public (api/auth.py, default deny)
+    return HandlerFacts(guarded=not handler.opt.get(PUBLIC), command="idempotency_key" in takes)
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -445,7 +450,9 @@ def openapi_config(render_plugins: list[OpenAPIRenderPlugin]) -> OpenAPIConfig:
         title="Billing API",
         version="1.0.0",
         description="A self-hosted, Stripe-like billing API. Authenticate with `Authorization: Bearer sk_...`.",
-        path="/schema",
+        path=SCHEMA_PATH,
+        # the reference is public: the spec and the page that shows it need no key
+        openapi_router=Router(SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt={PUBLIC: True}),
         components=Components(
             security_schemes={
                 SECURITY_SCHEME: SecurityScheme(

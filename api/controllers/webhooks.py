@@ -22,6 +22,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 
+from api.auth import PUBLIC
 from billing.crypto import SecretDecryptionError
 from billing.errors import InvalidRequest
 from billing.models import Organization
@@ -37,6 +38,7 @@ def event_idempotency_key(event_id: str) -> str:
 class StripeWebhookController(Controller):
     path = "/v1/webhooks/stripe"
     tags = ["webhooks"]
+    opt = {PUBLIC: True}  # no API key: the Stripe signature is the credential
 
     @post(
         "/{organization_id:str}",

@@ -21,7 +21,7 @@ from litestar.params import Body, Parameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from api.auth import Caller
+from api.auth import PUBLIC, Caller
 from api.controllers.analytics import analytics_store
 from api.dashboard import session as tokens
 from api.dashboard.data import overview
@@ -83,7 +83,7 @@ async def dashboard_page(request: Request[Any, Any, Any], state: State) -> Respo
     return _page("dashboard.html")
 
 
-@post("/dashboard/login", include_in_schema=False, status_code=303)
+@post("/dashboard/login", include_in_schema=False, status_code=303, exclude_from_auth=True)
 async def dashboard_login(
     request: Request[Any, Any, Any],
     state: State,
@@ -99,7 +99,7 @@ async def dashboard_login(
     return _signed_in(request, Caller(key.organization_id, key.id))
 
 
-@get("/dashboard/login", include_in_schema=False)
+@get("/dashboard/login", include_in_schema=False, exclude_from_auth=True)
 async def dashboard_link(
     request: Request[Any, Any, Any],
     state: State,
@@ -112,13 +112,13 @@ async def dashboard_link(
     return _signed_in(request, caller)
 
 
-@post("/dashboard/logout", include_in_schema=False, status_code=303)
+@post("/dashboard/logout", include_in_schema=False, status_code=303, exclude_from_auth=True)
 async def dashboard_logout() -> Redirect:
     gone = Cookie(key=tokens.COOKIE, value="", path=tokens.COOKIE_PATH, max_age=0, httponly=True, samesite="strict")
     return Redirect("/dashboard", status_code=303, cookies=[gone])
 
 
-@get("/dashboard/api/overview", include_in_schema=False)
+@get("/dashboard/api/overview", include_in_schema=False, exclude_from_auth=True)
 async def dashboard_overview(
     request: Request[Any, Any, Any],
     state: State,
@@ -145,7 +145,7 @@ async def dashboard_link_create(caller: Caller, state: State) -> dict[str, Any]:
 
 
 static_files = create_static_files_router(
-    path="/dashboard/static", directories=[STATIC_DIR], include_in_schema=False, send_as_attachment=False
+    path="/dashboard/static", directories=[STATIC_DIR], include_in_schema=False, send_as_attachment=False, opt={PUBLIC: True}
 )
 
 DASHBOARD = [dashboard_page, dashboard_login, dashboard_link, dashboard_logout, dashboard_overview, dashboard_link_create, static_files]
