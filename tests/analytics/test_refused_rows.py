@@ -72,18 +72,21 @@ def test_a_refused_interaction_is_dead_lettered_too(store, org, processor):
     assert [(k, o) for k, _, o in dead_letters(store, org)] == [("refused", events[1].offset)]
 
 
-def test_a_transient_error_refuses_nothing(store, org, processor, monkeypatch):
-    msgs = [message(event_payload(org, f"t-{i}", value=1)) for i in range(4)]
-    real = store.insert_raw
-    failures = iter([OperationalError("connection refused")])
+def failing_once(insert, error):
+    """`insert`, except that its first call raises `error`."""
+    failures = iter([error])
 
     def flaky(*args, **kwargs):
-        error = next(failures, None)
-        if error is not None:
-            raise error
-        return real(*args, **kwargs)
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return insert(*args, **kwargs)
 
-    monkeypatch.setattr(store, "insert_raw", flaky)
+    return flaky
+
+
+def test_a_transient_error_refuses_nothing(store, org, processor, monkeypatch):
+    msgs = [message(event_payload(org, f"t-{i}", value=1)) for i in range(4)]
+    monkeypatch.setattr(store, "insert_raw", failing_once(store.insert_raw, OperationalError("connection refused")))
     with pytest.raises(OperationalError):
         processor.process(msgs)
     assert dead_letters(store, org) == []
@@ -120,16 +123,7 @@ async def test_the_consumer_retries_a_store_that_failed_and_goes_on(kafka_settin
     org = f"org_f_{uuid.uuid4().hex[:8]}"
     ut = usage_topic(kafka_settings)
     await produce(kafka_settings, [(ut, org.encode(), json.dumps(event_payload(org, f"f-{i}", value=2)).encode()) for i in range(5)])
-    real = store.insert_raw
-    failures = iter([OperationalError("ClickHouse is restarting")])
-
-    def flaky(*args, **kwargs):
-        error = next(failures, None)
-        if error is not None:
-            raise error
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(store, "insert_raw", flaky)
+    monkeypatch.setattr(store, "insert_raw", failing_once(store.insert_raw, OperationalError("ClickHouse is restarting")))
     stats = ConsumerStats()
     task, stop, ready = start_consumer(kafka_settings, store, f"g-{uuid.uuid4().hex[:6]}", stats, retry_initial_s=0.05)
     try:

@@ -4,12 +4,9 @@ letter, and not one of them in a log record (at DEBUG) or a dead-letter reason."
 
 from __future__ import annotations
 
-import logging
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -18,7 +15,7 @@ from consumers.pipeline import apply_batch
 from consumers.app import ROUTES
 from consumers.registry import Applied, CommandRouter
 from tests.api.conftest import TenantClient, new_tenant
-from tests.api.test_card_guard import Recorder
+from tests.api.test_card_guard import log_lines  # noqa: F401  (the fixture: every record at DEBUG)
 from tests.api.test_payment_methods import connected_tenant
 from tests.consumers.test_pipeline import command, record
 
@@ -42,30 +39,12 @@ async def _leak(session: Any, payload: _Leak) -> Applied:
     raise AssertionError("the cast cannot succeed")
 
 
-@pytest.fixture
-def every_record() -> Iterator[list[str]]:
-    """Every record of the process at DEBUG (aiokafka at WARNING, as the CLI sets it: at
-    DEBUG it prints whole messages), with exception text, as a handler would write it."""
-    recorder = Recorder()
-    root, kafka = logging.getLogger(), logging.getLogger("aiokafka")
-    levels = root.level, kafka.level
-    root.addHandler(recorder)
-    root.setLevel(logging.DEBUG)
-    kafka.setLevel(logging.WARNING)
-    try:
-        yield recorder.lines
-    finally:
-        root.removeHandler(recorder)
-        root.setLevel(levels[0])
-        kafka.setLevel(levels[1])
-
-
 def _found(haystack: str, needles: dict[str, str]) -> list[str]:
     return [name for name, needle in needles.items() if needle in haystack]
 
 
 async def test_no_secret_and_no_card_number_reaches_a_log_or_a_dead_letter(
-    api: Any, api_client: TenantClient, session_factory: Any, every_record: list[str]
+    api: Any, api_client: TenantClient, session_factory: Any, log_lines: list[str]
 ) -> None:
     connected = await connected_tenant(api, session_factory, "Log scan")
     created = await api_client.post("/v1/api-keys", json={"name": "scanned"})
@@ -101,9 +80,9 @@ async def test_no_secret_and_no_card_number_reaches_a_log_or_a_dead_letter(
     reason = result.dead_letters[0].reason
     assert "could not use" in reason and "sk_live_****" in reason  # the reason is kept, the secret is not
 
-    logged = "\n".join(every_record)
+    logged = "\n".join(log_lines)
     assert "failed alone" in logged  # the failure was logged, with its exception: what the scan reads
     # not vacuous: a line was written that held the secrets, and holds their marks instead
-    assert any("sk_live_****" in line and "[card number]" in line for line in every_record), every_record
-    assert _found(logged, needles) == [], [line for line in every_record if _found(line, needles)][:3]
+    assert any("sk_live_****" in line and "[card number]" in line for line in log_lines), log_lines
+    assert _found(logged, needles) == [], [line for line in log_lines if _found(line, needles)][:3]
     assert _found(reason, needles) == [], reason

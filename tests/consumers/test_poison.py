@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -20,15 +20,16 @@ from sqlalchemy.exc import DBAPIError
 import consumers.app
 from billing.customers.service import create_customer
 from billing.models import Customer, CustomerPaymentMethod, Outbox, ProcessedCommand
-from consumers.app import ROUTES, consumer_group, run_command_consumer
+from consumers.app import ROUTES
 from consumers.pipeline import ALONE_TRIES, RawCommand, apply_batch, is_transient
 from consumers.registry import Applied, CommandRouter, Route
 from contracts.customers import CustomerCreate
 from contracts.envelopes import CommandEnvelope
 from contracts.settings import get_settings
-from producers.publisher import create_broker, publish_command
+from producers.publisher import publish_command
 from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, ensure_topics, topic
 from tests.api.conftest import new_tenant
+from tests.consumers.test_offsets import _positions, consumer_and_publisher
 from tests.consumers.test_pipeline import _outcome_of, command, record
 
 PLACEHOLDER = "__poison__"
@@ -336,12 +337,7 @@ async def test_a_real_consumer_answers_poison_and_keeps_its_partition_moving(ses
     breaker = command(a.organization_id, "test.break_transaction", {})
     good = [command(t.organization_id, "customer.create", {"name": f"{t is a and 'a' or 'b'}{n}"}) for n in range(10) for t in (a, b)]
 
-    broker = create_broker()
-    await broker.start()
-    stop, ready = asyncio.Event(), asyncio.Event()
-    consumer = asyncio.create_task(run_command_consumer(stop, ready=ready))
-    try:
-        await asyncio.wait_for(ready.wait(), timeout=60)
+    async with consumer_and_publisher() as broker:
         for envelope in [nul, breaker, *good]:
             await publish_command(broker, envelope)
         async with asyncio.timeout(60):
@@ -352,17 +348,7 @@ async def test_a_real_consumer_answers_poison_and_keeps_its_partition_moving(ses
         letters = await _dead_letters(1)
         assert breaker.commandId in letters[0]["value"] and f"failed {ALONE_TRIES} times" in letters[0]["reason"]
         # every offset committed, the dead-lettered one too: the partition goes on
-        reader = AIOKafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap_servers, group_id=consumer_group(get_settings()))
-        await reader.start()
-        try:
-            partitions = [TopicPartition(topic(BILLING_COMMANDS), p) for p in range(partition_count)]
-            ends = await reader.end_offsets(partitions)
-            async with asyncio.timeout(15):
-                while [(await reader.committed(tp)) or 0 for tp in partitions] != [ends[tp] for tp in partitions]:
-                    await asyncio.sleep(0.1)
-        finally:
-            await reader.stop()
-    finally:
-        stop.set()
-        await asyncio.wait_for(consumer, timeout=30)
-        await broker.stop()
+        ends = await _positions(partition_count, committed=False)
+        async with asyncio.timeout(15):
+            while await _positions(partition_count, committed=True) != ends:
+                await asyncio.sleep(0.1)
