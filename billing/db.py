@@ -85,13 +85,34 @@ async def tenant_session(factory: async_sessionmaker[AsyncSession], organization
         yield session
 
 
+# for the rest of the transaction (or until set again): the tenant role, bound to one organization
+_BIND_ROW_SECURITY = text("SELECT set_config('role', :role, true), set_config('billing.organization_id', :organization, true)")
+# (organization, tenant role or not) that a session's open transaction is bound to
+_ROW_SECURITY_BINDING = "row_security_binding"
+
+
 @event.listens_for(Session, "after_begin")
 def _enter_row_security(session: Session, transaction: object, connection: Connection) -> None:
     if session.info.get(ROW_SECURITY_KEY):
-        connection.execute(
-            text("SELECT set_config('role', :role, true), set_config('billing.organization_id', :organization, true)"),
-            {"role": TENANT_ROLE, "organization": session.info[TENANT_KEY]},
-        )
+        connection.execute(_BIND_ROW_SECURITY, {"role": TENANT_ROLE, "organization": session.info[TENANT_KEY]})
+
+
+async def bind_row_security(session: AsyncSession, organization_id: str, *, tenant_role: bool = True) -> None:
+    """Runs the rest of the session's open transaction as `billing_tenant` bound to one
+    organization, as a tenant session's are: the consumer applies a batch of several
+    organizations' commands in one transaction and binds each command's organization
+    before its handler runs. `tenant_role=False` is the connecting role again, for the
+    operator's commands on shared data (exchange rates). A round trip only when the
+    binding changes; pending ORM changes are flushed first, under the binding they were
+    made in. The binding is transactional: a savepoint rolled back restores
+    the one before it, so bind outside savepoints that may roll back."""
+    binding = (organization_id, tenant_role)
+    if session.info.get(_ROW_SECURITY_BINDING) == binding:
+        return
+    role = TENANT_ROLE if tenant_role else "none"  # `none`: the session's own role, as SET ROLE NONE
+    await session.flush()  # what is pending was made under the binding in force
+    await session.execute(_BIND_ROW_SECURITY, {"role": role, "organization": organization_id})
+    session.info[_ROW_SECURITY_BINDING] = binding
 
 
 @event.listens_for(Session, "do_orm_execute")

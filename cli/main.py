@@ -196,12 +196,12 @@ def _with_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
 
 async def _in_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
     from billing.db import create_engine, create_session_factory, tenant_session
-    from billing.organizations.service import get_organization
+    from billing.organizations.service import require_organization
 
     engine = create_engine(pool_size=1)
     try:
         async with tenant_session(create_session_factory(engine), organization_id) as session, session.begin():
-            await get_organization(session, organization_id)
+            await require_organization(session, organization_id)
             return await action(session)
     finally:
         await engine.dispose()

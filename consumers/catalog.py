@@ -92,7 +92,9 @@ async def update_price(session: AsyncSession, payload: PriceUpdateCommand) -> Ap
     return _price(price, previous_holder, "price.updated")
 
 
-@router.command("exchange_rate.create", ExchangeRateCreate)
+# exchange rates are shared reference data the tenant role only reads; the handler lets
+# only BILLING_FX_WRITER_ORGANIZATIONS write them (billing/fx_service.py)
+@router.command("exchange_rate.create", ExchangeRateCreate, row_security=False)
 async def create_exchange_rate(session: AsyncSession, payload: ExchangeRateCreate) -> Applied:
     resource = fx_service.exchange_rate_json(await fx_service.create_exchange_rate(session, payload))
     return Applied("exchange_rate", resource, [("exchange_rate.created", resource)])

@@ -67,16 +67,16 @@ async def set_default(session: AsyncSession, payload: SetDefaultPaymentMethodCom
 
 @router.command(stripe_account.CONNECT, ConnectStripeAccountCommand)
 async def connect(session: AsyncSession, payload: ConnectStripeAccountCommand) -> Applied:
-    organization = await stripe_account.connect(session, payload)
-    view = stripe_account.view_of_command(organization.id, payload).model_dump(mode="json")
-    return Applied("stripe_account", {"id": organization.id, **view}, [("stripe_account.connected", view)])
+    organization_id = await stripe_account.connect(session, payload)
+    view = stripe_account.view_of_command(organization_id, payload).model_dump(mode="json")
+    return Applied("stripe_account", {"id": organization_id, **view}, [("stripe_account.connected", view)])
 
 
 @router.command(stripe_account.DISCONNECT, DisconnectStripeAccountCommand)
 async def disconnect(session: AsyncSession, payload: DisconnectStripeAccountCommand) -> Applied:
-    organization = await stripe_account.disconnect(session)
-    view = stripe_account.view_of_command(organization.id, None).model_dump(mode="json")
-    return Applied("stripe_account", {"id": organization.id, **view}, [("stripe_account.disconnected", view)])
+    organization_id = await stripe_account.disconnect(session)
+    view = stripe_account.view_of_command(organization_id, None).model_dump(mode="json")
+    return Applied("stripe_account", {"id": organization_id, **view}, [("stripe_account.disconnected", view)])
 
 
 # -- Stripe webhooks (the API verified the signature and mapped the event)

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from billing.commands import outcomes_of
-from billing.db import TENANT_KEY
+from billing.db import TENANT_KEY, bind_row_security
 from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
 from billing.input_rules import TEXT_MESSAGE, bad_text, decoded, first_field, trimmed_param
 from billing.models import Outbox, ProcessedCommand
@@ -249,13 +249,20 @@ class BatchRecords:
         self.events.clear()
 
     async def write(self, session: AsyncSession) -> None:
-        """Inserts the rows not written yet; their events, with outbox ids, join `staged`."""
-        if self.processed:
-            await session.execute(insert(ProcessedCommand), self.processed)
-        if self.events:
-            ids = await session.scalars(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), self.events)
-            rows = zip(ids.all(), self.events, strict=True)
-            self.staged += [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in rows]
+        """Inserts the rows not written yet, each organization's under its row-level
+        security (two statements per organization); their events, with outbox ids, join
+        `staged`, in order within each organization."""
+        organizations = dict.fromkeys(row["organization_id"] for row in [*self.processed, *self.events])
+        for organization_id in organizations:
+            processed = [row for row in self.processed if row["organization_id"] == organization_id]
+            events = [row for row in self.events if row["organization_id"] == organization_id]
+            await bind_row_security(session, organization_id)
+            if processed:
+                await session.execute(insert(ProcessedCommand), processed)
+            if events:
+                ids = await session.scalars(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), events)
+                rows = zip(ids.all(), events, strict=True)
+                self.staged += [StagedEvent(id, row["topic"], row["key"], row["payload"]) for id, row in rows]
         self.discard()
 
 
@@ -278,6 +285,11 @@ def _discard_unflushed(session: AsyncSession, new_before: set[object]) -> None:
             session.expunge(obj)
     for obj in list(session.dirty):
         session.expire(obj)
+
+
+async def _bind_command(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> None:
+    route = routes.get(envelope.type)
+    await bind_row_security(session, envelope.organizationId, tenant_role=route is None or route.row_security)
 
 
 async def _run_handler(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> Applied | BillingError:
@@ -320,6 +332,7 @@ async def _apply_isolated(
     this command's: rolled back and answered as its failure. Raises only when the moment
     is at fault (transient), or when even the failure cannot be recorded."""
     await records.write(session)  # answers to duplicates, which a rollback must not take along
+    await _bind_command(session, routes, envelope)  # the write may have bound another organization
     savepoint = await session.begin_nested()
     try:
         result = await _run_handler(session, routes, envelope)
@@ -437,6 +450,8 @@ async def _apply_envelopes(
                 await session.flush()
                 session.expunge_all()
                 session.info[TENANT_KEY] = envelope.organizationId
+            # the second wall: the handler's SQL runs as the tenant role, bound to its organization
+            await _bind_command(session, routes, envelope)
             if isolated:
                 seen_in_batch[envelope.commandId] = await _apply_isolated(session, routes, envelope, records)
             else:

@@ -31,17 +31,22 @@ Handler = Callable[[AsyncSession, Any], Awaitable[Applied]]
 class Route:
     payload_model: type[BaseModel]
     handler: Handler
+    # the handler runs as the tenant role under row-level security; False only for the
+    # operator's writes of shared data, which no tenant role may write
+    row_security: bool = True
 
 
 class CommandRouter:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
 
-    def command(self, command_type: str, payload_model: type[BaseModel]) -> Callable[[Handler], Handler]:
+    def command(
+        self, command_type: str, payload_model: type[BaseModel], *, row_security: bool = True
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             if command_type in self.routes:
                 raise ValueError(f"command {command_type} registered twice")
-            self.routes[command_type] = Route(payload_model, handler)
+            self.routes[command_type] = Route(payload_model, handler, row_security)
             return handler
 
         return register

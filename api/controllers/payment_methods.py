@@ -32,8 +32,10 @@ from api.params import IdempotencyKey
 from api.responses import command_response, list_response, run_command
 from billing.commands import get_outcome
 from billing.crypto import SecretDecryptionError
+from billing.db import tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Customer
+from billing.organizations import stripe_account
 from billing.pagination import PageRequest
 from billing.payments import repository, service
 from billing.payments.gateway import (
@@ -99,7 +101,7 @@ async def customer_or_404(db: AsyncSession, customer_id: str, param: str = "cust
 
 async def organization_gateway(state: State, db: AsyncSession) -> PaymentGateway:
     """The organization's Stripe account (400 gateway_not_configured when not connected)."""
-    organization = await repository.get_organization(db)
+    organization = await stripe_account.organization_with_secrets(state.sessions, tenant_of(db))
     pool: StripeGatewayPool = state.gateways
     try:
         return pool.for_organization(organization)  # type: ignore[arg-type]

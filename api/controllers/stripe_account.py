@@ -16,13 +16,11 @@ from typing import Any
 
 from litestar import Controller, delete, get, put
 from litestar.datastructures import State
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.organizations import stripe_account
-from billing.payments import repository
 from billing.payments.stripe_gateway import verify_secret_key
 from contracts.payments import StripeAccount, StripeAccountConnect
 
@@ -32,9 +30,8 @@ class StripeAccountController(Controller):
     tags = ["stripe account"]
 
     @get("/", summary="Whether a Stripe account is connected (never its secrets)")
-    async def retrieve(self, state: State, db: AsyncSession) -> dict[str, Any]:
-        organization = await repository.get_organization(db)
-        assert organization is not None
+    async def retrieve(self, state: State, caller: Caller) -> dict[str, Any]:
+        organization = await stripe_account.organization_with_secrets(state.sessions, caller.organization_id)
         view = stripe_account.account_view(organization, state.keyring)
         return {"id": organization.id, **view.model_dump(mode="json")}  # as PUT and DELETE answer it
 

@@ -26,6 +26,13 @@ async def create_organization(session: AsyncSession, name: str, key_name: str = 
     return organization, key
 
 
+async def require_organization(session: AsyncSession, organization_id: str) -> None:
+    """ResourceMissing unless the organization exists. Reads its id only: in a tenant
+    session the encrypted secrets' columns are out of reach."""
+    if await session.scalar(select(Organization.id).where(Organization.id == organization_id)) is None:
+        raise ResourceMissing("organization", organization_id)
+
+
 async def get_organization(session: AsyncSession, organization_id: str) -> Organization:
     organization = await session.get(Organization, organization_id)
     if organization is None:

@@ -11,7 +11,8 @@ Writes (`connect`, `disconnect`) take a tenant session and never commit, like ev
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.crypto import (
     Keyring,
@@ -24,6 +25,7 @@ from billing.crypto import (
 from billing.db import tenant_of
 from billing.errors import ResourceMissing
 from billing.models import Organization
+from billing.organizations.service import get_organization
 from contracts.payments import ConnectStripeAccountCommand, StripeAccount
 from contracts.settings import Settings
 
@@ -107,29 +109,37 @@ def webhook_secret(organization: Organization, keyring: Keyring) -> str | None:
     return keyring.decrypt(organization.stripe_webhook_secret_encrypted)
 
 
-async def _own_organization(session: AsyncSession) -> Organization:
+async def organization_with_secrets(sessions: async_sessionmaker[AsyncSession], organization_id: str) -> Organization:
+    """The organization's row with its encrypted secrets, for the id authentication gave.
+    The tenant role may not read those columns (migration b41d7e9c2a63: no tenant query,
+    careless or injected, can return them), so this reads in a session of its own that
+    runs as the connecting role."""
+    async with sessions() as session:
+        return await get_organization(session, organization_id)
+
+
+async def _store_secrets(session: AsyncSession, secret_key: str | None, webhook_secret: str | None) -> str:
+    """Writes the tenant's own secrets without reading them back (the tenant role may
+    update those columns, never select them); the organization's id."""
     organization_id = tenant_of(session)
-    organization = await session.get(Organization, organization_id, with_for_update=True)
-    if organization is None:
+    stored = await session.execute(
+        update(Organization)
+        .where(Organization.id == organization_id)
+        .values(stripe_secret_key_encrypted=secret_key, stripe_webhook_secret_encrypted=webhook_secret)
+        .execution_options(synchronize_session=False)
+    )
+    if stored.rowcount != 1:  # type: ignore[attr-defined]
         raise ResourceMissing("organization", organization_id)
-    return organization
+    return organization_id
 
 
-async def connect(session: AsyncSession, command: ConnectStripeAccountCommand) -> Organization:
+async def connect(session: AsyncSession, command: ConnectStripeAccountCommand) -> str:
     """Store the (already encrypted) secrets; a new key replaces the old one."""
-    organization = await _own_organization(session)
-    organization.stripe_secret_key_encrypted = command.secretKeyEncrypted
-    organization.stripe_webhook_secret_encrypted = command.webhookSecretEncrypted
-    await session.flush()
-    return organization
+    return await _store_secrets(session, command.secretKeyEncrypted, command.webhookSecretEncrypted)
 
 
-async def disconnect(session: AsyncSession) -> Organization:
-    organization = await _own_organization(session)
-    organization.stripe_secret_key_encrypted = None
-    organization.stripe_webhook_secret_encrypted = None
-    await session.flush()
-    return organization
+async def disconnect(session: AsyncSession) -> str:
+    return await _store_secrets(session, None, None)
 
 
 __all__ = [
@@ -141,6 +151,7 @@ __all__ = [
     "encrypt_credentials",
     "ensure_keyring",
     "key_mode",
+    "organization_with_secrets",
     "view_of_command",
     "webhook_secret",
     "webhook_url",

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import tenant_of
-from billing.models import Customer, CustomerPaymentMethod, Organization, ProcessedCommand, Subscription
+from billing.models import Customer, CustomerPaymentMethod, ProcessedCommand, Subscription
 from billing.pagination import Page, PageRequest, paginate
 from contracts.enums import CommandStatus, PaymentMethodType, SubscriptionStatus
 
@@ -22,11 +22,6 @@ LIVE_SUBSCRIPTION_STATUSES = frozenset(SubscriptionStatus) - {
     SubscriptionStatus.canceled,
     SubscriptionStatus.incomplete_expired,
 }
-
-
-async def get_organization(session: AsyncSession) -> Organization | None:
-    """The tenant's own organization row (it holds the encrypted Stripe secrets)."""
-    return await session.get(Organization, tenant_of(session))
 
 
 async def get_live_customer(session: AsyncSession, customer_id: str, *, for_update: bool = False) -> Customer | None:

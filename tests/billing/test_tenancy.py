@@ -109,4 +109,5 @@ async def test_every_tenant_owned_table_has_row_level_security(database_url: str
         }
     finally:
         await connection.close()
-    assert protected == {model.__tablename__ for model in tenant_owned_models()}
+    # organizations too: its policy keys on `id`, the organization itself
+    assert protected == {model.__tablename__ for model in tenant_owned_models()} | {"organizations"}

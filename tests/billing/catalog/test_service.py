@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from billing import fx, fx_service
 from billing.catalog import repository, service
-from billing.db import tenant_session
+from billing.db import bind_row_security, tenant_session
 from billing.errors import BillingError, InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import (
@@ -60,13 +60,21 @@ TIERED_USD = {
 
 
 class Org:
-    def __init__(self, session_factory: Any, organization_id: str) -> None:
+    def __init__(self, session_factory: Any, organization_id: str, *, row_security: bool = True) -> None:
         self.session_factory = session_factory
         self.id = organization_id
+        self.row_security = row_security
+
+    def operator(self) -> Org:
+        """The organization as the consumer runs its commands on shared data (exchange
+        rates): the tenant filter, but the connecting role, which may write them."""
+        return Org(self.session_factory, self.id, row_security=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Any]:
         async with tenant_session(self.session_factory, self.id) as session, session.begin():
+            if not self.row_security:
+                await bind_row_security(session, self.id, tenant_role=False)
             yield session
 
     async def run(self, action: Callable[[Any], Awaitable[R]]) -> R:
@@ -424,6 +432,7 @@ async def test_a_product_with_a_price_in_use_is_not_deleted(org: Org, schedule_o
 
 
 async def test_exchange_rates_need_a_writer_and_are_history(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    org = org.operator()
     body = ExchangeRateCreate(base="EUR", quote="usd", rate="1.0842", source=f"test-{org.id}", asOf=datetime(2025, 1, 2, 16, tzinfo=UTC))
     error = await org.fails(lambda s: fx_service.create_exchange_rate(s, body))
     assert (error.status, error.code) == (403, "permission_denied")
