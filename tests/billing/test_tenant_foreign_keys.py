@@ -12,94 +12,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import asyncpg
 import pytest
-from sqlalchemy import JSON, Boolean, Column, Enum, ForeignKeyConstraint, Integer, Numeric, String, Table
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy import ForeignKeyConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billing.models import Base, Customer, CustomerPaymentMethod, Organization, PaymentMethodType
+from tests.billing.rows import TENANT, Rows, reference_column, tenant_owned
 from tests.conftest import asyncpg_dsn
 
-TENANT = "organization_id"
 TABLES = Base.metadata.tables
-
-
-def _tenant_owned(table: Table) -> bool:
-    return TENANT in table.columns
-
-
-def _reference_column(key: ForeignKeyConstraint) -> str:
-    (column,) = [c for c in key.column_keys if c != TENANT]
-    return column
-
 
 TENANT_KEYS = [
     key
     for table in Base.metadata.sorted_tables
     for key in sorted(table.foreign_key_constraints, key=lambda k: str(k.name))
-    if _tenant_owned(table) and _tenant_owned(key.referred_table)
+    if tenant_owned(table) and tenant_owned(key.referred_table)
 ]
 SET_NULL_KEYS = [key for key in TENANT_KEYS if str(key.ondelete).startswith("SET NULL")]
 
 
 def _key_id(key: ForeignKeyConstraint) -> str:
     return str(key.name)
-
-
-def _value(column: Column[object]) -> object:
-    """Any value the column accepts; strings are random so unique indexes never collide."""
-    kind = column.type
-    if isinstance(kind, Enum):
-        return kind.enums[0]
-    if isinstance(kind, String):
-        return uuid.uuid4().hex[: kind.length or 32]
-    if isinstance(kind, Boolean):
-        return False
-    if isinstance(kind, Integer):  # BigInteger and SmallInteger too
-        return 1
-    if isinstance(kind, Numeric):
-        return Decimal(1)
-    if isinstance(kind, TIMESTAMP):
-        return datetime.now(UTC)
-    if isinstance(kind, JSONB | JSON):
-        return "[]"
-    raise AssertionError(f"{column}: no sample value for {kind!r}")
-
-
-class Rows:
-    """Inserts rows with raw SQL: the required columns only, every required reference to a
-    new row of the same organization."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self.connection = connection
-
-    async def organization(self) -> str:
-        return await self.insert(TABLES["organizations"], {})
-
-    async def insert(self, table: Table, values: dict[str, object], organization: str | None = None) -> str:
-        row = dict(values)
-        if organization is not None:
-            row.setdefault(TENANT, organization)
-            for key in table.foreign_key_constraints:
-                if not _tenant_owned(key.referred_table):
-                    continue
-                column = _reference_column(key)
-                if column not in row and not table.columns[column].nullable:
-                    row[column] = await self.insert(key.referred_table, {}, organization)
-        for column in table.columns:
-            if column.name in row or column.nullable or column.server_default is not None or column.autoincrement is True:
-                continue
-            row[column.name] = _value(column)
-        names = ", ".join(f'"{name}"' for name in row)
-        placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-        return await self.connection.fetchval(
-            f'insert into "{table.name}" ({names}) values ({placeholders}) returning id', *row.values()
-        )
 
 
 @pytest.fixture
@@ -109,7 +45,7 @@ async def rows(database_url: str) -> AsyncIterator[Rows]:
     transaction = connection.transaction()
     await transaction.start()
     try:
-        yield Rows(connection)
+        yield Rows(connection, TABLES)
     finally:
         await transaction.rollback()
         await connection.close()
@@ -125,7 +61,7 @@ def test_every_reference_between_tenant_owned_tables_carries_the_organization() 
 @pytest.mark.parametrize("key", TENANT_KEYS, ids=_key_id)
 async def test_a_reference_to_another_organizations_row_is_refused(rows: Rows, key: ForeignKeyConstraint) -> None:
     ours, theirs = await rows.organization(), await rows.organization()
-    table, target, column = key.table, key.referred_table, _reference_column(key)
+    table, target, column = key.table, key.referred_table, reference_column(key)
 
     their_row = await rows.insert(target, {}, theirs)
     with pytest.raises(asyncpg.ForeignKeyViolationError) as refused:
@@ -145,7 +81,7 @@ async def test_deleting_the_referenced_row_clears_the_reference_and_keeps_the_or
     """ON DELETE SET NULL (column): a plain SET NULL would null organization_id too, and
     deleting e.g. a customer's default payment method would fail."""
     ours = await rows.organization()
-    table, target, column = key.table, key.referred_table, _reference_column(key)
+    table, target, column = key.table, key.referred_table, reference_column(key)
     referenced = await rows.insert(target, {}, ours)
     referring = await rows.insert(table, {column: referenced}, ours)
 
