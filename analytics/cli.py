@@ -1,9 +1,9 @@
 """`billing analytics ...`: a Typer sub-app, mounted by cli/main.py as `analytics`.
 
-    billing analytics migrate
-    billing analytics consume                     # the consumer as its own process
-    billing analytics replay --since 2d           # or an ISO time / epoch seconds
-    billing analytics usage --org org_1 --meter api_call --start 2025-01-01 --end 2025-02-01
+billing analytics migrate
+billing analytics consume                     # the consumer as its own process
+billing analytics replay --since 2d           # or an ISO time / epoch seconds
+billing analytics usage --org org_1 --meter api_call --start 2025-01-01 --end 2025-02-01
 """
 
 from __future__ import annotations

@@ -269,7 +269,9 @@ class AnalyticsConsumer:
             # a rebalance took the partitions: the new owner re-reads them and dedupe
             # makes that harmless
             self.stats.last_error = f"commit: {type(exc).__name__}"
-            log.warning("analytics offset commit failed (%s, a rebalance); the records will be re-read", type(exc).__name__)
+            log.warning(
+                "analytics offset commit failed (%s, a rebalance); the records will be re-read", type(exc).__name__
+            )
 
     async def drain(self) -> None:
         """Wait for the batch in flight (rebalance: before partitions are revoked)."""

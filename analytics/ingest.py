@@ -162,7 +162,17 @@ class DeadLetter:
         m = self.message
         payload = m.value.decode("utf-8", "replace") if m.value is not None else ""
         key = m.key.decode("utf-8", "replace") if m.key is not None else None
-        return [self.organization_id, m.topic, m.partition, m.offset, key, m.timestamp, payload, self.kind, self.reason[:2000]]
+        return [
+            self.organization_id,
+            m.topic,
+            m.partition,
+            m.offset,
+            key,
+            m.timestamp,
+            payload,
+            self.kind,
+            self.reason[:2000],
+        ]
 
 
 def _errors_text(exc: ValidationError) -> str:
@@ -422,9 +432,7 @@ def rebuild_aggregates(store: AnalyticsStore, organization_id: str, start: datet
     if day_end < end:
         day_end += timedelta(days=1)
     params = {"org": organization_id, "s": day_start, "e": day_end}
-    where = (
-        "organization_id = {org:String} AND timestamp >= {s:DateTime64(6, 'UTC')} AND timestamp < {e:DateTime64(6, 'UTC')}"
-    )
+    where = "organization_id = {org:String} AND timestamp >= {s:DateTime64(6, 'UTC')} AND timestamp < {e:DateTime64(6, 'UTC')}"
     agg = (
         "count() AS event_count, sum(value) AS value_sum, max(value) AS value_max, "
         "max((timestamp, identifier, value)) AS value_last"
@@ -538,7 +546,9 @@ class UsageWriter:
             return
         if not landed:
             return
-        log.warning("usage insert failed after %d of %d rows landed; rebuilding their aggregates", len(landed), len(unique))
+        log.warning(
+            "usage insert failed after %d of %d rows landed; rebuilding their aggregates", len(landed), len(unique)
+        )
         self.index.add(key_hash(o, i) for o, i in landed)
         spans: dict[str, list[datetime]] = {}
         for k in landed:
@@ -720,7 +730,9 @@ class BatchProcessor:
     when it raises (a transient error), nothing may be committed and the same batch must be
     processed again (idempotent)."""
 
-    def __init__(self, store: AnalyticsStore, usage_topics: Iterable[str], event_topics: Iterable[str], source: str = "kafka"):
+    def __init__(
+        self, store: AnalyticsStore, usage_topics: Iterable[str], event_topics: Iterable[str], source: str = "kafka"
+    ):
         self.store = store
         self.writer = get_usage_writer(store)
         self.meters = get_meter_book(store)
@@ -750,7 +762,9 @@ class BatchProcessor:
             except Exception as exc:  # an event that cannot be encoded is refused alone
                 log.exception("cannot encode %s[%d]@%d", src.topic, src.partition, src.offset)
                 if src.message is not None:
-                    batch.dead.append(DeadLetter(src.message, "invalid", f"cannot encode the event: {exc!r}", event.organization_id))
+                    batch.dead.append(
+                        DeadLetter(src.message, "invalid", f"cannot encode the event: {exc!r}", event.organization_id)
+                    )
         batch.seconds = time.perf_counter() - started
         return batch
 
@@ -803,7 +817,6 @@ class BatchProcessor:
             result.dead_letter_reasons = [d.reason for d in dead[:20]]
         result.seconds = batch.seconds + time.perf_counter() - started
         return result
-
 
     def _measurable(
         self, batch: ParsedBatch, rows: Sequence[PreparedUsage], dead: list[DeadLetter]

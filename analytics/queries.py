@@ -165,7 +165,9 @@ def _rollup_sql(
         )
     union = " UNION ALL ".join(parts)
     outer_keys = ", ".join(keys)
-    select = (outer_keys + ", " if keys else "") + "sum(cnt) AS cnt, sum(vsum) AS vsum, max(vmax) AS vmax, max(vlast) AS vlast"
+    select = (
+        outer_keys + ", " if keys else ""
+    ) + "sum(cnt) AS cnt, sum(vsum) AS vsum, max(vmax) AS vmax, max(vlast) AS vlast"
     tail = f" GROUP BY {outer_keys} ORDER BY {outer_keys}" if keys else ""
     return f"SELECT {select} FROM ({union}){tail}"
 
@@ -212,7 +214,9 @@ def usage(
         where += " AND customer_id = {customer:String}"
     keys = _group_keys(group_by)
 
-    use_rollups = aggregation != "unique_count" and (value_key is None or aggregation == "count") and not property_filters
+    use_rollups = (
+        aggregation != "unique_count" and (value_key is None or aggregation == "count") and not property_filters
+    )
     if use_rollups:
         segments = plan_segments(start, end, allow_daily=group_by != "hour")
         sql = _rollup_sql(keys, segments, params, where)
@@ -350,7 +354,9 @@ def meter_totals(
     }
 
 
-async def ausage(store: AnalyticsStore, organization_id: str, event_name: str, aggregation: Aggregation = "sum", **kw: Any) -> list[UsageRow]:
+async def ausage(
+    store: AnalyticsStore, organization_id: str, event_name: str, aggregation: Aggregation = "sum", **kw: Any
+) -> list[UsageRow]:
     """`usage` in a worker thread, for async handlers."""
     return await asyncio.to_thread(lambda: usage(store, organization_id, event_name, aggregation, **kw))
 

@@ -96,7 +96,7 @@ async def areplay(
         tps = [TopicPartition(t, p) for t in full for p in partitions[t]]
         consumer.assign(tps)
         since_ms = int(since.timestamp() * 1000)
-        starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+        starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
         ends = await consumer.end_offsets(tps)
         if until is not None:
             untils = await consumer.offsets_for_times({tp: int(until.timestamp() * 1000) for tp in tps})
@@ -182,7 +182,14 @@ def replay(
     """Blocking replay with a rich progress bar (for the CLI)."""
     if not progress:
         return asyncio.run(areplay(settings, since, until=until, topics=topics, batch_size=batch_size))
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("replaying"),

@@ -182,17 +182,23 @@ class AnalyticsStore:
             self._pool.put(client)
 
     # -- SQL ---------------------------------------------------------------------------
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None) -> Any:
+    def command(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> Any:
         """DDL / statements without a result set (or a single value)."""
         with self.client() as c:
-            return c.command(sql, parameters=dict(parameters) if parameters else None, settings=dict(settings or {}) or None)
+            return c.command(
+                sql, parameters=dict(parameters) if parameters else None, settings=dict(settings or {}) or None
+            )
 
     def query(
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> list[tuple[Any, ...]]:
         """Rows as tuples. DateTime values come back timezone-aware (UTC)."""
         with self.client() as c:
-            result = c.query(sql, parameters=dict(parameters) if parameters else None, settings=dict(settings or {}) or None)
+            result = c.query(
+                sql, parameters=dict(parameters) if parameters else None, settings=dict(settings or {}) or None
+            )
             return [tuple(_aware(v) for v in row) for row in result.result_rows]
 
     def query_dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -12,37 +12,37 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 
 from api.auth import ApiKeyAuthentication, KeyCache, provide_caller, provide_db, rate_limit_identity
-from api.params import provide_created_range, provide_page_request
 from api.bus import CommandBus
 from api.card_guard import CardDataGuard  # payments (issue 5)
-from api.input_rules import InputRules
-from api.key_use import KeyUseReporter
-from api.security_headers import PagePolicy, add_base_headers
+from api.controllers.analytics import AnalyticsController  # analytics API (issue 6)
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
-from api.controllers.analytics import AnalyticsController  # analytics API (issue 6)
+from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.meters import MeterController  # analytics API (issue 6)
-from api.controllers.usage_events import UsageEventController  # analytics API (issue 6)
-from api.dashboard import DASHBOARD  # analytics API (issue 6)
-from api.docs import OfflineSwaggerRenderPlugin
 from api.controllers.payment_methods import (  # payments (issue 5)
     PaymentMethodController,
     on_gateway_error,
     quiet_gateway_logging,
 )
-from api.controllers.setup_intents import SetupIntentController  # payments (issue 5)
-from api.controllers.stripe_account import StripeAccountController  # payments (issue 5)
-from api.controllers.webhooks import StripeWebhookController  # payments (issue 5)
-from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
+from api.controllers.setup_intents import SetupIntentController  # payments (issue 5)
+from api.controllers.stripe_account import StripeAccountController  # payments (issue 5)
+from api.controllers.usage_events import UsageEventController  # analytics API (issue 6)
+from api.controllers.webhooks import StripeWebhookController  # payments (issue 5)
+from api.dashboard import DASHBOARD  # analytics API (issue 6)
+from api.dashboard.session import SIGNING_PURPOSE as DASHBOARD_SIGNING_PURPOSE
+from api.docs import OfflineSwaggerRenderPlugin
 from api.errors import EXCEPTION_HANDLERS
 from api.health import health
+from api.input_rules import InputRules
+from api.key_use import KeyUseReporter
 from api.openapi import openapi_config
-from api.dashboard.session import SIGNING_PURPOSE as DASHBOARD_SIGNING_PURPOSE
+from api.params import provide_created_range, provide_page_request
 from api.replies import ReplyListener
+from api.security_headers import PagePolicy, add_base_headers
 from billing.db import create_engine, create_session_factory
 from billing.organizations.stripe_account import ensure_keyring  # payments (issue 5)
 from billing.payments.gateway import GatewayError  # payments (issue 5)
@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         key_cache = KeyCache(settings.auth_cache_seconds)
         # a key revoked or rolled through another API process stops working here as soon as
         # its event arrives, not when the cache entry expires
-        replies = ReplyListener(settings, on_events={"api_key.revoked": key_cache.clear, "api_key.rolled": key_cache.clear})
+        replies = ReplyListener(
+            settings, on_events={"api_key.revoked": key_cache.clear, "api_key.rolled": key_cache.clear}
+        )
         await replies.start()
         app.state.sessions = sessions
         app.state.key_cache = key_cache
@@ -99,7 +101,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[health, CustomerController, ApiKeyController, CommandController, *CATALOG, *PAYMENTS, *ANALYTICS],  # CATALOG: issue 4, PAYMENTS: issue 5, ANALYTICS: issue 6
+        route_handlers=[
+            health,
+            CustomerController,
+            ApiKeyController,
+            CommandController,
+            *CATALOG,
+            *PAYMENTS,
+            *ANALYTICS,
+        ],  # CATALOG: issue 4, PAYMENTS: issue 5, ANALYTICS: issue 6
         dependencies={
             "caller": Provide(provide_caller),
             "db": Provide(provide_db),
@@ -112,8 +122,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         middleware=[
             PagePolicy(),  # the Content-Security-Policy of the dashboard and reference pages
-            CardDataGuard(MAX_BODY_BYTES),  # payments (issue 5): before the rest, so a card number is refused before anything else sees it
-            InputRules(MAX_BODY_BYTES),  # text, nesting, header and id-shape rules before anything parses or stores them
+            CardDataGuard(
+                MAX_BODY_BYTES
+            ),  # payments (issue 5): before the rest, so a card number is refused before anything else sees it
+            InputRules(
+                MAX_BODY_BYTES
+            ),  # text, nesting, header and id-shape rules before anything parses or stores them
             RateLimitConfig(
                 rate_limit=("second", settings.rate_limit_per_second),
                 identifier_for_request=rate_limit_identity,

@@ -43,7 +43,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CODE = "card_data_not_allowed"
 
 
-def _form_param(body: bytes) -> str | None | bool:
+def _form_param(body: bytes) -> str | bool | None:
     """The first form field holding a card number (its name), True when found in a field
     without a usable name, False when none."""
     text = body.decode("utf-8", "replace")
@@ -53,7 +53,7 @@ def _form_param(body: bytes) -> str | None | bool:
     return contains_card_number(text)
 
 
-def card_param(body: bytes, content_type: str | None) -> str | None | bool:
+def card_param(body: bytes, content_type: str | None) -> str | bool | None:
     """Where in `body` a card number is: a Stripe-style param path, True when found
     somewhere without a path (unparsable body), or False when none."""
     if not body:
@@ -79,7 +79,7 @@ def _redacted(param: str | None) -> str | None:
     return trimmed_param(param, contains_card_number)
 
 
-def request_line_param(scope: Scope) -> str | None | bool:
+def request_line_param(scope: Scope) -> str | bool | None:
     """Where outside the body a card number is: the query parameter's name, True for the
     path or the `Idempotency-Key` header (kept with the command and sent through Kafka), or
     False when none."""
@@ -140,4 +140,4 @@ class CardDataGuard(ASGIMiddleware):
         await next_app(scope, replay([body], False, receive), send)
 
 
-__all__ = ["CODE", "CardDataGuard", "WRITE_METHODS", "card_param", "rejection", "request_line_param"]
+__all__ = ["CODE", "WRITE_METHODS", "CardDataGuard", "card_param", "rejection", "request_line_param"]

@@ -37,7 +37,11 @@ class OfflineSwaggerRenderPlugin(SwaggerRenderPlugin):
         super().receive_router(router)
         router.register(
             create_static_files_router(
-                path=ASSETS_PATH, directories=[ASSETS_DIR], include_in_schema=False, send_as_attachment=False, opt={PUBLIC: True}
+                path=ASSETS_PATH,
+                directories=[ASSETS_DIR],
+                include_in_schema=False,
+                send_as_attachment=False,
+                opt={PUBLIC: True},
             )
         )
         # absolute, because the same page is served at /schema and at /schema/swagger

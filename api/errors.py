@@ -7,11 +7,10 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-
-import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -54,7 +53,10 @@ def _declared_name(request: Request[Any, Any, Any], key: str | None) -> str | No
         return key
     handler = request.route_handler
     # the handler's own arguments, then those of its dependencies (api/params.py: paging)
-    signatures = [handler.parsed_fn_signature, *(p.parsed_fn_signature for p in handler.resolve_dependencies().values())]
+    signatures = [
+        handler.parsed_fn_signature,
+        *(p.parsed_fn_signature for p in handler.resolve_dependencies().values()),
+    ]
     for signature in signatures:
         parameter = signature.parameters.get(key)
         if parameter is not None:
@@ -90,8 +92,18 @@ def on_billing_error(request: Request[Any, Any, Any], exc: BillingError) -> Resp
 def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if isinstance(exc, NotFoundException) or status == 404:
-        return error_response(BillingError(f"Unrecognized request URL ({request.method}: {request.url.path}).", code="url_invalid", status=404))
-    codes = {405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type", 429: "rate_limit", 401: "api_key_invalid"}
+        return error_response(
+            BillingError(
+                f"Unrecognized request URL ({request.method}: {request.url.path}).", code="url_invalid", status=404
+            )
+        )
+    codes = {
+        405: "method_not_allowed",
+        413: "request_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limit",
+        401: "api_key_invalid",
+    }
     types = {429: "rate_limit_error", 401: "authentication_error"}
     detail = str(exc.detail)
     if status == 400:
@@ -152,7 +164,12 @@ def on_database_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
 def on_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(
-        BillingError("The database is unavailable; nothing was changed. Retry later.", code="database_unavailable", type="api_error", status=503),
+        BillingError(
+            "The database is unavailable; nothing was changed. Retry later.",
+            code="database_unavailable",
+            type="api_error",
+            status=503,
+        ),
         {"Retry-After": "1"},
     )
 
@@ -162,7 +179,12 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[d
         return on_database_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
-        BillingError("An unexpected error occurred.", code="internal_error", type="api_error", status=HTTP_500_INTERNAL_SERVER_ERROR)
+        BillingError(
+            "An unexpected error occurred.",
+            code="internal_error",
+            type="api_error",
+            status=HTTP_500_INTERNAL_SERVER_ERROR,
+        )
     )
 
 

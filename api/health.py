@@ -34,7 +34,11 @@ async def _kafka_up(state: State) -> bool:
 @get("/health", summary="Health of the API and its dependencies", include_in_schema=False, exclude_from_auth=True)
 async def health(state: State) -> Response[dict[str, Any]]:
     postgres, kafka = await asyncio.gather(_postgres_up(state), _kafka_up(state))
-    body = {"status": "ok" if postgres and kafka else "degraded", "postgres": "up" if postgres else "down", "kafka": "up" if kafka else "down"}
+    body = {
+        "status": "ok" if postgres and kafka else "degraded",
+        "postgres": "up" if postgres else "down",
+        "kafka": "up" if kafka else "down",
+    }
     if postgres and kafka:
         return Response(body)
     return Response(body, status_code=503, headers={"Retry-After": "1"})

@@ -90,7 +90,14 @@ async def respond(send: Send, status: int, content: dict[str, Any]) -> None:
 
 
 def _error(refusal: Refusal) -> dict[str, Any]:
-    return {"error": {"type": "invalid_request_error", "code": refusal.code, "message": refusal.message, "param": refusal.param}}
+    return {
+        "error": {
+            "type": "invalid_request_error",
+            "code": refusal.code,
+            "message": refusal.message,
+            "param": refusal.param,
+        }
+    }
 
 
 def _missing(resource: str | None, value: str | None) -> Refusal:
@@ -105,7 +112,9 @@ def url_refusal(scope: Scope) -> Refusal | None:
     params = scope.get("path_params") or {}
     if path_has_bad_text(scope.get("raw_path") or scope["path"].encode()):
         # the server decoded the path with U+FFFD for what is not UTF-8: that names the param
-        spoilt = [name for name, value in params.items() if isinstance(value, str) and ("\x00" in value or "\ufffd" in value)]
+        spoilt = [
+            name for name, value in params.items() if isinstance(value, str) and ("\x00" in value or "\ufffd" in value)
+        ]
         return _missing(path_id_resource(spoilt[0]) if spoilt else None, None)
     for name, value in params.items():
         resource = path_id_resource(name)

@@ -47,7 +47,9 @@ class KeyUseReporter:
                 self._reports += 1
                 payload = {"uses": [{"id": key_id, "usedAt": at.isoformat()} for key_id, at in chunk]}
                 try:
-                    await self._bus.submit(organization_id, ACTOR, RECORD_USE, payload, f"api-key-use:{self._process}:{self._reports}")
+                    await self._bus.submit(
+                        organization_id, ACTOR, RECORD_USE, payload, f"api-key-use:{self._process}:{self._reports}"
+                    )
                     published += 1
                 except Exception as error:  # Kafka or Postgres away (or anything): kept for the next report
                     log.warning("key use not reported yet (%s); kept for the next report", type(error).__name__)
@@ -65,4 +67,4 @@ class KeyUseReporter:
             await self.report()
 
 
-__all__ = ["KeyUseReporter", "RECORD_USE"]
+__all__ = ["RECORD_USE", "KeyUseReporter"]

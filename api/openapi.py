@@ -72,15 +72,28 @@ ERROR = {
             "additionalProperties": False,
             "properties": {
                 "type": {"type": "string", "enum": ERROR_TYPES},
-                "code": {"type": ["string", "null"], "description": "A short string naming the error, e.g. `resource_missing`."},
+                "code": {
+                    "type": ["string", "null"],
+                    "description": "A short string naming the error, e.g. `resource_missing`.",
+                },
                 "message": {"type": "string", "description": "A human-readable message."},
-                "param": {"type": ["string", "null"], "description": "The parameter the error is about, Stripe-style: `metadata[note]`."},
+                "param": {
+                    "type": ["string", "null"],
+                    "description": "The parameter the error is about, Stripe-style: `metadata[note]`.",
+                },
                 "decline_code": {"type": "string", "description": "Card errors from the payment gateway only."},
             },
         }
     },
     "examples": [
-        {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such customer: 'cus_0000000000'", "param": "id"}}
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": "No such customer: 'cus_0000000000'",
+                "param": "id",
+            }
+        }
     ],
 }
 
@@ -96,7 +109,9 @@ PENDING = {
     },
 }
 
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "required": True, "schema": {"type": "string"}}}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "required": True, "schema": {"type": "string"}}
+}
 
 ERROR_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("Invalid request: a parameter is missing, malformed or refused (`param` names it).", {}),
@@ -109,7 +124,10 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
     429: ("Too many requests for this API key: retry after `Retry-After` seconds.", RETRY_AFTER),
     431: ("A request header is too large.", {}),
     502: ("The payment gateway answered with an error.", {}),
-    503: ("A dependency (Postgres, Kafka or the payment gateway) is unavailable; nothing was changed. Retry later.", RETRY_AFTER),
+    503: (
+        "A dependency (Postgres, Kafka or the payment gateway) is unavailable; nothing was changed. Retry later.",
+        RETRY_AFTER,
+    ),
 }
 
 # list positions that name an object: one that names nothing is 404 (billing/pagination.py)
@@ -125,7 +143,9 @@ GATEWAY = {402, 502, 503}
 # what no handler fact says: (method, path) -> its own statuses
 OWN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/exchange-rates"): {403},  # operator organizations only
-    ("post", "/v1/webhooks/stripe/{organization_id}"): {503},  # no API key, yet Postgres and Kafka: Stripe retries later
+    ("post", "/v1/webhooks/stripe/{organization_id}"): {
+        503
+    },  # no API key, yet Postgres and Kafka: Stripe retries later
     ("get", "/v1/analytics/usage"): {404},  # a meter or customer that names nothing
 }
 # a command that takes no Idempotency-Key (its encrypted payload differs every time)
@@ -133,7 +153,10 @@ COMMANDS_WITHOUT_KEY = frozenset({("put", "/v1/stripe-account")})
 
 # bodies a handler reads itself (raw bytes), so Litestar cannot see their shape
 RAW_BODIES: dict[tuple[str, str], tuple[str, Any]] = {
-    ("post", "/v1/usage-events"): ("One usage event, or `{\"events\": [...]}` of up to 1,000.", UsageEventCreate | UsageEventBatch),
+    ("post", "/v1/usage-events"): (
+        'One usage event, or `{"events": [...]}` of up to 1,000.',
+        UsageEventCreate | UsageEventBatch,
+    ),
 }
 STRIPE_EVENT = {
     "type": "object",
@@ -214,7 +237,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "createdAt": _TIME,
         "updatedAt": _TIME,
     },
-    "MeterCreate": {"displayName": "API tokens", "eventName": "tokens_used", "aggregation": "sum", "valueKey": "tokens"},
+    "MeterCreate": {
+        "displayName": "API tokens",
+        "eventName": "tokens_used",
+        "aggregation": "sum",
+        "valueKey": "tokens",
+    },
     "Meter": {
         "id": "mtr_61Q8yWLkdIwHu7ix",
         "organizationId": "org_3MtwBwLkdIwHu7ix",
@@ -279,8 +307,14 @@ def _error_response(status: int) -> dict[str, Any]:
 
 def _command_headers() -> dict[str, Any]:
     return {
-        COMMAND_ID_HEADER: {"description": "The command this write is: GET /v1/commands/{id}.", "schema": {"type": "string"}},
-        REPLAYED_HEADER: {"description": "`true` when this is the stored answer of an earlier request with the same Idempotency-Key.", "schema": {"type": "string"}},
+        COMMAND_ID_HEADER: {
+            "description": "The command this write is: GET /v1/commands/{id}.",
+            "schema": {"type": "string"},
+        },
+        REPLAYED_HEADER: {
+            "description": "`true` when this is the stored answer of an earlier request with the same Idempotency-Key.",
+            "schema": {"type": "string"},
+        },
     }
 
 
@@ -292,7 +326,9 @@ def _raw_body(schemas: dict[str, Any], description: str, model: Any) -> dict[str
     return {"description": description, "required": True, "content": {"application/json": {"schema": document}}}
 
 
-def document_operation(method: str, path: str, operation: dict[str, Any], facts: HandlerFacts | None, schemas: dict[str, Any]) -> None:
+def document_operation(
+    method: str, path: str, operation: dict[str, Any], facts: HandlerFacts | None, schemas: dict[str, Any]
+) -> None:
     """Adds to one operation what the rules say it can answer."""
     parameters = operation.get("parameters", [])
     for parameter in parameters:
@@ -319,8 +355,19 @@ def document_operation(method: str, path: str, operation: dict[str, Any], facts:
     if (method, path) in RAW_BODIES:
         operation["requestBody"] = _raw_body(schemas, *RAW_BODIES[(method, path)])
     if (method, path) in RAW_SCHEMAS:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": deepcopy(RAW_SCHEMAS[(method, path)])}}}
-        parameters.append({"name": SIGNATURE_HEADER, "in": "header", "required": True, "schema": {"type": "string"}, "description": "Stripe's signature of the raw body."})
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": deepcopy(RAW_SCHEMAS[(method, path)])}},
+        }
+        parameters.append(
+            {
+                "name": SIGNATURE_HEADER,
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "Stripe's signature of the raw body.",
+            }
+        )
         operation["parameters"] = parameters
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status in list(responses):
@@ -335,7 +382,11 @@ def document_operation(method: str, path: str, operation: dict[str, Any], facts:
                 "description": "Accepted: not applied within the wait; poll the command.",
                 "headers": {
                     **_command_headers(),
-                    COMMAND_ID_HEADER: {"description": "The pending command's id.", "required": True, "schema": {"type": "string"}},
+                    COMMAND_ID_HEADER: {
+                        "description": "The pending command's id.",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
                     "Location": {"description": "statusUrl", "required": True, "schema": {"type": "string"}},
                 },
                 "content": {"application/json": {"schema": {"$ref": SCHEMA_REF.format(model=PENDING_SCHEMA)}}},
@@ -383,9 +434,14 @@ def _link_creates(paths: dict[str, Any]) -> None:
                             }
         for operation in item.values():
             pending = operation.get("responses", {}).get("202") if isinstance(operation, dict) else None
-            if pending is not None and pending["content"]["application/json"]["schema"].get("$ref", "").endswith(PENDING_SCHEMA):
+            if pending is not None and pending["content"]["application/json"]["schema"].get("$ref", "").endswith(
+                PENDING_SCHEMA
+            ):
                 pending["links"] = {
-                    "CommandStatus": {"operationId": COMMAND_OPERATION, "parameters": {"command_id": "$response.body#/id"}}
+                    "CommandStatus": {
+                        "operationId": COMMAND_OPERATION,
+                        "parameters": {"command_id": "$response.body#/id"},
+                    }
                 }
 
 

@@ -10,18 +10,25 @@ from litestar.params import Parameter
 from billing.pagination import CreatedRange, PageRequest
 
 IdempotencyKey = Annotated[
-    str | None, Parameter(header="Idempotency-Key", min_length=1, max_length=255, required=False, description="1 to 255 characters")
+    str | None,
+    Parameter(
+        header="Idempotency-Key", min_length=1, max_length=255, required=False, description="1 to 255 characters"
+    ),
 ]
 Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
 StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
 EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
 SearchQuery = Annotated[str, Parameter(query="query", max_length=1000, description="Stripe's search query language")]
-SearchPage = Annotated[str | None, Parameter(query="page", max_length=64, required=False, description="nextPage of the last answer")]
+SearchPage = Annotated[
+    str | None, Parameter(query="page", max_length=64, required=False, description="nextPage of the last answer")
+]
 
 
 def created_bound(name: str) -> Any:
     """`created[gte]` and its siblings: ISO-8601 times bounding `createdAt`."""
-    return Annotated[datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"createdAt {name}")]
+    return Annotated[
+        datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"createdAt {name}")
+    ]
 
 
 # Dependencies (api/app.py): a list endpoint takes `page_request: PageRequest` (and

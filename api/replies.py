@@ -39,7 +39,9 @@ class ReplyListener:
             client_id="billing-api-replies",
         )
         name = topic(BILLING_EVENTS)
-        counts = await ensure_topics(self._settings.kafka_bootstrap_servers, topics=[TopicSpec(BILLING_EVENTS, PARTITIONS[BILLING_EVENTS])])
+        counts = await ensure_topics(
+            self._settings.kafka_bootstrap_servers, topics=[TopicSpec(BILLING_EVENTS, PARTITIONS[BILLING_EVENTS])]
+        )
         await consumer.start()
         assigned = [TopicPartition(name, p) for p in range(counts[name])]
         consumer.assign(assigned)

@@ -39,7 +39,9 @@ class CommandFailed(BillingError):
     def __init__(self, outcome: CommandOutcome) -> None:
         error = outcome.error or {"type": "api_error", "message": "The command failed.", "status": 500}
         failure = BillingError.from_dict(error)
-        super().__init__(failure.message, code=failure.code, param=failure.param, type=failure.type, status=failure.status)
+        super().__init__(
+            failure.message, code=failure.code, param=failure.param, type=failure.type, status=failure.status
+        )
         self.headers = command_headers(outcome)
 
 

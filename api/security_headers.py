@@ -32,7 +32,10 @@ _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.D
 def content_security_policy(page: bytes) -> bytes:
     """The policy of an HTML page: its own origin only, and its inline scripts by hash."""
     hashes = sorted(
-        {"'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'" for script in _INLINE_SCRIPT.findall(page)}
+        {
+            "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+            for script in _INLINE_SCRIPT.findall(page)
+        }
     )
     directives = [
         "default-src 'self'",

@@ -36,16 +36,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from analytics.consumer import ConsumerConfig, ConsumerStats, run_analytics_consumer  # noqa: E402
-from analytics.ingest import USAGE_COLUMNS, UsageSource, encode_usage_rows  # noqa: E402
-from analytics.migrations import migrate  # noqa: E402
-from analytics.queries import usage  # noqa: E402
-from analytics.store import AnalyticsStore, get_store  # noqa: E402
-from contracts.settings import Settings, get_settings  # noqa: E402
-from contracts.usage import UsageEvent  # noqa: E402
+from analytics.consumer import ConsumerConfig, ConsumerStats, run_analytics_consumer
+from analytics.ingest import USAGE_COLUMNS, UsageSource, encode_usage_rows
+from analytics.migrations import migrate
+from analytics.queries import usage
+from analytics.store import AnalyticsStore, get_store
+from contracts.settings import Settings, get_settings
+from contracts.usage import UsageEvent
 
 PARTITIONS = 6
 ORGS = 20
@@ -95,8 +95,12 @@ async def delete_topics(settings: Settings, names: list[str]) -> None:
 
 async def produce(settings: Settings, topic: str, items: list[tuple[bytes, bytes]]) -> float:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks=1, linger_ms=20, max_batch_size=1 << 20,
-        compression_type=None, max_request_size=16 << 20,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks=1,
+        linger_ms=20,
+        max_batch_size=1 << 20,
+        compression_type=None,
+        max_request_size=16 << 20,
     )
     await producer.start()
     started = time.perf_counter()
@@ -125,8 +129,12 @@ async def produce(settings: Settings, topic: str, items: list[tuple[bytes, bytes
 
 async def raw_consume(settings: Settings, topic: str, n: int) -> float:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False,
-        max_poll_records=10_000, fetch_max_bytes=64 << 20, max_partition_fetch_bytes=8 << 20,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_poll_records=10_000,
+        fetch_max_bytes=64 << 20,
+        max_partition_fetch_bytes=8 << 20,
     )
     await consumer.start()
     try:
@@ -144,11 +152,15 @@ async def raw_consume(settings: Settings, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-async def end_to_end(settings: Settings, store: AnalyticsStore, n: int, batch: int, linger_ms: int) -> tuple[float, ConsumerStats]:
+async def end_to_end(
+    settings: Settings, store: AnalyticsStore, n: int, batch: int, linger_ms: int
+) -> tuple[float, ConsumerStats]:
     stats = ConsumerStats()
     stop, ready = asyncio.Event(), asyncio.Event()
     config = ConsumerConfig(group_id=f"{settings.kafka_topic_prefix}bench", max_batch=batch, linger_ms=linger_ms)
-    task = asyncio.create_task(run_analytics_consumer(settings, stop, store=store, config=config, stats=stats, ready=ready))
+    task = asyncio.create_task(
+        run_analytics_consumer(settings, stop, store=store, config=config, stats=stats, ready=ready)
+    )
     await asyncio.wait_for(ready.wait(), 60)
     started = time.perf_counter()
     cpu = time.process_time()
@@ -201,14 +213,18 @@ def query_bench(store: AnalyticsStore, rows: int, runs: int) -> dict[str, tuple[
         "sum, whole 30 days (invoice)": dict(aggregation="sum", start=start, end=end),
         "sum by day": dict(aggregation="sum", start=start, end=end, group_by="day"),
         "sum by customer": dict(aggregation="sum", start=start, end=end, group_by="customer"),
-        "sum, unaligned 29.5 days": dict(aggregation="sum", start=start + timedelta(minutes=17), end=end - timedelta(hours=11, minutes=3)),
+        "sum, unaligned 29.5 days": dict(
+            aggregation="sum", start=start + timedelta(minutes=17), end=end - timedelta(hours=11, minutes=3)
+        ),
         "last by hour, 1 day": dict(aggregation="last", start=end - timedelta(days=1), end=end, group_by="hour"),
         "unique_count(region), raw rows": dict(aggregation="unique_count", start=start, end=end, value_key="region"),
     }
     whole = usage(store, org, "api_call", "sum", start=start, end=end)[0]
     want = (rows // 1000) * 4995 + sum(range(rows % 1000)) / 100  # sum of (n % 1000) / 100
-    print(f"exactness: 30-day sum {whole.value} over {whole.event_count:,} events; expected {want:,.2f}: "
-          f"{'exact' if whole.value == Decimal(str(want)) and whole.event_count == rows else 'MISMATCH'}")
+    print(
+        f"exactness: 30-day sum {whole.value} over {whole.event_count:,} events; expected {want:,.2f}: "
+        f"{'exact' if whole.value == Decimal(str(want)) and whole.event_count == rows else 'MISMATCH'}"
+    )
     results = {}
     for name, kw in cases.items():
         agg = kw.pop("aggregation")
@@ -255,8 +271,10 @@ async def one_run(args: argparse.Namespace, store: AnalyticsStore, base: Setting
         "end to end": n / e2e_s,
     }
     print("  " + ", ".join(f"{k} {v:,.0f}/s" for k, v in figures.items()))
-    print(f"  consumer: {stats.batches} batches in {e2e_s:.1f}s, validating {stats.parse_seconds:.1f}s, "
-          f"storing {stats.store_seconds:.1f}s (wall, overlapping); {stats.last_error}")
+    print(
+        f"  consumer: {stats.batches} batches in {e2e_s:.1f}s, validating {stats.parse_seconds:.1f}s, "
+        f"storing {stats.store_seconds:.1f}s (wall, overlapping); {stats.last_error}"
+    )
     return figures
 
 

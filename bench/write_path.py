@@ -48,7 +48,9 @@ def asyncpg_dsn(url: str) -> str:
 
 
 async def prepare_database(base_url: str) -> str:
-    admin = await asyncpg.connect(asyncpg_dsn(make_url(base_url).set(database="postgres").render_as_string(hide_password=False)))
+    admin = await asyncpg.connect(
+        asyncpg_dsn(make_url(base_url).set(database="postgres").render_as_string(hide_password=False))
+    )
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
@@ -88,7 +90,9 @@ async def closed_loop(base: str, secret: str, clients: int, seconds: float) -> t
             while time.monotonic() < stop_at:
                 sequence += 1
                 started = time.perf_counter()
-                status, _ = await http.post("/v1/customers", {"email": f"c{number}-{sequence}@example.com", "name": "Bench"})
+                status, _ = await http.post(
+                    "/v1/customers", {"email": f"c{number}-{sequence}@example.com", "name": "Bench"}
+                )
                 if status == 201:
                     latencies.append(time.perf_counter() - started)
                 else:
@@ -136,7 +140,9 @@ async def vacuum(dsn: str) -> None:
 
 async def raw_inserts(dsn: str, clients: int, seconds: float) -> tuple[int, list[float]]:
     setup = await asyncpg.connect(dsn)
-    await setup.execute("CREATE TABLE IF NOT EXISTS bench_raw (id text primary key, organization_id text, email text, created_at timestamptz default now())")
+    await setup.execute(
+        "CREATE TABLE IF NOT EXISTS bench_raw (id text primary key, organization_id text, email text, created_at timestamptz default now())"
+    )
     await setup.close()
     pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients)
     latencies: list[float] = []
@@ -202,7 +208,12 @@ async def main() -> None:
 
     await ensure_topics(settings.kafka_bootstrap_servers, prefix=prefix)
     created = subprocess.run(
-        [sys.executable, "-m", "cli.main", "org", "create", "Bench"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        [sys.executable, "-m", "cli.main", "org", "create", "Bench"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     import json
 
@@ -212,7 +223,9 @@ async def main() -> None:
     try:
         await wait_healthy(base)
         await closed_loop(base, secret, args.clients, 2)  # warm-up: group join, connections, caches
-        print(f"write path, {args.clients} concurrent clients, {args.seconds:.0f} s per run, {args.repeats} runs (medians)")
+        print(
+            f"write path, {args.clients} concurrent clients, {args.seconds:.0f} s per run, {args.repeats} runs (medians)"
+        )
         api_rates, api_p50, api_p99, raw_rates = [], [], [], []
         for run in range(args.repeats):
             cpu_before = [cpu_seconds(p.pid) for p in processes]
@@ -220,7 +233,11 @@ async def main() -> None:
             count, latencies, failures = await closed_loop(base, secret, args.clients, args.seconds)
             client_cpu = time.process_time() - client_cpu_before
             cpu_used = [cpu_seconds(p.pid) - before for p, before in zip(processes, cpu_before, strict=True)]
-            print("  " + describe(f"run {run + 1} API -> Kafka -> consumer -> Postgres", count, args.seconds, latencies) + f"  failures {failures}")
+            print(
+                "  "
+                + describe(f"run {run + 1} API -> Kafka -> consumer -> Postgres", count, args.seconds, latencies)
+                + f"  failures {failures}"
+            )
             if count:
                 print(
                     f"    CPU per command: consumer {1000 * cpu_used[0] / count:.2f} ms, API {1000 * cpu_used[1] / count:.2f} ms,"
@@ -233,7 +250,9 @@ async def main() -> None:
             api_p99.append(percentile(latencies, 0.99))
             raw_rates.append(raw_count / args.seconds)
         api_rate, raw_rate = statistics.median(api_rates), statistics.median(raw_rates)
-        print(f"median commands/s through the API: {api_rate:,.0f}  (p50 {statistics.median(api_p50) * 1000:.1f} ms, p99 {statistics.median(api_p99) * 1000:.1f} ms)")
+        print(
+            f"median commands/s through the API: {api_rate:,.0f}  (p50 {statistics.median(api_p50) * 1000:.1f} ms, p99 {statistics.median(api_p99) * 1000:.1f} ms)"
+        )
         print(f"median raw asyncpg INSERT commits/s: {raw_rate:,.0f}")
         print(f"ratio API / raw: {api_rate / raw_rate:.2f}")
 

@@ -117,8 +117,7 @@ def load_keys(settings: Settings | None = None, key_file: Path | str | None = No
             Fernet(key)
         except (ValueError, TypeError):
             raise InvalidEncryptionKey(
-                f"key #{position} in {source} is not a Fernet key (expected 32 bytes in urlsafe base64, "
-                "44 characters)"
+                f"key #{position} in {source} is not a Fernet key (expected 32 bytes in urlsafe base64, 44 characters)"
             ) from None
     return keys
 
@@ -169,7 +168,9 @@ class Keyring:
         """A 32-byte key for `purpose` (HKDF-SHA256 over the first key): every process with
         the same keys derives the same one, and no purpose learns another's or the
         encryption key. Rolling the first key changes it."""
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode("utf-8")).derive(self._primary_key)
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode("utf-8")).derive(
+            self._primary_key
+        )
 
     def is_current(self, token: str) -> bool:
         """Whether `token` is already encrypted under the first key (nothing to rotate)."""

@@ -247,6 +247,8 @@ def currency_param(value: object, param: str) -> str:
     400 `invalid_currency` naming that param."""
     if not isinstance(value, str) or not is_known_currency(value):
         raise InvalidRequest(
-            f"Invalid {param}: {value!r} is not a supported ISO 4217 currency code.", code="invalid_currency", param=param
+            f"Invalid {param}: {value!r} is not a supported ISO 4217 currency code.",
+            code="invalid_currency",
+            param=param,
         )
     return get_currency(value).code

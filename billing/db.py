@@ -72,7 +72,9 @@ ROW_SECURITY_KEY = "row_security"
 
 
 @asynccontextmanager
-async def tenant_session(factory: async_sessionmaker[AsyncSession], organization_id: str) -> AsyncIterator[AsyncSession]:
+async def tenant_session(
+    factory: async_sessionmaker[AsyncSession], organization_id: str
+) -> AsyncIterator[AsyncSession]:
     """A session that only ever sees one organization's rows: its ORM statements carry the
     tenant filter, and each of its transactions runs as `billing_tenant` with Postgres
     row-level security bound to the organization, so even SQL without the filter cannot
@@ -86,7 +88,9 @@ async def tenant_session(factory: async_sessionmaker[AsyncSession], organization
 
 
 # for the rest of the transaction (or until set again): the tenant role, bound to one organization
-_BIND_ROW_SECURITY = text("SELECT set_config('role', :role, true), set_config('billing.organization_id', :organization, true)")
+_BIND_ROW_SECURITY = text(
+    "SELECT set_config('role', :role, true), set_config('billing.organization_id', :organization, true)"
+)
 # (organization, tenant role or not) that a session's open transaction is bound to
 _ROW_SECURITY_BINDING = "row_security_binding"
 

@@ -32,11 +32,23 @@ class BillingError(Exception):
             self.status = status
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "code": self.code, "message": self.message, "param": self.param, "status": self.status}
+        return {
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "status": self.status,
+        }
 
     @classmethod
     def from_dict(cls, error: dict[str, Any]) -> BillingError:
-        return cls(error["message"], code=error.get("code"), param=error.get("param"), type=error["type"], status=error.get("status", 400))
+        return cls(
+            error["message"],
+            code=error.get("code"),
+            param=error.get("param"),
+            type=error["type"],
+            status=error.get("status", 400),
+        )
 
 
 class InvalidRequest(BillingError):

@@ -69,13 +69,19 @@ def validated_rate(data: ExchangeRateCreate) -> fx.ExchangeRate:
         rate = parse_decimal(data.rate, "rate")
     except ValueError:
         raise InvalidRequest(
-            f"Invalid rate: must be a decimal string like '1.0842', got {data.rate!r}.", code="parameter_invalid", param="rate"
+            f"Invalid rate: must be a decimal string like '1.0842', got {data.rate!r}.",
+            code="parameter_invalid",
+            param="rate",
         ) from None
     if rate <= 0 or rate >= RATE_MAX:
-        raise InvalidRequest(f"Invalid rate: must be positive and below 10^18, got {data.rate}.", code="parameter_invalid", param="rate")
+        raise InvalidRequest(
+            f"Invalid rate: must be positive and below 10^18, got {data.rate}.", code="parameter_invalid", param="rate"
+        )
     if decimal_places(rate) > RATE_DECIMAL_PLACES:
         raise InvalidRequest(
-            f"Invalid rate: at most {RATE_DECIMAL_PLACES} decimal places, got {data.rate}.", code="parameter_invalid", param="rate"
+            f"Invalid rate: at most {RATE_DECIMAL_PLACES} decimal places, got {data.rate}.",
+            code="parameter_invalid",
+            param="rate",
         )
     if not data.source.strip():
         raise InvalidRequest("Invalid source: it cannot be blank.", code="parameter_invalid", param="source")
@@ -148,7 +154,9 @@ async def import_rates(session: AsyncSession, rates: list[fx.ExchangeRate], *, r
             raise ValueError(f"{rate.base}->{rate.quote} {rate.source}: rate {rate.rate} does not fit numeric(30,12)")
         existing = await _stored(session, rate)
         if existing is None:
-            session.add(ExchangeRate(base=rate.base, quote=rate.quote, rate=rate.rate, source=rate.source, as_of=rate.as_of))
+            session.add(
+                ExchangeRate(base=rate.base, quote=rate.quote, rate=rate.rate, source=rate.source, as_of=rate.as_of)
+            )
             inserted += 1
         elif existing.rate == rate.rate:
             unchanged += 1

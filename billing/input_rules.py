@@ -156,7 +156,10 @@ def headers_refusal(headers: Iterable[tuple[bytes, bytes]]) -> Refusal | None:
             )
     if total > MAX_HEADERS_BYTES:
         return Refusal(
-            f"The request headers can hold at most {MAX_HEADERS_BYTES} bytes together.", "request_header_too_large", None, 431
+            f"The request headers can hold at most {MAX_HEADERS_BYTES} bytes together.",
+            "request_header_too_large",
+            None,
+            431,
         )
     return None
 

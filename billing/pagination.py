@@ -34,12 +34,15 @@ class PageRequest:
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
-            raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}.", code="parameter_invalid_integer", param="limit")
+            raise InvalidRequest(
+                f"limit must be between 1 and {MAX_LIMIT}.", code="parameter_invalid_integer", param="limit"
+            )
         if self.starting_after and self.ending_before:
             raise InvalidRequest(
-                "startingAfter and endingBefore cannot be used together.", code="parameter_invalid", param="endingBefore"
+                "startingAfter and endingBefore cannot be used together.",
+                code="parameter_invalid",
+                param="endingBefore",
             )
-
 
     @classmethod
     def search(cls, limit: int, page: str | None) -> PageRequest:
@@ -73,7 +76,12 @@ class CreatedRange:
     lt: datetime | None = None
 
     def apply(self, statement: Select[Any], column: Any) -> Select[Any]:
-        for bound, compare in ((self.gte, column.__ge__), (self.gt, column.__gt__), (self.lte, column.__le__), (self.lt, column.__lt__)):
+        for bound, compare in (
+            (self.gte, column.__ge__),
+            (self.gt, column.__gt__),
+            (self.lte, column.__le__),
+            (self.lt, column.__lt__),
+        ):
             if bound is not None:
                 statement = statement.where(compare(bound))
         return statement
@@ -88,7 +96,9 @@ async def paginate(
     if page.cursor is not None:
         cursor_id, param = page.cursor
         if not _cursor_fits(model, cursor_id):
-            raise InvalidRequest(f"Invalid {param}: not the id of an object of this list.", code="parameter_invalid", param=param)
+            raise InvalidRequest(
+                f"Invalid {param}: not the id of an object of this list.", code="parameter_invalid", param=param
+            )
         cursor = (await session.execute(select(model.created_at, model.id).where(model.id == cursor_id))).first()
         if cursor is None:
             raise ResourceMissing(resource, cursor_id, param=param)

@@ -52,7 +52,9 @@ def parse_search_query(query: str, fields: set[str]) -> SearchQuery:
     while True:
         match = _CLAUSE.match(query, position)
         if not match:
-            raise invalid(f"Could not parse the search query at character {position}: {query[position:position + 30]!r}")
+            raise invalid(
+                f"Could not parse the search query at character {position}: {query[position : position + 30]!r}"
+            )
         field, key = match["field"], match["key"]
         if field not in fields:
             raise invalid(f"{field!r} is not a searchable field (searchable: {', '.join(sorted(fields))}).")

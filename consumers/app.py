@@ -26,12 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.db import create_engine, create_session_factory
 from billing.outbox import PostgresOutboxStore
-from consumers import catalog, customers, organizations
-from consumers import payments  # payments (issue 5)
-from consumers import meters  # analytics API (issue 6)
+from billing.redaction import install_log_redaction
+from consumers import (
+    catalog,
+    customers,
+    meters,  # analytics API (issue 6)
+    organizations,
+    payments,  # payments (issue 5)
+)
 from consumers.pipeline import BatchResult, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
-from billing.redaction import install_log_redaction
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.outbox import OutboxRelay
 from producers.publisher import Publisher, create_broker
@@ -45,7 +49,11 @@ CONSUMER_GROUP = "billing-command-consumers"
 def consumer_group(settings: Settings) -> str:
     # prefixed like the topics, so a test run never joins the group of a running `make dev`
     return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
-ROUTES = merge_routes(customers.router, organizations.router, catalog.router, payments.router, meters.router)  # payments.router: issue 5, meters.router: issue 6
+
+
+ROUTES = merge_routes(
+    customers.router, organizations.router, catalog.router, payments.router, meters.router
+)  # payments.router: issue 5, meters.router: issue 6
 RETRY_WINDOW_SECONDS = 120.0
 
 
@@ -93,7 +101,13 @@ def build_command_consumer(
         try:
             result = await apply_with_retries(sessions, records)
             for letter in result.dead_letters:
-                log.warning("dead letter at %s[%d]@%d: %s", letter.record.topic, letter.record.partition, letter.record.offset, letter.reason)
+                log.warning(
+                    "dead letter at %s[%d]@%d: %s",
+                    letter.record.topic,
+                    letter.record.partition,
+                    letter.record.offset,
+                    letter.reason,
+                )
                 await publisher.publish(dead_letter_message(letter), topic=topic(BILLING_COMMANDS_DLQ))
         except Exception:
             await message.nack()  # seek back: the batch comes again, never skipped
@@ -129,7 +143,11 @@ class OffsetCommitter:
         try:
             await self._subscriber.consumer.commit(positions)
         except Exception as error:  # a rebalance, or the consumer stopping: nothing is lost
-            log.warning("committing offsets %s failed (%r): those commands come again and are answered as duplicates", positions, error)
+            log.warning(
+                "committing offsets %s failed (%r): those commands come again and are answered as duplicates",
+                positions,
+                error,
+            )
 
     async def drain(self) -> None:
         if self._last is not None:

@@ -26,7 +26,9 @@ async def create(session: AsyncSession, payload: IssueApiKeyCommand) -> Applied:
 @router.command("api_key.roll", RollApiKeyCommand)
 async def roll(session: AsyncSession, payload: RollApiKeyCommand) -> Applied:
     new = payload.newKey
-    key = await service.roll_api_key(session, payload.oldKeyId, new.id, new.secretHash, new.prefix, payload.expiresInSeconds)
+    key = await service.roll_api_key(
+        session, payload.oldKeyId, new.id, new.secretHash, new.prefix, payload.expiresInSeconds
+    )
     return _applied(key, "api_key.rolled")
 
 

@@ -27,8 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from pydantic import ValidationError
 from sqlalchemy import event, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,7 +36,14 @@ from sqlalchemy.orm import Session
 
 from billing.commands import outcomes_of
 from billing.db import TENANT_KEY, bind_row_security
-from billing.errors import BillingError, Conflict, IdempotencyError, InternalError, InvalidRequest, from_validation_error
+from billing.errors import (
+    BillingError,
+    Conflict,
+    IdempotencyError,
+    InternalError,
+    InvalidRequest,
+    from_validation_error,
+)
 from billing.input_rules import TEXT_MESSAGE, bad_text, decoded, first_field, trimmed_param
 from billing.models import Outbox, ProcessedCommand
 from billing.outbox import outbox_row
@@ -161,7 +168,9 @@ def _storable(error: BillingError) -> BillingError:
     if not (bad_text(error.message) or (error.param and bad_text(error.param))):
         return error
     message = "".join("\ufffd" if bad_text(char) else char for char in error.message)
-    return BillingError(message, code=error.code, param=trimmed_param(error.param, bad_text), type=error.type, status=error.status)
+    return BillingError(
+        message, code=error.code, param=trimmed_param(error.param, bad_text), type=error.type, status=error.status
+    )
 
 
 _ENVELOPE_TEXT = ("commandId", "type", "organizationId", "idempotencyKey")
@@ -182,7 +191,9 @@ def parse_record(record: RawCommand) -> CommandEnvelope | DeadLetter:
         return DeadLetter(record, f"not a command envelope: {error.errors(include_url=False, include_input=False)}")
     unstorable = [name for name in _ENVELOPE_TEXT if bad_text(getattr(envelope, name) or "")]
     if unstorable:
-        return DeadLetter(record, f"not a command envelope: {', '.join(unstorable)} cannot be stored (NUL or invalid text)")
+        return DeadLetter(
+            record, f"not a command envelope: {', '.join(unstorable)} cannot be stored (NUL or invalid text)"
+        )
     return envelope
 
 
@@ -292,7 +303,9 @@ async def _bind_command(session: AsyncSession, routes: dict[str, Route], envelop
     await bind_row_security(session, envelope.organizationId, tenant_role=route is None or route.row_security)
 
 
-async def _run_handler(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> Applied | BillingError:
+async def _run_handler(
+    session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope
+) -> Applied | BillingError:
     """The handler's result, or the refusal of a command that never reaches one; what the
     handler raises propagates."""
     route = routes.get(envelope.type)
@@ -377,7 +390,9 @@ async def apply_batch(
         if is_transient(error):
             raise
         if not isinstance(error, _NeedsIsolation):
-            log.info("batch of %d commands failed (%r): applying it again with a savepoint per command", len(batch), error)
+            log.info(
+                "batch of %d commands failed (%r): applying it again with a savepoint per command", len(batch), error
+            )
         try:
             applied, duplicates, events = await _apply_envelopes(sessions, routes, batch, isolated=True)
         except Exception as error:
@@ -390,7 +405,9 @@ async def apply_batch(
 
 
 async def _apply_alone(
-    sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], envelopes: list[tuple[RawCommand, CommandEnvelope]]
+    sessions: async_sessionmaker[AsyncSession],
+    routes: dict[str, Route],
+    envelopes: list[tuple[RawCommand, CommandEnvelope]],
 ) -> tuple[int, int, list[StagedEvent], list[DeadLetter]]:
     """Each command in a transaction of its own, in order, `ALONE_TRIES` times at most: one
     that still fails goes to the dead letters with the reason, and the others apply."""
@@ -400,11 +417,15 @@ async def _apply_alone(
     for record, envelope in envelopes:
         for attempt in range(1, ALONE_TRIES + 1):
             try:
-                one_applied, one_duplicate, one_events = await _apply_envelopes(sessions, routes, [envelope], isolated=True)
+                one_applied, one_duplicate, one_events = await _apply_envelopes(
+                    sessions, routes, [envelope], isolated=True
+                )
             except Exception as error:
                 if is_transient(error):
                     raise
-                log.warning("command %s failed alone (try %d of %d): %r", envelope.commandId, attempt, ALONE_TRIES, error)
+                log.warning(
+                    "command %s failed alone (try %d of %d): %r", envelope.commandId, attempt, ALONE_TRIES, error
+                )
                 if attempt == ALONE_TRIES:
                     # repr: ASCII whatever the error holds; cut, as a statement's error lists its parameters
                     reason = f"command {envelope.type} failed {ALONE_TRIES} times: {error!r:.{REASON_CHARS}}"
@@ -418,7 +439,11 @@ async def _apply_alone(
 
 
 async def _apply_envelopes(
-    sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], envelopes: list[CommandEnvelope], *, isolated: bool
+    sessions: async_sessionmaker[AsyncSession],
+    routes: dict[str, Route],
+    envelopes: list[CommandEnvelope],
+    *,
+    isolated: bool,
 ) -> tuple[int, int, list[StagedEvent]]:
     applied_count = duplicates = 0
     records = BatchRecords()
@@ -428,7 +453,9 @@ async def _apply_envelopes(
         known = await outcomes_of(session, {e.commandId for e in envelopes})
         seen_in_batch: dict[str, CommandOutcome] = {}
         for envelope in envelopes:
-            owner, first = known.get(envelope.commandId, (envelope.organizationId, seen_in_batch.get(envelope.commandId)))
+            owner, first = known.get(
+                envelope.commandId, (envelope.organizationId, seen_in_batch.get(envelope.commandId))
+            )
             if owner != envelope.organizationId:
                 # another tenant's command id: answer without revealing its outcome
                 refused = CommandOutcome(
@@ -436,7 +463,9 @@ async def _apply_envelopes(
                     commandType=envelope.type,
                     status="failed",
                     requestHash=envelope.request_hash(),
-                    error=IdempotencyError("This commandId is already in use.", code="command_id_in_use", param="commandId").to_dict(),
+                    error=IdempotencyError(
+                        "This commandId is already in use.", code="command_id_in_use", param="commandId"
+                    ).to_dict(),
                 )
                 records.event(_outcome_event(envelope, refused))
                 continue

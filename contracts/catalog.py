@@ -127,7 +127,9 @@ class PriceCreate(RequestModel):
     unitAmount: JsonValue = Field(default=None, description="Integer minor units")
     unitAmountDecimal: JsonValue = Field(default=None, description="Decimal string, minor units, up to 12 places")
     tiersMode: JsonValue = Field(default=None, description="graduated | volume")
-    tiers: JsonValue = Field(default=None, description='[{upTo: int | "inf", unitAmount, unitAmountDecimal, flatAmount, flatAmountDecimal}]')
+    tiers: JsonValue = Field(
+        default=None, description='[{upTo: int | "inf", unitAmount, unitAmountDecimal, flatAmount, flatAmountDecimal}]'
+    )
     transformQuantity: JsonValue = Field(default=None, description="{divideBy, round: up | down}: package pricing")
     recurring: JsonValue = Field(default=None, description="{interval, intervalCount, usageType, meter}")
     currencyOptions: JsonValue = Field(default=None, description="{eur: {unitAmount | unitAmountDecimal | tiers}}")
@@ -163,7 +165,9 @@ MAX_QUOTE_QUANTITY = 10**15
 class QuoteRequest(RequestModel):
     quantity: StrictInt = Field(ge=0, le=MAX_QUOTE_QUANTITY)
     currency: str | None = Field(
-        default=None, max_length=16, description="The price's currency or one of its currencyOptions (default: the price's)"
+        default=None,
+        max_length=16,
+        description="The price's currency or one of its currencyOptions (default: the price's)",
     )
 
 

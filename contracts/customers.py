@@ -52,4 +52,3 @@ class CustomerUpdateCommand(RequestModel):
 
 class CustomerDeleteCommand(RequestModel):
     id: str = Field(max_length=64)
-

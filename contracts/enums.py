@@ -7,101 +7,117 @@ from enum import StrEnum
 
 
 class PriceType(StrEnum):
-    one_time = 'one_time'
-    recurring = 'recurring'
+    one_time = "one_time"
+    recurring = "recurring"
 
 
 class BillingScheme(StrEnum):
-    per_unit = 'per_unit'
-    tiered = 'tiered'
+    per_unit = "per_unit"
+    tiered = "tiered"
 
 
 class TiersMode(StrEnum):
-    graduated = 'graduated'
-    volume = 'volume'
+    graduated = "graduated"
+    volume = "volume"
 
 
 class RecurringInterval(StrEnum):
-    day = 'day'
-    week = 'week'
-    month = 'month'
-    year = 'year'
+    day = "day"
+    week = "week"
+    month = "month"
+    year = "year"
 
 
 class UsageType(StrEnum):
-    licensed = 'licensed'
-    metered = 'metered'
+    licensed = "licensed"
+    metered = "metered"
 
 
 class MeterAggregation(StrEnum):
-    sum = 'sum'
-    count = 'count'
-    max = 'max'
-    last = 'last'
-    unique_count = 'unique_count'
+    sum = "sum"
+    count = "count"
+    max = "max"
+    last = "last"
+    unique_count = "unique_count"
 
 
 class AttributeType(StrEnum):
-    string = 'string'
-    number = 'number'
-    boolean = 'boolean'
-    enum = 'enum'
-    date = 'date'
+    string = "string"
+    number = "number"
+    boolean = "boolean"
+    enum = "enum"
+    date = "date"
 
 
 class PaymentMethodType(StrEnum):
-    card = 'card'
-    sepa_debit = 'sepa_debit'
-    us_bank_account = 'us_bank_account'
-    link = 'link'
+    card = "card"
+    sepa_debit = "sepa_debit"
+    us_bank_account = "us_bank_account"
+    link = "link"
 
 
 class SubscriptionStatus(StrEnum):
-    incomplete = 'incomplete'
-    incomplete_expired = 'incomplete_expired'
-    trialing = 'trialing'
-    active = 'active'
-    past_due = 'past_due'
-    canceled = 'canceled'
-    unpaid = 'unpaid'
-    paused = 'paused'
+    incomplete = "incomplete"
+    incomplete_expired = "incomplete_expired"
+    trialing = "trialing"
+    active = "active"
+    past_due = "past_due"
+    canceled = "canceled"
+    unpaid = "unpaid"
+    paused = "paused"
 
 
 class CollectionMethod(StrEnum):
-    charge_automatically = 'charge_automatically'
-    send_invoice = 'send_invoice'
+    charge_automatically = "charge_automatically"
+    send_invoice = "send_invoice"
 
 
 class ProrationBehavior(StrEnum):
-    create_prorations = 'create_prorations'
-    none = 'none'
-    always_invoice = 'always_invoice'
+    create_prorations = "create_prorations"
+    none = "none"
+    always_invoice = "always_invoice"
 
 
 class SubscriptionScheduleStatus(StrEnum):
-    not_started = 'not_started'
-    active = 'active'
-    completed = 'completed'
-    released = 'released'
-    canceled = 'canceled'
+    not_started = "not_started"
+    active = "active"
+    completed = "completed"
+    released = "released"
+    canceled = "canceled"
 
 
 class SubscriptionScheduleEndBehavior(StrEnum):
-    release = 'release'
-    cancel = 'cancel'
+    release = "release"
+    cancel = "cancel"
 
 
 class InvoiceStatus(StrEnum):
-    draft = 'draft'
-    open = 'open'
-    paid = 'paid'
-    uncollectible = 'uncollectible'
-    void = 'void'
+    draft = "draft"
+    open = "open"
+    paid = "paid"
+    uncollectible = "uncollectible"
+    void = "void"
 
 
 class CommandStatus(StrEnum):
-    succeeded = 'succeeded'
-    failed = 'failed'
+    succeeded = "succeeded"
+    failed = "failed"
 
 
-__all__ = ['PriceType', 'BillingScheme', 'TiersMode', 'RecurringInterval', 'UsageType', 'MeterAggregation', 'AttributeType', 'PaymentMethodType', 'SubscriptionStatus', 'CollectionMethod', 'ProrationBehavior', 'SubscriptionScheduleStatus', 'SubscriptionScheduleEndBehavior', 'InvoiceStatus', 'CommandStatus']
+__all__ = [
+    "AttributeType",
+    "BillingScheme",
+    "CollectionMethod",
+    "CommandStatus",
+    "InvoiceStatus",
+    "MeterAggregation",
+    "PaymentMethodType",
+    "PriceType",
+    "ProrationBehavior",
+    "RecurringInterval",
+    "SubscriptionScheduleEndBehavior",
+    "SubscriptionScheduleStatus",
+    "SubscriptionStatus",
+    "TiersMode",
+    "UsageType",
+]

@@ -70,7 +70,9 @@ class CommandOutcome(BaseModel):
 
 
 def request_hash(command_type: str, payload: dict[str, Any]) -> str:
-    canonical = json.dumps({"type": command_type, "payload": payload}, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(
+        {"type": command_type, "payload": payload}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

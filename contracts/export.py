@@ -48,7 +48,9 @@ PayloadModels = Mapping[str, type[BaseModel]]
 
 def envelope_model_name(command_type: str) -> str:
     """customer.create -> CustomerCreateEnvelope (payload models never end in Envelope)."""
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", command_type) if part) + "Envelope"
+    return (
+        "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", command_type) if part) + "Envelope"
+    )
 
 
 def command_envelope_models(payload_models: PayloadModels) -> dict[str, type[CommandEnvelope]]:
@@ -218,7 +220,9 @@ def asyncapi_document(
     """AsyncAPI 3.0 from the point of view of a system that integrates: it sends commands
     and usage events, and receives events and command dead letters."""
     envelopes = command_envelope_models(payload_models)
-    refs, schemas = _component_schemas([*envelopes.values(), EventEnvelope, OutcomeEvent, CommandDeadLetter, UsageEvent])
+    refs, schemas = _component_schemas(
+        [*envelopes.values(), EventEnvelope, OutcomeEvent, CommandDeadLetter, UsageEvent]
+    )
     usage_ref = refs[UsageEvent]["$ref"].rsplit("/", 1)[-1]
     _usage_timestamp(schemas[usage_ref])
 

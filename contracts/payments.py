@@ -190,15 +190,15 @@ class StripePaymentEvent(StripeEventFields):
 
 
 __all__ = [
+    "GATEWAY_ID_PATTERN",
+    "STRIPE_SECRET_KEY_PATTERN",
+    "STRIPE_WEBHOOK_SECRET_PATTERN",
     "AttachPaymentMethodCommand",
     "ConnectStripeAccountCommand",
     "DetachPaymentMethodCommand",
     "DisconnectStripeAccountCommand",
-    "GATEWAY_ID_PATTERN",
     "GatewayPaymentMethodData",
     "PaymentMethodAttach",
-    "STRIPE_SECRET_KEY_PATTERN",
-    "STRIPE_WEBHOOK_SECRET_PATTERN",
     "SetDefaultPaymentMethodCommand",
     "SetGatewayCustomerCommand",
     "SetupIntent",

@@ -13,294 +13,363 @@ from decimal import Decimal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue
 
-from contracts.enums import PriceType, BillingScheme, TiersMode, RecurringInterval, UsageType, MeterAggregation, AttributeType, PaymentMethodType, SubscriptionStatus, CollectionMethod, ProrationBehavior, SubscriptionScheduleStatus, SubscriptionScheduleEndBehavior, InvoiceStatus, CommandStatus
+from contracts.enums import (
+    AttributeType,
+    BillingScheme,
+    CollectionMethod,
+    CommandStatus,
+    InvoiceStatus,
+    MeterAggregation,
+    PaymentMethodType,
+    PriceType,
+    ProrationBehavior,
+    RecurringInterval,
+    SubscriptionScheduleEndBehavior,
+    SubscriptionScheduleStatus,
+    SubscriptionStatus,
+    TiersMode,
+    UsageType,
+)
 
 
 class Resource(BaseModel):
     """Reads from an ORM row (snake_case attributes) or from API JSON (camelCase)."""
 
-    model_config = ConfigDict(from_attributes=True, populate_by_name=True, extra='forbid')
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True, extra="forbid")
 
 
 class Organization(Resource):
     id: str
     name: str
-    reportingCurrency: str = Field(validation_alias=AliasChoices('reporting_currency', 'reportingCurrency'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    reportingCurrency: str = Field(validation_alias=AliasChoices("reporting_currency", "reportingCurrency"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class ApiKey(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
     name: str
-    prefix: str = Field(description='The first characters of the secret, shown in listings so a key can be recognised.')
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    lastUsedAt: datetime | None = Field(validation_alias=AliasChoices('last_used_at', 'lastUsedAt'))
-    expiresAt: datetime | None = Field(validation_alias=AliasChoices('expires_at', 'expiresAt'))
-    revokedAt: datetime | None = Field(validation_alias=AliasChoices('revoked_at', 'revokedAt'))
+    prefix: str = Field(description="The first characters of the secret, shown in listings so a key can be recognised.")
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    lastUsedAt: datetime | None = Field(validation_alias=AliasChoices("last_used_at", "lastUsedAt"))
+    expiresAt: datetime | None = Field(validation_alias=AliasChoices("expires_at", "expiresAt"))
+    revokedAt: datetime | None = Field(validation_alias=AliasChoices("revoked_at", "revokedAt"))
 
 
 class Customer(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
     email: str | None
     name: str | None
     phone: str | None
     description: str | None
     address: JsonValue
     shipping: JsonValue
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     currency: str | None = Field(description="Fixed by the customer's first subscription; ISO 4217, lowercase.")
-    balance: int = Field(description='Minor units; negative is a credit the customer holds.')
-    invoicePrefix: str | None = Field(validation_alias=AliasChoices('invoice_prefix', 'invoicePrefix'))
-    invoiceSettings: JsonValue = Field(validation_alias=AliasChoices('invoice_settings', 'invoiceSettings'))
-    defaultPaymentMethodId: str | None = Field(validation_alias=AliasChoices('default_payment_method_id', 'defaultPaymentMethodId'))
-    gatewayCustomerId: str | None = Field(validation_alias=AliasChoices('gateway_customer_id', 'gatewayCustomerId'))
+    balance: int = Field(description="Minor units; negative is a credit the customer holds.")
+    invoicePrefix: str | None = Field(validation_alias=AliasChoices("invoice_prefix", "invoicePrefix"))
+    invoiceSettings: JsonValue = Field(validation_alias=AliasChoices("invoice_settings", "invoiceSettings"))
+    defaultPaymentMethodId: str | None = Field(
+        validation_alias=AliasChoices("default_payment_method_id", "defaultPaymentMethodId")
+    )
+    gatewayCustomerId: str | None = Field(validation_alias=AliasChoices("gateway_customer_id", "gatewayCustomerId"))
     deleted: bool
-    deletedAt: datetime | None = Field(validation_alias=AliasChoices('deleted_at', 'deletedAt'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    deletedAt: datetime | None = Field(validation_alias=AliasChoices("deleted_at", "deletedAt"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class CustomerPaymentMethod(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    customerId: str = Field(validation_alias=AliasChoices('customer_id', 'customerId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
     gateway: str
-    gatewayPaymentMethodId: str = Field(validation_alias=AliasChoices('gateway_payment_method_id', 'gatewayPaymentMethodId'))
+    gatewayPaymentMethodId: str = Field(
+        validation_alias=AliasChoices("gateway_payment_method_id", "gatewayPaymentMethodId")
+    )
     type: PaymentMethodType
     brand: str | None
     last4: str | None
-    expMonth: int | None = Field(validation_alias=AliasChoices('exp_month', 'expMonth'))
-    expYear: int | None = Field(validation_alias=AliasChoices('exp_year', 'expYear'))
+    expMonth: int | None = Field(validation_alias=AliasChoices("exp_month", "expMonth"))
+    expYear: int | None = Field(validation_alias=AliasChoices("exp_year", "expYear"))
     country: str | None
     fingerprint: str | None
-    billingDetails: JsonValue = Field(validation_alias=AliasChoices('billing_details', 'billingDetails'))
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    billingDetails: JsonValue = Field(validation_alias=AliasChoices("billing_details", "billingDetails"))
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class ProductAttributeDefinition(Resource):
     """An organization's definition of one product attribute ("dynamic attributes")."""
+
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
     key: str
     label: str
     type: AttributeType
     required: bool
-    enumValues: JsonValue = Field(validation_alias=AliasChoices('enum_values', 'enumValues'))
-    defaultValue: JsonValue = Field(validation_alias=AliasChoices('default_value', 'defaultValue'))
+    enumValues: JsonValue = Field(validation_alias=AliasChoices("enum_values", "enumValues"))
+    defaultValue: JsonValue = Field(validation_alias=AliasChoices("default_value", "defaultValue"))
     deprecated: bool
-    deprecatedAt: datetime | None = Field(validation_alias=AliasChoices('deprecated_at', 'deprecatedAt'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    deprecatedAt: datetime | None = Field(validation_alias=AliasChoices("deprecated_at", "deprecatedAt"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class Product(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
     name: str
     description: str | None
     active: bool
     attributes: JsonValue
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    unitLabel: str | None = Field(validation_alias=AliasChoices('unit_label', 'unitLabel'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    unitLabel: str | None = Field(validation_alias=AliasChoices("unit_label", "unitLabel"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class Price(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    productId: str = Field(validation_alias=AliasChoices('product_id', 'productId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    productId: str = Field(validation_alias=AliasChoices("product_id", "productId"))
     active: bool
     type: PriceType
     currency: str
-    billingScheme: BillingScheme = Field(validation_alias=AliasChoices('billing_scheme', 'billingScheme'))
-    unitAmount: int | None = Field(validation_alias=AliasChoices('unit_amount', 'unitAmount'), description='Minor units of `currency`.')
-    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices('unit_amount_decimal', 'unitAmountDecimal'))
-    tiersMode: TiersMode | None = Field(validation_alias=AliasChoices('tiers_mode', 'tiersMode'))
+    billingScheme: BillingScheme = Field(validation_alias=AliasChoices("billing_scheme", "billingScheme"))
+    unitAmount: int | None = Field(
+        validation_alias=AliasChoices("unit_amount", "unitAmount"), description="Minor units of `currency`."
+    )
+    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
+    tiersMode: TiersMode | None = Field(validation_alias=AliasChoices("tiers_mode", "tiersMode"))
     tiers: JsonValue
-    transformQuantity: JsonValue = Field(validation_alias=AliasChoices('transform_quantity', 'transformQuantity'))
-    recurringInterval: RecurringInterval | None = Field(validation_alias=AliasChoices('recurring_interval', 'recurringInterval'))
-    recurringIntervalCount: int | None = Field(validation_alias=AliasChoices('recurring_interval_count', 'recurringIntervalCount'))
-    recurringUsageType: UsageType | None = Field(validation_alias=AliasChoices('recurring_usage_type', 'recurringUsageType'))
-    meterId: str | None = Field(validation_alias=AliasChoices('meter_id', 'meterId'))
-    currencyOptions: JsonValue = Field(validation_alias=AliasChoices('currency_options', 'currencyOptions'), description='Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.')
-    lookupKey: str | None = Field(validation_alias=AliasChoices('lookup_key', 'lookupKey'))
+    transformQuantity: JsonValue = Field(validation_alias=AliasChoices("transform_quantity", "transformQuantity"))
+    recurringInterval: RecurringInterval | None = Field(
+        validation_alias=AliasChoices("recurring_interval", "recurringInterval")
+    )
+    recurringIntervalCount: int | None = Field(
+        validation_alias=AliasChoices("recurring_interval_count", "recurringIntervalCount")
+    )
+    recurringUsageType: UsageType | None = Field(
+        validation_alias=AliasChoices("recurring_usage_type", "recurringUsageType")
+    )
+    meterId: str | None = Field(validation_alias=AliasChoices("meter_id", "meterId"))
+    currencyOptions: JsonValue = Field(
+        validation_alias=AliasChoices("currency_options", "currencyOptions"),
+        description="Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.",
+    )
+    lookupKey: str | None = Field(validation_alias=AliasChoices("lookup_key", "lookupKey"))
     nickname: str | None
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class Meter(Resource):
     """How usage events of one name are aggregated into a billable quantity."""
+
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    displayName: str = Field(validation_alias=AliasChoices('display_name', 'displayName'))
-    eventName: str = Field(validation_alias=AliasChoices('event_name', 'eventName'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    displayName: str = Field(validation_alias=AliasChoices("display_name", "displayName"))
+    eventName: str = Field(validation_alias=AliasChoices("event_name", "eventName"))
     aggregation: MeterAggregation
-    valueKey: str | None = Field(validation_alias=AliasChoices('value_key', 'valueKey'))
+    valueKey: str | None = Field(validation_alias=AliasChoices("value_key", "valueKey"))
     filters: JsonValue
     active: bool
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class Subscription(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    customerId: str = Field(validation_alias=AliasChoices('customer_id', 'customerId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
     status: SubscriptionStatus
     currency: str
-    collectionMethod: CollectionMethod = Field(validation_alias=AliasChoices('collection_method', 'collectionMethod'))
-    daysUntilDue: int | None = Field(validation_alias=AliasChoices('days_until_due', 'daysUntilDue'))
-    defaultPaymentMethodId: str | None = Field(validation_alias=AliasChoices('default_payment_method_id', 'defaultPaymentMethodId'))
-    startDate: datetime = Field(validation_alias=AliasChoices('start_date', 'startDate'))
-    billingCycleAnchor: datetime = Field(validation_alias=AliasChoices('billing_cycle_anchor', 'billingCycleAnchor'))
-    currentPeriodStart: datetime = Field(validation_alias=AliasChoices('current_period_start', 'currentPeriodStart'))
-    currentPeriodEnd: datetime = Field(validation_alias=AliasChoices('current_period_end', 'currentPeriodEnd'))
-    trialStart: datetime | None = Field(validation_alias=AliasChoices('trial_start', 'trialStart'))
-    trialEnd: datetime | None = Field(validation_alias=AliasChoices('trial_end', 'trialEnd'))
-    cancelAt: datetime | None = Field(validation_alias=AliasChoices('cancel_at', 'cancelAt'))
-    cancelAtPeriodEnd: bool = Field(validation_alias=AliasChoices('cancel_at_period_end', 'cancelAtPeriodEnd'))
-    canceledAt: datetime | None = Field(validation_alias=AliasChoices('canceled_at', 'canceledAt'))
-    cancellationReason: str | None = Field(validation_alias=AliasChoices('cancellation_reason', 'cancellationReason'))
-    endedAt: datetime | None = Field(validation_alias=AliasChoices('ended_at', 'endedAt'))
-    pauseCollection: JsonValue = Field(validation_alias=AliasChoices('pause_collection', 'pauseCollection'), description="Stripe's pause_collection: {behavior, resumesAt}.")
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    collectionMethod: CollectionMethod = Field(validation_alias=AliasChoices("collection_method", "collectionMethod"))
+    daysUntilDue: int | None = Field(validation_alias=AliasChoices("days_until_due", "daysUntilDue"))
+    defaultPaymentMethodId: str | None = Field(
+        validation_alias=AliasChoices("default_payment_method_id", "defaultPaymentMethodId")
+    )
+    startDate: datetime = Field(validation_alias=AliasChoices("start_date", "startDate"))
+    billingCycleAnchor: datetime = Field(validation_alias=AliasChoices("billing_cycle_anchor", "billingCycleAnchor"))
+    currentPeriodStart: datetime = Field(validation_alias=AliasChoices("current_period_start", "currentPeriodStart"))
+    currentPeriodEnd: datetime = Field(validation_alias=AliasChoices("current_period_end", "currentPeriodEnd"))
+    trialStart: datetime | None = Field(validation_alias=AliasChoices("trial_start", "trialStart"))
+    trialEnd: datetime | None = Field(validation_alias=AliasChoices("trial_end", "trialEnd"))
+    cancelAt: datetime | None = Field(validation_alias=AliasChoices("cancel_at", "cancelAt"))
+    cancelAtPeriodEnd: bool = Field(validation_alias=AliasChoices("cancel_at_period_end", "cancelAtPeriodEnd"))
+    canceledAt: datetime | None = Field(validation_alias=AliasChoices("canceled_at", "canceledAt"))
+    cancellationReason: str | None = Field(validation_alias=AliasChoices("cancellation_reason", "cancellationReason"))
+    endedAt: datetime | None = Field(validation_alias=AliasChoices("ended_at", "endedAt"))
+    pauseCollection: JsonValue = Field(
+        validation_alias=AliasChoices("pause_collection", "pauseCollection"),
+        description="Stripe's pause_collection: {behavior, resumesAt}.",
+    )
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class SubscriptionItem(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    subscriptionId: str = Field(validation_alias=AliasChoices('subscription_id', 'subscriptionId'))
-    priceId: str = Field(validation_alias=AliasChoices('price_id', 'priceId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    subscriptionId: str = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
+    priceId: str = Field(validation_alias=AliasChoices("price_id", "priceId"))
     quantity: int
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class SubscriptionSchedule(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    customerId: str = Field(validation_alias=AliasChoices('customer_id', 'customerId'))
-    subscriptionId: str | None = Field(validation_alias=AliasChoices('subscription_id', 'subscriptionId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    subscriptionId: str | None = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
     status: SubscriptionScheduleStatus
-    endBehavior: SubscriptionScheduleEndBehavior = Field(validation_alias=AliasChoices('end_behavior', 'endBehavior'))
-    currentPhaseIndex: int | None = Field(validation_alias=AliasChoices('current_phase_index', 'currentPhaseIndex'))
-    releasedAt: datetime | None = Field(validation_alias=AliasChoices('released_at', 'releasedAt'))
-    canceledAt: datetime | None = Field(validation_alias=AliasChoices('canceled_at', 'canceledAt'))
-    completedAt: datetime | None = Field(validation_alias=AliasChoices('completed_at', 'completedAt'))
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    endBehavior: SubscriptionScheduleEndBehavior = Field(validation_alias=AliasChoices("end_behavior", "endBehavior"))
+    currentPhaseIndex: int | None = Field(validation_alias=AliasChoices("current_phase_index", "currentPhaseIndex"))
+    releasedAt: datetime | None = Field(validation_alias=AliasChoices("released_at", "releasedAt"))
+    canceledAt: datetime | None = Field(validation_alias=AliasChoices("canceled_at", "canceledAt"))
+    completedAt: datetime | None = Field(validation_alias=AliasChoices("completed_at", "completedAt"))
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class SubscriptionSchedulePhase(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    scheduleId: str = Field(validation_alias=AliasChoices('schedule_id', 'scheduleId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    scheduleId: str = Field(validation_alias=AliasChoices("schedule_id", "scheduleId"))
     position: int
-    startDate: datetime = Field(validation_alias=AliasChoices('start_date', 'startDate'))
-    endDate: datetime | None = Field(validation_alias=AliasChoices('end_date', 'endDate'))
-    items: JsonValue = Field(description='[{priceId, quantity}]')
+    startDate: datetime = Field(validation_alias=AliasChoices("start_date", "startDate"))
+    endDate: datetime | None = Field(validation_alias=AliasChoices("end_date", "endDate"))
+    items: JsonValue = Field(description="[{priceId, quantity}]")
     iterations: int | None
-    trialEnd: datetime | None = Field(validation_alias=AliasChoices('trial_end', 'trialEnd'))
-    prorationBehavior: ProrationBehavior = Field(validation_alias=AliasChoices('proration_behavior', 'prorationBehavior'))
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
+    trialEnd: datetime | None = Field(validation_alias=AliasChoices("trial_end", "trialEnd"))
+    prorationBehavior: ProrationBehavior = Field(
+        validation_alias=AliasChoices("proration_behavior", "prorationBehavior")
+    )
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
 
 
 class Invoice(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    customerId: str = Field(validation_alias=AliasChoices('customer_id', 'customerId'))
-    subscriptionId: str | None = Field(validation_alias=AliasChoices('subscription_id', 'subscriptionId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    subscriptionId: str | None = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
     number: str | None
     status: InvoiceStatus
     currency: str
-    collectionMethod: CollectionMethod = Field(validation_alias=AliasChoices('collection_method', 'collectionMethod'))
-    billingReason: str | None = Field(validation_alias=AliasChoices('billing_reason', 'billingReason'))
-    periodStart: datetime = Field(validation_alias=AliasChoices('period_start', 'periodStart'))
-    periodEnd: datetime = Field(validation_alias=AliasChoices('period_end', 'periodEnd'))
+    collectionMethod: CollectionMethod = Field(validation_alias=AliasChoices("collection_method", "collectionMethod"))
+    billingReason: str | None = Field(validation_alias=AliasChoices("billing_reason", "billingReason"))
+    periodStart: datetime = Field(validation_alias=AliasChoices("period_start", "periodStart"))
+    periodEnd: datetime = Field(validation_alias=AliasChoices("period_end", "periodEnd"))
     subtotal: int
     tax: int
     total: int
-    amountDue: int = Field(validation_alias=AliasChoices('amount_due', 'amountDue'))
-    amountPaid: int = Field(validation_alias=AliasChoices('amount_paid', 'amountPaid'))
-    amountRemaining: int = Field(validation_alias=AliasChoices('amount_remaining', 'amountRemaining'))
-    attemptCount: int = Field(validation_alias=AliasChoices('attempt_count', 'attemptCount'))
-    nextPaymentAttempt: datetime | None = Field(validation_alias=AliasChoices('next_payment_attempt', 'nextPaymentAttempt'))
-    dueDate: datetime | None = Field(validation_alias=AliasChoices('due_date', 'dueDate'))
-    finalizedAt: datetime | None = Field(validation_alias=AliasChoices('finalized_at', 'finalizedAt'))
-    paidAt: datetime | None = Field(validation_alias=AliasChoices('paid_at', 'paidAt'))
-    voidedAt: datetime | None = Field(validation_alias=AliasChoices('voided_at', 'voidedAt'))
-    gatewayPaymentIntentId: str | None = Field(validation_alias=AliasChoices('gateway_payment_intent_id', 'gatewayPaymentIntentId'))
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    updatedAt: datetime = Field(validation_alias=AliasChoices('updated_at', 'updatedAt'))
+    amountDue: int = Field(validation_alias=AliasChoices("amount_due", "amountDue"))
+    amountPaid: int = Field(validation_alias=AliasChoices("amount_paid", "amountPaid"))
+    amountRemaining: int = Field(validation_alias=AliasChoices("amount_remaining", "amountRemaining"))
+    attemptCount: int = Field(validation_alias=AliasChoices("attempt_count", "attemptCount"))
+    nextPaymentAttempt: datetime | None = Field(
+        validation_alias=AliasChoices("next_payment_attempt", "nextPaymentAttempt")
+    )
+    dueDate: datetime | None = Field(validation_alias=AliasChoices("due_date", "dueDate"))
+    finalizedAt: datetime | None = Field(validation_alias=AliasChoices("finalized_at", "finalizedAt"))
+    paidAt: datetime | None = Field(validation_alias=AliasChoices("paid_at", "paidAt"))
+    voidedAt: datetime | None = Field(validation_alias=AliasChoices("voided_at", "voidedAt"))
+    gatewayPaymentIntentId: str | None = Field(
+        validation_alias=AliasChoices("gateway_payment_intent_id", "gatewayPaymentIntentId")
+    )
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class InvoiceLineItem(Resource):
     id: str
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
-    invoiceId: str = Field(validation_alias=AliasChoices('invoice_id', 'invoiceId'))
-    subscriptionItemId: str | None = Field(validation_alias=AliasChoices('subscription_item_id', 'subscriptionItemId'))
-    priceId: str | None = Field(validation_alias=AliasChoices('price_id', 'priceId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    invoiceId: str = Field(validation_alias=AliasChoices("invoice_id", "invoiceId"))
+    subscriptionItemId: str | None = Field(validation_alias=AliasChoices("subscription_item_id", "subscriptionItemId"))
+    priceId: str | None = Field(validation_alias=AliasChoices("price_id", "priceId"))
     description: str
     quantity: int
-    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices('unit_amount_decimal', 'unitAmountDecimal'))
-    amount: int = Field(description='Minor units, rounded once for this line.')
+    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
+    amount: int = Field(description="Minor units, rounded once for this line.")
     currency: str
-    periodStart: datetime = Field(validation_alias=AliasChoices('period_start', 'periodStart'))
-    periodEnd: datetime = Field(validation_alias=AliasChoices('period_end', 'periodEnd'))
+    periodStart: datetime = Field(validation_alias=AliasChoices("period_start", "periodStart"))
+    periodEnd: datetime = Field(validation_alias=AliasChoices("period_end", "periodEnd"))
     proration: bool
-    breakdown: JsonValue = Field(description='Per-tier breakdown from the pricing engine.')
-    metadata: JsonValue = Field(validation_alias=AliasChoices('metadata_', 'metadata'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
+    breakdown: JsonValue = Field(description="Per-tier breakdown from the pricing engine.")
+    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
 class ExchangeRate(Resource):
     """Exchange rates are data with a source and a time, used for reporting only."""
+
     id: str
     base: str
     quote: str
     rate: Decimal
     source: str
-    asOf: datetime = Field(validation_alias=AliasChoices('as_of', 'asOf'))
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
+    asOf: datetime = Field(validation_alias=AliasChoices("as_of", "asOf"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
 class ProcessedCommand(Resource):
     """One row per applied command: the dedupe key and the first outcome."""
-    commandId: str = Field(validation_alias=AliasChoices('command_id', 'commandId'))
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
+
+    commandId: str = Field(validation_alias=AliasChoices("command_id", "commandId"))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
     type: str
-    idempotencyKey: str | None = Field(validation_alias=AliasChoices('idempotency_key', 'idempotencyKey'))
-    requestHash: str = Field(validation_alias=AliasChoices('request_hash', 'requestHash'), description="sha256 of the command's canonical payload: the same key with other parameters is refused.")
+    idempotencyKey: str | None = Field(validation_alias=AliasChoices("idempotency_key", "idempotencyKey"))
+    requestHash: str = Field(
+        validation_alias=AliasChoices("request_hash", "requestHash"),
+        description="sha256 of the command's canonical payload: the same key with other parameters is refused.",
+    )
     status: CommandStatus
-    resourceId: str | None = Field(validation_alias=AliasChoices('resource_id', 'resourceId'))
+    resourceId: str | None = Field(validation_alias=AliasChoices("resource_id", "resourceId"))
     result: JsonValue
     error: JsonValue
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
 class Outbox(Resource):
     """The transactional outbox: written in the command's transaction, relayed to Kafka after."""
+
     id: int
-    organizationId: str = Field(validation_alias=AliasChoices('organization_id', 'organizationId'))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
     topic: str
     key: str
-    eventType: str = Field(validation_alias=AliasChoices('event_type', 'eventType'))
+    eventType: str = Field(validation_alias=AliasChoices("event_type", "eventType"))
     payload: JsonValue
-    createdAt: datetime = Field(validation_alias=AliasChoices('created_at', 'createdAt'))
-    sentAt: datetime | None = Field(validation_alias=AliasChoices('sent_at', 'sentAt'))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    sentAt: datetime | None = Field(validation_alias=AliasChoices("sent_at", "sentAt"))
 
 
-__all__ = ['Resource', 'Organization', 'ApiKey', 'Customer', 'CustomerPaymentMethod', 'ProductAttributeDefinition', 'Product', 'Price', 'Meter', 'Subscription', 'SubscriptionItem', 'SubscriptionSchedule', 'SubscriptionSchedulePhase', 'Invoice', 'InvoiceLineItem', 'ExchangeRate', 'ProcessedCommand', 'Outbox']
+__all__ = [
+    "ApiKey",
+    "Customer",
+    "CustomerPaymentMethod",
+    "ExchangeRate",
+    "Invoice",
+    "InvoiceLineItem",
+    "Meter",
+    "Organization",
+    "Outbox",
+    "Price",
+    "ProcessedCommand",
+    "Product",
+    "ProductAttributeDefinition",
+    "Resource",
+    "Subscription",
+    "SubscriptionItem",
+    "SubscriptionSchedule",
+    "SubscriptionSchedulePhase",
+]

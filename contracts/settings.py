@@ -52,7 +52,8 @@ class Settings:
     kafka_topic_prefix: str = field(default_factory=lambda: _env("KAFKA_TOPIC_PREFIX", ""))
     clickhouse_url: str = field(
         default_factory=lambda: _env(
-            "CLICKHOUSE_URL", "chdb://" + str(Path(_env("BILLING_DATA_DIR", str(PROJECT_ROOT / ".data"))) / "clickhouse")
+            "CLICKHOUSE_URL",
+            "chdb://" + str(Path(_env("BILLING_DATA_DIR", str(PROJECT_ROOT / ".data"))) / "clickhouse"),
         )
     )
     environment: str = field(default_factory=_environment)
@@ -75,7 +76,6 @@ class Settings:
         )
     )
     secret_encryption_keys: str = field(default_factory=lambda: _env("BILLING_ENCRYPTION_KEYS", ""))
-
 
     @property
     def local(self) -> bool:

@@ -159,7 +159,9 @@ def _to_datetime(value: Any) -> datetime:
     elif isinstance(value, str):
         text = value.strip()
         try:
-            result = _epoch_to_datetime(Decimal(text)) if text and text.lstrip("+-").replace(".", "", 1).isdigit() else None
+            result = (
+                _epoch_to_datetime(Decimal(text)) if text and text.lstrip("+-").replace(".", "", 1).isdigit() else None
+            )
         except InvalidOperation:
             result = None
         if result is None:
@@ -430,7 +432,9 @@ GroupBy = Literal["day", "hour", "customer"]
 
 # --- fast path --------------------------------------------------------------------------------
 
-_WIRE_FIELDS = frozenset({"eventName", "customerId", "value", "timestamp", "identifier", "properties", "organizationId"})
+_WIRE_FIELDS = frozenset(
+    {"eventName", "customerId", "value", "timestamp", "identifier", "properties", "organizationId"}
+)
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,12})?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_VALUE_INT = 10**20
@@ -443,7 +447,12 @@ def _plain(text: Any, limit: int) -> bool:
 
 def _fast_decimal(value: Decimal) -> bool:
     exponent = value.as_tuple().exponent
-    return value.is_finite() and isinstance(exponent, int) and exponent >= -VALUE_SCALE and abs(value) < MAX_VALUE_EXCLUSIVE
+    return (
+        value.is_finite()
+        and isinstance(exponent, int)
+        and exponent >= -VALUE_SCALE
+        and abs(value) < MAX_VALUE_EXCLUSIVE
+    )
 
 
 def fast_usage_event(payload: dict[str, Any], now: datetime) -> UsageEvent | None:
@@ -494,7 +503,9 @@ def fast_usage_event_json(raw: bytes, now: datetime) -> UsageEvent | None:
         w = _WIRE_DECODER.decode(raw)
     except (_msgspec.DecodeError, _msgspec.ValidationError):
         return None
-    return _fast_build(w.eventName, w.customerId, w.identifier, w.organizationId, w.value, w.timestamp, w.properties, now)
+    return _fast_build(
+        w.eventName, w.customerId, w.identifier, w.organizationId, w.value, w.timestamp, w.properties, now
+    )
 
 
 def _fast_build(

@@ -412,7 +412,7 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]], *, timeout: float) 
     def target() -> None:
         try:
             box["value"] = asyncio.run(bounded())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             box["error"] = exc
 
     t = threading.Thread(target=target, daemon=True)

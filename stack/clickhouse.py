@@ -65,7 +65,7 @@ def probe(settings: Settings) -> str | None:
         return _probe_server(settings.clickhouse_url)
     try:
         _chdb_version()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"chdb does not import: {type(exc).__name__}: {exc}"
     if not path.is_dir():
         return f"{path} does not exist"

@@ -104,12 +104,12 @@ def ensure_up(
                         errors[name] = f"{name}: not healthy after `up` at {st.address}: {st.detail}.{where}"
                 except StackError as exc:
                     errors[name] = str(exc)
-                except Exception as exc:  # noqa: BLE001 - report, don't hide, anything else
+                except Exception as exc:
                     errors[name] = f"{name}: unexpected {type(exc).__name__}: {exc}"
         if "kafka" in results:
             try:
                 kafka.ensure_topics(settings, say)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors["kafka topics"] = f"kafka: could not create the topics: {type(exc).__name__}: {exc}"
         if errors:
             raise StackError("\n".join(errors.values()))
@@ -131,7 +131,7 @@ def down(
         for name in reversed(names):  # stripe-mock, clickhouse, kafka, postgres
             try:
                 _MODULES[name].stop(settings, say)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"{name}: could not stop: {type(exc).__name__}: {exc}")
         if errors:
             raise StackError("\n".join(errors))
@@ -156,7 +156,7 @@ def _kafka_problem(settings: Settings) -> str | None:
 
     try:
         existing = set(run_async(lambda: kafka._list_topics(settings.kafka_bootstrap_servers), timeout=8))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()
     missing = [t for t in topic_table("") if t not in existing]
     return f"topics missing: {', '.join(missing)}" if missing else None

@@ -301,10 +301,10 @@ def check(settings: Settings) -> Probe:
     except asyncpg.InvalidCatalogNameError:
         try:
             run_async(lambda: _select_1(t.dsn, database="postgres"), timeout=10)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return Probe(f"{type(exc).__name__}: {exc}".strip())
         return Probe(None, database_missing=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return Probe(f"{type(exc).__name__}: {exc}".strip())
     return Probe(None)
 

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 
 from contracts.settings import get_settings
@@ -81,7 +82,7 @@ async def _connect_admin() -> asyncpg.Connection:
     url = make_url(os.environ["DATABASE_URL"]).set(database="postgres")
     try:
         return await asyncpg.connect(asyncpg_dsn(url.render_as_string(hide_password=False)), timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         pytest.fail(f"Postgres is not reachable at {url.host}:{url.port} ({error}): {START_HINT}", pytrace=False)
 
 

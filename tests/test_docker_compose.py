@@ -36,7 +36,9 @@ def ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def settings_names() -> set[str]:
-    names = set(re.findall(r"""_env\(\s*["']([A-Z0-9_]+)["']""", (PROJECT_ROOT / "contracts" / "settings.py").read_text()))
+    names = set(
+        re.findall(r"""_env\(\s*["']([A-Z0-9_]+)["']""", (PROJECT_ROOT / "contracts" / "settings.py").read_text())
+    )
     assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "BILLING_API_HOST"} <= names
     return names
 
@@ -59,7 +61,9 @@ def test_the_urls_point_at_the_compose_services(compose: dict[str, Any], ours: d
     postgres = compose["services"]["postgres"]["environment"]
     assert database.drivername == "postgresql+asyncpg" and database.host == "postgres" and database.port == 5432
     assert (database.username, database.password, database.database) == (
-        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"]
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
     )
     assert compose["services"]["postgres"]["image"].startswith("postgres:15")
 
@@ -107,7 +111,9 @@ def test_services_run_commands_the_cli_has(ours: dict[str, dict[str, Any]]) -> N
     assert "from producers.topics import ensure_topics" in topics[2]
 
 
-def test_one_shot_services_finish_before_the_others_start(compose: dict[str, Any], ours: dict[str, dict[str, Any]]) -> None:
+def test_one_shot_services_finish_before_the_others_start(
+    compose: dict[str, Any], ours: dict[str, dict[str, Any]]
+) -> None:
     services = compose["services"]
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
@@ -134,9 +140,9 @@ def test_the_dockerfile_installs_the_locked_project_with_every_package() -> None
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert "uv sync --frozen --no-dev" in text
-    packages = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
-        "packages"
-    ]
+    packages = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"][
+        "wheel"
+    ]["packages"]
     copied = set(re.findall(r"^COPY (\S+) \./\1\s*$", text, re.M))
     assert set(packages) <= copied, f"packages not copied into the image: {sorted(set(packages) - copied)}"
     assert re.search(r"^COPY pyproject\.toml uv\.lock README\.md \./$", text, re.M)

@@ -301,7 +301,9 @@ async def test_the_walkthrough_runs(billing_dev: DevProcess, tmp_path: Path) -> 
     outputs = block_outputs(run.output, len(blocks))
     for block, output in zip(blocks, outputs, strict=True):
         for expected in block.expected:
-            assert _squeeze(expected) in _squeeze(output), f"README block {block.name}: its output lacks {expected}\n{output[-2500:]}"
+            assert _squeeze(expected) in _squeeze(output), (
+                f"README block {block.name}: its output lacks {expected}\n{output[-2500:]}"
+            )
     ran = [r for r in run.log if r[0] == "RUN"]
     blocks_ran = {r[1] for r in ran}
     assert blocks_ran == {str(i) for i in range(len(blocks))}, "a block ran no command"
@@ -318,10 +320,14 @@ async def test_the_banner_urls_answer(billing_dev: DevProcess) -> None:
     but the bare base URL (no route: the README says so) answers (401 without a key is an
     answer; 404 is not)."""
     urls = banner_urls(README.read_text())
-    assert README_BASE in urls and len(urls) > 1, f"the README's banner must show the base URL {README_BASE} and routes: {urls}"
+    assert README_BASE in urls and len(urls) > 1, (
+        f"the README's banner must show the base URL {README_BASE} and routes: {urls}"
+    )
     for url in urls:
         real = url.replace(README_BASE, billing_dev.base)
-        assert real in billing_dev.banner, f"the README's banner shows {url}; `billing dev` prints:\n{billing_dev.banner[:1500]}"
+        assert real in billing_dev.banner, (
+            f"the README's banner shows {url}; `billing dev` prints:\n{billing_dev.banner[:1500]}"
+        )
         if url == README_BASE:
             continue
         async with httpx.AsyncClient(timeout=10) as client:

@@ -96,7 +96,12 @@ def meter_usage(meter: Meter, row: UsageRow) -> dict[str, Any]:
 
 
 def usage_row(row: UsageRow) -> dict[str, Any]:
-    return {"bucket": iso(row.bucket), "customerId": row.customer_id, "value": decimal_text(row.value), "eventCount": row.event_count}
+    return {
+        "bucket": iso(row.bucket),
+        "customerId": row.customer_id,
+        "value": decimal_text(row.value),
+        "eventCount": row.event_count,
+    }
 
 
 class AnalyticsController(Controller):
@@ -112,12 +117,15 @@ class AnalyticsController(Controller):
         meter_id: Annotated[str | None, Parameter(query="meter", max_length=64, required=False)] = None,
         event_name: Annotated[str | None, Parameter(query="eventName", max_length=100, required=False)] = None,
         aggregation: Annotated[
-            Literal["sum", "count", "max", "last", "unique_count"] | None, Parameter(query="aggregation", required=False)
+            Literal["sum", "count", "max", "last", "unique_count"] | None,
+            Parameter(query="aggregation", required=False),
         ] = None,
         customer: Annotated[str | None, Parameter(query="customer", max_length=255, required=False)] = None,
         start: Annotated[datetime | None, Parameter(query="from", required=False)] = None,
         end: Annotated[datetime | None, Parameter(query="to", required=False)] = None,
-        group_by: Annotated[Literal["day", "hour", "customer"] | None, Parameter(query="groupBy", required=False)] = None,
+        group_by: Annotated[
+            Literal["day", "hour", "customer"] | None, Parameter(query="groupBy", required=False)
+        ] = None,
     ) -> dict[str, Any]:
         if (meter_id is None) == (event_name is None):
             raise InvalidRequest(
@@ -145,7 +153,13 @@ class AnalyticsController(Controller):
             if meter is not None:
                 rows = await asyncio.to_thread(
                     lambda: usage_for_meter(
-                        store, caller.organization_id, meter, start=start, end=end, customer_id=customer, group_by=group_by
+                        store,
+                        caller.organization_id,
+                        meter,
+                        start=start,
+                        end=end,
+                        customer_id=customer,
+                        group_by=group_by,
                     )
                 )
             else:
@@ -211,7 +225,9 @@ class AnalyticsController(Controller):
                     "eventCount": m.event_count,
                     "valueSum": decimal_text(m.value_sum),
                     "customers": m.customers,
-                    "usage": meter_usage(meters[m.event_name], figures[m.event_name]) if m.event_name in meters else None,
+                    "usage": meter_usage(meters[m.event_name], figures[m.event_name])
+                    if m.event_name in meters
+                    else None,
                 }
                 for m in result.meters
             ],

@@ -44,10 +44,14 @@ class ApiKeyController(Controller):
     ) -> ApiKey:
         key = new_key()
         payload = {"id": key.id, "name": data.name, "secretHash": key.secret_hash, "prefix": key.prefix}
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "api_key.create", payload, idempotency_key)
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "api_key.create", payload, idempotency_key
+        )
         return _with_secret(command_response(outcome, created=True), key.secret)  # type: ignore[return-value]
 
-    @post("/{key_id:str}/roll", summary="Roll an API key: a new secret, the old one revoked or expiring", status_code=201)
+    @post(
+        "/{key_id:str}/roll", summary="Roll an API key: a new secret, the old one revoked or expiring", status_code=201
+    )
     async def roll(
         self, key_id: str, data: ApiKeyRoll, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
     ) -> ApiKey:
@@ -57,12 +61,16 @@ class ApiKeyController(Controller):
             "newKey": {"id": key.id, "name": "rolled", "secretHash": key.secret_hash, "prefix": key.prefix},
             "expiresInSeconds": data.expiresInSeconds,
         }
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "api_key.roll", payload, idempotency_key)
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "api_key.roll", payload, idempotency_key
+        )
         state.key_cache.clear()
         return _with_secret(command_response(outcome, created=True), key.secret)  # type: ignore[return-value]
 
     @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
     async def revoke(self, key_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None) -> ApiKey:
-        outcome = await state.bus.execute(caller.organization_id, caller.actor, "api_key.revoke", {"id": key_id}, idempotency_key)
+        outcome = await state.bus.execute(
+            caller.organization_id, caller.actor, "api_key.revoke", {"id": key_id}, idempotency_key
+        )
         state.key_cache.clear()
         return command_response(outcome)  # type: ignore[return-value]

@@ -27,4 +27,10 @@ class CommandController(Controller):
                 raise ResourceMissing("command", command_id)
             return {"object": "command", "id": command_id, "status": "pending", "result": None, "error": None}
         error = {k: v for k, v in (outcome.error or {}).items() if k != "status"} or None
-        return {"object": "command", "id": command_id, "status": outcome.status, "result": outcome.result, "error": error}
+        return {
+            "object": "command",
+            "id": command_id,
+            "status": outcome.status,
+            "result": outcome.result,
+            "error": error,
+        }

@@ -40,7 +40,12 @@ class CustomerController(Controller):
 
     @patch("/{customer_id:str}", summary="Update a customer (absent fields unchanged, null clears)")
     async def update(
-        self, customer_id: str, data: CustomerUpdate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+        self,
+        customer_id: str,
+        data: CustomerUpdate,
+        caller: Caller,
+        state: State,
+        idempotency_key: IdempotencyKey = None,
     ) -> Customer:
         payload = {"id": customer_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
         return await run_command(state, caller, "customer.update", payload, idempotency_key)  # type: ignore[return-value]

@@ -73,7 +73,6 @@ def quiet_gateway_logging() -> None:
             logger.setLevel(logging.WARNING)
 
 
-
 def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, Any]]:
     """A gateway error in our shape; 503/429 carry Retry-After (Stripe's, or 1 s)."""
     headers = None
@@ -137,9 +136,9 @@ async def ensure_gateway_customer(state: State, caller: Caller, gateway: Payment
     if customer.gateway_customer_id:
         return customer.gateway_customer_id
     metadata = {"billing_customer_id": customer.id, "billing_organization_id": caller.organization_id}
-    digest = hashlib.sha256(
-        json.dumps([customer.email, customer.name, metadata], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([customer.email, customer.name, metadata], sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
     created = await gateway.create_customer(customer.email, customer.name, metadata, f"{customer.id}:customer:{digest}")
     outcome = await state.bus.execute(
         caller.organization_id,
@@ -262,9 +261,7 @@ class PaymentMethodController(Controller):
         type: Annotated[PaymentMethodType | None, Parameter(query="type", required=False)] = None,
     ) -> dict[str, Any]:
         await customer_or_404(db, customer_id, param="id")
-        page = await repository.list_payment_methods(
-            db, customer_id, page_request, type=type
-        )
+        page = await repository.list_payment_methods(db, customer_id, page_request, type=type)
         return list_response(page, CustomerPaymentMethod, f"/v1/customers/{customer_id}/payment-methods")
 
     @get("/{payment_method_id:str}", summary="Retrieve one of a customer's payment methods")

@@ -17,7 +17,13 @@ from api.auth import Caller
 from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.catalog.repository import get_price, list_prices, price_json
-from billing.catalog.service import check_lookup_key, check_price_update, product_for_price, quote_price, validated_price
+from billing.catalog.service import (
+    check_lookup_key,
+    check_price_update,
+    product_for_price,
+    quote_price,
+    validated_price,
+)
 from billing.currencies import currency_param
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Price as PriceRow
@@ -25,7 +31,6 @@ from billing.pagination import CreatedRange, PageRequest
 from contracts.catalog import PriceCreate, PriceUpdate, QuoteRequest
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price
-
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -38,7 +43,9 @@ def _choice(value: str | None, choices: type[E], param: str) -> E | None:
         return choices(value)
     except ValueError:
         allowed = ", ".join(member.value for member in choices)
-        raise InvalidRequest(f"Invalid {param}: must be one of {allowed}.", code="parameter_invalid", param=param) from None
+        raise InvalidRequest(
+            f"Invalid {param}: must be one of {allowed}.", code="parameter_invalid", param=param
+        ) from None
 
 
 async def _price(db: AsyncSession, price_id: str) -> PriceRow:
@@ -83,7 +90,11 @@ class PriceController(Controller):
         payload = {"id": price_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
         return await run_command(state, caller, "price.update", payload, idempotency_key)  # type: ignore[return-value]
 
-    @post("/{price_id:str}/quote", summary="What the price charges for a quantity, per tier, in one of its currencies", status_code=200)
+    @post(
+        "/{price_id:str}/quote",
+        summary="What the price charges for a quantity, per tier, in one of its currencies",
+        status_code=200,
+    )
     async def quote(self, price_id: str, data: QuoteRequest, db: AsyncSession) -> dict[str, Any]:
         return quote_price(await _price(db, price_id), data.quantity, data.currency)
 
@@ -94,18 +105,26 @@ class PriceController(Controller):
         page_request: PageRequest,
         created: CreatedRange,
         product: Annotated[str | None, Parameter(query="product", max_length=64, required=False)] = None,
-        price_type: Annotated[str | None, Parameter(query="type", max_length=32, required=False, description="one_time | recurring")] = None,
+        price_type: Annotated[
+            str | None, Parameter(query="type", max_length=32, required=False, description="one_time | recurring")
+        ] = None,
         active: Annotated[bool | None, Parameter(query="active", required=False)] = None,
         currency: Annotated[
             str | None,
-            Parameter(query="currency", max_length=16, required=False, description="The price's currency or a currencyOption"),
+            Parameter(
+                query="currency", max_length=16, required=False, description="The price's currency or a currencyOption"
+            ),
         ] = None,
         lookup_keys: Annotated[list[str] | None, Parameter(query="lookupKeys", required=False, max_items=10)] = None,
         interval: Annotated[
-            str | None, Parameter(query="recurring[interval]", max_length=32, required=False, description="day | week | month | year")
+            str | None,
+            Parameter(
+                query="recurring[interval]", max_length=32, required=False, description="day | week | month | year"
+            ),
         ] = None,
         usage_type: Annotated[
-            str | None, Parameter(query="recurring[usageType]", max_length=32, required=False, description="licensed | metered")
+            str | None,
+            Parameter(query="recurring[usageType]", max_length=32, required=False, description="licensed | metered"),
         ] = None,
     ) -> dict[str, Any]:
         if currency is not None:
@@ -122,4 +141,9 @@ class PriceController(Controller):
             usage_type=_choice(usage_type, UsageType, "recurring[usageType]"),
             created=created,
         )
-        return {"object": "list", "data": [price_json(price) for price in page.items], "hasMore": page.has_more, "url": self.path}
+        return {
+            "object": "list",
+            "data": [price_json(price) for price in page.items],
+            "hasMore": page.has_more,
+            "url": self.path,
+        }

@@ -61,7 +61,12 @@ class ProductController(Controller):
 
     @post("/", summary="Create a product", status_code=201)
     async def create(
-        self, data: ProductCreate, db: AsyncSession, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
+        self,
+        data: ProductCreate,
+        db: AsyncSession,
+        caller: Caller,
+        state: State,
+        idempotency_key: IdempotencyKey = None,
     ) -> Product:
         attributes_for_new_product(data.attributes, await attribute_definitions(db))  # answered at once if bad
         payload = data.model_dump(mode="json", exclude_unset=True)
@@ -74,7 +79,9 @@ class ProductController(Controller):
             raise ResourceMissing("product", product_id)
         return Product.model_validate(product)
 
-    @patch("/{product_id:str}", summary="Update a product (absent fields unchanged, null clears; active=false archives)")
+    @patch(
+        "/{product_id:str}", summary="Update a product (absent fields unchanged, null clears; active=false archives)"
+    )
     async def update(
         self,
         product_id: str,

@@ -76,7 +76,9 @@ class UsageEventController(Controller):
         status_code=202,
         request_max_body_size=MAX_USAGE_BODY_BYTES,
     )
-    async def create(self, request: Request[Any, Any, Any], caller: Caller, db: AsyncSession, state: State) -> Response[Any]:
+    async def create(
+        self, request: Request[Any, Any, Any], caller: Caller, db: AsyncSession, state: State
+    ) -> Response[Any]:
         raw = await request.body()
         if len(raw) > GUARDED_BODY_BYTES:
             # the card-data guard reads bodies up to the API's usual limit only; this route

@@ -30,6 +30,7 @@ from billing.organizations.stripe_account import webhook_secret
 from billing.payments.webhooks import SIGNATURE_HEADER, construct_event, stripe_event_to_command
 from contracts.envelopes import Actor
 
+
 def event_idempotency_key(event_id: str) -> str:
     """The idempotency key (hence the commandId) of a Stripe event's command."""
     return f"stripe-event:{event_id}"
@@ -72,6 +73,8 @@ class StripeWebhookController(Controller):
         command_type, payload = mapped
         actor = Actor(type="stripe_webhook", id=event_id[:255])
         # a 503 when Kafka is away: Stripe retries later
-        command_id, earlier = await state.bus.submit(organization.id, actor, command_type, payload, event_idempotency_key(event_id))
+        command_id, earlier = await state.bus.submit(
+            organization.id, actor, command_type, payload, event_idempotency_key(event_id)
+        )
         action = "duplicate" if earlier is not None else "queued"
         return {"received": True, "eventId": event_id, "action": action, "commandId": command_id}

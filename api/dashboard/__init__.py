@@ -73,7 +73,9 @@ async def _viewer(request: Request[Any, Any, Any], state: State) -> Caller | Non
 
 
 def _signed_in(request: Request[Any, Any, Any], caller: Caller) -> Redirect:
-    return Redirect("/dashboard", status_code=303, cookies=[_session_cookie(request, caller)], headers={"Cache-Control": "no-store"})
+    return Redirect(
+        "/dashboard", status_code=303, cookies=[_session_cookie(request, caller)], headers={"Cache-Control": "no-store"}
+    )
 
 
 @get("/dashboard", include_in_schema=False, exclude_from_auth=True)
@@ -108,7 +110,11 @@ async def dashboard_link(
     claims = tokens.verify(_signing_key(state), token, "link")
     caller = await tokens.active_caller(state.sessions, claims)
     if caller is None or claims is None or not tokens.spend_link(claims):
-        return _page("login.html", status=401, error='<p class="error" role="alert">That sign-in link has expired or was used already.</p>')
+        return _page(
+            "login.html",
+            status=401,
+            error='<p class="error" role="alert">That sign-in link has expired or was used already.</p>',
+        )
     return _signed_in(request, caller)
 
 
@@ -134,7 +140,12 @@ async def dashboard_overview(
     return Response(body, headers={"Cache-Control": "no-store"})
 
 
-@post("/v1/dashboard/sessions", summary="A one-time dashboard sign-in link (valid 60 s)", tags=["analytics"], status_code=201)
+@post(
+    "/v1/dashboard/sessions",
+    summary="A one-time dashboard sign-in link (valid 60 s)",
+    tags=["analytics"],
+    status_code=201,
+)
 async def dashboard_link_create(caller: Caller, state: State) -> dict[str, Any]:
     token, expires = tokens.sign(_signing_key(state), caller, "link", tokens.LINK_SECONDS)
     return {
@@ -145,7 +156,19 @@ async def dashboard_link_create(caller: Caller, state: State) -> dict[str, Any]:
 
 
 static_files = create_static_files_router(
-    path="/dashboard/static", directories=[STATIC_DIR], include_in_schema=False, send_as_attachment=False, opt={PUBLIC: True}
+    path="/dashboard/static",
+    directories=[STATIC_DIR],
+    include_in_schema=False,
+    send_as_attachment=False,
+    opt={PUBLIC: True},
 )
 
-DASHBOARD = [dashboard_page, dashboard_login, dashboard_link, dashboard_logout, dashboard_overview, dashboard_link_create, static_files]
+DASHBOARD = [
+    dashboard_page,
+    dashboard_login,
+    dashboard_link,
+    dashboard_logout,
+    dashboard_overview,
+    dashboard_link_create,
+    static_files,
+]

@@ -33,7 +33,9 @@ def dashboard_period(days: int, now: datetime | None = None) -> tuple[datetime, 
     return end - timedelta(days=days), end
 
 
-async def overview(store: AnalyticsStore, db: AsyncSession, organization_id: str, days: int, selected: str | None) -> dict[str, Any]:
+async def overview(
+    store: AnalyticsStore, db: AsyncSession, organization_id: str, days: int, selected: str | None
+) -> dict[str, Any]:
     start, end = dashboard_period(days)
     meters = [Meter.model_validate(m) for m in await all_meters(db)]
     by_name = {m.eventName: m for m in meters}
@@ -55,7 +57,10 @@ async def overview(store: AnalyticsStore, db: AsyncSession, organization_id: str
                     "eventName": name,
                     "displayName": meter.displayName if meter else name,
                     "aggregation": str(meter.aggregation) if meter else "sum",
-                    "points": [{"day": iso(r.bucket), "value": decimal_text(r.value), "eventCount": r.event_count} for r in rows],
+                    "points": [
+                        {"day": iso(r.bucket), "value": decimal_text(r.value), "eventCount": r.event_count}
+                        for r in rows
+                    ],
                 }
             )
         chosen = selected if selected in names else (names[0] if names else None)
@@ -68,15 +73,25 @@ async def overview(store: AnalyticsStore, db: AsyncSession, organization_id: str
                 else usage(store, organization_id, chosen, "sum", start=start, end=end, group_by="customer")
             )
             rows.sort(key=lambda r: (r.value is not None, r.value or 0, r.event_count), reverse=True)
-            top = [{"customerId": r.customer_id, "value": decimal_text(r.value), "eventCount": r.event_count} for r in rows[:TOP_CUSTOMERS]]
+            top = [
+                {"customerId": r.customer_id, "value": decimal_text(r.value), "eventCount": r.event_count}
+                for r in rows[:TOP_CUSTOMERS]
+            ]
         return {"totals": totals, "series": series, "selected": chosen, "top": top}
 
     result = await asyncio.to_thread(read)
     totals = result["totals"]
 
-    names = {c.id: c.name or c.email for c in (
-        await db.scalars(select(Customer).where(Customer.id.in_([t["customerId"] for t in result["top"]])))
-    )} if result["top"] else {}
+    names = (
+        {
+            c.id: c.name or c.email
+            for c in (
+                await db.scalars(select(Customer).where(Customer.id.in_([t["customerId"] for t in result["top"]])))
+            )
+        }
+        if result["top"]
+        else {}
+    )
     for row in result["top"]:
         row["name"] = names.get(row["customerId"])
 
@@ -91,7 +106,9 @@ async def overview(store: AnalyticsStore, db: AsyncSession, organization_id: str
         events_of = {m.event_name: m.event_count for m in totals.meters}
         counted: set[tuple[str, str]] = set()
         for meter_id, product_id, product_name in links:
-            entry = products.setdefault(product_id, {"productId": product_id, "name": product_name, "eventCount": 0, "eventNames": []})
+            entry = products.setdefault(
+                product_id, {"productId": product_id, "name": product_name, "eventCount": 0, "eventNames": []}
+            )
             name = meter_ids[meter_id]
             if (product_id, name) not in counted:
                 counted.add((product_id, name))
@@ -117,10 +134,15 @@ async def overview(store: AnalyticsStore, db: AsyncSession, organization_id: str
             "interactionCount": totals.interaction_count,
             "deadLetters": totals.dead_letters,
         },
-        "meters": [{"id": m.id, "eventName": m.eventName, "displayName": m.displayName, "aggregation": str(m.aggregation)} for m in meters],
+        "meters": [
+            {"id": m.id, "eventName": m.eventName, "displayName": m.displayName, "aggregation": str(m.aggregation)}
+            for m in meters
+        ],
         "usageOverTime": result["series"],
         "selectedMeter": result["selected"],
         "topCustomers": result["top"],
         "usageByProduct": by_product,
-        "interactions": [{"type": t, "count": n} for t, n in sorted(totals.interactions.items(), key=lambda kv: -kv[1])],
+        "interactions": [
+            {"type": t, "count": n} for t, n in sorted(totals.interactions.items(), key=lambda kv: -kv[1])
+        ],
     }

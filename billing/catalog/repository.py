@@ -30,7 +30,9 @@ PRODUCT_SEARCH_FIELDS = {"name", "description", "active", "metadata"}
 async def get_attribute_definition(
     session: AsyncSession, definition_id: str, *, for_update: bool = False
 ) -> ProductAttributeDefinition | None:
-    return await get_one(session, ProductAttributeDefinition, ProductAttributeDefinition.id, definition_id, for_update=for_update)
+    return await get_one(
+        session, ProductAttributeDefinition, ProductAttributeDefinition.id, definition_id, for_update=for_update
+    )
 
 
 async def get_attribute_definition_by_key(session: AsyncSession, key: str) -> ProductAttributeDefinition | None:

@@ -72,12 +72,12 @@ def _not_null(field: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid {field}: it cannot be null.", code="parameter_invalid", param=field)
 
 
-
-
 # --- attribute definitions ----------------------------------------------------------------------
 
 
-async def create_attribute_definition(session: AsyncSession, data: AttributeDefinitionCreate) -> ProductAttributeDefinition:
+async def create_attribute_definition(
+    session: AsyncSession, data: AttributeDefinitionCreate
+) -> ProductAttributeDefinition:
     check_definition(data.type, data.enumValues, data.defaultValue)
     existing = await get_attribute_definition_by_key(session, data.key)
     if existing is not None:
@@ -201,7 +201,9 @@ async def product_changes(session: AsyncSession, product: Product, update: Produ
         if field in ("name", "active") and value is None:
             raise _not_null(field)
         if field == "attributes":
-            values["attributes"] = attributes_after_update(product.attributes, value, await attribute_definitions(session))
+            values["attributes"] = attributes_after_update(
+                product.attributes, value, await attribute_definitions(session)
+            )
         elif field == "metadata":
             values["metadata_"] = merge_metadata(product.metadata_, value)
         elif field == "unitLabel":
@@ -226,7 +228,11 @@ async def prices_in_use(session: AsyncSession, price_ids: list[str]) -> list[str
         return []
     used: set[str] = set()
     used.update(
-        (await session.scalars(select(SubscriptionItem.price_id).where(SubscriptionItem.price_id.in_(price_ids)).distinct())).all()
+        (
+            await session.scalars(
+                select(SubscriptionItem.price_id).where(SubscriptionItem.price_id.in_(price_ids)).distinct()
+            )
+        ).all()
     )
     used.update(
         price_id
@@ -440,7 +446,9 @@ def quote_price(price: Price, quantity: int, currency: str | None) -> dict[str, 
         raise InvalidRequest(error.message, code="parameter_invalid_integer", param="quantity") from None
     except AmountOutOfRange as error:
         raise InvalidRequest(
-            f"Invalid quantity: the amount is beyond what can be charged ({error}).", code="amount_too_large", param="quantity"
+            f"Invalid quantity: the amount is beyond what can be charged ({error}).",
+            code="amount_too_large",
+            param="quantity",
         ) from None
     except PricingError as error:  # pragma: no cover - stored prices are valid
         raise InvalidRequest(error.message, code="parameter_invalid", param=error.param) from None

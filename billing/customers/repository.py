@@ -6,9 +6,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db import get_one, tenant_of
+from billing.models import Customer
 from billing.pagination import CreatedRange, Page, PageRequest, paginate
 from billing.search import SearchQuery
-from billing.models import Customer
 
 SEARCHABLE_FIELDS = {"email", "name", "phone", "metadata"}
 

@@ -128,8 +128,6 @@ async def update_customer(session: AsyncSession, customer_id: str, changes: dict
     return customer
 
 
-
-
 async def delete_customer(session: AsyncSession, customer_id: str) -> Customer:
     customer = await _live_customer(session, customer_id)
     customer.deleted = True

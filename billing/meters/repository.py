@@ -85,7 +85,9 @@ async def check_usage_references(
                 param=param(index, "eventName"),
             )
         if customer not in live:
-            raise InvalidRequest(f"No such customer: '{customer}'", code="resource_missing", param=param(index, "customerId"))
+            raise InvalidRequest(
+                f"No such customer: '{customer}'", code="resource_missing", param=param(index, "customerId")
+            )
         refusal = value_refusal(MeterRule.of(MeterResource.model_validate(meter)), name, properties)
         if refusal is not None:
             raise InvalidRequest(

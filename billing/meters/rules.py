@@ -118,6 +118,6 @@ def value_refusal(rule: MeterRule, event_name: str, properties: Mapping[str, Any
             "non_numeric_value",
             key,
             f"{what} needs a number: properties.{key} is {shown!r}; send a JSON number or a decimal string "
-            "such as \"12.5\" (at least 0, below 1e20, at most 12 decimal places).",
+            'such as "12.5" (at least 0, below 1e20, at most 12 decimal places).',
         )
     return None

@@ -11,6 +11,56 @@ from billing.models.fx import ExchangeRate
 from billing.models.invoices import Invoice, InvoiceLineItem
 from billing.models.organizations import ApiKey, Organization
 from billing.models.subscriptions import Subscription, SubscriptionItem, SubscriptionSchedule, SubscriptionSchedulePhase
-from contracts.enums import PriceType, BillingScheme, TiersMode, RecurringInterval, UsageType, MeterAggregation, AttributeType, PaymentMethodType, SubscriptionStatus, CollectionMethod, ProrationBehavior, SubscriptionScheduleStatus, SubscriptionScheduleEndBehavior, InvoiceStatus, CommandStatus
+from contracts.enums import (
+    AttributeType,
+    BillingScheme,
+    CollectionMethod,
+    CommandStatus,
+    InvoiceStatus,
+    MeterAggregation,
+    PaymentMethodType,
+    PriceType,
+    ProrationBehavior,
+    RecurringInterval,
+    SubscriptionScheduleEndBehavior,
+    SubscriptionScheduleStatus,
+    SubscriptionStatus,
+    TiersMode,
+    UsageType,
+)
 
-__all__ = ['Base', 'Meter', 'Price', 'Product', 'ProductAttributeDefinition', 'Customer', 'CustomerPaymentMethod', 'Outbox', 'ProcessedCommand', 'ExchangeRate', 'Invoice', 'InvoiceLineItem', 'ApiKey', 'Organization', 'Subscription', 'SubscriptionItem', 'SubscriptionSchedule', 'SubscriptionSchedulePhase', 'PriceType', 'BillingScheme', 'TiersMode', 'RecurringInterval', 'UsageType', 'MeterAggregation', 'AttributeType', 'PaymentMethodType', 'SubscriptionStatus', 'CollectionMethod', 'ProrationBehavior', 'SubscriptionScheduleStatus', 'SubscriptionScheduleEndBehavior', 'InvoiceStatus', 'CommandStatus']
+__all__ = [
+    "ApiKey",
+    "AttributeType",
+    "Base",
+    "BillingScheme",
+    "CollectionMethod",
+    "CommandStatus",
+    "Customer",
+    "CustomerPaymentMethod",
+    "ExchangeRate",
+    "Invoice",
+    "InvoiceLineItem",
+    "InvoiceStatus",
+    "Meter",
+    "MeterAggregation",
+    "Organization",
+    "Outbox",
+    "PaymentMethodType",
+    "Price",
+    "PriceType",
+    "ProcessedCommand",
+    "Product",
+    "ProductAttributeDefinition",
+    "ProrationBehavior",
+    "RecurringInterval",
+    "Subscription",
+    "SubscriptionItem",
+    "SubscriptionSchedule",
+    "SubscriptionScheduleEndBehavior",
+    "SubscriptionSchedulePhase",
+    "SubscriptionScheduleStatus",
+    "SubscriptionStatus",
+    "TiersMode",
+    "UsageType",
+]

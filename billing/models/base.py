@@ -45,4 +45,6 @@ def new_cuid() -> str:
         _counter = (_counter + 1) % 36**4
         count = _counter
     fingerprint = _base36(os.getpid(), 2) + _base36(sum(os.uname().nodename.encode()), 2)
-    return "c" + _base36(int(time.time() * 1000), 8) + _base36(count, 4) + fingerprint + _base36(secrets.randbits(64), 8)
+    return (
+        "c" + _base36(int(time.time() * 1000), 8) + _base36(count, 4) + fingerprint + _base36(secrets.randbits(64), 8)
+    )

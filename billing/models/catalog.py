@@ -7,14 +7,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.models.base import Base, new_cuid
-from contracts.enums import AttributeType, BillingScheme, MeterAggregation, PriceType, RecurringInterval, TiersMode, UsageType
+from contracts.enums import (
+    AttributeType,
+    BillingScheme,
+    MeterAggregation,
+    PriceType,
+    RecurringInterval,
+    TiersMode,
+    UsageType,
+)
 
 if TYPE_CHECKING:
     from billing.models.invoices import InvoiceLineItem
@@ -23,112 +31,229 @@ if TYPE_CHECKING:
 
 class ProductAttributeDefinition(Base):
     """An organization's definition of one product attribute ("dynamic attributes")."""
-    __tablename__ = 'product_attribute_definitions'
-    __table_args__ = (
-        Index('product_attribute_definitions_organization_id_idx', 'organization_id'),
-        Index('product_attribute_definitions_organization_id_key_key', 'organization_id', 'key', unique=True),
-    )
-    __mapper_args__ = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False, default=new_cuid)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    key: Mapped[str] = mapped_column('key', String(64), nullable=False)
-    label: Mapped[str] = mapped_column('label', String(200), nullable=False)
-    type: Mapped[AttributeType] = mapped_column('type', Enum(AttributeType, name='AttributeType', native_enum=True, create_constraint=False), nullable=False)
-    required: Mapped[bool] = mapped_column('required', Boolean(), nullable=False, server_default=text("false"))
-    enum_values: Mapped[Any | None] = mapped_column('enum_values', JSONB(), nullable=True)
-    default_value: Mapped[Any | None] = mapped_column('default_value', JSONB(), nullable=True)
-    deprecated: Mapped[bool] = mapped_column('deprecated', Boolean(), nullable=False, server_default=text("false"))
-    deprecated_at: Mapped[datetime | None] = mapped_column('deprecated_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    __tablename__ = "product_attribute_definitions"
+    __table_args__ = (
+        Index("product_attribute_definitions_organization_id_idx", "organization_id"),
+        Index("product_attribute_definitions_organization_id_key_key", "organization_id", "key", unique=True),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column(
+        "id", String(64), primary_key=True, autoincrement=False, nullable=False, default=new_cuid
+    )
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    key: Mapped[str] = mapped_column("key", String(64), nullable=False)
+    label: Mapped[str] = mapped_column("label", String(200), nullable=False)
+    type: Mapped[AttributeType] = mapped_column(
+        "type", Enum(AttributeType, name="AttributeType", native_enum=True, create_constraint=False), nullable=False
+    )
+    required: Mapped[bool] = mapped_column("required", Boolean(), nullable=False, server_default=text("false"))
+    enum_values: Mapped[Any | None] = mapped_column("enum_values", JSONB(), nullable=True)
+    default_value: Mapped[Any | None] = mapped_column("default_value", JSONB(), nullable=True)
+    deprecated: Mapped[bool] = mapped_column("deprecated", Boolean(), nullable=False, server_default=text("false"))
+    deprecated_at: Mapped[datetime | None] = mapped_column(
+        "deprecated_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
 
 class Product(Base):
-    __tablename__ = 'products'
+    __tablename__ = "products"
     __table_args__ = (
-        Index('products_attributes_idx', 'attributes', postgresql_using='gin', postgresql_ops={'attributes': 'jsonb_path_ops'}),
-        Index('products_organization_id_created_at_id_idx', 'organization_id', 'created_at', 'id'),
-        Index('products_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('products_organization_id_idx', 'organization_id'),
+        Index(
+            "products_attributes_idx",
+            "attributes",
+            postgresql_using="gin",
+            postgresql_ops={"attributes": "jsonb_path_ops"},
+        ),
+        Index("products_organization_id_created_at_id_idx", "organization_id", "created_at", "id"),
+        Index("products_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("products_organization_id_idx", "organization_id"),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    name: Mapped[str] = mapped_column('name', String(250), nullable=False)
-    description: Mapped[str | None] = mapped_column('description', String(5000), nullable=True)
-    active: Mapped[bool] = mapped_column('active', Boolean(), nullable=False, server_default=text("true"))
-    attributes: Mapped[Any] = mapped_column('attributes', JSONB(), nullable=False, server_default=text("'{}'"))
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    unit_label: Mapped[str | None] = mapped_column('unit_label', String(12), nullable=True)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    name: Mapped[str] = mapped_column("name", String(250), nullable=False)
+    description: Mapped[str | None] = mapped_column("description", String(5000), nullable=True)
+    active: Mapped[bool] = mapped_column("active", Boolean(), nullable=False, server_default=text("true"))
+    attributes: Mapped[Any] = mapped_column("attributes", JSONB(), nullable=False, server_default=text("'{}'"))
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    unit_label: Mapped[str | None] = mapped_column("unit_label", String(12), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    prices: Mapped[list[Price]] = relationship('Price', back_populates='product', primaryjoin='and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)', lazy="raise")
+    prices: Mapped[list[Price]] = relationship(
+        "Price",
+        back_populates="product",
+        primaryjoin="and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)",
+        lazy="raise",
+    )
 
 
 class Price(Base):
-    __tablename__ = 'prices'
+    __tablename__ = "prices"
     __table_args__ = (
-        Index('prices_organization_id_created_at_id_idx', 'organization_id', 'created_at', 'id'),
-        Index('prices_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('prices_organization_id_idx', 'organization_id'),
-        Index('prices_organization_id_lookup_key_key', 'organization_id', 'lookup_key', unique=True),
-        Index('prices_product_id_idx', 'product_id'),
-        ForeignKeyConstraint(['organization_id', 'product_id'], ['products.organization_id', 'products.id'], name='prices_organization_id_product_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
-        ForeignKeyConstraint(['organization_id', 'meter_id'], ['meters.organization_id', 'meters.id'], name='prices_organization_id_meter_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
+        Index("prices_organization_id_created_at_id_idx", "organization_id", "created_at", "id"),
+        Index("prices_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("prices_organization_id_idx", "organization_id"),
+        Index("prices_organization_id_lookup_key_key", "organization_id", "lookup_key", unique=True),
+        Index("prices_product_id_idx", "product_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "product_id"],
+            ["products.organization_id", "products.id"],
+            name="prices_organization_id_product_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "meter_id"],
+            ["meters.organization_id", "meters.id"],
+            name="prices_organization_id_meter_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    product_id: Mapped[str] = mapped_column('product_id', String(64), nullable=False)
-    active: Mapped[bool] = mapped_column('active', Boolean(), nullable=False, server_default=text("true"))
-    type: Mapped[PriceType] = mapped_column('type', Enum(PriceType, name='PriceType', native_enum=True, create_constraint=False), nullable=False)
-    currency: Mapped[str] = mapped_column('currency', String(3), nullable=False)
-    billing_scheme: Mapped[BillingScheme] = mapped_column('billing_scheme', Enum(BillingScheme, name='BillingScheme', native_enum=True, create_constraint=False), nullable=False, server_default=text("'per_unit'"))
-    unit_amount: Mapped[int | None] = mapped_column('unit_amount', BigInteger(), nullable=True, comment='Minor units of `currency`.')
-    unit_amount_decimal: Mapped[Decimal | None] = mapped_column('unit_amount_decimal', Numeric(30, 12), nullable=True)
-    tiers_mode: Mapped[TiersMode | None] = mapped_column('tiers_mode', Enum(TiersMode, name='TiersMode', native_enum=True, create_constraint=False), nullable=True)
-    tiers: Mapped[Any | None] = mapped_column('tiers', JSONB(), nullable=True)
-    transform_quantity: Mapped[Any | None] = mapped_column('transform_quantity', JSONB(), nullable=True)
-    recurring_interval: Mapped[RecurringInterval | None] = mapped_column('recurring_interval', Enum(RecurringInterval, name='RecurringInterval', native_enum=True, create_constraint=False), nullable=True)
-    recurring_interval_count: Mapped[int | None] = mapped_column('recurring_interval_count', Integer(), nullable=True)
-    recurring_usage_type: Mapped[UsageType | None] = mapped_column('recurring_usage_type', Enum(UsageType, name='UsageType', native_enum=True, create_constraint=False), nullable=True)
-    meter_id: Mapped[str | None] = mapped_column('meter_id', String(64), nullable=True)
-    currency_options: Mapped[Any] = mapped_column('currency_options', JSONB(), nullable=False, server_default=text("'{}'"), comment='Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.')
-    lookup_key: Mapped[str | None] = mapped_column('lookup_key', String(200), nullable=True)
-    nickname: Mapped[str | None] = mapped_column('nickname', String(250), nullable=True)
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    product_id: Mapped[str] = mapped_column("product_id", String(64), nullable=False)
+    active: Mapped[bool] = mapped_column("active", Boolean(), nullable=False, server_default=text("true"))
+    type: Mapped[PriceType] = mapped_column(
+        "type", Enum(PriceType, name="PriceType", native_enum=True, create_constraint=False), nullable=False
+    )
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    billing_scheme: Mapped[BillingScheme] = mapped_column(
+        "billing_scheme",
+        Enum(BillingScheme, name="BillingScheme", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'per_unit'"),
+    )
+    unit_amount: Mapped[int | None] = mapped_column(
+        "unit_amount", BigInteger(), nullable=True, comment="Minor units of `currency`."
+    )
+    unit_amount_decimal: Mapped[Decimal | None] = mapped_column("unit_amount_decimal", Numeric(30, 12), nullable=True)
+    tiers_mode: Mapped[TiersMode | None] = mapped_column(
+        "tiers_mode", Enum(TiersMode, name="TiersMode", native_enum=True, create_constraint=False), nullable=True
+    )
+    tiers: Mapped[Any | None] = mapped_column("tiers", JSONB(), nullable=True)
+    transform_quantity: Mapped[Any | None] = mapped_column("transform_quantity", JSONB(), nullable=True)
+    recurring_interval: Mapped[RecurringInterval | None] = mapped_column(
+        "recurring_interval",
+        Enum(RecurringInterval, name="RecurringInterval", native_enum=True, create_constraint=False),
+        nullable=True,
+    )
+    recurring_interval_count: Mapped[int | None] = mapped_column("recurring_interval_count", Integer(), nullable=True)
+    recurring_usage_type: Mapped[UsageType | None] = mapped_column(
+        "recurring_usage_type",
+        Enum(UsageType, name="UsageType", native_enum=True, create_constraint=False),
+        nullable=True,
+    )
+    meter_id: Mapped[str | None] = mapped_column("meter_id", String(64), nullable=True)
+    currency_options: Mapped[Any] = mapped_column(
+        "currency_options",
+        JSONB(),
+        nullable=False,
+        server_default=text("'{}'"),
+        comment="Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.",
+    )
+    lookup_key: Mapped[str | None] = mapped_column("lookup_key", String(200), nullable=True)
+    nickname: Mapped[str | None] = mapped_column("nickname", String(250), nullable=True)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    product: Mapped[Product] = relationship('Product', back_populates='prices', primaryjoin='and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)', lazy="raise")
-    meter: Mapped[Meter | None] = relationship('Meter', back_populates='prices', primaryjoin='and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)', lazy="raise")
-    subscription_items: Mapped[list[SubscriptionItem]] = relationship('SubscriptionItem', back_populates='price', primaryjoin='and_(SubscriptionItem.organization_id == Price.organization_id, foreign(SubscriptionItem.price_id) == Price.id)', lazy="raise")
-    invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='price', primaryjoin='and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)', lazy="raise", passive_deletes=True)
+    product: Mapped[Product] = relationship(
+        "Product",
+        back_populates="prices",
+        primaryjoin="and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)",
+        lazy="raise",
+    )
+    meter: Mapped[Meter | None] = relationship(
+        "Meter",
+        back_populates="prices",
+        primaryjoin="and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)",
+        lazy="raise",
+    )
+    subscription_items: Mapped[list[SubscriptionItem]] = relationship(
+        "SubscriptionItem",
+        back_populates="price",
+        primaryjoin="and_(SubscriptionItem.organization_id == Price.organization_id, foreign(SubscriptionItem.price_id) == Price.id)",
+        lazy="raise",
+    )
+    invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship(
+        "InvoiceLineItem",
+        back_populates="price",
+        primaryjoin="and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class Meter(Base):
     """How usage events of one name are aggregated into a billable quantity."""
-    __tablename__ = 'meters'
+
+    __tablename__ = "meters"
     __table_args__ = (
-        Index('meters_organization_id_event_name_key', 'organization_id', 'event_name', unique=True),
-        Index('meters_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('meters_organization_id_idx', 'organization_id'),
+        Index("meters_organization_id_event_name_key", "organization_id", "event_name", unique=True),
+        Index("meters_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("meters_organization_id_idx", "organization_id"),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    display_name: Mapped[str] = mapped_column('display_name', String(250), nullable=False)
-    event_name: Mapped[str] = mapped_column('event_name', String(100), nullable=False)
-    aggregation: Mapped[MeterAggregation] = mapped_column('aggregation', Enum(MeterAggregation, name='MeterAggregation', native_enum=True, create_constraint=False), nullable=False)
-    value_key: Mapped[str | None] = mapped_column('value_key', String(100), nullable=True)
-    filters: Mapped[Any] = mapped_column('filters', JSONB(), nullable=False, server_default=text("'{}'"))
-    active: Mapped[bool] = mapped_column('active', Boolean(), nullable=False, server_default=text("true"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    display_name: Mapped[str] = mapped_column("display_name", String(250), nullable=False)
+    event_name: Mapped[str] = mapped_column("event_name", String(100), nullable=False)
+    aggregation: Mapped[MeterAggregation] = mapped_column(
+        "aggregation",
+        Enum(MeterAggregation, name="MeterAggregation", native_enum=True, create_constraint=False),
+        nullable=False,
+    )
+    value_key: Mapped[str | None] = mapped_column("value_key", String(100), nullable=True)
+    filters: Mapped[Any] = mapped_column("filters", JSONB(), nullable=False, server_default=text("'{}'"))
+    active: Mapped[bool] = mapped_column("active", Boolean(), nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    prices: Mapped[list[Price]] = relationship('Price', back_populates='meter', primaryjoin='and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)', lazy="raise")
+    prices: Mapped[list[Price]] = relationship(
+        "Price",
+        back_populates="meter",
+        primaryjoin="and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)",
+        lazy="raise",
+    )

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -17,75 +17,166 @@ from contracts.enums import PaymentMethodType
 
 if TYPE_CHECKING:
     from billing.models.invoices import Invoice
-    from billing.models.subscriptions import Subscription
-    from billing.models.subscriptions import SubscriptionSchedule
+    from billing.models.subscriptions import Subscription, SubscriptionSchedule
 
 
 class Customer(Base):
-    __tablename__ = 'customers'
+    __tablename__ = "customers"
     __table_args__ = (
-        Index('customers_organization_id_created_at_id_idx', 'organization_id', 'created_at', 'id'),
-        Index('customers_organization_id_email_idx', 'organization_id', 'email'),
-        Index('customers_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('customers_organization_id_idx', 'organization_id'),
-        ForeignKeyConstraint(['organization_id', 'default_payment_method_id'], ['customer_payment_methods.organization_id', 'customer_payment_methods.id'], name='customers_organization_id_default_payment_method_id_fkey', ondelete='SET NULL (default_payment_method_id)', onupdate='CASCADE', use_alter=True),
+        Index("customers_organization_id_created_at_id_idx", "organization_id", "created_at", "id"),
+        Index("customers_organization_id_email_idx", "organization_id", "email"),
+        Index("customers_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("customers_organization_id_idx", "organization_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "default_payment_method_id"],
+            ["customer_payment_methods.organization_id", "customer_payment_methods.id"],
+            name="customers_organization_id_default_payment_method_id_fkey",
+            ondelete="SET NULL (default_payment_method_id)",
+            onupdate="CASCADE",
+            use_alter=True,
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    email: Mapped[str | None] = mapped_column('email', String(512), nullable=True)
-    name: Mapped[str | None] = mapped_column('name', String(256), nullable=True)
-    phone: Mapped[str | None] = mapped_column('phone', String(64), nullable=True)
-    description: Mapped[str | None] = mapped_column('description', String(1000), nullable=True)
-    address: Mapped[Any | None] = mapped_column('address', JSONB(), nullable=True)
-    shipping: Mapped[Any | None] = mapped_column('shipping', JSONB(), nullable=True)
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    currency: Mapped[str | None] = mapped_column('currency', String(3), nullable=True, comment="Fixed by the customer's first subscription; ISO 4217, lowercase.")
-    balance: Mapped[int] = mapped_column('balance', BigInteger(), nullable=False, server_default=text("0"), comment='Minor units; negative is a credit the customer holds.')
-    invoice_prefix: Mapped[str | None] = mapped_column('invoice_prefix', String(12), nullable=True)
-    invoice_settings: Mapped[Any] = mapped_column('invoice_settings', JSONB(), nullable=False, server_default=text("'{}'"))
-    default_payment_method_id: Mapped[str | None] = mapped_column('default_payment_method_id', String(64), nullable=True)
-    gateway_customer_id: Mapped[str | None] = mapped_column('gateway_customer_id', String(255), nullable=True)
-    deleted: Mapped[bool] = mapped_column('deleted', Boolean(), nullable=False, server_default=text("false"))
-    deleted_at: Mapped[datetime | None] = mapped_column('deleted_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    email: Mapped[str | None] = mapped_column("email", String(512), nullable=True)
+    name: Mapped[str | None] = mapped_column("name", String(256), nullable=True)
+    phone: Mapped[str | None] = mapped_column("phone", String(64), nullable=True)
+    description: Mapped[str | None] = mapped_column("description", String(1000), nullable=True)
+    address: Mapped[Any | None] = mapped_column("address", JSONB(), nullable=True)
+    shipping: Mapped[Any | None] = mapped_column("shipping", JSONB(), nullable=True)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    currency: Mapped[str | None] = mapped_column(
+        "currency", String(3), nullable=True, comment="Fixed by the customer's first subscription; ISO 4217, lowercase."
+    )
+    balance: Mapped[int] = mapped_column(
+        "balance",
+        BigInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="Minor units; negative is a credit the customer holds.",
+    )
+    invoice_prefix: Mapped[str | None] = mapped_column("invoice_prefix", String(12), nullable=True)
+    invoice_settings: Mapped[Any] = mapped_column(
+        "invoice_settings", JSONB(), nullable=False, server_default=text("'{}'")
+    )
+    default_payment_method_id: Mapped[str | None] = mapped_column(
+        "default_payment_method_id", String(64), nullable=True
+    )
+    gateway_customer_id: Mapped[str | None] = mapped_column("gateway_customer_id", String(255), nullable=True)
+    deleted: Mapped[bool] = mapped_column("deleted", Boolean(), nullable=False, server_default=text("false"))
+    deleted_at: Mapped[datetime | None] = mapped_column(
+        "deleted_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    payment_methods: Mapped[list[CustomerPaymentMethod]] = relationship('CustomerPaymentMethod', back_populates='customer', primaryjoin='and_(CustomerPaymentMethod.organization_id == Customer.organization_id, foreign(CustomerPaymentMethod.customer_id) == Customer.id)', lazy="raise", passive_deletes=True)
-    default_payment_method: Mapped[CustomerPaymentMethod | None] = relationship('CustomerPaymentMethod', back_populates='default_for', primaryjoin='and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)', lazy="raise")
-    subscriptions: Mapped[list[Subscription]] = relationship('Subscription', back_populates='customer', primaryjoin='and_(Subscription.organization_id == Customer.organization_id, foreign(Subscription.customer_id) == Customer.id)', lazy="raise")
-    subscription_schedules: Mapped[list[SubscriptionSchedule]] = relationship('SubscriptionSchedule', back_populates='customer', primaryjoin='and_(SubscriptionSchedule.organization_id == Customer.organization_id, foreign(SubscriptionSchedule.customer_id) == Customer.id)', lazy="raise")
-    invoices: Mapped[list[Invoice]] = relationship('Invoice', back_populates='customer', primaryjoin='and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)', lazy="raise")
+    payment_methods: Mapped[list[CustomerPaymentMethod]] = relationship(
+        "CustomerPaymentMethod",
+        back_populates="customer",
+        primaryjoin="and_(CustomerPaymentMethod.organization_id == Customer.organization_id, foreign(CustomerPaymentMethod.customer_id) == Customer.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
+    default_payment_method: Mapped[CustomerPaymentMethod | None] = relationship(
+        "CustomerPaymentMethod",
+        back_populates="default_for",
+        primaryjoin="and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)",
+        lazy="raise",
+    )
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        "Subscription",
+        back_populates="customer",
+        primaryjoin="and_(Subscription.organization_id == Customer.organization_id, foreign(Subscription.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    subscription_schedules: Mapped[list[SubscriptionSchedule]] = relationship(
+        "SubscriptionSchedule",
+        back_populates="customer",
+        primaryjoin="and_(SubscriptionSchedule.organization_id == Customer.organization_id, foreign(SubscriptionSchedule.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    invoices: Mapped[list[Invoice]] = relationship(
+        "Invoice",
+        back_populates="customer",
+        primaryjoin="and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)",
+        lazy="raise",
+    )
 
 
 class CustomerPaymentMethod(Base):
-    __tablename__ = 'customer_payment_methods'
+    __tablename__ = "customer_payment_methods"
     __table_args__ = (
-        Index('customer_payment_methods_customer_id_fingerprint_idx', 'customer_id', 'fingerprint'),
-        Index('customer_payment_methods_organization_id_gateway_gateway_pa_key', 'organization_id', 'gateway', 'gateway_payment_method_id', unique=True),
-        Index('customer_payment_methods_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('customer_payment_methods_organization_id_idx', 'organization_id'),
-        ForeignKeyConstraint(['organization_id', 'customer_id'], ['customers.organization_id', 'customers.id'], name='customer_payment_methods_organization_id_customer_id_fkey', ondelete='CASCADE', onupdate='CASCADE'),
+        Index("customer_payment_methods_customer_id_fingerprint_idx", "customer_id", "fingerprint"),
+        Index(
+            "customer_payment_methods_organization_id_gateway_gateway_pa_key",
+            "organization_id",
+            "gateway",
+            "gateway_payment_method_id",
+            unique=True,
+        ),
+        Index("customer_payment_methods_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("customer_payment_methods_organization_id_idx", "organization_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="customer_payment_methods_organization_id_customer_id_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    customer_id: Mapped[str] = mapped_column('customer_id', String(64), nullable=False)
-    gateway: Mapped[str] = mapped_column('gateway', String(32), nullable=False, server_default=text("'stripe'"))
-    gateway_payment_method_id: Mapped[str] = mapped_column('gateway_payment_method_id', String(255), nullable=False)
-    type: Mapped[PaymentMethodType] = mapped_column('type', Enum(PaymentMethodType, name='PaymentMethodType', native_enum=True, create_constraint=False), nullable=False)
-    brand: Mapped[str | None] = mapped_column('brand', String(32), nullable=True)
-    last4: Mapped[str | None] = mapped_column('last4', String(4), nullable=True)
-    exp_month: Mapped[int | None] = mapped_column('exp_month', Integer(), nullable=True)
-    exp_year: Mapped[int | None] = mapped_column('exp_year', Integer(), nullable=True)
-    country: Mapped[str | None] = mapped_column('country', String(2), nullable=True)
-    fingerprint: Mapped[str | None] = mapped_column('fingerprint', String(64), nullable=True)
-    billing_details: Mapped[Any] = mapped_column('billing_details', JSONB(), nullable=False, server_default=text("'{}'"))
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    gateway: Mapped[str] = mapped_column("gateway", String(32), nullable=False, server_default=text("'stripe'"))
+    gateway_payment_method_id: Mapped[str] = mapped_column("gateway_payment_method_id", String(255), nullable=False)
+    type: Mapped[PaymentMethodType] = mapped_column(
+        "type",
+        Enum(PaymentMethodType, name="PaymentMethodType", native_enum=True, create_constraint=False),
+        nullable=False,
+    )
+    brand: Mapped[str | None] = mapped_column("brand", String(32), nullable=True)
+    last4: Mapped[str | None] = mapped_column("last4", String(4), nullable=True)
+    exp_month: Mapped[int | None] = mapped_column("exp_month", Integer(), nullable=True)
+    exp_year: Mapped[int | None] = mapped_column("exp_year", Integer(), nullable=True)
+    country: Mapped[str | None] = mapped_column("country", String(2), nullable=True)
+    fingerprint: Mapped[str | None] = mapped_column("fingerprint", String(64), nullable=True)
+    billing_details: Mapped[Any] = mapped_column(
+        "billing_details", JSONB(), nullable=False, server_default=text("'{}'")
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    customer: Mapped[Customer] = relationship('Customer', back_populates='payment_methods', primaryjoin='and_(CustomerPaymentMethod.organization_id == Customer.organization_id, foreign(CustomerPaymentMethod.customer_id) == Customer.id)', lazy="raise")
-    default_for: Mapped[list[Customer]] = relationship('Customer', back_populates='default_payment_method', primaryjoin='and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)', lazy="raise", passive_deletes=True)
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="payment_methods",
+        primaryjoin="and_(CustomerPaymentMethod.organization_id == Customer.organization_id, foreign(CustomerPaymentMethod.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    default_for: Mapped[list[Customer]] = relationship(
+        "Customer",
+        back_populates="default_payment_method",
+        primaryjoin="and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, Enum, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -18,39 +18,56 @@ from contracts.enums import CommandStatus
 
 class ProcessedCommand(Base):
     """One row per applied command: the dedupe key and the first outcome."""
-    __tablename__ = 'processed_commands'
-    __table_args__ = (
-        Index('processed_commands_organization_id_idempotency_key_key', 'organization_id', 'idempotency_key', unique=True),
-        Index('processed_commands_organization_id_idx', 'organization_id'),
-    )
-    __mapper_args__ = {"eager_defaults": True}
 
-    command_id: Mapped[str] = mapped_column('command_id', String(255), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    type: Mapped[str] = mapped_column('type', String(100), nullable=False)
-    idempotency_key: Mapped[str | None] = mapped_column('idempotency_key', String(255), nullable=True)
-    request_hash: Mapped[str] = mapped_column('request_hash', String(64), nullable=False, comment="sha256 of the command's canonical payload: the same key with other parameters is refused.")
-    status: Mapped[CommandStatus] = mapped_column('status', Enum(CommandStatus, name='CommandStatus', native_enum=True, create_constraint=False), nullable=False)
-    resource_id: Mapped[str | None] = mapped_column('resource_id', String(64), nullable=True)
-    result: Mapped[Any | None] = mapped_column('result', JSONB(), nullable=True)
-    error: Mapped[Any | None] = mapped_column('error', JSONB(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
+    __tablename__ = "processed_commands"
+    __table_args__ = (
+        Index(
+            "processed_commands_organization_id_idempotency_key_key", "organization_id", "idempotency_key", unique=True
+        ),
+        Index("processed_commands_organization_id_idx", "organization_id"),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+
+    command_id: Mapped[str] = mapped_column(
+        "command_id", String(255), primary_key=True, autoincrement=False, nullable=False
+    )
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    type: Mapped[str] = mapped_column("type", String(100), nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column("idempotency_key", String(255), nullable=True)
+    request_hash: Mapped[str] = mapped_column(
+        "request_hash",
+        String(64),
+        nullable=False,
+        comment="sha256 of the command's canonical payload: the same key with other parameters is refused.",
+    )
+    status: Mapped[CommandStatus] = mapped_column(
+        "status", Enum(CommandStatus, name="CommandStatus", native_enum=True, create_constraint=False), nullable=False
+    )
+    resource_id: Mapped[str | None] = mapped_column("resource_id", String(64), nullable=True)
+    result: Mapped[Any | None] = mapped_column("result", JSONB(), nullable=True)
+    error: Mapped[Any | None] = mapped_column("error", JSONB(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 class Outbox(Base):
     """The transactional outbox: written in the command's transaction, relayed to Kafka after."""
-    __tablename__ = 'outbox'
-    __table_args__ = (
-        Index('outbox_organization_id_idx', 'organization_id'),
-        Index('outbox_sent_at_id_idx', 'sent_at', 'id'),
-    )
-    __mapper_args__ = {"eager_defaults": True}
 
-    id: Mapped[int] = mapped_column('id', BigInteger(), primary_key=True, autoincrement=True, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    topic: Mapped[str] = mapped_column('topic', String(200), nullable=False)
-    key: Mapped[str] = mapped_column('key', String(200), nullable=False)
-    event_type: Mapped[str] = mapped_column('event_type', String(100), nullable=False)
-    payload: Mapped[Any] = mapped_column('payload', JSONB(), nullable=False)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    sent_at: Mapped[datetime | None] = mapped_column('sent_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("outbox_organization_id_idx", "organization_id"),
+        Index("outbox_sent_at_id_idx", "sent_at", "id"),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+
+    id: Mapped[int] = mapped_column("id", BigInteger(), primary_key=True, autoincrement=True, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    topic: Mapped[str] = mapped_column("topic", String(200), nullable=False)
+    key: Mapped[str] = mapped_column("key", String(200), nullable=False)
+    event_type: Mapped[str] = mapped_column("event_type", String(100), nullable=False)
+    payload: Mapped[Any] = mapped_column("payload", JSONB(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    sent_at: Mapped[datetime | None] = mapped_column("sent_at", TIMESTAMP(timezone=True, precision=3), nullable=True)

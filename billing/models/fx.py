@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, ClassVar
 
 from sqlalchemy import Index, Numeric, String, text
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
@@ -17,16 +18,21 @@ from billing.models.base import Base, new_uuid
 
 class ExchangeRate(Base):
     """Exchange rates are data with a source and a time, used for reporting only."""
-    __tablename__ = 'exchange_rates'
-    __table_args__ = (
-        Index('exchange_rates_base_quote_source_as_of_key', 'base', 'quote', 'source', 'as_of', unique=True),
-    )
-    __mapper_args__ = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', UUID(as_uuid=False), primary_key=True, autoincrement=False, nullable=False, default=new_uuid)
-    base: Mapped[str] = mapped_column('base', String(3), nullable=False)
-    quote: Mapped[str] = mapped_column('quote', String(3), nullable=False)
-    rate: Mapped[Decimal] = mapped_column('rate', Numeric(30, 12), nullable=False)
-    source: Mapped[str] = mapped_column('source', String(100), nullable=False)
-    as_of: Mapped[datetime] = mapped_column('as_of', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
+    __tablename__ = "exchange_rates"
+    __table_args__ = (
+        Index("exchange_rates_base_quote_source_as_of_key", "base", "quote", "source", "as_of", unique=True),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column(
+        "id", UUID(as_uuid=False), primary_key=True, autoincrement=False, nullable=False, default=new_uuid
+    )
+    base: Mapped[str] = mapped_column("base", String(3), nullable=False)
+    quote: Mapped[str] = mapped_column("quote", String(3), nullable=False)
+    rate: Mapped[Decimal] = mapped_column("rate", Numeric(30, 12), nullable=False)
+    source: Mapped[str] = mapped_column("source", String(100), nullable=False)
+    as_of: Mapped[datetime] = mapped_column("as_of", TIMESTAMP(timezone=True, precision=3), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )

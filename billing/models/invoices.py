@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -19,83 +19,185 @@ from contracts.enums import CollectionMethod, InvoiceStatus
 if TYPE_CHECKING:
     from billing.models.catalog import Price
     from billing.models.customers import Customer
-    from billing.models.subscriptions import Subscription
-    from billing.models.subscriptions import SubscriptionItem
+    from billing.models.subscriptions import Subscription, SubscriptionItem
 
 
 class Invoice(Base):
-    __tablename__ = 'invoices'
+    __tablename__ = "invoices"
     __table_args__ = (
-        Index('invoices_organization_id_customer_id_idx', 'organization_id', 'customer_id'),
-        Index('invoices_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('invoices_organization_id_idx', 'organization_id'),
-        Index('invoices_organization_id_number_key', 'organization_id', 'number', unique=True),
-        ForeignKeyConstraint(['organization_id', 'customer_id'], ['customers.organization_id', 'customers.id'], name='invoices_organization_id_customer_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
-        ForeignKeyConstraint(['organization_id', 'subscription_id'], ['subscriptions.organization_id', 'subscriptions.id'], name='invoices_organization_id_subscription_id_fkey', ondelete='SET NULL (subscription_id)', onupdate='CASCADE'),
+        Index("invoices_organization_id_customer_id_idx", "organization_id", "customer_id"),
+        Index("invoices_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("invoices_organization_id_idx", "organization_id"),
+        Index("invoices_organization_id_number_key", "organization_id", "number", unique=True),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="invoices_organization_id_customer_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_id"],
+            ["subscriptions.organization_id", "subscriptions.id"],
+            name="invoices_organization_id_subscription_id_fkey",
+            ondelete="SET NULL (subscription_id)",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    customer_id: Mapped[str] = mapped_column('customer_id', String(64), nullable=False)
-    subscription_id: Mapped[str | None] = mapped_column('subscription_id', String(64), nullable=True)
-    number: Mapped[str | None] = mapped_column('number', String(64), nullable=True)
-    status: Mapped[InvoiceStatus] = mapped_column('status', Enum(InvoiceStatus, name='InvoiceStatus', native_enum=True, create_constraint=False), nullable=False, server_default=text("'draft'"))
-    currency: Mapped[str] = mapped_column('currency', String(3), nullable=False)
-    collection_method: Mapped[CollectionMethod] = mapped_column('collection_method', Enum(CollectionMethod, name='CollectionMethod', native_enum=True, create_constraint=False), nullable=False, server_default=text("'charge_automatically'"))
-    billing_reason: Mapped[str | None] = mapped_column('billing_reason', String(64), nullable=True)
-    period_start: Mapped[datetime] = mapped_column('period_start', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    period_end: Mapped[datetime] = mapped_column('period_end', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    subtotal: Mapped[int] = mapped_column('subtotal', BigInteger(), nullable=False, server_default=text("0"))
-    tax: Mapped[int] = mapped_column('tax', BigInteger(), nullable=False, server_default=text("0"))
-    total: Mapped[int] = mapped_column('total', BigInteger(), nullable=False, server_default=text("0"))
-    amount_due: Mapped[int] = mapped_column('amount_due', BigInteger(), nullable=False, server_default=text("0"))
-    amount_paid: Mapped[int] = mapped_column('amount_paid', BigInteger(), nullable=False, server_default=text("0"))
-    amount_remaining: Mapped[int] = mapped_column('amount_remaining', BigInteger(), nullable=False, server_default=text("0"))
-    attempt_count: Mapped[int] = mapped_column('attempt_count', Integer(), nullable=False, server_default=text("0"))
-    next_payment_attempt: Mapped[datetime | None] = mapped_column('next_payment_attempt', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    due_date: Mapped[datetime | None] = mapped_column('due_date', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    finalized_at: Mapped[datetime | None] = mapped_column('finalized_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    paid_at: Mapped[datetime | None] = mapped_column('paid_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column('voided_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    gateway_payment_intent_id: Mapped[str | None] = mapped_column('gateway_payment_intent_id', String(255), nullable=True)
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    subscription_id: Mapped[str | None] = mapped_column("subscription_id", String(64), nullable=True)
+    number: Mapped[str | None] = mapped_column("number", String(64), nullable=True)
+    status: Mapped[InvoiceStatus] = mapped_column(
+        "status",
+        Enum(InvoiceStatus, name="InvoiceStatus", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'draft'"),
+    )
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    collection_method: Mapped[CollectionMethod] = mapped_column(
+        "collection_method",
+        Enum(CollectionMethod, name="CollectionMethod", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'charge_automatically'"),
+    )
+    billing_reason: Mapped[str | None] = mapped_column("billing_reason", String(64), nullable=True)
+    period_start: Mapped[datetime] = mapped_column(
+        "period_start", TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    period_end: Mapped[datetime] = mapped_column("period_end", TIMESTAMP(timezone=True, precision=3), nullable=False)
+    subtotal: Mapped[int] = mapped_column("subtotal", BigInteger(), nullable=False, server_default=text("0"))
+    tax: Mapped[int] = mapped_column("tax", BigInteger(), nullable=False, server_default=text("0"))
+    total: Mapped[int] = mapped_column("total", BigInteger(), nullable=False, server_default=text("0"))
+    amount_due: Mapped[int] = mapped_column("amount_due", BigInteger(), nullable=False, server_default=text("0"))
+    amount_paid: Mapped[int] = mapped_column("amount_paid", BigInteger(), nullable=False, server_default=text("0"))
+    amount_remaining: Mapped[int] = mapped_column(
+        "amount_remaining", BigInteger(), nullable=False, server_default=text("0")
+    )
+    attempt_count: Mapped[int] = mapped_column("attempt_count", Integer(), nullable=False, server_default=text("0"))
+    next_payment_attempt: Mapped[datetime | None] = mapped_column(
+        "next_payment_attempt", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    due_date: Mapped[datetime | None] = mapped_column("due_date", TIMESTAMP(timezone=True, precision=3), nullable=True)
+    finalized_at: Mapped[datetime | None] = mapped_column(
+        "finalized_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    paid_at: Mapped[datetime | None] = mapped_column("paid_at", TIMESTAMP(timezone=True, precision=3), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(
+        "voided_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    gateway_payment_intent_id: Mapped[str | None] = mapped_column(
+        "gateway_payment_intent_id", String(255), nullable=True
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    customer: Mapped[Customer] = relationship('Customer', back_populates='invoices', primaryjoin='and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)', lazy="raise")
-    subscription: Mapped[Subscription | None] = relationship('Subscription', back_populates='invoices', primaryjoin='and_(Invoice.organization_id == Subscription.organization_id, foreign(Invoice.subscription_id) == Subscription.id)', lazy="raise")
-    lines: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='invoice', primaryjoin='and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)', lazy="raise", passive_deletes=True)
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="invoices",
+        primaryjoin="and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    subscription: Mapped[Subscription | None] = relationship(
+        "Subscription",
+        back_populates="invoices",
+        primaryjoin="and_(Invoice.organization_id == Subscription.organization_id, foreign(Invoice.subscription_id) == Subscription.id)",
+        lazy="raise",
+    )
+    lines: Mapped[list[InvoiceLineItem]] = relationship(
+        "InvoiceLineItem",
+        back_populates="invoice",
+        primaryjoin="and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class InvoiceLineItem(Base):
-    __tablename__ = 'invoice_line_items'
+    __tablename__ = "invoice_line_items"
     __table_args__ = (
-        Index('invoice_line_items_invoice_id_idx', 'invoice_id'),
-        Index('invoice_line_items_organization_id_idx', 'organization_id'),
-        ForeignKeyConstraint(['organization_id', 'invoice_id'], ['invoices.organization_id', 'invoices.id'], name='invoice_line_items_organization_id_invoice_id_fkey', ondelete='CASCADE', onupdate='CASCADE'),
-        ForeignKeyConstraint(['organization_id', 'subscription_item_id'], ['subscription_items.organization_id', 'subscription_items.id'], name='invoice_line_items_organization_id_subscription_item_id_fkey', ondelete='SET NULL (subscription_item_id)', onupdate='CASCADE'),
-        ForeignKeyConstraint(['organization_id', 'price_id'], ['prices.organization_id', 'prices.id'], name='invoice_line_items_organization_id_price_id_fkey', ondelete='SET NULL (price_id)', onupdate='CASCADE'),
+        Index("invoice_line_items_invoice_id_idx", "invoice_id"),
+        Index("invoice_line_items_organization_id_idx", "organization_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "invoice_id"],
+            ["invoices.organization_id", "invoices.id"],
+            name="invoice_line_items_organization_id_invoice_id_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_item_id"],
+            ["subscription_items.organization_id", "subscription_items.id"],
+            name="invoice_line_items_organization_id_subscription_item_id_fkey",
+            ondelete="SET NULL (subscription_item_id)",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "price_id"],
+            ["prices.organization_id", "prices.id"],
+            name="invoice_line_items_organization_id_price_id_fkey",
+            ondelete="SET NULL (price_id)",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    invoice_id: Mapped[str] = mapped_column('invoice_id', String(64), nullable=False)
-    subscription_item_id: Mapped[str | None] = mapped_column('subscription_item_id', String(64), nullable=True)
-    price_id: Mapped[str | None] = mapped_column('price_id', String(64), nullable=True)
-    description: Mapped[str] = mapped_column('description', String(500), nullable=False)
-    quantity: Mapped[int] = mapped_column('quantity', Integer(), nullable=False, server_default=text("1"))
-    unit_amount_decimal: Mapped[Decimal | None] = mapped_column('unit_amount_decimal', Numeric(30, 12), nullable=True)
-    amount: Mapped[int] = mapped_column('amount', BigInteger(), nullable=False, comment='Minor units, rounded once for this line.')
-    currency: Mapped[str] = mapped_column('currency', String(3), nullable=False)
-    period_start: Mapped[datetime] = mapped_column('period_start', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    period_end: Mapped[datetime] = mapped_column('period_end', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    proration: Mapped[bool] = mapped_column('proration', Boolean(), nullable=False, server_default=text("false"))
-    breakdown: Mapped[Any] = mapped_column('breakdown', JSONB(), nullable=False, server_default=text("'[]'"), comment='Per-tier breakdown from the pricing engine.')
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    invoice_id: Mapped[str] = mapped_column("invoice_id", String(64), nullable=False)
+    subscription_item_id: Mapped[str | None] = mapped_column("subscription_item_id", String(64), nullable=True)
+    price_id: Mapped[str | None] = mapped_column("price_id", String(64), nullable=True)
+    description: Mapped[str] = mapped_column("description", String(500), nullable=False)
+    quantity: Mapped[int] = mapped_column("quantity", Integer(), nullable=False, server_default=text("1"))
+    unit_amount_decimal: Mapped[Decimal | None] = mapped_column("unit_amount_decimal", Numeric(30, 12), nullable=True)
+    amount: Mapped[int] = mapped_column(
+        "amount", BigInteger(), nullable=False, comment="Minor units, rounded once for this line."
+    )
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    period_start: Mapped[datetime] = mapped_column(
+        "period_start", TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    period_end: Mapped[datetime] = mapped_column("period_end", TIMESTAMP(timezone=True, precision=3), nullable=False)
+    proration: Mapped[bool] = mapped_column("proration", Boolean(), nullable=False, server_default=text("false"))
+    breakdown: Mapped[Any] = mapped_column(
+        "breakdown",
+        JSONB(),
+        nullable=False,
+        server_default=text("'[]'"),
+        comment="Per-tier breakdown from the pricing engine.",
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
 
-    invoice: Mapped[Invoice] = relationship('Invoice', back_populates='lines', primaryjoin='and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)', lazy="raise")
-    subscription_item: Mapped[SubscriptionItem | None] = relationship('SubscriptionItem', back_populates='invoice_line_items', primaryjoin='and_(InvoiceLineItem.organization_id == SubscriptionItem.organization_id, foreign(InvoiceLineItem.subscription_item_id) == SubscriptionItem.id)', lazy="raise")
-    price: Mapped[Price | None] = relationship('Price', back_populates='invoice_line_items', primaryjoin='and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)', lazy="raise")
+    invoice: Mapped[Invoice] = relationship(
+        "Invoice",
+        back_populates="lines",
+        primaryjoin="and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)",
+        lazy="raise",
+    )
+    subscription_item: Mapped[SubscriptionItem | None] = relationship(
+        "SubscriptionItem",
+        back_populates="invoice_line_items",
+        primaryjoin="and_(InvoiceLineItem.organization_id == SubscriptionItem.organization_id, foreign(InvoiceLineItem.subscription_item_id) == SubscriptionItem.id)",
+        lazy="raise",
+    )
+    price: Mapped[Price | None] = relationship(
+        "Price",
+        back_populates="invoice_line_items",
+        primaryjoin="and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)",
+        lazy="raise",
+    )

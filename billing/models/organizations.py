@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import TIMESTAMP
@@ -15,36 +16,76 @@ from billing.models.base import Base
 
 
 class Organization(Base):
-    __tablename__ = 'organizations'
-    __mapper_args__ = {"eager_defaults": True}
+    __tablename__ = "organizations"
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    name: Mapped[str] = mapped_column('name', String(200), nullable=False)
-    reporting_currency: Mapped[str] = mapped_column('reporting_currency', String(3), nullable=False, server_default=text("'usd'"))
-    stripe_secret_key_encrypted: Mapped[str | None] = mapped_column('stripe_secret_key_encrypted', Text(), nullable=True)
-    stripe_webhook_secret_encrypted: Mapped[str | None] = mapped_column('stripe_webhook_secret_encrypted', Text(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    name: Mapped[str] = mapped_column("name", String(200), nullable=False)
+    reporting_currency: Mapped[str] = mapped_column(
+        "reporting_currency", String(3), nullable=False, server_default=text("'usd'")
+    )
+    stripe_secret_key_encrypted: Mapped[str | None] = mapped_column(
+        "stripe_secret_key_encrypted", Text(), nullable=True
+    )
+    stripe_webhook_secret_encrypted: Mapped[str | None] = mapped_column(
+        "stripe_webhook_secret_encrypted", Text(), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    api_keys: Mapped[list[ApiKey]] = relationship('ApiKey', back_populates='organization', foreign_keys='[ApiKey.organization_id]', lazy="raise", passive_deletes=True)
+    api_keys: Mapped[list[ApiKey]] = relationship(
+        "ApiKey",
+        back_populates="organization",
+        foreign_keys="[ApiKey.organization_id]",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class ApiKey(Base):
-    __tablename__ = 'api_keys'
+    __tablename__ = "api_keys"
     __table_args__ = (
-        Index('api_keys_organization_id_idx', 'organization_id'),
-        Index('api_keys_secret_hash_key', 'secret_hash', unique=True),
+        Index("api_keys_organization_id_idx", "organization_id"),
+        Index("api_keys_secret_hash_key", "secret_hash", unique=True),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), ForeignKey('organizations.id', name='api_keys_organization_id_fkey', ondelete='CASCADE', onupdate='CASCADE'), nullable=False)
-    name: Mapped[str] = mapped_column('name', String(200), nullable=False)
-    prefix: Mapped[str] = mapped_column('prefix', String(32), nullable=False, comment='The first characters of the secret, shown in listings so a key can be recognised.')
-    secret_hash: Mapped[str] = mapped_column('secret_hash', String(128), nullable=False)
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    last_used_at: Mapped[datetime | None] = mapped_column('last_used_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    expires_at: Mapped[datetime | None] = mapped_column('expires_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column('revoked_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column(
+        "organization_id",
+        String(64),
+        ForeignKey("organizations.id", name="api_keys_organization_id_fkey", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+    )
+    name: Mapped[str] = mapped_column("name", String(200), nullable=False)
+    prefix: Mapped[str] = mapped_column(
+        "prefix",
+        String(32),
+        nullable=False,
+        comment="The first characters of the secret, shown in listings so a key can be recognised.",
+    )
+    secret_hash: Mapped[str] = mapped_column("secret_hash", String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    last_used_at: Mapped[datetime | None] = mapped_column(
+        "last_used_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(
+        "expires_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(
+        "revoked_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
 
-    organization: Mapped[Organization] = relationship('Organization', back_populates='api_keys', foreign_keys='[ApiKey.organization_id]', lazy="raise")
+    organization: Mapped[Organization] = relationship(
+        "Organization", back_populates="api_keys", foreign_keys="[ApiKey.organization_id]", lazy="raise"
+    )

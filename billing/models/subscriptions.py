@@ -6,137 +6,324 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Boolean, Enum, ForeignKeyConstraint, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.models.base import Base
-from contracts.enums import CollectionMethod, ProrationBehavior, SubscriptionScheduleEndBehavior, SubscriptionScheduleStatus, SubscriptionStatus
+from contracts.enums import (
+    CollectionMethod,
+    ProrationBehavior,
+    SubscriptionScheduleEndBehavior,
+    SubscriptionScheduleStatus,
+    SubscriptionStatus,
+)
 
 if TYPE_CHECKING:
     from billing.models.catalog import Price
     from billing.models.customers import Customer
-    from billing.models.invoices import Invoice
-    from billing.models.invoices import InvoiceLineItem
+    from billing.models.invoices import Invoice, InvoiceLineItem
 
 
 class Subscription(Base):
-    __tablename__ = 'subscriptions'
+    __tablename__ = "subscriptions"
     __table_args__ = (
-        Index('subscriptions_organization_id_customer_id_idx', 'organization_id', 'customer_id'),
-        Index('subscriptions_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('subscriptions_organization_id_idx', 'organization_id'),
-        Index('subscriptions_status_current_period_end_idx', 'status', 'current_period_end'),
-        ForeignKeyConstraint(['organization_id', 'customer_id'], ['customers.organization_id', 'customers.id'], name='subscriptions_organization_id_customer_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
+        Index("subscriptions_organization_id_customer_id_idx", "organization_id", "customer_id"),
+        Index("subscriptions_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("subscriptions_organization_id_idx", "organization_id"),
+        Index("subscriptions_status_current_period_end_idx", "status", "current_period_end"),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="subscriptions_organization_id_customer_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    customer_id: Mapped[str] = mapped_column('customer_id', String(64), nullable=False)
-    status: Mapped[SubscriptionStatus] = mapped_column('status', Enum(SubscriptionStatus, name='SubscriptionStatus', native_enum=True, create_constraint=False), nullable=False)
-    currency: Mapped[str] = mapped_column('currency', String(3), nullable=False)
-    collection_method: Mapped[CollectionMethod] = mapped_column('collection_method', Enum(CollectionMethod, name='CollectionMethod', native_enum=True, create_constraint=False), nullable=False, server_default=text("'charge_automatically'"))
-    days_until_due: Mapped[int | None] = mapped_column('days_until_due', Integer(), nullable=True)
-    default_payment_method_id: Mapped[str | None] = mapped_column('default_payment_method_id', String(64), nullable=True)
-    start_date: Mapped[datetime] = mapped_column('start_date', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    billing_cycle_anchor: Mapped[datetime] = mapped_column('billing_cycle_anchor', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    current_period_start: Mapped[datetime] = mapped_column('current_period_start', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    current_period_end: Mapped[datetime] = mapped_column('current_period_end', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    trial_start: Mapped[datetime | None] = mapped_column('trial_start', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    trial_end: Mapped[datetime | None] = mapped_column('trial_end', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    cancel_at: Mapped[datetime | None] = mapped_column('cancel_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    cancel_at_period_end: Mapped[bool] = mapped_column('cancel_at_period_end', Boolean(), nullable=False, server_default=text("false"))
-    canceled_at: Mapped[datetime | None] = mapped_column('canceled_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    cancellation_reason: Mapped[str | None] = mapped_column('cancellation_reason', String(100), nullable=True)
-    ended_at: Mapped[datetime | None] = mapped_column('ended_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    pause_collection: Mapped[Any | None] = mapped_column('pause_collection', JSONB(), nullable=True, comment="Stripe's pause_collection: {behavior, resumesAt}.")
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        "status",
+        Enum(SubscriptionStatus, name="SubscriptionStatus", native_enum=True, create_constraint=False),
+        nullable=False,
+    )
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    collection_method: Mapped[CollectionMethod] = mapped_column(
+        "collection_method",
+        Enum(CollectionMethod, name="CollectionMethod", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'charge_automatically'"),
+    )
+    days_until_due: Mapped[int | None] = mapped_column("days_until_due", Integer(), nullable=True)
+    default_payment_method_id: Mapped[str | None] = mapped_column(
+        "default_payment_method_id", String(64), nullable=True
+    )
+    start_date: Mapped[datetime] = mapped_column("start_date", TIMESTAMP(timezone=True, precision=3), nullable=False)
+    billing_cycle_anchor: Mapped[datetime] = mapped_column(
+        "billing_cycle_anchor", TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    current_period_start: Mapped[datetime] = mapped_column(
+        "current_period_start", TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    current_period_end: Mapped[datetime] = mapped_column(
+        "current_period_end", TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    trial_start: Mapped[datetime | None] = mapped_column(
+        "trial_start", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    trial_end: Mapped[datetime | None] = mapped_column(
+        "trial_end", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    cancel_at: Mapped[datetime | None] = mapped_column(
+        "cancel_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    cancel_at_period_end: Mapped[bool] = mapped_column(
+        "cancel_at_period_end", Boolean(), nullable=False, server_default=text("false")
+    )
+    canceled_at: Mapped[datetime | None] = mapped_column(
+        "canceled_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    cancellation_reason: Mapped[str | None] = mapped_column("cancellation_reason", String(100), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column("ended_at", TIMESTAMP(timezone=True, precision=3), nullable=True)
+    pause_collection: Mapped[Any | None] = mapped_column(
+        "pause_collection", JSONB(), nullable=True, comment="Stripe's pause_collection: {behavior, resumesAt}."
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    customer: Mapped[Customer] = relationship('Customer', back_populates='subscriptions', primaryjoin='and_(Subscription.organization_id == Customer.organization_id, foreign(Subscription.customer_id) == Customer.id)', lazy="raise")
-    items: Mapped[list[SubscriptionItem]] = relationship('SubscriptionItem', back_populates='subscription', primaryjoin='and_(SubscriptionItem.organization_id == Subscription.organization_id, foreign(SubscriptionItem.subscription_id) == Subscription.id)', lazy="raise", passive_deletes=True)
-    schedule: Mapped[SubscriptionSchedule | None] = relationship('SubscriptionSchedule', back_populates='subscription', primaryjoin='and_(SubscriptionSchedule.organization_id == Subscription.organization_id, foreign(SubscriptionSchedule.subscription_id) == Subscription.id)', lazy="raise", uselist=False)
-    invoices: Mapped[list[Invoice]] = relationship('Invoice', back_populates='subscription', primaryjoin='and_(Invoice.organization_id == Subscription.organization_id, foreign(Invoice.subscription_id) == Subscription.id)', lazy="raise", passive_deletes=True)
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="subscriptions",
+        primaryjoin="and_(Subscription.organization_id == Customer.organization_id, foreign(Subscription.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    items: Mapped[list[SubscriptionItem]] = relationship(
+        "SubscriptionItem",
+        back_populates="subscription",
+        primaryjoin="and_(SubscriptionItem.organization_id == Subscription.organization_id, foreign(SubscriptionItem.subscription_id) == Subscription.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
+    schedule: Mapped[SubscriptionSchedule | None] = relationship(
+        "SubscriptionSchedule",
+        back_populates="subscription",
+        primaryjoin="and_(SubscriptionSchedule.organization_id == Subscription.organization_id, foreign(SubscriptionSchedule.subscription_id) == Subscription.id)",
+        lazy="raise",
+        uselist=False,
+    )
+    invoices: Mapped[list[Invoice]] = relationship(
+        "Invoice",
+        back_populates="subscription",
+        primaryjoin="and_(Invoice.organization_id == Subscription.organization_id, foreign(Invoice.subscription_id) == Subscription.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class SubscriptionItem(Base):
-    __tablename__ = 'subscription_items'
+    __tablename__ = "subscription_items"
     __table_args__ = (
-        Index('subscription_items_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('subscription_items_organization_id_idx', 'organization_id'),
-        Index('subscription_items_subscription_id_price_id_key', 'subscription_id', 'price_id', unique=True),
-        ForeignKeyConstraint(['organization_id', 'subscription_id'], ['subscriptions.organization_id', 'subscriptions.id'], name='subscription_items_organization_id_subscription_id_fkey', ondelete='CASCADE', onupdate='CASCADE'),
-        ForeignKeyConstraint(['organization_id', 'price_id'], ['prices.organization_id', 'prices.id'], name='subscription_items_organization_id_price_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
+        Index("subscription_items_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("subscription_items_organization_id_idx", "organization_id"),
+        Index("subscription_items_subscription_id_price_id_key", "subscription_id", "price_id", unique=True),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_id"],
+            ["subscriptions.organization_id", "subscriptions.id"],
+            name="subscription_items_organization_id_subscription_id_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "price_id"],
+            ["prices.organization_id", "prices.id"],
+            name="subscription_items_organization_id_price_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    subscription_id: Mapped[str] = mapped_column('subscription_id', String(64), nullable=False)
-    price_id: Mapped[str] = mapped_column('price_id', String(64), nullable=False)
-    quantity: Mapped[int] = mapped_column('quantity', Integer(), nullable=False, server_default=text("1"))
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    subscription_id: Mapped[str] = mapped_column("subscription_id", String(64), nullable=False)
+    price_id: Mapped[str] = mapped_column("price_id", String(64), nullable=False)
+    quantity: Mapped[int] = mapped_column("quantity", Integer(), nullable=False, server_default=text("1"))
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    subscription: Mapped[Subscription] = relationship('Subscription', back_populates='items', primaryjoin='and_(SubscriptionItem.organization_id == Subscription.organization_id, foreign(SubscriptionItem.subscription_id) == Subscription.id)', lazy="raise")
-    price: Mapped[Price] = relationship('Price', back_populates='subscription_items', primaryjoin='and_(SubscriptionItem.organization_id == Price.organization_id, foreign(SubscriptionItem.price_id) == Price.id)', lazy="raise")
-    invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship('InvoiceLineItem', back_populates='subscription_item', primaryjoin='and_(InvoiceLineItem.organization_id == SubscriptionItem.organization_id, foreign(InvoiceLineItem.subscription_item_id) == SubscriptionItem.id)', lazy="raise", passive_deletes=True)
+    subscription: Mapped[Subscription] = relationship(
+        "Subscription",
+        back_populates="items",
+        primaryjoin="and_(SubscriptionItem.organization_id == Subscription.organization_id, foreign(SubscriptionItem.subscription_id) == Subscription.id)",
+        lazy="raise",
+    )
+    price: Mapped[Price] = relationship(
+        "Price",
+        back_populates="subscription_items",
+        primaryjoin="and_(SubscriptionItem.organization_id == Price.organization_id, foreign(SubscriptionItem.price_id) == Price.id)",
+        lazy="raise",
+    )
+    invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship(
+        "InvoiceLineItem",
+        back_populates="subscription_item",
+        primaryjoin="and_(InvoiceLineItem.organization_id == SubscriptionItem.organization_id, foreign(InvoiceLineItem.subscription_item_id) == SubscriptionItem.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class SubscriptionSchedule(Base):
-    __tablename__ = 'subscription_schedules'
+    __tablename__ = "subscription_schedules"
     __table_args__ = (
-        Index('subscription_schedules_organization_id_id_key', 'organization_id', 'id', unique=True),
-        Index('subscription_schedules_organization_id_idx', 'organization_id'),
-        Index('subscription_schedules_organization_id_subscription_id_key', 'organization_id', 'subscription_id', unique=True),
-        ForeignKeyConstraint(['organization_id', 'customer_id'], ['customers.organization_id', 'customers.id'], name='subscription_schedules_organization_id_customer_id_fkey', ondelete='RESTRICT', onupdate='CASCADE'),
-        ForeignKeyConstraint(['organization_id', 'subscription_id'], ['subscriptions.organization_id', 'subscriptions.id'], name='subscription_schedules_organization_id_subscription_id_fkey', ondelete='SET NULL (subscription_id)', onupdate='CASCADE'),
+        Index("subscription_schedules_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("subscription_schedules_organization_id_idx", "organization_id"),
+        Index(
+            "subscription_schedules_organization_id_subscription_id_key",
+            "organization_id",
+            "subscription_id",
+            unique=True,
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="subscription_schedules_organization_id_customer_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_id"],
+            ["subscriptions.organization_id", "subscriptions.id"],
+            name="subscription_schedules_organization_id_subscription_id_fkey",
+            ondelete="SET NULL (subscription_id)",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    customer_id: Mapped[str] = mapped_column('customer_id', String(64), nullable=False)
-    subscription_id: Mapped[str | None] = mapped_column('subscription_id', String(64), nullable=True)
-    status: Mapped[SubscriptionScheduleStatus] = mapped_column('status', Enum(SubscriptionScheduleStatus, name='SubscriptionScheduleStatus', native_enum=True, create_constraint=False), nullable=False, server_default=text("'not_started'"))
-    end_behavior: Mapped[SubscriptionScheduleEndBehavior] = mapped_column('end_behavior', Enum(SubscriptionScheduleEndBehavior, name='SubscriptionScheduleEndBehavior', native_enum=True, create_constraint=False), nullable=False, server_default=text("'release'"))
-    current_phase_index: Mapped[int | None] = mapped_column('current_phase_index', Integer(), nullable=True)
-    released_at: Mapped[datetime | None] = mapped_column('released_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    canceled_at: Mapped[datetime | None] = mapped_column('canceled_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    completed_at: Mapped[datetime | None] = mapped_column('completed_at', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
-    created_at: Mapped[datetime] = mapped_column('created_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"))
-    updated_at: Mapped[datetime] = mapped_column('updated_at', TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP"), onupdate=func.now())
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    subscription_id: Mapped[str | None] = mapped_column("subscription_id", String(64), nullable=True)
+    status: Mapped[SubscriptionScheduleStatus] = mapped_column(
+        "status",
+        Enum(SubscriptionScheduleStatus, name="SubscriptionScheduleStatus", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'not_started'"),
+    )
+    end_behavior: Mapped[SubscriptionScheduleEndBehavior] = mapped_column(
+        "end_behavior",
+        Enum(
+            SubscriptionScheduleEndBehavior,
+            name="SubscriptionScheduleEndBehavior",
+            native_enum=True,
+            create_constraint=False,
+        ),
+        nullable=False,
+        server_default=text("'release'"),
+    )
+    current_phase_index: Mapped[int | None] = mapped_column("current_phase_index", Integer(), nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(
+        "released_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    canceled_at: Mapped[datetime | None] = mapped_column(
+        "canceled_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(
+        "completed_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
 
-    customer: Mapped[Customer] = relationship('Customer', back_populates='subscription_schedules', primaryjoin='and_(SubscriptionSchedule.organization_id == Customer.organization_id, foreign(SubscriptionSchedule.customer_id) == Customer.id)', lazy="raise")
-    subscription: Mapped[Subscription | None] = relationship('Subscription', back_populates='schedule', primaryjoin='and_(SubscriptionSchedule.organization_id == Subscription.organization_id, foreign(SubscriptionSchedule.subscription_id) == Subscription.id)', lazy="raise")
-    phases: Mapped[list[SubscriptionSchedulePhase]] = relationship('SubscriptionSchedulePhase', back_populates='schedule', primaryjoin='and_(SubscriptionSchedulePhase.organization_id == SubscriptionSchedule.organization_id, foreign(SubscriptionSchedulePhase.schedule_id) == SubscriptionSchedule.id)', lazy="raise", passive_deletes=True)
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="subscription_schedules",
+        primaryjoin="and_(SubscriptionSchedule.organization_id == Customer.organization_id, foreign(SubscriptionSchedule.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    subscription: Mapped[Subscription | None] = relationship(
+        "Subscription",
+        back_populates="schedule",
+        primaryjoin="and_(SubscriptionSchedule.organization_id == Subscription.organization_id, foreign(SubscriptionSchedule.subscription_id) == Subscription.id)",
+        lazy="raise",
+    )
+    phases: Mapped[list[SubscriptionSchedulePhase]] = relationship(
+        "SubscriptionSchedulePhase",
+        back_populates="schedule",
+        primaryjoin="and_(SubscriptionSchedulePhase.organization_id == SubscriptionSchedule.organization_id, foreign(SubscriptionSchedulePhase.schedule_id) == SubscriptionSchedule.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class SubscriptionSchedulePhase(Base):
-    __tablename__ = 'subscription_schedule_phases'
+    __tablename__ = "subscription_schedule_phases"
     __table_args__ = (
-        Index('subscription_schedule_phases_organization_id_idx', 'organization_id'),
-        Index('subscription_schedule_phases_schedule_id_position_key', 'schedule_id', 'position', unique=True),
-        ForeignKeyConstraint(['organization_id', 'schedule_id'], ['subscription_schedules.organization_id', 'subscription_schedules.id'], name='subscription_schedule_phases_organization_id_schedule_id_fkey', ondelete='CASCADE', onupdate='CASCADE'),
+        Index("subscription_schedule_phases_organization_id_idx", "organization_id"),
+        Index("subscription_schedule_phases_schedule_id_position_key", "schedule_id", "position", unique=True),
+        ForeignKeyConstraint(
+            ["organization_id", "schedule_id"],
+            ["subscription_schedules.organization_id", "subscription_schedules.id"],
+            name="subscription_schedule_phases_organization_id_schedule_id_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
     )
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
-    id: Mapped[str] = mapped_column('id', String(64), primary_key=True, autoincrement=False, nullable=False)
-    organization_id: Mapped[str] = mapped_column('organization_id', String(64), nullable=False)
-    schedule_id: Mapped[str] = mapped_column('schedule_id', String(64), nullable=False)
-    position: Mapped[int] = mapped_column('position', Integer(), nullable=False)
-    start_date: Mapped[datetime] = mapped_column('start_date', TIMESTAMP(timezone=True, precision=3), nullable=False)
-    end_date: Mapped[datetime | None] = mapped_column('end_date', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    items: Mapped[Any] = mapped_column('items', JSONB(), nullable=False, comment='[{priceId, quantity}]')
-    iterations: Mapped[int | None] = mapped_column('iterations', Integer(), nullable=True)
-    trial_end: Mapped[datetime | None] = mapped_column('trial_end', TIMESTAMP(timezone=True, precision=3), nullable=True)
-    proration_behavior: Mapped[ProrationBehavior] = mapped_column('proration_behavior', Enum(ProrationBehavior, name='ProrationBehavior', native_enum=True, create_constraint=False), nullable=False, server_default=text("'create_prorations'"))
-    metadata_: Mapped[Any] = mapped_column('metadata', JSONB(), nullable=False, server_default=text("'{}'"))
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    schedule_id: Mapped[str] = mapped_column("schedule_id", String(64), nullable=False)
+    position: Mapped[int] = mapped_column("position", Integer(), nullable=False)
+    start_date: Mapped[datetime] = mapped_column("start_date", TIMESTAMP(timezone=True, precision=3), nullable=False)
+    end_date: Mapped[datetime | None] = mapped_column("end_date", TIMESTAMP(timezone=True, precision=3), nullable=True)
+    items: Mapped[Any] = mapped_column("items", JSONB(), nullable=False, comment="[{priceId, quantity}]")
+    iterations: Mapped[int | None] = mapped_column("iterations", Integer(), nullable=True)
+    trial_end: Mapped[datetime | None] = mapped_column(
+        "trial_end", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    proration_behavior: Mapped[ProrationBehavior] = mapped_column(
+        "proration_behavior",
+        Enum(ProrationBehavior, name="ProrationBehavior", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'create_prorations'"),
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
 
-    schedule: Mapped[SubscriptionSchedule] = relationship('SubscriptionSchedule', back_populates='phases', primaryjoin='and_(SubscriptionSchedulePhase.organization_id == SubscriptionSchedule.organization_id, foreign(SubscriptionSchedulePhase.schedule_id) == SubscriptionSchedule.id)', lazy="raise")
+    schedule: Mapped[SubscriptionSchedule] = relationship(
+        "SubscriptionSchedule",
+        back_populates="phases",
+        primaryjoin="and_(SubscriptionSchedulePhase.organization_id == SubscriptionSchedule.organization_id, foreign(SubscriptionSchedulePhase.schedule_id) == SubscriptionSchedule.id)",
+        lazy="raise",
+    )

@@ -14,13 +14,17 @@ from billing.models import ApiKey, Organization
 from billing.organizations.keys import NewKey, hash_secret, new_key
 
 
-async def create_organization(session: AsyncSession, name: str, key_name: str = "Default key") -> tuple[Organization, NewKey]:
+async def create_organization(
+    session: AsyncSession, name: str, key_name: str = "Default key"
+) -> tuple[Organization, NewKey]:
     """An organization and its first key (the CLI's bootstrap: no key exists yet to ask with)."""
     organization = Organization(id=new_id("organization"), name=name)
     session.add(organization)
     key = new_key()
     session.add(
-        ApiKey(id=key.id, organization_id=organization.id, name=key_name, prefix=key.prefix, secret_hash=key.secret_hash)
+        ApiKey(
+            id=key.id, organization_id=organization.id, name=key_name, prefix=key.prefix, secret_hash=key.secret_hash
+        )
     )
     await session.flush()
     return organization, key

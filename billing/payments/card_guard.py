@@ -103,7 +103,12 @@ def _groups_hold_card(parts: list[str]) -> bool:
         b = a
         while b + 1 < count:
             inner = len(groups[b])
-            if inner < MIN_GROUP or inner > MAX_GROUP or separators[b] != separators[a] or len(groups[b + 1]) > MAX_GROUP:
+            if (
+                inner < MIN_GROUP
+                or inner > MAX_GROUP
+                or separators[b] != separators[a]
+                or len(groups[b + 1]) > MAX_GROUP
+            ):
                 break
             b += 1
             length += len(groups[b])

@@ -118,7 +118,9 @@ class GatewayUnavailable(GatewayError):
     default_retry_after = 1
 
     def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
-        super().__init__(message, retry_after=self.default_retry_after if retry_after is None else retry_after, **kwargs)
+        super().__init__(
+            message, retry_after=self.default_retry_after if retry_after is None else retry_after, **kwargs
+        )
 
 
 # ---------------------------------------------------------------------------- results
@@ -288,10 +290,13 @@ def check_amount(value: object, param: str = "amount", *, allow_none: bool = Fal
     if isinstance(value, bool) or not isinstance(value, int):
         raise GatewayInvalidRequest(
             f"Invalid {param}: an integer in the currency's minor unit is required, not {type(value).__name__}.",
-            code="parameter_invalid_integer", param=param,
+            code="parameter_invalid_integer",
+            param=param,
         )
     if value <= 0:
-        raise GatewayInvalidRequest(f"Invalid {param}: must be greater than 0.", code="parameter_invalid_integer", param=param)
+        raise GatewayInvalidRequest(
+            f"Invalid {param}: must be greater than 0.", code="parameter_invalid_integer", param=param
+        )
     return value
 
 
@@ -306,7 +311,8 @@ def check_idempotency_key(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > IDEMPOTENCY_KEY_MAX:
         raise GatewayInvalidRequest(
             f"An idempotency key of 1 to {IDEMPOTENCY_KEY_MAX} characters is required.",
-            code="idempotency_key_invalid", param="idempotency_key",
+            code="idempotency_key_invalid",
+            param="idempotency_key",
         )
     return value
 
@@ -319,30 +325,42 @@ def check_metadata(value: Mapping[str, Any] | None, param: str = "metadata") -> 
     out: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key or len(key) > _METADATA_KEY_MAX:
-            raise GatewayInvalidRequest(f"Invalid {param} key: 1 to {_METADATA_KEY_MAX} characters.",
-                                        code="parameter_invalid", param=f"{param}[{key}]")
+            raise GatewayInvalidRequest(
+                f"Invalid {param} key: 1 to {_METADATA_KEY_MAX} characters.",
+                code="parameter_invalid",
+                param=f"{param}[{key}]",
+            )
         if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise GatewayInvalidRequest(f"Invalid {param}[{key}]: a string is required.",
-                                        code="parameter_invalid", param=f"{param}[{key}]")
+            raise GatewayInvalidRequest(
+                f"Invalid {param}[{key}]: a string is required.", code="parameter_invalid", param=f"{param}[{key}]"
+            )
         text = str(item)
         if len(text) > _METADATA_VALUE_MAX:
-            raise GatewayInvalidRequest(f"Invalid {param}[{key}]: at most {_METADATA_VALUE_MAX} characters.",
-                                        code="parameter_invalid_string_too_long", param=f"{param}[{key}]")
+            raise GatewayInvalidRequest(
+                f"Invalid {param}[{key}]: at most {_METADATA_VALUE_MAX} characters.",
+                code="parameter_invalid_string_too_long",
+                param=f"{param}[{key}]",
+            )
         out[key] = text
     return out
 
 
 def check_payment_method_types(values: Sequence[str], param: str = "payment_method_types") -> list[str]:
     if isinstance(values, str) or not values:
-        raise GatewayInvalidRequest(f"Invalid {param}: a non-empty list is required.", code="parameter_invalid", param=param)
+        raise GatewayInvalidRequest(
+            f"Invalid {param}: a non-empty list is required.", code="parameter_invalid", param=param
+        )
     out: list[str] = []
     for index, value in enumerate(values):
         try:
             out.append(PaymentMethodType(value).value)
         except ValueError:
             supported = ", ".join(t.value for t in PaymentMethodType)
-            raise GatewayInvalidRequest(f"Invalid {param}[{index}]: {value!r} is not one of {supported}.",
-                                        code="parameter_invalid", param=f"{param}[{index}]") from None
+            raise GatewayInvalidRequest(
+                f"Invalid {param}[{index}]: {value!r} is not one of {supported}.",
+                code="parameter_invalid",
+                param=f"{param}[{index}]",
+            ) from None
     return out
 
 

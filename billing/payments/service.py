@@ -112,9 +112,10 @@ async def _forget_as_default(session: AsyncSession, row: CustomerPaymentMethod) 
 
 
 def _is_default(customer: Customer, row: CustomerPaymentMethod) -> bool:
-    return customer.default_payment_method_id == row.id or (customer.invoice_settings or {}).get(
-        "defaultPaymentMethod"
-    ) == row.id
+    return (
+        customer.default_payment_method_id == row.id
+        or (customer.invoice_settings or {}).get("defaultPaymentMethod") == row.id
+    )
 
 
 def resource(row: CustomerPaymentMethod) -> dict[str, Any]:
@@ -293,8 +294,13 @@ class _Applied:
     occurred_at: datetime | None
 
 
-def _remember(session: AsyncSession, command_type: str, gateway_payment_method_id: str, action: str | None,
-              occurred_at: datetime | None) -> None:
+def _remember(
+    session: AsyncSession,
+    command_type: str,
+    gateway_payment_method_id: str,
+    action: str | None,
+    occurred_at: datetime | None,
+) -> None:
     history: list[_Applied] = session.info.setdefault(_BATCH_HISTORY, [])
     history.append(_Applied(tenant_of(session), command_type, gateway_payment_method_id, action, _aware(occurred_at)))
 
@@ -305,12 +311,18 @@ async def _history(session: AsyncSession, gateway_payment_method_id: str) -> lis
         session, DETACH_COMMANDS + SYNC_STATE_COMMANDS, gateway_payment_method_id
     )
     found = [
-        _Applied(organization_id, row.type, gateway_payment_method_id, (row.result or {}).get("action"),
-                 _parse_time((row.result or {}).get("occurredAt")))
+        _Applied(
+            organization_id,
+            row.type,
+            gateway_payment_method_id,
+            (row.result or {}).get("action"),
+            _parse_time((row.result or {}).get("occurredAt")),
+        )
         for row in recorded
     ]
     found += [
-        entry for entry in session.info.get(_BATCH_HISTORY, [])
+        entry
+        for entry in session.info.get(_BATCH_HISTORY, [])
         if entry.organization_id == organization_id and entry.gateway_payment_method_id == gateway_payment_method_id
     ]
     return found
@@ -373,8 +385,13 @@ async def _sync(session: AsyncSession, command_type: str, event: StripePaymentMe
     same_card = await repository.find_by_fingerprint(session, customer.id, event.fingerprint, event.gateway)
     if same_card is not None:
         receipt = _receipt(
-            command_type, event, "ignored", reason="duplicate_fingerprint", paymentMethodId=same_card.id,
-            customerId=customer.id, **ids,
+            command_type,
+            event,
+            "ignored",
+            reason="duplicate_fingerprint",
+            paymentMethodId=same_card.id,
+            customerId=customer.id,
+            **ids,
         )
         return EventReceipt(receipt)
     row = _new_row(tenant_of(session), customer.id, event)
@@ -394,7 +411,9 @@ async def record_setup_intent(session: AsyncSession, command_type: str, event: S
         else None
     )
     receipt = _receipt(
-        command_type, event, "recorded",
+        command_type,
+        event,
+        "recorded",
         gatewaySetupIntentId=event.gatewaySetupIntentId,
         gatewayCustomerId=event.gatewayCustomerId,
         gatewayPaymentMethodId=event.gatewayPaymentMethodId,
@@ -415,7 +434,9 @@ async def record_payment(session: AsyncSession, command_type: str, event: Stripe
     )
     details = event.model_dump(mode="json", exclude={"stripeEventId", "occurredAt", "livemode", "stripeAccount"})
     receipt = _receipt(
-        command_type, event, "recorded",
+        command_type,
+        event,
+        "recorded",
         customerId=customer.id if customer else None,
         paymentMethodId=known.id if known else None,
         **details,
@@ -427,12 +448,12 @@ async def record_payment(session: AsyncSession, command_type: str, event: Stripe
 
 __all__ = [
     "ATTACH",
-    "AttachResult",
     "DETACH",
-    "EventReceipt",
-    "PaymentMethodInUse",
     "SET_DEFAULT",
     "SET_GATEWAY_CUSTOMER",
+    "AttachResult",
+    "EventReceipt",
+    "PaymentMethodInUse",
     "already_attached",
     "attach_payment_method",
     "check_detachable",

@@ -106,14 +106,21 @@ def map_stripe_error(error: stripe.StripeError) -> GatewayError:
         )
     if isinstance(error, stripe.IdempotencyError):
         return GatewayInvalidRequest(
-            message, code=code or "idempotency_key_in_use", param=param, type="idempotency_error",
-            status=error.http_status or 400, **common,
+            message,
+            code=code or "idempotency_key_in_use",
+            param=param,
+            type="idempotency_error",
+            status=error.http_status or 400,
+            **common,
         )
     if isinstance(error, stripe.InvalidRequestError):
         status = error.http_status if error.http_status in (400, 404) else 400
         return GatewayInvalidRequest(
-            message, code=code or ("resource_missing" if status == 404 else "parameter_invalid"),
-            param=param, status=status, **common,
+            message,
+            code=code or ("resource_missing" if status == 404 else "parameter_invalid"),
+            param=param,
+            status=status,
+            **common,
         )
     if isinstance(error, stripe.AuthenticationError):
         return GatewayAuthenticationError(
@@ -122,22 +129,29 @@ def map_stripe_error(error: stripe.StripeError) -> GatewayError:
     if isinstance(error, stripe.PermissionError):
         return GatewayAuthenticationError(
             f"This organization's Stripe key may not make this request: {message}",
-            code="gateway_permission_denied", **common,
+            code="gateway_permission_denied",
+            **common,
         )
     if isinstance(error, stripe.RateLimitError):
         return GatewayUnavailable(
-            f"Stripe is rate-limiting this organization's requests: {message}", code="gateway_rate_limited",
-            retry_after=_retry_after(error), **common,
+            f"Stripe is rate-limiting this organization's requests: {message}",
+            code="gateway_rate_limited",
+            retry_after=_retry_after(error),
+            **common,
         )
     if isinstance(error, stripe.APIConnectionError):
         return GatewayUnavailable(
             "Stripe could not be reached (network error or timeout); try again.",
-            code="gateway_unavailable", retry_after=_retry_after(error), **common,
+            code="gateway_unavailable",
+            retry_after=_retry_after(error),
+            **common,
         )
     if isinstance(error, stripe.APIError):
         return GatewayUnavailable(
-            f"Stripe failed to answer the request: {message}", code=code or "gateway_error",
-            retry_after=_retry_after(error), **common,
+            f"Stripe failed to answer the request: {message}",
+            code=code or "gateway_error",
+            retry_after=_retry_after(error),
+            **common,
         )
     return GatewayError(f"Stripe answered an unexpected error ({type(error).__name__}): {message}", code=code, **common)
 
@@ -156,7 +170,9 @@ def _json(obj: Any) -> dict[str, Any]:
         return obj.to_dict(recursive=True)
     if isinstance(obj, Mapping):
         return dict(obj)
-    raise GatewayError(f"The gateway answered an unexpected object: {type(obj).__name__}.", code="gateway_response_invalid")
+    raise GatewayError(
+        f"The gateway answered an unexpected object: {type(obj).__name__}.", code="gateway_response_invalid"
+    )
 
 
 # ---------------------------------------------------------------------------- the gateway
@@ -246,7 +262,9 @@ class StripeGateway:
         metadata: Mapping[str, str] | None = None,
     ) -> SetupIntent:
         if usage not in ("off_session", "on_session"):
-            raise GatewayInvalidRequest("Invalid usage: must be off_session or on_session.", code="parameter_invalid", param="usage")
+            raise GatewayInvalidRequest(
+                "Invalid usage: must be off_session or on_session.", code="parameter_invalid", param="usage"
+            )
         params = {
             "customer": check_gateway_id(gateway_customer_id, "customer"),
             "payment_method_types": check_payment_method_types(payment_method_types),
@@ -266,7 +284,9 @@ class StripeGateway:
         data = await self._call(self._client.v1.payment_methods.attach_async, pm_id, params=params, options=options)
         return payment_method_from_json(data)
 
-    async def detach_payment_method(self, gateway_pm_id: str, idempotency_key: str | None = None) -> GatewayPaymentMethod:
+    async def detach_payment_method(
+        self, gateway_pm_id: str, idempotency_key: str | None = None
+    ) -> GatewayPaymentMethod:
         pm_id = check_gateway_id(gateway_pm_id, "payment_method")
         data = await self._call(
             self._client.v1.payment_methods.detach_async, pm_id, options=self._options(idempotency_key)
@@ -308,8 +328,11 @@ class StripeGateway:
             body = _error_body(error)
             intent = body.get("payment_intent")
             if isinstance(intent, Mapping) and isinstance(intent.get("id"), str):
-                failure = {"code": error.code or body.get("code"), "message": error.user_message or body.get("message"),
-                           "decline_code": body.get("decline_code")}
+                failure = {
+                    "code": error.code or body.get("code"),
+                    "message": error.user_message or body.get("message"),
+                    "decline_code": body.get("decline_code"),
+                }
                 return payment_result_from_json(intent, failure)
             raise map_stripe_error(error) from error
         except stripe.StripeError as error:
@@ -340,7 +363,9 @@ class StripeGatewayPool:
     replaces gets a new client; the replaced client is closed by `aclose()`.
     """
 
-    def __init__(self, *, settings: Settings | None = None, keyring: Keyring | None = None, **gateway_options: Any) -> None:
+    def __init__(
+        self, *, settings: Settings | None = None, keyring: Keyring | None = None, **gateway_options: Any
+    ) -> None:
         self._settings = settings
         self._keyring = keyring
         self._options = gateway_options

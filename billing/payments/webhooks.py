@@ -109,14 +109,20 @@ def parse_signature_header(header: str | None) -> tuple[int, list[str]]:
         key, value = key.strip(), value.strip()
         if key == "t":
             if not (value.isascii() and value.isdigit()) or len(value) > 12:
-                raise WebhookSignatureError(SignatureFailure.MALFORMED_HEADER, f"Malformed {SIGNATURE_HEADER} header: bad timestamp.")
+                raise WebhookSignatureError(
+                    SignatureFailure.MALFORMED_HEADER, f"Malformed {SIGNATURE_HEADER} header: bad timestamp."
+                )
             timestamp = int(value)
         elif key == SCHEME and value:
             signatures.append(value)
     if timestamp is None:
-        raise WebhookSignatureError(SignatureFailure.MALFORMED_HEADER, f"Malformed {SIGNATURE_HEADER} header: no timestamp.")
+        raise WebhookSignatureError(
+            SignatureFailure.MALFORMED_HEADER, f"Malformed {SIGNATURE_HEADER} header: no timestamp."
+        )
     if not signatures:
-        raise WebhookSignatureError(SignatureFailure.NO_SIGNATURE, f"No {SCHEME} signature in the {SIGNATURE_HEADER} header.")
+        raise WebhookSignatureError(
+            SignatureFailure.NO_SIGNATURE, f"No {SCHEME} signature in the {SIGNATURE_HEADER} header."
+        )
     return timestamp, signatures
 
 
@@ -152,7 +158,8 @@ def verify_signature(
         current = time.time() if now is None else now
         if timestamp < current - tolerance:
             raise WebhookSignatureError(
-                SignatureFailure.TIMESTAMP_TOO_OLD, f"Timestamp {timestamp} is older than the tolerance of {tolerance} s."
+                SignatureFailure.TIMESTAMP_TOO_OLD,
+                f"Timestamp {timestamp} is older than the tolerance of {tolerance} s.",
             )
         if timestamp > current + tolerance:
             raise WebhookSignatureError(
@@ -272,8 +279,11 @@ def stripe_event_to_command(event: Mapping[str, Any]) -> tuple[str, dict[str, An
     previous = data.get("previous_attributes") if isinstance(data, Mapping) else None
     previous = previous if isinstance(previous, Mapping) else {}
 
-    common: dict[str, Any] = {"stripeEventId": event_id, "occurredAt": _occurred_at(event.get("created")),
-                              "livemode": bool(event.get("livemode", False))}
+    common: dict[str, Any] = {
+        "stripeEventId": event_id,
+        "occurredAt": _occurred_at(event.get("created")),
+        "livemode": bool(event.get("livemode", False)),
+    }
     if isinstance(event.get("account"), str):
         common["stripeAccount"] = event["account"]
 

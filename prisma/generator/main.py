@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from schema_model import GeneratorError, build_schema  # noqa: E402
-from writers import write_all  # noqa: E402
+from schema_model import GeneratorError, build_schema
+from writers import write_all
 
 
 def _reply(request_id: int, result: object = None, error: str | None = None) -> None:
@@ -55,7 +55,12 @@ def main() -> None:
         if method == "getManifest":
             _reply(
                 request["id"],
-                {"manifest": {"prettyName": "SQLAlchemy models and resource models", "defaultOutput": "../billing/models"}},
+                {
+                    "manifest": {
+                        "prettyName": "SQLAlchemy models and resource models",
+                        "defaultOutput": "../billing/models",
+                    }
+                },
             )
         elif method == "generate":
             try:

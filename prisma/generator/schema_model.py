@@ -150,7 +150,13 @@ SUPPORTED_NATIVE_TYPES: dict[str, set[str]] = {
     "Bytes": {"ByteA"},
 }
 
-REFERENTIAL_ACTIONS = {"Cascade": "CASCADE", "Restrict": "RESTRICT", "NoAction": "NO ACTION", "SetNull": "SET NULL", "SetDefault": "SET DEFAULT"}
+REFERENTIAL_ACTIONS = {
+    "Cascade": "CASCADE",
+    "Restrict": "RESTRICT",
+    "NoAction": "NO ACTION",
+    "SetNull": "SET NULL",
+    "SetDefault": "SET DEFAULT",
+}
 
 
 # Names a declarative model cannot use for a mapped attribute, plus Python's keywords.

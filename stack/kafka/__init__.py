@@ -292,7 +292,7 @@ def probe(settings: Settings) -> str | None:
     bootstrap = settings.kafka_bootstrap_servers
     try:
         run_async(lambda: _list_topics(bootstrap), timeout=8)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip() or type(exc).__name__
     return None
 

@@ -57,12 +57,12 @@ async def _kafka_reachable(bootstrap: str) -> str | None:
         await asyncio.wait_for(admin.start(), 10)
         await asyncio.wait_for(admin.list_topics(), 10)
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return repr(exc)
     finally:
         try:
             await admin.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

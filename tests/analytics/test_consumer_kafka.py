@@ -42,11 +42,16 @@ async def wait_for(predicate, timeout: float = 60.0, what: str = "condition") ->
 
 async def records_in(settings) -> int:
     """How many records the two test topics hold now (every partition, from offset 0)."""
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
     await reader.start()
     try:
-        partitions = [TopicPartition(f"{settings.kafka_topic_prefix}{name}", p)
-                      for name, count in TEST_TOPICS.items() for p in range(count)]
+        partitions = [
+            TopicPartition(f"{settings.kafka_topic_prefix}{name}", p)
+            for name, count in TEST_TOPICS.items()
+            for p in range(count)
+        ]
         return sum((await reader.end_offsets(partitions)).values())
     finally:
         await reader.stop()
@@ -60,7 +65,9 @@ def start_consumer(settings, store, group: str, stats: ConsumerStats, **cfg):
     stop = asyncio.Event()
     ready = asyncio.Event()
     config = ConsumerConfig(group_id=group, **cfg)
-    task = asyncio.create_task(run_analytics_consumer(settings, stop, store=store, config=config, stats=stats, ready=ready))
+    task = asyncio.create_task(
+        run_analytics_consumer(settings, stop, store=store, config=config, stats=stats, ready=ready)
+    )
     return task, stop, ready
 
 
@@ -74,8 +81,21 @@ async def test_consumer_stores_usage_interactions_and_dead_letters(kafka_setting
     msgs.append((ut, org.encode(), json.dumps(event_payload(org, "k-0", value=500)).encode()))  # duplicate id
     msgs.append((ut, org.encode(), b"{broken"))
     msgs.append((ut, org.encode(), json.dumps(event_payload(org, "k-x", value="ten")).encode()))
-    msgs.append((et, org.encode(), json.dumps({"eventId": "ev1", "type": "customer.created", "organizationId": org,
-                                               "occurredAt": NOW.isoformat(), "data": {"id": "cus_1"}}).encode()))
+    msgs.append(
+        (
+            et,
+            org.encode(),
+            json.dumps(
+                {
+                    "eventId": "ev1",
+                    "type": "customer.created",
+                    "organizationId": org,
+                    "occurredAt": NOW.isoformat(),
+                    "data": {"id": "cus_1"},
+                }
+            ).encode(),
+        )
+    )
     await produce(kafka_settings, msgs)
 
     stats = ConsumerStats()
@@ -88,7 +108,9 @@ async def test_consumer_stores_usage_interactions_and_dead_letters(kafka_setting
         await asyncio.wait_for(task, 30)
     # the topics are shared by this module's tests: count this organization's rows
     assert stats.usage_inserted >= 300 and stats.usage_duplicates >= 1 and stats.commits >= 1
-    interactions = store.query("SELECT uniqExact(event_id) FROM interactions WHERE organization_id = {o:String}", {"o": org})
+    interactions = store.query(
+        "SELECT uniqExact(event_id) FROM interactions WHERE organization_id = {o:String}", {"o": org}
+    )
     assert interactions == [(1,)]
     want = sum((Decimal(f"{i}.01") for i in range(300)), Decimal(0))
     assert usage_total(store, org).value == want
@@ -106,9 +128,15 @@ async def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(kafka_s
     ut = usage_topic(kafka_settings)
     n = 20_000
     bodies = [  # no key: spread over the partitions (a key would put the org in one)
-        (ut, None,
-         json.dumps(event_payload(org, f"r-{i}", customer=f"cus_{i % 50}", value=f"0.{i % 1000:03d}",
-                                  ts=NOW - timedelta(seconds=i))).encode())
+        (
+            ut,
+            None,
+            json.dumps(
+                event_payload(
+                    org, f"r-{i}", customer=f"cus_{i % 50}", value=f"0.{i % 1000:03d}", ts=NOW - timedelta(seconds=i)
+                )
+            ).encode(),
+        )
         for i in range(n)
     ]
     await produce(kafka_settings, bodies)
@@ -128,8 +156,9 @@ async def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(kafka_s
     task, stop, ready = start_consumer(kafka_settings, store, group, second, max_batch=1_000, linger_ms=50)
     try:
         await asyncio.wait_for(ready.wait(), 30)
-        await wait_for(lambda: usage_total(store, org, "count").event_count >= n, timeout=120,
-                       what=f"{n} events stored")
+        await wait_for(
+            lambda: usage_total(store, org, "count").event_count >= n, timeout=120, what=f"{n} events stored"
+        )
         await wait_for(lambda: second.messages + first.messages >= n, what="all messages seen")
     finally:
         stop.set()
@@ -138,7 +167,9 @@ async def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(kafka_s
     assert (total.value, total.event_count) == (want, n)
     by_customer = usage(store, org, "api_call", "count", start=START, end=END, group_by="customer")
     assert sum(r.event_count for r in by_customer) == n and len(by_customer) == 50
-    assert store.query("SELECT count() FROM usage_events FINAL WHERE organization_id = {o:String}", {"o": org})[0][0] == n
+    assert (
+        store.query("SELECT count() FROM usage_events FINAL WHERE organization_id = {o:String}", {"o": org})[0][0] == n
+    )
     assert first.usage_inserted + second.usage_inserted <= n
 
 
@@ -154,8 +185,11 @@ async def test_full_redelivery_to_a_new_group_changes_nothing(kafka_settings, st
         try:
             await asyncio.wait_for(ready.wait(), 30)
             # read to the end of both topics, so this organization's 200 events went through it
-            await wait_for(lambda: stats.messages >= in_topics and usage_total(store, org, "count").event_count >= 200,
-                           timeout=60, what="read to the end")
+            await wait_for(
+                lambda: stats.messages >= in_topics and usage_total(store, org, "count").event_count >= 200,
+                timeout=60,
+                what="read to the end",
+            )
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
@@ -187,7 +221,10 @@ async def test_replay_since_is_idempotent(kafka_settings, store):
     again = await areplay(kafka_settings, since, store=store)
     assert again.usage_inserted == 0 and again.usage_duplicates == 500
     assert usage_total(store, org).value == 125
-    assert store.query("SELECT count() FROM usage_dead_letters FINAL WHERE organization_id = {o:String}", {"o": org})[0][0] == 1
+    assert (
+        store.query("SELECT count() FROM usage_dead_letters FINAL WHERE organization_id = {o:String}", {"o": org})[0][0]
+        == 1
+    )
 
 
 def test_parse_since():
@@ -210,10 +247,13 @@ async def test_crash_between_insert_and_commit_is_not_counted_twice(kafka_settin
     org = f"org_c_{uuid.uuid4().hex[:8]}"
     ut = usage_topic(kafka_settings)
     n = 3_000
-    await produce(kafka_settings, [
-        (ut, None, json.dumps(event_payload(org, f"c-{i}", value="1.5", ts=NOW - timedelta(seconds=i))).encode())
-        for i in range(n)
-    ])
+    await produce(
+        kafka_settings,
+        [
+            (ut, None, json.dumps(event_payload(org, f"c-{i}", value="1.5", ts=NOW - timedelta(seconds=i))).encode())
+            for i in range(n)
+        ],
+    )
     group = f"g-{uuid.uuid4().hex[:6]}"
     stored_uncommitted = asyncio.Event()
 
@@ -225,7 +265,9 @@ async def test_crash_between_insert_and_commit_is_not_counted_twice(kafka_settin
             stored_uncommitted.set()
             await asyncio.Event().wait()  # hangs here until cancelled: the "crash"
 
-    first = CrashBeforeCommit(kafka_settings, store=store, config=ConsumerConfig(group_id=group, max_batch=500, linger_ms=20))
+    first = CrashBeforeCommit(
+        kafka_settings, store=store, config=ConsumerConfig(group_id=group, max_batch=500, linger_ms=20)
+    )
     task = asyncio.create_task(first.run(asyncio.Event()))
     await asyncio.wait_for(stored_uncommitted.wait(), 60)
     task.cancel()
@@ -237,8 +279,11 @@ async def test_crash_between_insert_and_commit_is_not_counted_twice(kafka_settin
     task, stop, ready = start_consumer(kafka_settings, store, group, second, max_batch=500, linger_ms=20)
     try:
         await asyncio.wait_for(ready.wait(), 30)
-        await wait_for(lambda: usage_total(store, org, "count").event_count >= n and _caught_up(second), timeout=60,
-                       what=f"{n} events stored")
+        await wait_for(
+            lambda: usage_total(store, org, "count").event_count >= n and _caught_up(second),
+            timeout=60,
+            what=f"{n} events stored",
+        )
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
@@ -252,7 +297,9 @@ async def test_stop_is_honoured_before_the_topics_exist(kafka_settings, store):
 
     settings = dataclasses.replace(kafka_settings, kafka_topic_prefix=f"missing-{uuid.uuid4().hex[:8]}.")
     stop = asyncio.Event()
-    task = asyncio.create_task(run_analytics_consumer(settings, stop, store=store, config=ConsumerConfig(group_id="g-missing")))
+    task = asyncio.create_task(
+        run_analytics_consumer(settings, stop, store=store, config=ConsumerConfig(group_id="g-missing"))
+    )
     await asyncio.sleep(1)
     assert not task.done()
     stop.set()

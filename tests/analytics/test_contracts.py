@@ -76,8 +76,12 @@ def test_timestamp_window_edges(ts, ok):
 
 def test_timestamp_forms():
     for form in ["2025-03-15T11:00:00Z", "2025-03-15T12:00:00+01:00", 1742036400, "1742036400", "1742036400.000"]:
-        assert UsageEvent.model_validate(body(timestamp=form), context=CTX).timestamp == datetime(2025, 3, 15, 11, tzinfo=UTC)
-    assert UsageEvent.model_validate(body(timestamp=Decimal("1742036400.25")), context=CTX).timestamp.microsecond == 250000
+        assert UsageEvent.model_validate(body(timestamp=form), context=CTX).timestamp == datetime(
+            2025, 3, 15, 11, tzinfo=UTC
+        )
+    assert (
+        UsageEvent.model_validate(body(timestamp=Decimal("1742036400.25")), context=CTX).timestamp.microsecond == 250000
+    )
 
 
 def test_batch_limit_and_api_model():
@@ -98,7 +102,11 @@ def test_batch_limit_and_api_model():
 
 def test_format_decimal():
     assert [format_decimal(Decimal(x)) for x in ["12.500", "1E+3", "0E-12", "-0.0", "0.000000000001"]] == [
-        "12.5", "1000", "0", "0", "0.000000000001"
+        "12.5",
+        "1000",
+        "0",
+        "0",
+        "0.000000000001",
     ]
 
 
@@ -112,22 +120,57 @@ values = st.one_of(
     st.integers(min_value=-5, max_value=10**21),
     st.decimals(allow_nan=True, allow_infinity=True, places=None),
     st.decimals(min_value=0, max_value=10**20, places=12),
-    st.sampled_from(["1.5", "0", "00", "1e3", "1_000", " 1", "-1", "1.0000000000001", "1." + "0" * 13, "abc", "", "99999999999999999999", "100000000000000000000"]),
+    st.sampled_from(
+        [
+            "1.5",
+            "0",
+            "00",
+            "1e3",
+            "1_000",
+            " 1",
+            "-1",
+            "1.0000000000001",
+            "1." + "0" * 13,
+            "abc",
+            "",
+            "99999999999999999999",
+            "100000000000000000000",
+        ]
+    ),
     st.booleans(),
     st.none(),
     st.floats(allow_nan=False),
 )
 timestamps = st.one_of(
-    st.integers(min_value=int((NOW - timedelta(days=40)).timestamp()), max_value=int((NOW + timedelta(hours=1)).timestamp())),
-    st.integers(),
-    st.datetimes(min_value=datetime(2025, 2, 1), max_value=datetime(2025, 3, 16), timezones=st.sampled_from([UTC, None])).map(
-        lambda d: d.isoformat()
+    st.integers(
+        min_value=int((NOW - timedelta(days=40)).timestamp()), max_value=int((NOW + timedelta(hours=1)).timestamp())
     ),
-    st.sampled_from(["2025-03-15T11:00:00Z", "2025-03-15T11:00:00z", "2025-03-15", "2025", " 2025-03-15T11:00:00Z", "nope", "1742036400"]),
+    st.integers(),
+    st.datetimes(
+        min_value=datetime(2025, 2, 1), max_value=datetime(2025, 3, 16), timezones=st.sampled_from([UTC, None])
+    ).map(lambda d: d.isoformat()),
+    st.sampled_from(
+        [
+            "2025-03-15T11:00:00Z",
+            "2025-03-15T11:00:00z",
+            "2025-03-15",
+            "2025",
+            " 2025-03-15T11:00:00Z",
+            "nope",
+            "1742036400",
+        ]
+    ),
     st.decimals(min_value=1742000000, max_value=1742040000, places=3),
     st.booleans(),
 )
-prop_values = st.one_of(texts, st.booleans(), st.integers(min_value=-(10**21), max_value=10**21), values, st.none(), st.lists(st.integers(), max_size=2))
+prop_values = st.one_of(
+    texts,
+    st.booleans(),
+    st.integers(min_value=-(10**21), max_value=10**21),
+    values,
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
 properties = st.one_of(st.none(), st.dictionaries(texts, prop_values, max_size=4), st.just([]), st.just("x"))
 
 
@@ -168,7 +211,12 @@ def test_fast_path_agrees_with_the_model(payload):
 
 def test_fast_path_takes_the_common_case():
     assert fast_usage_event(body(), NOW) is not None
-    assert fast_usage_event(body(timestamp="2025-03-15T11:00:00Z", value=12, properties={"a": "b", "n": 5, "t": True}), NOW) is not None
+    assert (
+        fast_usage_event(
+            body(timestamp="2025-03-15T11:00:00Z", value=12, properties={"a": "b", "n": 5, "t": True}), NOW
+        )
+        is not None
+    )
     assert fast_usage_event(body(value=Decimal("2.25")), NOW) is not None
 
 
@@ -204,8 +252,10 @@ def test_parse_usage_request():
     single = b'{"eventName":"a","customerId":"c","value":2.50,"identifier":"i1"}'
     [event] = parse_usage_request(single, "org_1", NOW)
     assert (event.organization_id, event.value, event.timestamp) == ("org_1", Decimal("2.50"), NOW)
-    many = b'{"events":[{"eventName":"a","customerId":"c","value":"1","identifier":"i1","timestamp":1742036400},' \
-           b'{"eventName":"a","customerId":"c","value":3,"identifier":"i2"}]}'
+    many = (
+        b'{"events":[{"eventName":"a","customerId":"c","value":"1","identifier":"i1","timestamp":1742036400},'
+        b'{"eventName":"a","customerId":"c","value":3,"identifier":"i2"}]}'
+    )
     events = parse_usage_request(many, "org_1", NOW)
     assert [e.identifier for e in events] == ["i1", "i2"]
     with pytest.raises(ValidationError):
@@ -217,13 +267,27 @@ def test_parse_usage_request():
 def test_summary_out_serializes_decimals_as_strings():
     from contracts.usage import UsageRowOut, UsageSummaryOut
 
-    out = UsageSummaryOut(organization_id="org_1", start=NOW, end=NOW, event_count=1, value_sum=Decimal("1.500000000000"), customers=1,
-                          meters=[{"event_name": "a", "event_count": 1, "value_sum": Decimal("1.5"), "customers": 1}],
-                          interactions={"customer.created": 2}, interaction_count=2, dead_letters=0)
+    out = UsageSummaryOut(
+        organization_id="org_1",
+        start=NOW,
+        end=NOW,
+        event_count=1,
+        value_sum=Decimal("1.500000000000"),
+        customers=1,
+        meters=[{"event_name": "a", "event_count": 1, "value_sum": Decimal("1.5"), "customers": 1}],
+        interactions={"customer.created": 2},
+        interaction_count=2,
+        dead_letters=0,
+    )
     dumped = out.model_dump(mode="json", by_alias=True)
     assert dumped["valueSum"] == "1.5" and dumped["meters"][0]["valueSum"] == "1.5"
     row = UsageRowOut(bucket=NOW, customer_id=None, value=Decimal("10.100000000000"), event_count=2)
-    assert row.model_dump(mode="json", by_alias=True) == {"bucket": "2025-03-15T12:00:00Z", "customerId": None, "value": "10.1", "eventCount": 2}
+    assert row.model_dump(mode="json", by_alias=True) == {
+        "bucket": "2025-03-15T12:00:00Z",
+        "customerId": None,
+        "value": "10.1",
+        "eventCount": 2,
+    }
 
 
 @settings(max_examples=1500, deadline=None)
@@ -250,4 +314,8 @@ def test_fast_json_path_takes_the_common_case():
 
     raw = b'{"eventName":"a","customerId":"c","value":12.50,"timestamp":1742036400,"identifier":"i","organizationId":"o","properties":{"n":1.5,"s":"x","b":true}}'
     event = fast_usage_event_json(raw, NOW)
-    assert event is not None and event.value == Decimal("12.50") and event.properties == {"n": Decimal("1.5"), "s": "x", "b": True}
+    assert (
+        event is not None
+        and event.value == Decimal("12.50")
+        and event.properties == {"n": Decimal("1.5"), "s": "x", "b": True}
+    )

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analytics.ingest import (
     BatchProcessor,
@@ -114,8 +115,10 @@ def test_key_index_candidates():
 
 
 @settings(max_examples=200)
-@given(st.lists(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60), max_size=40),
-       st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60))
+@given(
+    st.lists(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60), max_size=40),
+    st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60),
+)
 def test_key_index_finds_exactly_what_was_added(batches, probes):
     idx = KeyIndex()
     added: set[int] = set()
@@ -152,9 +155,19 @@ def test_failed_insert_that_landed_is_repaired(store, org, processor, monkeypatc
         if table == "usage_events" and calls["n"] == 0:
             calls["n"] += 1
             # simulate a view that missed the block: remove the rollup rows again
-            store.command("DELETE FROM usage_hourly WHERE organization_id = {o:String}", {"o": org}, settings={"mutations_sync": 2})
-            store.command("DELETE FROM usage_daily WHERE organization_id = {o:String}", {"o": org}, settings={"mutations_sync": 2})
-            store.command("DELETE FROM usage_events_by_time WHERE organization_id = {o:String}", {"o": org}, settings={"mutations_sync": 2})
+            store.command(
+                "DELETE FROM usage_hourly WHERE organization_id = {o:String}",
+                {"o": org},
+                settings={"mutations_sync": 2},
+            )
+            store.command(
+                "DELETE FROM usage_daily WHERE organization_id = {o:String}", {"o": org}, settings={"mutations_sync": 2}
+            )
+            store.command(
+                "DELETE FROM usage_events_by_time WHERE organization_id = {o:String}",
+                {"o": org},
+                settings={"mutations_sync": 2},
+            )
             raise ConnectionError("connection reset after the insert")
         return n
 
@@ -176,7 +189,9 @@ def test_failed_insert_that_landed_is_repaired(store, org, processor, monkeypatc
 
 
 def test_rebuild_aggregates_is_idempotent(store, org, processor):
-    processor.process([message(event_payload(org, f"b-{i}", value=i, ts=NOW - timedelta(hours=i))) for i in range(1, 6)])
+    processor.process(
+        [message(event_payload(org, f"b-{i}", value=i, ts=NOW - timedelta(hours=i))) for i in range(1, 6)]
+    )
     before = usage(store, org, "api_call", start=START, end=END, group_by="hour")
     rebuild_aggregates(store, org, NOW - timedelta(days=2), NOW + timedelta(hours=1))
     rebuild_aggregates(store, org, NOW - timedelta(days=2), NOW + timedelta(hours=1))
@@ -290,11 +305,30 @@ def test_exact_decimal_values_from_json_numbers(store, org, processor):
 def test_interactions_are_tolerant_and_deduplicated(store, org, processor):
     t = NOW - timedelta(hours=1)
     msgs = [
-        message({"eventId": "e1", "type": "customer.created", "organizationId": org, "occurredAt": t.isoformat(),
-                 "data": {"id": "cus_9", "email": "a@b.c"}}, topic=EVENTS_TOPIC),
-        message({"eventId": "e2", "type": "subscription.updated", "organizationId": org, "occurredAt": t.isoformat(),
-                 "data": {"id": "sub_1", "customerId": "cus_9", "productId": "prod_1", "amount": 12.5}}, topic=EVENTS_TOPIC),
-        message({"eventId": "e3", "type": "brand.new.type", "organizationId": org, "data": {"x": [1, 2]}}, topic=EVENTS_TOPIC),
+        message(
+            {
+                "eventId": "e1",
+                "type": "customer.created",
+                "organizationId": org,
+                "occurredAt": t.isoformat(),
+                "data": {"id": "cus_9", "email": "a@b.c"},
+            },
+            topic=EVENTS_TOPIC,
+        ),
+        message(
+            {
+                "eventId": "e2",
+                "type": "subscription.updated",
+                "organizationId": org,
+                "occurredAt": t.isoformat(),
+                "data": {"id": "sub_1", "customerId": "cus_9", "productId": "prod_1", "amount": 12.5},
+            },
+            topic=EVENTS_TOPIC,
+        ),
+        message(
+            {"eventId": "e3", "type": "brand.new.type", "organizationId": org, "data": {"x": [1, 2]}},
+            topic=EVENTS_TOPIC,
+        ),
         message({"type": "no.id", "organizationId": org}, topic=EVENTS_TOPIC),
         message({"eventId": "e4", "organizationId": org}, topic=EVENTS_TOPIC),
         message(b"nope", topic=EVENTS_TOPIC, key=org),

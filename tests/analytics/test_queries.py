@@ -19,7 +19,13 @@ EVENTS = [
     ("e1", "cus_1", "0.000000000001", D0 + timedelta(minutes=10), {"tokens": 3, "region": "eu"}),
     ("e2", "cus_1", "2.5", D0 + timedelta(hours=1, minutes=30), {"tokens": "4.5", "region": "us"}),
     ("e3", "cus_2", 10, D1 + timedelta(hours=5), {"region": "eu"}),
-    ("e4", "cus_2", "0.1", D1 + timedelta(hours=5, minutes=59, seconds=59, microseconds=999999), {"tokens": 1, "region": "eu"}),
+    (
+        "e4",
+        "cus_2",
+        "0.1",
+        D1 + timedelta(hours=5, minutes=59, seconds=59, microseconds=999999),
+        {"tokens": 1, "region": "eu"},
+    ),
     ("e5", "cus_1", "7.25", D2, {"tokens": 3, "region": "us", "flag": True}),
 ]
 
@@ -31,15 +37,35 @@ def orgs(store):
         message(event_payload(org_a, ident, customer=cus, value=val, ts=ts, properties=props))
         for ident, cus, val, ts, props in EVENTS
     ]
-    msgs.append(message(event_payload(org_a, "s1", name="storage", customer="cus_1", value=100, ts=D0 + timedelta(minutes=10))))
+    msgs.append(
+        message(event_payload(org_a, "s1", name="storage", customer="cus_1", value=100, ts=D0 + timedelta(minutes=10)))
+    )
     # org B: same identifiers, same meter, other values: must never show up in A's numbers
-    msgs += [
-        message(event_payload(org_b, ident, customer=cus, value=1000, ts=ts)) for ident, cus, _v, ts, _p in EVENTS
-    ]
-    msgs.append(message({"eventId": "evt_1", "type": "customer.created", "organizationId": org_a,
-                         "occurredAt": (D0 + timedelta(hours=2)).isoformat(), "data": {"id": "cus_1"}}, topic=EVENTS_TOPIC))
-    msgs.append(message({"eventId": "evt_2", "type": "weird.thing", "organizationId": org_b,
-                         "occurredAt": (D0 + timedelta(hours=2)).isoformat(), "data": {}}, topic=EVENTS_TOPIC))
+    msgs += [message(event_payload(org_b, ident, customer=cus, value=1000, ts=ts)) for ident, cus, _v, ts, _p in EVENTS]
+    msgs.append(
+        message(
+            {
+                "eventId": "evt_1",
+                "type": "customer.created",
+                "organizationId": org_a,
+                "occurredAt": (D0 + timedelta(hours=2)).isoformat(),
+                "data": {"id": "cus_1"},
+            },
+            topic=EVENTS_TOPIC,
+        )
+    )
+    msgs.append(
+        message(
+            {
+                "eventId": "evt_2",
+                "type": "weird.thing",
+                "organizationId": org_b,
+                "occurredAt": (D0 + timedelta(hours=2)).isoformat(),
+                "data": {},
+            },
+            topic=EVENTS_TOPIC,
+        )
+    )
     result = BatchProcessor(store, [USAGE_TOPIC], [EVENTS_TOPIC]).process(msgs)
     assert result.dead_letters == 0, result.dead_letter_reasons
     assert result.usage_inserted == 11

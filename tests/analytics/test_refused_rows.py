@@ -59,15 +59,20 @@ def test_a_row_clickhouse_refuses_is_dead_lettered_and_the_others_are_stored(sto
 
 def test_a_refused_interaction_is_dead_lettered_too(store, org, processor):
     events = [
-        message({"eventId": f"e{i}", "type": "customer.created", "organizationId": org, "data": {"id": f"cus_{i}"}},
-                topic=EVENTS_TOPIC, key=org)
+        message(
+            {"eventId": f"e{i}", "type": "customer.created", "organizationId": org, "data": {"id": f"cus_{i}"}},
+            topic=EVENTS_TOPIC,
+            key=org,
+        )
         for i in range(3)
     ]
     batch = processor.parse(events)
     batch.interactions[1][1] = "not a time"  # occurred_at: the driver refuses to write it
     result = processor.store_parsed(batch)
     assert (result.interactions, result.dead_letters) == (2, 1)
-    stored = store.query("SELECT event_id FROM interactions WHERE organization_id = {o:String} ORDER BY event_id", {"o": org})
+    stored = store.query(
+        "SELECT event_id FROM interactions WHERE organization_id = {o:String} ORDER BY event_id", {"o": org}
+    )
     assert stored == [("e0",), ("e2",)]
     assert [(k, o) for k, _, o in dead_letters(store, org)] == [("refused", events[1].offset)]
 
@@ -122,8 +127,13 @@ def test_isolation_finds_each_refused_row_in_few_inserts():
 async def test_the_consumer_retries_a_store_that_failed_and_goes_on(kafka_settings, store, monkeypatch):
     org = f"org_f_{uuid.uuid4().hex[:8]}"
     ut = usage_topic(kafka_settings)
-    await produce(kafka_settings, [(ut, org.encode(), json.dumps(event_payload(org, f"f-{i}", value=2)).encode()) for i in range(5)])
-    monkeypatch.setattr(store, "insert_raw", failing_once(store.insert_raw, OperationalError("ClickHouse is restarting")))
+    await produce(
+        kafka_settings,
+        [(ut, org.encode(), json.dumps(event_payload(org, f"f-{i}", value=2)).encode()) for i in range(5)],
+    )
+    monkeypatch.setattr(
+        store, "insert_raw", failing_once(store.insert_raw, OperationalError("ClickHouse is restarting"))
+    )
     stats = ConsumerStats()
     task, stop, ready = start_consumer(kafka_settings, store, f"g-{uuid.uuid4().hex[:6]}", stats, retry_initial_s=0.05)
     try:

@@ -10,7 +10,14 @@ from analytics.store import StoreError, get_store, parse_store_url
 
 def test_url_parsing():
     t = parse_store_url("clickhouse://u:p%40ss@ch.example:8124/analytics")
-    assert (t.kind, t.host, t.port, t.username, t.password, t.database) == ("clickhouse", "ch.example", 8124, "u", "p@ss", "analytics")
+    assert (t.kind, t.host, t.port, t.username, t.password, t.database) == (
+        "clickhouse",
+        "ch.example",
+        8124,
+        "u",
+        "p@ss",
+        "analytics",
+    )
     assert parse_store_url("clickhouses://ch/x").port == 8443 and parse_store_url("clickhouses://ch/x").secure
     assert parse_store_url("chdb:///tmp/a/../b").path == "/tmp/b"
     assert parse_store_url("chdb://memory").path is None
@@ -36,9 +43,7 @@ def test_a_second_chdb_path_is_refused(store, tmp_path):
 def test_parameters_are_bound_not_formatted(store):
     evil = "x' OR 1=1 --"
     assert store.query("SELECT {v:String}", {"v": evil}) == [(evil,)]
-    assert store.query(
-        "SELECT count() FROM usage_events WHERE organization_id = {o:String}", {"o": evil}
-    ) == [(0,)]
+    assert store.query("SELECT count() FROM usage_events WHERE organization_id = {o:String}", {"o": evil}) == [(0,)]
 
 
 def test_migrations_are_idempotent_and_recorded(store):
@@ -47,7 +52,14 @@ def test_migrations_are_idempotent_and_recorded(store):
     versions = [v for (v,) in store.query("SELECT version FROM schema_migrations FINAL ORDER BY version")]
     assert versions == [m.version for m in discover()]
     tables = {t for (t,) in store.query("SHOW TABLES")}
-    assert {"usage_events", "usage_dead_letters", "interactions", "usage_hourly", "usage_daily", "usage_events_by_time"} <= tables
+    assert {
+        "usage_events",
+        "usage_dead_letters",
+        "interactions",
+        "usage_hourly",
+        "usage_daily",
+        "usage_events_by_time",
+    } <= tables
 
 
 def test_every_tenant_table_orders_by_organization_first(store):

@@ -43,9 +43,7 @@ class Event:
     properties: dict[str, Any]
 
 
-decimals = st.builds(
-    lambda units, places: Decimal(units).scaleb(-places), st.integers(0, 10**14), st.integers(0, 12)
-)
+decimals = st.builds(lambda units, places: Decimal(units).scaleb(-places), st.integers(0, 10**14), st.integers(0, 12))
 # a property as a publisher sends it: a JSON number, a numeric string, text, or left out
 tokens = st.one_of(st.integers(0, 10**6), decimals.map(str), st.just("n/a"), st.none())
 instants = st.integers(0, SPAN_US).map(lambda us: BASE + timedelta(microseconds=us))
@@ -82,7 +80,8 @@ meters = st.builds(
 def expected(meter: Meter, evs: list[Event], start: datetime, end: datetime) -> UsageRow:
     """The meter's figure by hand: what it counts, over [start, end)."""
     picked = [
-        e for e in evs
+        e
+        for e in evs
         if start <= e.ts < end and all(property_text(e.properties.get(k)) == v for k, v in meter.filters.items())
     ]
     key = meter.valueKey
@@ -113,14 +112,20 @@ def numeric(value: Any) -> bool:
 
 def store_events(store: Any, org: str, evs: list[Event]) -> None:
     msgs = [
-        message(event_payload(org, e.identifier, name=NAME, customer=e.customer, value=e.value, ts=e.ts, properties=e.properties))
+        message(
+            event_payload(
+                org, e.identifier, name=NAME, customer=e.customer, value=e.value, ts=e.ts, properties=e.properties
+            )
+        )
         for e in evs
     ]
     result = BatchProcessor(store, [USAGE_TOPIC], [EVENTS_TOPIC]).process(msgs)
     assert (result.usage_inserted, result.dead_letters) == (len(evs), 0), result.dead_letter_reasons
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(evs=events(), meter=meters, a=edges, b=edges)
 def test_summary_and_usage_agree_with_each_other_and_with_the_events(store, evs, meter, a, b):  # type: ignore[no-untyped-def]
     start, end = min(a, b), max(a, b)
@@ -138,5 +143,7 @@ def test_summary_and_usage_agree_with_each_other_and_with_the_events(store, evs,
     inside = [e for e in evs if start <= e.ts < end]
     rows = summary(store, org, start, end).meters
     assert [(m.event_name, m.event_count, m.value_sum, m.customers) for m in rows] == (
-        [(NAME, len(inside), sum((e.value for e in inside), Decimal(0)), len({e.customer for e in inside}))] if inside else []
+        [(NAME, len(inside), sum((e.value for e in inside), Decimal(0)), len({e.customer for e in inside}))]
+        if inside
+        else []
     )

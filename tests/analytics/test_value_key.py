@@ -26,15 +26,29 @@ NOW = datetime.now(UTC)
 START, END = NOW - timedelta(days=40), NOW + timedelta(days=1)
 
 
-def meter_created(org: str, event_name: str, aggregation: str = "sum", value_key: str | None = "tokens", **extra: Any) -> dict[str, Any]:
+def meter_created(
+    org: str, event_name: str, aggregation: str = "sum", value_key: str | None = "tokens", **extra: Any
+) -> dict[str, Any]:
     """A `meter.created` event as the command consumer publishes it (data: the meter resource)."""
     resource = {
-        "id": f"mtr_{uuid.uuid4().hex[:12]}", "organizationId": org, "displayName": "Tokens",
-        "eventName": event_name, "aggregation": aggregation, "valueKey": value_key, "filters": extra.get("filters", {}),
-        "active": True, "createdAt": NOW.isoformat(), "updatedAt": NOW.isoformat(),
+        "id": f"mtr_{uuid.uuid4().hex[:12]}",
+        "organizationId": org,
+        "displayName": "Tokens",
+        "eventName": event_name,
+        "aggregation": aggregation,
+        "valueKey": value_key,
+        "filters": extra.get("filters", {}),
+        "active": True,
+        "createdAt": NOW.isoformat(),
+        "updatedAt": NOW.isoformat(),
     }
-    return {"eventId": f"evt_{uuid.uuid4().hex}", "type": "meter.created", "organizationId": org,
-            "occurredAt": NOW.isoformat(), "data": resource}
+    return {
+        "eventId": f"evt_{uuid.uuid4().hex}",
+        "type": "meter.created",
+        "organizationId": org,
+        "occurredAt": NOW.isoformat(),
+        "data": resource,
+    }
 
 
 def dead_letters(store, org):  # type: ignore[no-untyped-def]
@@ -101,14 +115,18 @@ def test_a_meter_known_from_an_earlier_batch_or_only_from_the_table_judges_later
 
 def test_events_before_their_meter_are_stored_and_the_meter_counts_what_it_can(store, org):  # type: ignore[no-untyped-def]
     processor = BatchProcessor(store, [USAGE_TOPIC], [EVENTS_TOPIC])
-    early = [message(event_payload(org, f"early-{i}", name="frames", value=1, properties=props))
-             for i, props in enumerate([{"n": 4}, {}])]
+    early = [
+        message(event_payload(org, f"early-{i}", name="frames", value=1, properties=props))
+        for i, props in enumerate([{"n": 4}, {}])
+    ]
     assert processor.process(early).usage_inserted == 2
     created = meter_created(org, "frames", value_key="n", filters={"codec": "av1"})
     after = [
         message(created, topic=EVENTS_TOPIC, key=org),
         message(event_payload(org, "late-1", name="frames", value=1, properties={"codec": "av1"})),
-        message(event_payload(org, "late-2", name="frames", value=1, properties={"codec": "h264"})),  # not counted: kept
+        message(
+            event_payload(org, "late-2", name="frames", value=1, properties={"codec": "h264"})
+        ),  # not counted: kept
     ]
     result = processor.process(after)
     assert (result.usage_inserted, result.dead_letters) == (1, 1)
@@ -125,8 +143,10 @@ async def test_the_live_consumer_dead_letters_what_the_meter_cannot_measure(kafk
     try:
         await asyncio.wait_for(ready.wait(), 30)
         await wait_for(lambda: stats.interactions >= 1, timeout=30, what="the meter.created event")
-        bodies = [event_payload(org, f"v-{i}", name="api_bytes", value=1, properties=p)
-                  for i, p in enumerate([{"bytes": 10}, {"bytes": "ten"}, {}, {"bytes": 30}])]
+        bodies = [
+            event_payload(org, f"v-{i}", name="api_bytes", value=1, properties=p)
+            for i, p in enumerate([{"bytes": 10}, {"bytes": "ten"}, {}, {"bytes": 30}])
+        ]
         await produce(kafka_settings, [(ut, org.encode(), json.dumps(b).encode()) for b in bodies])
         await wait_for(lambda: len(dead_letters(store, org)) == 2, timeout=30, what="two dead letters")
         await wait_for(lambda: figure(store, org, created).event_count == 2, timeout=30, what="two stored events")
@@ -151,7 +171,12 @@ def test_a_replay_of_an_event_stored_before_its_meter_is_a_duplicate_not_a_dead_
     processor = BatchProcessor(store, [USAGE_TOPIC], [EVENTS_TOPIC])
     early = message(event_payload(org, "old", name="pages", value=1))
     assert processor.process([early]).usage_inserted == 1
-    assert processor.process([message(meter_created(org, "pages", value_key="n"), topic=EVENTS_TOPIC, key=org)]).interactions == 1
+    assert (
+        processor.process(
+            [message(meter_created(org, "pages", value_key="n"), topic=EVENTS_TOPIC, key=org)]
+        ).interactions
+        == 1
+    )
     late = message(event_payload(org, "new", name="pages", value=1))
     replayed = processor.process([early, late])
     assert (replayed.usage_inserted, replayed.usage_duplicates, replayed.dead_letters) == (0, 1, 1)

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 import uvicorn
 
 from api.app import create_app
@@ -39,7 +39,9 @@ async def kafka_topics() -> dict[str, int]:
     try:
         return await ensure_topics(settings.kafka_bootstrap_servers, timeout=20)
     except Exception as error:  # any failure here means the broker is not usable
-        pytest.fail(f"Kafka is not reachable at {settings.kafka_bootstrap_servers} ({error!r}): {START_HINT}", pytrace=False)
+        pytest.fail(
+            f"Kafka is not reachable at {settings.kafka_bootstrap_servers} ({error!r}): {START_HINT}", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")
@@ -137,8 +139,9 @@ def other_api_client(api: httpx.AsyncClient, other_tenant: Tenant) -> TenantClie
     return TenantClient(api, other_tenant)
 
 
-def assert_error(response: httpx.Response, status: int, code: str, param: str | None,
-                 type_: str = "invalid_request_error") -> dict[str, Any]:
+def assert_error(
+    response: httpx.Response, status: int, code: str, param: str | None, type_: str = "invalid_request_error"
+) -> dict[str, Any]:
     """The response is Stripe's error shape, exactly: {"error": {type, code, message, param}}."""
     assert response.status_code == status, response.text
     body = response.json()

@@ -24,7 +24,11 @@ from tests.api.test_usage_events import (  # noqa: F401  (fixtures)
 async def test_grouped_usage_and_summary(usage_client: TenantClient, other_usage_client: TenantClient) -> None:
     now = datetime.now(UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
-    t1, t2, t3 = day + timedelta(hours=10, minutes=15), day + timedelta(hours=10, minutes=45), day + timedelta(days=1, hours=3)
+    t1, t2, t3 = (
+        day + timedelta(hours=10, minutes=15),
+        day + timedelta(hours=10, minutes=45),
+        day + timedelta(days=1, hours=3),
+    )
     name = f"tokens_{uuid.uuid4().hex[:8]}"
     meter = await create_meter(usage_client, name, aggregation="sum")
     alice, bob = await create_customer(usage_client, "Alice"), await create_customer(usage_client, "Bob")
@@ -45,31 +49,54 @@ async def test_grouped_usage_and_summary(usage_client: TenantClient, other_usage
     assert total["data"] == [{"bucket": None, "customerId": None, "value": "3.75", "eventCount": 3}]
     await wait_usage(other_usage_client, {"eventName": name, **window}, 1)
 
-    by_day = (await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "groupBy": "day", **window})).json()
+    by_day = (
+        await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "groupBy": "day", **window})
+    ).json()
     assert [(r["bucket"], r["value"], r["eventCount"]) for r in by_day["data"]] == [
         (iso(day), "3.25", 2),
         (iso(day + timedelta(days=1)), "0.5", 1),
     ]
-    by_hour = (await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "groupBy": "hour", **window})).json()
-    assert [(r["bucket"], r["value"]) for r in by_hour["data"]] == [(iso(day + timedelta(hours=10)), "3.25"), (iso(day + timedelta(days=1, hours=3)), "0.5")]
-    by_customer = (await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "groupBy": "customer", **window})).json()
+    by_hour = (
+        await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "groupBy": "hour", **window})
+    ).json()
+    assert [(r["bucket"], r["value"]) for r in by_hour["data"]] == [
+        (iso(day + timedelta(hours=10)), "3.25"),
+        (iso(day + timedelta(days=1, hours=3)), "0.5"),
+    ]
+    by_customer = (
+        await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "groupBy": "customer", **window})
+    ).json()
     assert sorted((r["customerId"], r["value"]) for r in by_customer["data"]) == sorted([(alice, "3.25"), (bob, "0.5")])
-    one = (await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "customer": bob, **window})).json()
+    one = (
+        await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], "customer": bob, **window})
+    ).json()
     assert one["data"][0]["value"] == "0.5"
     # an event name with an explicit aggregation ignores the meter's definition
-    counted = (await usage_client.get("/v1/analytics/usage", params={"eventName": name, "aggregation": "max", **window})).json()
+    counted = (
+        await usage_client.get("/v1/analytics/usage", params={"eventName": name, "aggregation": "max", **window})
+    ).json()
     assert (counted["aggregation"], counted["data"][0]["value"]) == ("max", "2")
     # a part of an hour reads raw rows: exact at the minute
     edge = {"from": iso(t1), "to": iso(t2)}
-    assert (await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], **edge})).json()["data"][0]["value"] == "1.25"
+    assert (await usage_client.get("/v1/analytics/usage", params={"meter": meter["id"], **edge})).json()["data"][0][
+        "value"
+    ] == "1.25"
 
     filtered = await create_meter(usage_client, f"{name}_large", aggregation="count", filters={"model": "large"})
     assert filtered["filters"] == {"model": "large"}
 
     summary = (await usage_client.get("/v1/analytics/summary", params=window)).json()
     mine = [m for m in summary["meters"] if m["eventName"] == name]
-    assert mine == [{"eventName": name, "meter": meter["id"], "eventCount": 3, "valueSum": "3.75", "customers": 2,
-                     "usage": {"aggregation": "sum", "value": "3.75", "eventCount": 3}}]
+    assert mine == [
+        {
+            "eventName": name,
+            "meter": meter["id"],
+            "eventCount": 3,
+            "valueSum": "3.75",
+            "customers": 2,
+            "usage": {"aggregation": "sum", "value": "3.75", "eventCount": 3},
+        }
+    ]
     assert summary["object"] == "usage_summary" and isinstance(summary["valueSum"], str)
     other = (await other_usage_client.get("/v1/analytics/summary", params=window)).json()
     assert [m["valueSum"] for m in other["meters"] if m["eventName"] == name] == ["1000"]
@@ -88,15 +115,37 @@ async def test_bad_queries_are_refused(usage_client: TenantClient, other_usage_t
         ({"meter": meter["id"], "groupBy": "week"}, 400, "parameter_invalid", "groupBy"),
         ({"meter": meter["id"], "from": "yesterday"}, 400, "parameter_invalid", "from"),
         ({"meter": meter["id"], "from": "2025-01-01T00:00:00"}, 400, "parameter_invalid", "from"),
-        ({"meter": meter["id"], "from": iso(now), "to": iso(now - timedelta(days=1))}, 400, "parameter_invalid", "from"),
-        ({"meter": meter["id"], "from": iso(now - timedelta(days=500)), "to": iso(now)}, 400, "parameter_invalid", "to"),
-        ({"meter": meter["id"], "groupBy": "hour", "from": iso(now - timedelta(days=40)), "to": iso(now)}, 400, "parameter_invalid", "to"),
+        (
+            {"meter": meter["id"], "from": iso(now), "to": iso(now - timedelta(days=1))},
+            400,
+            "parameter_invalid",
+            "from",
+        ),
+        (
+            {"meter": meter["id"], "from": iso(now - timedelta(days=500)), "to": iso(now)},
+            400,
+            "parameter_invalid",
+            "to",
+        ),
+        (
+            {"meter": meter["id"], "groupBy": "hour", "from": iso(now - timedelta(days=40)), "to": iso(now)},
+            400,
+            "parameter_invalid",
+            "to",
+        ),
     ]
     for params, status, code, param in cases:
         assert_error(await usage_client.get("/v1/analytics/usage", params=params), status, code, param)
-    assert_error(await usage_client.get("/v1/analytics/summary", params={"from": iso(now), "to": iso(now)}), 400, "parameter_invalid", "from")
+    assert_error(
+        await usage_client.get("/v1/analytics/summary", params={"from": iso(now), "to": iso(now)}),
+        400,
+        "parameter_invalid",
+        "from",
+    )
     # no parameter names an organization: one sent anyway changes nothing
     window = {"from": iso(now - timedelta(days=3)), "to": iso(now + timedelta(minutes=1))}
     plain = (await usage_client.get("/v1/analytics/summary", params=window)).json()
-    spoofed = await usage_client.get("/v1/analytics/summary", params={**window, "organizationId": other_usage_tenant.organization_id})
+    spoofed = await usage_client.get(
+        "/v1/analytics/summary", params={**window, "organizationId": other_usage_tenant.organization_id}
+    )
     assert spoofed.json()["meters"] == plain["meters"]

@@ -57,7 +57,9 @@ async def test_rolling_with_a_grace_period_keeps_the_old_key_working(api: httpx.
     assert old["expiresAt"] is not None and old["revokedAt"] is None
 
 
-async def test_another_organizations_key_cannot_be_revoked(api_client: TenantClient, other_api_client: TenantClient) -> None:
+async def test_another_organizations_key_cannot_be_revoked(
+    api_client: TenantClient, other_api_client: TenantClient
+) -> None:
     response = await other_api_client.delete(f"/v1/api-keys/{api_client.tenant.api_key_id}")
     assert_error(response, 404, "resource_missing", "id")
     keys = (await api_client.get("/v1/api-keys")).json()["data"]  # read from Postgres, not the auth cache
@@ -65,7 +67,9 @@ async def test_another_organizations_key_cannot_be_revoked(api_client: TenantCli
 
 
 async def test_a_command_not_applied_in_time_answers_202_with_a_status_url(
-    command_consumer: None, tenant: Tenant, monkeypatch  # type: ignore[no-untyped-def]
+    command_consumer: None,
+    tenant: Tenant,
+    monkeypatch,  # type: ignore[no-untyped-def]
 ) -> None:
     # topics of their own that no consumer reads yet: the command waits in Kafka
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "late.")

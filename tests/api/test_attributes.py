@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.models import ProductAttributeDefinition
-from tests.api.conftest import TenantClient, new_tenant
-from tests.api.conftest import assert_error
+from tests.api.conftest import TenantClient, assert_error, new_tenant
 
 
 @pytest.fixture
@@ -65,7 +64,9 @@ async def test_products_keep_working_through_add_deprecate_remove(client: Tenant
     material = await define(client, key="material", label="Material", type="string", required=True)
     assert (await client.get(f"/v1/products/{old['id']}")).status_code == 200  # nothing rewritten
     assert (await client.patch(f"/v1/products/{old['id']}", json={"name": "Renamed"})).status_code == 200
-    assert_error(await client.post("/v1/products", json={"name": "x"}), 400, "parameter_missing", "attributes[material]")
+    assert_error(
+        await client.post("/v1/products", json={"name": "x"}), 400, "parameter_missing", "attributes[material]"
+    )
     shirt = (await client.post("/v1/products", json={"name": "Shirt", "attributes": {"material": "linen"}})).json()
     assert shirt["attributes"] == {"material": "linen"}
 
@@ -95,9 +96,17 @@ async def test_products_keep_working_through_add_deprecate_remove(client: Tenant
     ("body", "code", "param"),
     [
         ({"key": "color", "label": "Color", "type": "enum"}, "parameter_missing", "enumValues"),
-        ({"key": "color", "label": "Color", "type": "enum", "enumValues": ["a", "a"]}, "parameter_invalid", "enumValues"),
+        (
+            {"key": "color", "label": "Color", "type": "enum", "enumValues": ["a", "a"]},
+            "parameter_invalid",
+            "enumValues",
+        ),
         ({"key": "color", "label": "Color", "type": "string", "enumValues": ["a"]}, "parameter_invalid", "enumValues"),
-        ({"key": "color", "label": "Color", "type": "number", "defaultValue": "1"}, "parameter_invalid", "defaultValue"),
+        (
+            {"key": "color", "label": "Color", "type": "number", "defaultValue": "1"},
+            "parameter_invalid",
+            "defaultValue",
+        ),
         ({"key": "Color!", "label": "Color", "type": "string"}, "parameter_invalid_format", "key"),
         ({"key": "color", "label": "Color", "type": "colour"}, "parameter_invalid", "type"),
         ({"key": "color", "type": "string"}, "parameter_missing", "label"),
@@ -105,7 +114,11 @@ async def test_products_keep_working_through_add_deprecate_remove(client: Tenant
     ],
 )
 async def test_bad_definitions_are_400_and_write_nothing(
-    client: TenantClient, session_factory, body: dict, code: str, param: str  # type: ignore[no-untyped-def]
+    client: TenantClient,
+    session_factory,
+    body: dict,
+    code: str,
+    param: str,  # type: ignore[no-untyped-def]
 ) -> None:
     assert_error(await client.post("/v1/product-attributes", json=body), 400, code, param)
     assert await definition_count(session_factory, client.tenant.organization_id) == 0
@@ -129,4 +142,6 @@ async def test_a_key_is_defined_once_and_updates_are_checked(client: TenantClien
     assert (changed.json()["enumValues"], changed.json()["defaultValue"]) == (["s", "l"], "l")
     product = (await client.post("/v1/products", json={"name": "Defaulted"})).json()
     assert product["attributes"] == {"size": "l"}
-    assert_error(await client.patch("/v1/product-attributes/attr_missing", json={"label": "x"}), 404, "resource_missing", "id")
+    assert_error(
+        await client.patch("/v1/product-attributes/attr_missing", json={"label": "x"}), 404, "resource_missing", "id"
+    )

@@ -40,7 +40,9 @@ def test_clear_forgets_everything() -> None:
     assert cache.get("h") is None
 
 
-async def test_a_key_revoked_through_one_api_process_stops_working_on_another(command_consumer, session_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_key_revoked_through_one_api_process_stops_working_on_another(
+    command_consumer, session_factory
+) -> None:  # type: ignore[no-untyped-def]
     # both processes trust a checked key for a minute: only the revocation event can end it sooner
     patient = dataclasses.replace(get_settings(), auth_cache_seconds=60)
     tenant = await new_tenant(session_factory, "Two API processes")

@@ -13,7 +13,9 @@ from tests.api.conftest import TenantClient, assert_error
 
 async def customer_count(session_factory, organization_id: str) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        return await session.scalar(select(func.count()).select_from(Customer).where(Customer.organization_id == organization_id))
+        return await session.scalar(
+            select(func.count()).select_from(Customer).where(Customer.organization_id == organization_id)
+        )
 
 
 @pytest.mark.parametrize(
@@ -30,11 +32,15 @@ async def customer_count(session_factory, organization_id: str) -> int:  # type:
         ('{"address": {"country": "usa"}}', "parameter_invalid_format", "address[country]"),
         ('{"metadata": {"k": "' + "v" * 501 + '"}}', "parameter_invalid_string_too_long", "metadata"),
         ('{"invoicePrefix": "ab"}', "parameter_invalid_format", "invoicePrefix"),
-        ('[1, 2]', "parameter_invalid", None),
+        ("[1, 2]", "parameter_invalid", None),
     ],
 )
 async def test_create_rejects_bad_bodies_and_writes_nothing(
-    api_client: TenantClient, session_factory, body: str, code: str, param: str | None  # type: ignore[no-untyped-def]
+    api_client: TenantClient,
+    session_factory,
+    body: str,
+    code: str,
+    param: str | None,  # type: ignore[no-untyped-def]
 ) -> None:
     before = await customer_count(session_factory, api_client.tenant.organization_id)
     response = await api_client.post("/v1/customers", content=body, headers={"content-type": "application/json"})
@@ -49,8 +55,18 @@ async def test_an_oversized_body_is_refused(api_client: TenantClient) -> None:
 
 async def test_update_rejects_unknown_and_bad_fields(api_client: TenantClient) -> None:
     customer = (await api_client.post("/v1/customers", json={"name": "Ada"})).json()
-    assert_error(await api_client.patch(f"/v1/customers/{customer['id']}", json={"colour": "red"}), 400, "parameter_unknown", "colour")
-    assert_error(await api_client.patch(f"/v1/customers/{customer['id']}", json={"balance": None}), 400, "parameter_invalid_integer", "balance")
+    assert_error(
+        await api_client.patch(f"/v1/customers/{customer['id']}", json={"colour": "red"}),
+        400,
+        "parameter_unknown",
+        "colour",
+    )
+    assert_error(
+        await api_client.patch(f"/v1/customers/{customer['id']}", json={"balance": None}),
+        400,
+        "parameter_invalid_integer",
+        "balance",
+    )
     assert (await api_client.get(f"/v1/customers/{customer['id']}")).json()["name"] == "Ada"
 
 
@@ -148,7 +164,10 @@ async def test_bad_query_parameters_are_named_as_sent(api_client: TenantClient, 
     ],
 )
 async def test_text_postgres_cannot_store_is_refused_by_name(
-    api_client: TenantClient, session_factory, body: bytes, param: str  # type: ignore[no-untyped-def]
+    api_client: TenantClient,
+    session_factory,
+    body: bytes,
+    param: str,  # type: ignore[no-untyped-def]
 ) -> None:
     before = await customer_count(session_factory, api_client.tenant.organization_id)
     response = await api_client.post("/v1/customers", content=body, headers={"content-type": "application/json"})
@@ -212,7 +231,9 @@ async def test_a_uuid_cursor_still_pages_exchange_rates(api_client: TenantClient
 
 
 async def test_fullwidth_digits_never_crash(api_client: TenantClient) -> None:
-    assert_error(await api_client.post("/v1/customers", json={"balance": "１２３"}), 400, "parameter_invalid_integer", "balance")
+    assert_error(
+        await api_client.post("/v1/customers", json={"balance": "１２３"}), 400, "parameter_invalid_integer", "balance"
+    )
     response = await api_client.post("/v1/customers", json={"name": "Ａｄａ １２３４５６７８９０１２３"})
     assert response.status_code == 201, response.text
 
@@ -220,5 +241,7 @@ async def test_fullwidth_digits_never_crash(api_client: TenantClient) -> None:
 async def test_a_bad_path_id_names_its_resource_without_echoing_it(api_client: TenantClient) -> None:
     customer = (await api_client.post("/v1/customers", json={"name": "Ada"})).json()
     for bad in ("pm_a%00b", "pm_%FF"):
-        error = assert_error(await api_client.get(f"/v1/customers/{customer['id']}/payment-methods/{bad}"), 404, "resource_missing", "id")
+        error = assert_error(
+            await api_client.get(f"/v1/customers/{customer['id']}/payment-methods/{bad}"), 404, "resource_missing", "id"
+        )
         assert error["message"].startswith("No such payment method") and "\x00" not in error["message"]

@@ -23,8 +23,7 @@ from api.app import create_app
 from api.card_guard import WRITE_METHODS, card_param, request_line_param
 from billing.models import ProcessedCommand
 from contracts.settings import get_settings
-from tests.api.conftest import TenantClient
-from tests.api.conftest import assert_error
+from tests.api.conftest import TenantClient, assert_error
 
 CARD = "4242 4242 4242 4242"
 DIGITS = CARD.replace(" ", "")
@@ -88,7 +87,9 @@ def log_lines() -> Iterator[list[str]]:
 async def command_count(session_factory: Any, organization_id: str) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
         return await session.scalar(
-            select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.organization_id == organization_id)
+            select(func.count())
+            .select_from(ProcessedCommand)
+            .where(ProcessedCommand.organization_id == organization_id)
         )
 
 
@@ -124,7 +125,11 @@ async def test_every_write_endpoint_refuses_card_numbers(
         ('{"balance": 4242424242424242.0}', "application/json", "balance"),
         ('{"name": "' + DIGITS + '",', "application/json", None),  # not even valid JSON
         (f"name=Jenny&metadata%5Bcard%5D={DIGITS}", "application/x-www-form-urlencoded", "metadata[card]"),
-        (f"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n{CARD}\r\n--b--\r\n", "multipart/form-data; boundary=b", None),
+        (
+            f'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n{CARD}\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            None,
+        ),
         (json.dumps({"name": DIGITS}), "text/plain", "name"),
         # a card in fullwidth (or any Unicode) digits is still a card
         (json.dumps({"name": "４２４２ ４２４２ ４２４２ ４２４２"}, ensure_ascii=False), "application/json", "name"),
@@ -153,7 +158,9 @@ async def test_a_body_sent_in_chunks_is_read_whole(api_client: TenantClient) -> 
         for start in range(0, len(clean), 97):
             yield clean[start : start + 97]
 
-    created = await api_client.post("/v1/customers", content=clean_chunks(), headers={"Content-Type": "application/json"})
+    created = await api_client.post(
+        "/v1/customers", content=clean_chunks(), headers={"Content-Type": "application/json"}
+    )
     assert created.status_code == 201, created.text
     assert created.json()["description"] == "y" * 900  # handed on byte for byte
 
@@ -235,8 +242,19 @@ def test_card_param_directly() -> None:
 
 
 def test_request_line_param_directly() -> None:
-    assert request_line_param({"type": "http", "path": "/v1/customers", "query_string": b"limit=3", "headers": []}) is False
-    assert request_line_param({"type": "http", "path": "/v1/customers", "query_string": f"x={DIGITS}".encode(), "headers": []}) == "x"
-    assert request_line_param({"type": "http", "path": f"/v1/customers/{DIGITS}", "query_string": b"", "headers": []}) is True
+    assert (
+        request_line_param({"type": "http", "path": "/v1/customers", "query_string": b"limit=3", "headers": []})
+        is False
+    )
+    assert (
+        request_line_param(
+            {"type": "http", "path": "/v1/customers", "query_string": f"x={DIGITS}".encode(), "headers": []}
+        )
+        == "x"
+    )
+    assert (
+        request_line_param({"type": "http", "path": f"/v1/customers/{DIGITS}", "query_string": b"", "headers": []})
+        is True
+    )
     headers = [(b"idempotency-key", DIGITS.encode())]
     assert request_line_param({"type": "http", "path": "/", "query_string": b"", "headers": headers}) is True

@@ -22,14 +22,18 @@ async def test_create_read_update_delete(api_client: TenantClient) -> None:
     read = (await api_client.get(f"/v1/customers/{created['id']}")).json()
     assert read == created
 
-    updated = await api_client.patch(f"/v1/customers/{created['id']}", json={"name": "Jenny R.", "metadata": {"tier": "1"}})
+    updated = await api_client.patch(
+        f"/v1/customers/{created['id']}", json={"name": "Jenny R.", "metadata": {"tier": "1"}}
+    )
     assert updated.status_code == 200, updated.text
     body = updated.json()
     assert body["name"] == "Jenny R."
     assert body["email"] == "jenny@example.com"  # absent: unchanged
     assert body["metadata"] == {"plan": "pro", "tier": "1"}  # merged, as in Stripe
 
-    cleared = (await api_client.patch(f"/v1/customers/{created['id']}", json={"email": None, "metadata": {"plan": None}})).json()
+    cleared = (
+        await api_client.patch(f"/v1/customers/{created['id']}", json={"email": None, "metadata": {"plan": None}})
+    ).json()
     assert cleared["email"] is None  # null: cleared
     assert cleared["metadata"] == {"tier": "1"}
 
@@ -43,7 +47,10 @@ async def test_create_read_update_delete(api_client: TenantClient) -> None:
 
 async def test_list_paginates_newest_first_with_cursors(api_client: TenantClient) -> None:
     marker = uuid.uuid4().hex[:8]
-    ids = [(await create(api_client, email=f"{marker}-{i}@example.com", metadata={"batch": marker}))["id"] for i in range(5)]
+    ids = [
+        (await create(api_client, email=f"{marker}-{i}@example.com", metadata={"batch": marker}))["id"]
+        for i in range(5)
+    ]
     query = f"metadata['batch']:'{marker}'"
 
     first = (await api_client.get("/v1/customers/search", params={"query": query, "limit": 2})).json()
@@ -68,15 +75,21 @@ async def test_list_filters_by_email_and_created(api_client: TenantClient) -> No
     customer = await create(api_client, email=email)
     by_email = (await api_client.get("/v1/customers", params={"email": email})).json()
     assert [c["id"] for c in by_email["data"]] == [customer["id"]]
-    later = (await api_client.get("/v1/customers", params={"email": email, "created[gt]": customer["createdAt"]})).json()
+    later = (
+        await api_client.get("/v1/customers", params={"email": email, "created[gt]": customer["createdAt"]})
+    ).json()
     assert later["data"] == []
-    since = (await api_client.get("/v1/customers", params={"email": email, "created[gte]": customer["createdAt"]})).json()
+    since = (
+        await api_client.get("/v1/customers", params={"email": email, "created[gte]": customer["createdAt"]})
+    ).json()
     assert [c["id"] for c in since["data"]] == [customer["id"]]
 
 
 async def test_search_by_email_name_and_metadata(api_client: TenantClient) -> None:
     marker = uuid.uuid4().hex[:8]
-    wanted = await create(api_client, email=f"ada-{marker}@example.com", name=f"Ada {marker}", metadata={"team": marker})
+    wanted = await create(
+        api_client, email=f"ada-{marker}@example.com", name=f"Ada {marker}", metadata={"team": marker}
+    )
     await create(api_client, email=f"bob-{marker}@example.com", name=f"Bob {marker}")
 
     async def search(query: str) -> list[str]:
@@ -94,7 +107,9 @@ async def test_search_by_email_name_and_metadata(api_client: TenantClient) -> No
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "query"
 
 
-async def test_another_organizations_customer_does_not_exist(api_client: TenantClient, other_api_client: TenantClient) -> None:
+async def test_another_organizations_customer_does_not_exist(
+    api_client: TenantClient, other_api_client: TenantClient
+) -> None:
     mine = await create(api_client, email="mine@example.com")
     for response in (
         await other_api_client.get(f"/v1/customers/{mine['id']}"),

@@ -52,8 +52,12 @@ async def seeded(analytics_api: AnalyticsStack, session_factory) -> dict[str, An
     product = (await client.post("/v1/products", json={"name": "Pro API"})).json()
     price = await client.post(
         "/v1/prices",
-        json={"product": product["id"], "currency": "usd", "unitAmountDecimal": "0.5",
-              "recurring": {"interval": "month", "usageType": "metered", "meter": calls["id"]}},
+        json={
+            "product": product["id"],
+            "currency": "usd",
+            "unitAmountDecimal": "0.5",
+            "recurring": {"interval": "month", "usageType": "metered", "meter": calls["id"]},
+        },
     )
     assert price.status_code == 201, price.text
     alice = await create_customer(client, "Alice Anders")
@@ -61,14 +65,32 @@ async def seeded(analytics_api: AnalyticsStack, session_factory) -> dict[str, An
     carol = await create_customer(client, "Carol Chen")
     now = datetime.now(UTC)
     events = []
-    for days_ago, customer, value in [(0, alice, 120), (1, alice, 80), (2, bob, 60), (3, carol, 15), (5, bob, 40), (6, alice, "12.5")]:
-        events.append(event(calls["eventName"], customer, value, timestamp=iso(now - timedelta(days=days_ago, minutes=5))))
-    events += [event(storage["eventName"], alice, 7, timestamp=iso(now - timedelta(days=1))), event(storage["eventName"], bob, 3)]
+    for days_ago, customer, value in [
+        (0, alice, 120),
+        (1, alice, 80),
+        (2, bob, 60),
+        (3, carol, 15),
+        (5, bob, 40),
+        (6, alice, "12.5"),
+    ]:
+        events.append(
+            event(calls["eventName"], customer, value, timestamp=iso(now - timedelta(days=days_ago, minutes=5)))
+        )
+    events += [
+        event(storage["eventName"], alice, 7, timestamp=iso(now - timedelta(days=1))),
+        event(storage["eventName"], bob, 3),
+    ]
     assert (await send(client, *events)).status_code == 202
     await wait_usage(client, {"meter": calls["id"], "from": iso(now - timedelta(days=8))}, 6)
     await wait_usage(client, {"meter": storage["id"], "from": iso(now - timedelta(days=8))}, 2)
-    return {"tenant": tenant, "client": client, "calls": calls, "storage": storage, "product": product,
-            "customers": {"alice": alice, "bob": bob, "carol": carol}}
+    return {
+        "tenant": tenant,
+        "client": client,
+        "calls": calls,
+        "storage": storage,
+        "product": product,
+        "customers": {"alice": alice, "bob": bob, "carol": carol},
+    }
 
 
 async def _signed_in(api: httpx.AsyncClient, tenant: Tenant) -> httpx.Cookies:
@@ -91,7 +113,9 @@ async def _wait_interactions(api: httpx.AsyncClient, cookies: httpx.Cookies, wan
             await asyncio.sleep(0.2)
 
 
-async def test_sign_in_and_the_data_endpoint(analytics_api: AnalyticsStack, seeded: dict[str, Any], usage_tenant_b: Tenant) -> None:
+async def test_sign_in_and_the_data_endpoint(
+    analytics_api: AnalyticsStack, seeded: dict[str, Any], usage_tenant_b: Tenant
+) -> None:
     api = analytics_api.client
     page = await api.get("/dashboard")
     assert page.status_code == 200 and 'action="/dashboard/login"' in page.text
@@ -107,14 +131,21 @@ async def test_sign_in_and_the_data_endpoint(analytics_api: AnalyticsStack, seed
     assert body["totals"]["eventCount"] == 8 and body["totals"]["customers"] == 3
     assert body["selectedMeter"] == calls["eventName"]
     assert [(r["customerId"], r["name"], r["value"]) for r in body["topCustomers"]] == [
-        (customers["alice"], "Alice Anders", "212.5"), (customers["bob"], "Bob Brown", "100"), (customers["carol"], "Carol Chen", "15"),
+        (customers["alice"], "Alice Anders", "212.5"),
+        (customers["bob"], "Bob Brown", "100"),
+        (customers["carol"], "Carol Chen", "15"),
     ]
     series = {s["eventName"]: s for s in body["usageOverTime"]}
     assert sum(float(p["value"]) for p in series[calls["eventName"]]["points"]) == 327.5
     assert series[storage["eventName"]]["aggregation"] == "max"
     assert [(p["name"], p["eventCount"]) for p in body["usageByProduct"]] == [("Pro API", 6), ("(no product)", 2)]
-    top_storage = (await api.get("/dashboard/api/overview", params={"days": 7, "meter": storage["eventName"]}, cookies=cookies)).json()
-    assert [(r["customerId"], r["value"]) for r in top_storage["topCustomers"]] == [(customers["alice"], "7"), (customers["bob"], "3")]
+    top_storage = (
+        await api.get("/dashboard/api/overview", params={"days": 7, "meter": storage["eventName"]}, cookies=cookies)
+    ).json()
+    assert [(r["customerId"], r["value"]) for r in top_storage["topCustomers"]] == [
+        (customers["alice"], "7"),
+        (customers["bob"], "3"),
+    ]
 
     # another organization's session sees none of it
     other = await _signed_in(api, usage_tenant_b)
@@ -186,17 +217,30 @@ async def _chromium(*args: str) -> bytes:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         process = await asyncio.create_subprocess_exec(
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--window-size=1400,1000", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=15000",
+            "--window-size=1400,1000",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
         assert process.returncode == 0, stderr.decode(errors="replace")[-2000:]
         return stdout
 
 
-async def test_the_dashboard_renders_in_headless_chromium(analytics_api: AnalyticsStack, seeded: dict[str, Any]) -> None:
+async def test_the_dashboard_renders_in_headless_chromium(
+    analytics_api: AnalyticsStack, seeded: dict[str, Any]
+) -> None:
     api, client = analytics_api.client, seeded["client"]
     base = str(api.base_url).rstrip("/")
     cookies = await _signed_in(api, seeded["tenant"])
@@ -222,14 +266,18 @@ async def test_the_dashboard_renders_in_headless_chromium(analytics_api: Analyti
     ink = sum(p != background for p in pixels) / len(pixels)
     assert len(set(pixels)) > 50 and ink > 0.1, (len(set(pixels)), ink)
     # the chart colours are drawn (the line of the first meter, the bars of the second chart)
-    assert bytes.fromhex("635bff") in set(pixels) or any(abs(p[0] - 0x63) < 8 and abs(p[2] - 0xFF) < 8 and p[1] < 0x70 for p in set(pixels))
+    assert bytes.fromhex("635bff") in set(pixels) or any(
+        abs(p[0] - 0x63) < 8 and abs(p[2] - 0xFF) < 8 and p[1] < 0x70 for p in set(pixels)
+    )
 
 
 def test_the_vendored_chart_js_is_the_locked_npm_release() -> None:
     """static/vendor/ is a copy made by `npm run vendor` in api/dashboard: it must be the
     chart.js release that package-lock.json pins, byte for byte the npm build."""
     vendored = (STATIC_DIR / "vendor" / "chart.umd.min.js").read_bytes()
-    locked = json.loads((STATIC_DIR.parent / "package-lock.json").read_text())["packages"]["node_modules/chart.js"]["version"]
+    locked = json.loads((STATIC_DIR.parent / "package-lock.json").read_text())["packages"]["node_modules/chart.js"][
+        "version"
+    ]
     assert f"Chart.js v{locked}".encode() in vendored[:200], (locked, vendored[:60])
     built = STATIC_DIR.parent / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
     if not built.exists():

@@ -31,9 +31,17 @@ PUBLIC_ROUTES = {
     ("GET", "/dashboard/api/overview"),
     *((method, "/dashboard/static/{file_path:path}") for method in ("GET", "HEAD", "OPTIONS")),
     # the API reference: the spec and the page that shows it
-    *((method, path) for method in ("GET", "OPTIONS") for path in (
-        "/schema", "/schema/swagger", "/schema/{path:str}", "/schema/openapi.json", "/schema/oauth2-redirect.html",
-    )),
+    *(
+        (method, path)
+        for method in ("GET", "OPTIONS")
+        for path in (
+            "/schema",
+            "/schema/swagger",
+            "/schema/{path:str}",
+            "/schema/openapi.json",
+            "/schema/oauth2-redirect.html",
+        )
+    ),
     *((method, "/schema/swagger-ui/{file_path:path}") for method in ("GET", "HEAD", "OPTIONS")),
 }
 
@@ -71,7 +79,9 @@ def test_the_public_routes_are_exactly_the_listed_ones() -> None:
     assert {(method, path) for method, path, public in OPERATIONS if public} == PUBLIC_ROUTES
     # the walk sees the whole API: every operation of the spec is in it
     app = create_app()
-    documented = {(method.upper(), path) for path, item in app.openapi_schema.to_schema()["paths"].items() for method in item}
+    documented = {
+        (method.upper(), path) for path, item in app.openapi_schema.to_schema()["paths"].items() for method in item
+    }
     walked = {(method, _PARAMETER.sub(r"{\1}", path)) for method, path, _ in OPERATIONS}
     assert documented and documented <= walked, documented - walked
 
@@ -85,7 +95,9 @@ async def revoked(session_factory) -> Tenant:  # type: ignore[no-untyped-def]
 
 
 async def test_every_route_not_marked_public_refuses_a_missing_or_revoked_key(
-    api: httpx.AsyncClient, session_factory, revoked: Tenant  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient,
+    session_factory,
+    revoked: Tenant,  # type: ignore[no-untyped-def]
 ) -> None:
     valid = await new_tenant(session_factory, f"Default deny {uuid.uuid4().hex[:6]}")
     guarded = [(method, path) for method, path, public in OPERATIONS if not public]

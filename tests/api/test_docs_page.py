@@ -33,8 +33,14 @@ async def _open(url: str, screenshot: Path, *extra: str) -> dict[str, Any]:
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.unlink(missing_ok=True)
     process = await asyncio.create_subprocess_exec(
-        "node", str(DOCS_PAGE), url, str(screenshot), *extra,
-        env={**os.environ, "CHROMIUM": CHROMIUM}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "node",
+        str(DOCS_PAGE),
+        url,
+        str(screenshot),
+        *extra,
+        env={**os.environ, "CHROMIUM": CHROMIUM},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, stderr.decode(errors="replace")[-3000:]
@@ -85,7 +91,10 @@ def test_the_vendored_swagger_ui_is_the_locked_npm_release() -> None:
     vendored = sorted(path.name for path in ASSETS_DIR.iterdir())
     assert {"swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css", "LICENSE"} <= set(vendored)
     for name in vendored:
-        assert hashlib.sha256((built / name).read_bytes()).digest() == hashlib.sha256((ASSETS_DIR / name).read_bytes()).digest(), name
+        assert (
+            hashlib.sha256((built / name).read_bytes()).digest()
+            == hashlib.sha256((ASSETS_DIR / name).read_bytes()).digest()
+        ), name
 
 
 async def test_authorize_then_try_it_out_sends_the_bearer_key(api: httpx.AsyncClient, tenant: Tenant) -> None:

@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 
 from billing.fx_service import FX_WRITERS_ENV
 from billing.models import ExchangeRate
-from tests.api.conftest import TenantClient
-from tests.api.conftest import assert_error
+from tests.api.conftest import TenantClient, assert_error
 
 
 @pytest.fixture
@@ -31,11 +30,22 @@ async def rate_count(session_factory, source: str) -> int:  # type: ignore[no-un
 
 
 def body(source_: str, **changes: object) -> dict:
-    return {"base": "EUR", "quote": "USD", "rate": "1.0842", "source": source_, "asOf": "2025-01-02T16:00:00Z", **changes}
+    return {
+        "base": "EUR",
+        "quote": "USD",
+        "rate": "1.0842",
+        "source": source_,
+        "asOf": "2025-01-02T16:00:00Z",
+        **changes,
+    }
 
 
 async def test_only_operator_organizations_write_rates(
-    api_client: TenantClient, other_api_client: TenantClient, session_factory, source: str, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    api_client: TenantClient,
+    other_api_client: TenantClient,
+    session_factory,
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.delenv(FX_WRITERS_ENV, raising=False)
     assert_error(await api_client.post("/v1/exchange-rates", json=body(source)), 403, "permission_denied", None)
@@ -61,7 +71,9 @@ async def test_rates_are_history(operator: TenantClient, session_factory, source
     first = (await operator.post("/v1/exchange-rates", json=body(source))).json()
     again = await operator.post("/v1/exchange-rates", json=body(source))
     assert again.status_code == 201 and again.json()["id"] == first["id"]  # the same rate: answered, not duplicated
-    assert_error(await operator.post("/v1/exchange-rates", json=body(source, rate="1.09")), 409, "exchange_rate_exists", "rate")
+    assert_error(
+        await operator.post("/v1/exchange-rates", json=body(source, rate="1.09")), 409, "exchange_rate_exists", "rate"
+    )
     later = await operator.post("/v1/exchange-rates", json=body(source, rate="1.09", asOf="2025-01-03T16:00:00Z"))
     assert later.status_code == 201
     await operator.post("/v1/exchange-rates", json=body(source, quote="jpy", rate="162.5"))
@@ -72,7 +84,11 @@ async def test_rates_are_history(operator: TenantClient, session_factory, source
         assert response.status_code == 200, response.text
         return [(r["quote"], r["rate"], r["asOf"][:10]) for r in response.json()["data"]]
 
-    assert await listed() == [("jpy", "162.5", "2025-01-02"), ("usd", "1.09", "2025-01-03"), ("usd", "1.0842", "2025-01-02")]
+    assert await listed() == [
+        ("jpy", "162.5", "2025-01-02"),
+        ("usd", "1.09", "2025-01-03"),
+        ("usd", "1.0842", "2025-01-02"),
+    ]
     assert await listed(quote="USD") == [("usd", "1.09", "2025-01-03"), ("usd", "1.0842", "2025-01-02")]
     assert await listed(base="eur", limit=1) == [("jpy", "162.5", "2025-01-02")]
     assert_error(await operator.get("/v1/exchange-rates", params={"base": "eux"}), 400, "invalid_currency", "base")
@@ -94,7 +110,12 @@ async def test_rates_are_history(operator: TenantClient, session_factory, source
     ],
 )
 async def test_bad_rates_are_400_and_write_nothing(
-    operator: TenantClient, session_factory, source: str, changes: dict, code: str, param: str  # type: ignore[no-untyped-def]
+    operator: TenantClient,
+    session_factory,
+    source: str,
+    changes: dict,
+    code: str,
+    param: str,  # type: ignore[no-untyped-def]
 ) -> None:
     assert_error(await operator.post("/v1/exchange-rates", json=body(source, **changes)), 400, code, param)
     assert await rate_count(session_factory, source) == 0

@@ -17,13 +17,17 @@ from tests.api.conftest import TenantClient, assert_error
 async def command_count(session_factory, organization_id: str) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
         return await session.scalar(
-            select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.organization_id == organization_id)
+            select(func.count())
+            .select_from(ProcessedCommand)
+            .where(ProcessedCommand.organization_id == organization_id)
         )
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
 async def test_an_empty_or_overlong_key_is_refused(
-    api_client: TenantClient, session_factory, key: str  # type: ignore[no-untyped-def]
+    api_client: TenantClient,
+    session_factory,
+    key: str,  # type: ignore[no-untyped-def]
 ) -> None:
     before = await command_count(session_factory, api_client.tenant.organization_id)
     response = await api_client.post("/v1/customers", json={"name": "Keyed"}, headers={"Idempotency-Key": key})
@@ -41,7 +45,11 @@ async def test_a_key_of_255_characters_replays(api_client: TenantClient) -> None
     replay = await api_client.post("/v1/customers", json={"name": "Long key"}, headers={"Idempotency-Key": key})
     assert replay.status_code == 201 and replay.json() == first.json()
     assert replay.headers["Idempotent-Replayed"] == "true"
-    assert replay.headers["Command-Id"] == first.headers["Command-Id"] == command_id_for(api_client.tenant.organization_id, key)
+    assert (
+        replay.headers["Command-Id"]
+        == first.headers["Command-Id"]
+        == command_id_for(api_client.tenant.organization_id, key)
+    )
 
 
 async def test_every_write_names_its_command(api_client: TenantClient) -> None:
@@ -69,7 +77,12 @@ def test_a_pending_answer_names_its_command() -> None:
 
 async def test_a_command_id_never_issued_is_404(api_client: TenantClient, other_api_client: TenantClient) -> None:
     organization = api_client.tenant.organization_id
-    for made_up in ("cmd_" + "0" * 32, "cmd_madeup", "anything", command_id_for(other_api_client.tenant.organization_id, "k")):
+    for made_up in (
+        "cmd_" + "0" * 32,
+        "cmd_madeup",
+        "anything",
+        command_id_for(other_api_client.tenant.organization_id, "k"),
+    ):
         assert_error(await api_client.get(f"/v1/commands/{made_up}"), 404, "resource_missing", "id")
     # issued to this organization (here: computed as the API would) and not applied yet: pending
     pending = await api_client.get(f"/v1/commands/{command_id_for(organization, f'not-sent-{uuid.uuid4()}')}")

@@ -43,8 +43,18 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], tuple[int, str] | None]] = [
     ("5,000 deep", b"[" * 5000 + b"]" * 5000, JSON, (400, "invalid_json")),
     ("5,000 deep object", b'{"a":' * 5000 + b"1" + b"}" * 5000, JSON, (400, "invalid_json")),
     ("60 metadata keys", json.dumps({"metadata": {f"key{i}": "v" for i in range(60)}}).encode(), JSON, None),
-    ("fullwidth card", json.dumps({"metadata": {"n": FULLWIDTH_CARD}}, ensure_ascii=False).encode(), JSON, (400, "card_data_not_allowed")),
-    ("fullwidth digits", json.dumps({"amount": "１２３", "balance": "１２３", "unitAmount": "１２３"}, ensure_ascii=False).encode(), JSON, None),
+    (
+        "fullwidth card",
+        json.dumps({"metadata": {"n": FULLWIDTH_CARD}}, ensure_ascii=False).encode(),
+        JSON,
+        (400, "card_data_not_allowed"),
+    ),
+    (
+        "fullwidth digits",
+        json.dumps({"amount": "１２３", "balance": "１２３", "unitAmount": "１２３"}, ensure_ascii=False).encode(),
+        JSON,
+        None,
+    ),
     ("not json", b"name=Ada&this is not json", JSON, None),
     ("text body", b"\x00\xff plain", {"content-type": "text/plain"}, (400, "invalid_characters")),
 ]
@@ -56,11 +66,19 @@ BAD_QUERIES: list[tuple[str, str, bool]] = [
     ("nul query", "query=name%3A%27a%00%27", True),
     ("surrogate query", "query=name%3A%27%ED%A0%80%27", True),
     ("invalid utf-8 page", "page=%FF", True),
-    *((f"malformed {name}", f"{name}=not%20an%20id%27%20OR%20%271%27%3D%271", False) for name in ("startingAfter", "endingBefore", "page")),
+    *(
+        (f"malformed {name}", f"{name}=not%20an%20id%27%20OR%20%271%27%3D%271", False)
+        for name in ("startingAfter", "endingBefore", "page")
+    ),
     ("non-uuid startingAfter", "startingAfter=exr_notauuid", False),
     ("malformed query", "query=name%3A%27unterminated", False),
 ]
-BAD_PATH_IDS = [("nul id", "a%00b"), ("invalid utf-8 id", "a%FF"), ("surrogate id", "%ED%A0%80"), ("malformed id", "not%20an%20id")]
+BAD_PATH_IDS = [
+    ("nul id", "a%00b"),
+    ("invalid utf-8 id", "a%FF"),
+    ("surrogate id", "%ED%A0%80"),
+    ("malformed id", "not%20an%20id"),
+]
 
 
 def endpoints() -> list[tuple[str, str, set[str], set[str]]]:
@@ -73,7 +91,9 @@ def endpoints() -> list[tuple[str, str, set[str], set[str]]]:
         for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
             handler = route.route_handler_map[method]
             handler = handler[0] if isinstance(handler, tuple) else handler
-            found.append((method, route.path, set(_PATH_PARAM.findall(route.path)), set(handler.parsed_fn_signature.parameters)))
+            found.append(
+                (method, route.path, set(_PATH_PARAM.findall(route.path)), set(handler.parsed_fn_signature.parameters))
+            )
     return found
 
 
@@ -84,9 +104,18 @@ READ_ENDPOINTS = [e for e in ENDPOINTS if e[0] == "GET"]
 
 def test_the_sweep_covers_the_app() -> None:
     body_paths = {(m, p) for m, p, _, _ in BODY_ENDPOINTS}
-    assert {("POST", "/v1/customers"), ("PATCH", "/v1/products/{product_id:str}"), ("POST", "/v1/usage-events")} <= body_paths
+    assert {
+        ("POST", "/v1/customers"),
+        ("PATCH", "/v1/products/{product_id:str}"),
+        ("POST", "/v1/usage-events"),
+    } <= body_paths
     read_paths = {p for _, p, _, _ in READ_ENDPOINTS}
-    assert {"/v1/customers", "/v1/customers/search", "/v1/exchange-rates", "/v1/commands/{command_id:str}"} <= read_paths
+    assert {
+        "/v1/customers",
+        "/v1/customers/search",
+        "/v1/exchange-rates",
+        "/v1/commands/{command_id:str}",
+    } <= read_paths
     assert len(BODY_ENDPOINTS) >= 15 and len(READ_ENDPOINTS) >= 15
 
 
@@ -130,7 +159,11 @@ def check_answer(response: httpx.Response, expected: tuple[int, str] | None, pro
         except ValueError:
             problems.append(f"{label}: {response.status_code} is not JSON: {response.text[:200]}")
             return
-        if not (isinstance(body, dict) and set(body) == {"error"} and set(body["error"]) == {"type", "code", "message", "param"}):
+        if not (
+            isinstance(body, dict)
+            and set(body) == {"error"}
+            and set(body["error"]) == {"type", "code", "message", "param"}
+        ):
             problems.append(f"{label}: not Stripe's error shape: {response.text[:200]}")
 
 
@@ -169,7 +202,9 @@ async def test_no_bad_input_gets_a_5xx_or_writes(
             for name, bad in BAD_PATH_IDS:
                 target = fill(path, {**real, param: bad})
                 resource = path_id_resource(param)
-                expected = (404, "resource_missing") if resource or "%00" in bad or "%FF" in bad or "%ED" in bad else None
+                expected = (
+                    (404, "resource_missing") if resource or "%00" in bad or "%FF" in bad or "%ED" in bad else None
+                )
                 requests.append((f"{method} {path} [{name} in {param}]", method, target, {}, expected))
 
     path_requests = len(requests) - len(BODY_ENDPOINTS) * len(BAD_BODIES) - len(READ_ENDPOINTS) * len(BAD_QUERIES)

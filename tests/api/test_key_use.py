@@ -19,7 +19,9 @@ from tests.api.conftest import new_tenant, serve
 
 async def last_used(session_factory: Any, organization_id: str, key_id: str) -> datetime | None:
     async with session_factory() as session:
-        return await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id, ApiKey.organization_id == organization_id))
+        return await session.scalar(
+            select(ApiKey.last_used_at).where(ApiKey.id == key_id, ApiKey.organization_id == organization_id)
+        )
 
 
 async def reports(session_factory: Any, organization_id: str) -> int:

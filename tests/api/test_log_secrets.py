@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from consumers.pipeline import apply_batch
 from consumers.app import ROUTES
+from consumers.pipeline import apply_batch
 from consumers.registry import Applied, CommandRouter
 from tests.api.conftest import TenantClient, new_tenant
 from tests.api.test_card_guard import log_lines  # noqa: F401  (the fixture: every record at DEBUG)
@@ -66,11 +66,17 @@ async def test_no_secret_and_no_card_number_reaches_a_log_or_a_dead_letter(
     assert (await api.get("/v1/customers", headers={"Authorization": f"Bearer {live_key}"})).status_code == 401
     assert (await api_client.post("/v1/customers", json={"metadata": {"card": CARD}})).status_code == 400
     assert (await api_client.get("/v1/customers", params={"email": CARD})).status_code == 400
-    assert (await api_client.post("/v1/customers", json={"name": "x"}, headers={"Idempotency-Key": CARD})).status_code == 400
+    assert (
+        await api_client.post("/v1/customers", json={"name": "x"}, headers={"Idempotency-Key": CARD})
+    ).status_code == 400
     signed_wrong = {"Stripe-Signature": f"t=1,v1={webhook_secret}"}
-    hook = await api.post(f"/v1/webhooks/stripe/{connected.client.tenant.organization_id}", content=b"{}", headers=signed_wrong)
+    hook = await api.post(
+        f"/v1/webhooks/stripe/{connected.client.tenant.organization_id}", content=b"{}", headers=signed_wrong
+    )
     assert hook.status_code == 400
-    refused = await connected.client.request("PUT", "/v1/stripe-account", json={"secretKey": live_key, "webhookSecret": webhook_secret})
+    refused = await connected.client.request(
+        "PUT", "/v1/stripe-account", json={"secretKey": live_key, "webhookSecret": webhook_secret}
+    )
     assert refused.status_code in (400, 200), refused.text
     # a command whose payload holds them fails in Postgres, which quotes the value, then alone until dead-lettered
     tenant = await new_tenant(session_factory, "Log scan leak")

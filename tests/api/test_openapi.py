@@ -59,7 +59,9 @@ def test_every_error_answer_is_the_stripe_error_object(spec: dict[str, Any]) -> 
         for status, response in operation["responses"].items():
             if int(status) >= 400:
                 seen += 1
-                assert response["content"] == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}, (method, path, status)
+                assert response["content"] == {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                }, (method, path, status)
     assert seen > 300
     assert "status_code" not in json.dumps(spec)  # Litestar's own error body is nowhere
 
@@ -97,7 +99,9 @@ def test_every_body_has_a_request_schema(app: Any, spec: dict[str, Any]) -> None
             schema = operation["requestBody"]["content"]["application/json"]["schema"]
             assert schema, (method, path)
     usage = spec["paths"]["/v1/usage-events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert usage == {"anyOf": [{"$ref": "#/components/schemas/UsageEventCreate"}, {"$ref": "#/components/schemas/UsageEventBatch"}]}
+    assert usage == {
+        "anyOf": [{"$ref": "#/components/schemas/UsageEventCreate"}, {"$ref": "#/components/schemas/UsageEventBatch"}]
+    }
     event = spec["components"]["schemas"]["UsageEventCreate"]
     assert {"eventName", "customerId", "value", "identifier"} <= set(event["required"])
 
@@ -111,7 +115,9 @@ def test_prisma_comments_are_field_descriptions(spec: dict[str, Any]) -> None:
             continue
         properties = schemas[model["name"]]["properties"]
         for field in model["fields"]:
-            text = "\n".join(line for line in (field.get("documentation") or "").splitlines() if not line.startswith("@"))
+            text = "\n".join(
+                line for line in (field.get("documentation") or "").splitlines() if not line.startswith("@")
+            )
             if text and field["name"] in properties:
                 assert properties[field["name"]].get("description") == text, (model["name"], field["name"])
                 checked.append(f"{model['name']}.{field['name']}")
@@ -124,7 +130,11 @@ def test_examples_are_valid_against_their_schemas(spec: dict[str, Any]) -> None:
     for name in EXAMPLES:
         assert schemas[name]["examples"] == [EXAMPLES[name]]
         # the whole spec as the root, so the example's $refs resolve to its components
-        root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        root = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$ref": f"#/components/schemas/{name}",
+            "components": spec["components"],
+        }
         jsonschema.Draft202012Validator(root).validate(EXAMPLES[name])
     error = schemas["Error"]
     jsonschema.validate(error["examples"][0], error)

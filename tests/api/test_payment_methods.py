@@ -36,12 +36,13 @@ from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod, Organization, ProcessedCommand, Subscription
 from contracts.enums import SubscriptionStatus
 from contracts.settings import get_settings
-from tests.api.conftest import TenantClient, new_tenant, serve
-from tests.api.conftest import assert_error
+from tests.api.conftest import TenantClient, assert_error, new_tenant, serve
 
 MOCK_FINGERPRINT = "AOB934RVNwzk6xtn"  # stripe-mock's fixture card
 
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
+)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -71,7 +72,9 @@ async def connected_tenant(api: httpx.AsyncClient, session_factory: Any, name: s
     """A new organization with its Stripe account connected (to stripe-mock) through the API."""
     client = TenantClient(api, await new_tenant(session_factory, name))
     secret_key, webhook_secret = stripe_secrets()
-    response = await client.request("PUT", "/v1/stripe-account", json={"secretKey": secret_key, "webhookSecret": webhook_secret})
+    response = await client.request(
+        "PUT", "/v1/stripe-account", json={"secretKey": secret_key, "webhookSecret": webhook_secret}
+    )
     assert response.status_code == 200, response.text
     return Connected(client, secret_key, webhook_secret)
 
@@ -84,19 +87,35 @@ async def new_customer(client: TenantClient, **body: Any) -> dict[str, Any]:
 
 async def count(session_factory: Any, model: Any, organization_id: str) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        return await session.scalar(select(func.count()).select_from(model).where(model.organization_id == organization_id))
+        return await session.scalar(
+            select(func.count()).select_from(model).where(model.organization_id == organization_id)
+        )
 
 
-async def add_subscription(session_factory: Any, organization_id: str, customer_id: str, status: SubscriptionStatus,  # type: ignore[no-untyped-def]
-                           default_payment_method_id: str | None = None) -> str:
+async def add_subscription(
+    session_factory: Any,
+    organization_id: str,
+    customer_id: str,
+    status: SubscriptionStatus,  # type: ignore[no-untyped-def]
+    default_payment_method_id: str | None = None,
+) -> str:
     now = datetime.now(UTC)
     subscription_id = new_id("subscription")
     async with session_factory() as session, session.begin():
-        session.add(Subscription(
-            id=subscription_id, organization_id=organization_id, customer_id=customer_id, status=status, currency="usd",
-            start_date=now, billing_cycle_anchor=now, current_period_start=now, current_period_end=now + timedelta(days=30),
-            default_payment_method_id=default_payment_method_id,
-        ))
+        session.add(
+            Subscription(
+                id=subscription_id,
+                organization_id=organization_id,
+                customer_id=customer_id,
+                status=status,
+                currency="usd",
+                start_date=now,
+                billing_cycle_anchor=now,
+                current_period_start=now,
+                current_period_end=now + timedelta(days=30),
+                default_payment_method_id=default_payment_method_id,
+            )
+        )
     return subscription_id
 
 
@@ -114,10 +133,28 @@ def _free_port() -> int:
 # ---------------------------------------------------------------------------- a scripted Stripe
 
 
-def _card(pm_id: str, *, customer: str | None = None, type_: str = "card", fingerprint: str = "ScriptedFp000001") -> dict[str, Any]:
-    details = {"brand": "mastercard", "last4": "4444", "exp_month": 12, "exp_year": 2031, "country": "GB", "fingerprint": fingerprint}
-    return {"id": pm_id, "object": "payment_method", "type": type_, type_: details if type_ == "card" else {},
-            "billing_details": {"name": "Scripted"}, "customer": customer, "metadata": {}, "created": 1700000000, "livemode": False}
+def _card(
+    pm_id: str, *, customer: str | None = None, type_: str = "card", fingerprint: str = "ScriptedFp000001"
+) -> dict[str, Any]:
+    details = {
+        "brand": "mastercard",
+        "last4": "4444",
+        "exp_month": 12,
+        "exp_year": 2031,
+        "country": "GB",
+        "fingerprint": fingerprint,
+    }
+    return {
+        "id": pm_id,
+        "object": "payment_method",
+        "type": type_,
+        type_: details if type_ == "card" else {},
+        "billing_details": {"name": "Scripted"},
+        "customer": customer,
+        "metadata": {},
+        "created": 1700000000,
+        "livemode": False,
+    }
 
 
 def _stripe_error(status: int, type_: str, message: str, **fields: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -136,25 +173,41 @@ def scripted_answer(method: str, path: str, key: str) -> tuple[int, dict[str, An
     if len(parts) >= 3 and parts[1] == "payment_methods":
         pm_id = parts[2]
         if pm_id == "pm_unknown":
-            return _stripe_error(404, "invalid_request_error", f"No such PaymentMethod: '{pm_id}'", code="resource_missing",
-                                 param="payment_method")
+            return _stripe_error(
+                404,
+                "invalid_request_error",
+                f"No such PaymentMethod: '{pm_id}'",
+                code="resource_missing",
+                param="payment_method",
+            )
         if method == "GET":
-            return 200, _card(pm_id, type_="paypal" if pm_id == "pm_paypal" else "card",
-                              fingerprint="Fp" + pm_id[-12:]), {}
+            return (
+                200,
+                _card(pm_id, type_="paypal" if pm_id == "pm_paypal" else "card", fingerprint="Fp" + pm_id[-12:]),
+                {},
+            )
         if parts[-1] == "attach" and pm_id == "pm_declined":
-            return _stripe_error(402, "card_error", "Your card was declined.", code="card_declined", decline_code="generic_decline")
+            return _stripe_error(
+                402, "card_error", "Your card was declined.", code="card_declined", decline_code="generic_decline"
+            )
         if parts[-1] == "attach" and pm_id == "pm_ratelimited":
-            return 429, {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}}, \
-                {"Retry-After": "7", "Stripe-Should-Retry": "false"}
+            return (
+                429,
+                {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}},
+                {"Retry-After": "7", "Stripe-Should-Retry": "false"},
+            )
         if parts[-1] == "attach" and pm_id == "pm_card_visa":
             # Stripe's test tokens attach as a new PaymentMethod each time
             return 200, _card("pm_copy_" + secrets.token_hex(6), customer="cus_x", fingerprint="FpVisaTestCard"), {}
         if parts[-1] == "attach":
             return 200, _card(pm_id, customer="cus_x", fingerprint="Fp" + pm_id[-12:]), {}
         if parts[-1] == "detach":
-            return _stripe_error(400, "invalid_request_error",
-                                 "The payment method you provided is not attached to a customer so detachment is impossible.",
-                                 code="payment_method_unexpected_state")
+            return _stripe_error(
+                400,
+                "invalid_request_error",
+                "The payment method you provided is not attached to a customer so detachment is impossible.",
+                code="payment_method_unexpected_state",
+            )
     return _stripe_error(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
 
@@ -175,7 +228,9 @@ async def _scripted_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 @pytest.fixture(scope="module")
 async def scripted_stripe() -> AsyncIterator[str]:
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(_scripted_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(_scripted_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -209,7 +264,9 @@ async def test_stripe_account_is_stored_encrypted_and_never_returned(api, sessio
     assert before["webhookUrl"] == f"/v1/webhooks/stripe/{client.tenant.organization_id}"
 
     secret_key, webhook_secret = stripe_secrets()
-    put = await client.request("PUT", "/v1/stripe-account", json={"secretKey": secret_key, "webhookSecret": webhook_secret})
+    put = await client.request(
+        "PUT", "/v1/stripe-account", json={"secretKey": secret_key, "webhookSecret": webhook_secret}
+    )
     assert put.status_code == 200, put.text
     assert put.json()["connected"] is True and put.json()["secretKeyLast4"] == secret_key[-4:]
     assert put.json()["mode"] == "test" and put.json()["webhookSecretConfigured"] is True
@@ -221,9 +278,15 @@ async def test_stripe_account_is_stored_encrypted_and_never_returned(api, sessio
 
     async with session_factory() as session:
         organization = await session.get(Organization, client.tenant.organization_id)
-        stored_key, stored_webhook = organization.stripe_secret_key_encrypted, organization.stripe_webhook_secret_encrypted
-        commands = (await session.scalars(select(ProcessedCommand).where(
-            ProcessedCommand.organization_id == client.tenant.organization_id))).all()
+        stored_key, stored_webhook = (
+            organization.stripe_secret_key_encrypted,
+            organization.stripe_webhook_secret_encrypted,
+        )
+        commands = (
+            await session.scalars(
+                select(ProcessedCommand).where(ProcessedCommand.organization_id == client.tenant.organization_id)
+            )
+        ).all()
     assert secret_key not in stored_key and webhook_secret not in stored_webhook  # Fernet tokens
     keyring = keyring_from_settings(get_settings())
     assert keyring.decrypt(stored_key) == secret_key and keyring.decrypt(stored_webhook) == webhook_secret
@@ -252,7 +315,9 @@ async def test_stripe_account_bad_bodies(api, session_factory, body: dict, code:
 
 async def test_a_key_stripe_refuses_is_not_stored(api_scripted, session_factory) -> None:  # type: ignore[no-untyped-def]
     client = TenantClient(api_scripted, await new_tenant(session_factory, "Revoked"))
-    response = await client.request("PUT", "/v1/stripe-account", json={"secretKey": "sk_test_revoked", "webhookSecret": "whsec_x"})
+    response = await client.request(
+        "PUT", "/v1/stripe-account", json={"secretKey": "sk_test_revoked", "webhookSecret": "whsec_x"}
+    )
     error = assert_error(response, 400, "gateway_authentication_failed", "secretKey")
     assert "sk_test_revoked" not in error["message"]
     assert (await client.get("/v1/stripe-account")).json()["connected"] is False
@@ -277,24 +342,48 @@ async def test_setup_intent_creates_the_stripe_customer_once(api, session_factor
     assert recorded["gatewayCustomerId"] == intent["gatewayCustomerId"]
 
     # stripe-mock would make a new cus_ on every create: the same one again proves no second create
-    second = (await org.client.post("/v1/setup-intents", json={"customer": customer["id"], "paymentMethodTypes": ["card", "sepa_debit"]})).json()
+    second = (
+        await org.client.post(
+            "/v1/setup-intents", json={"customer": customer["id"], "paymentMethodTypes": ["card", "sepa_debit"]}
+        )
+    ).json()
     assert second["gatewayCustomerId"] == intent["gatewayCustomerId"]
     assert second["paymentMethodTypes"] == ["card", "sepa_debit"]
 
 
 async def test_setup_intent_bad_input(api, api_client, other_api_client, session_factory) -> None:  # type: ignore[no-untyped-def]
     org = await connected_tenant(api, session_factory)
-    assert_error(await org.client.post("/v1/setup-intents", json={"customer": "cus_missing"}), 404, "resource_missing", "customer")
+    assert_error(
+        await org.client.post("/v1/setup-intents", json={"customer": "cus_missing"}),
+        404,
+        "resource_missing",
+        "customer",
+    )
     foreign = await new_customer(other_api_client)
-    assert_error(await org.client.post("/v1/setup-intents", json={"customer": foreign["id"]}), 404, "resource_missing", "customer")
+    assert_error(
+        await org.client.post("/v1/setup-intents", json={"customer": foreign["id"]}),
+        404,
+        "resource_missing",
+        "customer",
+    )
     mine = await new_customer(org.client)
-    assert_error(await org.client.post("/v1/setup-intents", json={"customer": mine["id"], "paymentMethodTypes": ["paypal"]}),
-                 400, "parameter_invalid", "paymentMethodTypes[0]")
-    assert_error(await org.client.post("/v1/setup-intents", json={"customer": mine["id"], "usage": "sometimes"}),
-                 400, "parameter_invalid", "usage")
+    assert_error(
+        await org.client.post("/v1/setup-intents", json={"customer": mine["id"], "paymentMethodTypes": ["paypal"]}),
+        400,
+        "parameter_invalid",
+        "paymentMethodTypes[0]",
+    )
+    assert_error(
+        await org.client.post("/v1/setup-intents", json={"customer": mine["id"], "usage": "sometimes"}),
+        400,
+        "parameter_invalid",
+        "usage",
+    )
     # an organization without a Stripe account
     plain = await new_customer(api_client)
-    assert_error(await api_client.post("/v1/setup-intents", json={"customer": plain["id"]}), 400, "gateway_not_configured", None)
+    assert_error(
+        await api_client.post("/v1/setup-intents", json={"customer": plain["id"]}), 400, "gateway_not_configured", None
+    )
 
 
 # ---------------------------------------------------------------------------- attach, list, get
@@ -303,7 +392,9 @@ async def test_setup_intent_bad_input(api, api_client, other_api_client, session
 async def test_attach_stores_stripes_description_of_the_card(api, session_factory) -> None:  # type: ignore[no-untyped-def]
     org = await connected_tenant(api, session_factory)
     customer = await new_customer(org.client)
-    response = await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_card_one"})
+    response = await org.client.post(
+        f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_card_one"}
+    )
     assert response.status_code == 201, response.text
     method = response.json()
     assert method["id"].startswith("pm_") and method["id"] != "pm_card_one"
@@ -321,7 +412,9 @@ async def test_attach_stores_stripes_description_of_the_card(api, session_factor
     listed = (await org.client.get(f"/v1/customers/{customer['id']}/payment-methods")).json()
     assert listed["object"] == "list" and [m["id"] for m in listed["data"]] == [method["id"]]
     assert listed["url"] == f"/v1/customers/{customer['id']}/payment-methods" and listed["hasMore"] is False
-    assert (await org.client.get(f"/v1/customers/{customer['id']}/payment-methods", params={"type": "sepa_debit"})).json()["data"] == []
+    assert (
+        await org.client.get(f"/v1/customers/{customer['id']}/payment-methods", params={"type": "sepa_debit"})
+    ).json()["data"] == []
 
 
 async def test_the_same_card_is_not_attached_twice(api, session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -356,7 +449,9 @@ async def test_a_payment_method_of_another_customer_is_refused(api, session_fact
     assert (await org.client.get(f"/v1/customers/{other['id']}/payment-methods")).json()["data"] == []
     kept = (await org.client.get(f"/v1/customers/{owner['id']}/payment-methods")).json()["data"]
     assert [m["id"] for m in kept] == [attached.json()["id"]]
-    assert (await org.client.get(f"/v1/customers/{owner['id']}")).json()["invoiceSettings"]["defaultPaymentMethod"] == attached.json()["id"]
+    assert (await org.client.get(f"/v1/customers/{owner['id']}")).json()["invoiceSettings"][
+        "defaultPaymentMethod"
+    ] == attached.json()["id"]
 
 
 async def test_attach_idempotency_key_replays_the_first_answer(api, session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -377,14 +472,32 @@ async def test_attach_bad_input(api, other_api_client, session_factory) -> None:
     customer = await new_customer(org.client)
     url = f"/v1/customers/{customer['id']}/payment-methods"
     assert_error(await org.client.post(url, json={}), 400, "parameter_missing", "paymentMethod")
-    assert_error(await org.client.post(url, json={"paymentMethod": "pm_x/../../v1/charges"}), 400, "parameter_invalid_format", "paymentMethod")
-    assert_error(await org.client.post(url, json={"paymentMethod": "pm_x", "card": {"cvc": "123"}}), 400, "parameter_unknown", "card")
-    assert_error(await org.client.post("/v1/customers/cus_missing/payment-methods", json={"paymentMethod": "pm_x"}),
-                 404, "resource_missing", "id")
+    assert_error(
+        await org.client.post(url, json={"paymentMethod": "pm_x/../../v1/charges"}),
+        400,
+        "parameter_invalid_format",
+        "paymentMethod",
+    )
+    assert_error(
+        await org.client.post(url, json={"paymentMethod": "pm_x", "card": {"cvc": "123"}}),
+        400,
+        "parameter_unknown",
+        "card",
+    )
+    assert_error(
+        await org.client.post("/v1/customers/cus_missing/payment-methods", json={"paymentMethod": "pm_x"}),
+        404,
+        "resource_missing",
+        "id",
+    )
     foreign = await new_customer(other_api_client)
     before = await count(session_factory, CustomerPaymentMethod, other_api_client.tenant.organization_id)
-    assert_error(await org.client.post(f"/v1/customers/{foreign['id']}/payment-methods", json={"paymentMethod": "pm_x"}),
-                 404, "resource_missing", "id")
+    assert_error(
+        await org.client.post(f"/v1/customers/{foreign['id']}/payment-methods", json={"paymentMethod": "pm_x"}),
+        404,
+        "resource_missing",
+        "id",
+    )
     assert_error(await org.client.get(f"/v1/customers/{foreign['id']}/payment-methods"), 404, "resource_missing", "id")
     assert await count(session_factory, CustomerPaymentMethod, other_api_client.tenant.organization_id) == before
     assert await count(session_factory, CustomerPaymentMethod, org.organization_id) == 0
@@ -394,15 +507,27 @@ async def test_attach_bad_input(api, other_api_client, session_factory) -> None:
 async def test_another_tenants_payment_method_does_not_exist(api, session_factory) -> None:  # type: ignore[no-untyped-def]
     mine, theirs = await connected_tenant(api, session_factory), await connected_tenant(api, session_factory)
     their_customer = await new_customer(theirs.client)
-    method = (await theirs.client.post(f"/v1/customers/{their_customer['id']}/payment-methods", json={"paymentMethod": "pm_theirs"})).json()
+    method = (
+        await theirs.client.post(
+            f"/v1/customers/{their_customer['id']}/payment-methods", json={"paymentMethod": "pm_theirs"}
+        )
+    ).json()
     my_customer = await new_customer(mine.client)
-    for path in (f"/v1/customers/{their_customer['id']}/payment-methods/{method['id']}",
-                 f"/v1/customers/{my_customer['id']}/payment-methods/{method['id']}"):
-        for response in (await mine.client.get(path), await mine.client.delete(path), await mine.client.post(f"{path}/default")):
+    for path in (
+        f"/v1/customers/{their_customer['id']}/payment-methods/{method['id']}",
+        f"/v1/customers/{my_customer['id']}/payment-methods/{method['id']}",
+    ):
+        for response in (
+            await mine.client.get(path),
+            await mine.client.delete(path),
+            await mine.client.post(f"{path}/default"),
+        ):
             assert_error(response, 404, "resource_missing", response.json()["error"]["param"])
             assert response.json()["error"]["param"] in ("id", "customer", "paymentMethod")
     # and nothing of theirs changed: the card is still there, not made anyone's default
-    assert (await theirs.client.get(f"/v1/customers/{their_customer['id']}/payment-methods/{method['id']}")).status_code == 200
+    assert (
+        await theirs.client.get(f"/v1/customers/{their_customer['id']}/payment-methods/{method['id']}")
+    ).status_code == 200
     assert (await theirs.client.get(f"/v1/customers/{their_customer['id']}")).json()["defaultPaymentMethodId"] is None
     assert (await mine.client.get(f"/v1/customers/{my_customer['id']}")).json()["defaultPaymentMethodId"] is None
     assert await count(session_factory, CustomerPaymentMethod, theirs.organization_id) == 1
@@ -413,7 +538,9 @@ async def test_another_tenants_payment_method_does_not_exist(api, session_factor
 
 async def test_stripes_errors_keep_their_code(api_scripted, session_factory) -> None:  # type: ignore[no-untyped-def]
     client = TenantClient(api_scripted, await new_tenant(session_factory, "Scripted"))
-    put = await client.request("PUT", "/v1/stripe-account", json={"secretKey": "sk_test_scripted", "webhookSecret": "whsec_s"})
+    put = await client.request(
+        "PUT", "/v1/stripe-account", json={"secretKey": "sk_test_scripted", "webhookSecret": "whsec_s"}
+    )
     assert put.status_code == 200, put.text
     customer = await new_customer(client)
     url = f"/v1/customers/{customer['id']}/payment-methods"
@@ -423,9 +550,19 @@ async def test_stripes_errors_keep_their_code(api_scripted, session_factory) -> 
     assert "pm_unknown" in error["message"]
     declined = await client.post(url, json={"paymentMethod": "pm_declined"})
     assert declined.status_code == 402, declined.text
-    assert declined.json()["error"] == {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
-                                        "message": "Your card was declined.", "param": None}
-    assert_error(await client.post(url, json={"paymentMethod": "pm_paypal"}), 400, "payment_method_type_unsupported", "paymentMethod")
+    assert declined.json()["error"] == {
+        "type": "card_error",
+        "code": "card_declined",
+        "decline_code": "generic_decline",
+        "message": "Your card was declined.",
+        "param": None,
+    }
+    assert_error(
+        await client.post(url, json={"paymentMethod": "pm_paypal"}),
+        400,
+        "payment_method_type_unsupported",
+        "paymentMethod",
+    )
     limited = await client.post(url, json={"paymentMethod": "pm_ratelimited"})
     assert_error(limited, 503, "gateway_rate_limited", None, type_="api_error")
     assert limited.headers["retry-after"] == "7"
@@ -442,7 +579,9 @@ async def test_stripes_errors_keep_their_code(api_scripted, session_factory) -> 
 
 async def test_a_test_token_is_stored_as_the_payment_method_stripe_made(api_scripted, session_factory) -> None:  # type: ignore[no-untyped-def]
     client = TenantClient(api_scripted, await new_tenant(session_factory, "Test tokens"))
-    put = await client.request("PUT", "/v1/stripe-account", json={"secretKey": "sk_test_tokens", "webhookSecret": "whsec_t"})
+    put = await client.request(
+        "PUT", "/v1/stripe-account", json={"secretKey": "sk_test_tokens", "webhookSecret": "whsec_t"}
+    )
     assert put.status_code == 200, put.text
     customer = await new_customer(client)
     url = f"/v1/customers/{customer['id']}/payment-methods"
@@ -456,7 +595,9 @@ async def test_a_test_token_is_stored_as_the_payment_method_stripe_made(api_scri
 async def test_stripe_unreachable_is_503_and_writes_nothing(api, api_unreachable, session_factory) -> None:  # type: ignore[no-untyped-def]
     org = await connected_tenant(api, session_factory)
     customer = await new_customer(org.client)
-    attached = (await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_kept"})).json()
+    attached = (
+        await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_kept"})
+    ).json()
     away = TenantClient(api_unreachable, org.client.tenant)
     other = await new_customer(org.client, email="new@example.com")
     commands = await count(session_factory, ProcessedCommand, org.organization_id)
@@ -466,7 +607,9 @@ async def test_stripe_unreachable_is_503_and_writes_nothing(api, api_unreachable
         await away.post(f"/v1/customers/{other['id']}/payment-methods", json={"paymentMethod": "pm_never"}),
         await away.post("/v1/setup-intents", json={"customer": other["id"]}),
         await away.delete(f"/v1/customers/{customer['id']}/payment-methods/{attached['id']}"),
-        await away.request("PUT", "/v1/stripe-account", json={"secretKey": "sk_test_new", "webhookSecret": "whsec_new"}),
+        await away.request(
+            "PUT", "/v1/stripe-account", json={"secretKey": "sk_test_new", "webhookSecret": "whsec_new"}
+        ),
     ):
         error = assert_error(response, 503, "gateway_unavailable", None, type_="api_error")
         assert int(response.headers["retry-after"]) >= 1
@@ -486,14 +629,27 @@ async def two_cards(org: Connected, session_factory: Any) -> tuple[dict[str, Any
     """A customer with two stored cards (stripe-mock answers one fingerprint, so the second
     is stored as Stripe's webhook would: straight in the table)."""
     customer = await new_customer(org.client)
-    first = (await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_a"})).json()
+    first = (
+        await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_a"})
+    ).json()
     second_id = new_id("payment_method")
     async with session_factory() as session, session.begin():
-        session.add(CustomerPaymentMethod(
-            id=second_id, organization_id=org.organization_id, customer_id=customer["id"], gateway="stripe",
-            gateway_payment_method_id="pm_b_" + secrets.token_hex(4), type="card", brand="mastercard", last4="4444",
-            exp_month=1, exp_year=2032, country="FR", fingerprint="OtherFingerprint",
-        ))
+        session.add(
+            CustomerPaymentMethod(
+                id=second_id,
+                organization_id=org.organization_id,
+                customer_id=customer["id"],
+                gateway="stripe",
+                gateway_payment_method_id="pm_b_" + secrets.token_hex(4),
+                type="card",
+                brand="mastercard",
+                last4="4444",
+                exp_month=1,
+                exp_year=2032,
+                country="FR",
+                fingerprint="OtherFingerprint",
+            )
+        )
     second = (await org.client.get(f"/v1/customers/{customer['id']}/payment-methods/{second_id}")).json()
     return customer, first, second
 
@@ -509,7 +665,12 @@ async def test_set_default(api, session_factory) -> None:  # type: ignore[no-unt
     switched = (await org.client.post(f"{base}/{second['id']}/default")).json()
     assert switched["defaultPaymentMethodId"] == second["id"] == switched["invoiceSettings"]["defaultPaymentMethod"]
     assert_error(await org.client.post(f"{base}/pm_nothere/default"), 404, "resource_missing", "paymentMethod")
-    assert_error(await org.client.post(f"/v1/customers/cus_nothere/payment-methods/{first['id']}/default"), 404, "resource_missing", "customer")
+    assert_error(
+        await org.client.post(f"/v1/customers/cus_nothere/payment-methods/{first['id']}/default"),
+        404,
+        "resource_missing",
+        "customer",
+    )
 
 
 async def test_detach(api, session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -539,7 +700,9 @@ async def test_the_default_method_of_a_customer_with_live_subscriptions_stays(ap
     customer, first, second = await two_cards(org, session_factory)
     base = f"/v1/customers/{customer['id']}/payment-methods"
     await org.client.post(f"{base}/{first['id']}/default")
-    subscription = await add_subscription(session_factory, org.organization_id, customer["id"], SubscriptionStatus.active)
+    subscription = await add_subscription(
+        session_factory, org.organization_id, customer["id"], SubscriptionStatus.active
+    )
 
     refused = await org.client.delete(f"{base}/{first['id']}")
     error = assert_error(refused, 400, "payment_method_in_use", None)
@@ -548,7 +711,9 @@ async def test_the_default_method_of_a_customer_with_live_subscriptions_stays(ap
     assert (await org.client.get(f"/v1/customers/{customer['id']}")).json()["defaultPaymentMethodId"] == first["id"]
 
     # a method a live subscription names as its own default stays too
-    own = await add_subscription(session_factory, org.organization_id, customer["id"], SubscriptionStatus.trialing, second["id"])
+    own = await add_subscription(
+        session_factory, org.organization_id, customer["id"], SubscriptionStatus.trialing, second["id"]
+    )
     assert_error(await org.client.delete(f"{base}/{second['id']}"), 400, "payment_method_in_use", None)
 
     # once the subscriptions end, both may go
@@ -562,8 +727,17 @@ async def test_a_deleted_customer_reads_as_missing(api, session_factory) -> None
     org = await connected_tenant(api, session_factory)
     customer = await new_customer(org.client)
     assert (await org.client.delete(f"/v1/customers/{customer['id']}")).status_code == 200
-    assert_error(await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_x"}),
-                 404, "resource_missing", "id")
-    assert_error(await org.client.post("/v1/setup-intents", json={"customer": customer["id"]}), 404, "resource_missing", "customer")
+    assert_error(
+        await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_x"}),
+        404,
+        "resource_missing",
+        "id",
+    )
+    assert_error(
+        await org.client.post("/v1/setup-intents", json={"customer": customer["id"]}),
+        404,
+        "resource_missing",
+        "customer",
+    )
     async with session_factory() as session:
         assert (await session.get(Customer, customer["id"])).gateway_customer_id is None  # type: ignore[union-attr]

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
 import pytest
 
 from tests.api.conftest import new_tenant
@@ -113,6 +114,8 @@ async def test_schemathesis_finds_nothing(
         )
     assert code == 0 and report["failures"] == [] and report["errors"] == [], output[-8000:]
     assert operations["tested"] == operations["total"] >= 40, operations
-    assert {name: phase["status"] for name, phase in report["phases"].items()} == dict.fromkeys(PHASES.split(","), "success")
+    assert {name: phase["status"] for name, phase in report["phases"].items()} == dict.fromkeys(
+        PHASES.split(","), "success"
+    )
     assert cases["generated"] > 1000 and cases["with_failures"] == 0, cases
     assert scenarios > 0, output[-4000:]

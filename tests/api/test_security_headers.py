@@ -19,7 +19,9 @@ def assert_base_headers(response: httpx.Response) -> None:
     assert response.headers.get("cache-control"), (response.request.url, response.headers)
 
 
-async def test_every_kind_of_answer_carries_nosniff_and_no_store(api: httpx.AsyncClient, api_client: TenantClient) -> None:
+async def test_every_kind_of_answer_carries_nosniff_and_no_store(
+    api: httpx.AsyncClient, api_client: TenantClient
+) -> None:
     answers = [
         await api_client.get("/v1/customers"),  # a handler
         await api.get("/v1/customers"),  # 401 from authentication
@@ -44,7 +46,10 @@ async def test_a_new_secret_is_never_cached(api_client: TenantClient) -> None:
 async def test_pages_run_only_their_own_scripts(api: httpx.AsyncClient) -> None:
     for path in ("/schema", "/schema/swagger", "/dashboard"):
         page = await api.get(path, follow_redirects=True)
-        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), (path, page.status_code)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), (
+            path,
+            page.status_code,
+        )
         assert_base_headers(page)
         policy = page.headers["content-security-policy"]
         assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
@@ -60,7 +65,9 @@ async def test_pages_run_only_their_own_scripts(api: httpx.AsyncClient) -> None:
 def test_the_policy_hashes_inline_scripts_and_nothing_else() -> None:
     page = b"<html><script src='/a.js'></script><script>run()</script><SCRIPT type='x'>b()</SCRIPT></html>"
     policy = content_security_policy(page).decode()
-    expected = {"'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'" for script in (b"run()", b"b()")}
+    expected = {
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'" for script in (b"run()", b"b()")
+    }
     script_src = next(part for part in policy.split("; ") if part.startswith("script-src"))
     assert set(script_src.split()[2:]) == expected
     assert "'unsafe-inline'" not in script_src

@@ -22,44 +22,84 @@ from sqlalchemy import select
 from billing.models import CustomerPaymentMethod, Organization, Outbox, ProcessedCommand
 from billing.payments.webhooks import sign_payload
 from contracts.envelopes import command_id_for
-from tests.api.conftest import new_tenant
-from tests.api.conftest import assert_error
+from tests.api.conftest import assert_error, new_tenant
 from tests.api.test_card_guard import log_lines  # noqa: F401  (a fixture)
 from tests.api.test_payment_methods import Connected, connected_tenant, new_customer
 
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
+)
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def card(pm_id: str, customer: str | None, *, fingerprint: str = "WebhookFp0000001", last4: str = "1881",
-         exp_year: int = 2031) -> dict[str, Any]:
+def card(
+    pm_id: str,
+    customer: str | None,
+    *,
+    fingerprint: str = "WebhookFp0000001",
+    last4: str = "1881",
+    exp_year: int = 2031,
+) -> dict[str, Any]:
     return {
-        "id": pm_id, "object": "payment_method", "type": "card", "customer": customer, "livemode": False,
-        "card": {"brand": "visa", "last4": last4, "exp_month": 3, "exp_year": exp_year, "country": "NL",
-                 "fingerprint": fingerprint, "funding": "credit"},
+        "id": pm_id,
+        "object": "payment_method",
+        "type": "card",
+        "customer": customer,
+        "livemode": False,
+        "card": {
+            "brand": "visa",
+            "last4": last4,
+            "exp_month": 3,
+            "exp_year": exp_year,
+            "country": "NL",
+            "fingerprint": fingerprint,
+            "funding": "credit",
+        },
         "billing_details": {"name": "Wim", "email": None, "phone": None, "address": None},
-        "metadata": {"source": "webhook"}, "created": 1700000000,
+        "metadata": {"source": "webhook"},
+        "created": 1700000000,
     }
 
 
-def event(event_type: str, obj: dict[str, Any], *, created: int | None = None, previous: dict[str, Any] | None = None,
-          event_id: str | None = None) -> dict[str, Any]:
+def event(
+    event_type: str,
+    obj: dict[str, Any],
+    *,
+    created: int | None = None,
+    previous: dict[str, Any] | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
     data: dict[str, Any] = {"object": obj}
     if previous is not None:
         data["previous_attributes"] = previous
-    return {"id": event_id or "evt_" + secrets.token_hex(12), "object": "event", "api_version": "2024-06-20",
-            "type": event_type, "created": created or int(time.time()), "livemode": False, "data": data,
-            "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None}}
+    return {
+        "id": event_id or "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "api_version": "2024-06-20",
+        "type": event_type,
+        "created": created or int(time.time()),
+        "livemode": False,
+        "data": data,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+    }
 
 
-async def post_event(org: Connected, body: dict[str, Any] | bytes, *, secret: str | None = None,
-                     timestamp: int | None = None, header: str | None = None) -> Any:
+async def post_event(
+    org: Connected,
+    body: dict[str, Any] | bytes,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+    header: str | None = None,
+) -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     signature = header if header is not None else sign_payload(raw, secret or org.webhook_secret, timestamp)
     return await org.client.client.post(
-        f"/v1/webhooks/stripe/{org.organization_id}", content=raw,
+        f"/v1/webhooks/stripe/{org.organization_id}",
+        content=raw,
         headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
     )
 
@@ -95,15 +135,27 @@ async def settle(session_factory: Any, org: Connected) -> None:  # type: ignore[
 
 async def records_of(session_factory: Any, org: Connected, event_id: str) -> list[ProcessedCommand]:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        return list((await session.scalars(select(ProcessedCommand).where(
-            ProcessedCommand.organization_id == org.organization_id,
-            ProcessedCommand.idempotency_key == f"stripe-event:{event_id}"))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(ProcessedCommand).where(
+                        ProcessedCommand.organization_id == org.organization_id,
+                        ProcessedCommand.idempotency_key == f"stripe-event:{event_id}",
+                    )
+                )
+            ).all()
+        )
 
 
 async def stored_methods(session_factory: Any, org: Connected) -> list[CustomerPaymentMethod]:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        return list((await session.scalars(select(CustomerPaymentMethod).where(
-            CustomerPaymentMethod.organization_id == org.organization_id))).all())
+        return list(
+            (
+                await session.scalars(
+                    select(CustomerPaymentMethod).where(CustomerPaymentMethod.organization_id == org.organization_id)
+                )
+            ).all()
+        )
 
 
 async def customer_at_stripe(org: Connected) -> tuple[dict[str, Any], str]:
@@ -134,7 +186,11 @@ async def test_attached_event_stores_the_card_once(api, session_factory) -> None
     method = methods[0]
     assert method["id"] == record.result["paymentMethodId"]
     assert (method["gatewayPaymentMethodId"], method["brand"], method["last4"], method["country"]) == (
-        attached["data"]["object"]["id"], "visa", "1881", "NL")
+        attached["data"]["object"]["id"],
+        "visa",
+        "1881",
+        "NL",
+    )
     assert method["metadata"] == {"source": "webhook"}
 
     # Stripe resends: answered without publishing again, applied once
@@ -171,7 +227,10 @@ async def test_bad_signatures_are_400_and_nothing_is_applied(api, session_factor
 
     cases = [
         (await post_event(org, attached, secret="whsec_someoneelse"), "webhook_signature_mismatch"),
-        (await post_event(org, raw.replace(b"1881", b"0000"), header=sign_payload(raw, org.webhook_secret)), "webhook_signature_mismatch"),
+        (
+            await post_event(org, raw.replace(b"1881", b"0000"), header=sign_payload(raw, org.webhook_secret)),
+            "webhook_signature_mismatch",
+        ),
         (await post_event(org, attached, header=""), "webhook_missing_header"),
         (await post_event(org, attached, header="t=abc,v1=00"), "webhook_malformed_header"),
         (await post_event(org, attached, header=f"t={int(time.time())}"), "webhook_no_v1_signature"),
@@ -183,7 +242,12 @@ async def test_bad_signatures_are_400_and_nothing_is_applied(api, session_factor
         assert org.webhook_secret not in error["message"]
     # a re-serialised body (keys reordered) is not the signed one: the raw bytes count
     reordered = json.dumps(attached, sort_keys=True, indent=1).encode()
-    assert_error(await post_event(org, reordered, header=sign_payload(raw, org.webhook_secret)), 400, "webhook_signature_mismatch", None)
+    assert_error(
+        await post_event(org, reordered, header=sign_payload(raw, org.webhook_secret)),
+        400,
+        "webhook_signature_mismatch",
+        None,
+    )
 
     await settle(session_factory, org)
     assert await records_of(session_factory, org, attached["id"]) == []
@@ -194,16 +258,22 @@ async def test_unknown_or_unconfigured_organizations(api, session_factory) -> No
     org = await connected_tenant(api, session_factory, "Webhooks org")
     attached = json.dumps(event("payment_method.attached", card("pm_x", "cus_x"))).encode()
     signature = sign_payload(attached, org.webhook_secret)
-    unknown = await api.post("/v1/webhooks/stripe/org_nothere", content=attached, headers={"Stripe-Signature": signature})
+    unknown = await api.post(
+        "/v1/webhooks/stripe/org_nothere", content=attached, headers={"Stripe-Signature": signature}
+    )
     assert_error(unknown, 400, "webhook_not_configured", None)
     plain = await new_tenant(session_factory, "No Stripe")
-    unset = await api.post(f"/v1/webhooks/stripe/{plain.organization_id}", content=attached, headers={"Stripe-Signature": signature})
+    unset = await api.post(
+        f"/v1/webhooks/stripe/{plain.organization_id}", content=attached, headers={"Stripe-Signature": signature}
+    )
     assert_error(unset, 400, "webhook_not_configured", None)
     # the public URL is no oracle of which organizations exist: the same answer, byte for byte
     assert unknown.content == unset.content
     # another organization's secret does not sign for this one
     other = await connected_tenant(api, session_factory, "Webhooks other")
-    crossed = await api.post(f"/v1/webhooks/stripe/{other.organization_id}", content=attached, headers={"Stripe-Signature": signature})
+    crossed = await api.post(
+        f"/v1/webhooks/stripe/{other.organization_id}", content=attached, headers={"Stripe-Signature": signature}
+    )
     assert_error(crossed, 400, "webhook_signature_mismatch", None)
 
 
@@ -244,7 +314,9 @@ async def test_a_late_attached_event_does_not_revive_a_detached_card(api, sessio
     made_default = await org.client.post(f"/v1/customers/{customer['id']}/payment-methods/{stored.id}/default")
     assert made_default.json()["defaultPaymentMethodId"] == stored.id
 
-    detached = event("payment_method.detached", card(pm_id, None), created=now - 10, previous={"customer": gateway_customer})
+    detached = event(
+        "payment_method.detached", card(pm_id, None), created=now - 10, previous={"customer": gateway_customer}
+    )
     await deliver(org, detached)
     record = await applied(session_factory, org, detached["id"])
     assert record.result["action"] == "deleted" and record.result["paymentMethodId"] == stored.id
@@ -266,12 +338,16 @@ async def test_an_older_update_does_not_overwrite_a_newer_one(api, session_facto
     _, gateway_customer = await customer_at_stripe(org)
     pm_id = "pm_upd_" + secrets.token_hex(6)
     now = int(time.time())
-    await deliver(org, first := event("payment_method.attached", card(pm_id, gateway_customer, exp_year=2030), created=now - 100))
+    await deliver(
+        org, first := event("payment_method.attached", card(pm_id, gateway_customer, exp_year=2030), created=now - 100)
+    )
     await applied(session_factory, org, first["id"])
     newer = event("payment_method.updated", card(pm_id, gateway_customer, exp_year=2034), created=now - 10)
     await deliver(org, newer)
     assert (await applied(session_factory, org, newer["id"])).result["action"] == "updated"
-    older = event("payment_method.automatically_updated", card(pm_id, gateway_customer, exp_year=2032), created=now - 50)
+    older = event(
+        "payment_method.automatically_updated", card(pm_id, gateway_customer, exp_year=2032), created=now - 50
+    )
     await deliver(org, older)
     record = await applied(session_factory, org, older["id"])
     assert record.result["action"] == "ignored" and record.result["reason"] == "newer_event_applied"
@@ -292,15 +368,22 @@ async def test_a_card_the_customer_already_has_is_not_stored_twice(api, session_
     org = await connected_tenant(api, session_factory, "Webhooks fingerprint")
     customer, gateway_customer = await customer_at_stripe(org)
     # attached through the API first (stripe-mock's card, fingerprint AOB934RVNwzk6xtn) ...
-    via_api = (await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_api"})).json()
+    via_api = (
+        await org.client.post(f"/v1/customers/{customer['id']}/payment-methods", json={"paymentMethod": "pm_api"})
+    ).json()
     # ... then Stripe reports another PaymentMethod of that same card
-    same = event("payment_method.attached", card("pm_dup_" + secrets.token_hex(6), gateway_customer, fingerprint=via_api["fingerprint"]))
+    same = event(
+        "payment_method.attached",
+        card("pm_dup_" + secrets.token_hex(6), gateway_customer, fingerprint=via_api["fingerprint"]),
+    )
     await deliver(org, same)
     record = await applied(session_factory, org, same["id"])
     assert record.result["action"] == "ignored" and record.result["reason"] == "duplicate_fingerprint"
     assert record.result["paymentMethodId"] == via_api["id"]
     # and the API's own attach, reported back by Stripe, updates the one row
-    echo = event("payment_method.attached", card("pm_api", gateway_customer, fingerprint=via_api["fingerprint"], last4="4242"))
+    echo = event(
+        "payment_method.attached", card("pm_api", gateway_customer, fingerprint=via_api["fingerprint"], last4="4242")
+    )
     await deliver(org, echo)
     assert (await applied(session_factory, org, echo["id"])).result["action"] == "updated"
     assert [m.id for m in await stored_methods(session_factory, org)] == [via_api["id"]]
@@ -312,25 +395,51 @@ async def test_a_card_the_customer_already_has_is_not_stored_twice(api, session_
 async def test_setup_and_payment_intent_events_are_recorded(api, session_factory) -> None:  # type: ignore[no-untyped-def]
     org = await connected_tenant(api, session_factory, "Webhooks payments")
     customer, gateway_customer = await customer_at_stripe(org)
-    setup = event("setup_intent.succeeded", {"id": "seti_1", "object": "setup_intent", "customer": gateway_customer,
-                                             "payment_method": "pm_seti", "status": "succeeded", "usage": "off_session",
-                                             "metadata": {}})
+    setup = event(
+        "setup_intent.succeeded",
+        {
+            "id": "seti_1",
+            "object": "setup_intent",
+            "customer": gateway_customer,
+            "payment_method": "pm_seti",
+            "status": "succeeded",
+            "usage": "off_session",
+            "metadata": {},
+        },
+    )
     await deliver(org, setup)
     record = await applied(session_factory, org, setup["id"])
     assert record.result["action"] == "recorded" and record.result["customerId"] == customer["id"]
 
-    intent = {"id": "pi_1", "object": "payment_intent", "amount": 1999, "amount_received": 1999, "currency": "eur",
-              "customer": gateway_customer, "payment_method": "pm_seti", "status": "succeeded", "latest_charge": "ch_1",
-              "metadata": {"invoice": "in_1"}}
+    intent = {
+        "id": "pi_1",
+        "object": "payment_intent",
+        "amount": 1999,
+        "amount_received": 1999,
+        "currency": "eur",
+        "customer": gateway_customer,
+        "payment_method": "pm_seti",
+        "status": "succeeded",
+        "latest_charge": "ch_1",
+        "metadata": {"invoice": "in_1"},
+    }
     succeeded = event("payment_intent.succeeded", intent)
     await deliver(org, succeeded)
     paid = await applied(session_factory, org, succeeded["id"])
     assert paid.type == "payment.record_succeeded"
     assert (paid.result["amount"], paid.result["currency"], paid.result["customerId"]) == (1999, "eur", customer["id"])
 
-    failed_intent = {**intent, "id": "pi_2", "status": "requires_payment_method", "amount_received": 0,
-                     "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds",
-                                            "message": "Your card has insufficient funds."}}
+    failed_intent = {
+        **intent,
+        "id": "pi_2",
+        "status": "requires_payment_method",
+        "amount_received": 0,
+        "last_payment_error": {
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.",
+        },
+    }
     failed = event("payment_intent.payment_failed", failed_intent)
     await deliver(org, failed)
     declined = await applied(session_factory, org, failed["id"])
@@ -339,13 +448,27 @@ async def test_setup_and_payment_intent_events_are_recorded(api, session_factory
 
     # the domain events invoices will settle on, in the outbox beside each outcome
     async with session_factory() as session:
-        published = {row.event_type: row.payload["data"] for row in (await session.scalars(select(Outbox).where(
-            Outbox.organization_id == org.organization_id,
-            Outbox.event_type.in_(["setup_intent.succeeded", "payment.succeeded", "payment.failed"])))).all()}
+        published = {
+            row.event_type: row.payload["data"]
+            for row in (
+                await session.scalars(
+                    select(Outbox).where(
+                        Outbox.organization_id == org.organization_id,
+                        Outbox.event_type.in_(["setup_intent.succeeded", "payment.succeeded", "payment.failed"]),
+                    )
+                )
+            ).all()
+        }
     assert published["setup_intent.succeeded"]["customerId"] == customer["id"]
-    assert (published["payment.succeeded"]["amount"], published["payment.succeeded"]["currency"],
-            published["payment.succeeded"]["customerId"]) == (1999, "eur", customer["id"])
-    assert (published["payment.failed"]["failureCode"], published["payment.failed"]["customerId"]) == ("card_declined", customer["id"])
+    assert (
+        published["payment.succeeded"]["amount"],
+        published["payment.succeeded"]["currency"],
+        published["payment.succeeded"]["customerId"],
+    ) == (1999, "eur", customer["id"])
+    assert (published["payment.failed"]["failureCode"], published["payment.failed"]["customerId"]) == (
+        "card_declined",
+        customer["id"],
+    )
 
 
 async def test_webhook_needs_no_api_key_but_ignores_one(api, session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -353,8 +476,11 @@ async def test_webhook_needs_no_api_key_but_ignores_one(api, session_factory) ->
     ignored = json.dumps(event("customer.created", {"id": "cus_1", "object": "customer"})).encode()
     signature = sign_payload(ignored, org.webhook_secret)
     for headers in ({}, {"Authorization": "Bearer sk_wrong"}):
-        response = await api.post(f"/v1/webhooks/stripe/{org.organization_id}", content=ignored,
-                                  headers={"Stripe-Signature": signature, **headers})
+        response = await api.post(
+            f"/v1/webhooks/stripe/{org.organization_id}",
+            content=ignored,
+            headers={"Stripe-Signature": signature, **headers},
+        )
         assert response.status_code == 200 and response.json()["action"] == "ignored", response.text
 
 
@@ -377,8 +503,13 @@ async def test_no_secret_reaches_a_log_line(api, session_factory, log_lines) -> 
     logging.getLogger("api.controllers.webhooks").debug("recorder check")
     logged = "\n".join(log_lines)
     assert "recorder check" in logged  # the recorder sees the process's logging at DEBUG
-    for secret in (org.secret_key, org.webhook_secret, intent["clientSecret"],
-                   organization.stripe_secret_key_encrypted, organization.stripe_webhook_secret_encrypted):  # type: ignore[union-attr]
+    for secret in (
+        org.secret_key,
+        org.webhook_secret,
+        intent["clientSecret"],
+        organization.stripe_secret_key_encrypted,
+        organization.stripe_webhook_secret_encrypted,
+    ):  # type: ignore[union-attr]
         assert secret and secret not in logged, [line[:300] for line in log_lines if secret in line][:3]
     # nor the gateway's ids (the Stripe SDK would log its request and response bodies at DEBUG)
     for gateway_id in ("pm_quiet", gateway_customer, intent["id"]):

@@ -29,12 +29,12 @@ if not os.environ.get("ANALYTICS_TEST_CLICKHOUSE_URL"):
     atexit.register(shutil.rmtree, _dir, True)
     os.environ["ANALYTICS_TEST_CLICKHOUSE_URL"] = f"chdb://{_dir}/clickhouse"
 
-from analytics.consumer import ConsumerConfig, ConsumerStats, run_analytics_consumer  # noqa: E402
-from analytics.migrations import migrate  # noqa: E402
-from analytics.store import get_store  # noqa: E402
-from contracts.settings import get_settings  # noqa: E402
-from contracts.usage import MAX_BATCH_EVENTS  # noqa: E402
-from tests.api.conftest import Tenant, TenantClient, assert_error, new_tenant, serve  # noqa: E402
+from analytics.consumer import ConsumerConfig, ConsumerStats, run_analytics_consumer
+from analytics.migrations import migrate
+from analytics.store import get_store
+from contracts.settings import get_settings
+from contracts.usage import MAX_BATCH_EVENTS
+from tests.api.conftest import Tenant, TenantClient, assert_error, new_tenant, serve
 
 
 @dataclasses.dataclass
@@ -58,7 +58,9 @@ async def analytics_api(command_consumer: None) -> AsyncIterator[AnalyticsStack]
     settings = dataclasses.replace(get_settings(), clickhouse_url=url)
     stop, ready, stats = asyncio.Event(), asyncio.Event(), ConsumerStats()
     consumer = asyncio.create_task(
-        run_analytics_consumer(settings, stop, store=store, config=ConsumerConfig(linger_ms=50), stats=stats, ready=ready)
+        run_analytics_consumer(
+            settings, stop, store=store, config=ConsumerConfig(linger_ms=50), stats=stats, ready=ready
+        )
     )
     await asyncio.wait_for(ready.wait(), timeout=60)
     try:
@@ -95,7 +97,11 @@ def iso(t: datetime) -> str:
 
 
 async def create_meter(client: TenantClient, event_name: str | None = None, **fields: Any) -> dict[str, Any]:
-    body = {"displayName": fields.pop("displayName", "Meter"), "eventName": event_name or f"ev_{uuid.uuid4().hex[:10]}", **fields}
+    body = {
+        "displayName": fields.pop("displayName", "Meter"),
+        "eventName": event_name or f"ev_{uuid.uuid4().hex[:10]}",
+        **fields,
+    }
     response = await client.post("/v1/meters", json=body)
     assert response.status_code == 201, response.text
     return response.json()
@@ -117,7 +123,13 @@ def new_identifier() -> str:
 
 
 def event(name: str, customer: str, value: Any = 1, identifier: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"eventName": name, "customerId": customer, "value": value, "identifier": identifier or new_identifier(), **extra}
+    return {
+        "eventName": name,
+        "customerId": customer,
+        "value": value,
+        "identifier": identifier or new_identifier(),
+        **extra,
+    }
 
 
 async def send(client: TenantClient, *events: dict[str, Any]) -> httpx.Response:
@@ -125,7 +137,9 @@ async def send(client: TenantClient, *events: dict[str, Any]) -> httpx.Response:
     return await client.post("/v1/usage-events", json=body)
 
 
-async def wait_usage(client: TenantClient, params: dict[str, Any], expected_events: int, timeout: float = 30) -> dict[str, Any]:
+async def wait_usage(
+    client: TenantClient, params: dict[str, Any], expected_events: int, timeout: float = 30
+) -> dict[str, Any]:
     """Poll /v1/analytics/usage (ungrouped) until it counts `expected_events`."""
     body: dict[str, Any] = {}
     async with asyncio.timeout(timeout):
@@ -163,7 +177,9 @@ async def test_one_event_and_a_batch_are_counted_exactly(usage_client: TenantCli
     assert batch.status_code == 202 and batch.json()["count"] == 4
 
     body = await wait_usage(usage_client, {"meter": meter["id"], "from": iso(now - timedelta(hours=1))}, 5)
-    assert body["data"] == [{"bucket": None, "customerId": None, "value": "10000000000000000003.500000000001", "eventCount": 5}]
+    assert body["data"] == [
+        {"bucket": None, "customerId": None, "value": "10000000000000000003.500000000001", "eventCount": 5}
+    ]
     assert (body["meter"], body["eventName"], body["aggregation"]) == (meter["id"], name, "sum")
 
 
@@ -172,14 +188,18 @@ async def test_identifiers_dedupe_across_requests_first_wins(usage_client: Tenan
     customer = await create_customer(usage_client)
     identifier = f"idem-{uuid.uuid4().hex}"
     first = await send(usage_client, event(meter["eventName"], customer, 5, identifier))
-    again = await send(usage_client, event(meter["eventName"], customer, 7, identifier), event(meter["eventName"], customer, 1))
+    again = await send(
+        usage_client, event(meter["eventName"], customer, 7, identifier), event(meter["eventName"], customer, 1)
+    )
     assert (first.status_code, again.status_code) == (202, 202)
     await wait_usage(usage_client, {"meter": meter["id"]}, 2)
     body = await settle_usage(usage_client, meter, customer, 2)  # a counted duplicate would show by now
     assert body["data"][0]["eventCount"] == 3 and body["data"][0]["value"] == "6"
 
 
-async def test_events_carry_the_organization_of_the_key(usage_client: TenantClient, other_usage_client: TenantClient) -> None:
+async def test_events_carry_the_organization_of_the_key(
+    usage_client: TenantClient, other_usage_client: TenantClient
+) -> None:
     """Org B may use the same event name and identifiers; neither ever sees the other's usage."""
     name = f"shared_{uuid.uuid4().hex[:8]}"
     meter_a = await create_meter(usage_client, name)
@@ -188,14 +208,18 @@ async def test_events_carry_the_organization_of_the_key(usage_client: TenantClie
     customer_b = await create_customer(other_usage_client)
     identifier = new_identifier()
     assert (await send(usage_client, event(name, customer_a, 3, identifier))).status_code == 202
-    assert (await send(other_usage_client, event(name, customer_b, 40, identifier), event(name, customer_b, 2))).status_code == 202
+    assert (
+        await send(other_usage_client, event(name, customer_b, 40, identifier), event(name, customer_b, 2))
+    ).status_code == 202
 
     a = await wait_usage(usage_client, {"eventName": name, "groupBy": "customer"}, 1)
     b = await wait_usage(other_usage_client, {"eventName": name, "groupBy": "customer"}, 2)
     assert [(r["customerId"], r["value"]) for r in a["data"]] == [(customer_a, "3")]
     assert [(r["customerId"], r["value"]) for r in b["data"]] == [(customer_b, "42")]
     # B's meter id and B's customer are not A's to ask about
-    assert_error(await usage_client.get("/v1/analytics/usage", params={"meter": meter_b["id"]}), 404, "resource_missing", "meter")
+    assert_error(
+        await usage_client.get("/v1/analytics/usage", params={"meter": meter_b["id"]}), 404, "resource_missing", "meter"
+    )
     filtered = await usage_client.get("/v1/analytics/usage", params={"meter": meter_a["id"], "customer": customer_b})
     assert filtered.json()["data"] == [{"bucket": None, "customerId": None, "value": "0", "eventCount": 0}]
     # and B's customer cannot be billed through A's key
@@ -216,22 +240,42 @@ async def test_bad_events_are_refused_with_their_exact_parameter(usage_client: T
         ([*ok, event(name, customer, True)], "parameter_invalid", "events[3][value]"),
         ([*ok, event(name, customer, -1)], "parameter_invalid", "events[3][value]"),
         ([*ok, event(name, customer, "1.0000000000001")], "parameter_invalid", "events[3][value]"),
-        ([*ok, event(name, customer, timestamp=iso(now + timedelta(hours=1)))], "parameter_invalid", "events[3][timestamp]"),
-        ([*ok, event(name, customer, timestamp=iso(now - timedelta(days=40)))], "parameter_invalid", "events[3][timestamp]"),
+        (
+            [*ok, event(name, customer, timestamp=iso(now + timedelta(hours=1)))],
+            "parameter_invalid",
+            "events[3][timestamp]",
+        ),
+        (
+            [*ok, event(name, customer, timestamp=iso(now - timedelta(days=40)))],
+            "parameter_invalid",
+            "events[3][timestamp]",
+        ),
         ([*ok, event(name, customer, timestamp="2025-01-01T00:00:00")], "parameter_invalid", "events[3][timestamp]"),
-        ([*ok, {k: v for k, v in event(name, customer).items() if k != "identifier"}], "parameter_missing", "events[3][identifier]"),
+        (
+            [*ok, {k: v for k, v in event(name, customer).items() if k != "identifier"}],
+            "parameter_missing",
+            "events[3][identifier]",
+        ),
         ([*ok, event(name, customer, unknown=1)], "parameter_unknown", "events[3][unknown]"),
         ([*ok, event(name, "cus_nobody")], "resource_missing", "events[3][customerId]"),
         ([*ok, event("no_such_event", customer)], "resource_missing", "events[3][eventName]"),
-        ([*ok, {**event(name, customer), "identifier": ok[1]["identifier"]}], "parameter_invalid", "events[3][identifier]"),
+        (
+            [*ok, {**event(name, customer), "identifier": ok[1]["identifier"]}],
+            "parameter_invalid",
+            "events[3][identifier]",
+        ),
     ]
     for events, code, param in cases:
         response = await usage_client.post("/v1/usage-events", json={"events": events})
         error = assert_error(response, 400, code, param)
         assert "Value error" not in error["message"]
     dup = assert_error(
-        await usage_client.post("/v1/usage-events", json={"events": [*ok, {**event(name, customer), "identifier": ok[1]["identifier"]}]}),
-        400, "parameter_invalid", "events[3][identifier]",
+        await usage_client.post(
+            "/v1/usage-events", json={"events": [*ok, {**event(name, customer), "identifier": ok[1]["identifier"]}]}
+        ),
+        400,
+        "parameter_invalid",
+        "events[3][identifier]",
     )
     assert "events[3] repeats events[1]" in dup["message"]
     # a single event names its fields without a prefix
@@ -243,7 +287,9 @@ async def test_bad_events_are_refused_with_their_exact_parameter(usage_client: T
     assert "at most 1000" in error["message"]
     assert_error(await usage_client.post("/v1/usage-events", json={"events": []}), 400, "parameter_invalid", "events")
     assert_error(await usage_client.post("/v1/usage-events", json=[1, 2]), 400, "parameter_invalid", None)
-    bad_json = await usage_client.post("/v1/usage-events", content=b'{"events": [', headers={"Content-Type": "application/json"})
+    bad_json = await usage_client.post(
+        "/v1/usage-events", content=b'{"events": [', headers={"Content-Type": "application/json"}
+    )
     assert_error(bad_json, 400, "invalid_json", None)
     # nothing of the refused requests was published: only the barrier is counted
     body = await settle_usage(usage_client, meter, customer, 0)
@@ -253,7 +299,10 @@ async def test_bad_events_are_refused_with_their_exact_parameter(usage_client: T
 async def test_a_full_batch_of_1000_is_accepted(usage_client: TenantClient) -> None:
     meter = await create_meter(usage_client, aggregation="count")
     customers = [await create_customer(usage_client, f"C{i}") for i in range(3)]
-    events = [event(meter["eventName"], customers[i % 3], i, properties={"region": "eu", "n": i}) for i in range(MAX_BATCH_EVENTS)]
+    events = [
+        event(meter["eventName"], customers[i % 3], i, properties={"region": "eu", "n": i})
+        for i in range(MAX_BATCH_EVENTS)
+    ]
     response = await usage_client.post("/v1/usage-events", json={"events": events})
     assert response.status_code == 202, response.text
     body = await wait_usage(usage_client, {"meter": meter["id"]}, MAX_BATCH_EVENTS)
@@ -266,7 +315,9 @@ async def test_inactive_meter_refuses_events(usage_client: TenantClient) -> None
     assert (await usage_client.patch(f"/v1/meters/{meter['id']}", json={"active": False})).status_code == 200
     assert_error(await send(usage_client, event(meter["eventName"], customer)), 400, "meter_inactive", "eventName")
     assert (await usage_client.patch(f"/v1/meters/{meter['id']}", json={"active": True})).status_code == 200
-    assert (await settle_usage(usage_client, meter, customer, 0))["data"][0]["eventCount"] == 1  # the refused one is not
+    assert (await settle_usage(usage_client, meter, customer, 0))["data"][0][
+        "eventCount"
+    ] == 1  # the refused one is not
 
 
 async def test_usage_needs_a_key(analytics_api: AnalyticsStack) -> None:

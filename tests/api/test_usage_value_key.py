@@ -28,12 +28,17 @@ async def test_an_event_without_the_meters_value_is_refused_naming_the_property(
     meter = await create_meter(usage_client, name, aggregation="sum", valueKey="tokens", filters={"model": "large"})
     alice = await create_customer(usage_client, "Alice")
     refused = assert_error(
-        await send(usage_client, event(name, alice, 1, properties={"model": "large"})), 400, "parameter_missing", "properties[tokens]"
+        await send(usage_client, event(name, alice, 1, properties={"model": "large"})),
+        400,
+        "parameter_missing",
+        "properties[tokens]",
     )
     assert meter["id"] in refused["message"] and "properties.tokens is missing" in refused["message"]
     assert_error(
         await send(usage_client, event(name, alice, 1, properties={"model": "large", "tokens": "lots"})),
-        400, "parameter_invalid", "properties[tokens]",
+        400,
+        "parameter_invalid",
+        "properties[tokens]",
     )
     batch = [
         event(name, alice, 1, properties={"model": "large", "tokens": 7}),
@@ -73,7 +78,10 @@ async def test_summary_gives_each_meter_the_figure_usage_gives_it(usage_client: 
         for _ in range(12):
             at = day + timedelta(microseconds=rng.randrange(3 * 24 * 3600 * 10**6))
             value = f"{rng.randrange(10**6)}.{rng.randrange(10**12):012d}"
-            props = {"tokens": f"{rng.randrange(1000)}.{rng.randrange(100):02d}", "model": rng.choice(["large", "small"])}
+            props = {
+                "tokens": f"{rng.randrange(1000)}.{rng.randrange(100):02d}",
+                "model": rng.choice(["large", "small"]),
+            }
             events.append(event(meter["eventName"], rng.choice(customers), value, timestamp=iso(at), properties=props))
     assert (await send(usage_client, *events)).status_code == 202
     whole = {"from": iso(day), "to": iso(day + timedelta(days=3))}
@@ -94,6 +102,12 @@ async def test_summary_gives_each_meter_the_figure_usage_gives_it(usage_client: 
             if entry is None:  # no event of the name in the range
                 assert row["eventCount"] == 0, (seed_note, window, meter)
                 continue
-            assert entry["usage"] == {"aggregation": meter["aggregation"], "value": row["value"], "eventCount": row["eventCount"]}, (
-                seed_note, window, meter,
+            assert entry["usage"] == {
+                "aggregation": meter["aggregation"],
+                "value": row["value"],
+                "eventCount": row["eventCount"],
+            }, (
+                seed_note,
+                window,
+                meter,
             )

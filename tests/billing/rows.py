@@ -66,7 +66,12 @@ class Rows:
                 if column not in row and not table.columns[column].nullable:
                     row[column] = await self.insert(key.referred_table, {}, organization)
         for column in table.columns:
-            if column.name in row or column.nullable or column.server_default is not None or column.autoincrement is True:
+            if (
+                column.name in row
+                or column.nullable
+                or column.server_default is not None
+                or column.autoincrement is True
+            ):
                 continue
             row[column.name] = sample_value(column)
         names = ", ".join(f'"{name}"' for name in row)

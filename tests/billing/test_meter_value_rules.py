@@ -12,9 +12,9 @@ from billing.meters.rules import MeterRule, counts, numeric_value, property_text
 from contracts.usage import format_decimal
 
 # what contracts.usage accepts as a number: at least 0, at most 12 places, below 1e20
-amounts = st.builds(lambda units, places: Decimal(units).scaleb(-places), st.integers(0, 10**20 - 1), st.integers(0, 12)).filter(
-    lambda d: d < Decimal(10) ** 20
-)
+amounts = st.builds(
+    lambda units, places: Decimal(units).scaleb(-places), st.integers(0, 10**20 - 1), st.integers(0, 12)
+).filter(lambda d: d < Decimal(10) ** 20)
 not_numbers = st.one_of(
     st.text().filter(lambda t: not t or any(c not in "0123456789." for c in t)),
     st.booleans(),
@@ -24,7 +24,9 @@ not_numbers = st.one_of(
     st.just(Decimal(10) ** 20),
     st.sampled_from([Decimal("NaN"), Decimal("sNaN"), Decimal("Infinity"), None, [1], 1.5]),
 )
-properties = st.dictionaries(st.sampled_from(["tokens", "region", "model"]), st.one_of(st.text(max_size=5), amounts, st.booleans()))
+properties = st.dictionaries(
+    st.sampled_from(["tokens", "region", "model"]), st.one_of(st.text(max_size=5), amounts, st.booleans())
+)
 value_aggregations = st.sampled_from(["sum", "max", "last"])
 
 
@@ -66,7 +68,9 @@ def test_unique_count_needs_the_property_only_and_count_needs_nothing(props: dic
 
 
 @given(value_aggregations, properties, st.text(max_size=3))
-def test_events_the_meter_does_not_count_are_not_its_business(aggregation: str, props: dict[str, Any], region: str) -> None:
+def test_events_the_meter_does_not_count_are_not_its_business(
+    aggregation: str, props: dict[str, Any], region: str
+) -> None:
     assert value_refusal(rule(aggregation), "other_name", props) is None
     assert value_refusal(rule(aggregation, None), "llm", props) is None
     filtered = rule(aggregation, region=region)
@@ -88,5 +92,12 @@ def test_a_meter_resource_or_its_json_gives_the_same_rule() -> None:
     class Resource:
         id, eventName, aggregation, valueKey, filters = "mtr_1", "llm", MeterAggregation.sum, "tokens", {"model": "x"}
 
-    data = {"id": "mtr_1", "eventName": "llm", "aggregation": "sum", "valueKey": "tokens", "filters": {"model": "x"}, "extra": 1}
+    data = {
+        "id": "mtr_1",
+        "eventName": "llm",
+        "aggregation": "sum",
+        "valueKey": "tokens",
+        "filters": {"model": "x"},
+        "extra": 1,
+    }
     assert MeterRule.of(Resource()) == MeterRule.of(data) == rule(model="x")

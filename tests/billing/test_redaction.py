@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import string
 
-from hypothesis import assume, given, settings as hsettings, strategies as st
+from hypothesis import assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from billing.organizations.keys import new_key
 from billing.payments.card_guard import luhn_valid
@@ -41,17 +43,23 @@ def test_our_keys_bearer_credentials_and_ordinary_text() -> None:
     key = new_key()
     assert key.secret not in redact(f"key={key.secret}")
     assert redact("Authorization: Bearer abc.def-ghi_jkl") == "Authorization: Bearer ****"
-    ordinary = "cus_NffrFeUfNV2Hib pm_1Pgag7B7WZ01zgkW evt_3a41 123e4567-e89b-12d3-a456-426614174000 task_abcdefghij 1999"
+    ordinary = (
+        "cus_NffrFeUfNV2Hib pm_1Pgag7B7WZ01zgkW evt_3a41 123e4567-e89b-12d3-a456-426614174000 task_abcdefghij 1999"
+    )
     assert redact(ordinary) == ordinary
 
 
 def test_log_records_are_redacted_whoever_formats_them() -> None:
     install_log_redaction()
     secret = "sk_live_" + "A1b2C3d4E5f6"
-    record = logging.getLogger("some.library").makeRecord("some.library", logging.ERROR, __file__, 1, "key %s card %s", (secret, "4242424242424242"), None)
+    record = logging.getLogger("some.library").makeRecord(
+        "some.library", logging.ERROR, __file__, 1, "key %s card %s", (secret, "4242424242424242"), None
+    )
     assert record.getMessage() == "key sk_live_**** card [card number]"
     try:
         raise ValueError(f"refused {secret}")
     except ValueError as error:
-        failed = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, "failed", (), (type(error), error, error.__traceback__))
+        failed = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, __file__, 1, "failed", (), (type(error), error, error.__traceback__)
+        )
     assert secret not in logging.Formatter().format(failed) and "sk_live_****" in failed.exc_text  # type: ignore[operator]

@@ -62,10 +62,17 @@ async def test_the_tenant_role_keeps_to_its_organization(table: str, two_organiz
     try:
         await _as_tenant(connection, a)
         # reads: only A's rows, whatever the WHERE says
-        owners = await connection.fetch(f'SELECT organization_id FROM "{table}" WHERE organization_id IN ($1, $2)', a, b)
+        owners = await connection.fetch(
+            f'SELECT organization_id FROM "{table}" WHERE organization_id IN ($1, $2)', a, b
+        )
         assert owners and {row["organization_id"] for row in owners} == {a}
         # B's rows can be neither changed nor deleted: they are not there
-        assert await connection.execute(f'UPDATE "{table}" SET organization_id = organization_id WHERE organization_id = $1', b) == "UPDATE 0"
+        assert (
+            await connection.execute(
+                f'UPDATE "{table}" SET organization_id = organization_id WHERE organization_id = $1', b
+            )
+            == "UPDATE 0"
+        )
         assert await connection.execute(f'DELETE FROM "{table}" WHERE organization_id = $1', b) == "DELETE 0"
         # nor can A's row move to B, nor can a row of B be written
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
@@ -77,7 +84,9 @@ async def test_the_tenant_role_keeps_to_its_organization(table: str, two_organiz
     finally:
         await tx.rollback()
     # the owner (no tenant role) sees both: the rows are there, only the policy hid B's
-    owners = await connection.fetch(f'SELECT DISTINCT organization_id FROM "{table}" WHERE organization_id IN ($1, $2)', a, b)
+    owners = await connection.fetch(
+        f'SELECT DISTINCT organization_id FROM "{table}" WHERE organization_id IN ($1, $2)', a, b
+    )
     assert {row["organization_id"] for row in owners} == {a, b}
 
 
@@ -85,7 +94,9 @@ async def test_the_tenant_role_sees_its_own_organization_and_never_the_secrets(t
     connection, a, b = two_organizations
     async with connection.transaction():
         await _as_tenant(connection, a)
-        ids = await connection.fetch("SELECT id, name, reporting_currency FROM organizations WHERE id IN ($1, $2)", a, b)
+        ids = await connection.fetch(
+            "SELECT id, name, reporting_currency FROM organizations WHERE id IN ($1, $2)", a, b
+        )
         assert [row["id"] for row in ids] == [a]
     for column in ("stripe_secret_key_encrypted", "stripe_webhook_secret_encrypted"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
@@ -96,7 +107,11 @@ async def test_the_tenant_role_sees_its_own_organization_and_never_the_secrets(t
         async with connection.transaction():
             await _as_tenant(connection, a)
             await connection.fetch("SELECT * FROM organizations")
-    for statement in ("INSERT INTO organizations (id, name) VALUES ('org_x', 'x')", "DELETE FROM organizations", "UPDATE organizations SET name = 'x'"):
+    for statement in (
+        "INSERT INTO organizations (id, name) VALUES ('org_x', 'x')",
+        "DELETE FROM organizations",
+        "UPDATE organizations SET name = 'x'",
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             async with connection.transaction():
                 await _as_tenant(connection, a)
@@ -107,7 +122,8 @@ async def test_exchange_rates_are_read_only_for_the_tenant_role(two_organization
     connection, a, _ = two_organizations
     source = f"rls-{a}"
     await connection.execute(
-        "INSERT INTO exchange_rates (id, base, quote, rate, source, as_of) VALUES (gen_random_uuid(), 'usd', 'eur', 0.92, $1, now())", source
+        "INSERT INTO exchange_rates (id, base, quote, rate, source, as_of) VALUES (gen_random_uuid(), 'usd', 'eur', 0.92, $1, now())",
+        source,
     )
     async with connection.transaction():
         await _as_tenant(connection, a)
@@ -128,7 +144,9 @@ class _Nothing(BaseModel):
     pass
 
 
-async def test_the_consumer_applies_each_command_under_its_organizations_wall(session_factory, two_organizations: Any, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_the_consumer_applies_each_command_under_its_organizations_wall(
+    session_factory, two_organizations: Any, caplog
+) -> None:  # type: ignore[no-untyped-def]
     """A handler's SQL, unfiltered, as the pipeline runs it: the tenant role, bound to the
     command's organization, in a batch that switches organization at every command; the
     batch's bookkeeping rows go in under each one's own organization, in the one optimistic
@@ -139,17 +157,32 @@ async def test_the_consumer_applies_each_command_under_its_organizations_wall(se
 
     @who.command("test.who_am_i", _Nothing)
     async def who_am_i(session: AsyncSession, payload: _Nothing) -> Applied:
-        row = (await session.execute(text(
-            "SELECT current_user AS role, current_setting('billing.organization_id', true) AS organization,"
-            " (SELECT array_agg(DISTINCT organization_id) FROM customers) AS customers_of"
-        ))).one()
-        return Applied("who", {"id": None, "role": row.role, "organization": row.organization, "customersOf": row.customers_of})
+        row = (
+            await session.execute(
+                text(
+                    "SELECT current_user AS role, current_setting('billing.organization_id', true) AS organization,"
+                    " (SELECT array_agg(DISTINCT organization_id) FROM customers) AS customers_of"
+                )
+            )
+        ).one()
+        return Applied(
+            "who", {"id": None, "role": row.role, "organization": row.organization, "customersOf": row.customers_of}
+        )
 
     envelopes = [command(org, "test.who_am_i", {}) for org in (a, b, a, a, b)]
     result = await apply_batch(session_factory, who.routes, [record(e, n) for n, e in enumerate(envelopes)])
     assert result.applied == len(envelopes)
     assert [r.getMessage() for r in caplog.records if r.name == "consumers.pipeline"] == []
-    seen = {e.payload["data"]["commandId"]: e.payload["data"]["result"] for e in result.events if e.payload["type"] == "command.succeeded"}
+    seen = {
+        e.payload["data"]["commandId"]: e.payload["data"]["result"]
+        for e in result.events
+        if e.payload["type"] == "command.succeeded"
+    }
     assert set(seen) == {envelope.commandId for envelope in envelopes}
     for envelope in envelopes:
-        assert seen[envelope.commandId] == {"id": None, "role": TENANT_ROLE, "organization": envelope.organizationId, "customersOf": [envelope.organizationId]}
+        assert seen[envelope.commandId] == {
+            "id": None,
+            "role": TENANT_ROLE,
+            "organization": envelope.organizationId,
+            "customersOf": [envelope.organizationId],
+        }

@@ -22,7 +22,13 @@ from tests.conftest import asyncpg_dsn
 
 DMMF = json.loads((PROJECT_ROOT / "prisma" / "generated" / "dmmf.json").read_text())
 ENUM_DB_NAMES = {e["name"]: e.get("dbName") or e["name"] for e in DMMF["enums"]}
-ON_DELETE = {"Cascade": "CASCADE", "Restrict": "RESTRICT", "SetNull": "SET NULL", "NoAction": "NO ACTION", "SetDefault": "SET DEFAULT"}
+ON_DELETE = {
+    "Cascade": "CASCADE",
+    "Restrict": "RESTRICT",
+    "SetNull": "SET NULL",
+    "NoAction": "NO ACTION",
+    "SetDefault": "SET DEFAULT",
+}
 
 
 @dataclass(frozen=True)
@@ -64,15 +70,23 @@ def _prisma_type(field: dict) -> str:
     name, args = native[0], native[1]
     scalar = field["type"]
     if scalar == "String":
-        return {"VarChar": f"character varying({','.join(args)})", "Uuid": "uuid", "Char": f"character({','.join(args)})"}.get(
-            name, "text"
-        )
+        return {
+            "VarChar": f"character varying({','.join(args)})",
+            "Uuid": "uuid",
+            "Char": f"character({','.join(args)})",
+        }.get(name, "text")
     if scalar == "DateTime":
         precision = args[0] if args else "3"
-        return f"timestamp({precision}) with time zone" if name == "Timestamptz" else f"timestamp({precision}) without time zone"
+        return (
+            f"timestamp({precision}) with time zone"
+            if name == "Timestamptz"
+            else f"timestamp({precision}) without time zone"
+        )
     if scalar == "Decimal":
         return f"numeric({','.join(args or ['65', '30'])})"
-    return {"Int": "integer", "BigInt": "bigint", "Boolean": "boolean", "Json": "jsonb", "Float": "double precision"}[scalar]
+    return {"Int": "integer", "BigInt": "bigint", "Boolean": "boolean", "Json": "jsonb", "Float": "double precision"}[
+        scalar
+    ]
 
 
 def _prisma_default(field: dict) -> str | None:
@@ -265,7 +279,9 @@ async def live_shapes(database_url: str) -> tuple[dict[str, TableShape], list[as
             on_delete = CONFDELTYPE[row["on_delete"]]
             if row["set_columns"]:
                 on_delete += f" ({', '.join(row['set_columns'])})"
-            shape.foreign_keys.add(ForeignKeyShape(tuple(row["columns"]), row["target"], tuple(row["target_columns"]), on_delete))
+            shape.foreign_keys.add(
+                ForeignKeyShape(tuple(row["columns"]), row["target"], tuple(row["target_columns"]), on_delete)
+            )
     for row in indexes:
         if not row["primary"]:
             shapes[row["table"]].indexes.add(IndexShape(tuple(row["columns"]), row["unique"]))
@@ -275,12 +291,16 @@ async def live_shapes(database_url: str) -> tuple[dict[str, TableShape], list[as
 def _compare(expected: dict[str, TableShape], actual: dict[str, TableShape], what: str) -> list[str]:
     problems = []
     if set(expected) != set(actual):
-        problems.append(f"{what}: tables differ: missing {set(expected) - set(actual)}, extra {set(actual) - set(expected)}")
+        problems.append(
+            f"{what}: tables differ: missing {set(expected) - set(actual)}, extra {set(actual) - set(expected)}"
+        )
     for table in sorted(set(expected) & set(actual)):
         want, got = expected[table], actual[table]
         for column in sorted(set(want.columns) | set(got.columns)):
             if want.columns.get(column) != got.columns.get(column):
-                problems.append(f"{what}: {table}.{column}: expected {want.columns.get(column)}, got {got.columns.get(column)}")
+                problems.append(
+                    f"{what}: {table}.{column}: expected {want.columns.get(column)}, got {got.columns.get(column)}"
+                )
         if want.primary_key != got.primary_key:
             problems.append(f"{what}: {table} primary key: expected {want.primary_key}, got {got.primary_key}")
         if want.foreign_keys != got.foreign_keys:
@@ -311,7 +331,9 @@ def test_every_tenant_owned_table_has_an_indexed_organization_id() -> None:
             continue
         assert "organization_id" in table.columns, f"{table.name} has no organization_id"
         assert not table.columns["organization_id"].nullable, table.name
-        assert any(i.columns.keys()[0] == "organization_id" for i in table.indexes), f"{table.name}: no index leads with organization_id"
+        assert any(i.columns.keys()[0] == "organization_id" for i in table.indexes), (
+            f"{table.name}: no index leads with organization_id"
+        )
 
 
 def test_the_comparison_catches_a_drifted_column() -> None:

@@ -32,12 +32,20 @@ async def test_selects_updates_and_deletes_stay_inside_the_tenant(session_factor
     async with tenant_session(session_factory, a) as session, session.begin():
         names = (await session.scalars(select(Customer.name).where(Customer.name.like("org_t%")))).all()
         assert names and all(name.startswith(a) for name in names)
-        assert await session.scalar(select(func.count()).select_from(Customer).where(Customer.organization_id == b)) == 0
+        assert (
+            await session.scalar(select(func.count()).select_from(Customer).where(Customer.organization_id == b)) == 0
+        )
         # an unfiltered bulk update and delete: only A's rows
         await session.execute(update(Customer).values(description="touched"))
         await session.execute(delete(Customer).where(Customer.name == f"{b}-0"))
     async with session_factory() as session:
-        rows = (await session.execute(select(Customer.organization_id, Customer.description, Customer.name).where(Customer.organization_id.in_([a, b])))).all()
+        rows = (
+            await session.execute(
+                select(Customer.organization_id, Customer.description, Customer.name).where(
+                    Customer.organization_id.in_([a, b])
+                )
+            )
+        ).all()
     assert {r.description for r in rows if r.organization_id == a} == {"touched"}
     assert {r.description for r in rows if r.organization_id == b} == {None}
     assert len([r for r in rows if r.organization_id == b]) == 3
@@ -56,7 +64,9 @@ async def test_the_orm_filter_alone_keeps_the_tenant(session_factory) -> None:  
         )
         assert foreign_id is not None  # the rows are there: only the filter hides them
         assert (await session.scalars(select(Customer).where(Customer.id == foreign_id))).one_or_none() is None
-        touched = await session.execute(update(Customer).where(Customer.organization_id == b).values(description="leak"))
+        touched = await session.execute(
+            update(Customer).where(Customer.organization_id == b).values(description="leak")
+        )
         assert touched.rowcount == 0
         removed = await session.execute(delete(Customer).where(Customer.organization_id == b))
         assert removed.rowcount == 0
@@ -88,12 +98,15 @@ async def test_row_level_security_holds_even_for_sql_without_the_filter(session_
     async with tenant_session(session_factory, a) as session, session.begin():
         organizations = (await session.scalars(text("SELECT DISTINCT organization_id FROM customers"))).all()
         assert organizations == [a]
-        changed = await session.execute(text("UPDATE customers SET description = 'raw' WHERE organization_id = :b"), {"b": b})
+        changed = await session.execute(
+            text("UPDATE customers SET description = 'raw' WHERE organization_id = :b"), {"b": b}
+        )
         assert changed.rowcount == 0
     with pytest.raises(DBAPIError, match="row-level security"):
         async with tenant_session(session_factory, a) as session, session.begin():
             await session.execute(
-                text("INSERT INTO customers (id, organization_id) VALUES (:id, :b)"), {"id": f"cus_{uuid.uuid4().hex[:12]}", "b": b}
+                text("INSERT INTO customers (id, organization_id) VALUES (:id, :b)"),
+                {"id": f"cus_{uuid.uuid4().hex[:12]}", "b": b},
             )
 
 

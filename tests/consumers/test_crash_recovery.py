@@ -36,13 +36,18 @@ async def counts(session_factory, organization_id: str) -> tuple[int, int]:  # t
             select(func.count()).select_from(Customer).where(Customer.organization_id == organization_id)
         )
         commands = await session.scalar(
-            select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.organization_id == organization_id)
+            select(func.count())
+            .select_from(ProcessedCommand)
+            .where(ProcessedCommand.organization_id == organization_id)
         )
     return customers, commands
 
 
 async def test_sigkill_mid_burst_then_restart_applies_each_command_once(
-    database_url: str, session_factory, tmp_path, monkeypatch  # type: ignore[no-untyped-def]
+    database_url: str,
+    session_factory,
+    tmp_path,
+    monkeypatch,  # type: ignore[no-untyped-def]
 ) -> None:
     prefix = get_settings().kafka_topic_prefix + "crash."
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", prefix)

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from sqlalchemy import func, select
 
-from billing.models import ProcessedCommand
 import consumers.app
+from billing.models import ProcessedCommand
 from consumers.app import OffsetCommitter, consumer_group, run_command_consumer
 from consumers.pipeline import RawCommand
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
@@ -32,15 +32,18 @@ COMMANDS = 300
 async def _applied(session_factory: Any, organization_id: str) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
         return await session.scalar(
-            select(func.count()).select_from(ProcessedCommand).where(ProcessedCommand.organization_id == organization_id)
+            select(func.count())
+            .select_from(ProcessedCommand)
+            .where(ProcessedCommand.organization_id == organization_id)
         )
 
 
 async def _positions(partition_count: int, committed: bool) -> dict[int, int]:
     """The group's committed offset, or the end offset, of every command partition."""
     settings = get_settings()
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=consumer_group(settings),
-                              enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=consumer_group(settings), enable_auto_commit=False
+    )
     await reader.start()
     try:
         partitions = [TopicPartition(topic(BILLING_COMMANDS), p) for p in range(partition_count)]
@@ -69,8 +72,14 @@ async def consumer_and_publisher() -> AsyncIterator[KafkaBroker]:
 
 
 def create_customer(organization_id: str, name: str) -> CommandEnvelope:
-    return CommandEnvelope(commandId=f"cmd_{uuid.uuid4().hex}", type="customer.create", organizationId=organization_id,
-                           actor=Actor(type="system", id="offsets-test"), issuedAt=utcnow(), payload={"name": name})
+    return CommandEnvelope(
+        commandId=f"cmd_{uuid.uuid4().hex}",
+        type="customer.create",
+        organizationId=organization_id,
+        actor=Actor(type="system", id="offsets-test"),
+        issuedAt=utcnow(),
+        payload={"name": name},
+    )
 
 
 async def test_the_group_commits_every_applied_batch(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -78,9 +87,12 @@ async def test_the_group_commits_every_applied_batch(session_factory, monkeypatc
     partition_count = (await ensure_topics(timeout=20))[topic(BILLING_COMMANDS)]
     tenants = [await new_tenant(session_factory, f"Offsets {n}") for n in range(4)]  # keyed apart: several partitions
     async with consumer_and_publisher() as broker:
-        await asyncio.gather(*(
-            publish_command(broker, create_customer(tenants[n % 4].organization_id, f"Customer {n}")) for n in range(COMMANDS)
-        ))
+        await asyncio.gather(
+            *(
+                publish_command(broker, create_customer(tenants[n % 4].organization_id, f"Customer {n}"))
+                for n in range(COMMANDS)
+            )
+        )
         async with asyncio.timeout(60):
             while sum([await _applied(session_factory, t.organization_id) for t in tenants]) < COMMANDS:
                 await asyncio.sleep(0.1)

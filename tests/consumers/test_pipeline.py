@@ -7,15 +7,15 @@ import uuid
 
 from sqlalchemy import select
 
-from billing.models import Customer, Outbox, ProcessedCommand
 from billing.commands import outcomes_of
 from billing.customers.service import create_customer
 from billing.errors import InvalidRequest
+from billing.models import Customer, Outbox, ProcessedCommand
 from consumers.app import ROUTES
+from consumers.pipeline import RawCommand, apply_batch
 from consumers.registry import Applied, Route
 from contracts.common import RequestModel
 from contracts.customers import CustomerCreate
-from consumers.pipeline import RawCommand, apply_batch
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
 from tests.api.conftest import new_tenant
 
@@ -54,10 +54,24 @@ async def test_a_batch_of_two_tenants_records_every_outcome_once(session_factory
     async with session_factory() as session:
         processed = {
             row.command_id: row
-            for row in (await session.scalars(select(ProcessedCommand).where(ProcessedCommand.command_id.in_([e.commandId for e in batch])))).all()
+            for row in (
+                await session.scalars(
+                    select(ProcessedCommand).where(ProcessedCommand.command_id.in_([e.commandId for e in batch]))
+                )
+            ).all()
         }
-        names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id.in_([a.organization_id, b.organization_id])))).all())
-        outbox = (await session.scalars(select(Outbox).where(Outbox.organization_id.in_([a.organization_id, b.organization_id])))).all()
+        names = sorted(
+            (
+                await session.scalars(
+                    select(Customer.name).where(Customer.organization_id.in_([a.organization_id, b.organization_id]))
+                )
+            ).all()
+        )
+        outbox = (
+            await session.scalars(
+                select(Outbox).where(Outbox.organization_id.in_([a.organization_id, b.organization_id]))
+            )
+        ).all()
     assert len(processed) == 5
     assert names == ["a1", "a2", "b1"]
     assert processed[batch[4].commandId].error["code"] == "unknown_command"
@@ -76,7 +90,13 @@ async def test_a_batch_of_two_tenants_records_every_outcome_once(session_factory
     replay = await apply_batch(session_factory, ROUTES, [record(e) for e in batch[:3]])
     assert (replay.applied, replay.duplicates) == (0, 3)
     async with session_factory() as session:
-        again = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id.in_([a.organization_id, b.organization_id])))).all())
+        again = sorted(
+            (
+                await session.scalars(
+                    select(Customer.name).where(Customer.organization_id.in_([a.organization_id, b.organization_id]))
+                )
+            ).all()
+        )
     assert again == names
 
 
@@ -104,7 +124,9 @@ async def test_a_command_id_of_another_tenant_is_refused_without_its_outcome(ses
     await apply_batch(session_factory, ROUTES, [record(forged)])
     async with session_factory() as session:
         events = (
-            await session.scalars(select(Outbox).where(Outbox.organization_id == b.organization_id, Outbox.event_type == "command.failed"))
+            await session.scalars(
+                select(Outbox).where(Outbox.organization_id == b.organization_id, Outbox.event_type == "command.failed")
+            )
         ).all()
     assert len(events) == 1
     data = events[0].payload["data"]
@@ -134,10 +156,18 @@ async def test_a_command_failing_after_it_wrote_leaves_nothing_behind(session_fa
     result = await apply_batch(session_factory, routes, [record(e, i) for i, e in enumerate(batch)])
     assert result.applied == 4
     async with session_factory() as session:
-        names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))).all())
+        names = sorted(
+            (
+                await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))
+            ).all()
+        )
         processed = {
             row.command_id: row
-            for row in (await session.scalars(select(ProcessedCommand).where(ProcessedCommand.organization_id == tenant.organization_id))).all()
+            for row in (
+                await session.scalars(
+                    select(ProcessedCommand).where(ProcessedCommand.organization_id == tenant.organization_id)
+                )
+            ).all()
         }
     assert names == ["after", "before"]
     assert processed[batch[1].commandId].error["code"] == "late_refusal"
@@ -168,10 +198,16 @@ async def test_a_batch_sees_its_own_writes_and_keeps_each_commands_result(sessio
     assert outcomes[3].result["deleted"] is True
     assert outcomes[4].error["code"] == "resource_missing"
     async with session_factory() as session:
-        stored = (await session.scalars(select(Customer).where(Customer.organization_id == tenant.organization_id).order_by(Customer.name))).all()
+        stored = (
+            await session.scalars(
+                select(Customer).where(Customer.organization_id == tenant.organization_id).order_by(Customer.name)
+            )
+        ).all()
     assert [(c.name, c.deleted) for c in stored] == [("renamed", True), ("second", False)]
     second_result = outcomes[0].result
-    assert second_result["createdAt"] == next(c for c in stored if c.name == "second").created_at.isoformat().replace("+00:00", "Z")
+    assert second_result["createdAt"] == next(c for c in stored if c.name == "second").created_at.isoformat().replace(
+        "+00:00", "Z"
+    )
 
 
 async def _outcome_of(session_factory, command_id: str):  # type: ignore[no-untyped-def]
@@ -201,7 +237,11 @@ async def test_a_constraint_broken_at_the_batch_write_is_charged_to_its_command(
     assert [o.status for o in outcomes] == ["succeeded", "succeeded", "failed"]
     assert outcomes[2].error["code"] == "resource_conflict" and outcomes[2].error["status"] == 409
     async with session_factory() as session:
-        names = sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))).all())
+        names = sorted(
+            (
+                await session.scalars(select(Customer.name).where(Customer.organization_id == tenant.organization_id))
+            ).all()
+        )
     assert names == ["fixed", "unrelated"]
 
 

@@ -100,26 +100,47 @@ def _attach(details: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
 POISONS = {
     # refused at the batch's final write, after the handler returned
     "nul_in_text": Poison(
-        "customer.create", lambda _: {"name": PLACEHOLDER}, b'"bad\\u0000name"', "invalid_request_error", "invalid_characters", "name"
+        "customer.create",
+        lambda _: {"name": PLACEHOLDER},
+        b'"bad\\u0000name"',
+        "invalid_request_error",
+        "invalid_characters",
+        "name",
     ),
     # the bytes are not UTF-8: read as lone surrogates, refused by Postgres in a free-form field
     "invalid_utf8": Poison(
-        "payment_method.attach", _attach({"name": PLACEHOLDER}), b'"\xff\xfe bytes"', "invalid_request_error",
-        "invalid_characters", "method[billingDetails][name]",
+        "payment_method.attach",
+        _attach({"name": PLACEHOLDER}),
+        b'"\xff\xfe bytes"',
+        "invalid_request_error",
+        "invalid_characters",
+        "method[billingDetails][name]",
     ),
     "lone_surrogate": Poison(
-        "payment_method.attach", _attach({"name": PLACEHOLDER}), b'"\\ud800"', "invalid_request_error",
-        "invalid_characters", "method[billingDetails][name]",
+        "payment_method.attach",
+        _attach({"name": PLACEHOLDER}),
+        b'"\\ud800"',
+        "invalid_request_error",
+        "invalid_characters",
+        "method[billingDetails][name]",
     ),
     # JSON has no Infinity: Postgres refuses the jsonb
     "number_postgres_refuses": Poison(
-        "payment_method.attach", _attach({"amount": PLACEHOLDER}), b"1e400", "invalid_request_error",
-        "invalid_value", "method[billingDetails][amount]",
+        "payment_method.attach",
+        _attach({"amount": PLACEHOLDER}),
+        b"1e400",
+        "invalid_request_error",
+        "invalid_value",
+        "method[billingDetails][amount]",
     ),
     # the driver refuses it (an InterfaceError that is no connection problem)
     "integer_beyond_int64": Poison(
-        "test.store_balance", lambda _: {"balance": PLACEHOLDER}, str(2**70).encode(), "invalid_request_error",
-        "invalid_value", "balance",
+        "test.store_balance",
+        lambda _: {"balance": PLACEHOLDER},
+        str(2**70).encode(),
+        "invalid_request_error",
+        "invalid_value",
+        "balance",
     ),
     "handler_exception": Poison("test.crash", lambda _: {}, b"", "api_error", "internal_error", None),
 }
@@ -133,7 +154,9 @@ async def _customer(session_factory: Any, organization_id: str, name: str) -> st
 
 async def _names(session_factory: Any, organization_id: str) -> list[str]:
     async with session_factory() as session:
-        return sorted((await session.scalars(select(Customer.name).where(Customer.organization_id == organization_id))).all())
+        return sorted(
+            (await session.scalars(select(Customer.name).where(Customer.organization_id == organization_id))).all()
+        )
 
 
 async def _check_poison(session_factory: Any, kind: str) -> None:
@@ -147,7 +170,13 @@ async def _check_poison(session_factory: Any, kind: str) -> None:
         command(a.organization_id, "customer.create", {"name": "a2"}),
         command(b.organization_id, "customer.create", {"name": "b2"}),
     ]
-    records = [record(good[0], 1), record(good[1], 2), raw(bad, poison.bytes, 3), record(good[2], 4), record(good[3], 5)]
+    records = [
+        record(good[0], 1),
+        record(good[1], 2),
+        raw(bad, poison.bytes, 3),
+        record(good[2], 4),
+        record(good[3], 5),
+    ]
     result = await apply_batch(session_factory, TEST_ROUTES, records)
     assert (result.applied, result.dead_letters) == (5, [])
 
@@ -160,7 +189,9 @@ async def _check_poison(session_factory: Any, kind: str) -> None:
     assert (error["type"], error["code"], error["param"]) == (poison.type, poison.code, poison.param)
     assert error["status"] == (500 if poison.type == "api_error" else 400)
     async with session_factory() as session:
-        events = (await session.scalars(select(Outbox).where(Outbox.payload["commandId"].astext == bad.commandId))).all()
+        events = (
+            await session.scalars(select(Outbox).where(Outbox.payload["commandId"].astext == bad.commandId))
+        ).all()
         methods = await session.scalar(
             select(func.count()).select_from(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == holder)
         )
@@ -213,7 +244,9 @@ async def test_a_record_nested_too_deep_to_parse_is_a_dead_letter(session_factor
     good = command(tenant.organization_id, "customer.create", {"name": "after the deep one"})
     deep = RawCommand(b"[" * 100_000 + b"]" * 100_000, "billing.commands", 0, 0)
     result = await apply_batch(session_factory, ROUTES, [deep, record(good, 1)])
-    assert [(letter.record.offset, letter.reason.startswith("not JSON")) for letter in result.dead_letters] == [(0, True)]
+    assert [(letter.record.offset, letter.reason.startswith("not JSON")) for letter in result.dead_letters] == [
+        (0, True)
+    ]
     assert await _names(session_factory, tenant.organization_id) == ["after the deep one"]
 
 
@@ -250,7 +283,9 @@ FAILED_ONCE: list[str] = []
 
 async def _raise_sqlstate(session: Any, payload: _SqlState) -> Applied:
     """Postgres itself raises the error with that SQLSTATE (a real server error, no fake)."""
-    await session.execute(text(f"DO $$ BEGIN RAISE EXCEPTION 'raised for the test' USING ERRCODE = '{payload.sqlstate}'; END $$"))
+    await session.execute(
+        text(f"DO $$ BEGIN RAISE EXCEPTION 'raised for the test' USING ERRCODE = '{payload.sqlstate}'; END $$")
+    )
     return Applied("customer", {})
 
 
@@ -279,10 +314,16 @@ async def test_a_failure_of_the_moment_is_retried_never_answered(session_factory
 
 @pytest.mark.parametrize(
     ("sqlstate", "type", "code"),
-    [("22003", "invalid_request_error", "invalid_value"), ("22P02", "invalid_request_error", "invalid_value"),
-     ("42601", "api_error", "internal_error"), ("XX000", "api_error", "internal_error")],
+    [
+        ("22003", "invalid_request_error", "invalid_value"),
+        ("22P02", "invalid_request_error", "invalid_value"),
+        ("42601", "api_error", "internal_error"),
+        ("XX000", "api_error", "internal_error"),
+    ],
 )
-async def test_any_other_database_error_is_answered_as_its_commands_failure(session_factory, sqlstate: str, type: str, code: str) -> None:  # type: ignore[no-untyped-def]
+async def test_any_other_database_error_is_answered_as_its_commands_failure(
+    session_factory, sqlstate: str, type: str, code: str
+) -> None:  # type: ignore[no-untyped-def]
     tenant = await new_tenant(session_factory, f"Refused {sqlstate}")
     routes = {**ROUTES, "test.sqlstate": Route(_SqlState, _raise_sqlstate)}
     failing = command(tenant.organization_id, "test.sqlstate", {"sqlstate": sqlstate})
@@ -294,7 +335,9 @@ async def test_any_other_database_error_is_answered_as_its_commands_failure(sess
     assert await _names(session_factory, tenant.organization_id) == ["applies"]
 
 
-async def test_the_consumer_retries_a_serialization_failure_and_applies_the_command(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_the_consumer_retries_a_serialization_failure_and_applies_the_command(
+    session_factory, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     tenant = await new_tenant(session_factory, "Retried")
     monkeypatch.setitem(consumers.app.ROUTES, "test.fail_once", Route(_SqlState, _fail_once_then_create))
     FAILED_ONCE.clear()
@@ -313,7 +356,9 @@ async def _outcome_of_or_none(session_factory: Any, command_id: str) -> Any:
 async def _dead_letters(count: int) -> list[dict[str, Any]]:
     settings = get_settings()
     reader = AIOKafkaConsumer(
-        topic(BILLING_COMMANDS_DLQ), bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest",
+        topic(BILLING_COMMANDS_DLQ),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await reader.start()
@@ -335,13 +380,21 @@ async def test_a_real_consumer_answers_poison_and_keeps_its_partition_moving(ses
     a, b = await new_tenant(session_factory, "Kafka poison A"), await new_tenant(session_factory, "Kafka poison B")
     nul = command(a.organization_id, "customer.create", {"name": "bad\x00name"})
     breaker = command(a.organization_id, "test.break_transaction", {})
-    good = [command(t.organization_id, "customer.create", {"name": f"{t is a and 'a' or 'b'}{n}"}) for n in range(10) for t in (a, b)]
+    good = [
+        command(t.organization_id, "customer.create", {"name": f"{(t is a and 'a') or 'b'}{n}"})
+        for n in range(10)
+        for t in (a, b)
+    ]
 
     async with consumer_and_publisher() as broker:
         for envelope in [nul, breaker, *good]:
             await publish_command(broker, envelope)
         async with asyncio.timeout(60):
-            while len(await _names(session_factory, a.organization_id)) + len(await _names(session_factory, b.organization_id)) < 20:
+            while (
+                len(await _names(session_factory, a.organization_id))
+                + len(await _names(session_factory, b.organization_id))
+                < 20
+            ):
                 await asyncio.sleep(0.1)
         assert await _names(session_factory, a.organization_id) == sorted(f"a{n}" for n in range(10))
         assert (await _outcome_of(session_factory, nul.commandId)).error["code"] == "invalid_characters"

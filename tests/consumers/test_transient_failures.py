@@ -38,7 +38,9 @@ def _free_port() -> int:
 
 
 async def test_commands_wait_for_postgres_and_are_applied_when_it_returns(
-    database_url: str, session_factory, monkeypatch  # type: ignore[no-untyped-def]
+    database_url: str,
+    session_factory,
+    monkeypatch,  # type: ignore[no-untyped-def]
 ) -> None:
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "pgdown.")
     await ensure_topics(timeout=20)
@@ -70,7 +72,12 @@ async def test_commands_wait_for_postgres_and_are_applied_when_it_returns(
         await asyncio.wait_for(ready.wait(), timeout=60)
         await asyncio.sleep(2.0)  # the consumer holds the batch and retries against a closed port
         async with session_factory() as session:
-            assert await session.scalar(select(func.count()).select_from(Customer).where(Customer.organization_id == tenant.organization_id)) == 0
+            assert (
+                await session.scalar(
+                    select(func.count()).select_from(Customer).where(Customer.organization_id == tenant.organization_id)
+                )
+                == 0
+            )
 
         async def forward(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
             server_reader, server_writer = await asyncio.open_connection(real.host, real.port)

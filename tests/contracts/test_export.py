@@ -59,14 +59,28 @@ def envelope(command_type: str, payload: dict[str, Any], key: str | None = None)
 
 
 REAL_COMMANDS = [
-    ("customer.create", {"email": "jenny@example.com", "name": "Jenny", "metadata": {"plan": "pro"},
-                         "address": {"line1": "1 Main St", "country": "US"}, "balance": -100}),
+    (
+        "customer.create",
+        {
+            "email": "jenny@example.com",
+            "name": "Jenny",
+            "metadata": {"plan": "pro"},
+            "address": {"line1": "1 Main St", "country": "US"},
+            "balance": -100,
+        },
+    ),
     ("customer.create", {}),
     ("customer.update", {"id": "cus_1", "changes": {"name": None, "metadata": {"plan": None}}}),
     ("customer.delete", {"id": "cus_1"}),
     ("api_key.create", {"id": "key_1", "name": "backend", "secretHash": "a" * 64, "prefix": "sk_live_abc"}),
-    ("api_key.roll", {"oldKeyId": "key_1", "expiresInSeconds": 60,
-                      "newKey": {"id": "key_2", "name": "rolled", "secretHash": "b" * 64, "prefix": "sk_live_def"}}),
+    (
+        "api_key.roll",
+        {
+            "oldKeyId": "key_1",
+            "expiresInSeconds": 60,
+            "newKey": {"id": "key_2", "name": "rolled", "secretHash": "b" * 64, "prefix": "sk_live_def"},
+        },
+    ),
     ("api_key.revoke", {"id": "key_2"}),
 ]
 
@@ -87,7 +101,9 @@ def test_the_command_schema_has_one_branch_per_registered_command_type(documents
 
 
 @pytest.mark.parametrize(("command_type", "payload"), REAL_COMMANDS, ids=[c for c, _ in REAL_COMMANDS])
-def test_real_command_envelopes_are_valid(documents: dict[str, Any], command_type: str, payload: dict[str, Any]) -> None:
+def test_real_command_envelopes_are_valid(
+    documents: dict[str, Any], command_type: str, payload: dict[str, Any]
+) -> None:
     message = envelope(command_type, payload, key="idem-1")
     assert errors(documents["commands.schema.json"], message) == []
 
@@ -157,13 +173,25 @@ def test_a_bad_event_is_rejected(documents: dict[str, Any]) -> None:
 def test_real_usage_events_are_valid_and_bad_ones_rejected(documents: dict[str, Any]) -> None:
     schema = documents["usage.schema.json"]
     event = UsageEventCreate.model_validate(
-        {"eventName": "api_call", "customerId": "cus_1", "value": "12.5", "identifier": "u-1", "properties": {"region": "eu"}}
+        {
+            "eventName": "api_call",
+            "customerId": "cus_1",
+            "value": "12.5",
+            "identifier": "u-1",
+            "properties": {"region": "eu"},
+        }
     ).to_event(ORG)
     _, value = event.to_kafka()
     assert errors(schema, json.loads(value)) == []
     # what a trusted publisher may also send: a JSON number and epoch seconds
-    raw = {"eventName": "api_call", "customerId": "cus_1", "value": 3, "identifier": "u-2",
-           "organizationId": ORG, "timestamp": int(utcnow().timestamp())}
+    raw = {
+        "eventName": "api_call",
+        "customerId": "cus_1",
+        "value": 3,
+        "identifier": "u-2",
+        "organizationId": ORG,
+        "timestamp": int(utcnow().timestamp()),
+    }
     UsageEvent.model_validate(raw)
     assert errors(schema, raw) == []
     assert errors(schema, {**raw, "timestamp": "1738324800.250"}) == []
@@ -186,7 +214,9 @@ def _resolve(document: dict[str, Any], ref: str) -> Any:
 
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
-        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [r for v in node.values() for r in _refs(v)]
+        return ([node["$ref"]] if isinstance(node.get("$ref"), str) else []) + [
+            r for v in node.values() for r in _refs(v)
+        ]
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
@@ -205,7 +235,12 @@ def test_asyncapi_describes_the_topics_and_every_command(documents: dict[str, An
         _resolve(doc, ref)  # every reference points somewhere
 
     addresses = {c["address"]: c for c in doc["channels"].values()}
-    assert set(addresses) == {topics.BILLING_COMMANDS, topics.BILLING_EVENTS, topics.BILLING_COMMANDS_DLQ, topics.USAGE_EVENTS}
+    assert set(addresses) == {
+        topics.BILLING_COMMANDS,
+        topics.BILLING_EVENTS,
+        topics.BILLING_COMMANDS_DLQ,
+        topics.USAGE_EVENTS,
+    }
     for address, channel in addresses.items():
         assert channel["bindings"]["kafka"]["partitions"] == topics.PARTITIONS[address]
     actions = {_resolve(doc, op["channel"]["$ref"])["address"]: op["action"] for op in doc["operations"].values()}
@@ -246,9 +281,13 @@ def test_asyncapi_payloads_accept_real_messages(documents: dict[str, Any]) -> No
     assert not list(payload_validator(doc, "CommandDeadLetter").iter_errors(letter))
     assert list(payload_validator(doc, "CommandDeadLetter").iter_errors({**letter, "offset": "42"}))
 
-    _, usage = UsageEventCreate.model_validate(
-        {"eventName": "api_call", "customerId": "cus_1", "value": 1, "identifier": "u-1"}
-    ).to_event(ORG).to_kafka()
+    _, usage = (
+        UsageEventCreate.model_validate(
+            {"eventName": "api_call", "customerId": "cus_1", "value": 1, "identifier": "u-1"}
+        )
+        .to_event(ORG)
+        .to_kafka()
+    )
     assert not list(payload_validator(doc, "UsageEvent").iter_errors(json.loads(usage)))
 
 
@@ -265,7 +304,10 @@ def test_billing_contracts_export_writes_the_four_files(tmp_path: Path, document
 
 def test_topic_names_agree_with_producers() -> None:
     assert (export.BILLING_COMMANDS, export.BILLING_EVENTS, export.BILLING_COMMANDS_DLQ, export.USAGE_EVENTS) == (
-        topics.BILLING_COMMANDS, topics.BILLING_EVENTS, topics.BILLING_COMMANDS_DLQ, topics.USAGE_EVENTS
+        topics.BILLING_COMMANDS,
+        topics.BILLING_EVENTS,
+        topics.BILLING_COMMANDS_DLQ,
+        topics.USAGE_EVENTS,
     )
 
 

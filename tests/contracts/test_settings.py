@@ -16,9 +16,9 @@ from billing.organizations.stripe_account import ensure_keyring
 from contracts.settings import (
     LOCAL,
     PRODUCTION,
+    PROJECT_ROOT,
     STRIPE,
     STRIPE_MOCK,
-    PROJECT_ROOT,
     Settings,
     UnsafeSettings,
     is_loopback,
@@ -28,7 +28,9 @@ from contracts.settings import (
 
 
 def production(**changes: object) -> Settings:
-    base = dataclasses.replace(Settings(), environment=PRODUCTION, stripe_api_base=STRIPE, secret_encryption_keys=generate_key())
+    base = dataclasses.replace(
+        Settings(), environment=PRODUCTION, stripe_api_base=STRIPE, secret_encryption_keys=generate_key()
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -81,10 +83,16 @@ def test_no_key_file_appears_outside_the_local_stack(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["api", "--port", "1"], ["consume"], ["dev", "--no-seed"]])
 def test_the_processes_refuse_to_start_when_unsafe(tmp_path: Path, command: list[str]) -> None:
     """The real CLI, as a deployment without the local stack would start it."""
-    environment = {key: value for key, value in os.environ.items() if key not in ("BILLING_ENV", "BILLING_ENCRYPTION_KEYS", "STRIPE_API_BASE")}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("BILLING_ENV", "BILLING_ENCRYPTION_KEYS", "STRIPE_API_BASE")
+    }
     environment |= {"BILLING_DATA_DIR": str(tmp_path), "STRIPE_API_BASE": "http://stripe.example.com"}
     billing = Path(sys.executable).parent / "billing"
-    done = subprocess.run([str(billing), *command], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(billing), *command], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
     assert done.returncode == 1 and "Traceback" not in output, output

@@ -80,7 +80,12 @@ class Load:
             path = f"/v1/customers/{random.choice(self.customers)}"
             return Command(kind, key, "PATCH", path, {"name": f"Renamed {n}", "metadata": {"faultUpdate": key}})
         if kind == "price.create" and self.products:
-            body = {"product": random.choice(self.products), "currency": "usd", "unitAmount": 100 + n, "metadata": metadata}
+            body = {
+                "product": random.choice(self.products),
+                "currency": "usd",
+                "unitAmount": 100 + n,
+                "metadata": metadata,
+            }
             return Command(kind, key, "POST", "/v1/prices", body)
         if kind == "product.create":
             return Command(kind, key, "POST", "/v1/products", {"name": f"Product {n}", "metadata": metadata})
@@ -92,7 +97,9 @@ class Load:
         self.commands.append(command)
         while time.monotonic() < deadline:
             try:
-                response = await self.client.request(command.method, command.path, json=command.body, headers={"Idempotency-Key": command.key})
+                response = await self.client.request(
+                    command.method, command.path, json=command.body, headers={"Idempotency-Key": command.key}
+                )
             except httpx.TransportError:
                 self.transport_errors += 1
                 await asyncio.sleep(0.2)
@@ -131,7 +138,9 @@ class Load:
             command = self.next_command(n * len(COMMAND_TYPES))  # a customer create
             n += 1
             try:
-                response = await self.client.post(command.path, json=command.body, headers={"Idempotency-Key": command.key})
+                response = await self.client.post(
+                    command.path, json=command.body, headers={"Idempotency-Key": command.key}
+                )
             except httpx.TransportError:
                 await asyncio.sleep(0.2)
                 continue
@@ -176,12 +185,25 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child writes to it
-        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.running[name] = process
         return process
 
     def run(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
@@ -343,8 +365,11 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
             issued = {command_id_for(organization["organization"], c.key) for c in load.commands}
             conn = await asyncpg.connect(dsn)
             try:
+
                 async def all_applied() -> bool:
-                    rows = await conn.fetch("select command_id from processed_commands where command_id = any($1::text[])", list(expected))
+                    rows = await conn.fetch(
+                        "select command_id from processed_commands where command_id = any($1::text[])", list(expected)
+                    )
                     return len(rows) == len(expected)
 
                 await _wait_until(all_applied, 60, "every accepted command applied")
@@ -354,7 +379,11 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
             finally:
                 await conn.close()
             on_kafka = await _kafka_event_ids(settings.kafka_bootstrap_servers)
-            await _wait_until(lambda: _analytics_caught_up(settings), 30, f"the analytics consumer consuming again; {processes.tail('analytics')}")
+            await _wait_until(
+                lambda: _analytics_caught_up(settings),
+                30,
+                f"the analytics consumer consuming again; {processes.tail('analytics')}",
+            )
 
         figures.update(
             requests=sum(load.statuses.values()),
@@ -367,7 +396,9 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
             answered_again=reconciliation["answered_again"],
             events_on_kafka=sum(on_kafka.values()),
             events_on_kafka_twice=sum(1 for n in on_kafka.values() if n > 1),
-            producers_replaced={name: processes.tail(name, None).count("replacing the Kafka producer") for name in ("api", "consumer")},
+            producers_replaced={
+                name: processes.tail(name, None).count("replacing the Kafka producer") for name in ("api", "consumer")
+            },
         )
         print("\nfault test figures:", json.dumps(figures))
 
@@ -411,13 +442,19 @@ TABLES = {"customer.create": "customers", "product.create": "products", "price.c
 
 
 async def _reconcile(
-    conn: asyncpg.Connection, organization_id: str, commands: list[Command], expected: dict[str, Command], issued: set[str]
+    conn: asyncpg.Connection,
+    organization_id: str,
+    commands: list[Command],
+    expected: dict[str, Command],
+    issued: set[str],
 ) -> dict[str, Any]:
     """Rows, processed_commands and outbox agree: one row per accepted create (found by its
     key in metadata), one processed command and one outcome event per accepted command,
     and nothing that no client sent."""
     problems: list[str] = []
-    rows = await conn.fetch("select command_id, status, resource_id from processed_commands where organization_id = $1", organization_id)
+    rows = await conn.fetch(
+        "select command_id, status, resource_id from processed_commands where organization_id = $1", organization_id
+    )
     processed = {r["command_id"]: r for r in rows}
     if unknown := set(processed) - issued:
         problems.append(f"{len(unknown)} processed commands no client sent")
@@ -428,7 +465,7 @@ async def _reconcile(
         elif row["status"] != "succeeded":
             problems.append(f"{command.kind} {command.key} {row['status']}")
     for kind, table in TABLES.items():
-        query = f"select metadata->>'faultKey' as k from {table} where organization_id = $1"  # noqa: S608 - fixed names
+        query = f"select metadata->>'faultKey' as k from {table} where organization_id = $1"
         keys = Counter(r["k"] for r in await conn.fetch(query, organization_id))
         wanted = {c.key for c in expected.values() if c.kind == kind}
         if dupes := [k for k, n in keys.items() if n > 1]:
@@ -449,7 +486,12 @@ async def _reconcile(
         problems.append(f"{len(changed)} outcome events that disagree with processed_commands")
     if no_event := set(processed) - set(outcomes):
         problems.append(f"{len(no_event)} processed commands without an outcome event")
-    event_ids = {r["e"] for r in await conn.fetch("select payload->>'eventId' as e from outbox where organization_id = $1", organization_id)}
+    event_ids = {
+        r["e"]
+        for r in await conn.fetch(
+            "select payload->>'eventId' as e from outbox where organization_id = $1", organization_id
+        )
+    }
     return {
         "problems": problems,
         "applied": sum(1 for c in expected if c in processed),

@@ -112,12 +112,14 @@ def test_a_tenant_scoped_relation_joins_on_the_tenant_and_sets_only_its_referenc
     assert result.returncode == 0, result.stdout + result.stderr
     models = (tmp_path / "billing" / "models" / "things.py").read_text()
     # the column list is SQL: a camelCase column is quoted, or Postgres would fold it
-    assert (
-        "ForeignKeyConstraint(['tenant', 'ownerId'], ['Owner.tenant', 'Owner.id'], name='Thing_tenant_ownerId_fkey', "
-        """ondelete='SET NULL ("ownerId")', onupdate='CASCADE')"""
-    ) in models
+    constraint = (
+        '        ForeignKeyConstraint(\n            ["tenant", "ownerId"],\n            ["Owner.tenant", "Owner.id"],\n'
+        '            name="Thing_tenant_ownerId_fkey",\n            ondelete=\'SET NULL ("ownerId")\',\n'
+        '            onupdate="CASCADE",\n        ),'
+    )
+    assert constraint in models
     # both sides join on the tenant, and neither writes it
-    join = "primaryjoin='and_(Thing.tenant == Owner.tenant, foreign(Thing.owner_id) == Owner.id)'"
+    join = 'primaryjoin="and_(Thing.tenant == Owner.tenant, foreign(Thing.owner_id) == Owner.id)"'
     assert models.count(join) == 2
 
 
@@ -125,7 +127,7 @@ def test_a_tenant_scoped_relation_joins_on_the_tenant_and_sets_only_its_referenc
     ("model", "message"),
     [
         (
-            '/// @domain things\nmodel Thing {\n  id String @id\n  tags String[]\n}',
+            "/// @domain things\nmodel Thing {\n  id String @id\n  tags String[]\n}",
             "model Thing, field tags: scalar lists are not supported",
         ),
         (

@@ -25,15 +25,30 @@ async def test_the_sweep_publishes_rows_a_dead_committer_left_behind(session_fac
     await ensure_topics(timeout=20)
     organization = f"org_sweep_{uuid.uuid4().hex[:8]}"
     events = [
-        EventEnvelope(eventId=new_event_id(), type="customer.created", organizationId=organization, occurredAt=utcnow(), data={"n": n})
+        EventEnvelope(
+            eventId=new_event_id(),
+            type="customer.created",
+            organizationId=organization,
+            occurredAt=utcnow(),
+            data={"n": n},
+        )
         for n in range(3)
     ]
     async with session_factory() as session, session.begin():
-        ids = (await session.scalars(insert(Outbox).returning(Outbox.id), [outbox_row(e, BILLING_EVENTS) for e in events])).all()
+        ids = (
+            await session.scalars(insert(Outbox).returning(Outbox.id), [outbox_row(e, BILLING_EVENTS) for e in events])
+        ).all()
         # as if committed a minute ago by a process that died before relaying
-        await session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(created_at=datetime.now(UTC) - timedelta(minutes=1)))
+        await session.execute(
+            update(Outbox).where(Outbox.id.in_(ids)).values(created_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
 
-    reader = AIOKafkaConsumer(topic(BILLING_EVENTS), bootstrap_servers=get_settings().kafka_bootstrap_servers, auto_offset_reset="earliest", group_id=None)
+    reader = AIOKafkaConsumer(
+        topic(BILLING_EVENTS),
+        bootstrap_servers=get_settings().kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
     await reader.start()
     broker = create_broker()
     await broker.start()

@@ -105,6 +105,8 @@ def downgrade() -> None:
             key.old_name, key.table, key.target, [key.column], ["id"], ondelete=key.on_delete, onupdate="CASCADE"
         )
     op.drop_index("subscription_schedules_organization_id_subscription_id_key", table_name="subscription_schedules")
-    op.create_index("subscription_schedules_subscription_id_key", "subscription_schedules", ["subscription_id"], unique=True)
+    op.create_index(
+        "subscription_schedules_subscription_id_key", "subscription_schedules", ["subscription_id"], unique=True
+    )
     for table in REFERENCED_TABLES:
         op.drop_index(f"{table}_organization_id_id_key", table_name=table)

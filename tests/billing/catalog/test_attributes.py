@@ -41,7 +41,10 @@ def test_a_valid_product_gets_defaults_and_keeps_its_values() -> None:
 
 
 def test_a_null_value_on_create_counts_as_left_out() -> None:
-    assert attributes_for_new_product({"color": "blue", "size": None}, DEFINITIONS) == {"color": "blue", "organic": False}
+    assert attributes_for_new_product({"color": "blue", "size": None}, DEFINITIONS) == {
+        "color": "blue",
+        "organic": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -134,5 +137,10 @@ def test_filters_are_typed_by_the_definition_and_never_go_through_a_float() -> N
     assert filter_json("size", "42", SIZE) == '{"size": 42}'
     assert filter_json("size", "0.1000000000000000055", SIZE) == '{"size": 0.1000000000000000055}'
     assert json.loads(filter_json("gone", "7", None)) == {"gone": "7"}  # removed: matched as stored strings
-    for key, raw, definition in (("size", "ten", SIZE), ("size", "1e3", SIZE), ("organic", "1", ORGANIC), ("released", "x", RELEASED)):
+    for key, raw, definition in (
+        ("size", "ten", SIZE),
+        ("size", "1e3", SIZE),
+        ("organic", "1", ORGANIC),
+        ("released", "x", RELEASED),
+    ):
         assert error_of(filter_json, key, raw, definition).param == f"attributes[{key}]"

@@ -52,9 +52,27 @@ TIERED_USD = {
         {"upTo": "inf", "unitAmount": 700},
     ],
     "currencyOptions": {
-        "eur": {"tiers": [{"upTo": 10, "unitAmount": 900}, {"upTo": 100, "unitAmount": 800, "flatAmount": 450}, {"upTo": "inf", "unitAmount": 650}]},
-        "jpy": {"tiers": [{"upTo": 10, "unitAmount": 1500}, {"upTo": 100, "unitAmount": 1300, "flatAmount": 700}, {"upTo": "inf", "unitAmount": 1000}]},
-        "kwd": {"tiers": [{"upTo": 10, "unitAmount": 3050}, {"upTo": 100, "unitAmountDecimal": "2600.25", "flatAmount": 1500}, {"upTo": "inf", "unitAmount": 2100}]},
+        "eur": {
+            "tiers": [
+                {"upTo": 10, "unitAmount": 900},
+                {"upTo": 100, "unitAmount": 800, "flatAmount": 450},
+                {"upTo": "inf", "unitAmount": 650},
+            ]
+        },
+        "jpy": {
+            "tiers": [
+                {"upTo": 10, "unitAmount": 1500},
+                {"upTo": 100, "unitAmount": 1300, "flatAmount": 700},
+                {"upTo": "inf", "unitAmount": 1000},
+            ]
+        },
+        "kwd": {
+            "tiers": [
+                {"upTo": 10, "unitAmount": 3050},
+                {"upTo": 100, "unitAmountDecimal": "2600.25", "flatAmount": 1500},
+                {"upTo": "inf", "unitAmount": 2100},
+            ]
+        },
     },
 }
 
@@ -100,7 +118,9 @@ other_org = org
 
 
 async def product(org: Org, **fields: Any) -> Product:
-    return await org.run(lambda s: service.create_product(s, ProductCreate.model_validate({"name": "Widget", **fields})))
+    return await org.run(
+        lambda s: service.create_product(s, ProductCreate.model_validate({"name": "Widget", **fields}))
+    )
 
 
 async def price(org: Org, product_id: str, **fields: Any) -> Price:
@@ -112,7 +132,9 @@ async def price(org: Org, product_id: str, **fields: Any) -> Price:
 
 
 async def define(org: Org, **fields: Any) -> Any:
-    return await org.run(lambda s: service.create_attribute_definition(s, AttributeDefinitionCreate.model_validate(fields)))
+    return await org.run(
+        lambda s: service.create_attribute_definition(s, AttributeDefinitionCreate.model_validate(fields))
+    )
 
 
 # --- attribute definitions and products -----------------------------------------------------------
@@ -148,7 +170,11 @@ async def test_attribute_lifecycle_add_deprecate_remove(org: Org) -> None:
 
 async def test_definition_rules(org: Org) -> None:
     await define(org, key="size", label="Size", type="enum", enumValues=["s", "m"], defaultValue="m")
-    error = await org.fails(lambda s: service.create_attribute_definition(s, AttributeDefinitionCreate(key="size", label="x", type="string")))
+    error = await org.fails(
+        lambda s: service.create_attribute_definition(
+            s, AttributeDefinitionCreate(key="size", label="x", type="string")
+        )
+    )
     assert (error.param, error.code) == ("key", "attribute_key_in_use")
     size = await org.run(lambda s: repository.get_attribute_definition_by_key(s, "size"))
     # dropping the default's value from enumValues points at enumValues
@@ -156,7 +182,9 @@ async def test_definition_rules(org: Org) -> None:
     assert error.param == "enumValues"
     error = await org.fails(lambda s: service.update_attribute_definition(s, size.id, {"label": None}))
     assert error.param == "label"
-    updated = await org.run(lambda s: service.update_attribute_definition(s, size.id, {"enumValues": ["s", "l"], "defaultValue": "l"}))
+    updated = await org.run(
+        lambda s: service.update_attribute_definition(s, size.id, {"enumValues": ["s", "l"], "defaultValue": "l"})
+    )
     assert (updated.enum_values, updated.default_value) == (["s", "l"], "l")
     missing = await org.fails(lambda s: service.update_attribute_definition(s, "attr_nope", {"label": "x"}))
     assert isinstance(missing, ResourceMissing)
@@ -167,10 +195,14 @@ async def test_definitions_and_products_are_tenant_scoped(org: Org, other_org: O
     mine = await product(org, attributes={"fabric": "linen"})
     # the other organization has no such definition: its products neither need nor accept it
     assert (await product(other_org, name="Theirs")).attributes == {}
-    error = await other_org.fails(lambda s: service.create_product(s, ProductCreate(name="x", attributes={"fabric": "a"})))
+    error = await other_org.fails(
+        lambda s: service.create_product(s, ProductCreate(name="x", attributes={"fabric": "a"}))
+    )
     assert error.code == "parameter_unknown"
     assert await other_org.run(lambda s: repository.get_product(s, mine.id)) is None
-    assert isinstance(await other_org.fails(lambda s: service.update_product(s, mine.id, {"name": "stolen"})), ResourceMissing)
+    assert isinstance(
+        await other_org.fails(lambda s: service.update_product(s, mine.id, {"name": "stolen"})), ResourceMissing
+    )
     assert len(await other_org.run(repository.attribute_definitions)) == 0
 
 
@@ -180,7 +212,11 @@ async def test_update_merges_attributes_and_metadata(org: Org) -> None:
     created = await product(org, attributes={"weight": 1.5}, metadata={"a": "1", "b": "2"})
     assert created.attributes == {"weight": 1.5, "organic": False}
     updated = await org.run(
-        lambda s: service.update_product(s, created.id, {"attributes": {"weight": None, "organic": True}, "metadata": {"a": None, "c": "3"}, "description": "d"})
+        lambda s: service.update_product(
+            s,
+            created.id,
+            {"attributes": {"weight": None, "organic": True}, "metadata": {"a": None, "c": "3"}, "description": "d"},
+        )
     )
     assert updated.attributes == {"organic": True}
     assert updated.metadata_ == {"b": "2", "c": "3"}
@@ -246,11 +282,17 @@ async def test_the_attribute_filter_uses_the_gin_index(org: Org) -> None:
 
 async def test_a_tiered_multi_currency_price_is_stored_like_stripe_and_quoted_per_currency(org: Org) -> None:
     widget = await product(org)
-    created = await price(org, widget.id, **{k: v for k, v in TIERED_USD.items() if k != "currency"}, lookupKey="pro_monthly")
+    created = await price(
+        org, widget.id, **{k: v for k, v in TIERED_USD.items() if k != "currency"}, lookupKey="pro_monthly"
+    )
     assert created.id.startswith("price_")
     assert created.tiers[-1] == {"upTo": None, "unitAmount": 700}  # inf reads as null, as in Stripe
     assert created.currency_options["eur"]["tiers"][-1]["upTo"] is None
-    assert (created.recurring_interval.value, created.recurring_interval_count, created.recurring_usage_type.value) == ("month", 1, "licensed")
+    assert (created.recurring_interval.value, created.recurring_interval_count, created.recurring_usage_type.value) == (
+        "month",
+        1,
+        "licensed",
+    )
 
     stored = await org.run(lambda s: repository.get_price(s, created.id))
     assert repository.price_json(stored)["tiers"][1]["unitAmountDecimal"] == "850.5"
@@ -303,7 +345,11 @@ async def test_package_and_decimal_prices_round_once(org: Org) -> None:
         ({"currencyOptions": {"usd": {"unitAmount": 1}}}, "currencyOptions[usd]", "parameter_invalid"),
         ({"tiers": [{"upTo": "inf", "unitAmount": 1}]}, "tiers", "parameter_invalid"),  # per_unit with tiers
         ({"product": "prod_missing"}, "product", "resource_missing"),
-        ({"recurring": {"interval": "month", "usageType": "metered", "meter": "mtr_missing"}}, "recurring[meter]", "resource_missing"),
+        (
+            {"recurring": {"interval": "month", "usageType": "metered", "meter": "mtr_missing"}},
+            "recurring[meter]",
+            "resource_missing",
+        ),
     ],
 )
 async def test_bad_prices_write_nothing(org: Org, fields: dict[str, Any], param: str, code: str) -> None:
@@ -317,15 +363,24 @@ async def test_bad_prices_write_nothing(org: Org, fields: dict[str, Any], param:
 async def test_lookup_keys_are_unique_and_transfer(org: Org, other_org: Org) -> None:
     widget = await product(org)
     first = await price(org, widget.id, lookupKey="standard")
-    error = await org.fails(lambda s: service.create_price(s, PriceCreate(product=widget.id, currency="usd", unitAmount=1, lookupKey="standard")))
+    error = await org.fails(
+        lambda s: service.create_price(
+            s, PriceCreate(product=widget.id, currency="usd", unitAmount=1, lookupKey="standard")
+        )
+    )
     assert (error.param, error.code) == ("lookupKey", "lookup_key_in_use")
     second, previous = await org.run(
-        lambda s: service.create_price(s, PriceCreate(product=widget.id, currency="usd", unitAmount=2, lookupKey="standard", transferLookupKey=True))
+        lambda s: service.create_price(
+            s,
+            PriceCreate(product=widget.id, currency="usd", unitAmount=2, lookupKey="standard", transferLookupKey=True),
+        )
     )
     assert previous is not None and previous.id == first.id and previous.lookup_key is None
     assert second.lookup_key == "standard"
     # through an update too, and back
-    back, previous = await org.run(lambda s: service.update_price(s, first.id, {"lookupKey": "standard", "transferLookupKey": True}))
+    back, previous = await org.run(
+        lambda s: service.update_price(s, first.id, {"lookupKey": "standard", "transferLookupKey": True})
+    )
     assert (back.lookup_key, previous.id) == ("standard", second.id)
     # another organization has its own lookup keys
     theirs = await price(other_org, (await product(other_org)).id, lookupKey="standard")
@@ -337,8 +392,15 @@ async def test_lookup_keys_are_unique_and_transfer(org: Org, other_org: Org) -> 
 async def test_price_updates_change_only_what_prices_allow(org: Org) -> None:
     widget = await product(org)
     created = await price(org, widget.id, metadata={"a": "1"}, nickname="Old")
-    updated, _ = await org.run(lambda s: service.update_price(s, created.id, {"active": False, "nickname": None, "metadata": {"b": "2"}}))
-    assert (updated.active, updated.nickname, updated.metadata_, updated.unit_amount) == (False, None, {"a": "1", "b": "2"}, 1000)
+    updated, _ = await org.run(
+        lambda s: service.update_price(s, created.id, {"active": False, "nickname": None, "metadata": {"b": "2"}})
+    )
+    assert (updated.active, updated.nickname, updated.metadata_, updated.unit_amount) == (
+        False,
+        None,
+        {"a": "1", "b": "2"},
+        1000,
+    )
     for changes, param, code in (
         ({"unitAmount": 5}, "unitAmount", "parameter_unknown"),  # amounts are immutable
         ({"active": None}, "active", "parameter_invalid"),
@@ -380,24 +442,44 @@ async def _subscribe(org: Org, price_id: str, *, schedule_only: bool = False) ->
         session.add(customer)
         await session.flush()
         if schedule_only:
-            schedule = SubscriptionSchedule(id=new_id("subscription_schedule"), organization_id=org.id, customer_id=customer.id)
+            schedule = SubscriptionSchedule(
+                id=new_id("subscription_schedule"), organization_id=org.id, customer_id=customer.id
+            )
             session.add(schedule)
             await session.flush()
             session.add(
                 SubscriptionSchedulePhase(
-                    id=new_id("subscription_schedule_phase"), organization_id=org.id, schedule_id=schedule.id, position=0,
-                    start_date=now, items=[{"priceId": price_id, "quantity": 1}],
+                    id=new_id("subscription_schedule_phase"),
+                    organization_id=org.id,
+                    schedule_id=schedule.id,
+                    position=0,
+                    start_date=now,
+                    items=[{"priceId": price_id, "quantity": 1}],
                 )
             )
             return
         subscription = Subscription(
-            id=new_id("subscription"), organization_id=org.id, customer_id=customer.id, status=SubscriptionStatus.canceled,
-            currency="usd", start_date=now, billing_cycle_anchor=now, current_period_start=now,
+            id=new_id("subscription"),
+            organization_id=org.id,
+            customer_id=customer.id,
+            status=SubscriptionStatus.canceled,
+            currency="usd",
+            start_date=now,
+            billing_cycle_anchor=now,
+            current_period_start=now,
             current_period_end=now + timedelta(days=30),
         )
         session.add(subscription)
         await session.flush()
-        session.add(SubscriptionItem(id=new_id("subscription_item"), organization_id=org.id, subscription_id=subscription.id, price_id=price_id, quantity=1))
+        session.add(
+            SubscriptionItem(
+                id=new_id("subscription_item"),
+                organization_id=org.id,
+                subscription_id=subscription.id,
+                price_id=price_id,
+                quantity=1,
+            )
+        )
 
     await org.run(action)
 
@@ -433,7 +515,9 @@ async def test_a_product_with_a_price_in_use_is_not_deleted(org: Org, schedule_o
 
 async def test_exchange_rates_need_a_writer_and_are_history(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
     org = org.operator()
-    body = ExchangeRateCreate(base="EUR", quote="usd", rate="1.0842", source=f"test-{org.id}", asOf=datetime(2025, 1, 2, 16, tzinfo=UTC))
+    body = ExchangeRateCreate(
+        base="EUR", quote="usd", rate="1.0842", source=f"test-{org.id}", asOf=datetime(2025, 1, 2, 16, tzinfo=UTC)
+    )
     error = await org.fails(lambda s: fx_service.create_exchange_rate(s, body))
     assert (error.status, error.code) == (403, "permission_denied")
     monkeypatch.setenv(fx_service.FX_WRITERS_ENV, f"org_other, {org.id}")
@@ -448,10 +532,19 @@ async def test_exchange_rates_need_a_writer_and_are_history(org: Org, monkeypatc
 
 @pytest.mark.parametrize(
     ("changes", "param"),
-    [({"base": "eux"}, "base"), ({"quote": "eur"}, "quote"), ({"rate": "0"}, "rate"), ({"rate": "1e3"}, "rate"), ({"rate": "1.0000000000001"}, "rate"), ({"source": "  "}, "source")],
+    [
+        ({"base": "eux"}, "base"),
+        ({"quote": "eur"}, "quote"),
+        ({"rate": "0"}, "rate"),
+        ({"rate": "1e3"}, "rate"),
+        ({"rate": "1.0000000000001"}, "rate"),
+        ({"source": "  "}, "source"),
+    ],
 )
 def test_bad_exchange_rates(changes: dict[str, Any], param: str) -> None:
-    body = ExchangeRateCreate.model_validate({"base": "eur", "quote": "usd", "rate": "1.1", "source": "ecb", "asOf": "2025-01-02T00:00:00Z", **changes})
+    body = ExchangeRateCreate.model_validate(
+        {"base": "eur", "quote": "usd", "rate": "1.1", "source": "ecb", "asOf": "2025-01-02T00:00:00Z", **changes}
+    )
     with pytest.raises(InvalidRequest) as caught:
         fx_service.validated_rate(body)
     assert caught.value.param == param
@@ -491,18 +584,28 @@ def test_the_cli_imports_a_rates_file_all_or_nothing(database_url: str, tmp_path
 
     source = f"cli-{new_id('customer')}"
     path = tmp_path / "rates.csv"
-    path.write_text(f"base,quote,rate,source,as_of\nEUR,USD,1.1,{source},2031-01-01\nEUR,JPY,160.25,{source},2031-01-01\n")
+    path.write_text(
+        f"base,quote,rate,source,as_of\nEUR,USD,1.1,{source},2031-01-01\nEUR,JPY,160.25,{source},2031-01-01\n"
+    )
     runner = CliRunner()
     first = runner.invoke(app, ["fx", "import", str(path)])
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout) == {"inserted": 2, "unchanged": 0, "replaced": 0}
-    assert json.loads(runner.invoke(app, ["fx", "import", str(path)]).stdout) == {"inserted": 0, "unchanged": 2, "replaced": 0}
+    assert json.loads(runner.invoke(app, ["fx", "import", str(path)]).stdout) == {
+        "inserted": 0,
+        "unchanged": 2,
+        "replaced": 0,
+    }
 
     path.write_text(path.read_text().replace("160.25", "161") + f"GBP,USD,1.27,{source},2031-01-01\n")
     refused = runner.invoke(app, ["fx", "import", str(path)])
     assert refused.exit_code == 1 and "--replace" in refused.stderr
     replaced = runner.invoke(app, ["fx", "import", str(path), "--replace"])
-    assert json.loads(replaced.stdout) == {"inserted": 1, "unchanged": 1, "replaced": 1}  # the refused run wrote nothing
+    assert json.loads(replaced.stdout) == {
+        "inserted": 1,
+        "unchanged": 1,
+        "replaced": 1,
+    }  # the refused run wrote nothing
 
     path.write_text("base,quote,rate\nEUR,USD,1.1\n")
     bad = runner.invoke(app, ["fx", "import", str(path)])

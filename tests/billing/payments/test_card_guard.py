@@ -6,13 +6,15 @@ import json
 import random
 import string
 import sys
-import unicodedata
 import time
+import unicodedata
 import uuid
 from decimal import Decimal
 
 import pytest
-from hypothesis import assume, given, settings as hsettings, strategies as st
+from hypothesis import assume, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from billing.payments.card_guard import DASHES, as_read, contains_card_number, find_card_number, luhn_valid
 
@@ -143,8 +145,16 @@ def test_luhn_invalid_numbers_are_not_cards(card: str) -> None:
 
 
 def test_ordinary_numbers_are_not_cards() -> None:
-    body = {"amount": 1999, "quantity": 3, "created": 1767225600, "ratio": 0.25, "flag": True, "none": None,
-            "big": 10**25, "twelve": 123456789012}
+    body = {
+        "amount": 1999,
+        "quantity": 3,
+        "created": 1767225600,
+        "ratio": 0.25,
+        "flag": True,
+        "none": None,
+        "big": 10**25,
+        "twelve": 123456789012,
+    }
     assert find_card_number(body) is None
 
 
@@ -184,7 +194,9 @@ def test_any_luhn_valid_number_written_in_groups_is_caught(
     card = _luhn_complete(number)
     # groups of 4-6 digits, the last one the 1-6 that remain: how card numbers are written
     sizes: list[int] = []
-    while sum(sizes) + 4 < len(card) and (len(card) - sum(sizes) > 6 or data.draw(st.booleans(), label="another group")):
+    while sum(sizes) + 4 < len(card) and (
+        len(card) - sum(sizes) > 6 or data.draw(st.booleans(), label="another group")
+    ):
         sizes.append(data.draw(st.integers(min_value=4, max_value=min(6, len(card) - sum(sizes) - 1))))
     written = _grouped(card, sizes, separator)
     text = f"{before} {written} {after}"
@@ -211,8 +223,11 @@ def test_fast_on_a_large_body() -> None:
     words = ["invoice", "order", "2026-01-02", "qty", "12", "x", "+1 415 555 2671", "ref", "cus_NffrFeUfNV2Hib"]
     body = {
         "items": [
-            {"description": " ".join(rng.choice(words) for _ in range(60)), "quantity": rng.randint(1, 99),
-             "metadata": {f"k{j}": f"value {j} {rng.randint(0, 10**9)}" for j in range(5)}}
+            {
+                "description": " ".join(rng.choice(words) for _ in range(60)),
+                "quantity": rng.randint(1, 99),
+                "metadata": {f"k{j}": f"value {j} {rng.randint(0, 10**9)}" for j in range(5)},
+            }
             for _ in range(5000)
         ]
     }

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from billing import crypto
 from billing.crypto import (
@@ -59,7 +61,6 @@ def test_round_trip_and_token_is_not_the_plaintext() -> None:
 def test_round_trip_any_text(plaintext: str) -> None:
     ring = Keyring([crypto_key_a])
     assert ring.decrypt(ring.encrypt(plaintext)) == plaintext
-
 
 
 def test_rotation_old_key_still_decrypts_and_rotate_moves_to_the_new_key() -> None:

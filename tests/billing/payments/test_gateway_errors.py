@@ -42,9 +42,13 @@ class CannedHTTPXClient(stripe.HTTPXClient):
         return content, status, {"request-id": "req_canned", **response_headers}
 
 
-def _gateway(*responses: tuple[int, Any, Mapping[str, str]], retries: int = 0) -> tuple[StripeGateway, CannedHTTPXClient]:
+def _gateway(
+    *responses: tuple[int, Any, Mapping[str, str]], retries: int = 0
+) -> tuple[StripeGateway, CannedHTTPXClient]:
     http = CannedHTTPXClient(*responses)
-    return StripeGateway("sk_test_123", api_base="http://stripe.invalid", http_client=http, max_network_retries=retries), http
+    return StripeGateway(
+        "sk_test_123", api_base="http://stripe.invalid", http_client=http, max_network_retries=retries
+    ), http
 
 
 DECLINED_INTENT = {
@@ -56,22 +60,38 @@ DECLINED_INTENT = {
     "customer": "cus_123",
     "payment_method": "pm_123",
     "status": "requires_payment_method",
-    "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                           "message": "Your card has insufficient funds."},
+    "last_payment_error": {
+        "type": "card_error",
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds.",
+    },
 }
 
 
 def _card_error(**extra: Any) -> dict[str, Any]:
-    return {"error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                      "message": "Your card has insufficient funds.", "doc_url": "https://stripe.com/docs/error-codes/card-declined",
-                      **extra}}
+    return {
+        "error": {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.",
+            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+            **extra,
+        }
+    }
 
 
 async def test_declined_off_session_charge_answers_the_failed_payment_intent() -> None:
     gateway, http = _gateway((402, _card_error(payment_intent=DECLINED_INTENT), {}))
     result = await gateway.charge_off_session("cus_123", "pm_123", 1999, "usd", "cmd_1:charge")
     assert isinstance(result, PaymentResult)
-    assert (result.id, result.status, result.amount, result.currency) == ("pi_3Declined", "requires_payment_method", 1999, "usd")
+    assert (result.id, result.status, result.amount, result.currency) == (
+        "pi_3Declined",
+        "requires_payment_method",
+        1999,
+        "usd",
+    )
     assert (result.failure_code, result.decline_code) == ("card_declined", "insufficient_funds")
     assert result.failure_message == "Your card has insufficient funds."
     assert result.failed and not result.succeeded
@@ -80,8 +100,12 @@ async def test_declined_off_session_charge_answers_the_failed_payment_intent() -
 
 async def test_authentication_required_off_session_is_recorded_too() -> None:
     intent = {**DECLINED_INTENT, "last_payment_error": None}
-    body = _card_error(code="authentication_required", decline_code="authentication_required",
-                       message="Your card was declined. This transaction requires authentication.", payment_intent=intent)
+    body = _card_error(
+        code="authentication_required",
+        decline_code="authentication_required",
+        message="Your card was declined. This transaction requires authentication.",
+        payment_intent=intent,
+    )
     gateway, _ = _gateway((402, body, {}))
     result = await gateway.charge_off_session("cus_123", "pm_123", 1999, "usd", "k")
     assert (result.failure_code, result.decline_code) == ("authentication_required", "authentication_required")
@@ -100,7 +124,14 @@ async def test_card_error_without_payment_intent_raises() -> None:
 
 
 async def test_card_error_on_attach_keeps_code_and_param() -> None:
-    body = {"error": {"type": "card_error", "code": "expired_card", "param": "exp_year", "message": "Your card has expired."}}
+    body = {
+        "error": {
+            "type": "card_error",
+            "code": "expired_card",
+            "param": "exp_year",
+            "message": "Your card has expired.",
+        }
+    }
     gateway, _ = _gateway((402, body, {}))
     with pytest.raises(GatewayCardError) as caught:
         await gateway.attach_payment_method("pm_123", "cus_123", "k")
@@ -109,19 +140,35 @@ async def test_card_error_on_attach_keeps_code_and_param() -> None:
 
 
 async def test_invalid_request_keeps_stripe_code_and_param() -> None:
-    body = {"error": {"type": "invalid_request_error", "code": "parameter_invalid_integer", "param": "amount",
-                      "message": "Invalid integer: abc"}}
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "parameter_invalid_integer",
+            "param": "amount",
+            "message": "Invalid integer: abc",
+        }
+    }
     gateway, _ = _gateway((400, body, {}))
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway.refund("pi_123", 5, "k")
     assert (caught.value.type, caught.value.code, caught.value.param, caught.value.status) == (
-        "invalid_request_error", "parameter_invalid_integer", "amount", 400)
+        "invalid_request_error",
+        "parameter_invalid_integer",
+        "amount",
+        400,
+    )
     assert caught.value.message == "Invalid integer: abc"
 
 
 async def test_missing_object_is_a_404() -> None:
-    body = {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
-                      "message": "No such PaymentMethod: 'pm_404'"}}
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "param": "payment_method",
+            "message": "No such PaymentMethod: 'pm_404'",
+        }
+    }
     gateway, _ = _gateway((404, body, {}))
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway.retrieve_payment_method("pm_404")
@@ -129,12 +176,20 @@ async def test_missing_object_is_a_404() -> None:
 
 
 async def test_idempotency_key_reused_with_other_params() -> None:
-    body = {"error": {"type": "idempotency_error",
-                      "message": "Keys for idempotent requests can only be used with the same parameters they were first used with."}}
+    body = {
+        "error": {
+            "type": "idempotency_error",
+            "message": "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+        }
+    }
     gateway, _ = _gateway((400, body, {}))
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway.create_customer("a@example.com", None, None, "k")
-    assert (caught.value.type, caught.value.code, caught.value.status) == ("idempotency_error", "idempotency_key_in_use", 400)
+    assert (caught.value.type, caught.value.code, caught.value.status) == (
+        "idempotency_error",
+        "idempotency_key_in_use",
+        400,
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,13 +205,25 @@ async def test_key_problems_are_authentication_errors(status: int, code: str) ->
     assert "Invalid API Key provided" in caught.value.message
 
 
-@pytest.mark.parametrize(("headers", "retry_after"), [({"Retry-After": "7"}, 7), ({}, 1), ({"Retry-After": "9999"}, 300)])
+@pytest.mark.parametrize(
+    ("headers", "retry_after"), [({"Retry-After": "7"}, 7), ({}, 1), ({"Retry-After": "9999"}, 300)]
+)
 async def test_rate_limit_is_unavailable_with_retry_after(headers: dict[str, str], retry_after: int) -> None:
-    body = {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests hit the API too quickly."}}
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "rate_limit",
+            "message": "Too many requests hit the API too quickly.",
+        }
+    }
     gateway, _ = _gateway((429, body, headers))
     with pytest.raises(GatewayUnavailable) as caught:
         await gateway.create_customer(None, None, None, "k")
-    assert (caught.value.code, caught.value.status, caught.value.retry_after) == ("gateway_rate_limited", 503, retry_after)
+    assert (caught.value.code, caught.value.status, caught.value.retry_after) == (
+        "gateway_rate_limited",
+        503,
+        retry_after,
+    )
 
 
 async def test_stripe_5xx_is_retried_with_the_same_key_then_unavailable() -> None:
@@ -210,11 +277,21 @@ def test_every_mapped_error_is_a_billing_error_that_survives_the_pipeline(error:
     json.dumps(recorded)
     again = BillingError.from_dict(recorded)
     assert (again.type, again.code, again.param, again.status, again.message) == (
-        mapped.type, mapped.code, mapped.param, mapped.status, mapped.message)
+        mapped.type,
+        mapped.code,
+        mapped.param,
+        mapped.status,
+        mapped.message,
+    )
 
 
 def test_already_detached_reads_stripe_answers_to_detaching_what_is_not_attached() -> None:
     assert already_detached(GatewayInvalidRequest("No such PaymentMethod: 'pm_x'", code="resource_missing", status=404))
-    assert already_detached(GatewayInvalidRequest("The payment method you provided is not attached to a customer so detachment is impossible.",
-                                                  code="payment_method_unexpected_state", status=400))
+    assert already_detached(
+        GatewayInvalidRequest(
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            code="payment_method_unexpected_state",
+            status=400,
+        )
+    )
     assert not already_detached(GatewayInvalidRequest("Invalid string: x", code="parameter_invalid_string", status=400))

@@ -34,7 +34,14 @@ from tests.api.conftest import new_tenant
 
 
 def card(gateway_id: str, fingerprint: str = "fp_one", **fields: Any) -> GatewayPaymentMethodData:
-    values: dict[str, Any] = {"brand": "visa", "last4": "4242", "expMonth": 8, "expYear": 2030, "country": "US", **fields}
+    values: dict[str, Any] = {
+        "brand": "visa",
+        "last4": "4242",
+        "expMonth": 8,
+        "expYear": 2030,
+        "country": "US",
+        **fields,
+    }
     return GatewayPaymentMethodData(
         gatewayPaymentMethodId=gateway_id, type=PaymentMethodType.card, fingerprint=fingerprint, **values
     )
@@ -44,7 +51,9 @@ async def setup(session_factory: Any, *, gateway_customer: str | None = "cus_gw"
     tenant = await new_tenant(session_factory, "Service")
     customer_id = new_id("customer")
     async with session_factory() as session, session.begin():
-        session.add(Customer(id=customer_id, organization_id=tenant.organization_id, gateway_customer_id=gateway_customer))
+        session.add(
+            Customer(id=customer_id, organization_id=tenant.organization_id, gateway_customer_id=gateway_customer)
+        )
     return tenant.organization_id, customer_id
 
 
@@ -55,14 +64,30 @@ async def add_customer(session_factory: Any, organization_id: str, gateway_custo
     return customer_id
 
 
-async def add_subscription(session_factory: Any, organization_id: str, customer_id: str, status: SubscriptionStatus,  # type: ignore[no-untyped-def]
-                           payment_method: str | None = None) -> str:
+async def add_subscription(
+    session_factory: Any,
+    organization_id: str,
+    customer_id: str,
+    status: SubscriptionStatus,  # type: ignore[no-untyped-def]
+    payment_method: str | None = None,
+) -> str:
     now = datetime.now(UTC)
     subscription_id = new_id("subscription")
     async with session_factory() as session, session.begin():
-        session.add(Subscription(id=subscription_id, organization_id=organization_id, customer_id=customer_id, status=status,
-                                 currency="usd", start_date=now, billing_cycle_anchor=now, current_period_start=now,
-                                 current_period_end=now + timedelta(days=30), default_payment_method_id=payment_method))
+        session.add(
+            Subscription(
+                id=subscription_id,
+                organization_id=organization_id,
+                customer_id=customer_id,
+                status=status,
+                currency="usd",
+                start_date=now,
+                billing_cycle_anchor=now,
+                current_period_start=now,
+                current_period_end=now + timedelta(days=30),
+                default_payment_method_id=payment_method,
+            )
+        )
     return subscription_id
 
 
@@ -78,9 +103,13 @@ async def test_attach_dedupes_by_gateway_id_and_fingerprint(session_factory) -> 
         assert not again.created and again.method.id == first.method.id and again.method.last4 == "1111"
         same_card = await service.attach_payment_method(session, customer, "cus_gw", card("pm_2"))
         assert not same_card.created and same_card.method.id == first.method.id
-        other_card = await service.attach_payment_method(session, customer, "cus_gw", card("pm_3", fingerprint="fp_two"))
+        other_card = await service.attach_payment_method(
+            session, customer, "cus_gw", card("pm_3", fingerprint="fp_two")
+        )
         assert other_card.created
-        rows = (await session.scalars(select(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == customer))).all()
+        rows = (
+            await session.scalars(select(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == customer))
+        ).all()
     assert sorted(r.gateway_payment_method_id for r in rows) == ["pm_1", "pm_3"]
 
 
@@ -159,7 +188,9 @@ async def test_ended_subscriptions_and_non_default_methods_do_not_block(session_
     org, customer = await setup(session_factory)
     async with tenant_session(session_factory, org) as session, session.begin():
         default = (await service.attach_payment_method(session, customer, "cus_gw", card("pm_def"))).method
-        spare = (await service.attach_payment_method(session, customer, "cus_gw", card("pm_spare", fingerprint="fp_s"))).method
+        spare = (
+            await service.attach_payment_method(session, customer, "cus_gw", card("pm_spare", fingerprint="fp_s"))
+        ).method
         await service.set_default_payment_method(session, customer, default.id)
     await add_subscription(session_factory, org, customer, SubscriptionStatus.active)
     await add_subscription(session_factory, org, customer, SubscriptionStatus.canceled, default.id)
@@ -180,29 +211,71 @@ def envelope(organization_id: str, event: dict[str, Any]) -> RawCommand:
     assert mapped is not None
     command_type, payload = mapped
     key = f"stripe-event:{event['id']}"
-    value = CommandEnvelope(
-        commandId=command_id_for(organization_id, key), type=command_type, organizationId=organization_id,
-        actor=Actor(type="stripe_webhook", id=event["id"]), issuedAt=utcnow(), idempotencyKey=key, payload=payload,
-    ).model_dump_json().encode()
+    value = (
+        CommandEnvelope(
+            commandId=command_id_for(organization_id, key),
+            type=command_type,
+            organizationId=organization_id,
+            actor=Actor(type="stripe_webhook", id=event["id"]),
+            issuedAt=utcnow(),
+            idempotencyKey=key,
+            payload=payload,
+        )
+        .model_dump_json()
+        .encode()
+    )
     return RawCommand(value, "billing.commands", 0, 0)
 
 
-def pm_event(kind: str, pm_id: str, customer: str | None, created: int, *, exp_year: int = 2030,
-             fingerprint: str = "fp_wh", previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    obj = {"id": pm_id, "object": "payment_method", "type": "card", "customer": customer, "billing_details": {},
-           "metadata": {}, "card": {"brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": exp_year,
-                                     "country": "US", "fingerprint": fingerprint}}
+def pm_event(
+    kind: str,
+    pm_id: str,
+    customer: str | None,
+    created: int,
+    *,
+    exp_year: int = 2030,
+    fingerprint: str = "fp_wh",
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    obj = {
+        "id": pm_id,
+        "object": "payment_method",
+        "type": "card",
+        "customer": customer,
+        "billing_details": {},
+        "metadata": {},
+        "card": {
+            "brand": "visa",
+            "last4": "4242",
+            "exp_month": 1,
+            "exp_year": exp_year,
+            "country": "US",
+            "fingerprint": fingerprint,
+        },
+    }
     data: dict[str, Any] = {"object": obj}
     if previous:
         data["previous_attributes"] = previous
-    return {"id": "evt_" + uuid.uuid4().hex[:20], "object": "event", "type": kind, "created": created, "data": data,
-            "livemode": False}
+    return {
+        "id": "evt_" + uuid.uuid4().hex[:20],
+        "object": "event",
+        "type": kind,
+        "created": created,
+        "data": data,
+        "livemode": False,
+    }
 
 
 async def results(session_factory: Any, organization_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        rows = {r.command_id: r for r in (await session.scalars(select(ProcessedCommand).where(
-            ProcessedCommand.organization_id == organization_id))).all()}
+        rows = {
+            r.command_id: r
+            for r in (
+                await session.scalars(
+                    select(ProcessedCommand).where(ProcessedCommand.organization_id == organization_id)
+                )
+            ).all()
+        }
     return [rows[command_id_for(organization_id, f"stripe-event:{e['id']}")].result for e in events]
 
 
@@ -213,7 +286,11 @@ async def test_webhook_order_in_one_batch_and_across_batches(session_factory) ->
     newer = pm_event("payment_method.updated", "pm_w", "cus_wh", t - 50, exp_year=2035)
     older = pm_event("payment_method.updated", "pm_w", "cus_wh", t - 80, exp_year=2031)
     await apply_batch(session_factory, ROUTES, [envelope(org, e) for e in (attached, newer, older)])
-    assert [r["action"] for r in await results(session_factory, org, [attached, newer, older])] == ["created", "updated", "ignored"]
+    assert [r["action"] for r in await results(session_factory, org, [attached, newer, older])] == [
+        "created",
+        "updated",
+        "ignored",
+    ]
 
     detached = pm_event("payment_method.detached", "pm_w", None, t - 20, previous={"customer": "cus_wh"})
     late = pm_event("payment_method.attached", "pm_w", "cus_wh", t - 90)
@@ -223,8 +300,9 @@ async def test_webhook_order_in_one_batch_and_across_batches(session_factory) ->
     assert [r["action"] for r in got] == ["deleted", "ignored", "ignored"]
     assert got[1]["reason"] == "payment_method_detached" and got[2]["reason"] == "unknown_payment_method"
     async with session_factory() as session:
-        assert (await session.scalars(select(CustomerPaymentMethod).where(
-            CustomerPaymentMethod.customer_id == customer))).all() == []
+        assert (
+            await session.scalars(select(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == customer))
+        ).all() == []
 
 
 async def test_an_api_detach_is_a_tombstone_for_webhooks(session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -232,8 +310,12 @@ async def test_an_api_detach_is_a_tombstone_for_webhooks(session_factory) -> Non
     async with tenant_session(session_factory, org) as session, session.begin():
         method = (await service.attach_payment_method(session, customer, "cus_t", card("pm_t"))).method
     detach = CommandEnvelope(
-        commandId="cmd_" + uuid.uuid4().hex, type=service.DETACH, organizationId=org, actor=Actor(type="system", id="t"),
-        issuedAt=utcnow(), payload={"customerId": customer, "paymentMethodId": method.id},
+        commandId="cmd_" + uuid.uuid4().hex,
+        type=service.DETACH,
+        organizationId=org,
+        actor=Actor(type="system", id="t"),
+        issuedAt=utcnow(),
+        payload={"customerId": customer, "paymentMethodId": method.id},
     )
     await apply_batch(session_factory, ROUTES, [RawCommand(detach.model_dump_json().encode(), "t", 0, 0)])
     late = pm_event("payment_method.attached", "pm_t", "cus_t", int(time.time()) - 5)
@@ -250,8 +332,9 @@ async def test_webhooks_of_another_tenant_do_not_touch_this_one(session_factory)
     (result,) = await results(session_factory, other, [event])
     assert result["action"] == "ignored" and result["reason"] == "unknown_customer"
     async with session_factory() as session:
-        assert (await session.scalars(select(CustomerPaymentMethod).where(
-            CustomerPaymentMethod.customer_id == customer))).all() == []
+        assert (
+            await session.scalars(select(CustomerPaymentMethod).where(CustomerPaymentMethod.customer_id == customer))
+        ).all() == []
 
 
 # ---------------------------------------------------------------------------- the Stripe account's secrets
@@ -270,11 +353,18 @@ async def test_connect_stores_only_ciphertexts(session_factory) -> None:  # type
         organization = await session.get(Organization, tenant.organization_id)
     assert organization is not None
     view = stripe_account.account_view(organization, keyring)
-    assert view.connected and view.mode == "live" and view.secretKeyLast4 == secret_key[-4:] and view.webhookSecretConfigured
+    assert (
+        view.connected
+        and view.mode == "live"
+        and view.secretKeyLast4 == secret_key[-4:]
+        and view.webhookSecretConfigured
+    )
     assert secret_key not in view.model_dump_json()
     assert stripe_account.webhook_secret(organization, keyring) == webhook_secret
     body = b'{"id": "evt_1", "object": "event"}'
-    assert verify_signature(body, sign_payload(body, stripe_account.webhook_secret(organization, keyring) or ""), webhook_secret)
+    assert verify_signature(
+        body, sign_payload(body, stripe_account.webhook_secret(organization, keyring) or ""), webhook_secret
+    )
 
     # under a key ring that lost the key: connected, but nothing can be read
     unreadable = stripe_account.account_view(organization, Keyring([generate_key()]))

@@ -51,7 +51,9 @@ from contracts.enums import PaymentMethodType
 TEST_KEY = "sk_test_123"
 
 # the SDK's HTTPX client posts its form as `data=<str>`, which httpx deprecates; not ours to fix
-pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
+)
 
 
 class RecordingHTTPXClient(stripe.HTTPXClient):
@@ -108,11 +110,17 @@ def test_stripe_gateway_satisfies_the_protocol(stripe_api_base: str) -> None:
 
 
 async def test_create_customer(gateway: StripeGateway, recorder: RecordingHTTPXClient) -> None:
-    customer_id = await gateway.create_customer("jenny@example.com", "Jenny Rosen", {"org_customer": "cus_local_1"}, "cmd_1:customer")
+    customer_id = await gateway.create_customer(
+        "jenny@example.com", "Jenny Rosen", {"org_customer": "cus_local_1"}, "cmd_1:customer"
+    )
     assert isinstance(customer_id, str) and customer_id.startswith("cus_")
     record = recorder.last
     assert (record["method"], record["path"], record["status"]) == ("POST", "/v1/customers", 200)
-    assert record["form"] == {"email": "jenny@example.com", "name": "Jenny Rosen", "metadata[org_customer]": "cus_local_1"}
+    assert record["form"] == {
+        "email": "jenny@example.com",
+        "name": "Jenny Rosen",
+        "metadata[org_customer]": "cus_local_1",
+    }
     assert record["headers"]["authorization"] == f"Bearer {TEST_KEY}"
     _assert_idempotency(record, "cmd_1:customer")
 
@@ -155,7 +163,11 @@ async def test_attach_payment_method(gateway: StripeGateway, recorder: Recording
     with pytest.raises(FrozenInstanceError):
         method.last4 = "0000"  # type: ignore[misc]
     record = recorder.last
-    assert (record["method"], record["path"], record["status"]) == ("POST", "/v1/payment_methods/pm_1Pgag7B7WZ01zgkW/attach", 200)
+    assert (record["method"], record["path"], record["status"]) == (
+        "POST",
+        "/v1/payment_methods/pm_1Pgag7B7WZ01zgkW/attach",
+        200,
+    )
     assert record["form"] == {"customer": "cus_123"}
     _assert_idempotency(record, "cmd_4:attach")
 
@@ -168,7 +180,11 @@ async def test_detach_and_retrieve_payment_method(gateway: StripeGateway, record
 
     retrieved = await gateway.retrieve_payment_method("pm_123")
     assert isinstance(retrieved, GatewayPaymentMethod)
-    assert (recorder.last["method"], recorder.last["path"], recorder.last["status"]) == ("GET", "/v1/payment_methods/pm_123", 200)
+    assert (recorder.last["method"], recorder.last["path"], recorder.last["status"]) == (
+        "GET",
+        "/v1/payment_methods/pm_123",
+        200,
+    )
     assert "idempotency-key" not in recorder.last["headers"]
 
 
@@ -195,7 +211,9 @@ async def test_charge_off_session(gateway: StripeGateway, recorder: RecordingHTT
     _assert_idempotency(record, "cmd_6:charge")
 
 
-async def test_charge_zero_decimal_and_uppercase_currency(gateway: StripeGateway, recorder: RecordingHTTPXClient) -> None:
+async def test_charge_zero_decimal_and_uppercase_currency(
+    gateway: StripeGateway, recorder: RecordingHTTPXClient
+) -> None:
     await gateway.charge_off_session("cus_123", "pm_123", 500, "JPY", "cmd_7")
     assert recorder.last["form"]["currency"] == "jpy"
     assert recorder.last["form"]["amount"] == "500"
@@ -217,7 +235,9 @@ async def test_refund_full_and_partial(gateway: StripeGateway, recorder: Recordi
 
 
 @pytest.mark.parametrize("amount", [19.99, 1999.0, True, "1999", 0, -5, None])
-async def test_amounts_must_be_positive_ints(gateway: StripeGateway, recorder: RecordingHTTPXClient, amount: Any) -> None:
+async def test_amounts_must_be_positive_ints(
+    gateway: StripeGateway, recorder: RecordingHTTPXClient, amount: Any
+) -> None:
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway.charge_off_session("cus_123", "pm_123", amount, "usd", "k")
     assert caught.value.param == "amount" and caught.value.status == 400
@@ -233,7 +253,9 @@ async def test_unknown_currency_is_refused(gateway: StripeGateway, recorder: Rec
 
 
 @pytest.mark.parametrize("bad_id", ["pm_1/../../customers/cus_1", "pm 1", "pm_1?x=1", "pm_1%2F"])
-async def test_malformed_ids_never_reach_the_url(gateway: StripeGateway, recorder: RecordingHTTPXClient, bad_id: str) -> None:
+async def test_malformed_ids_never_reach_the_url(
+    gateway: StripeGateway, recorder: RecordingHTTPXClient, bad_id: str
+) -> None:
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway.attach_payment_method(bad_id, "cus_123", "k")
     assert (caught.value.code, caught.value.param, caught.value.status) == ("resource_missing", "payment_method", 404)
@@ -251,7 +273,9 @@ async def test_missing_idempotency_key_is_refused(gateway: StripeGateway, record
     assert recorder.requests == []
 
 
-async def test_unsupported_payment_method_types_are_refused(gateway: StripeGateway, recorder: RecordingHTTPXClient) -> None:
+async def test_unsupported_payment_method_types_are_refused(
+    gateway: StripeGateway, recorder: RecordingHTTPXClient
+) -> None:
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway.create_setup_intent("cus_123", ["card", "paypal"], "k")
     assert caught.value.param == "payment_method_types[1]"
@@ -263,7 +287,9 @@ async def test_unsupported_payment_method_types_are_refused(gateway: StripeGatew
 # ---------------------------------------------------------------------------- errors stripe-mock really answers
 
 
-async def test_request_breaking_the_spec_is_an_invalid_request(gateway: StripeGateway, recorder: RecordingHTTPXClient) -> None:
+async def test_request_breaking_the_spec_is_an_invalid_request(
+    gateway: StripeGateway, recorder: RecordingHTTPXClient
+) -> None:
     # every method goes through the same `_call`; a missing required param is what stripe-mock rejects
     with pytest.raises(GatewayInvalidRequest) as caught:
         await gateway._call(gateway.client.v1.payment_intents.create_async, params={"currency": "usd"})
@@ -278,7 +304,9 @@ async def test_request_breaking_the_spec_is_an_invalid_request(gateway: StripeGa
 
 
 async def test_unknown_url_is_a_404_invalid_request(stripe_api_base: str, recorder: RecordingHTTPXClient) -> None:
-    async with StripeGateway(TEST_KEY, api_base=f"{stripe_api_base}/not-stripe", http_client=recorder, max_network_retries=0) as gw:
+    async with StripeGateway(
+        TEST_KEY, api_base=f"{stripe_api_base}/not-stripe", http_client=recorder, max_network_retries=0
+    ) as gw:
         with pytest.raises(GatewayInvalidRequest) as caught:
             await gw.attach_payment_method("pm_123", "cus_123", "k")
     assert (caught.value.status, caught.value.code) == (404, "resource_missing")
@@ -286,8 +314,12 @@ async def test_unknown_url_is_a_404_invalid_request(stripe_api_base: str, record
     assert recorder.last["status"] == 404
 
 
-async def test_a_key_stripe_rejects_is_an_authentication_error(stripe_api_base: str, recorder: RecordingHTTPXClient) -> None:
-    async with StripeGateway("not_a_stripe_key", api_base=stripe_api_base, http_client=recorder, max_network_retries=0) as gw:
+async def test_a_key_stripe_rejects_is_an_authentication_error(
+    stripe_api_base: str, recorder: RecordingHTTPXClient
+) -> None:
+    async with StripeGateway(
+        "not_a_stripe_key", api_base=stripe_api_base, http_client=recorder, max_network_retries=0
+    ) as gw:
         with pytest.raises(GatewayAuthenticationError) as caught:
             await gw.create_customer("a@example.com", None, None, "k")
     error = caught.value
@@ -318,7 +350,9 @@ async def test_network_retries_reuse_the_idempotency_key() -> None:
     port = _free_port()
     recorder = RecordingHTTPXClient(timeout=httpx.Timeout(2.0, connect=1.0))
     started = time.monotonic()
-    async with StripeGateway(TEST_KEY, api_base=f"http://127.0.0.1:{port}", http_client=recorder, max_network_retries=2) as gw:
+    async with StripeGateway(
+        TEST_KEY, api_base=f"http://127.0.0.1:{port}", http_client=recorder, max_network_retries=2
+    ) as gw:
         with pytest.raises(GatewayUnavailable):
             await gw.charge_off_session("cus_123", "pm_123", 100, "usd", "cmd_10:charge")
     assert len(recorder.requests) == 3  # first try plus two retries
@@ -333,7 +367,10 @@ async def test_timeout_is_unavailable() -> None:
         server.listen(8)
         port = server.getsockname()[1]
         async with StripeGateway(
-            TEST_KEY, api_base=f"http://127.0.0.1:{port}", timeout=httpx.Timeout(0.5, connect=0.5), max_network_retries=0
+            TEST_KEY,
+            api_base=f"http://127.0.0.1:{port}",
+            timeout=httpx.Timeout(0.5, connect=0.5),
+            max_network_retries=0,
         ) as gw:
             with pytest.raises(GatewayUnavailable) as caught:
                 await gw.retrieve_payment_method("pm_123")

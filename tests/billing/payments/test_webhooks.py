@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 import stripe
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from billing.errors import BillingError
 from billing.payments.webhooks import (
@@ -30,8 +32,15 @@ from billing.payments.webhooks import (
 
 SECRET = "whsec_test_5f3c1a2b9d8e7f6a5b4c3d2e1f0a9b8c"
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
-BODY = json.dumps({"id": "evt_1", "object": "event", "type": "payment_method.attached", "created": NOW,
-                   "data": {"object": {"id": "pm_1", "object": "payment_method", "type": "card"}}}).encode()
+BODY = json.dumps(
+    {
+        "id": "evt_1",
+        "object": "event",
+        "type": "payment_method.attached",
+        "created": NOW,
+        "data": {"object": {"id": "pm_1", "object": "payment_method", "type": "card"}},
+    }
+).encode()
 
 
 def _reason(payload: bytes | str, header: str | None, secret: Any = SECRET, **kwargs: Any) -> SignatureFailure:
@@ -133,7 +142,19 @@ def test_missing_header_is_rejected(header: str | None) -> None:
     assert _reason(BODY, header) is SignatureFailure.MISSING_HEADER
 
 
-@pytest.mark.parametrize("header", ["v1=abc", "t=abc,v1=abc", "t=-5,v1=abc", "garbage", "t=,v1=abc", "t=1e9,v1=abc", "t=\u00b2,v1=abc", "t=1234567890123,v1=abc"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "v1=abc",
+        "t=abc,v1=abc",
+        "t=-5,v1=abc",
+        "garbage",
+        "t=,v1=abc",
+        "t=1e9,v1=abc",
+        "t=\u00b2,v1=abc",
+        "t=1234567890123,v1=abc",
+    ],
+)
 def test_malformed_header_is_rejected(header: str) -> None:
     assert _reason(BODY, header) is SignatureFailure.MALFORMED_HEADER
 
@@ -186,19 +207,43 @@ CARD_PM = {
     "object": "payment_method",
     "type": "card",
     "customer": "cus_Q1",
-    "billing_details": {"address": {"city": "Paris", "country": "FR", "line1": "1 rue de Rivoli", "line2": None,
-                                    "postal_code": "75001", "state": None},
-                        "email": "jenny@example.com", "name": "Jenny Rosen", "phone": None},
-    "card": {"brand": "visa", "country": "US", "exp_month": 8, "exp_year": 2030, "fingerprint": "AOB934RVNwzk6xtn",
-             "funding": "credit", "last4": "4242"},
+    "billing_details": {
+        "address": {
+            "city": "Paris",
+            "country": "FR",
+            "line1": "1 rue de Rivoli",
+            "line2": None,
+            "postal_code": "75001",
+            "state": None,
+        },
+        "email": "jenny@example.com",
+        "name": "Jenny Rosen",
+        "phone": None,
+    },
+    "card": {
+        "brand": "visa",
+        "country": "US",
+        "exp_month": 8,
+        "exp_year": 2030,
+        "fingerprint": "AOB934RVNwzk6xtn",
+        "funding": "credit",
+        "last4": "4242",
+    },
     "metadata": {"source": "portal"},
     "livemode": False,
 }
 
 
 def _event(event_type: str, obj: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"id": "evt_1QxYz", "object": "event", "type": event_type, "created": NOW, "livemode": False,
-            "api_version": "2024-06-20", "data": {"object": obj, **extra}}
+    return {
+        "id": "evt_1QxYz",
+        "object": "event",
+        "type": event_type,
+        "created": NOW,
+        "livemode": False,
+        "api_version": "2024-06-20",
+        "data": {"object": obj, **extra},
+    }
 
 
 def test_payment_method_attached() -> None:
@@ -237,7 +282,9 @@ def test_payment_method_updated_and_automatically_updated() -> None:
 
 def test_payment_method_detached_names_the_previous_customer() -> None:
     detached = {**CARD_PM, "customer": None}
-    command = stripe_event_to_command(_event("payment_method.detached", detached, previous_attributes={"customer": "cus_Q1"}))
+    command = stripe_event_to_command(
+        _event("payment_method.detached", detached, previous_attributes={"customer": "cus_Q1"})
+    )
     assert command is not None
     assert command[0] == SYNC_DETACHED == "payment_method.sync_detached"
     assert command[1]["gatewayPaymentMethodId"] == "pm_1Pgag7B7WZ01zgkW"
@@ -248,12 +295,24 @@ def test_payment_method_detached_names_the_previous_customer() -> None:
 
 
 def test_sepa_and_bank_account_payment_methods() -> None:
-    sepa = {"id": "pm_sepa", "object": "payment_method", "type": "sepa_debit", "customer": {"id": "cus_Q1", "object": "customer"},
-            "billing_details": {}, "sepa_debit": {"bank_code": "37040044", "country": "DE", "fingerprint": "fp1", "last4": "3000"}}
+    sepa = {
+        "id": "pm_sepa",
+        "object": "payment_method",
+        "type": "sepa_debit",
+        "customer": {"id": "cus_Q1", "object": "customer"},
+        "billing_details": {},
+        "sepa_debit": {"bank_code": "37040044", "country": "DE", "fingerprint": "fp1", "last4": "3000"},
+    }
     command = stripe_event_to_command(_event("payment_method.attached", sepa))
     assert command is not None
     payload = command[1]
-    assert (payload["type"], payload["last4"], payload["country"], payload["brand"], payload["expMonth"]) == ("sepa_debit", "3000", "DE", None, None)
+    assert (payload["type"], payload["last4"], payload["country"], payload["brand"], payload["expMonth"]) == (
+        "sepa_debit",
+        "3000",
+        "DE",
+        None,
+        None,
+    )
     assert payload["gatewayCustomerId"] == "cus_Q1"  # an expanded customer gives its id
 
 
@@ -263,21 +322,46 @@ def test_unsupported_payment_method_types_are_not_commands() -> None:
 
 
 def test_setup_intent_succeeded() -> None:
-    intent = {"id": "seti_1", "object": "setup_intent", "customer": "cus_Q1", "payment_method": "pm_1", "status": "succeeded",
-              "usage": "off_session", "metadata": {"customer": "cust_local"}, "client_secret": "seti_1_secret_x"}
+    intent = {
+        "id": "seti_1",
+        "object": "setup_intent",
+        "customer": "cus_Q1",
+        "payment_method": "pm_1",
+        "status": "succeeded",
+        "usage": "off_session",
+        "metadata": {"customer": "cust_local"},
+        "client_secret": "seti_1_secret_x",
+    }
     command = stripe_event_to_command(_event("setup_intent.succeeded", intent))
-    assert command == (SETUP_SUCCEEDED, {
-        "stripeEventId": "evt_1QxYz", "occurredAt": "2026-01-01T00:00:00Z", "livemode": False,
-        "gatewaySetupIntentId": "seti_1", "gatewayCustomerId": "cus_Q1", "gatewayPaymentMethodId": "pm_1",
-        "status": "succeeded", "usage": "off_session", "metadata": {"customer": "cust_local"},
-    })
+    assert command == (
+        SETUP_SUCCEEDED,
+        {
+            "stripeEventId": "evt_1QxYz",
+            "occurredAt": "2026-01-01T00:00:00Z",
+            "livemode": False,
+            "gatewaySetupIntentId": "seti_1",
+            "gatewayCustomerId": "cus_Q1",
+            "gatewayPaymentMethodId": "pm_1",
+            "status": "succeeded",
+            "usage": "off_session",
+            "metadata": {"customer": "cust_local"},
+        },
+    )
     assert "client_secret" not in json.dumps(command[1])  # the secret stays out of commands
 
 
 PAYMENT_INTENT = {
-    "id": "pi_3Ab", "object": "payment_intent", "amount": 1999, "amount_received": 1999, "currency": "eur",
-    "customer": "cus_Q1", "payment_method": "pm_1", "status": "succeeded", "latest_charge": "ch_1",
-    "metadata": {"invoice": "in_local_1"}, "last_payment_error": None,
+    "id": "pi_3Ab",
+    "object": "payment_intent",
+    "amount": 1999,
+    "amount_received": 1999,
+    "currency": "eur",
+    "customer": "cus_Q1",
+    "payment_method": "pm_1",
+    "status": "succeeded",
+    "latest_charge": "ch_1",
+    "metadata": {"invoice": "in_local_1"},
+    "last_payment_error": None,
 }
 
 
@@ -287,25 +371,46 @@ def test_payment_intent_succeeded() -> None:
     command_type, payload = command
     assert command_type == PAYMENT_SUCCEEDED == "payment.record_succeeded"
     assert payload == {
-        "stripeEventId": "evt_1QxYz", "occurredAt": "2026-01-01T00:00:00Z", "livemode": False,
-        "gatewayPaymentIntentId": "pi_3Ab", "gatewayCustomerId": "cus_Q1", "gatewayPaymentMethodId": "pm_1",
-        "status": "succeeded", "amount": 1999, "amountReceived": 1999, "currency": "eur", "latestChargeId": "ch_1",
+        "stripeEventId": "evt_1QxYz",
+        "occurredAt": "2026-01-01T00:00:00Z",
+        "livemode": False,
+        "gatewayPaymentIntentId": "pi_3Ab",
+        "gatewayCustomerId": "cus_Q1",
+        "gatewayPaymentMethodId": "pm_1",
+        "status": "succeeded",
+        "amount": 1999,
+        "amountReceived": 1999,
+        "currency": "eur",
+        "latestChargeId": "ch_1",
         "metadata": {"invoice": "in_local_1"},
     }
     assert type(payload["amount"]) is int
 
 
 def test_payment_intent_failed() -> None:
-    failed = {**PAYMENT_INTENT, "status": "requires_payment_method", "amount_received": 0, "payment_method": None,
-              "latest_charge": {"id": "ch_2", "object": "charge"},
-              "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                                     "message": "Your card has insufficient funds.", "payment_method": {"id": "pm_1", "type": "card"}}}
+    failed = {
+        **PAYMENT_INTENT,
+        "status": "requires_payment_method",
+        "amount_received": 0,
+        "payment_method": None,
+        "latest_charge": {"id": "ch_2", "object": "charge"},
+        "last_payment_error": {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.",
+            "payment_method": {"id": "pm_1", "type": "card"},
+        },
+    }
     command = stripe_event_to_command(_event("payment_intent.payment_failed", failed))
     assert command is not None
     command_type, payload = command
     assert command_type == PAYMENT_FAILED == "payment.record_failed"
     assert (payload["failureCode"], payload["declineCode"], payload["failureMessage"]) == (
-        "card_declined", "insufficient_funds", "Your card has insufficient funds.")
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    )
     assert payload["gatewayPaymentMethodId"] == "pm_1"
     assert payload["latestChargeId"] == "ch_2"
     assert payload["status"] == "requires_payment_method"
@@ -316,7 +421,9 @@ def test_connect_account_is_carried() -> None:
     assert command is not None and command[1]["stripeAccount"] == "acct_1"
 
 
-@pytest.mark.parametrize("event_type", ["customer.created", "charge.succeeded", "invoice.paid", "setup_intent.created", None, 5])
+@pytest.mark.parametrize(
+    "event_type", ["customer.created", "charge.succeeded", "invoice.paid", "setup_intent.created", None, 5]
+)
 def test_other_events_are_not_commands(event_type: Any) -> None:
     assert stripe_event_to_command(_event(event_type, {"id": "x"})) is None  # type: ignore[arg-type]
 
