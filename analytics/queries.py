@@ -159,7 +159,7 @@ def _rollup_sql(
         select_keys = [f"{_KEY_EXPR[k][kind]} AS {k}" for k in keys]
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
         parts.append(
-            f"SELECT {', '.join(select_keys + [_PARTIALS[kind]])} FROM {_TABLE[kind]} "
+            f"SELECT {', '.join([*select_keys, _PARTIALS[kind]])} FROM {_TABLE[kind]} "
             f"WHERE organization_id = {{org:String}} AND {col} >= {{lo{i}:{typ}}} AND {col} < {{hi{i}:{typ}}}"
             f"{extra_where}{group}"
         )
@@ -286,7 +286,7 @@ def _raw_usage(
         agg = {"sum": "sum(v)", "max": "max(v)", "last": "max((timestamp, identifier, v)).3"}[aggregation]
     select_keys = [f"{_KEY_EXPR[k]['raw']} AS {k}" for k in keys]
     source = f"(SELECT *, {value_expr} AS v FROM usage_events{where})" if value_expr else f"usage_events{where}"
-    sql = f"SELECT {', '.join(select_keys + ['count() AS cnt', agg + ' AS val'])} FROM {source}"
+    sql = f"SELECT {', '.join([*select_keys, 'count() AS cnt', agg + ' AS val'])} FROM {source}"
     if keys:
         sql += f" GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}"
     out = []

@@ -12,6 +12,7 @@ newest time per key wins); a process that stops reports what it saw before it go
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -60,10 +61,8 @@ class KeyUseReporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._report_seconds)
-            except TimeoutError:
-                pass
             await self.report()
 
 

@@ -374,7 +374,7 @@ def document_operation(
         if int(status) >= 400:
             del responses[status]  # Litestar's own error body, which the API never sends
     if command:
-        for status, response in responses.items():
+        for response in responses.values():
             response.setdefault("headers", {}).update(_command_headers())
         responses.setdefault(
             "202",

@@ -210,14 +210,26 @@ def query_bench(store: AnalyticsStore, rows: int, runs: int) -> dict[str, tuple[
     load_s = time.perf_counter() - t0
     print(f"query data: {rows:,} rows inserted with numbers() in {load_s:.1f}s (org {org})")
     cases = {
-        "sum, whole 30 days (invoice)": dict(aggregation="sum", start=start, end=end),
-        "sum by day": dict(aggregation="sum", start=start, end=end, group_by="day"),
-        "sum by customer": dict(aggregation="sum", start=start, end=end, group_by="customer"),
-        "sum, unaligned 29.5 days": dict(
-            aggregation="sum", start=start + timedelta(minutes=17), end=end - timedelta(hours=11, minutes=3)
-        ),
-        "last by hour, 1 day": dict(aggregation="last", start=end - timedelta(days=1), end=end, group_by="hour"),
-        "unique_count(region), raw rows": dict(aggregation="unique_count", start=start, end=end, value_key="region"),
+        "sum, whole 30 days (invoice)": {"aggregation": "sum", "start": start, "end": end},
+        "sum by day": {"aggregation": "sum", "start": start, "end": end, "group_by": "day"},
+        "sum by customer": {"aggregation": "sum", "start": start, "end": end, "group_by": "customer"},
+        "sum, unaligned 29.5 days": {
+            "aggregation": "sum",
+            "start": start + timedelta(minutes=17),
+            "end": end - timedelta(hours=11, minutes=3),
+        },
+        "last by hour, 1 day": {
+            "aggregation": "last",
+            "start": end - timedelta(days=1),
+            "end": end,
+            "group_by": "hour",
+        },
+        "unique_count(region), raw rows": {
+            "aggregation": "unique_count",
+            "start": start,
+            "end": end,
+            "value_key": "region",
+        },
     }
     whole = usage(store, org, "api_call", "sum", start=start, end=end)[0]
     want = (rows // 1000) * 4995 + sum(range(rows % 1000)) / 100  # sum of (n % 1000) / 100
@@ -237,7 +249,7 @@ def query_bench(store: AnalyticsStore, rows: int, runs: int) -> dict[str, tuple[
             times.append((time.perf_counter() - t) * 1000)
             first = first or out
         times.sort()
-        p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         summary = f"{len(first)} rows" if len(first) != 1 else f"value {first[0].value}, {first[0].event_count} events"
         results[name] = (statistics.median(times), p95, summary)
     return results
@@ -307,7 +319,7 @@ async def main() -> None:
                 print(f"ingest run {i + 1}/{args.repeat}")
                 runs.append(await one_run(args, store, base))
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            print("\nmedians over %d run(s):" % len(runs))
+            print(f"\nmedians over {len(runs)} run(s):")
             for k, v in med.items():
                 print(f"  {k:<12} {v:>12,.0f} events/s")
             print(f"  end to end / raw consume = {med['end to end'] / med['raw consume']:.2f}")

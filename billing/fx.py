@@ -249,7 +249,7 @@ def parse_rates_csv(text: str) -> list[ExchangeRate]:
                 errors.append((line, f"expected {len(header)} fields, found {len(cells)}"))
                 continue
             try:
-                rate = _parse_row(dict(zip(header, cells)))
+                rate = _parse_row(dict(zip(header, cells, strict=False)))
             except ValueError as error:
                 errors.append((line, str(error)))
                 continue

@@ -93,8 +93,7 @@ def first_field(document: Any, holds: Callable[[Any], bool]) -> str | None:
                 if holds(key):
                     stack.append((_KeyHit(), child_path))  # popped before the value
         elif isinstance(value, (list, tuple)):
-            for index in range(len(value) - 1, -1, -1):
-                stack.append((value[index], (path, f"[{index}]")))
+            stack.extend((value[index], (path, f"[{index}]")) for index in range(len(value) - 1, -1, -1))
         elif isinstance(value, _KeyHit) or holds(value):
             return _path(path)
     return None

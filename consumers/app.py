@@ -166,7 +166,7 @@ class CommandConsumer:
         """Until the group has given this consumer its partitions (commands published
         before that are not lost, only applied later)."""
         async with asyncio.timeout(timeout):
-            while not (self.subscriber.consumer and self.subscriber.consumer.assignment()):
+            while not (self.subscriber.consumer and self.subscriber.consumer.assignment()):  # noqa: ASYNC110 (aiokafka signals no event on assignment)
                 await asyncio.sleep(0.05)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, Protocol
 
 from producers.publisher import Publisher, event_headers
@@ -92,7 +92,5 @@ class OutboxRelay:
             except Exception:  # Kafka or Postgres away: the rows stay unsent and are retried
                 log.exception("outbox sweep failed; retrying in %.1fs", backoff)
                 backoff = min(backoff * 2, 30.0)
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
-            except TimeoutError:
-                pass

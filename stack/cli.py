@@ -63,10 +63,10 @@ def _table(rows: list[ServiceStatus]) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header) - 1)]
-    lines = []
-    for row in [header, *body]:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
-    return "\n".join(lines)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in [header, *body]
+    )
 
 
 @stack_app.command()

@@ -17,6 +17,7 @@ command; the consumer applies it moments later. Event types we do not act on are
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from litestar import Controller, Request, post
@@ -53,10 +54,8 @@ class StripeWebhookController(Controller):
             organization = await session.get(Organization, organization_id)
         secret = None
         if organization is not None:
-            try:
+            with contextlib.suppress(SecretDecryptionError):
                 secret = webhook_secret(organization, state.keyring)
-            except SecretDecryptionError:
-                pass
         if organization is None or not secret:
             # the same answer for an organization that does not exist: this URL is public,
             # it must not tell which organization ids are real

@@ -29,10 +29,7 @@ async def list_customers(
 
 
 def _clause_condition(clause):  # type: ignore[no-untyped-def]
-    if clause.field == "metadata":
-        column = Customer.metadata_[clause.key].astext
-    else:
-        column = getattr(Customer, clause.field)
+    column = Customer.metadata_[clause.key].astext if clause.field == "metadata" else getattr(Customer, clause.field)
     if clause.op == ":":
         if clause.field == "email":
             return func.lower(column) == clause.value.lower()

@@ -8,12 +8,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from billing.db import create_engine
+from billing.migrate import COMPARE_OPTIONS
 from billing.models import Base
 from contracts.settings import get_settings
 
 target_metadata = Base.metadata
-
-from billing.migrate import COMPARE_OPTIONS
 
 
 def run_migrations_offline() -> None:

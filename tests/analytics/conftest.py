@@ -42,6 +42,7 @@ def org() -> str:
 # --- real Kafka ----------------------------------------------------------------------------
 
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 
 from contracts.settings import Settings, get_settings  # noqa: E402
@@ -60,10 +61,8 @@ async def _kafka_reachable(bootstrap: str) -> str | None:
     except Exception as exc:
         return repr(exc)
     finally:
-        try:
+        with contextlib.suppress(Exception):
             await admin.close()
-        except Exception:
-            pass
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -69,7 +70,7 @@ def test_duplicates_across_batches_and_redelivery(store, org, processor):
     first = [message(event_payload(org, f"id-{i}", value="1.1")) for i in range(10)]
     processor.process(first)
     # redelivery of the very same records, plus a client resend with another value and time
-    again = list(first) + [message(event_payload(org, "id-3", value=99, ts=NOW - timedelta(days=2)))]
+    again = [*list(first), message(event_payload(org, "id-3", value=99, ts=NOW - timedelta(days=2)))]
     r = processor.process(again)
     assert (r.usage_inserted, r.usage_duplicates) == (0, 11)
     assert total(store, org).value == Decimal("11")
@@ -140,7 +141,7 @@ def test_key_index_stays_a_few_runs_and_adds_in_near_linear_time():
     # a binary counter of runs: each at most half the one before, so about log2(300) of them
     sizes = idx.run_sizes
     assert len(sizes) <= 9, sizes
-    assert all(later * 2 < earlier for earlier, later in zip(sizes, sizes[1:])), sizes
+    assert all(later * 2 < earlier for earlier, later in itertools.pairwise(sizes)), sizes
 
 
 def test_failed_insert_that_landed_is_repaired(store, org, processor, monkeypatch):

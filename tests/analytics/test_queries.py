@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -207,4 +208,4 @@ def test_plan_segments_cover_the_period_exactly():
     segs = plan_segments(start, end)
     assert [s[0] for s in segs] == ["raw", "hourly", "daily", "hourly", "raw"]
     assert segs[0][1] == start and segs[-1][2] == end
-    assert all(a[2] == b[1] for a, b in zip(segs, segs[1:]))
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(segs))

@@ -193,7 +193,7 @@ async def test_no_bad_input_gets_a_5xx_or_writes(
         for name, body, content_headers, expected in BAD_BODIES:
             kwargs = {"content": body, "headers": content_headers}
             requests.append((f"{method} {path} [{name}]", method, fill(path, real), kwargs, expected))
-    for method, path, path_params, _ in READ_ENDPOINTS:
+    for method, path, _, _ in READ_ENDPOINTS:
         for name, query, bad_text in BAD_QUERIES:
             expected = (400, "invalid_characters") if bad_text else None
             requests.append((f"{method} {path} [{name}]", method, f"{fill(path, real)}?{query}", {}, expected))

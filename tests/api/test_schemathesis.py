@@ -91,7 +91,7 @@ async def run_schemathesis(base_url: str, secret: str, report_dir: Path) -> tupl
 
 
 async def test_schemathesis_finds_nothing(
-    analytics_api: AnalyticsStack,  # noqa: F811  (the fixture imported above)
+    analytics_api: AnalyticsStack,
     session_factory: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

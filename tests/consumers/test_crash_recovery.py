@@ -24,7 +24,7 @@ COMMANDS = 2000
 
 
 def start_consumer(env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")
+    log = open(log_path, "ab")  # noqa: SIM115 (the consumer process writes to it after we return)
     return subprocess.Popen(
         [sys.executable, "-m", "cli.main", "consume"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )

@@ -38,7 +38,7 @@ def test_topic_applies_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_topic_is_refused() -> None:
-    with pytest.raises(KeyError, match="unknown topic 'billing.command'"):
+    with pytest.raises(KeyError, match=r"unknown topic 'billing\.command'"):
         topic("billing.command")
 
 

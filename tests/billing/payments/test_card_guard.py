@@ -76,7 +76,7 @@ def test_stripe_test_cards_are_caught_plain_and_with_separators(card: str) -> No
 
 def test_stripe_test_cards_as_json_numbers() -> None:
     for card in STRIPE_TEST_CARDS:
-        body = json.loads('{"amount": 100, "metadata": {"ref": %s}}' % card)
+        body = json.loads(f'{{"amount": 100, "metadata": {{"ref": {card}}}}}')
         assert isinstance(body["metadata"]["ref"], int)
         assert find_card_number(body) == "metadata[ref]"
         assert find_card_number({"x": -int(card)}) == "x"

@@ -325,7 +325,7 @@ async def test_an_api_detach_is_a_tombstone_for_webhooks(session_factory) -> Non
 
 
 async def test_webhooks_of_another_tenant_do_not_touch_this_one(session_factory) -> None:  # type: ignore[no-untyped-def]
-    org, customer = await setup(session_factory, gateway_customer="cus_shared")
+    _org, customer = await setup(session_factory, gateway_customer="cus_shared")
     other, _ = await setup(session_factory, gateway_customer=None)
     event = pm_event("payment_method.attached", "pm_s", "cus_shared", int(time.time()))
     await apply_batch(session_factory, ROUTES, [envelope(other, event)])
