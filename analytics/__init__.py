@@ -14,7 +14,7 @@ Public API (what the API, the CLI and `billing dev` use):
   config=None, stats=None, ready=None) -> ConsumerStats`: the consumer, in the caller's
   event loop; `python -m analytics.consumer` runs it as its own process.
 - `analytics.replay.areplay(settings, since, ...)` / `replay(...)`: re-read the topics.
-- `analytics.cli.analytics_app`: the Typer sub-app (`billing analytics ...`).
+- `cli.analytics.analytics_app`: the Typer sub-app (`billing analytics ...`).
 
 The contracts (usage event, batch, dead letter, API output models) are in
 contracts/usage.py.

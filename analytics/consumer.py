@@ -8,7 +8,7 @@ Run it inside another process's event loop (the `billing dev` command):
     stop.set(); await task          # finishes the batch in flight, commits, closes
 
 or as its own process: `python -m analytics.consumer` (SIGINT/SIGTERM stop it cleanly), or
-`billing analytics consume` (analytics/cli.py).
+`billing analytics consume` (cli/analytics.py).
 
 Why aiokafka directly and not FastStream's batch subscriber: this consumer needs (1) the raw
 bytes of every record, so that a record that is not even JSON goes to the dead-letter table
@@ -47,7 +47,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from analytics.ingest import BatchProcessor, BatchResult, Message
+from analytics.ingest import BatchProcessor, IngestReport, Message
 from analytics.migrations import migrate
 from analytics.store import AnalyticsStore, get_store
 from contracts.settings import Settings, get_settings
@@ -100,7 +100,7 @@ class ConsumerStats:
     last_error: str | None = None
     started_at: float = field(default_factory=time.monotonic)
 
-    def add(self, r: BatchResult) -> None:
+    def add(self, r: IngestReport) -> None:
         self.batches += 1
         self.messages += r.messages
         self.usage_inserted += r.usage_inserted

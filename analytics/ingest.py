@@ -152,7 +152,7 @@ class Message:
 
 
 @dataclass(slots=True)
-class DeadLetter:
+class RejectedMessage:
     message: Message
     kind: str
     reason: str
@@ -184,12 +184,12 @@ def _errors_text(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_usage_message(message: Message, now: datetime | None = None) -> UsageEvent | DeadLetter:
+def parse_usage_message(message: Message, now: datetime | None = None) -> UsageEvent | RejectedMessage:
     """Validate one usage.events record. `now` (default: the record's timestamp, else the
     wall clock) anchors the timestamp window, so a redelivery is judged as the original."""
     key = message.key.decode("utf-8", "replace") if message.key else None
     if message.value is None:
-        return DeadLetter(message, "invalid", "empty message (tombstone)", key or "")
+        return RejectedMessage(message, "invalid", "empty message (tombstone)", key or "")
     anchor = now or message.timestamp or datetime.now(UTC)
     event = fast_usage_event_json(message.value, anchor)  # the clean, common case
     if event is not None and (key is None or event.organization_id == key):
@@ -197,14 +197,14 @@ def parse_usage_message(message: Message, now: datetime | None = None) -> UsageE
     try:
         payload = parse_json(message.value)
     except ValueError as exc:
-        return DeadLetter(message, "malformed_json", f"malformed JSON: {exc}", key or "")
+        return RejectedMessage(message, "malformed_json", f"malformed JSON: {exc}", key or "")
     if not isinstance(payload, dict):
-        return DeadLetter(message, "invalid", f"expected a JSON object, got {type(payload).__name__}", key or "")
+        return RejectedMessage(message, "invalid", f"expected a JSON object, got {type(payload).__name__}", key or "")
     org = payload.get("organizationId")
     if org is None and key:
         payload["organizationId"] = key
     elif isinstance(org, str) and key and org != key:
-        return DeadLetter(
+        return RejectedMessage(
             message, "organization_mismatch", f"organizationId {org!r} does not match the message key {key!r}", key
         )
     org_text = payload.get("organizationId") if isinstance(payload.get("organizationId"), str) else (key or "")
@@ -214,10 +214,10 @@ def parse_usage_message(message: Message, now: datetime | None = None) -> UsageE
     try:
         return UsageEvent.model_validate(payload, context={"now": anchor})
     except ValidationError as exc:
-        return DeadLetter(message, "invalid", _errors_text(exc), org_text[:255])
+        return RejectedMessage(message, "invalid", _errors_text(exc), org_text[:255])
     except Exception as exc:  # a validator bug must not stop the consumer: keep the message
         log.exception("usage validation raised on %s[%d]@%d", message.topic, message.partition, message.offset)
-        return DeadLetter(message, "invalid", f"validation failed unexpectedly: {exc!r}", org_text[:255])
+        return RejectedMessage(message, "invalid", f"validation failed unexpectedly: {exc!r}", org_text[:255])
 
 
 def _text(value: Any, limit: int = 255) -> str:
@@ -240,26 +240,26 @@ class Interaction:
 _OBJECT_ID_FIELDS = {"customer": "customer_id", "product": "product_id", "subscription": "subscription_id"}
 
 
-def parse_billing_event(message: Message) -> Interaction | DeadLetter:
+def parse_billing_event(message: Message) -> Interaction | RejectedMessage:
     """Map one billing.events record to an interaction row, tolerantly: only `type` and
     `organizationId` (or the message key) are required; unknown types are kept as they are;
     `eventId` falls back to `id`, `commandId`, then the Kafka coordinates; `occurredAt` falls
     back to the record timestamp."""
     key = message.key.decode("utf-8", "replace") if message.key else None
     if message.value is None:
-        return DeadLetter(message, "invalid", "empty message (tombstone)", key or "")
+        return RejectedMessage(message, "invalid", "empty message (tombstone)", key or "")
     try:
         obj = parse_json(message.value)
     except ValueError as exc:
-        return DeadLetter(message, "malformed_json", f"malformed JSON: {exc}", key or "")
+        return RejectedMessage(message, "malformed_json", f"malformed JSON: {exc}", key or "")
     if not isinstance(obj, dict):
-        return DeadLetter(message, "invalid", f"expected a JSON object, got {type(obj).__name__}", key or "")
+        return RejectedMessage(message, "invalid", f"expected a JSON object, got {type(obj).__name__}", key or "")
     org = obj.get("organizationId") or key
     etype = obj.get("type")
     if not isinstance(org, str) or not org:
-        return DeadLetter(message, "invalid", "organizationId: missing (and no message key)", "")
+        return RejectedMessage(message, "invalid", "organizationId: missing (and no message key)", "")
     if not isinstance(etype, str) or not etype:
-        return DeadLetter(message, "invalid", "type: missing", org[:255])
+        return RejectedMessage(message, "invalid", "type: missing", org[:255])
     event_id = obj.get("eventId") or obj.get("id") or obj.get("commandId")
     event_id = _text(event_id) or f"{message.topic}:{message.partition}:{message.offset}"
     occurred: datetime | None = None
@@ -696,7 +696,7 @@ def insert_isolating(insert: Any, rows: Sequence[Any]) -> list[tuple[Any, BaseEx
     return insert_isolating(insert, rows[:middle]) + insert_isolating(insert, rows[middle:])
 
 
-def insert_dead_letters(store: AnalyticsStore, letters: Sequence[DeadLetter]) -> int:
+def insert_dead_letters(store: AnalyticsStore, letters: Sequence[RejectedMessage]) -> int:
     return store.insert("usage_dead_letters", [d.row() for d in letters], DEAD_LETTER_COLUMNS)
 
 
@@ -704,7 +704,7 @@ def insert_dead_letters(store: AnalyticsStore, letters: Sequence[DeadLetter]) ->
 
 
 @dataclass(slots=True)
-class BatchResult:
+class IngestReport:
     messages: int = 0
     usage_inserted: int = 0
     usage_duplicates: int = 0
@@ -713,7 +713,7 @@ class BatchResult:
     seconds: float = 0.0
     dead_letter_reasons: list[str] = field(default_factory=list)
 
-    def add(self, other: BatchResult) -> None:
+    def add(self, other: IngestReport) -> None:
         self.messages += other.messages
         self.usage_inserted += other.usage_inserted
         self.usage_duplicates += other.usage_duplicates
@@ -740,7 +740,7 @@ class BatchProcessor:
         self.event_topics = frozenset(event_topics)
         self.source = source
 
-    def process(self, messages: Sequence[Message]) -> BatchResult:
+    def process(self, messages: Sequence[Message]) -> IngestReport:
         """parse() then store(): validate, dedupe, insert."""
         return self.store_parsed(self.parse(messages))
 
@@ -754,7 +754,7 @@ class BatchProcessor:
                 self._classify(msg, batch, anchors)
             except Exception as exc:  # never let one message fail the batch
                 log.exception("cannot classify %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                batch.dead.append(DeadLetter(msg, "invalid", f"unexpected error: {exc!r}"))
+                batch.dead.append(RejectedMessage(msg, "invalid", f"unexpected error: {exc!r}"))
         batch.prepared = []
         for event, src in batch.usage:
             try:
@@ -763,7 +763,9 @@ class BatchProcessor:
                 log.exception("cannot encode %s[%d]@%d", src.topic, src.partition, src.offset)
                 if src.message is not None:
                     batch.dead.append(
-                        DeadLetter(src.message, "invalid", f"cannot encode the event: {exc!r}", event.organization_id)
+                        RejectedMessage(
+                            src.message, "invalid", f"cannot encode the event: {exc!r}", event.organization_id
+                        )
                     )
         batch.seconds = time.perf_counter() - started
         return batch
@@ -771,7 +773,7 @@ class BatchProcessor:
     def _classify(self, msg: Message, batch: ParsedBatch, anchors: dict[int | None, datetime]) -> None:
         if msg.topic in self.event_topics:
             parsed_event = parse_billing_event(msg)
-            if isinstance(parsed_event, DeadLetter):
+            if isinstance(parsed_event, RejectedMessage):
                 batch.dead.append(parsed_event)
             else:
                 batch.interactions.append(parsed_event.row)
@@ -781,18 +783,18 @@ class BatchProcessor:
             if anchor is None:
                 anchor = anchors[msg.timestamp_ms] = msg.timestamp or datetime.now(UTC)
             parsed = parse_usage_message(msg, anchor)
-            if isinstance(parsed, DeadLetter):
+            if isinstance(parsed, RejectedMessage):
                 batch.dead.append(parsed)
             else:
                 batch.usage.append((parsed, UsageSource(self.source, msg.topic, msg.partition, msg.offset, msg)))
         else:
-            batch.dead.append(DeadLetter(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
+            batch.dead.append(RejectedMessage(msg, "unsupported", f"unexpected topic {msg.topic!r}"))
 
-    def store_parsed(self, batch: ParsedBatch) -> BatchResult:
+    def store_parsed(self, batch: ParsedBatch) -> IngestReport:
         """Dedupe and insert, in the order batches were read. Idempotent: after a failure,
         call it again with the same batch."""
         started = time.perf_counter()
-        result = BatchResult(messages=batch.messages)
+        result = IngestReport(messages=batch.messages)
         prepared = batch.prepared if batch.prepared is not None else prepare_usage(batch.usage)
         dead = list(batch.dead)
         prepared = self._measurable(batch, prepared, dead)
@@ -805,13 +807,13 @@ class BatchProcessor:
         for row, exc in insert_isolating(write_usage, prepared):
             if row.source.message is None:  # no record to keep it as (replays keep theirs)
                 raise exc
-            dead.append(DeadLetter(row.source.message, "refused", _refusal_text(exc), row.event.organization_id))
+            dead.append(RejectedMessage(row.source.message, "refused", _refusal_text(exc), row.event.organization_id))
 
         def write_interactions(rows: Sequence[tuple[Message, list[Any]]]) -> None:
             result.interactions += insert_interactions(self.store, [r for _, r in rows])
 
         for (msg, row), exc in insert_isolating(write_interactions, batch.interactions_with_messages()):
-            dead.append(DeadLetter(msg, "refused", _refusal_text(exc), str(row[0])))
+            dead.append(RejectedMessage(msg, "refused", _refusal_text(exc), str(row[0])))
         if dead:
             result.dead_letters = insert_dead_letters(self.store, dead)
             result.dead_letter_reasons = [d.reason for d in dead[:20]]
@@ -819,7 +821,7 @@ class BatchProcessor:
         return result
 
     def _measurable(
-        self, batch: ParsedBatch, rows: Sequence[PreparedUsage], dead: list[DeadLetter]
+        self, batch: ParsedBatch, rows: Sequence[PreparedUsage], dead: list[RejectedMessage]
     ) -> list[PreparedUsage]:
         """The rows the meter of their event name can measure; the others (a valueKey
         property missing or not a number, billing/meters/rules.py) become dead letters with
@@ -845,7 +847,7 @@ class BatchProcessor:
             if row.source.message is None:  # no record to keep it as (as for a row ClickHouse refuses)
                 raise ValueError(f"{refusal.code}: {refusal.message}")
             reason = f"{refusal.code}: {refusal.message}"
-            dead.append(DeadLetter(row.source.message, "invalid", reason, row.event.organization_id))
+            dead.append(RejectedMessage(row.source.message, "invalid", reason, row.event.organization_id))
             dropped.add(id(row))
         return [row for row in rows if id(row) not in dropped]
 
@@ -858,7 +860,7 @@ class ParsedBatch:
     interactions: list[list[Any]] = field(default_factory=list)
     #: the record of each interaction row (same order), for a row ClickHouse refuses
     interaction_messages: list[Message] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
+    dead: list[RejectedMessage] = field(default_factory=list)
     seconds: float = 0.0
 
     def interactions_with_messages(self) -> list[tuple[Message, list[Any]]]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from analytics.consumer import BILLING_EVENTS, USAGE_EVENTS
-from analytics.ingest import BatchProcessor, BatchResult, Message
+from analytics.ingest import BatchProcessor, IngestReport, Message
 from analytics.migrations import migrate
 from analytics.store import AnalyticsStore, get_store
 from contracts.settings import Settings, get_settings
@@ -43,7 +43,7 @@ class ReplayStats:
     dead_letters: int = 0
     seconds: float = 0.0
 
-    def add(self, r: BatchResult) -> None:
+    def add(self, r: IngestReport) -> None:
         self.messages += r.messages
         self.usage_inserted += r.usage_inserted
         self.usage_duplicates += r.usage_duplicates

@@ -43,11 +43,11 @@ from api.openapi import openapi_config
 from api.params import provide_created_range, provide_page_request
 from api.replies import ReplyListener
 from api.security_headers import PagePolicy, add_base_headers
-from billing.db import create_engine, create_session_factory
+from billing.db.sessions import create_engine, create_session_factory
 from billing.organizations.stripe_account import ensure_keyring  # payments (issue 5)
 from billing.payments.gateway import GatewayError  # payments (issue 5)
 from billing.payments.stripe_gateway import StripeGatewayPool  # payments (issue 5)
-from billing.redaction import install_log_redaction
+from billing.secrets.redaction import install_log_redaction
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.publisher import Publisher, create_broker
 

@@ -23,7 +23,7 @@ from litestar.datastructures import State
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_session
+from billing.db.sessions import tenant_session
 from billing.errors import AuthenticationError
 from billing.organizations.keys import hash_secret
 from billing.organizations.service import authenticate

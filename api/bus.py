@@ -11,8 +11,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.replies import ReplyListener
-from billing.commands import get_outcome
-from billing.db import tenant_session
+from billing.db.sessions import tenant_session
+from billing.delivery.outcomes import get_outcome
 from billing.errors import IdempotencyError, ServiceUnavailable
 from contracts.envelopes import Actor, CommandEnvelope, CommandOutcome, command_id_for, utcnow
 from producers.publisher import Publisher, publish_command

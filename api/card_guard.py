@@ -2,7 +2,7 @@
 
 Card numbers never reach us (they are collected by Stripe.js on the customer's device and
 arrive as ``pm_...`` tokens). A POST, PUT or PATCH whose body holds something that looks
-like one anywhere (`billing.payments.card_guard.find_card_number`: 13-19 digits passing
+like one anywhere (`billing.payments.card_numbers.find_card_number`: 13-19 digits passing
 Luhn, as a string, a number or a key, at any depth) is answered
 
     400 {"error": {"type": "invalid_request_error", "code": "card_data_not_allowed",
@@ -36,8 +36,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.input_rules import header, read_body, replay, respond
-from billing.input_rules import trimmed_param
-from billing.payments.card_guard import contains_card_number, find_card_number
+from billing.payments.card_numbers import contains_card_number, find_card_number
+from billing.requests.input_rules import trimmed_param
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CODE = "card_data_not_allowed"

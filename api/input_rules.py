@@ -1,4 +1,4 @@
-"""The input rules of billing/input_rules.py applied to every request, before
+"""The input rules of billing/requests/input_rules.py applied to every request, before
 authentication, validation and the handler: headers, the URL path, the query string and
 the body (read once, handed on unchanged).
 
@@ -20,7 +20,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from billing import ids
-from billing.input_rules import Refusal, body_refusal, headers_refusal, pairs_refusal, path_has_bad_text
+from billing.requests.input_rules import Refusal, body_refusal, headers_refusal, pairs_refusal, path_has_bad_text
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # bodies above this are checked in a worker thread (a 250 KB usage batch takes ~10 ms;

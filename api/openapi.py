@@ -130,7 +130,7 @@ ERROR_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-# list positions that name an object: one that names nothing is 404 (billing/pagination.py)
+# list positions that name an object: one that names nothing is 404 (billing/db/pagination.py)
 CURSORS = frozenset({"startingAfter", "endingBefore", "page"})
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # the statuses that follow from the middleware every request crosses (api/app.py)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from litestar.params import Parameter
 
-from billing.pagination import CreatedRange, PageRequest
+from billing.db.pagination import CreatedRange, PageRequest
 
 IdempotencyKey = Annotated[
     str | None,

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from api.auth import Caller
 from api.bus import Pending, Replayed
+from billing.db.pagination import Page
 from billing.errors import BillingError
-from billing.pagination import Page
 from contracts.envelopes import CommandOutcome
 
 

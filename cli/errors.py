@@ -37,7 +37,7 @@ def id_of(resource: str) -> Callable[[str], str]:
 def text_of(max_length: int) -> Callable[[str], str]:
     """A typer callback for a name: 1 to `max_length` characters, no NUL or invalid UTF-8
     (the limits of its column and of the API's input rules)."""
-    from billing.input_rules import bad_text
+    from billing.requests.input_rules import bad_text
 
     def check(value: str) -> str:
         if not 1 <= len(value) <= max_length:

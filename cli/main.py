@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from analytics.cli import analytics_app  # analytics (issue 6)
+from cli.analytics import analytics_app  # analytics (issue 6)
 from cli.errors import fail, id_of, run, run_async, text_of
 from cli.heap import settle_heap
 from contracts.settings import Settings, get_settings, unsafe_settings
@@ -36,7 +36,7 @@ Name = Annotated[str, typer.Argument(metavar="NAME", callback=text_of(200))]
 
 
 def _logging(level: str = "INFO") -> None:
-    from billing.redaction import install_log_redaction
+    from billing.secrets.redaction import install_log_redaction
 
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -63,7 +63,7 @@ async def _until_signalled(*runners) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def migrate() -> None:
     """Apply the Alembic migrations (billing/migrations) to DATABASE_URL."""
-    from billing.migrate import upgrade
+    from billing.db.migrate import upgrade
 
     run(upgrade)
     typer.echo("database is at the latest migration")
@@ -150,7 +150,7 @@ def dev_banner(base: str, secret: str) -> str:
 
 async def _seed_demo() -> str:
     """The demo organization's key, kept in .data/ so that repeated runs show the same one."""
-    from billing.db import create_engine, create_session_factory
+    from billing.db.sessions import create_engine, create_session_factory
     from billing.organizations.service import authenticate, create_organization
 
     key_file = get_settings().data_dir / "demo-api-key"
@@ -174,7 +174,7 @@ def org_create(name: Name) -> None:
     """Create an organization; prints its first secret key (shown once)."""
 
     async def create() -> None:
-        from billing.db import create_engine, create_session_factory
+        from billing.db.sessions import create_engine, create_session_factory
         from billing.organizations.service import create_organization
 
         engine = create_engine(pool_size=1)
@@ -195,7 +195,7 @@ def _with_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
 
 
 async def _in_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
-    from billing.db import create_engine, create_session_factory, tenant_session
+    from billing.db.sessions import create_engine, create_session_factory, tenant_session
     from billing.organizations.service import require_organization
 
     engine = create_engine(pool_size=1)
@@ -257,7 +257,7 @@ def keys_roll(
     """Roll a key: a NEW key (new id, new secret) replaces it; prints both, the secret once.
 
     The new key takes the old one's name; the old one stops now or after --expires-in-seconds."""
-    from billing.db import get_one
+    from billing.db.sessions import get_one
     from billing.models import ApiKey
     from billing.organizations.keys import new_key
     from billing.organizations.service import roll_api_key
@@ -320,12 +320,12 @@ def fx_import(
     path: str = typer.Argument(..., help="CSV with a header: base,quote,rate,source,as_of"),
     replace: bool = typer.Option(False, help="Overwrite stored rates of the same base, quote, source and as_of"),
 ) -> None:
-    """Load exchange rates from a CSV, all or nothing (billing/fx.py parses, billing/fx_service.py stores)."""
+    """Load exchange rates from a CSV, all or nothing (billing/fx/rates.py parses, billing/fx/service.py stores)."""
     from pathlib import Path
 
-    from billing.db import create_engine, create_session_factory
-    from billing.fx import RatesCsvError, parse_rates_csv
-    from billing.fx_service import ConflictingRates, import_rates
+    from billing.db.sessions import create_engine, create_session_factory
+    from billing.fx.rates import RatesCsvError, parse_rates_csv
+    from billing.fx.service import ConflictingRates, import_rates
 
     try:
         rates = parse_rates_csv(Path(path).read_text(encoding="utf-8"))

@@ -24,9 +24,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing.db import create_engine, create_session_factory
-from billing.outbox import PostgresOutboxStore
-from billing.redaction import install_log_redaction
+from billing.db.sessions import create_engine, create_session_factory
+from billing.delivery.outbox import PostgresOutboxStore
+from billing.secrets.redaction import install_log_redaction
 from consumers import (
     catalog,
     customers,
@@ -34,11 +34,11 @@ from consumers import (
     organizations,
     payments,  # payments (issue 5)
 )
-from consumers.pipeline import BatchResult, RawCommand, apply_batch, dead_letter_message, is_transient
+from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings, require_safe_settings
-from producers.outbox import OutboxRelay
 from producers.publisher import Publisher, create_broker
+from producers.relay import OutboxRelay
 from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, topic
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ ROUTES = merge_routes(
 RETRY_WINDOW_SECONDS = 120.0
 
 
-async def apply_with_retries(sessions: async_sessionmaker[AsyncSession], records: list[RawCommand]) -> BatchResult:
+async def apply_with_retries(sessions: async_sessionmaker[AsyncSession], records: list[RawCommand]) -> AppliedBatch:
     """Applies the batch, retrying transient failures (Postgres away, a serialization
     failure, a deadlock) with backoff for up to RETRY_WINDOW_SECONDS; a failure that
     outlasts it is raised (apply_batch itself raises nothing else)."""

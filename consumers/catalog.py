@@ -1,5 +1,5 @@
 """Catalog commands: attribute definitions, products, prices and exchange rates. Parse,
-call billing.catalog.service / billing.fx_service, report what happened."""
+call billing.catalog.service / billing.fx.service, report what happened."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import fx_service
 from billing.catalog import service
 from billing.catalog.repository import price_json
+from billing.fx import service as fx_service
 from consumers.registry import Applied, CommandRouter
 from contracts.catalog import (
     AttributeDefinitionCreate,
@@ -93,7 +93,7 @@ async def update_price(session: AsyncSession, payload: PriceUpdateCommand) -> Ap
 
 
 # exchange rates are shared reference data the tenant role only reads; the handler lets
-# only BILLING_FX_WRITER_ORGANIZATIONS write them (billing/fx_service.py)
+# only BILLING_FX_WRITER_ORGANIZATIONS write them (billing/fx/service.py)
 @router.command("exchange_rate.create", ExchangeRateCreate, row_security=False)
 async def create_exchange_rate(session: AsyncSession, payload: ExchangeRateCreate) -> Applied:
     resource = fx_service.exchange_rate_json(await fx_service.create_exchange_rate(session, payload))

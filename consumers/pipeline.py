@@ -34,8 +34,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from billing.commands import outcomes_of
-from billing.db import TENANT_KEY, bind_row_security
+from billing.db.sessions import TENANT_KEY, bind_row_security
+from billing.delivery.outbox import outbox_row
+from billing.delivery.outcomes import outcomes_of
 from billing.errors import (
     BillingError,
     Conflict,
@@ -44,10 +45,9 @@ from billing.errors import (
     InvalidRequest,
     from_validation_error,
 )
-from billing.input_rules import TEXT_MESSAGE, bad_text, decoded, first_field, trimmed_param
 from billing.models import Outbox, ProcessedCommand
-from billing.outbox import outbox_row
-from billing.redaction import redact
+from billing.requests.input_rules import TEXT_MESSAGE, bad_text, decoded, first_field, trimmed_param
+from billing.secrets.redaction import redact
 from consumers.registry import Applied, Route
 from contracts.enums import CommandStatus
 from contracts.envelopes import CommandEnvelope, CommandOutcome, EventEnvelope, new_event_id, utcnow
@@ -67,7 +67,7 @@ class RawCommand:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class RefusedCommand:
     record: RawCommand
     reason: str
 
@@ -83,10 +83,10 @@ class StagedEvent:
 
 
 @dataclass(frozen=True)
-class BatchResult:
+class AppliedBatch:
     applied: int
     duplicates: int
-    dead_letters: list[DeadLetter]
+    dead_letters: list[RefusedCommand]
     events: list[StagedEvent]
 
 
@@ -176,22 +176,22 @@ def _storable(error: BillingError) -> BillingError:
 _ENVELOPE_TEXT = ("commandId", "type", "organizationId", "idempotencyKey")
 
 
-def parse_record(record: RawCommand) -> CommandEnvelope | DeadLetter:
+def parse_record(record: RawCommand) -> CommandEnvelope | RefusedCommand:
     if not record.value:
-        return DeadLetter(record, "empty message")
+        return RefusedCommand(record, "empty message")
     try:
         # invalid bytes become lone surrogates: the envelope is still read, and the field
         # that holds them is refused by name (or by Postgres, in a free-form field)
         document = json.loads(decoded(record.value))
     except (ValueError, RecursionError) as error:  # not JSON, an integer too long, nested too deep
-        return DeadLetter(record, f"not JSON: {error}")
+        return RefusedCommand(record, f"not JSON: {error}")
     try:
         envelope = CommandEnvelope.model_validate(document)
     except ValidationError as error:
-        return DeadLetter(record, f"not a command envelope: {error.errors(include_url=False, include_input=False)}")
+        return RefusedCommand(record, f"not a command envelope: {error.errors(include_url=False, include_input=False)}")
     unstorable = [name for name in _ENVELOPE_TEXT if bad_text(getattr(envelope, name) or "")]
     if unstorable:
-        return DeadLetter(
+        return RefusedCommand(
             record, f"not a command envelope: {', '.join(unstorable)} cannot be stored (NUL or invalid text)"
         )
     return envelope
@@ -371,15 +371,15 @@ async def _apply_isolated(
 
 async def apply_batch(
     sessions: async_sessionmaker[AsyncSession], routes: dict[str, Route], records: list[RawCommand]
-) -> BatchResult:
+) -> AppliedBatch:
     """Tries the whole batch without savepoints; if that fails for a reason other than a
     transient one, rolls the batch back and applies it again with a savepoint around each
     command; if even that fails, applies each command alone. Raises only transient errors."""
     envelopes: list[tuple[RawCommand, CommandEnvelope]] = []
-    dead_letters: list[DeadLetter] = []
+    dead_letters: list[RefusedCommand] = []
     for record in records:
         parsed = parse_record(record)
-        if isinstance(parsed, DeadLetter):
+        if isinstance(parsed, RefusedCommand):
             dead_letters.append(parsed)
         else:
             envelopes.append((record, parsed))
@@ -401,19 +401,19 @@ async def apply_batch(
             log.warning("the isolated pass of %d commands failed (%r): applying each alone", len(batch), error)
             applied, duplicates, events, poisoned = await _apply_alone(sessions, routes, envelopes)
             dead_letters += poisoned
-    return BatchResult(applied, duplicates, dead_letters, events)
+    return AppliedBatch(applied, duplicates, dead_letters, events)
 
 
 async def _apply_alone(
     sessions: async_sessionmaker[AsyncSession],
     routes: dict[str, Route],
     envelopes: list[tuple[RawCommand, CommandEnvelope]],
-) -> tuple[int, int, list[StagedEvent], list[DeadLetter]]:
+) -> tuple[int, int, list[StagedEvent], list[RefusedCommand]]:
     """Each command in a transaction of its own, in order, `ALONE_TRIES` times at most: one
     that still fails goes to the dead letters with the reason, and the others apply."""
     applied = duplicates = 0
     events: list[StagedEvent] = []
-    poisoned: list[DeadLetter] = []
+    poisoned: list[RefusedCommand] = []
     for record, envelope in envelopes:
         for attempt in range(1, ALONE_TRIES + 1):
             try:
@@ -431,7 +431,7 @@ async def _apply_alone(
                     reason = f"command {envelope.type} failed {ALONE_TRIES} times: {error!r:.{REASON_CHARS}}"
                     if error.__context__ is not None:  # what the handler raised, when recording it failed
                         reason += f", while handling {error.__context__!r:.{REASON_CHARS}}"
-                    poisoned.append(DeadLetter(record, redact(reason)))
+                    poisoned.append(RefusedCommand(record, redact(reason)))
                 continue
             applied, duplicates, events = applied + one_applied, duplicates + one_duplicate, events + one_events
             break
@@ -493,7 +493,7 @@ async def _apply_envelopes(
     return applied_count, duplicates, records.staged
 
 
-def dead_letter_message(letter: DeadLetter) -> dict[str, Any]:
+def dead_letter_message(letter: RefusedCommand) -> dict[str, Any]:
     return {
         "reason": letter.reason,
         "topic": letter.record.topic,

@@ -105,7 +105,7 @@ def unsafe_settings(settings: Settings) -> list[str]:
     if not settings.local and not settings.secret_encryption_keys.strip():
         problems.append(
             "BILLING_ENCRYPTION_KEYS is empty: organizations' Stripe secrets could not be stored encrypted. Set it "
-            "to one or more comma-separated Fernet keys (`python -c 'from billing.crypto import generate_key; "
+            "to one or more comma-separated Fernet keys (`python -c 'from billing.secrets.encryption import generate_key; "
             "print(generate_key())'`), or set BILLING_ENV=local for the stack on this machine."
         )
     if urlsplit(settings.stripe_api_base).scheme != "https" and not is_loopback(settings.stripe_api_base):

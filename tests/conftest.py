@@ -89,7 +89,7 @@ async def _connect_admin() -> asyncpg.Connection:
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
     """A freshly created and migrated test database, dropped after the run."""
-    from billing.migrate import upgrade
+    from billing.db.migrate import upgrade
 
     admin = await _connect_admin()
     try:
@@ -109,7 +109,7 @@ async def database_url() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[object]:
-    from billing.db import create_engine
+    from billing.db.sessions import create_engine
 
     engine = create_engine(database_url)
     yield engine
@@ -118,7 +118,7 @@ async def engine(database_url: str) -> AsyncIterator[object]:
 
 @pytest.fixture(scope="session")
 def session_factory(engine: object) -> object:
-    from billing.db import create_session_factory
+    from billing.db.sessions import create_session_factory
 
     return create_session_factory(engine)
 

@@ -89,7 +89,7 @@ def _command(service: dict[str, Any]) -> list[str]:
 
 
 def test_services_run_commands_the_cli_has(ours: dict[str, dict[str, Any]]) -> None:
-    from analytics.cli import analytics_app
+    from cli.analytics import analytics_app
     from cli.main import app
 
     billing = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]

@@ -17,8 +17,8 @@ from api.responses import list_response, run_command
 from billing.catalog.attributes import check_definition
 from billing.catalog.repository import get_attribute_definition, list_attribute_definitions
 from billing.catalog.service import check_definition_update
+from billing.db.pagination import PageRequest
 from billing.errors import ResourceMissing
-from billing.pagination import PageRequest
 from contracts.catalog import AttributeDefinitionCreate, AttributeDefinitionUpdate
 from contracts.resources import ProductAttributeDefinition
 

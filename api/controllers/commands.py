@@ -8,7 +8,7 @@ from litestar import Controller, get
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
-from billing.commands import get_outcome
+from billing.delivery.outcomes import get_outcome
 from billing.errors import ResourceMissing
 from contracts.envelopes import command_id_issued
 

@@ -13,9 +13,9 @@ from api.auth import Caller
 from api.params import IdempotencyKey, Limit, SearchPage, SearchQuery
 from api.responses import list_response, run_command, search_response
 from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
+from billing.db.pagination import CreatedRange, PageRequest
+from billing.db.search import parse_search_query
 from billing.errors import ResourceMissing
-from billing.pagination import CreatedRange, PageRequest
-from billing.search import parse_search_query
 from contracts.customers import CustomerCreate, CustomerUpdate
 from contracts.resources import Customer
 

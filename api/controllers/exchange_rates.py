@@ -1,7 +1,7 @@
 """/v1/exchange-rates: reference data for reporting in an organization's reporting
 currency, never for deciding what a customer is charged. Every organization reads them;
 only the operator's organizations (BILLING_FX_WRITER_ORGANIZATIONS) write them through
-the API (see billing/fx_service.py); files are loaded with `billing fx import`."""
+the API (see billing/fx/service.py); files are loaded with `billing fx import`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.params import IdempotencyKey
 from api.responses import run_command
-from billing.currencies import currency_param
-from billing.fx_service import exchange_rate_json, list_exchange_rates, require_fx_writer, validated_rate
-from billing.pagination import PageRequest
+from billing.db.pagination import PageRequest
+from billing.fx.service import exchange_rate_json, list_exchange_rates, require_fx_writer, validated_rate
+from billing.money.currencies import currency_param
 from contracts.catalog import ExchangeRateCreate
 from contracts.resources import ExchangeRate
 

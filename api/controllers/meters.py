@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.params import IdempotencyKey
 from api.responses import list_response, run_command
+from billing.db.pagination import PageRequest
 from billing.errors import ResourceMissing
 from billing.meters.repository import get_meter, list_meters
-from billing.pagination import PageRequest
 from contracts.meters import MeterCreate, MeterUpdate
 from contracts.resources import Meter
 

@@ -30,13 +30,12 @@ from api.auth import Caller
 from api.errors import error_response
 from api.params import IdempotencyKey
 from api.responses import command_response, list_response, run_command
-from billing.commands import get_outcome
-from billing.crypto import SecretDecryptionError
-from billing.db import tenant_of
+from billing.db.pagination import PageRequest
+from billing.db.sessions import tenant_of
+from billing.delivery.outcomes import get_outcome
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Customer
 from billing.organizations import stripe_account
-from billing.pagination import PageRequest
 from billing.payments import repository, service
 from billing.payments.gateway import (
     GatewayAuthenticationError,
@@ -46,6 +45,7 @@ from billing.payments.gateway import (
     PaymentGateway,
 )
 from billing.payments.stripe_gateway import StripeGatewayPool, already_detached
+from billing.secrets.encryption import SecretDecryptionError
 from contracts.enums import PaymentMethodType
 from contracts.envelopes import CommandOutcome, command_id_for
 from contracts.payments import GatewayPaymentMethodData, PaymentMethodAttach

@@ -24,10 +24,10 @@ from billing.catalog.service import (
     quote_price,
     validated_price,
 )
-from billing.currencies import currency_param
+from billing.db.pagination import CreatedRange, PageRequest
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Price as PriceRow
-from billing.pagination import CreatedRange, PageRequest
+from billing.money.currencies import currency_param
 from contracts.catalog import PriceCreate, PriceUpdate, QuoteRequest
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price

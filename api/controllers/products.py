@@ -24,9 +24,9 @@ from billing.catalog.repository import (
     search_products,
 )
 from billing.catalog.service import product_changes
+from billing.db.pagination import CreatedRange, PageRequest
+from billing.db.search import parse_search_query
 from billing.errors import InvalidRequest, ResourceMissing
-from billing.pagination import CreatedRange, PageRequest
-from billing.search import parse_search_query
 from contracts.catalog import ProductCreate, ProductUpdate
 from contracts.resources import Product
 

@@ -34,7 +34,7 @@ from api.card_guard import CODE as CARD_DATA_CODE
 from api.card_guard import card_param, rejection
 from billing.errors import InvalidRequest, ServiceUnavailable, from_validation_error
 from billing.meters.repository import check_usage_references
-from billing.usage import check_unique_identifiers
+from billing.requests.usage import check_unique_identifiers
 from contracts.usage import MAX_BATCH_EVENTS, UsageEvent, parse_json, parse_usage_request
 from producers.topics import USAGE_EVENTS, topic
 

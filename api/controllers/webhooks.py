@@ -24,11 +24,11 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 
 from api.auth import PUBLIC
-from billing.crypto import SecretDecryptionError
 from billing.errors import InvalidRequest
 from billing.models import Organization
 from billing.organizations.stripe_account import webhook_secret
 from billing.payments.webhooks import SIGNATURE_HEADER, construct_event, stripe_event_to_command
+from billing.secrets.encryption import SecretDecryptionError
 from contracts.envelopes import Actor
 
 

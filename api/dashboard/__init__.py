@@ -25,7 +25,7 @@ from api.auth import PUBLIC, Caller
 from api.controllers.analytics import analytics_store
 from api.dashboard import session as tokens
 from api.dashboard.data import overview
-from billing.db import tenant_session
+from billing.db.sessions import tenant_session
 from billing.errors import AuthenticationError
 from billing.organizations.service import authenticate
 

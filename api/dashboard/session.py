@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from api.auth import Caller
-from billing.db import get_one, tenant_session
+from billing.db.sessions import get_one, tenant_session
 from billing.models import ApiKey
 from billing.organizations.service import is_usable
 

@@ -15,7 +15,7 @@ amount on the first tier is charged even for quantity 0, in both tiers modes. A 
 should cost nothing at zero usage puts its flat fee on a later tier (e.g. tier 1 up_to=1
 with unit_amount, flat fee on tier 2) or uses a separate per_unit price for the base fee.
 
-Rounding happens once per line, via billing.money: a graduated price has one line per tier
+Rounding happens once per line, via billing.money.amounts: a graduated price has one line per tier
 reached (the slice's units plus the tier's flat amount, rounded together); volume and
 per_unit prices have one line. The total is the sum of the rounded lines.
 
@@ -33,8 +33,7 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
-from billing.currencies import UnknownCurrency, get_currency
-from billing.money import (
+from billing.money.amounts import (
     MAX_DECIMAL_PLACES,
     MAX_UNIT_AMOUNT,
     check_line_amount,
@@ -45,6 +44,7 @@ from billing.money import (
     require_decimal,
     require_int,
 )
+from billing.money.currencies import UnknownCurrency, get_currency
 
 
 class BillingScheme(StrEnum):

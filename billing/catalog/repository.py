@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.attributes import AttributeDefinition, filter_json
 from billing.catalog.pricing import PriceTerms
-from billing.db import get_one, tenant_of
+from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
+from billing.db.search import SearchQuery
+from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest
 from billing.models import Price, Product, ProductAttributeDefinition
-from billing.pagination import CreatedRange, Page, PageRequest, paginate
-from billing.search import SearchQuery
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price as PriceResource
 

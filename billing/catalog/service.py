@@ -41,8 +41,7 @@ from billing.catalog.repository import (
     price_terms,
 )
 from billing.catalog.validation import PriceValidationError, ValidatedPrice, validate_price
-from billing.currencies import is_known_currency
-from billing.db import tenant_of
+from billing.db.sessions import tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import (
@@ -54,8 +53,9 @@ from billing.models import (
     SubscriptionItem,
     SubscriptionSchedulePhase,
 )
-from billing.money import AmountOutOfRange
-from billing.updates import merge_metadata, parse_changes
+from billing.money.amounts import AmountOutOfRange
+from billing.money.currencies import is_known_currency
+from billing.requests.patch import merge_metadata, parse_changes
 from contracts.catalog import (
     MAX_ATTRIBUTE_DEFINITIONS,
     AttributeDefinitionCreate,

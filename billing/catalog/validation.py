@@ -37,8 +37,8 @@ from billing.catalog.pricing import (
     TransformQuantity,
     TransformRound,
 )
-from billing.currencies import get_currency, is_known_currency
-from billing.money import MAX_DECIMAL_PLACES, MAX_UNIT_AMOUNT, decimal_places, parse_decimal
+from billing.money.amounts import MAX_DECIMAL_PLACES, MAX_UNIT_AMOUNT, decimal_places, parse_decimal
+from billing.money.currencies import get_currency, is_known_currency
 
 E = TypeVar("E", bound=StrEnum)
 

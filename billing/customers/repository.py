@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import get_one, tenant_of
+from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
+from billing.db.search import SearchQuery
+from billing.db.sessions import get_one, tenant_of
 from billing.models import Customer
-from billing.pagination import CreatedRange, Page, PageRequest, paginate
-from billing.search import SearchQuery
 
 SEARCHABLE_FIELDS = {"email", "name", "phone", "metadata"}
 

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import now
 from billing.customers.repository import get_customer
-from billing.db import tenant_of
+from billing.db.sessions import tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod
-from billing.updates import merge_metadata, parse_changes
+from billing.requests.patch import merge_metadata, parse_changes
 from contracts.customers import CustomerCreate, CustomerUpdate
 
 # Request fields whose value is kept as JSON.

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import get_one, tenant_of
+from billing.db.pagination import Page, PageRequest, paginate
+from billing.db.sessions import get_one, tenant_of
 from billing.meters.rules import MeterRule, value_refusal
 from billing.models import Meter
-from billing.pagination import Page, PageRequest, paginate
 from contracts.resources import Meter as MeterResource
 
 

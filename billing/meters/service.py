@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_of
+from billing.db.sessions import tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.meters.repository import get_meter, get_meter_by_event_name
 from billing.models import Meter
-from billing.updates import parse_changes
+from billing.requests.patch import parse_changes
 from contracts.enums import MeterAggregation
 from contracts.meters import MeterCreate, MeterUpdate
 

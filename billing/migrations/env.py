@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from billing.db import create_engine
-from billing.migrate import COMPARE_OPTIONS
+from billing.db.migrate import COMPARE_OPTIONS
+from billing.db.sessions import create_engine
 from billing.models import Base
 from contracts.settings import get_settings
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import get_one, tenant_of
+from billing.db.sessions import get_one, tenant_of
 from billing.errors import ResourceMissing
 from billing.ids import new_id
 from billing.models import ApiKey, Organization

@@ -1,6 +1,6 @@
 """An organization's own Stripe account: its secret key and webhook signing secret.
 
-Both are stored encrypted (`billing.crypto`, Fernet under the key ring from
+Both are stored encrypted (`billing.secrets.encryption`, Fernet under the key ring from
 ``BILLING_ENCRYPTION_KEYS`` or the development key file) in
 ``organizations.stripe_secret_key_encrypted`` and ``stripe_webhook_secret_encrypted``. The
 API encrypts them (so the plaintexts never cross Kafka nor reach the consumers) and never
@@ -14,7 +14,11 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing.crypto import (
+from billing.db.sessions import tenant_of
+from billing.errors import ResourceMissing
+from billing.models import Organization
+from billing.organizations.service import get_organization
+from billing.secrets.encryption import (
     Keyring,
     SecretDecryptionError,
     default_key_file,
@@ -22,10 +26,6 @@ from billing.crypto import (
     load_keys,
     write_key_file,
 )
-from billing.db import tenant_of
-from billing.errors import ResourceMissing
-from billing.models import Organization
-from billing.organizations.service import get_organization
 from contracts.payments import ConnectStripeAccountCommand, StripeAccount
 from contracts.settings import Settings
 

@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from billing.currencies import is_known_currency
 from billing.errors import BillingError
+from billing.money.currencies import is_known_currency
 from contracts.enums import PaymentMethodType
 
 # ---------------------------------------------------------------------------- errors

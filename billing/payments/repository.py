@@ -1,6 +1,6 @@
 """Tenant-scoped payment method reads, for the API and for the services' checks.
 
-Every function takes a tenant session (`billing.db.tenant_session`), which adds the
+Every function takes a tenant session (`billing.db.sessions.tenant_session`), which adds the
 organization filter to each query: another tenant's customer or payment method is simply
 not found.
 """
@@ -12,9 +12,9 @@ from collections.abc import Collection
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import tenant_of
+from billing.db.pagination import Page, PageRequest, paginate
+from billing.db.sessions import tenant_of
 from billing.models import Customer, CustomerPaymentMethod, ProcessedCommand, Subscription
-from billing.pagination import Page, PageRequest, paginate
 from contracts.enums import CommandStatus, PaymentMethodType, SubscriptionStatus
 
 # Subscriptions that still bill the customer: everything but the ended ones.

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.customers.service import record_default_payment_method
-from billing.db import tenant_of
+from billing.db.sessions import tenant_of
 from billing.errors import Conflict, InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod

@@ -1,7 +1,7 @@
 """`PaymentGateway` over the official `stripe` SDK's async client, one client per organization key.
 
 Each organization connects its own Stripe account: its secret key is stored encrypted
-(`billing.crypto`) and decrypted only to build its `StripeClient`. `StripeGatewayPool`
+(`billing.secrets.encryption`) and decrypted only to build its `StripeClient`. `StripeGatewayPool`
 keeps one gateway per organization and key, reusing its HTTP connections; a changed key
 makes a new client. `api_base` comes from ``STRIPE_API_BASE`` so the same code talks to
 stripe-mock locally and in tests and to api.stripe.com in production.
@@ -24,7 +24,6 @@ from typing import Any, Protocol
 import httpx
 import stripe
 
-from billing.crypto import Keyring, decrypt_secret
 from billing.payments.gateway import (
     GatewayAuthenticationError,
     GatewayCardError,
@@ -46,6 +45,7 @@ from billing.payments.gateway import (
     refund_from_json,
     setup_intent_from_json,
 )
+from billing.secrets.encryption import Keyring, decrypt_secret
 from contracts.settings import Settings, get_settings
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)

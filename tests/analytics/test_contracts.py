@@ -222,7 +222,7 @@ def test_fast_path_takes_the_common_case():
 
 # --- whatever arrives on the topics, parsing yields an event or a dead letter, never raises ---
 
-from analytics.ingest import DeadLetter, Message, parse_billing_event, parse_usage_message  # noqa: E402
+from analytics.ingest import Message, RejectedMessage, parse_billing_event, parse_usage_message  # noqa: E402
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.decimals(allow_nan=False).map(str)),
@@ -242,8 +242,8 @@ json_values = st.recursive(
 )
 def test_parsing_never_raises(raw, key):
     msg = Message("usage.events", 0, 1, key, raw, int(NOW.timestamp() * 1000))
-    assert isinstance(parse_usage_message(msg), (UsageEvent, DeadLetter))
-    assert parse_billing_event(msg).__class__.__name__ in ("Interaction", "DeadLetter")
+    assert isinstance(parse_usage_message(msg), (UsageEvent, RejectedMessage))
+    assert parse_billing_event(msg).__class__.__name__ in ("Interaction", "RejectedMessage")
 
 
 def test_parse_usage_request():

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from billing.fx_service import FX_WRITERS_ENV
+from billing.fx.service import FX_WRITERS_ENV
 from billing.models import ExchangeRate
 from tests.api.conftest import TenantClient, assert_error
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from billing.db import tenant_session
+from billing.db.sessions import tenant_session
 from billing.models import ApiKey, ProcessedCommand
 from billing.organizations.service import record_api_key_use
 from contracts.settings import get_settings

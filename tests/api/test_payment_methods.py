@@ -31,9 +31,9 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from billing.crypto import keyring_from_settings
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod, Organization, ProcessedCommand, Subscription
+from billing.secrets.encryption import keyring_from_settings
 from contracts.enums import SubscriptionStatus
 from contracts.settings import get_settings
 from tests.api.conftest import TenantClient, assert_error, new_tenant, serve

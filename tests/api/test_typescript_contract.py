@@ -48,7 +48,7 @@ from typing import Any
 import httpx
 import pytest
 
-from billing.fx_service import FX_WRITERS_ENV
+from billing.fx.service import FX_WRITERS_ENV
 from billing.payments.webhooks import sign_payload
 from contracts.envelopes import command_id_for
 from contracts.settings import PROJECT_ROOT, get_settings

@@ -2,7 +2,8 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from billing.currencies import (
+from billing.errors import InvalidRequest
+from billing.money.currencies import (
     CURRENCIES,
     Currency,
     UnknownCurrency,
@@ -11,7 +12,6 @@ from billing.currencies import (
     is_known_currency,
     normalize_currency_code,
 )
-from billing.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from billing.currencies import UnknownCurrency, get_currency
-from billing.fx import (
+from billing.fx.rates import (
     ExchangeRate,
     NoExchangeRate,
     RatesCsvError,
@@ -15,7 +14,8 @@ from billing.fx import (
     find_conversion_path,
     parse_rates_csv,
 )
-from billing.money import MAX_LINE_AMOUNT, AmountOutOfRange
+from billing.money.amounts import MAX_LINE_AMOUNT, AmountOutOfRange
+from billing.money.currencies import UnknownCurrency, get_currency
 
 MAY_31 = datetime(2024, 5, 31, tzinfo=UTC)
 JUNE_1 = datetime(2024, 6, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing import ids
-from billing.input_rules import (
+from billing.requests.input_rules import (
     MAX_HEADER_BYTES,
     MAX_JSON_DEPTH,
     bad_text,

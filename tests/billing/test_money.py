@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.currencies import CURRENCIES
-from billing.money import (
+from billing.money.amounts import (
     MAX_DECIMAL_PLACES,
     MAX_LINE_AMOUNT,
     MAX_UNIT_AMOUNT,
@@ -25,6 +24,7 @@ from billing.money import (
     round_to_minor,
     to_minor_units,
 )
+from billing.money.currencies import CURRENCIES
 
 currency_codes = st.sampled_from(sorted(CURRENCIES))
 # Decimal amounts in minor units with up to 12 decimal places, either sign.

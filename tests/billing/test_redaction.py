@@ -10,8 +10,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from billing.organizations.keys import new_key
-from billing.payments.card_guard import luhn_valid
-from billing.redaction import install_log_redaction, redact
+from billing.payments.card_numbers import luhn_valid
+from billing.secrets.redaction import install_log_redaction, redact
 
 _KEY_BODY = st.text(alphabet=string.ascii_letters + string.digits, min_size=8, max_size=60)
 _PREFIX = st.sampled_from(["sk_", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "whsec_"])

@@ -1,5 +1,5 @@
 """Row-level security, table by table, with SQL written by hand: for every tenant-owned
-model (the list comes from the schema, billing.db.tenant_owned_models) the tenant role
+model (the list comes from the schema, billing.db.sessions.tenant_owned_models) the tenant role
 bound to organization A sees, changes and deletes only A's rows, and can neither insert a
 row of B nor move its own row to B, whatever the statement says. The tenant role sees only
 its own `organizations` row and never the encrypted Stripe secrets, and reads the shared
@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import TENANT_ROLE, tenant_owned_models
+from billing.db.sessions import TENANT_ROLE, tenant_owned_models
 from billing.models import Base
 from consumers.pipeline import apply_batch
 from consumers.registry import Applied, CommandRouter

@@ -15,7 +15,7 @@ import asyncpg
 from sqlalchemy import ForeignKeyConstraint, Table
 from sqlalchemy.dialects import postgresql
 
-from billing.migrate import pending_model_changes
+from billing.db.migrate import pending_model_changes
 from billing.models import Base
 from contracts.settings import PROJECT_ROOT
 from tests.conftest import asyncpg_dsn

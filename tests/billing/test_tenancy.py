@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from billing.db import TENANT_KEY, tenant_of, tenant_owned_models, tenant_session
+from billing.db.sessions import TENANT_KEY, tenant_of, tenant_owned_models, tenant_session
 from billing.models import ApiKey, Customer, Organization, Outbox, Price, ProcessedCommand
 from tests.conftest import asyncpg_dsn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing.errors import InvalidRequest
-from billing.usage import check_unique_identifiers
+from billing.requests.usage import check_unique_identifiers
 
 
 def test_distinct_identifiers_pass() -> None:

@@ -7,8 +7,8 @@ import uuid
 
 from sqlalchemy import select
 
-from billing.commands import outcomes_of
 from billing.customers.service import create_customer
+from billing.delivery.outcomes import outcomes_of
 from billing.errors import InvalidRequest
 from billing.models import Customer, Outbox, ProcessedCommand
 from consumers.app import ROUTES

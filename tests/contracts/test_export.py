@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from billing.errors import ResourceMissing
 from cli.main import app
 from consumers.app import ROUTES
-from consumers.pipeline import BatchRecords, DeadLetter, RawCommand, dead_letter_message
+from consumers.pipeline import BatchRecords, RawCommand, RefusedCommand, dead_letter_message
 from consumers.registry import Applied
 from contracts import export
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for, utcnow
@@ -277,7 +277,9 @@ def test_asyncapi_payloads_accept_real_messages(documents: dict[str, Any]) -> No
     assert list(payload_validator(doc, "CommandOutcome").iter_errors(created))  # not an outcome
     assert not list(payload_validator(doc, "DomainEvent").iter_errors(created))
 
-    letter = dead_letter_message(DeadLetter(RawCommand(b"\xffnot json", "billing.commands", 3, 42), "not JSON: ..."))
+    letter = dead_letter_message(
+        RefusedCommand(RawCommand(b"\xffnot json", "billing.commands", 3, 42), "not JSON: ...")
+    )
     assert not list(payload_validator(doc, "CommandDeadLetter").iter_errors(letter))
     assert list(payload_validator(doc, "CommandDeadLetter").iter_errors({**letter, "offset": "42"}))
 

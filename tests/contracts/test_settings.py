@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from billing.crypto import EncryptionKeyMissing, generate_key
 from billing.organizations.stripe_account import ensure_keyring
+from billing.secrets.encryption import EncryptionKeyMissing, generate_key
 from contracts.settings import (
     LOCAL,
     PRODUCTION,

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import insert, select, update
 
+from billing.delivery.outbox import PostgresOutboxStore, outbox_row
 from billing.models import Outbox
-from billing.outbox import PostgresOutboxStore, outbox_row
 from contracts.envelopes import EventEnvelope, new_event_id, utcnow
 from contracts.settings import get_settings
-from producers.outbox import OutboxRelay
 from producers.publisher import Publisher, create_broker
+from producers.relay import OutboxRelay
 from producers.topics import BILLING_EVENTS, ensure_topics, topic
 
 

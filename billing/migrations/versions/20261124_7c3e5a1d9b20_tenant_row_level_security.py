@@ -1,6 +1,6 @@
 """Row-level security on every tenant-owned table: the second wall behind the ORM filter.
 
-Tenant sessions (billing.db.tenant_session) run as the role `billing_tenant` with
+Tenant sessions (billing.db.sessions.tenant_session) run as the role `billing_tenant` with
 `billing.organization_id` set for their transaction; for that role each tenant-owned
 table shows and accepts only that organization's rows, whatever the SQL says. Other
 sessions (the consumer's multi-tenant batches, authentication) keep the connecting role.

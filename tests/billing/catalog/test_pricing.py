@@ -23,8 +23,8 @@ from billing.catalog.pricing import (
     price_terms_from_dict,
     quote,
 )
-from billing.currencies import get_currency
-from billing.money import MAX_UNIT_AMOUNT, format_amount
+from billing.money.amounts import MAX_UNIT_AMOUNT, format_amount
+from billing.money.currencies import get_currency
 
 
 def half_up(value: Fraction) -> int:

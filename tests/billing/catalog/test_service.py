@@ -13,10 +13,13 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select
 
-from billing import fx, fx_service
 from billing.catalog import repository, service
-from billing.db import bind_row_security, tenant_session
+from billing.db.pagination import PageRequest
+from billing.db.search import parse_search_query
+from billing.db.sessions import bind_row_security, tenant_session
 from billing.errors import BillingError, InvalidRequest, ResourceMissing
+from billing.fx import rates as fx
+from billing.fx import service as fx_service
 from billing.ids import new_id
 from billing.models import (
     Customer,
@@ -29,8 +32,6 @@ from billing.models import (
     SubscriptionSchedulePhase,
 )
 from billing.organizations.service import create_organization
-from billing.pagination import PageRequest
-from billing.search import parse_search_query
 from contracts.catalog import (
     AttributeDefinitionCreate,
     ExchangeRateCreate,

@@ -15,7 +15,7 @@ from billing.catalog.validation import (
     ValidatedPrice,
     validate_price,
 )
-from billing.money import MAX_UNIT_AMOUNT
+from billing.money.amounts import MAX_UNIT_AMOUNT
 from contracts.catalog import PRICE_TERMS_FIELDS
 
 GRADUATED = {

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing.db import tenant_session
+from billing.db.sessions import tenant_session
 from billing.errors import ResourceMissing
 from billing.models import ApiKey
 from billing.organizations.keys import new_key

@@ -16,7 +16,7 @@ from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from billing.payments.card_guard import DASHES, as_read, contains_card_number, find_card_number, luhn_valid
+from billing.payments.card_numbers import DASHES, as_read, contains_card_number, find_card_number, luhn_valid
 
 STRIPE_TEST_CARDS = [
     "4242424242424242",  # Visa

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from billing import crypto
-from billing.crypto import (
+from billing.secrets import encryption
+from billing.secrets.encryption import (
     EncryptionKeyMissing,
     InvalidEncryptionKey,
     Keyring,
@@ -132,16 +132,16 @@ def test_no_key_configured_is_a_clear_error(tmp_path: Path) -> None:
 def test_default_keyring_without_configuration_raises_on_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLING_ENCRYPTION_KEYS", "")
     monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path))
-    crypto.default_keyring.cache_clear()
+    encryption.default_keyring.cache_clear()
     try:
         with pytest.raises(EncryptionKeyMissing):
             encrypt_secret(SECRET)
         key = generate_key()
         monkeypatch.setenv("BILLING_ENCRYPTION_KEYS", key)
-        crypto.default_keyring.cache_clear()
+        encryption.default_keyring.cache_clear()
         assert Keyring([key]).decrypt(encrypt_secret(SECRET)) == SECRET
     finally:
-        crypto.default_keyring.cache_clear()
+        encryption.default_keyring.cache_clear()
 
 
 def test_malformed_key_is_named_by_position_without_echoing_it() -> None:
@@ -177,7 +177,7 @@ def test_write_key_file_creates_once_with_private_mode(tmp_path: Path) -> None:
     assert path.read_text() == content
 
     settings = _settings("", data_dir=tmp_path / ".data")
-    assert crypto.default_key_file(settings) == path
+    assert encryption.default_key_file(settings) == path
     ring = keyring_from_settings(settings)
     assert ring.decrypt(ring.encrypt(SECRET)) == SECRET
 

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from billing.crypto import EncryptionKeyMissing, Keyring, generate_key
-from billing.db import tenant_session
+from billing.db.sessions import tenant_session
 from billing.errors import Conflict, InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod, Organization, ProcessedCommand, Subscription
 from billing.organizations import stripe_account
 from billing.payments import service
 from billing.payments.webhooks import sign_payload, stripe_event_to_command, verify_signature
+from billing.secrets.encryption import EncryptionKeyMissing, Keyring, generate_key
 from consumers.app import ROUTES
 from consumers.pipeline import RawCommand, apply_batch
 from contracts.enums import PaymentMethodType, SubscriptionStatus
@@ -392,6 +392,6 @@ def test_ensure_keyring_makes_the_dev_key_file_once(tmp_path: Path) -> None:
     stripe_account.ensure_keyring(from_env)
     assert not (tmp_path / "elsewhere").exists()  # the environment's keys: no file made
     with pytest.raises(EncryptionKeyMissing):
-        from billing.crypto import keyring_from_settings
+        from billing.secrets.encryption import keyring_from_settings
 
         keyring_from_settings(dataclasses.replace(settings, data_dir=tmp_path / "none"))

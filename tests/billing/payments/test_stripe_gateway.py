@@ -34,7 +34,6 @@ import httpx
 import pytest
 import stripe
 
-from billing.crypto import Keyring, generate_key
 from billing.payments.gateway import (
     GatewayAuthenticationError,
     GatewayInvalidRequest,
@@ -46,6 +45,7 @@ from billing.payments.gateway import (
     SetupIntent,
 )
 from billing.payments.stripe_gateway import StripeGateway, StripeGatewayPool
+from billing.secrets.encryption import Keyring, generate_key
 from contracts.enums import PaymentMethodType
 
 TEST_KEY = "sk_test_123"

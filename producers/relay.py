@@ -26,7 +26,7 @@ class OutboxRow(Protocol):
 
 
 class OutboxStore(Protocol):
-    """Where the rows live (billing/outbox.py over Postgres)."""
+    """Where the rows live (billing/delivery/outbox.py over Postgres)."""
 
     def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 

@@ -5,7 +5,7 @@ test keys), webhook signing secrets (``whsec_...``), bearer credentials and plau
 numbers with a mark that keeps the kind and, for keys, the prefix a person recognizes
 (``sk_live_****``). `install_log_redaction()` makes every log record of the process pass
 through it (the record factory: whatever logger, handler or library formats it), and
-`billing.db.create_engine` keeps bound parameters out of SQL error messages, so neither
+`billing.db.sessions.create_engine` keeps bound parameters out of SQL error messages, so neither
 a request's values nor a command's payload reach a log through an exception.
 """
 
@@ -15,7 +15,7 @@ import logging
 import re
 from typing import Any
 
-from billing.payments.card_guard import redact_card_numbers
+from billing.payments.card_numbers import redact_card_numbers
 
 # sk_/rk_/pk_ (Stripe's secret, restricted and publishable keys, and our own sk_ keys),
 # whsec_ webhook signing secrets: the prefix and then 8+ characters of the key's alphabet

@@ -28,8 +28,15 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Final
 
-from billing.currencies import Currency, UnknownCurrency, get_currency
-from billing.money import check_line_amount, parse_decimal, reject_float, require_decimal, require_int, round_to_minor
+from billing.money.amounts import (
+    check_line_amount,
+    parse_decimal,
+    reject_float,
+    require_decimal,
+    require_int,
+    round_to_minor,
+)
+from billing.money.currencies import Currency, UnknownCurrency, get_currency
 
 # Cross and inverse rates divide; 60 significant digits keeps the error far below the
 # half-minor-unit that the final rounding decides on.

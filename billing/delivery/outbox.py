@@ -1,5 +1,5 @@
 """Outbox rows: written in the command's transaction, read and marked by the relay
-(producers/outbox.py), which publishes them after the commit."""
+(producers/relay.py), which publishes them after the commit."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db import get_one
+from billing.db.sessions import get_one
 from billing.models import ProcessedCommand
 from contracts.envelopes import CommandOutcome
 

@@ -109,7 +109,7 @@ def load_keys(settings: Settings | None = None, key_file: Path | str | None = No
         raise EncryptionKeyMissing(
             f"no encryption key configured: {ENV_VAR} is empty{where}. Set {ENV_VAR} to one or more "
             "comma-separated Fernet keys (generate one with "
-            "`python -c 'from billing.crypto import generate_key; print(generate_key())'`), "
+            "`python -c 'from billing.secrets.encryption import generate_key; print(generate_key())'`), "
             "or run `make dev`, which writes a development key into .data/"
         )
     for position, key in enumerate(keys, start=1):

@@ -1,5 +1,5 @@
 """Exchange rates in Postgres: writing them (the API's command, the CLI's import) and
-reading them back for reporting conversions. The pure rules are billing/fx.py.
+reading them back for reporting conversions. The pure rules are billing/fx/rates.py.
 
 Exchange rates are global reference data, not an organization's: every organization
 reads them, and a rate written by one would change every organization's reports. So:
@@ -26,14 +26,14 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import fx
 from billing.catalog.repository import plain_decimal
-from billing.currencies import currency_param
-from billing.db import tenant_of
+from billing.db.pagination import Page, PageRequest, paginate
+from billing.db.sessions import tenant_of
 from billing.errors import Conflict, InvalidRequest
+from billing.fx import rates as fx
 from billing.models import ExchangeRate
-from billing.money import decimal_places, parse_decimal
-from billing.pagination import Page, PageRequest, paginate
+from billing.money.amounts import decimal_places, parse_decimal
+from billing.money.currencies import currency_param
 from contracts.catalog import ExchangeRateCreate
 from contracts.resources import ExchangeRate as ExchangeRateResource
 from contracts.settings import get_settings
@@ -143,7 +143,7 @@ class ConflictingRates(ValueError):
 
 
 async def import_rates(session: AsyncSession, rates: list[fx.ExchangeRate], *, replace: bool = False) -> ImportResult:
-    """Stores parsed rates (billing.fx.parse_rates_csv) in the caller's transaction. A rate
+    """Stores parsed rates (billing.fx.rates.parse_rates_csv) in the caller's transaction. A rate
     already stored with the same value is skipped; with a different value it is a
     ConflictingRates error (nothing should then be committed) unless `replace`."""
     inserted = unchanged = replaced = 0
@@ -188,7 +188,7 @@ async def list_exchange_rates(
 
 async def rates_at(session: AsyncSession, at: datetime) -> list[fx.ExchangeRate]:
     """The latest stored rate of each (base, quote, source) at or before `at`: everything
-    billing.fx.convert_for_reporting may choose from."""
+    billing.fx.rates.convert_for_reporting may choose from."""
     statement = (
         select(ExchangeRate)
         .where(ExchangeRate.as_of <= at)
@@ -203,5 +203,5 @@ async def convert_for_reporting(
     session: AsyncSession, amount_minor: int, from_currency: str, to_currency: str, at: datetime
 ) -> int:
     """`amount_minor` of `from_currency` in `to_currency` minor units, with the stored rates
-    as of `at`; for reports only (raises billing.fx.NoExchangeRate)."""
+    as of `at`; for reports only (raises billing.fx.rates.NoExchangeRate)."""
     return fx.convert_for_reporting(amount_minor, from_currency, to_currency, await rates_at(session, at), at)

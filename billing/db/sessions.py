@@ -47,7 +47,7 @@ def tenant_of(session: AsyncSession) -> str:
     """The organization a tenant session is bound to; any other session is refused."""
     organization_id = session.info.get(TENANT_KEY)
     if not organization_id:
-        raise RuntimeError("this needs a tenant session (billing.db.tenant_session)")
+        raise RuntimeError("this needs a tenant session (billing.db.sessions.tenant_session)")
     return organization_id
 
 

@@ -49,7 +49,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-from billing.input_rules import first_field
+from billing.requests.input_rules import first_field
 
 MIN_DIGITS = 13
 MAX_DIGITS = 19
@@ -192,7 +192,7 @@ def find_card_number(body: Any) -> str | None:
     """The Stripe-style param path of the first field holding a card number, or None.
 
     `body` is parsed JSON (dicts, lists, strings, numbers, also tuples and Decimals); the
-    path is `billing.input_rules.first_field`'s (``metadata[note]``, ``items[0][description]``,
+    path is `billing.requests.input_rules.first_field`'s (``metadata[note]``, ``items[0][description]``,
     a card in a dict KEY answers that key's path, the body itself being such a string ``""``).
     """
     return first_field(body, _scalar_holds_card)

@@ -8,7 +8,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from billing.db import create_engine
+from billing.db.sessions import create_engine
 from billing.models import Base
 from contracts.settings import PROJECT_ROOT, get_settings
 

@@ -23,7 +23,7 @@ from decimal import (
 )
 from typing import Final
 
-from billing.currencies import Currency, get_currency
+from billing.money.currencies import Currency, get_currency
 
 # Stripe's bound for a single amount (unit_amount, flat_amount, a charge): eight digits,
 # i.e. 99999999 minor units ($999,999.99, ¥99,999,999). Applies to unit prices and flat

@@ -1,0 +1,1 @@
+"""Money: integer minor amounts, ISO 4217 currencies and their exponents."""

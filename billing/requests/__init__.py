@@ -1,0 +1,1 @@
+"""Pure rules on what a request may carry: input text, PATCH changes, usage requests."""

@@ -1,0 +1,1 @@
+"""Secrets at rest (encryption) and what must never reach a log (redaction)."""
