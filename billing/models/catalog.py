@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -37,7 +37,7 @@ class ProductAttributeDefinition(Base):
         Index("product_attribute_definitions_organization_id_idx", "organization_id"),
         Index("product_attribute_definitions_organization_id_key_key", "organization_id", "key", unique=True),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(
         "id", String(64), primary_key=True, autoincrement=False, nullable=False, default=new_cuid
@@ -80,7 +80,7 @@ class Product(Base):
         Index("products_organization_id_id_key", "organization_id", "id", unique=True),
         Index("products_organization_id_idx", "organization_id"),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -132,7 +132,7 @@ class Price(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -226,7 +226,7 @@ class Meter(Base):
         Index("meters_organization_id_id_key", "organization_id", "id", unique=True),
         Index("meters_organization_id_idx", "organization_id"),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)

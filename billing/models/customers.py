@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -36,7 +36,7 @@ class Customer(Base):
             use_alter=True,
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -134,7 +134,7 @@ class CustomerPaymentMethod(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)

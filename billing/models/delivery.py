@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import BigInteger, Enum, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -26,7 +26,7 @@ class ProcessedCommand(Base):
         ),
         Index("processed_commands_organization_id_idx", "organization_id"),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     command_id: Mapped[str] = mapped_column(
         "command_id", String(255), primary_key=True, autoincrement=False, nullable=False
@@ -59,7 +59,7 @@ class Outbox(Base):
         Index("outbox_organization_id_idx", "organization_id"),
         Index("outbox_sent_at_id_idx", "sent_at", "id"),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[int] = mapped_column("id", BigInteger(), primary_key=True, autoincrement=True, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
 
 from sqlalchemy import Index, Numeric, String, text
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
@@ -23,7 +22,7 @@ class ExchangeRate(Base):
     __table_args__ = (
         Index("exchange_rates_base_quote_source_as_of_key", "base", "quote", "source", "as_of", unique=True),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(
         "id", UUID(as_uuid=False), primary_key=True, autoincrement=False, nullable=False, default=new_uuid

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -44,7 +44,7 @@ class Invoice(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -152,7 +152,7 @@ class InvoiceLineItem(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)

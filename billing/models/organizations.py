@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
 
 from sqlalchemy import ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import TIMESTAMP
@@ -17,7 +16,7 @@ from billing.models.base import Base
 
 class Organization(Base):
     __tablename__ = "organizations"
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     name: Mapped[str] = mapped_column("name", String(200), nullable=False)
@@ -56,7 +55,7 @@ class ApiKey(Base):
         Index("api_keys_organization_id_idx", "organization_id"),
         Index("api_keys_secret_hash_key", "secret_hash", unique=True),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column(

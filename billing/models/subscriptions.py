@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, Enum, ForeignKeyConstraint, Index, Integer, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -42,7 +42,7 @@ class Subscription(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -155,7 +155,7 @@ class SubscriptionItem(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -221,7 +221,7 @@ class SubscriptionSchedule(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
@@ -300,7 +300,7 @@ class SubscriptionSchedulePhase(Base):
             onupdate="CASCADE",
         ),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
     organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)

@@ -370,7 +370,7 @@ def render_domain(schema: SchemaDef, domain: str, models: list[ModelDef]) -> str
     for fk in (fk for m in models for fk in m.foreign_keys):
         sa_names.add("ForeignKey" if len(fk.columns) == 1 else "ForeignKeyConstraint")
     pg_names: set[str] = set()
-    uses = {"datetime": False, "Decimal": False, "func": False, "text": False}
+    uses = {"datetime": False, "Decimal": False, "Any": False, "func": False, "text": False}
     enum_names: set[str] = set()
     base_names = {"Base"}
     for model in models:
@@ -389,6 +389,7 @@ def render_domain(schema: SchemaDef, domain: str, models: list[ModelDef]) -> str
                 enum_names.add(column.enum.name)
             uses["datetime"] |= column.prisma_type == "DateTime"
             uses["Decimal"] |= column.prisma_type == "Decimal"
+            uses["Any"] |= column.prisma_type == "Json"
             uses["func"] |= column.updated_at
             if column.default and _server_default(column, column.default):
                 uses["text"] = True
@@ -412,13 +413,16 @@ def render_domain(schema: SchemaDef, domain: str, models: list[ModelDef]) -> str
     has_relations = any(m.relations for m in models)
 
     out = [HEADER, f'"""Models of the {domain} domain."""', "", "from __future__ import annotations", ""]
+    stdlib_imports = []
     if uses["datetime"]:
-        out.append("from datetime import datetime")
+        stdlib_imports.append("from datetime import datetime")
     if uses["Decimal"]:
-        out.append("from decimal import Decimal")
-    typing_names = {"Any", "ClassVar"} | ({"TYPE_CHECKING"} if other_models else set())
-    out.append("from typing import " + ", ".join(sorted(typing_names)))
-    out.append("")
+        stdlib_imports.append("from decimal import Decimal")
+    typing_names = ({"Any"} if uses["Any"] else set()) | ({"TYPE_CHECKING"} if other_models else set())
+    if typing_names:
+        stdlib_imports.append("from typing import " + ", ".join(sorted(typing_names)))
+    if stdlib_imports:
+        out += [*stdlib_imports, ""]
     if sa_names:
         out.append("from sqlalchemy import " + ", ".join(sorted(sa_names)))
     if pg_names:
@@ -458,8 +462,10 @@ def render_domain(schema: SchemaDef, domain: str, models: list[ModelDef]) -> str
             out += [f"        {arg}," for arg in table_args]
             out.append("    )")
         # read server-side defaults back with RETURNING: an expired attribute would
-        # otherwise trigger an implicit load, which asyncio sessions forbid
-        out.append('    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}')
+        # otherwise trigger an implicit load, which asyncio sessions forbid. Unannotated:
+        # SQLAlchemy's declarative base declares `__mapper_args__` as an instance attribute
+        # of type Any, which a ClassVar annotation here would conflict with
+        out.append('    __mapper_args__ = {"eager_defaults": True}')
         out.append("")
         out += [_column_line(model, column) for column in model.columns]
         if model.relations:
