@@ -21,6 +21,8 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
+from faststream.kafka.publisher.state import RealProducer
 
 from contracts.envelopes import CommandEnvelope
 from contracts.settings import Settings, get_settings
@@ -33,7 +35,7 @@ FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidPro
 STOP_TIMEOUT_SECONDS = 5.0
 
 
-def create_broker(settings: Settings | None = None, **options: object) -> KafkaBroker:
+def create_broker(settings: Settings | None = None) -> KafkaBroker:
     settings = settings or get_settings()
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
@@ -48,7 +50,6 @@ def create_broker(settings: Settings | None = None, **options: object) -> KafkaB
         # FastStream's per-message access log ("Received", "Processed") at DEBUG: at INFO it
         # writes two lines per batch on the hot path
         log_level=logging.DEBUG,
-        **options,
     )
 
 
@@ -104,9 +105,19 @@ class Publisher:
         if isinstance(error, FATAL_PRODUCER_ERRORS) or not self._producer_alive():
             await self._replace(generation)
 
-    def _aiokafka_producer(self) -> AIOKafkaProducer | None:
+    def _fast_producer(self) -> AioKafkaFastProducerImpl | None:
+        """FastStream's wrapper of the aiokafka producer; None before the broker starts
+        (its config holds a placeholder then)."""
         state = self.broker.config.producer
-        return getattr(getattr(state, "_producer", None), "producer", None)
+        return state if isinstance(state, AioKafkaFastProducerImpl) else None
+
+    def _aiokafka_producer(self) -> AIOKafkaProducer | None:
+        state = self._fast_producer()
+        # between a disconnect and a connect the wrapper holds an empty state, whose
+        # `producer` raises rather than answering None
+        if state is None or not isinstance(state._producer, RealProducer):
+            return None
+        return state._producer.producer
 
     def _producer_alive(self) -> bool:
         producer = self._aiokafka_producer()
@@ -121,7 +132,9 @@ class Publisher:
             if generation != self._generation:
                 return  # another send replaced it already
             self._generation += 1
-            state = self.broker.config.producer
+            state = self._fast_producer()
+            if state is None:
+                raise KafkaConnectionError("no Kafka producer: the broker has not started")
             log.warning("replacing the Kafka producer (fatal idempotence error, or dead)")
             try:
                 await asyncio.wait_for(state.disconnect(), STOP_TIMEOUT_SECONDS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol, TypedDict
 
 from contracts.settings import get_settings
 
@@ -36,6 +37,35 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 PARTITIONS: Mapping[str, int] = MappingProxyType({t.name: t.partitions for t in TOPICS})
+
+
+# The shapes below are what aiokafka's admin client hands back (it has no type stubs):
+# describe_topics returns the Metadata response's topics, create_topics the raw
+# CreateTopicsResponse, whose rows name the topic `topic` in older versions, `name` in newer.
+class _DescribedTopic(TypedDict):
+    error_code: int
+    topic: str
+    partitions: list[object]
+
+
+class _TopicAdmin(Protocol):
+    async def describe_topics(self, topics: list[str]) -> list[_DescribedTopic]: ...
+
+
+class _CreatedTopic(TypedDict, total=False):
+    topic: str
+    name: str
+    error_code: int
+    error_message: str | None
+
+
+class _CreateTopicsBody(TypedDict, total=False):
+    topic_errors: list[_CreatedTopic]
+    topics: list[_CreatedTopic]
+
+
+class _CreateTopicsResponse(Protocol):
+    def to_object(self) -> _CreateTopicsBody: ...
 
 
 def topic(name: str, prefix: str | None = None) -> str:
@@ -67,8 +97,8 @@ async def ensure_topics(
     """
     import asyncio
 
-    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic  # type: ignore[import-untyped]
-    from aiokafka.errors import TopicAlreadyExistsError, for_code  # type: ignore[import-untyped]
+    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
 
     if bootstrap_servers is None:
         bootstrap_servers = get_settings().kafka_bootstrap_servers
@@ -103,9 +133,9 @@ async def ensure_topics(
             await admin.close()
 
 
-async def _partition_counts(admin: object, names: list[str]) -> dict[str, int]:
+async def _partition_counts(admin: _TopicAdmin, names: list[str]) -> dict[str, int]:
     """{name: partitions} for the names that exist (unknown ones are left out)."""
-    described = await admin.describe_topics(names)  # type: ignore[attr-defined]
+    described = await admin.describe_topics(names)
     counts: dict[str, int] = {}
     for t in described:
         if t.get("error_code", 0) == 0 and t.get("partitions"):
@@ -113,12 +143,12 @@ async def _partition_counts(admin: object, names: list[str]) -> dict[str, int]:
     return counts
 
 
-def _topic_errors(resp: object) -> list[tuple[str, int, str | None]]:
+def _topic_errors(resp: _CreateTopicsResponse) -> list[tuple[str, int, str | None]]:
     """(topic, error code, message) from any CreateTopicsResponse version."""
-    obj = resp.to_object()  # type: ignore[attr-defined]
+    obj = resp.to_object()
     rows = obj.get("topic_errors") or obj.get("topics") or []
     out = []
     for row in rows:
-        name = row.get("topic") or row.get("name")
+        name = row.get("topic") or row.get("name", "")
         out.append((name, row.get("error_code", 0), row.get("error_message")))
     return out
