@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -33,6 +33,27 @@ class StackError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- commands
+
+
+def _popen_in_new_session(
+    args: list[str],
+    out: IO[Any],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: dict[str, str] | None,
+) -> subprocess.Popen[bytes]:
+    """Start args in a session of its own, stdin from /dev/null, stdout and stderr to `out`
+    (a file, never a pipe), no other descriptor inherited."""
+    return subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 def run(
@@ -51,15 +72,7 @@ def run(
     args = [str(c) for c in cmd]
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
         try:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
+            proc = _popen_in_new_session(args, out, cwd=cwd, env=env)
         except FileNotFoundError as exc:
             raise StackError(f"{what}: command not found: {args[0]}") from exc
         try:
@@ -95,16 +108,7 @@ def spawn_detached(
     with open(log_file, "ab") as log:
         log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, cmd))}\n".encode())
         log.flush()
-        proc = subprocess.Popen(
-            [str(c) for c in cmd],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
+        proc = _popen_in_new_session([str(c) for c in cmd], log, cwd=cwd, env=env)
     # The Popen object is dropped on purpose: the server must outlive us. Python would
     # warn "subprocess still running" on GC of a Popen; clear its returncode tracking.
     proc.returncode = 0
