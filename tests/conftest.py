@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
+import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from importlib.abc import MetaPathFinder
+from typing import NoReturn
 
 import asyncpg
 import httpx
@@ -38,6 +44,25 @@ TEST_DATABASE = f"billing_test_{uuid.uuid4().hex[:8]}"
 START_HINT = "start the local stack with `billing stack up` (or run `make test`, which does it)"
 
 
+# The quick loop, `pytest -m unit`: the tests of pure rules, with no service started or
+# reached. A test marked `unit` that asks for one of these (directly or through another
+# fixture) is refused at collection, in every run; a unit run also blocks, at run time,
+# what the fixtures cannot show (a socket connect, a subprocess, chDB).
+SERVICE_FIXTURES = frozenset(
+    {
+        "database_url",  # Postgres (engine, session_factory and the tenants build on it)
+        "stripe_api_base",  # stripe-mock
+        "kafka_topics",  # Kafka (command_consumer and api build on it)
+        "kafka_settings",  # Kafka, for the analytics consumer
+        "store",  # chDB (or ClickHouse)
+        "live_stack",  # the whole shared stack
+        "private_data_dir",  # private instances of the stack's servers
+    }
+)
+UNIT_RUN = pytest.StashKey[bool]()
+_UNIT_GUARD = pytest.StashKey[pytest.MonkeyPatch]()
+
+
 def _test_database_url() -> str:
     return make_url(get_settings().database_url).set(database=TEST_DATABASE).render_as_string(hide_password=False)
 
@@ -47,6 +72,82 @@ def pytest_configure(config: pytest.Config) -> None:
     # run's own Kafka topics, so a running `make dev` is never disturbed.
     os.environ["DATABASE_URL"] = _test_database_url()
     os.environ.setdefault("KAFKA_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # before `-m` deselects anything: a wrongly marked test fails `make test` as well
+    refused = [
+        f"  {item.nodeid} uses {', '.join(sorted(SERVICE_FIXTURES.intersection(item.fixturenames)))}"
+        for item in items
+        if item.get_closest_marker("unit") and SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    ]
+    if refused:
+        raise pytest.UsageError(
+            "a test marked `unit` must not use a service fixture (drop its mark, or its fixture):\n"
+            + "\n".join(refused)
+        )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    unit_run = bool(session.items) and all(item.get_closest_marker("unit") for item in session.items)
+    session.config.stash[UNIT_RUN] = unit_run
+    # Whole-session, and only when every selected test is a unit test: in a mixed run the
+    # session's consumer and API keep talking to Kafka and Postgres between tests.
+    if unit_run and not session.config.option.collectonly:
+        session.config.stash[_UNIT_GUARD] = _block_services()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    guard = config.stash.get(_UNIT_GUARD, None)
+    if guard is not None:
+        guard.undo()
+
+
+def _refuse(what: str) -> NoReturn:
+    test = os.environ.get("PYTEST_CURRENT_TEST", "outside a test").rsplit(" (", 1)[0]
+    pytest.fail(f"a unit test must not reach services: {test} tried to {what}", pytrace=False)
+
+
+class _NoChdb(MetaPathFinder):
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname.partition(".")[0] in {"chdb", "chdb_core"}:
+            _refuse(f"import {fullname} (the chDB engine)")
+
+
+def _block_services() -> pytest.MonkeyPatch:
+    # the Stripe SDK's user agent reads platform.uname(), whose processor runs `uname -p`
+    # once per process (and caches it): a fact about this machine, so it is asked first
+    platform.processor()
+    guard = pytest.MonkeyPatch()
+
+    def refusing(what: str) -> Callable[..., NoReturn]:
+        def refused(*args: object, **kwargs: object) -> NoReturn:
+            _refuse(what)
+
+        return refused
+
+    def refused_connect(sock: socket.socket, address: object) -> NoReturn:
+        _refuse(f"connect a socket to {address!r}")
+
+    # every TCP or Unix client (asyncpg, aiokafka, httpx, asyncio's open_connection) connects here
+    guard.setattr(socket.socket, "connect", refused_connect)
+    guard.setattr(socket.socket, "connect_ex", refused_connect)
+
+    def refused_subprocess(popen: subprocess.Popen[bytes], args: object, *rest: object) -> NoReturn:
+        _refuse(f"start a subprocess: {args!r}")
+
+    # every subprocess (asyncio's too) is started here
+    guard.setattr(subprocess.Popen, "_execute_child", refused_subprocess)
+    for name in ("system", "posix_spawn", "posix_spawnp", "fork"):
+        guard.setattr(os, name, refusing(f"start a process (os.{name})"))
+    # chDB runs in this process, so neither of the above sees it
+    guard.setattr(sys, "meta_path", [_NoChdb(), *sys.meta_path])
+    chdb = sys.modules.get("chdb")
+    if chdb is not None:
+        for name in ("connect", "query"):
+            guard.setattr(chdb, name, refusing(f"open the chDB engine (chdb.{name})"))
+    return guard
 
 
 async def _delete_run_topics(prefix: str) -> None:
@@ -67,6 +168,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # add up to thousands of partitions that a developer's broker reloads at every start
     prefix = os.environ.get("KAFKA_TOPIC_PREFIX", "")
     if not prefix.startswith("test-"):
+        return
+    # a run that ran no test, or only unit tests, made no topics: Kafka is not even asked
+    if session.config.option.collectonly or session.config.stash.get(UNIT_RUN, False):
         return
     try:
         asyncio.run(_delete_run_topics(prefix))

@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from analytics.store import parse_store_url
 from contracts.settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.unit
+
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 OUR_IMAGE = "billing-platform:local"

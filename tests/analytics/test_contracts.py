@@ -224,6 +224,8 @@ def test_fast_path_takes_the_common_case():
 
 from analytics.ingest import Message, RejectedMessage, parse_billing_event, parse_usage_message  # noqa: E402
 
+pytestmark = pytest.mark.unit
+
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.decimals(allow_nan=False).map(str)),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),

@@ -17,6 +17,8 @@ from api.app import create_app
 from api.openapi import EXAMPLES, SECURITY_SCHEME
 from contracts.settings import PROJECT_ROOT, get_settings
 
+pytestmark = pytest.mark.unit
+
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 
 

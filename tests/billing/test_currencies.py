@@ -13,6 +13,8 @@ from billing.money.currencies import (
     normalize_currency_code,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("code", "exponent"),

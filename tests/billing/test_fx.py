@@ -17,6 +17,8 @@ from billing.fx.rates import (
 from billing.money.amounts import MAX_LINE_AMOUNT, AmountOutOfRange
 from billing.money.currencies import UnknownCurrency, get_currency
 
+pytestmark = pytest.mark.unit
+
 MAY_31 = datetime(2024, 5, 31, tzinfo=UTC)
 JUNE_1 = datetime(2024, 6, 1, tzinfo=UTC)
 

@@ -23,6 +23,8 @@ from billing.requests.input_rules import (
 )
 from contracts.envelopes import command_id_for, command_id_issued
 
+pytestmark = pytest.mark.unit
+
 # text Postgres stores: no NUL, no surrogate (category Cs)
 clean_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
 documents = st.recursive(

@@ -5,11 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.meters.rules import MeterRule, counts, numeric_value, property_text, value_refusal
 from contracts.usage import format_decimal
+
+pytestmark = pytest.mark.unit
 
 # what contracts.usage accepts as a number: at least 0, at most 12 places, below 1e20
 amounts = st.builds(

@@ -26,6 +26,8 @@ from billing.money.amounts import (
 )
 from billing.money.currencies import CURRENCIES
 
+pytestmark = pytest.mark.unit
+
 currency_codes = st.sampled_from(sorted(CURRENCIES))
 # Decimal amounts in minor units with up to 12 decimal places, either sign.
 sub_minor_amounts = st.decimals(

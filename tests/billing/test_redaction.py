@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import string
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from billing.organizations.keys import new_key
 from billing.payments.card_numbers import luhn_valid
 from billing.secrets.redaction import install_log_redaction, redact
+
+pytestmark = pytest.mark.unit
 
 _KEY_BODY = st.text(alphabet=string.ascii_letters + string.digits, min_size=8, max_size=60)
 _PREFIX = st.sampled_from(["sk_", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "whsec_"])

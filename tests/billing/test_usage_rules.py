@@ -7,6 +7,8 @@ import pytest
 from billing.errors import InvalidRequest
 from billing.requests.usage import check_unique_identifiers
 
+pytestmark = pytest.mark.unit
+
 
 def test_distinct_identifiers_pass() -> None:
     check_unique_identifiers(["a", "b", "c"], batch=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from cli.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
+
+pytestmark = pytest.mark.unit
 
 
 def test_settle_heap_freezes_what_exists_and_raises_the_threshold() -> None:

@@ -25,6 +25,8 @@ from contracts.settings import PROJECT_ROOT
 from contracts.usage import UsageEvent, UsageEventCreate
 from producers import topics
 
+pytestmark = pytest.mark.unit
+
 PAYLOAD_MODELS = {t: r.payload_model for t, r in ROUTES.items()}
 ORG = "org_export_test"
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from stack import kafka, postgres, stripe_mock
 from stack.base import mask_url
 
 from .conftest import settings_with
+
+pytestmark = pytest.mark.unit
 
 
 def test_postgres_is_managed_only_on_loopback_at_the_stack_port() -> None:

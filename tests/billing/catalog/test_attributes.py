@@ -18,6 +18,8 @@ from billing.catalog.attributes import (
 from billing.errors import InvalidRequest
 from contracts.enums import AttributeType as T
 
+pytestmark = pytest.mark.unit
+
 COLOR = AttributeDefinition("color", T.enum, required=True, enum_values=("red", "blue"))
 SIZE = AttributeDefinition("size", T.number)
 ORGANIC = AttributeDefinition("organic", T.boolean, default=False)

@@ -26,6 +26,8 @@ from billing.catalog.pricing import (
 from billing.money.amounts import MAX_UNIT_AMOUNT, format_amount
 from billing.money.currencies import get_currency
 
+pytestmark = pytest.mark.unit
+
 
 def half_up(value: Fraction) -> int:
     """Independent oracle for the money rule: round half away from zero."""

@@ -18,6 +18,8 @@ from billing.catalog.validation import (
 from billing.money.amounts import MAX_UNIT_AMOUNT
 from contracts.catalog import PRICE_TERMS_FIELDS
 
+pytestmark = pytest.mark.unit
+
 GRADUATED = {
     "currency": "usd",
     "billingScheme": "tiered",

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from billing.payments.card_numbers import DASHES, as_read, contains_card_number, find_card_number, luhn_valid
 
+pytestmark = pytest.mark.unit
+
 STRIPE_TEST_CARDS = [
     "4242424242424242",  # Visa
     "4000056655665556",  # Visa debit

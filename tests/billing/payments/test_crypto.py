@@ -28,6 +28,8 @@ from billing.secrets.encryption import (
 )
 from contracts.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 SECRET = "sk_test_51Hx" + "a" * 90
 crypto_key_a = generate_key()
 

@@ -26,6 +26,8 @@ from billing.payments.gateway import (
 )
 from billing.payments.stripe_gateway import StripeGateway, already_detached, map_stripe_error
 
+pytestmark = pytest.mark.unit
+
 
 class CannedHTTPXClient(stripe.HTTPXClient):
     """Answers the given (status, body, headers) responses in turn, recording the requests."""

@@ -30,6 +30,8 @@ from billing.payments.webhooks import (
     verify_signature,
 )
 
+pytestmark = pytest.mark.unit
+
 SECRET = "whsec_test_5f3c1a2b9d8e7f6a5b4c3d2e1f0a9b8c"
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
 BODY = json.dumps(
