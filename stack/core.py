@@ -9,21 +9,34 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
+from typing import Protocol
 
 from contracts.settings import Settings, get_settings
 
 from . import clickhouse, kafka, postgres, stripe_mock
 from ._proc import UP_HINT, StackError, run_async
 from .base import ServiceStatus, lock_file
+from .managed import ManagedService
 
 SERVICES: tuple[str, ...] = ("postgres", "kafka", "clickhouse", "stripe-mock")
-_MODULES: dict[str, ModuleType] = {
-    "postgres": postgres,
-    "kafka": kafka,
-    "clickhouse": clickhouse,
-    "stripe-mock": stripe_mock,
+
+
+class _Service(Protocol):
+    """What `up`, `down` and `status` call: a ManagedService, or the clickhouse module."""
+
+    def ensure(self, settings: Settings, say: Callable[[str], None]) -> ServiceStatus: ...
+
+    def status(self, settings: Settings) -> ServiceStatus: ...
+
+    def stop(self, settings: Settings, say: Callable[[str], None]) -> None: ...
+
+
+_MANAGED: dict[str, ManagedService] = {
+    "postgres": postgres.SERVICE,
+    "kafka": kafka.SERVICE,
+    "stripe-mock": stripe_mock.SERVICE,
 }
+_SERVICES: dict[str, _Service] = {**_MANAGED, "clickhouse": clickhouse}
 LOCK_TIMEOUT = 1200  # a first `up` on a fresh machine may apt-get, mvn and go install
 
 
@@ -41,7 +54,7 @@ def _names(services: Iterable[str] | None) -> list[str]:
     names = []
     for s in services:
         s = {"stripe": "stripe-mock", "stripe_mock": "stripe-mock", "chdb": "clickhouse", "pg": "postgres"}.get(s, s)
-        if s not in _MODULES:
+        if s not in _SERVICES:
             raise StackError(f"unknown service {s!r}; the stack has {', '.join(SERVICES)}")
         if s not in names:
             names.append(s)
@@ -94,7 +107,7 @@ def ensure_up(
         errors: dict[str, str] = {}
         results: dict[str, ServiceStatus] = {}
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="stack-up") as pool:
-            futures = {name: pool.submit(_MODULES[name].ensure, settings, say) for name in names}
+            futures = {name: pool.submit(_SERVICES[name].ensure, settings, say) for name in names}
             for name, fut in futures.items():
                 try:
                     st = fut.result()
@@ -130,7 +143,7 @@ def down(
         errors = []
         for name in reversed(names):  # stripe-mock, clickhouse, kafka, postgres
             try:
-                _MODULES[name].stop(settings, say)
+                _SERVICES[name].stop(settings, say)
             except Exception as exc:
                 errors.append(f"{name}: could not stop: {type(exc).__name__}: {exc}")
         if errors:
@@ -142,7 +155,7 @@ def status(services: Iterable[str] | None = None, *, settings: Settings | None =
     settings = settings or get_settings()
     names = _names(services)
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="stack-status") as pool:
-        futures = [pool.submit(_MODULES[n].status, settings) for n in names]
+        futures = [pool.submit(_SERVICES[n].status, settings) for n in names]
         return [f.result() for f in futures]
 
 
@@ -164,15 +177,10 @@ def _kafka_problem(settings: Settings) -> str | None:
 
 def _where(name: str, settings: Settings) -> tuple[str, Path | None, bool]:
     """(address, log file, managed by us) for messages."""
-    if name == "postgres":
-        t = postgres.target(settings)
-        return f"{t.host}:{t.port}", postgres.log_file(settings), t.managed
-    if name == "kafka":
-        k = kafka.target(settings)
-        return k.bootstrap, kafka.log_file(settings), k.managed
-    if name == "stripe-mock":
-        s = stripe_mock.target(settings)
-        return s.base, stripe_mock.log_file(settings), s.managed
+    if name in _MANAGED:
+        service = _MANAGED[name]
+        end = service.endpoint(settings)
+        return end.address, service.log_file(settings), end.managed
     path = clickhouse.embedded_path(settings)
     return (f"chdb://{path}" if path else settings.clickhouse_url), None, path is not None
 

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from contracts.settings import Settings
@@ -31,19 +32,14 @@ from ._proc import (
     StackError,
     apt_install,
     cmdline_matches,
-    describe_pid,
-    ensure_port_free,
-    foreign_server,
-    pid_alive,
     read_pid,
     rotate_log,
     run,
     run_async,
     tail,
-    terminate,
-    wait_until,
 )
 from .base import ServiceStatus, mask_url
+from .managed import Endpoint, Health, ManagedService
 
 NAME = "postgres"
 OS_USER = "postgres"
@@ -81,10 +77,6 @@ def target(settings: Settings) -> PgTarget:
     )
 
 
-def pgdata(settings: Settings) -> Path:
-    return settings.data_dir / "postgres"
-
-
 def socket_dir(settings: Settings) -> Path:
     """Where the Unix socket lives: under the data dir, unless that path is too long for a
     socket (about 107 bytes on Linux), then a short directory in /tmp named after it."""
@@ -93,18 +85,6 @@ def socket_dir(settings: Settings) -> Path:
         return path
     digest = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"billing-pg-{digest}"
-
-
-def log_file(settings: Settings) -> Path:
-    return pgdata(settings) / "postgres.log"
-
-
-def running_pid(settings: Settings) -> int | None:
-    """Pid of the postmaster running our data dir, from its postmaster.pid."""
-    pid = read_pid(pgdata(settings) / "postmaster.pid")
-    if pid and cmdline_matches(pid, "postgres"):
-        return pid
-    return None
 
 
 # --------------------------------------------------------------------------- binaries
@@ -268,8 +248,25 @@ def _write_conf(settings: Settings, port: int) -> None:
 # --------------------------------------------------------------------------- health & bootstrap
 
 
+async def _connect_as_superuser(settings: Settings) -> Any:
+    """As `postgres` over the cluster's Unix socket (trusted: initdb --auth-local=trust)."""
+    import asyncpg
+
+    return await asyncpg.connect(
+        host=str(socket_dir(settings)), port=target(settings).port, user="postgres", database="postgres", timeout=10
+    )
+
+
+async def _superuser_select_1(settings: Settings) -> None:
+    conn = await _connect_as_superuser(settings)
+    try:
+        await conn.fetchval("select 1")
+    finally:
+        await conn.close(timeout=5)
+
+
 async def _select_1(dsn: str, database: str | None = None) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     conn = await asyncpg.connect(dsn, timeout=5, **({"database": database} if database else {}))
     try:
@@ -302,11 +299,15 @@ def check(settings: Settings) -> Probe:
         try:
             run_async(lambda: _select_1(t.dsn, database="postgres"), timeout=10)
         except Exception as exc:
-            return Probe(f"{type(exc).__name__}: {exc}".strip())
+            return Probe(_error_text(exc))
         return Probe(None, database_missing=True)
     except Exception as exc:
-        return Probe(f"{type(exc).__name__}: {exc}".strip())
+        return Probe(_error_text(exc))
     return Probe(None)
+
+
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
 
 
 def probe(settings: Settings) -> str | None:
@@ -324,12 +325,8 @@ def _quote_literal(value: str) -> str:
 
 async def _bootstrap(settings: Settings, t: PgTarget) -> list[str]:
     """Create the application role (superuser: tests CREATE DATABASE) and database."""
-    import asyncpg
-
     done = []
-    conn = await asyncpg.connect(
-        host=str(socket_dir(settings)), port=t.port, user="postgres", database="postgres", timeout=10
-    )
+    conn = await _connect_as_superuser(settings)
     try:
         role = _quote_ident(t.user)
         if await conn.fetchval("select 1 from pg_roles where rolname = $1", t.user):
@@ -356,149 +353,119 @@ async def _create_database_over_tcp(t: PgTarget) -> None:
         await conn.close(timeout=5)
 
 
-# --------------------------------------------------------------------------- the service API
+# --------------------------------------------------------------------------- the service
 
 
-def status(settings: Settings) -> ServiceStatus:
-    t = target(settings)
-    result = check(settings)
-    if result.error:
-        detail = result.error
-    elif result.database_missing:
-        detail = f"server up; database {t.database} does not exist yet (`billing stack up` creates it)"
-    else:
-        detail = f"db {t.database}, user {t.user}"
-    if not t.managed:
-        return ServiceStatus(
-            NAME,
-            "external",
-            result.error is None,
-            f"{t.host}:{t.port}",
-            detail=f"DATABASE_URL={mask_url(t.url)}; {detail}",
-        )
-    pid = running_pid(settings)
-    if pid is None and result.error is None and (owner := foreign_server(t.port, "postgres")):
-        return ServiceStatus(
-            NAME,
-            "external",
-            True,
-            f"{t.host}:{t.port}",
-            pid=owner,
-            detail=f"reused, not started from {pgdata(settings)}: {describe_pid(owner)}; {detail}",
-        )
-    if pid is None:
-        detail = "not running" + ("" if result.error else " (but something answers on its port)")
-    return ServiceStatus(
-        NAME,
-        "managed",
-        pid is not None and result.error is None,
-        f"{t.host}:{t.port}",
-        pid=pid,
-        data_dir=pgdata(settings),
-        log_file=log_file(settings),
-        detail=detail,
-    )
+class Postgres(ManagedService):
+    name = NAME
+    setting = "DATABASE_URL"
+    port_setting = "BILLING_POSTGRES_PORT and DATABASE_URL"
+    server_needle = "postgres"
+    start_timeout = START_TIMEOUT
+    # SIGINT is Postgres's "fast" shutdown (SIGTERM would wait for every client to leave).
+    stop_signal = signal.SIGINT
+    owns_pid_file = False  # postmaster.pid: the postmaster writes it and removes it when it exits
 
+    def endpoint(self, settings: Settings) -> Endpoint:
+        t = target(settings)
+        return Endpoint(t.managed, f"{t.host}:{t.port}", t.port)
 
-def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
-    t = target(settings)
-    if not t.managed:
-        error = probe(settings)
-        if error:
-            raise StackError(
-                f"postgres: DATABASE_URL={mask_url(t.url)} points at a server `billing stack up` does not manage "
-                f"(not 127.0.0.1:{settings.postgres_port}), and it does not answer: {error}. "
-                "Start that server, or unset DATABASE_URL to use the local stack."
-            )
-        return status(settings)
+    def pid_file(self, settings: Settings) -> Path:
+        return self.home(settings) / "postmaster.pid"
 
-    pid = running_pid(settings)
-    if pid is not None:
-        if check(settings).ok:
-            return status(settings)
-        # Running, but the role, its password or the database is not there (settings changed,
-        # or the database was dropped): create what is missing.
-        created = run_async(lambda: _bootstrap(settings, t), timeout=30)
-        if created:
-            say(f"postgres: created {', '.join(created)}")
-        return _checked(settings)
+    def signature(self, settings: Settings) -> tuple[str, ...]:
+        return ("postgres",)
 
-    owner = foreign_server(t.port, "postgres")
-    result = check(settings) if owner else None
-    if owner and result is not None and result.error is None:
-        # Another checkout's stack (or any Postgres where our role logs in) holds the port:
-        # use it rather than fail; `billing stack down` here leaves it alone.
-        say(f"postgres: reusing {describe_pid(owner)} on 127.0.0.1:{t.port} (not started from {pgdata(settings)})")
+    def health(self, settings: Settings) -> Health:
+        t = target(settings)
+        result = check(settings)
         if result.database_missing:
+            return Health(None, f"server up; database {t.database} does not exist yet (`billing stack up` creates it)")
+        return Health(result.error, f"db {t.database}, user {t.user}")
+
+    def external_detail(self, settings: Settings, health: Health) -> str:
+        return f"DATABASE_URL={mask_url(settings.database_url)}; {health.error or health.detail}"
+
+    def reused_detail(self, settings: Settings, owner: int, health: Health) -> str:
+        return f"{super().reused_detail(settings, owner, health)}; {health.detail}"
+
+    def unreachable_external(self, settings: Settings, error: str) -> str:
+        return (
+            f"postgres: DATABASE_URL={mask_url(settings.database_url)} points at a server `billing stack up` does not "
+            f"manage (not 127.0.0.1:{settings.postgres_port}), and it does not answer: {error}. "
+            "Start that server, or unset DATABASE_URL to use the local stack."
+        )
+
+    def prepare(self, settings: Settings, say: Callable[[str], None]) -> list[str | Path]:
+        bindir = _ensure_bindir(settings, say)
+        _initdb(settings, bindir, say)
+        _ensure_traversable(pgdata(settings), say)
+        pid_file = self.pid_file(settings)
+        stale = read_pid(pid_file)
+        if stale is not None and not cmdline_matches(stale, *self.signature(settings)):
+            pid_file.unlink(missing_ok=True)  # left by a crash; its pid is not a postgres now
+        _write_conf(settings, target(settings).port)
+        return [
+            *_as_owner(),
+            bindir / "pg_ctl",
+            "-D",
+            pgdata(settings),
+            "-l",
+            self.log_file(settings),
+            "-w",
+            "-t",
+            str(START_TIMEOUT),
+            "-s",
+            "start",
+        ]
+
+    def launch(self, settings: Settings, say: Callable[[str], None]) -> int | None:
+        """pg_ctl starts the postmaster detached (it writes postmaster.pid) and waits until it
+        takes connections."""
+        command = self.prepare(settings, say)
+        log = self.log_file(settings)
+        rotate_log(log)
+        say(self.starting_message(settings))
+        try:
+            run(command, timeout=START_TIMEOUT + 15, what="postgres: pg_ctl start", cwd="/")
+        except StackError as exc:
+            raise StackError(
+                f"postgres did not start on 127.0.0.1:{target(settings).port} within {START_TIMEOUT} s. "
+                f"Read {log}:\n{tail(log)}\n({exc})"
+            ) from None
+        return self.running_pid(settings)
+
+    def answers(self, settings: Settings) -> str | None:
+        """`select 1` as the cluster's superuser over its socket: DATABASE_URL's role and
+        database may not exist before `ready`."""
+        try:
+            run_async(lambda: _superuser_select_1(settings), timeout=10)
+        except Exception as exc:
+            return _error_text(exc)
+        return None
+
+    def ready(self, settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
+        """Create what DATABASE_URL names and is missing: in our cluster the role and the
+        database (over the socket, as the superuser); in a reused server only the database."""
+        t = target(settings)
+        result = check(settings)
+        if not result.ok and self.running_pid(settings) is not None:
+            # Settings changed, a fresh cluster, or the database was dropped.
+            created = run_async(lambda: _bootstrap(settings, t), timeout=30)
+            if created:
+                say(f"postgres: created {', '.join(created)}")
+        elif result.database_missing:
             run_async(lambda: _create_database_over_tcp(t), timeout=30)
             say(f"postgres: created database {t.database}")
-        return _checked(settings)
-
-    ensure_port_free(
-        "127.0.0.1",
-        t.port,
-        service="postgres",
-        log_file=log_file(settings),
-        variable="BILLING_POSTGRES_PORT and DATABASE_URL",
-    )
-    bindir = _ensure_bindir(settings, say)
-    _initdb(settings, bindir, say)
-    _ensure_traversable(pgdata(settings), say)
-    pid_file = pgdata(settings) / "postmaster.pid"
-    stale = read_pid(pid_file)
-    if stale is not None and not cmdline_matches(stale, "postgres"):
-        pid_file.unlink(missing_ok=True)  # left by a crash; its pid is not a postgres now
-    _write_conf(settings, t.port)
-    rotate_log(log_file(settings))
-    say(f"postgres: starting on 127.0.0.1:{t.port} (log {log_file(settings)}) ...")
-    try:
-        run(
-            [
-                *_as_owner(),
-                bindir / "pg_ctl",
-                "-D",
-                pgdata(settings),
-                "-l",
-                log_file(settings),
-                "-w",
-                "-t",
-                str(START_TIMEOUT),
-                "-s",
-                "start",
-            ],
-            timeout=START_TIMEOUT + 15,
-            what="postgres: pg_ctl start",
-            cwd="/",
-        )
-    except StackError as exc:
-        raise StackError(
-            f"postgres did not start on 127.0.0.1:{t.port} within {START_TIMEOUT} s. "
-            f"Read {log_file(settings)}:\n{tail(log_file(settings))}\n({exc})"
-        ) from None
-    created = run_async(lambda: _bootstrap(settings, t), timeout=30)
-    if created:
-        say(f"postgres: created {', '.join(created)}")
-    return _checked(settings)
+        st = self.status(settings)
+        if not st.healthy or not check(settings).ok:
+            raise StackError(
+                f"postgres runs (pid {st.pid}) but `select 1` at {mask_url(settings.database_url)} fails: "
+                f"{st.detail}. Read {self.log_file(settings)}."
+            )
+        return st
 
 
-def _checked(settings: Settings) -> ServiceStatus:
-    st = status(settings)
-    if not st.healthy or not check(settings).ok:
-        raise StackError(
-            f"postgres runs (pid {st.pid}) but `select 1` at {mask_url(settings.database_url)} fails: {st.detail}. "
-            f"Read {log_file(settings)}."
-        )
-    return st
-
-
-def stop(settings: Settings, say: Callable[[str], None]) -> None:
-    if not target(settings).managed:
-        say("postgres: external (DATABASE_URL), nothing to stop")
-        return
-    pid = running_pid(settings)
-    if pid is None:
-        say("postgres: not running")
-        return
-    # SIGINT is Postgres's "fast" shutdown (SIGTERM would wait for every client to leave).
-    say(terminate(pid, name="postgres", grace=30, first_signal=signal.SIGINT))
-    wait_until(lambda: not pid_alive(pid), timeout=5)
+SERVICE = Postgres()
+pgdata = SERVICE.home  # the cluster's data directory
+log_file = SERVICE.log_file

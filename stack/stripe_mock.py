@@ -8,7 +8,6 @@ but not on every interface). Managed only when STRIPE_API_BASE is http on a loop
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,30 +16,13 @@ from urllib.parse import urlsplit
 
 from contracts.settings import Settings
 
-from ._proc import (
-    LOOPBACK_HOSTS,
-    StackError,
-    cmdline_matches,
-    describe_pid,
-    ensure_port_free,
-    foreign_server,
-    pid_alive,
-    port_owner,
-    read_pid,
-    run,
-    spawn_detached,
-    tail,
-    terminate,
-    which,
-    write_pid,
-)
-from .base import ServiceStatus
+from ._proc import LOOPBACK_HOSTS, StackError, run, which
+from .managed import Endpoint, Health, ManagedService
 
 NAME = "stripe-mock"
 MODULE = "github.com/stripe/stripe-mock"
 # Pinned so every machine tests against the same Stripe API fixtures; bump on purpose.
 VERSION = "v0.203.0"
-START_TIMEOUT = 60
 TEST_KEY = "sk_test_123"
 
 
@@ -60,29 +42,6 @@ def target(settings: Settings) -> StripeTarget:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     managed = parts.scheme == "http" and host in LOOPBACK_HOSTS and parts.port is not None
     return StripeTarget(base, host, port, port + 1, managed)
-
-
-def home(settings: Settings) -> Path:
-    return settings.data_dir / "stripe-mock"
-
-
-def log_file(settings: Settings) -> Path:
-    return home(settings) / "stripe-mock.log"
-
-
-def pid_file(settings: Settings) -> Path:
-    return home(settings) / "stripe-mock.pid"
-
-
-def _signature(t: StripeTarget) -> tuple[str, str]:
-    return ("stripe-mock", f"-http-addr\x00127.0.0.1:{t.port}")
-
-
-def running_pid(settings: Settings) -> int | None:
-    pid = read_pid(pid_file(settings))
-    if pid and cmdline_matches(pid, *_signature(target(settings))):
-        return pid
-    return None
 
 
 def _cwd(pid: int) -> Path | None:
@@ -144,100 +103,39 @@ def probe(settings: Settings) -> str | None:
     return None if r.status_code == 200 else f"GET /v1/customers answered HTTP {r.status_code}"
 
 
-def status(settings: Settings) -> ServiceStatus:
-    t = target(settings)
-    error = probe(settings)
-    if not t.managed:
-        return ServiceStatus(NAME, "external", error is None, t.base, detail=f"STRIPE_API_BASE; {error or 'answers'}")
-    pid = running_pid(settings)
-    if pid is None and error is None and (owner := foreign_server(t.port, "stripe-mock")):
-        return ServiceStatus(
-            NAME,
-            "external",
-            True,
-            t.base,
-            pid=owner,
-            detail=f"reused, not started from {home(settings)}: {describe_pid(owner)}",
+class StripeMock(ManagedService):
+    name = NAME
+    setting = "STRIPE_API_BASE"
+    port_setting = "STRIPE_API_BASE"
+    server_needle = "stripe-mock"
+    stop_grace = 15
+
+    def endpoint(self, settings: Settings) -> Endpoint:
+        t = target(settings)
+        return Endpoint(t.managed, t.base, t.port, (("https", t.https_port),))
+
+    def signature(self, settings: Settings) -> tuple[str, ...]:
+        return ("stripe-mock", f"-http-addr\x00127.0.0.1:{target(settings).port}")
+
+    def adoptable(self, settings: Settings, pid: int) -> bool:
+        """Ours only when it also runs in our dir (another checkout's listens on the same address)."""
+        return super().adoptable(settings, pid) and _cwd(pid) == self.home(settings).resolve()
+
+    def health(self, settings: Settings) -> Health:
+        return Health(probe(settings), f"https on port {target(settings).https_port}")
+
+    def unreachable_external(self, settings: Settings, error: str) -> str:
+        return (
+            f"stripe-mock: STRIPE_API_BASE={target(settings).base} is not a local http address `billing stack up` "
+            f"manages, and it does not answer: {error}."
         )
-    if pid is None:
-        detail = "not running" + (" (but something answers on its port)" if error is None else "")
-    else:
-        detail = error or f"https on port {t.https_port}"
-    return ServiceStatus(
-        NAME,
-        "managed",
-        pid is not None and error is None,
-        t.base,
-        pid=pid,
-        data_dir=home(settings),
-        log_file=log_file(settings),
-        detail=detail,
-    )
 
-
-def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
-    t = target(settings)
-    if not t.managed:
-        error = probe(settings)
-        if error:
-            raise StackError(
-                f"stripe-mock: STRIPE_API_BASE={t.base} is not a local http address `billing stack up` manages, "
-                f"and it does not answer: {error}."
-            )
-        return status(settings)
-
-    home(settings).mkdir(parents=True, exist_ok=True)
-    pid = running_pid(settings)
-    if pid is None:
-        # One of ours whose pid file went missing (it runs in our dir): adopt it.
-        owner = port_owner(t.port)
-        if owner and cmdline_matches(owner, *_signature(t)) and _cwd(owner) == home(settings).resolve():
-            write_pid(pid_file(settings), owner)
-            pid = owner
-    if pid is None and (owner := foreign_server(t.port, "stripe-mock")) and probe(settings) is None:
-        # Another checkout's stripe-mock holds the port and answers: use it, leave it alone on `down`.
-        say(f"stripe-mock: reusing {describe_pid(owner)} on {t.base} (not started from {home(settings)})")
-        return status(settings)
-    if pid is None:
-        for port in (t.port, t.https_port):
-            ensure_port_free(
-                "127.0.0.1", port, service="stripe-mock", log_file=log_file(settings), variable="STRIPE_API_BASE"
-            )
+    def prepare(self, settings: Settings, say: Callable[[str], None]) -> list[str | Path]:
+        t = target(settings)
         binary = _ensure_binary(say)
-        say(f"stripe-mock: starting on {t.base} (https {t.https_port}; log {log_file(settings)}) ...")
-        pid = spawn_detached(
-            [binary, "-http-addr", f"127.0.0.1:{t.port}", "-https-addr", f"127.0.0.1:{t.https_port}"],
-            log_file=log_file(settings),
-            cwd=home(settings),
-        )
-        write_pid(pid_file(settings), pid)
-
-    deadline = time.monotonic() + START_TIMEOUT
-    error = probe(settings)
-    while error is not None:
-        if not pid_alive(pid):
-            pid_file(settings).unlink(missing_ok=True)
-            raise StackError(
-                f"stripe-mock exited during startup (port {t.port}). "
-                f"Read {log_file(settings)}:\n{tail(log_file(settings))}"
-            )
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"stripe-mock (pid {pid}) did not answer on {t.base} within {START_TIMEOUT} s: {error}. "
-                f"Read {log_file(settings)}."
-            )
-        time.sleep(0.2)
-        error = probe(settings)
-    return status(settings)
+        return [binary, "-http-addr", f"127.0.0.1:{t.port}", "-https-addr", f"127.0.0.1:{t.https_port}"]
 
 
-def stop(settings: Settings, say: Callable[[str], None]) -> None:
-    if not target(settings).managed:
-        say("stripe-mock: external (STRIPE_API_BASE), nothing to stop")
-        return
-    pid = running_pid(settings)
-    if pid is None:
-        say("stripe-mock: not running")
-    else:
-        say(terminate(pid, name="stripe-mock", grace=15, first_signal=signal.SIGTERM))
-    pid_file(settings).unlink(missing_ok=True)
+SERVICE = StripeMock()
+log_file = SERVICE.log_file
+pid_file = SERVICE.pid_file

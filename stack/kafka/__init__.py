@@ -23,31 +23,12 @@ from pathlib import Path
 
 from contracts.settings import Settings
 
-from .._proc import (
-    LOOPBACK_HOSTS,
-    StackError,
-    apt_install,
-    cmdline_matches,
-    describe_pid,
-    ensure_port_free,
-    foreign_server,
-    pid_alive,
-    port_owner,
-    read_pid,
-    run,
-    run_async,
-    spawn_detached,
-    tail,
-    terminate,
-    which,
-    write_pid,
-)
-from ..base import ServiceStatus
+from .._proc import LOOPBACK_HOSTS, StackError, apt_install, run, run_async, which
+from ..managed import Endpoint, Health, ManagedService
 
 NAME = "kafka"
 KAFKA_VERSION = "4.1.1"
 POM = Path(__file__).with_name("pom.xml")
-START_TIMEOUT = 60
 JVM_OPTS = [
     "-Xmx512m",
     "-Xms256m",
@@ -78,36 +59,12 @@ def target(settings: Settings) -> KafkaTarget:
     return KafkaTarget(bootstrap, host, port, port + 1 if port else 0, managed)
 
 
-def home(settings: Settings) -> Path:
-    return settings.data_dir / "kafka"
-
-
 def libs_dir(settings: Settings) -> Path:
     return home(settings) / "libs"
 
 
-def log_file(settings: Settings) -> Path:
-    return home(settings) / "kafka.log"
-
-
-def pid_file(settings: Settings) -> Path:
-    return home(settings) / "kafka.pid"
-
-
 def server_properties(settings: Settings) -> Path:
     return home(settings) / "server.properties"
-
-
-def _signature(settings: Settings) -> tuple[str, str]:
-    """What our broker's command line contains (guards against a recycled pid)."""
-    return ("kafka.Kafka", str(server_properties(settings)))
-
-
-def running_pid(settings: Settings) -> int | None:
-    pid = read_pid(pid_file(settings))
-    if pid and cmdline_matches(pid, *_signature(settings)):
-        return pid
-    return None
 
 
 # --------------------------------------------------------------------------- jars
@@ -277,7 +234,7 @@ def _format_storage(settings: Settings, java: Path, say: Callable[[str], None]) 
 
 
 async def _list_topics(bootstrap: str) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
+    from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
@@ -308,113 +265,47 @@ def ensure_topics(settings: Settings, say: Callable[[str], None]) -> dict[str, i
     return made
 
 
-# --------------------------------------------------------------------------- the service API
+# --------------------------------------------------------------------------- the service
 
 
-def status(settings: Settings) -> ServiceStatus:
-    t = target(settings)
-    error = probe(settings)
-    if not t.managed:
-        return ServiceStatus(
-            NAME, "external", error is None, t.bootstrap, detail=f"KAFKA_BOOTSTRAP_SERVERS; {error or 'answers'}"
+class Kafka(ManagedService):
+    name = NAME
+    setting = "KAFKA_BOOTSTRAP_SERVERS"
+    port_setting = "KAFKA_BOOTSTRAP_SERVERS"
+    server_needle = "kafka.Kafka"
+    poll_interval = 0.5
+    # SIGTERM: the broker's controlled shutdown (flushes and closes its logs).
+    stop_signal = signal.SIGTERM
+
+    def endpoint(self, settings: Settings) -> Endpoint:
+        t = target(settings)
+        address = f"{t.host}:{t.port}" if t.managed else t.bootstrap
+        return Endpoint(t.managed, address, t.port, (("controller", t.controller_port),))
+
+    def signature(self, settings: Settings) -> tuple[str, ...]:
+        return ("kafka.Kafka", str(server_properties(settings)))
+
+    def health(self, settings: Settings) -> Health:
+        return Health(probe(settings), f"KRaft broker+controller, controller port {target(settings).controller_port}")
+
+    def unreachable_external(self, settings: Settings, error: str) -> str:
+        return (
+            f"kafka: KAFKA_BOOTSTRAP_SERVERS={target(settings).bootstrap} is not a single loopback broker "
+            f"`billing stack up` manages, and it does not answer: {error}. Start that cluster, or unset "
+            "KAFKA_BOOTSTRAP_SERVERS."
         )
-    pid = running_pid(settings)
-    if pid is None and error is None and (owner := foreign_server(t.port, "kafka.Kafka")):
-        return ServiceStatus(
-            NAME,
-            "external",
-            True,
-            f"{t.host}:{t.port}",
-            pid=owner,
-            detail=f"reused, not started from {home(settings)}: {describe_pid(owner)}",
-        )
-    if pid is None:
-        detail = "not running" + (" (but something answers on its port)" if error is None else "")
-    else:
-        detail = error or f"KRaft broker+controller, controller port {t.controller_port}"
-    return ServiceStatus(
-        NAME,
-        "managed",
-        pid is not None and error is None,
-        f"{t.host}:{t.port}",
-        pid=pid,
-        data_dir=home(settings),
-        log_file=log_file(settings),
-        detail=detail,
-    )
 
-
-def ensure(settings: Settings, say: Callable[[str], None]) -> ServiceStatus:
-    t = target(settings)
-    if not t.managed:
-        error = probe(settings)
-        if error:
-            raise StackError(
-                f"kafka: KAFKA_BOOTSTRAP_SERVERS={t.bootstrap} is not a single loopback broker `billing stack up` "
-                f"manages, and it does not answer: {error}. Start that cluster, or unset KAFKA_BOOTSTRAP_SERVERS."
-            )
-        return status(settings)
-
-    h = home(settings)
-    h.mkdir(parents=True, exist_ok=True)
-    pid = running_pid(settings)
-    if pid is None:
-        # A broker of ours whose pid file went missing: adopt it rather than fail on the port.
-        owner = port_owner(t.port)
-        if owner and cmdline_matches(owner, *_signature(settings)):
-            write_pid(pid_file(settings), owner)
-            pid = owner
-    if pid is None and (owner := foreign_server(t.port, "kafka.Kafka")) and probe(settings) is None:
-        # Another checkout's broker holds the port and answers: use it, leave it alone on `down`.
-        say(f"kafka: reusing {describe_pid(owner)} on 127.0.0.1:{t.port} (not started from {h})")
-        return status(settings)
-    if pid is None:
-        for port in (t.port, t.controller_port):
-            ensure_port_free(
-                "127.0.0.1", port, service="kafka", log_file=log_file(settings), variable="KAFKA_BOOTSTRAP_SERVERS"
-            )
+    def prepare(self, settings: Settings, say: Callable[[str], None]) -> list[str | Path]:
+        self.home(settings).mkdir(parents=True, exist_ok=True)
         java, mvn = _ensure_tools(say)
         _ensure_jars(settings, mvn, say)
-        _write_config(settings, t)
+        _write_config(settings, target(settings))
         _format_storage(settings, java, say)
-        say(f"kafka: starting on 127.0.0.1:{t.port} (controller {t.controller_port}; log {log_file(settings)}) ...")
-        pid = spawn_detached(
-            _java_cmd(settings, java, "kafka.Kafka", server_properties(settings)),
-            log_file=log_file(settings),
-            cwd=h,
-        )
-        write_pid(pid_file(settings), pid)
-
-    deadline = time.monotonic() + START_TIMEOUT
-    error = probe(settings)
-    while error is not None:
-        if not pid_alive(pid):
-            pid_file(settings).unlink(missing_ok=True)
-            raise StackError(
-                f"kafka exited during startup (port {t.port}). Read {log_file(settings)}:\n{tail(log_file(settings))}"
-            )
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"kafka (pid {pid}) did not answer on 127.0.0.1:{t.port} within {START_TIMEOUT} s: {error}. "
-                f"Read {log_file(settings)}:\n{tail(log_file(settings))}\n"
-                f"It is left running; `billing stack down` stops it."
-            )
-        time.sleep(0.5)
-        error = probe(settings)
-    return status(settings)
+        return _java_cmd(settings, java, "kafka.Kafka", server_properties(settings))
 
 
-def stop(settings: Settings, say: Callable[[str], None]) -> None:
-    if not target(settings).managed:
-        say("kafka: external (KAFKA_BOOTSTRAP_SERVERS), nothing to stop")
-        return
-    pid = running_pid(settings)
-    if pid is None:
-        say("kafka: not running")
-    else:
-        # SIGTERM: the broker's controlled shutdown (flushes and closes its logs).
-        say(terminate(pid, name="kafka", grace=30, first_signal=signal.SIGTERM))
-    pid_file(settings).unlink(missing_ok=True)
+SERVICE = Kafka()
+home = SERVICE.home
+log_file = SERVICE.log_file
 
-
-__all__ = ["ensure", "ensure_topics", "probe", "status", "stop", "target"]
+__all__ = ["SERVICE", "ensure_topics", "home", "libs_dir", "log_file", "probe", "target"]
