@@ -16,7 +16,8 @@ stripe-mock).
 A service supplies only what differs: where it listens (`endpoint`), how it is checked
 (`health`), how it is prepared and its command line (`prepare`), and, where they differ,
 how it starts (`launch`), what "answers" means while starting (`answers`) and what makes it
-ready (`ready`). Its files live under <data_dir>/<name>: <name>.log and <name>.pid.
+ready (`ready`). Its files live under <data_dir>/<name>: <name>.log, and <name>.pid unless
+the server keeps a pid file of its own (Postgres' postmaster.pid).
 """
 
 from __future__ import annotations
