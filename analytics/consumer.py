@@ -47,7 +47,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from analytics.ingest import BatchProcessor, IngestReport, Message
+from analytics.ingest import BatchProcessor, IngestReport, Message, ParsedBatch
 from analytics.migrations import migrate
 from analytics.store import AnalyticsStore, get_store
 from contracts.settings import Settings, get_settings
@@ -292,11 +292,11 @@ class AnalyticsConsumer:
         self.ready.set()
 
 
-def _parse_records(processor: BatchProcessor, records: Sequence[Any]) -> Any:
+def _parse_records(processor: BatchProcessor, records: Sequence[Any]) -> ParsedBatch:
     return processor.parse([Message.from_record(r) for r in records])
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no stubs: its base class is Any to mypy
     def __init__(self, owner: AnalyticsConsumer) -> None:
         self.owner = owner
 

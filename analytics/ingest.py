@@ -207,7 +207,8 @@ def parse_usage_message(message: Message, now: datetime | None = None) -> UsageE
         return RejectedMessage(
             message, "organization_mismatch", f"organizationId {org!r} does not match the message key {key!r}", key
         )
-    org_text = payload.get("organizationId") if isinstance(payload.get("organizationId"), str) else (key or "")
+    organization = payload.get("organizationId")
+    org_text = organization if isinstance(organization, str) else (key or "")
     event = fast_usage_event(payload, anchor)
     if event is not None:
         return event
@@ -272,7 +273,8 @@ def parse_billing_event(message: Message) -> Interaction | RejectedMessage:
     occurred = occurred or message.timestamp or datetime.now(UTC)
     data = obj.get("data")
     if not isinstance(data, dict):
-        data = obj.get("payload") if isinstance(obj.get("payload"), dict) else {}
+        payload = obj.get("payload")
+        data = payload if isinstance(payload, dict) else {}
     object_type = etype.split(".", 1)[0] if "." in etype else ""
     ids = {
         "customer_id": _text(data.get("customerId") or data.get("customer")),

@@ -22,13 +22,33 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeGuard
 
 from analytics.store import AnalyticsStore
 
 Aggregation = Literal["sum", "count", "max", "last", "unique_count"]
 GroupBy = Literal["day", "hour", "customer"] | None
 AGGREGATIONS: tuple[str, ...] = ("sum", "count", "max", "last", "unique_count")
+
+
+def _is_aggregation(name: str) -> TypeGuard[Aggregation]:
+    return name in AGGREGATIONS
+
+
+class MeterDefinition(Protocol):
+    """What `usage_for_meter` reads of a meter: a contracts.resources.Meter, or anything with
+    these (optionally also `organizationId`, and `filters`: a {property: value} object)."""
+
+    @property
+    def eventName(self) -> str: ...
+
+    @property
+    def aggregation(self) -> str: ...
+
+    @property
+    def valueKey(self) -> str | None: ...
+
+
 GROUP_BYS: tuple[str | None, ...] = ("day", "hour", "customer", None)
 _ZERO = Decimal(0)
 
@@ -198,7 +218,7 @@ def usage(
     returned. customer_id / property_filters restrict the events counted.
     """
     start, end = _check_common(organization_id, start, end)
-    if aggregation not in AGGREGATIONS:
+    if not _is_aggregation(aggregation):
         raise QueryError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     if group_by not in GROUP_BYS:
         raise QueryError("group_by must be day, hour, customer or empty")
@@ -342,7 +362,12 @@ def summary(store: AnalyticsStore, organization_id: str, start: datetime, end: d
 
 
 def meter_totals(
-    store: AnalyticsStore, organization_id: str, meters: Iterable[Any], *, start: datetime, end: datetime
+    store: AnalyticsStore,
+    organization_id: str,
+    meters: Iterable[MeterDefinition],
+    *,
+    start: datetime,
+    end: datetime,
 ) -> dict[str, UsageRow]:
     """Each meter's figure over [start, end), keyed by its event name: `usage_for_meter(...)[0]`,
     the very row `GET /v1/analytics/usage?meter=...` answers, so the summary and the usage
@@ -368,25 +393,27 @@ async def asummary(store: AnalyticsStore, organization_id: str, start: datetime,
 def usage_for_meter(
     store: AnalyticsStore,
     organization_id: str,
-    meter: Any,
+    meter: MeterDefinition,
     *,
     start: datetime,
     end: datetime,
     customer_id: str | None = None,
     group_by: GroupBy = None,
 ) -> list[UsageRow]:
-    """`usage` for a Meter resource (contracts.resources.Meter or anything with eventName,
-    aggregation, valueKey and optionally filters: a {property: value} object)."""
+    """`usage` for a meter (see MeterDefinition)."""
     if getattr(meter, "organizationId", organization_id) != organization_id:
         raise QueryError("meter belongs to another organization")
     filters = getattr(meter, "filters", None)
     if filters is not None and not isinstance(filters, dict):
         raise QueryError("meter filters must be an object of property: value")
+    aggregation = str(getattr(meter.aggregation, "value", meter.aggregation))
+    if not _is_aggregation(aggregation):
+        raise QueryError(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     return usage(
         store,
         organization_id,
         meter.eventName,
-        str(getattr(meter.aggregation, "value", meter.aggregation)),  # type: ignore[arg-type]
+        aggregation,
         start=start,
         end=end,
         value_key=meter.valueKey,

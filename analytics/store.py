@@ -143,7 +143,7 @@ class AnalyticsStore:
             host=t.host,
             port=t.port,
             username=t.username,
-            password=t.password,
+            password=t.password or "",
             database=database or t.database,
             secure=t.secure,
             autogenerate_session_id=False,
@@ -256,7 +256,8 @@ class AnalyticsStore:
 
     def ping(self) -> bool:
         try:
-            return self.query("SELECT 1")[0][0] == 1
+            answer: object = self.query("SELECT 1")[0][0]
+            return answer == 1
         except Exception:
             return False
 
