@@ -179,10 +179,10 @@ def _check_tiers(tiers: tuple[Tier, ...]) -> None:
     bounds = [tier.up_to for tier in tiers]
     if bounds[-1] is not None:
         raise InvalidPriceTerms("The last tier must have up_to=inf.")
-    finite = bounds[:-1]
-    if None in finite:
+    finite = [bound for bound in bounds[:-1] if bound is not None]
+    if len(finite) < len(bounds) - 1:
         raise InvalidPriceTerms("Only the last tier may have up_to=inf.")
-    if any(lower >= upper for lower, upper in pairwise(finite)):  # type: ignore[operator]
+    if any(lower >= upper for lower, upper in pairwise(finite)):
         raise InvalidPriceTerms("Tier up_to values must be strictly increasing.")
 
 

@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, and_, cast, literal, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.attributes import AttributeDefinition, filter_json
 from billing.catalog.pricing import PriceTerms
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
-from billing.db.search import SearchQuery
+from billing.db.search import Clause, SearchQuery
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest
 from billing.models import Price, Product, ProductAttributeDefinition
@@ -90,7 +90,8 @@ async def list_products(
     return await paginate(session, statement, Product, page, "product")
 
 
-def _product_condition(clause):  # type: ignore[no-untyped-def]
+def _product_condition(clause: Clause) -> ColumnElement[bool]:
+    column: ColumnElement[str]
     if clause.field == "metadata":
         column = Product.metadata_[clause.key].astext
     elif clause.field == "active":

@@ -146,8 +146,9 @@ async def update_attribute_definition(
     definition = await _live_definition(session, definition_id)
     enum_values, default = check_definition_update(definition, update)
     sent = update.model_fields_set
-    if "label" in sent:
-        definition.label = update.label  # type: ignore[assignment]
+    # a null label was refused by check_definition_update
+    if "label" in sent and update.label is not None:
+        definition.label = update.label
     if "required" in sent:
         definition.required = bool(update.required)
     definition.enum_values = enum_values

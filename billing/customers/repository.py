@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
-from billing.db.search import SearchQuery
+from billing.db.search import Clause, SearchQuery
 from billing.db.sessions import get_one, tenant_of
 from billing.models import Customer
 
@@ -28,8 +28,10 @@ async def list_customers(
     return await paginate(session, statement, Customer, page, "customer")
 
 
-def _clause_condition(clause):  # type: ignore[no-untyped-def]
-    column = Customer.metadata_[clause.key].astext if clause.field == "metadata" else getattr(Customer, clause.field)
+def _clause_condition(clause: Clause) -> ColumnElement[bool]:
+    column: ColumnElement[str] = (
+        Customer.metadata_[clause.key].astext if clause.field == "metadata" else getattr(Customer, clause.field)
+    )
     if clause.op == ":":
         if clause.field == "email":
             return func.lower(column) == clause.value.lower()

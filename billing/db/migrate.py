@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -12,7 +14,15 @@ from billing.db.sessions import create_engine
 from billing.models import Base
 from contracts.settings import PROJECT_ROOT, get_settings
 
-COMPARE_OPTIONS = {"compare_type": True, "compare_server_default": True}
+
+class CompareOptions(TypedDict):
+    """The autogenerate comparisons Alembic's `configure` is given, as keyword arguments."""
+
+    compare_type: bool
+    compare_server_default: bool
+
+
+COMPARE_OPTIONS = CompareOptions(compare_type=True, compare_server_default=True)
 
 
 def alembic_config(database_url: str | None = None) -> Config:

@@ -61,9 +61,10 @@ def parse_search_query(query: str, fields: set[str]) -> SearchQuery:
         if (field == "metadata") != (key is not None):
             raise invalid("Use metadata['key']:'value' to search metadata; other fields take no key.")
         value = _unescape(match["value"])
-        if match["op"] == "~" and len(value) < 3:
+        op: Literal[":", "~"] = "~" if match["op"] == "~" else ":"
+        if op == "~" and len(value) < 3:
             raise invalid("A substring search (~) needs at least 3 characters.")
-        clauses.append(Clause(field, match["op"], value, _unescape(key) if key else None))
+        clauses.append(Clause(field, op, value, _unescape(key) if key else None))
         position = match.end()
         if position == len(query):
             break

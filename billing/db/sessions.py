@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, event, select, text
+from sqlalchemy import Connection, CursorResult, Result, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
@@ -34,6 +34,14 @@ def create_engine(url: str | None = None, **options: object) -> AsyncEngine:
     return create_async_engine(url or get_settings().database_url, **options)
 
 
+def matched_rows(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows an UPDATE or DELETE matched. The ORM answers those with a CursorResult,
+    though `AsyncSession.execute` is typed to return the plain Result."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return result.rowcount
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
@@ -46,7 +54,7 @@ def tenant_owned_models() -> tuple[type[Base], ...]:
 def tenant_of(session: AsyncSession) -> str:
     """The organization a tenant session is bound to; any other session is refused."""
     organization_id = session.info.get(TENANT_KEY)
-    if not organization_id:
+    if not isinstance(organization_id, str) or not organization_id:
         raise RuntimeError("this needs a tenant session (billing.db.sessions.tenant_session)")
     return organization_id
 

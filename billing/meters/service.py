@@ -8,6 +8,8 @@ not raced by another create of the same organization; the unique index
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.sessions import tenant_of
@@ -44,7 +46,7 @@ async def create_meter(session: AsyncSession, data: MeterCreate) -> Meter:
     return meter
 
 
-async def update_meter(session: AsyncSession, meter_id: str, changes: dict) -> Meter:  # type: ignore[type-arg]
+async def update_meter(session: AsyncSession, meter_id: str, changes: dict[str, Any]) -> Meter:
     """`changes` holds only the fields the client sent."""
     update = parse_changes(MeterUpdate, changes)
     meter = await get_meter(session, meter_id, for_update=True)

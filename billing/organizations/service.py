@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.db.sessions import get_one, tenant_of
+from billing.db.sessions import get_one, matched_rows, tenant_of
 from billing.errors import ResourceMissing
 from billing.ids import new_id
 from billing.models import ApiKey, Organization
@@ -83,7 +83,7 @@ async def record_api_key_use(session: AsyncSession, uses: dict[str, datetime]) -
         .values(last_used_at=case(uses, value=ApiKey.id))
         .execution_options(synchronize_session=False)
     )
-    return moved.rowcount or 0
+    return matched_rows(moved)
 
 
 async def roll_api_key(

@@ -284,9 +284,7 @@ def check_gateway_id(value: object, param: str) -> str:
     raise GatewayInvalidRequest(f"No such {param}: {value[:64]!r}", code="resource_missing", param=param, status=404)
 
 
-def check_amount(value: object, param: str = "amount", *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
+def check_amount(value: object, param: str = "amount") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise GatewayInvalidRequest(
             f"Invalid {param}: an integer in the currency's minor unit is required, not {type(value).__name__}.",

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import httpx
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from billing.payments.gateway import (
     GatewayAuthenticationError,
@@ -80,9 +81,8 @@ def _retry_after(error: stripe.StripeError) -> int | None:
 
 def _error_body(error: stripe.StripeError) -> dict[str, Any]:
     body = error.json_body
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return {}
+    details = body.get("error") if isinstance(body, dict) else None
+    return details if isinstance(details, dict) else {}
 
 
 def map_stripe_error(error: stripe.StripeError) -> GatewayError:
@@ -212,7 +212,7 @@ class StripeGateway:
         return f"StripeGateway(api_base={self.api_base!r}, key={self.key_fingerprint})"
 
     async def aclose(self) -> None:
-        await self._http.close_async()
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # stripe's HTTPClient.close_async is unannotated
 
     async def __aenter__(self) -> StripeGateway:
         return self
@@ -309,7 +309,7 @@ class StripeGateway:
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
     ) -> PaymentResult:
-        params = {
+        params: PaymentIntentCreateParams = {
             "customer": check_gateway_id(gateway_customer_id, "customer"),
             "payment_method": check_gateway_id(gateway_pm_id, "payment_method"),
             "amount": check_amount(amount),
@@ -320,7 +320,7 @@ class StripeGateway:
             "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
             "metadata": check_metadata(metadata),
         }
-        options = {"idempotency_key": check_idempotency_key(idempotency_key)}
+        options: stripe.RequestOptions = {"idempotency_key": check_idempotency_key(idempotency_key)}
         try:
             result = await self._client.v1.payment_intents.create_async(params=params, options=options)
         except stripe.CardError as error:

@@ -31,5 +31,5 @@ def merge_metadata(current: Mapping[str, str], update: Mapping[str, str | None] 
         if value in (None, ""):
             merged.pop(key, None)
         else:
-            merged[key] = value  # type: ignore[assignment]
+            merged[key] = value
     return merged
