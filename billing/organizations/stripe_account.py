@@ -11,10 +11,12 @@ Writes (`connect`, `disconnect`) take a tenant session and never commit, like ev
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing.db.sessions import tenant_of
+from billing.db.sessions import matched_rows, tenant_of
 from billing.errors import ResourceMissing
 from billing.models import Organization
 from billing.organizations.service import get_organization
@@ -46,7 +48,7 @@ def ensure_keyring(settings: Settings) -> Keyring:
     return keyring_from_settings(settings)
 
 
-def key_mode(secret_key: str) -> str:
+def key_mode(secret_key: str) -> Literal["live", "test"]:
     return "live" if "_live_" in secret_key[:8] else "test"
 
 
@@ -60,7 +62,7 @@ def encrypt_credentials(secret_key: str, webhook_secret: str, keyring: Keyring) 
         secretKeyEncrypted=keyring.encrypt(secret_key),
         webhookSecretEncrypted=keyring.encrypt(webhook_secret),
         secretKeyLast4=secret_key[-4:],
-        mode=key_mode(secret_key),  # type: ignore[arg-type]
+        mode=key_mode(secret_key),
     )
 
 
@@ -95,7 +97,7 @@ def account_view(organization: Organization, keyring: Keyring) -> StripeAccount:
         )
     return StripeAccount(
         connected=True,
-        mode=key_mode(key),  # type: ignore[arg-type]
+        mode=key_mode(key),
         secretKeyLast4=key[-4:],
         webhookSecretConfigured=bool(organization.stripe_webhook_secret_encrypted),
         webhookUrl=webhook_url(organization.id),
@@ -128,7 +130,7 @@ async def _store_secrets(session: AsyncSession, secret_key: str | None, webhook_
         .values(stripe_secret_key_encrypted=secret_key, stripe_webhook_secret_encrypted=webhook_secret)
         .execution_options(synchronize_session=False)
     )
-    if stored.rowcount != 1:  # type: ignore[attr-defined]
+    if matched_rows(stored) != 1:
         raise ResourceMissing("organization", organization_id)
     return organization_id
 

@@ -210,9 +210,8 @@ EVENT_COMMANDS: Mapping[str, str] = {
 def _id_of(value: Any) -> str | None:
     if isinstance(value, str):
         return value
-    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-        return value["id"]
-    return None
+    identifier = value.get("id") if isinstance(value, Mapping) else None
+    return identifier if isinstance(identifier, str) else None
 
 
 def _metadata(value: Any) -> dict[str, str]:
