@@ -17,6 +17,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from importlib.abc import MetaPathFinder
+from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
@@ -72,6 +73,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # run's own Kafka topics, so a running `make dev` is never disturbed.
     os.environ["DATABASE_URL"] = _test_database_url()
     os.environ.setdefault("KAFKA_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # `-m unit` leaves most modules out: it does not import them (the API, the consumers,
+    # the stack) only to deselect every test they hold
+    if config.option.markexpr.strip() != "unit" or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix == ".py" and "mark.unit" not in collection_path.read_text():
+        return True
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)
