@@ -227,6 +227,7 @@ async def test_replay_since_is_idempotent(kafka_settings, store):
     )
 
 
+@pytest.mark.unit
 def test_parse_since():
     from analytics.replay import parse_since
 

@@ -108,6 +108,7 @@ def test_hash_collision_never_drops_an_event(store, org):
     assert total(store, org).value == 3
 
 
+@pytest.mark.unit
 def test_key_index_candidates():
     idx = KeyIndex()
     assert idx.candidates([1, 2]) == [False, False]
@@ -115,6 +116,7 @@ def test_key_index_candidates():
     assert idx.candidates([5, 6, 7]) == [True, False, True]
 
 
+@pytest.mark.unit
 @settings(max_examples=200)
 @given(
     st.lists(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=60), max_size=40),
@@ -132,6 +134,7 @@ def test_key_index_finds_exactly_what_was_added(batches, probes):
     assert all(bool((run[1:] > run[:-1]).all()) for run in idx._runs)
 
 
+@pytest.mark.unit
 def test_key_index_stays_a_few_runs_and_adds_in_near_linear_time():
     idx = KeyIndex()
     rng = np.random.default_rng(7)

@@ -203,6 +203,7 @@ def test_organization_is_required(store):
         usage(store, "org", "api_call", "median", start=D0, end=D1)  # type: ignore[arg-type]
 
 
+@pytest.mark.unit
 def test_plan_segments_cover_the_period_exactly():
     start, end = D0 + timedelta(minutes=7), D3 + timedelta(hours=2, minutes=1)
     segs = plan_segments(start, end)

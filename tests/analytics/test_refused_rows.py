@@ -98,6 +98,7 @@ def test_a_transient_error_refuses_nothing(store, org, processor, monkeypatch):
     assert processor.process(msgs).usage_inserted == 4  # the retry stores the batch
 
 
+@pytest.mark.unit
 def test_isolation_finds_each_refused_row_in_few_inserts():
     calls = []
 

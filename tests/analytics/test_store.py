@@ -8,6 +8,7 @@ from analytics.migrations import MIGRATIONS_DIR, MigrationError, discover, migra
 from analytics.store import StoreError, get_store, parse_store_url
 
 
+@pytest.mark.unit
 def test_url_parsing():
     t = parse_store_url("clickhouse://u:p%40ss@ch.example:8124/analytics")
     assert (t.kind, t.host, t.port, t.username, t.password, t.database) == (
@@ -86,6 +87,7 @@ def test_a_changed_applied_migration_is_an_error(store, tmp_path):
         migrate(store, tmp_path)
 
 
+@pytest.mark.unit
 def test_statements_split():
     m = discover(MIGRATIONS_DIR)[3]
     assert len(m.statements()) == 4

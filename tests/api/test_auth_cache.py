@@ -8,11 +8,14 @@ import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from api.auth import Caller, KeyCache
 from contracts.settings import get_settings
 from tests.api.conftest import new_tenant, serve
 
 
+@pytest.mark.unit
 def test_a_key_is_trusted_for_the_configured_seconds_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     cache = KeyCache(seconds=2)
     caller = Caller("org_1", "key_1")
@@ -23,6 +26,7 @@ def test_a_key_is_trusted_for_the_configured_seconds_only(monkeypatch) -> None: 
     assert cache.get("h") is None
 
 
+@pytest.mark.unit
 def test_a_key_expiring_sooner_is_trusted_until_its_expiry_only() -> None:
     cache = KeyCache(seconds=60)
     cache.put("soon", Caller("org_1", "key_1"), datetime.now(UTC) + timedelta(milliseconds=50))
@@ -33,6 +37,7 @@ def test_a_key_expiring_sooner_is_trusted_until_its_expiry_only() -> None:
     assert cache.get("soon") is None
 
 
+@pytest.mark.unit
 def test_clear_forgets_everything() -> None:
     cache = KeyCache(seconds=60)
     cache.put("h", Caller("org_1", "key_1"), None)

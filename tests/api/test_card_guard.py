@@ -45,6 +45,7 @@ def write_endpoints() -> list[tuple[str, str]]:
 WRITE_ENDPOINTS = write_endpoints()
 
 
+@pytest.mark.unit
 def test_the_app_has_write_endpoints_to_guard() -> None:
     paths = {path for _, path in WRITE_ENDPOINTS}
     # a sample, so that a broken route listing cannot make the test below vacuous
@@ -233,6 +234,7 @@ async def test_oversized_bodies_are_not_the_guards(api_client: TenantClient) -> 
     assert_error(response, 413, "request_too_large", None)
 
 
+@pytest.mark.unit
 def test_card_param_directly() -> None:
     assert card_param(b"", "application/json") is False
     assert card_param(b'{"a": "b"}', None) is False
@@ -241,6 +243,7 @@ def test_card_param_directly() -> None:
     assert card_param(b"a=1&b=2", "application/x-www-form-urlencoded") is False
 
 
+@pytest.mark.unit
 def test_request_line_param_directly() -> None:
     assert (
         request_line_param({"type": "http", "path": "/v1/customers", "query_string": b"limit=3", "headers": []})

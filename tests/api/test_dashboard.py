@@ -271,6 +271,7 @@ async def test_the_dashboard_renders_in_headless_chromium(
     )
 
 
+@pytest.mark.unit
 def test_the_vendored_chart_js_is_the_locked_npm_release() -> None:
     """static/vendor/ is a copy made by `npm run vendor` in api/dashboard: it must be the
     chart.js release that package-lock.json pins, byte for byte the npm build."""

@@ -75,6 +75,7 @@ def _every_operation() -> list[tuple[str, str, bool]]:
 OPERATIONS = _every_operation()
 
 
+@pytest.mark.unit
 def test_the_public_routes_are_exactly_the_listed_ones() -> None:
     assert {(method, path) for method, path, public in OPERATIONS if public} == PUBLIC_ROUTES
     # the walk sees the whole API: every operation of the spec is in it

@@ -78,6 +78,7 @@ async def test_the_reference_renders_with_no_host_but_the_api(api: httpx.AsyncCl
     assert any(abs(p[0] - 0x61) < 12 and abs(p[1] - 0xAF) < 12 and abs(p[2] - 0xFE) < 12 for p in set(pixels))
 
 
+@pytest.mark.unit
 def test_the_vendored_swagger_ui_is_the_locked_npm_release() -> None:
     """api/docs_assets/ is a copy made by `npm run vendor` at the root: it must be the
     swagger-ui-dist release that package-lock.json pins, byte for byte."""

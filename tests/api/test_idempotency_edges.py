@@ -68,6 +68,7 @@ async def test_every_write_names_its_command(api_client: TenantClient) -> None:
     assert status["status"] == "failed" and status["error"]["code"] == "resource_missing"
 
 
+@pytest.mark.unit
 def test_a_pending_answer_names_its_command() -> None:
     response = command_response(Pending("cmd_pending"))
     assert response.status_code == 202

@@ -102,6 +102,7 @@ BODY_ENDPOINTS = [e for e in ENDPOINTS if e[0] in BODY_METHODS and {"data", "req
 READ_ENDPOINTS = [e for e in ENDPOINTS if e[0] == "GET"]
 
 
+@pytest.mark.unit
 def test_the_sweep_covers_the_app() -> None:
     body_paths = {(m, p) for m, p, _, _ in BODY_ENDPOINTS}
     assert {

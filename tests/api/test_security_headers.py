@@ -7,6 +7,7 @@ import hashlib
 import re
 
 import httpx
+import pytest
 
 from api.security_headers import content_security_policy
 from tests.api.conftest import TenantClient
@@ -62,6 +63,7 @@ async def test_pages_run_only_their_own_scripts(api: httpx.AsyncClient) -> None:
     assert_base_headers(assets)
 
 
+@pytest.mark.unit
 def test_the_policy_hashes_inline_scripts_and_nothing_else() -> None:
     page = b"<html><script src='/a.js'></script><script>run()</script><SCRIPT type='x'>b()</SCRIPT></html>"
     policy = content_security_policy(page).decode()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 import asyncpg
+import pytest
 from sqlalchemy import ForeignKeyConstraint, Table
 from sqlalchemy.dialects import postgresql
 
@@ -310,10 +311,12 @@ def _compare(expected: dict[str, TableShape], actual: dict[str, TableShape], wha
     return problems
 
 
+@pytest.mark.unit
 def test_sqlalchemy_metadata_agrees_with_prismas_dmmf() -> None:
     assert _compare(dmmf_shapes(), sqlalchemy_shapes(), "SQLAlchemy") == []
 
 
+@pytest.mark.unit
 def test_sqlalchemy_enums_have_prismas_names_and_values() -> None:
     enums = {}
     for table in Base.metadata.tables.values():
@@ -324,6 +327,7 @@ def test_sqlalchemy_enums_have_prismas_names_and_values() -> None:
     assert enums == expected
 
 
+@pytest.mark.unit
 def test_every_tenant_owned_table_has_an_indexed_organization_id() -> None:
     tenant_free = {"organizations", "exchange_rates"}
     for table in Base.metadata.tables.values():
@@ -336,6 +340,7 @@ def test_every_tenant_owned_table_has_an_indexed_organization_id() -> None:
         )
 
 
+@pytest.mark.unit
 def test_the_comparison_catches_a_drifted_column() -> None:
     """The checks above can fail: a changed precision is reported."""
     expected = dmmf_shapes()

@@ -80,6 +80,7 @@ async def test_get_by_id_of_another_tenant_finds_nothing(session_factory) -> Non
         assert await session.get(Customer, foreign_id) is None
 
 
+@pytest.mark.unit
 def test_every_table_with_an_organization_is_covered() -> None:
     covered = set(tenant_owned_models())
     assert {Customer, ApiKey, Price, ProcessedCommand, Outbox} <= covered

@@ -51,6 +51,7 @@ async def rows(database_url: str) -> AsyncIterator[Rows]:
         await connection.close()
 
 
+@pytest.mark.unit
 def test_every_reference_between_tenant_owned_tables_carries_the_organization() -> None:
     assert len(TENANT_KEYS) >= 15
     for key in TENANT_KEYS:

@@ -126,6 +126,7 @@ def test_roll_prints_the_new_key_id_and_when_the_old_one_stops(organization: dic
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -181,6 +182,7 @@ def test_a_clickhouse_server_out_of_reach_is_a_message() -> None:
     )
 
 
+@pytest.mark.unit
 def test_unwritable_export_directory_and_unreadable_rates_file(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     refused(

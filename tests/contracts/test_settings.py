@@ -34,6 +34,7 @@ def production(**changes: object) -> Settings:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+@pytest.mark.unit
 def test_the_default_gateway_is_stripe_and_only_the_local_stack_is_stripe_mock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STRIPE_API_BASE", raising=False)
     monkeypatch.delenv("BILLING_ENV", raising=False)
@@ -46,6 +47,7 @@ def test_the_default_gateway_is_stripe_and_only_the_local_stack_is_stripe_mock(m
     assert Settings().stripe_api_base == "https://stripe.internal.example"  # an explicit setting wins everywhere
 
 
+@pytest.mark.unit
 def test_what_is_unsafe() -> None:
     assert unsafe_settings(production()) == []
     assert unsafe_settings(production(stripe_api_base="http://127.0.0.1:12111")) == []  # a mock on this machine
@@ -65,6 +67,7 @@ def test_what_is_unsafe() -> None:
     assert len(raised.value.problems) == 2
 
 
+@pytest.mark.unit
 def test_loopback_addresses() -> None:
     for url in ("http://127.0.0.1:1", "http://127.8.0.1", "http://localhost:8", "http://[::1]:9"):
         assert is_loopback(url), url
@@ -72,6 +75,7 @@ def test_loopback_addresses() -> None:
         assert not is_loopback(url), url
 
 
+@pytest.mark.unit
 def test_no_key_file_appears_outside_the_local_stack(tmp_path: Path) -> None:
     with pytest.raises(EncryptionKeyMissing):
         ensure_keyring(production(data_dir=tmp_path, secret_encryption_keys=""))

@@ -30,6 +30,7 @@ def taken_port() -> Iterator[int]:
         yield port
 
 
+@pytest.mark.unit
 def test_port_check_names_the_port_the_holder_and_the_log(taken_port: int, tmp_path: Path) -> None:
     log = tmp_path / "svc.log"
     with pytest.raises(StackError) as err:
@@ -42,6 +43,7 @@ def test_port_check_names_the_port_the_holder_and_the_log(taken_port: int, tmp_p
     assert "KAFKA_BOOTSTRAP_SERVERS" in message
 
 
+@pytest.mark.unit
 def test_port_check_passes_on_a_free_port() -> None:
     port = free_port_pair()
     ensure_port_free("127.0.0.1", port, service="kafka")
@@ -144,6 +146,7 @@ def test_status_of_a_stack_that_is_not_running(tmp_path: Path) -> None:
     assert not rows["clickhouse"].healthy  # its directory does not exist yet
 
 
+@pytest.mark.unit
 def test_unknown_service_is_refused() -> None:
     with pytest.raises(StackError, match="unknown service 'redis'"):
         stack.status(["redis"])

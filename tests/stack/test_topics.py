@@ -14,6 +14,7 @@ from producers import topics
 from producers.topics import TOPICS, ensure_topics, topic, topic_table
 
 
+@pytest.mark.unit
 def test_the_table() -> None:
     assert [(t.name, t.partitions) for t in TOPICS] == [
         ("billing.commands", 6),
@@ -28,6 +29,7 @@ def test_the_table() -> None:
         topics.PARTITIONS["x"] = 1  # type: ignore[index]
 
 
+@pytest.mark.unit
 def test_topic_applies_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "t1.")
     assert topic("billing.commands") == "t1.billing.commands"
@@ -37,6 +39,7 @@ def test_topic_applies_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert topic(topics.BILLING_EVENTS) == "billing.events"
 
 
+@pytest.mark.unit
 def test_unknown_topic_is_refused() -> None:
     with pytest.raises(KeyError, match=r"unknown topic 'billing\.command'"):
         topic("billing.command")

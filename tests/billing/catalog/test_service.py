@@ -531,6 +531,7 @@ async def test_exchange_rates_need_a_writer_and_are_history(org: Org, monkeypatc
     assert (error.status, error.code, error.param) == (409, "exchange_rate_exists", "rate")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("changes", "param"),
     [

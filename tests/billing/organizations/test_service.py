@@ -14,6 +14,7 @@ from billing.organizations.keys import new_key
 from billing.organizations.service import authenticate, create_organization, is_usable, revoke_api_key, roll_api_key
 
 
+@pytest.mark.unit
 def test_a_key_is_usable_until_revoked_or_expired() -> None:
     now = datetime.now(UTC)
     assert is_usable(ApiKey(revoked_at=None, expires_at=None), now)
