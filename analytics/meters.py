@@ -29,10 +29,10 @@ from typing import Any
 
 from analytics.store import AnalyticsStore
 from billing.meters.rules import MeterRule, ValueRefusal, value_refusal
+from contracts.events import METER_CREATED
 
 log = logging.getLogger(__name__)
 
-METER_CREATED = "meter.created"
 RELOAD_INTERVAL = 10.0  # seconds
 
 
@@ -65,7 +65,7 @@ class MeterBook:
 
     def load(self, store: AnalyticsStore) -> None:
         rows = store.query(
-            "SELECT organization_id, data FROM interactions WHERE type = {t:String}", {"t": METER_CREATED}
+            "SELECT organization_id, data FROM interactions WHERE type = {t:String}", {"t": METER_CREATED.name}
         )
         for organization_id, data in rows:
             self.learn(organization_id, data)
@@ -83,7 +83,7 @@ class MeterBook:
         the table when the book was never loaded, a reload was asked for, or one of `names`
         has no known meter and the last load is older than RELOAD_INTERVAL."""
         for row in interactions:
-            if row[3] == METER_CREATED:
+            if row[3] == METER_CREATED.name:
                 self.learn(str(row[0]), str(row[9]))
         stale = self._loaded_at is None or time.monotonic() - self._loaded_at >= RELOAD_INTERVAL
         if self._loaded_at is None or self._reload_requested or (stale and any(n not in self._rules for n in names)):

@@ -12,7 +12,7 @@ API reference, the Stripe webhook (its signature is the credential) and the dash
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from litestar.datastructures import State
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.services import services_of
 from billing.db.sessions import tenant_session
 from billing.errors import AuthenticationError
 from billing.organizations.keys import hash_secret
@@ -88,21 +89,21 @@ class KeyCache:
 async def authenticate_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     """The caller the request's key names; AuthenticationError (401) for a missing, made-up,
     revoked or expired key."""
-    state = connection.app.state
+    services = services_of(connection.app.state)
     secret = bearer_secret(connection)
     secret_hash = hash_secret(secret)
-    cached = state.key_cache.get(secret_hash)
+    cached = services.key_cache.get(secret_hash)
     if cached is not None:
-        state.key_use.saw(cached.organization_id, cached.api_key_id)
+        services.key_use.saw(cached.organization_id, cached.api_key_id)
         return cached
-    async with state.sessions() as session:
+    async with services.sessions() as session:
         key = await authenticate(session, secret)
     if key is None:
         shown = secret[:11] + "*" * 4 if len(secret) > 11 else "*" * 4
         raise AuthenticationError(f"Invalid API Key provided: {shown}", code="api_key_invalid")
     caller = Caller(key.organization_id, key.id)
-    state.key_cache.put(secret_hash, caller, key.expires_at)
-    state.key_use.saw(caller.organization_id, caller.api_key_id)
+    services.key_cache.put(secret_hash, caller, key.expires_at)
+    services.key_use.saw(caller.organization_id, caller.api_key_id)
     return caller
 
 
@@ -122,22 +123,26 @@ async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
 
 
 async def provide_db(caller: Caller, state: State) -> AsyncIterator[AsyncSession]:
-    async with tenant_session(state.sessions, caller.organization_id) as session:
+    async with tenant_session(services_of(state).sessions, caller.organization_id) as session:
         yield session
 
 
-def rate_limit_identity(request: Request) -> str:
+def rate_limit_identity(key_cache: KeyCache) -> Callable[[Request[Any, Any, Any]], str]:
     """The bucket a request is counted in: its API key's id, however the header is spelt
     (any case of "Bearer", extra spaces), once this process has authenticated the key
     (the limiter runs before authentication, so it asks the key cache, never Postgres);
     anything else (no key, a key not seen in the last seconds, a made-up one) counts
     against the client's address, so inventing keys never buys a fresh bucket. Buckets
     are per API process (Litestar's memory store): N processes allow N times the rate."""
-    try:
-        secret = bearer_secret(request)
-    except AuthenticationError:
-        secret = None
-    caller = request.app.state.key_cache.get(hash_secret(secret)) if secret else None
-    if caller is not None:
-        return f"key:{caller.api_key_id}"
-    return f"address:{request.client.host if request.client else 'unknown'}"
+
+    def identity(request: Request[Any, Any, Any]) -> str:
+        try:
+            secret = bearer_secret(request)
+        except AuthenticationError:
+            secret = None
+        caller = key_cache.get(hash_secret(secret)) if secret else None
+        if caller is not None:
+            return f"key:{caller.api_key_id}"
+        return f"address:{request.client.host if request.client else 'unknown'}"
+
+    return identity

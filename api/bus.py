@@ -14,6 +14,7 @@ from api.replies import ReplyListener
 from billing.db.sessions import tenant_session
 from billing.delivery.outcomes import get_outcome
 from billing.errors import IdempotencyError, ServiceUnavailable
+from contracts.commands import Command
 from contracts.envelopes import Actor, CommandEnvelope, CommandOutcome, command_id_for, utcnow
 from producers.publisher import Publisher, publish_command
 
@@ -32,6 +33,14 @@ class Replayed(CommandOutcome):
     """The stored outcome of an earlier request with the same Idempotency-Key."""
 
 
+@dataclass(frozen=True)
+class EarlierOutcome:
+    """What an Idempotency-Key was first answered with (None: not applied yet), looked up
+    once per request: a controller that must know before it calls Stripe hands it on."""
+
+    outcome: CommandOutcome | None
+
+
 class CommandBus:
     def __init__(
         self, publisher: Publisher, replies: ReplyListener, sessions: async_sessionmaker[AsyncSession], timeout: float
@@ -41,39 +50,50 @@ class CommandBus:
         self._sessions = sessions
         self._timeout = timeout
 
+    async def earlier(self, organization_id: str, idempotency_key: str | None) -> EarlierOutcome:
+        if idempotency_key is None:
+            return EarlierOutcome(None)
+        return EarlierOutcome(
+            await self._stored_outcome(organization_id, command_id_for(organization_id, idempotency_key))
+        )
+
     async def execute(
         self,
         organization_id: str,
         actor: Actor,
-        command_type: str,
-        payload: dict[str, Any],
+        command: Command[Any],
         idempotency_key: str | None,
+        *,
+        earlier: EarlierOutcome | None = None,
     ) -> CommandOutcome | Pending:
-        envelope = _envelope(organization_id, actor, command_type, payload, idempotency_key)
+        envelope = _envelope(organization_id, actor, command, idempotency_key)
         expected_hash = envelope.request_hash()
         if idempotency_key is not None:
-            earlier = await self._stored_outcome(organization_id, envelope.commandId)
-            if earlier is not None:
-                return Replayed.model_validate(self._checked(earlier, expected_hash, idempotency_key).model_dump())
+            if earlier is None:
+                earlier = await self.earlier(organization_id, idempotency_key)
+            if earlier.outcome is not None:
+                checked = self._checked(earlier.outcome, expected_hash, idempotency_key)
+                return Replayed.model_validate(checked.model_dump())
         waiter = self._replies.expect(envelope.commandId)
         try:
             await self._publish(envelope)
             try:
                 outcome = await asyncio.wait_for(asyncio.shield(waiter), timeout=self._timeout)
             except TimeoutError:
-                outcome = await self._stored_outcome(organization_id, envelope.commandId)
-                if outcome is None:
+                stored = await self._stored_outcome(organization_id, envelope.commandId)
+                if stored is None:
                     return Pending(envelope.commandId)
+                outcome = stored
         finally:
             self._replies.forget(envelope.commandId, waiter)
         return self._checked(outcome, expected_hash, idempotency_key)
 
     async def submit(
-        self, organization_id: str, actor: Actor, command_type: str, payload: dict[str, Any], idempotency_key: str
+        self, organization_id: str, actor: Actor, command: Command[Any], idempotency_key: str
     ) -> tuple[str, CommandOutcome | None]:
         """Publishes without waiting (a webhook answers as soon as Kafka has the command):
         (commandId, None), or (commandId, the first outcome) when the key was applied already."""
-        envelope = _envelope(organization_id, actor, command_type, payload, idempotency_key)
+        envelope = _envelope(organization_id, actor, command, idempotency_key)
         earlier = await self._stored_outcome(organization_id, envelope.commandId)
         if earlier is None:
             await self._publish(envelope)
@@ -99,14 +119,14 @@ class CommandBus:
 
 
 def _envelope(
-    organization_id: str, actor: Actor, command_type: str, payload: dict[str, Any], idempotency_key: str | None
+    organization_id: str, actor: Actor, command: Command[Any], idempotency_key: str | None
 ) -> CommandEnvelope:
     return CommandEnvelope(
         commandId=command_id_for(organization_id, idempotency_key),
-        type=command_type,
+        type=command.command_type,
         organizationId=organization_id,
         actor=actor,
         issuedAt=utcnow(),
         idempotencyKey=idempotency_key,
-        payload=payload,
+        payload=command.payload(),
     )

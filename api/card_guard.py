@@ -89,8 +89,8 @@ def request_line_param(scope: Scope) -> str | bool | None:
             return key or True
     if contains_card_number(query) or contains_card_number(scope.get("path", "")):
         return True
-    key = header(scope, b"idempotency-key")
-    return key is not None and contains_card_number(key)
+    idempotency_key = header(scope, b"idempotency-key")
+    return idempotency_key is not None and contains_card_number(idempotency_key)
 
 
 def rejection(param: str | None) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class CardDataGuard(ASGIMiddleware):
         if found is not False:
             await respond(send, 400, rejection(found if isinstance(found, str) else None))
             return
-        if scope.get("method", "GET").upper() not in WRITE_METHODS:
+        if str(scope.get("method", "GET")).upper() not in WRITE_METHODS:
             await next_app(scope, receive, send)
             return
         declared = header(scope, b"content-length")

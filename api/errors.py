@@ -11,6 +11,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -188,7 +189,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[d
     )
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DBAPIError: on_database_error,
     PoolTimeout: on_database_unavailable,
     asyncpg.exceptions.PostgresError: on_database_error,

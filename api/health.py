@@ -10,6 +10,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from sqlalchemy import text
 
+from api.services import services_of
+
 # a dependency that does not answer within this long counts as down
 CHECK_TIMEOUT_SECONDS = 1.0
 
@@ -17,7 +19,7 @@ CHECK_TIMEOUT_SECONDS = 1.0
 async def _postgres_up(state: State) -> bool:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            async with state.sessions() as session:
+            async with services_of(state).sessions() as session:
                 await session.execute(text("SELECT 1"))
     except Exception:  # any failure to answer is "down"
         return False
@@ -26,7 +28,7 @@ async def _postgres_up(state: State) -> bool:
 
 async def _kafka_up(state: State) -> bool:
     try:
-        return await state.publisher.broker.ping(timeout=CHECK_TIMEOUT_SECONDS)
+        return await services_of(state).publisher.broker.ping(timeout=CHECK_TIMEOUT_SECONDS)
     except Exception:
         return False
 

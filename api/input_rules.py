@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from litestar.enums import ScopeType
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
 
 from billing import ids
 from billing.requests.input_rules import Refusal, body_refusal, headers_refusal, pairs_refusal, path_has_bad_text
@@ -66,12 +67,13 @@ def replay(chunks: Iterable[bytes], more: bool, receive: Receive) -> Receive:
     pending = list(chunks) or [b""]
     index = 0
 
-    async def replayed() -> Message:
+    async def replayed() -> ReceiveMessage:
         nonlocal index
         if index < len(pending):
             body = pending[index]
             index += 1
-            return {"type": "http.request", "body": body, "more_body": more or index < len(pending)}
+            event: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": more or index < len(pending)}
+            return event
         return await receive()
 
     return replayed
@@ -131,7 +133,7 @@ class InputRules(ASGIMiddleware):
 
     def _limit(self, scope: Scope) -> int:
         handler = scope.get("route_handler")
-        limit = handler.resolve_request_max_body_size() if handler is not None else None
+        limit = handler.resolve_request_max_body_size() if isinstance(handler, HTTPRouteHandler) else None
         return limit or self.default_max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
@@ -139,7 +141,7 @@ class InputRules(ASGIMiddleware):
         if refusal is not None:
             await respond(send, refusal.status, _error(refusal))
             return
-        if scope.get("method", "GET").upper() not in BODY_METHODS:
+        if str(scope.get("method", "GET")).upper() not in BODY_METHODS:
             await next_app(scope, receive, send)
             return
         limit = self._limit(scope)

@@ -18,10 +18,9 @@ import uuid
 from datetime import UTC, datetime
 
 from api.bus import CommandBus
-from contracts.api_keys import MAX_USES
+from contracts.api_keys import MAX_USES, ApiKeyUse, RecordApiKeyUseCommand
 from contracts.envelopes import Actor
 
-RECORD_USE = "api_key.record_use"
 ACTOR = Actor(type="system", id="api-key-use")
 log = logging.getLogger(__name__)
 
@@ -46,10 +45,10 @@ class KeyUseReporter:
             for start in range(0, len(items), MAX_USES):
                 chunk = items[start : start + MAX_USES]
                 self._reports += 1
-                payload = {"uses": [{"id": key_id, "usedAt": at.isoformat()} for key_id, at in chunk]}
+                command = RecordApiKeyUseCommand(uses=[ApiKeyUse(id=key_id, usedAt=at) for key_id, at in chunk])
                 try:
                     await self._bus.submit(
-                        organization_id, ACTOR, RECORD_USE, payload, f"api-key-use:{self._process}:{self._reports}"
+                        organization_id, ACTOR, command, f"api-key-use:{self._process}:{self._reports}"
                     )
                     published += 1
                 except Exception as error:  # Kafka or Postgres away (or anything): kept for the next report
@@ -66,4 +65,4 @@ class KeyUseReporter:
             await self.report()
 
 
-__all__ = ["RECORD_USE", "KeyUseReporter"]
+__all__ = ["KeyUseReporter"]

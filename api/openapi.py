@@ -392,8 +392,8 @@ def document_operation(
                 "content": {"application/json": {"schema": {"$ref": SCHEMA_REF.format(model=PENDING_SCHEMA)}}},
             },
         )
-    for status in sorted(statuses):
-        responses[str(status)] = _error_response(status)
+    for code in sorted(statuses):
+        responses[str(code)] = _error_response(code)
 
 
 def _overlapping_types_any_of(node: Any) -> None:

@@ -24,11 +24,9 @@ SearchPage = Annotated[
 ]
 
 
-def created_bound(name: str) -> Any:
+def _created_bound(name: str) -> Any:
     """`created[gte]` and its siblings: ISO-8601 times bounding `createdAt`."""
-    return Annotated[
-        datetime | None, Parameter(query=f"created[{name}]", required=False, description=f"createdAt {name}")
-    ]
+    return Parameter(query=f"created[{name}]", required=False, description=f"createdAt {name}")
 
 
 # Dependencies (api/app.py): a list endpoint takes `page_request: PageRequest` (and
@@ -43,9 +41,9 @@ async def provide_page_request(
 
 
 async def provide_created_range(
-    created_gte: created_bound("gte") = None,
-    created_gt: created_bound("gt") = None,
-    created_lte: created_bound("lte") = None,
-    created_lt: created_bound("lt") = None,
+    created_gte: Annotated[datetime | None, _created_bound("gte")] = None,
+    created_gt: Annotated[datetime | None, _created_bound("gt")] = None,
+    created_lte: Annotated[datetime | None, _created_bound("lte")] = None,
+    created_lt: Annotated[datetime | None, _created_bound("lt")] = None,
 ) -> CreatedRange:
     return CreatedRange(created_gte, created_gt, created_lte, created_lt)

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,6 +22,15 @@ from contracts.settings import Settings
 from producers.topics import BILLING_EVENTS, PARTITIONS, TopicSpec, ensure_topics, topic
 
 log = logging.getLogger(__name__)
+
+
+class KafkaRecord(Protocol):
+    """What the listener reads of an aiokafka ConsumerRecord (aiokafka has no stubs)."""
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
+    @property
+    def value(self) -> bytes: ...
 
 
 class ReplyListener:
@@ -88,8 +98,8 @@ class ReplyListener:
                 for record in records:
                     self._dispatch(record)
 
-    def _dispatch(self, record: object) -> None:
-        headers = dict(record.headers or ())  # type: ignore[attr-defined]
+    def _dispatch(self, record: KafkaRecord) -> None:
+        headers = dict(record.headers or ())
         event_type = headers.get("event-type", b"").decode()
         command_id = headers.get("command-id", b"").decode()
         if event_type in self._on_events:
@@ -98,7 +108,7 @@ class ReplyListener:
         if not event_type.startswith("command.") or command_id not in self._waiters:
             return
         try:
-            outcome = CommandOutcome.model_validate(json.loads(record.value)["data"])  # type: ignore[attr-defined]
+            outcome = CommandOutcome.model_validate(json.loads(record.value)["data"])
         except Exception:
             log.exception("unreadable outcome event for %s", command_id)
             return

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Response
-from litestar.datastructures import State
 from pydantic import BaseModel
 
 from api.auth import Caller
-from api.bus import Pending, Replayed
+from api.bus import CommandBus, EarlierOutcome, Pending, Replayed
 from billing.db.pagination import Page
 from billing.errors import BillingError
+from contracts.commands import Command
 from contracts.envelopes import CommandOutcome
+
+ResourceT = TypeVar("ResourceT")
 
 
 async def run_command(
-    state: State,
+    bus: CommandBus,
     caller: Caller,
-    command_type: str,
-    payload: dict[str, Any],
+    command: Command[ResourceT],
     idempotency_key: str | None,
     *,
     created: bool = False,
-) -> Response[Any]:
-    """Publishes the caller's command, awaits its outcome and answers with it."""
-    outcome = await state.bus.execute(caller.organization_id, caller.actor, command_type, payload, idempotency_key)
+    earlier: EarlierOutcome | None = None,
+) -> Response[ResourceT]:
+    """Publishes the caller's command, awaits its outcome and answers with it: the
+    resource the command declares (or 202 with its status URL)."""
+    outcome = await bus.execute(caller.organization_id, caller.actor, command, idempotency_key, earlier=earlier)
     return command_response(outcome, created=created)
 
 

@@ -21,7 +21,7 @@ import re
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 BASE_HEADERS = ((b"x-content-type-options", b"nosniff"),)
 NO_STORE = (b"cache-control", b"no-store")
@@ -72,7 +72,7 @@ class PagePolicy(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        start: Message | None = None
+        start: HTTPResponseStartEvent | None = None
         page: list[bytes] = []
 
         async def send_with_policy(message: Message) -> None:

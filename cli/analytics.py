@@ -169,10 +169,10 @@ def usage(
             store,
             org,
             meter,
-            aggregation,  # type: ignore[arg-type]
+            aggregation,  # type: ignore[arg-type]  # typer hands a str, checked against the choices
             start=since or now - timedelta(days=30),
             end=until or now,
-            group_by=group_by,  # type: ignore[arg-type]
+            group_by=group_by,  # type: ignore[arg-type]  # typer hands a str, checked against the choices
             value_key=value_key,
             customer_id=customer,
         )

@@ -6,16 +6,25 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from cli.analytics import analytics_app  # analytics (issue 6)
+from cli.analytics import analytics_app
 from cli.errors import fail, id_of, run, run_async, text_of
 from cli.heap import settle_heap
 from contracts.settings import Settings, get_settings, unsafe_settings
 from stack.cli import stack_app
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from billing.fx.service import ImportResult
+    from billing.models import ApiKey
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Self-hosted, Stripe-like billing: stack, migrations, API, consumers.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -25,7 +34,7 @@ org_app.add_typer(keys_app, name="keys")
 app.add_typer(org_app, name="org")
 contracts_app = typer.Typer(help="Message contracts for other systems.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
-app.add_typer(analytics_app, name="analytics")  # analytics (issue 6): migrate, consume, replay, usage
+app.add_typer(analytics_app, name="analytics")  # migrate, consume, replay, usage
 
 OrganizationId = Annotated[
     str, typer.Argument(metavar="ORGANIZATION", help="organization id (org_...)", callback=id_of("organization"))
@@ -52,7 +61,7 @@ def _safe_settings() -> Settings:
     return settings
 
 
-async def _until_signalled(*runners) -> None:  # type: ignore[no-untyped-def]
+async def _until_signalled(*runners: Callable[[asyncio.Event], Awaitable[object]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,7 +112,7 @@ async def _serve_api(stop: asyncio.Event) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # uvicorn's hook, unannotated; _until_signalled handles the signals
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
@@ -120,7 +129,7 @@ def dev(
     ),
 ) -> None:
     """The embedded default: the API and every consumer in one process."""
-    from analytics.consumer import run_analytics_consumer  # analytics (issue 6)
+    from analytics.consumer import run_analytics_consumer
     from consumers.app import run_command_consumer
 
     settings = _safe_settings()
@@ -128,8 +137,8 @@ def dev(
     if seed:
         secret = run_async(_seed_demo)
         typer.echo(dev_banner(f"http://{settings.api_host}:{settings.api_port}", secret))
-    runners = [run_command_consumer, _serve_api]
-    if analytics:  # analytics (issue 6): usage.events and billing.events -> ClickHouse, beside the API
+    runners: list[Callable[[asyncio.Event], Awaitable[object]]] = [run_command_consumer, _serve_api]
+    if analytics:  # usage.events and billing.events -> ClickHouse, beside the API
         runners.append(lambda stop: run_analytics_consumer(settings, stop))
     settle_heap()
     asyncio.run(_until_signalled(*runners))
@@ -188,13 +197,13 @@ def org_create(name: Name) -> None:
     run_async(create)
 
 
-def _with_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
+def _with_tenant(organization_id: str, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """`action(session)` in a tenant session of an organization that exists (a tenant
     session of a made-up one would simply see no rows)."""
     return run_async(lambda: _in_tenant(organization_id, action))
 
 
-async def _in_tenant(organization_id: str, action):  # type: ignore[no-untyped-def]
+async def _in_tenant(organization_id: str, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from billing.db.sessions import create_engine, create_session_factory, tenant_session
     from billing.organizations.service import require_organization
 
@@ -231,12 +240,12 @@ def keys_create(
     typer.echo(json.dumps({"apiKeyId": key.id, "secret": key.secret}))
 
 
-def _with_active_key(organization: str, key_id: str, action):  # type: ignore[no-untyped-def]
+def _with_active_key(organization: str, key_id: str, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """`_with_tenant` for an action on one of the organization's active keys: a missing
     key says where to look (a revoked or expired key, or another organization's, is missing too)."""
     from billing.errors import ResourceMissing
 
-    async def hinted(session):  # type: ignore[no-untyped-def]
+    async def hinted(session: AsyncSession) -> T:
         try:
             return await action(session)
         except ResourceMissing as error:
@@ -264,12 +273,15 @@ def keys_roll(
 
     key = new_key()
 
-    async def roll(session):  # type: ignore[no-untyped-def]
+    async def roll(session: AsyncSession) -> ApiKey:
         await roll_api_key(session, key_id, key.id, key.secret_hash, key.prefix, expires_in_seconds)
-        return await get_one(session, ApiKey, ApiKey.id, key_id)
+        old = await get_one(session, ApiKey, ApiKey.id, key_id)
+        assert old is not None  # roll_api_key refuses a key that is not there
+        return old
 
     old = _with_active_key(organization, key_id, roll)
     stops = old.revoked_at or old.expires_at
+    assert stops is not None  # rolled: revoked now or expiring
     typer.echo(
         json.dumps(
             {
@@ -287,11 +299,11 @@ def contracts_export(
     out: Path = typer.Option(..., "--out", help="Directory to write the JSON Schema and AsyncAPI files into"),
 ) -> None:
     """Write commands/events/usage JSON Schema and an AsyncAPI 3.0 document of the Kafka topics."""
-    from consumers.app import ROUTES
+    from contracts.commands import all_commands
     from contracts.export import export_documents
     from producers.topics import PARTITIONS
 
-    documents = export_documents({t: r.payload_model for t, r in ROUTES.items()}, partitions=dict(PARTITIONS))
+    documents = export_documents(all_commands(), partitions=dict(PARTITIONS))
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name, document in documents.items():
@@ -310,7 +322,7 @@ def keys_revoke(organization: OrganizationId, key_id: KeyId) -> None:
     typer.echo(f"revoked {key_id}")
 
 
-# -- exchange rates (issue 4) ------------------------------------------------------------
+# -- exchange rates ---------------------------------------------------------------------
 fx_app = typer.Typer(help="Exchange rates: reference data for reporting, never for charging.", no_args_is_help=True)
 app.add_typer(fx_app, name="fx")
 
@@ -332,7 +344,7 @@ def fx_import(
     except (OSError, UnicodeDecodeError, RatesCsvError) as error:
         fail(f"{path}: {error}")
 
-    async def store():  # type: ignore[no-untyped-def]
+    async def store() -> ImportResult:
         engine = create_engine(pool_size=1)
         try:
             async with create_session_factory(engine)() as session, session.begin():

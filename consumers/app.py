@@ -30,9 +30,9 @@ from billing.secrets.redaction import install_log_redaction
 from consumers import (
     catalog,
     customers,
-    meters,  # analytics API (issue 6)
+    meters,
     organizations,
-    payments,  # payments (issue 5)
+    payments,
 )
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
@@ -51,9 +51,7 @@ def consumer_group(settings: Settings) -> str:
     return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
 
 
-ROUTES = merge_routes(
-    customers.router, organizations.router, catalog.router, payments.router, meters.router
-)  # payments.router: issue 5, meters.router: issue 6
+ROUTES = merge_routes(customers.router, organizations.router, catalog.router, payments.router, meters.router)
 RETRY_WINDOW_SECONDS = 120.0
 
 

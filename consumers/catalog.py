@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.catalog import service
 from billing.catalog.repository import price_json
 from billing.fx import service as fx_service
+from billing.models import Price as PriceRow
 from consumers.registry import Applied, CommandRouter
 from contracts.catalog import (
     AttributeDefinitionCreate,
@@ -22,79 +23,97 @@ from contracts.catalog import (
     ProductDeleteCommand,
     ProductUpdateCommand,
 )
-from contracts.resources import Product, ProductAttributeDefinition
+from contracts.events import (
+    EXCHANGE_RATE_CREATED,
+    PRICE_CREATED,
+    PRICE_DELETED,
+    PRICE_UPDATED,
+    PRODUCT_ATTRIBUTE_CREATED,
+    PRODUCT_ATTRIBUTE_DELETED,
+    PRODUCT_ATTRIBUTE_UPDATED,
+    PRODUCT_CREATED,
+    PRODUCT_DELETED,
+    PRODUCT_UPDATED,
+    EventType,
+)
+from contracts.resources import ExchangeRate, Price, Product, ProductAttributeDefinition
 
 router = CommandRouter()
 
 
-def _definition(definition: object, event_type: str) -> Applied:
+def _definition(
+    definition: object, event: EventType[ProductAttributeDefinition]
+) -> Applied[ProductAttributeDefinition]:
     resource = ProductAttributeDefinition.model_validate(definition).model_dump(mode="json")
-    return Applied("product_attribute", resource, [(event_type, resource)])
+    return Applied("product_attribute", resource, [event.of(resource)])
 
 
-@router.command("product_attribute.create", AttributeDefinitionCreate)
-async def create_attribute(session: AsyncSession, payload: AttributeDefinitionCreate) -> Applied:
-    return _definition(await service.create_attribute_definition(session, payload), "product_attribute.created")
+@router.handles(AttributeDefinitionCreate)
+async def create_attribute(
+    session: AsyncSession, command: AttributeDefinitionCreate
+) -> Applied[ProductAttributeDefinition]:
+    return _definition(await service.create_attribute_definition(session, command), PRODUCT_ATTRIBUTE_CREATED)
 
 
-@router.command("product_attribute.update", AttributeDefinitionUpdateCommand)
-async def update_attribute(session: AsyncSession, payload: AttributeDefinitionUpdateCommand) -> Applied:
-    definition = await service.update_attribute_definition(session, payload.id, payload.changes)
-    return _definition(definition, "product_attribute.updated")
+@router.handles(AttributeDefinitionUpdateCommand)
+async def update_attribute(
+    session: AsyncSession, command: AttributeDefinitionUpdateCommand
+) -> Applied[ProductAttributeDefinition]:
+    definition = await service.update_attribute_definition(session, command.id, command.changes)
+    return _definition(definition, PRODUCT_ATTRIBUTE_UPDATED)
 
 
-@router.command("product_attribute.delete", AttributeDefinitionDeleteCommand)
-async def delete_attribute(session: AsyncSession, payload: AttributeDefinitionDeleteCommand) -> Applied:
-    deleted = await service.delete_attribute_definition(session, payload.id)
-    return Applied("product_attribute", deleted, [("product_attribute.deleted", deleted)])
+@router.handles(AttributeDefinitionDeleteCommand)
+async def delete_attribute(session: AsyncSession, command: AttributeDefinitionDeleteCommand) -> Applied[dict[str, Any]]:
+    deleted = await service.delete_attribute_definition(session, command.id)
+    return Applied("product_attribute", deleted, [PRODUCT_ATTRIBUTE_DELETED.of(deleted)])
 
 
-def _product(product: object, event_type: str) -> Applied:
+def _product(product: object, event: EventType[Product]) -> Applied[Product]:
     resource = Product.model_validate(product).model_dump(mode="json")
-    return Applied("product", resource, [(event_type, resource)])
+    return Applied("product", resource, [event.of(resource)])
 
 
-@router.command("product.create", ProductCreate)
-async def create_product(session: AsyncSession, payload: ProductCreate) -> Applied:
-    return _product(await service.create_product(session, payload), "product.created")
+@router.handles(ProductCreate)
+async def create_product(session: AsyncSession, command: ProductCreate) -> Applied[Product]:
+    return _product(await service.create_product(session, command), PRODUCT_CREATED)
 
 
-@router.command("product.update", ProductUpdateCommand)
-async def update_product(session: AsyncSession, payload: ProductUpdateCommand) -> Applied:
-    return _product(await service.update_product(session, payload.id, payload.changes), "product.updated")
+@router.handles(ProductUpdateCommand)
+async def update_product(session: AsyncSession, command: ProductUpdateCommand) -> Applied[Product]:
+    return _product(await service.update_product(session, command.id, command.changes), PRODUCT_UPDATED)
 
 
-@router.command("product.delete", ProductDeleteCommand)
-async def delete_product(session: AsyncSession, payload: ProductDeleteCommand) -> Applied:
-    product, prices = await service.delete_product(session, payload.id)
-    events: list[tuple[str, dict[str, Any]]] = [("price.deleted", price) for price in prices]
-    return Applied("product", product, [*events, ("product.deleted", product)])
+@router.handles(ProductDeleteCommand)
+async def delete_product(session: AsyncSession, command: ProductDeleteCommand) -> Applied[dict[str, Any]]:
+    product, prices = await service.delete_product(session, command.id)
+    return Applied("product", product, [*(PRICE_DELETED.of(price) for price in prices), PRODUCT_DELETED.of(product)])
 
 
-def _price(price: object, previous_holder: object | None, event_type: str) -> Applied:
-    resource = price_json(price)  # type: ignore[arg-type]
-    events: list[tuple[str, dict[str, Any]]] = []
-    if previous_holder is not None:  # its lookupKey moved to this price
-        events.append(("price.updated", price_json(previous_holder)))  # type: ignore[arg-type]
-    events.append((event_type, resource))
-    return Applied("price", resource, events)
+def _price(price: PriceRow, previous_holder: PriceRow | None, event: EventType[Price]) -> Applied[Price]:
+    resource = price_json(price)
+    events = (
+        [] if previous_holder is None else [PRICE_UPDATED.of(price_json(previous_holder))]
+    )  # its lookupKey moved here
+    return Applied("price", resource, [*events, event.of(resource)])
 
 
-@router.command("price.create", PriceCreate)
-async def create_price(session: AsyncSession, payload: PriceCreate) -> Applied:
-    price, previous_holder = await service.create_price(session, payload)
-    return _price(price, previous_holder, "price.created")
+@router.handles(PriceCreate)
+async def create_price(session: AsyncSession, command: PriceCreate) -> Applied[Price]:
+    price, previous_holder = await service.create_price(session, command)
+    return _price(price, previous_holder, PRICE_CREATED)
 
 
-@router.command("price.update", PriceUpdateCommand)
-async def update_price(session: AsyncSession, payload: PriceUpdateCommand) -> Applied:
-    price, previous_holder = await service.update_price(session, payload.id, payload.changes)
-    return _price(price, previous_holder, "price.updated")
+@router.handles(PriceUpdateCommand)
+async def update_price(session: AsyncSession, command: PriceUpdateCommand) -> Applied[Price]:
+    price, previous_holder = await service.update_price(session, command.id, command.changes)
+    return _price(price, previous_holder, PRICE_UPDATED)
 
 
-# exchange rates are shared reference data the tenant role only reads; the handler lets
-# only BILLING_FX_WRITER_ORGANIZATIONS write them (billing/fx/service.py)
-@router.command("exchange_rate.create", ExchangeRateCreate, row_security=False)
-async def create_exchange_rate(session: AsyncSession, payload: ExchangeRateCreate) -> Applied:
-    resource = fx_service.exchange_rate_json(await fx_service.create_exchange_rate(session, payload))
-    return Applied("exchange_rate", resource, [("exchange_rate.created", resource)])
+# exchange rates are shared reference data the tenant role only reads (the command says
+# row_security = False); the handler lets only BILLING_FX_WRITER_ORGANIZATIONS write them
+# (billing/fx/service.py)
+@router.handles(ExchangeRateCreate)
+async def create_exchange_rate(session: AsyncSession, command: ExchangeRateCreate) -> Applied[ExchangeRate]:
+    resource = fx_service.exchange_rate_json(await fx_service.create_exchange_rate(session, command))
+    return Applied("exchange_rate", resource, [EXCHANGE_RATE_CREATED.of(resource)])

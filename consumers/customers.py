@@ -7,26 +7,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.customers import service
 from consumers.registry import Applied, CommandRouter
 from contracts.customers import CustomerCreate, CustomerDeleteCommand, CustomerUpdateCommand
+from contracts.events import CUSTOMER_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED, EventType
 from contracts.resources import Customer
 
 router = CommandRouter()
 
 
-def _applied(customer: object, event_type: str) -> Applied:
+def _applied(customer: object, event: EventType[Customer]) -> Applied[Customer]:
     resource = Customer.model_validate(customer).model_dump(mode="json")
-    return Applied("customer", resource, [(event_type, resource)])
+    return Applied("customer", resource, [event.of(resource)])
 
 
-@router.command("customer.create", CustomerCreate)
-async def create(session: AsyncSession, payload: CustomerCreate) -> Applied:
-    return _applied(await service.create_customer(session, payload), "customer.created")
+@router.handles(CustomerCreate)
+async def create(session: AsyncSession, command: CustomerCreate) -> Applied[Customer]:
+    return _applied(await service.create_customer(session, command), CUSTOMER_CREATED)
 
 
-@router.command("customer.update", CustomerUpdateCommand)
-async def update(session: AsyncSession, payload: CustomerUpdateCommand) -> Applied:
-    return _applied(await service.update_customer(session, payload.id, payload.changes), "customer.updated")
+@router.handles(CustomerUpdateCommand)
+async def update(session: AsyncSession, command: CustomerUpdateCommand) -> Applied[Customer]:
+    return _applied(await service.update_customer(session, command.id, command.changes), CUSTOMER_UPDATED)
 
 
-@router.command("customer.delete", CustomerDeleteCommand)
-async def delete(session: AsyncSession, payload: CustomerDeleteCommand) -> Applied:
-    return _applied(await service.delete_customer(session, payload.id), "customer.deleted")
+@router.handles(CustomerDeleteCommand)
+async def delete(session: AsyncSession, command: CustomerDeleteCommand) -> Applied[Customer]:
+    return _applied(await service.delete_customer(session, command.id), CUSTOMER_DELETED)

@@ -6,22 +6,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.meters import service
 from consumers.registry import Applied, CommandRouter
+from contracts.events import METER_CREATED, METER_UPDATED, EventType
 from contracts.meters import MeterCreate, MeterUpdateCommand
 from contracts.resources import Meter
 
 router = CommandRouter()
 
 
-def _applied(meter: object, event_type: str) -> Applied:
+def _applied(meter: object, event: EventType[Meter]) -> Applied[Meter]:
     resource = Meter.model_validate(meter).model_dump(mode="json")
-    return Applied("meter", resource, [(event_type, resource)])
+    return Applied("meter", resource, [event.of(resource)])
 
 
-@router.command("meter.create", MeterCreate)
-async def create(session: AsyncSession, payload: MeterCreate) -> Applied:
-    return _applied(await service.create_meter(session, payload), "meter.created")
+@router.handles(MeterCreate)
+async def create(session: AsyncSession, command: MeterCreate) -> Applied[Meter]:
+    return _applied(await service.create_meter(session, command), METER_CREATED)
 
 
-@router.command("meter.update", MeterUpdateCommand)
-async def update(session: AsyncSession, payload: MeterUpdateCommand) -> Applied:
-    return _applied(await service.update_meter(session, payload.id, payload.changes), "meter.updated")
+@router.handles(MeterUpdateCommand)
+async def update(session: AsyncSession, command: MeterUpdateCommand) -> Applied[Meter]:
+    return _applied(await service.update_meter(session, command.id, command.changes), METER_UPDATED)

@@ -2,42 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.organizations import service
 from consumers.registry import Applied, CommandRouter
 from contracts.api_keys import IssueApiKeyCommand, RecordApiKeyUseCommand, RevokeApiKeyCommand, RollApiKeyCommand
+from contracts.events import API_KEY_CREATED, API_KEY_REVOKED, API_KEY_ROLLED, EventType
 from contracts.resources import ApiKey
 
 router = CommandRouter()
 
 
-def _applied(key: object, event_type: str) -> Applied:
+def _applied(key: object, event: EventType[ApiKey]) -> Applied[ApiKey]:
     resource = ApiKey.model_validate(key).model_dump(mode="json")
-    return Applied("api_key", resource, [(event_type, resource)])
+    return Applied("api_key", resource, [event.of(resource)])
 
 
-@router.command("api_key.create", IssueApiKeyCommand)
-async def create(session: AsyncSession, payload: IssueApiKeyCommand) -> Applied:
-    key = await service.issue_api_key(session, payload.id, payload.name, payload.secretHash, payload.prefix)
-    return _applied(key, "api_key.created")
+@router.handles(IssueApiKeyCommand)
+async def create(session: AsyncSession, command: IssueApiKeyCommand) -> Applied[ApiKey]:
+    key = await service.issue_api_key(session, command.id, command.name, command.secretHash, command.prefix)
+    return _applied(key, API_KEY_CREATED)
 
 
-@router.command("api_key.roll", RollApiKeyCommand)
-async def roll(session: AsyncSession, payload: RollApiKeyCommand) -> Applied:
-    new = payload.newKey
+@router.handles(RollApiKeyCommand)
+async def roll(session: AsyncSession, command: RollApiKeyCommand) -> Applied[ApiKey]:
+    new = command.newKey
     key = await service.roll_api_key(
-        session, payload.oldKeyId, new.id, new.secretHash, new.prefix, payload.expiresInSeconds
+        session, command.oldKeyId, new.id, new.secretHash, new.prefix, command.expiresInSeconds
     )
-    return _applied(key, "api_key.rolled")
+    return _applied(key, API_KEY_ROLLED)
 
 
-@router.command("api_key.revoke", RevokeApiKeyCommand)
-async def revoke(session: AsyncSession, payload: RevokeApiKeyCommand) -> Applied:
-    return _applied(await service.revoke_api_key(session, payload.id), "api_key.revoked")
+@router.handles(RevokeApiKeyCommand)
+async def revoke(session: AsyncSession, command: RevokeApiKeyCommand) -> Applied[ApiKey]:
+    return _applied(await service.revoke_api_key(session, command.id), API_KEY_REVOKED)
 
 
-@router.command("api_key.record_use", RecordApiKeyUseCommand)
-async def record_use(session: AsyncSession, payload: RecordApiKeyUseCommand) -> Applied:
-    moved = await service.record_api_key_use(session, {use.id: use.usedAt for use in payload.uses})
+@router.handles(RecordApiKeyUseCommand)
+async def record_use(session: AsyncSession, command: RecordApiKeyUseCommand) -> Applied[dict[str, Any]]:
+    moved = await service.record_api_key_use(session, {use.id: use.usedAt for use in command.uses})
     return Applied("api_key_use", {"keysUpdated": moved})  # bookkeeping: no domain event

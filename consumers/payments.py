@@ -5,108 +5,117 @@ Database-only: the API has already called Stripe and each command carries the an
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.organizations import stripe_account
 from billing.payments import service
 from billing.payments.service import EventReceipt
-from billing.payments.webhooks import (
-    PAYMENT_FAILED,
-    PAYMENT_SUCCEEDED,
-    SETUP_SUCCEEDED,
-    SYNC_ATTACHED,
-    SYNC_DETACHED,
-    SYNC_UPDATED,
-)
 from consumers.registry import Applied, CommandRouter
+from contracts.events import (
+    CUSTOMER_UPDATED,
+    PAYMENT_METHOD_ATTACHED,
+    PAYMENT_METHOD_DETACHED,
+    STRIPE_ACCOUNT_CONNECTED,
+    STRIPE_ACCOUNT_DISCONNECTED,
+)
 from contracts.payments import (
     AttachPaymentMethodCommand,
     ConnectStripeAccountCommand,
     DetachPaymentMethodCommand,
     DisconnectStripeAccountCommand,
+    RecordPaymentFailed,
+    RecordPaymentSucceeded,
+    RecordSetupIntentSucceeded,
     SetDefaultPaymentMethodCommand,
     SetGatewayCustomerCommand,
-    StripePaymentEvent,
-    StripePaymentMethodEvent,
-    StripeSetupIntentEvent,
+    StripeAccount,
+    SyncPaymentMethodAttached,
+    SyncPaymentMethodDetached,
+    SyncPaymentMethodUpdated,
 )
-from contracts.resources import Customer
+from contracts.resources import Customer, CustomerPaymentMethod
 
 router = CommandRouter()
 
 
-def _customer(customer: object) -> dict:  # type: ignore[type-arg]
+def _customer(customer: object) -> dict[str, Any]:
     return Customer.model_validate(customer).model_dump(mode="json")
 
 
-@router.command(service.SET_GATEWAY_CUSTOMER, SetGatewayCustomerCommand)
-async def set_gateway_customer(session: AsyncSession, payload: SetGatewayCustomerCommand) -> Applied:
-    customer, changed = await service.set_gateway_customer(session, payload.customerId, payload.gatewayCustomerId)
+@router.handles(SetGatewayCustomerCommand)
+async def set_gateway_customer(session: AsyncSession, command: SetGatewayCustomerCommand) -> Applied[Customer]:
+    customer, changed = await service.set_gateway_customer(session, command.customerId, command.gatewayCustomerId)
     resource = _customer(customer)
-    return Applied("customer", resource, [("customer.updated", resource)] if changed else [])
+    return Applied("customer", resource, [CUSTOMER_UPDATED.of(resource)] if changed else [])
 
 
-@router.command(service.ATTACH, AttachPaymentMethodCommand)
-async def attach(session: AsyncSession, payload: AttachPaymentMethodCommand) -> Applied:
-    result = await service.attach_payment_method(session, payload.customerId, payload.gatewayCustomerId, payload.method)
+@router.handles(AttachPaymentMethodCommand)
+async def attach(session: AsyncSession, command: AttachPaymentMethodCommand) -> Applied[CustomerPaymentMethod]:
+    result = await service.attach_payment_method(session, command.customerId, command.gatewayCustomerId, command.method)
     resource = service.resource(result.method)
-    return Applied("payment_method", resource, [("payment_method.attached", resource)] if result.created else [])
+    return Applied("payment_method", resource, [PAYMENT_METHOD_ATTACHED.of(resource)] if result.created else [])
 
 
-@router.command(service.DETACH, DetachPaymentMethodCommand)
-async def detach(session: AsyncSession, payload: DetachPaymentMethodCommand) -> Applied:
-    resource = await service.detach_payment_method(session, payload.customerId, payload.paymentMethodId)
-    return Applied("payment_method", resource, [("payment_method.detached", resource)])
+@router.handles(DetachPaymentMethodCommand)
+async def detach(session: AsyncSession, command: DetachPaymentMethodCommand) -> Applied[CustomerPaymentMethod]:
+    resource = await service.detach_payment_method(session, command.customerId, command.paymentMethodId)
+    return Applied("payment_method", resource, [PAYMENT_METHOD_DETACHED.of(resource)])
 
 
-@router.command(service.SET_DEFAULT, SetDefaultPaymentMethodCommand)
-async def set_default(session: AsyncSession, payload: SetDefaultPaymentMethodCommand) -> Applied:
-    resource = _customer(await service.set_default_payment_method(session, payload.customerId, payload.paymentMethodId))
-    return Applied("customer", resource, [("customer.updated", resource)])
+@router.handles(SetDefaultPaymentMethodCommand)
+async def set_default(session: AsyncSession, command: SetDefaultPaymentMethodCommand) -> Applied[Customer]:
+    resource = _customer(await service.set_default_payment_method(session, command.customerId, command.paymentMethodId))
+    return Applied("customer", resource, [CUSTOMER_UPDATED.of(resource)])
 
 
-@router.command(stripe_account.CONNECT, ConnectStripeAccountCommand)
-async def connect(session: AsyncSession, payload: ConnectStripeAccountCommand) -> Applied:
-    organization_id = await stripe_account.connect(session, payload)
-    view = stripe_account.view_of_command(organization_id, payload).model_dump(mode="json")
-    return Applied("stripe_account", {"id": organization_id, **view}, [("stripe_account.connected", view)])
+@router.handles(ConnectStripeAccountCommand)
+async def connect(session: AsyncSession, command: ConnectStripeAccountCommand) -> Applied[StripeAccount]:
+    organization_id = await stripe_account.connect(session, command)
+    view = stripe_account.view_of_command(organization_id, command).model_dump(mode="json")
+    return Applied("stripe_account", {"id": organization_id, **view}, [STRIPE_ACCOUNT_CONNECTED.of(view)])
 
 
-@router.command(stripe_account.DISCONNECT, DisconnectStripeAccountCommand)
-async def disconnect(session: AsyncSession, payload: DisconnectStripeAccountCommand) -> Applied:
+@router.handles(DisconnectStripeAccountCommand)
+async def disconnect(session: AsyncSession, command: DisconnectStripeAccountCommand) -> Applied[StripeAccount]:
     organization_id = await stripe_account.disconnect(session)
     view = stripe_account.view_of_command(organization_id, None).model_dump(mode="json")
-    return Applied("stripe_account", {"id": organization_id, **view}, [("stripe_account.disconnected", view)])
+    return Applied("stripe_account", {"id": organization_id, **view}, [STRIPE_ACCOUNT_DISCONNECTED.of(view)])
 
 
 # -- Stripe webhooks (the API verified the signature and mapped the event)
 
 
-def _receipt(outcome: EventReceipt) -> Applied:
+def _receipt(outcome: EventReceipt) -> Applied[dict[str, Any]]:
     return Applied("stripe_event", outcome.receipt, outcome.events)
 
 
-def _sync(command_type: str):  # type: ignore[no-untyped-def]
-    async def handle(session: AsyncSession, payload: StripePaymentMethodEvent) -> Applied:
-        return _receipt(await service.sync_payment_method(session, command_type, payload))
-
-    return handle
+@router.handles(SyncPaymentMethodAttached)
+async def sync_attached(session: AsyncSession, command: SyncPaymentMethodAttached) -> Applied[dict[str, Any]]:
+    return _receipt(await service.sync_payment_method(session, command.command_type, command))
 
 
-for _type in (SYNC_ATTACHED, SYNC_UPDATED, SYNC_DETACHED):
-    router.command(_type, StripePaymentMethodEvent)(_sync(_type))
+@router.handles(SyncPaymentMethodUpdated)
+async def sync_updated(session: AsyncSession, command: SyncPaymentMethodUpdated) -> Applied[dict[str, Any]]:
+    return _receipt(await service.sync_payment_method(session, command.command_type, command))
 
 
-@router.command(SETUP_SUCCEEDED, StripeSetupIntentEvent)
-async def setup_succeeded(session: AsyncSession, payload: StripeSetupIntentEvent) -> Applied:
-    return _receipt(await service.record_setup_intent(session, SETUP_SUCCEEDED, payload))
+@router.handles(SyncPaymentMethodDetached)
+async def sync_detached(session: AsyncSession, command: SyncPaymentMethodDetached) -> Applied[dict[str, Any]]:
+    return _receipt(await service.sync_payment_method(session, command.command_type, command))
 
 
-@router.command(PAYMENT_SUCCEEDED, StripePaymentEvent)
-async def payment_succeeded(session: AsyncSession, payload: StripePaymentEvent) -> Applied:
-    return _receipt(await service.record_payment(session, PAYMENT_SUCCEEDED, payload))
+@router.handles(RecordSetupIntentSucceeded)
+async def setup_succeeded(session: AsyncSession, command: RecordSetupIntentSucceeded) -> Applied[dict[str, Any]]:
+    return _receipt(await service.record_setup_intent(session, command.command_type, command))
 
 
-@router.command(PAYMENT_FAILED, StripePaymentEvent)
-async def payment_failed(session: AsyncSession, payload: StripePaymentEvent) -> Applied:
-    return _receipt(await service.record_payment(session, PAYMENT_FAILED, payload))
+@router.handles(RecordPaymentSucceeded)
+async def payment_succeeded(session: AsyncSession, command: RecordPaymentSucceeded) -> Applied[dict[str, Any]]:
+    return _receipt(await service.record_payment(session, command.command_type, command))
+
+
+@router.handles(RecordPaymentFailed)
+async def payment_failed(session: AsyncSession, command: RecordPaymentFailed) -> Applied[dict[str, Any]]:
+    return _receipt(await service.record_payment(session, command.command_type, command))

@@ -51,6 +51,7 @@ from billing.secrets.redaction import redact
 from consumers.registry import Applied, Route
 from contracts.enums import CommandStatus
 from contracts.envelopes import CommandEnvelope, CommandOutcome, EventEnvelope, new_event_id, utcnow
+from contracts.events import COMMAND_FAILED, COMMAND_SUCCEEDED
 from producers.topics import BILLING_EVENTS
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,8 @@ def _event(envelope: CommandEnvelope, event_type: str, data: dict[str, Any]) -> 
 
 
 def _outcome_event(envelope: CommandEnvelope, outcome: CommandOutcome) -> EventEnvelope:
-    return _event(envelope, f"command.{outcome.status}", outcome.model_dump(mode="json"))
+    outcome_type = COMMAND_SUCCEEDED if outcome.status == "succeeded" else COMMAND_FAILED
+    return _event(envelope, outcome_type.name, outcome.model_dump(mode="json"))
 
 
 class BatchRecords:
@@ -225,7 +227,9 @@ class BatchRecords:
     def event(self, envelope: EventEnvelope) -> None:
         self.events.append(outbox_row(envelope, BILLING_EVENTS))
 
-    def outcome(self, envelope: CommandEnvelope, applied: Applied | None, error: BillingError | None) -> CommandOutcome:
+    def outcome(
+        self, envelope: CommandEnvelope, applied: Applied[Any] | None, error: BillingError | None
+    ) -> CommandOutcome:
         outcome = CommandOutcome(
             commandId=envelope.commandId,
             commandType=envelope.type,
@@ -250,8 +254,8 @@ class BatchRecords:
             }
         )
         self.event(_outcome_event(envelope, outcome))
-        for event_type, data in applied.events if applied else []:
-            self.event(_event(envelope, event_type, data))
+        for domain_event in applied.events if applied else []:
+            self.event(_event(envelope, domain_event.type, domain_event.data))
         return outcome
 
     def discard(self) -> None:
@@ -300,27 +304,27 @@ def _discard_unflushed(session: AsyncSession, new_before: set[object]) -> None:
 
 async def _bind_command(session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope) -> None:
     route = routes.get(envelope.type)
-    await bind_row_security(session, envelope.organizationId, tenant_role=route is None or route.row_security)
+    await bind_row_security(session, envelope.organizationId, tenant_role=route is None or route.command.row_security)
 
 
 async def _run_handler(
     session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope
-) -> Applied | BillingError:
+) -> Applied[Any] | BillingError:
     """The handler's result, or the refusal of a command that never reaches one; what the
     handler raises propagates."""
     route = routes.get(envelope.type)
     if route is None:
         return InvalidRequest(f"Unknown command type {envelope.type!r}.", code="unknown_command", param="type")
     try:
-        payload = route.payload_model.model_validate(envelope.payload)
+        command = route.command.model_validate(envelope.payload)
     except ValidationError as error:
         return from_validation_error(error)
-    return await route.handler(session, payload)
+    return await route.handler(session, command)
 
 
 async def _apply_optimistic(
     session: AsyncSession, routes: dict[str, Route], envelope: CommandEnvelope
-) -> tuple[Applied | None, BillingError | None]:
+) -> tuple[Applied[Any] | None, BillingError | None]:
     """The fast path: no savepoint, no flush of its own. A refusal that wrote nothing is
     simply forgotten; any other failure raises, for the isolated pass."""
     # earlier commands of the batch may have changes not yet flushed: a failure can

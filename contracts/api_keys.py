@@ -4,10 +4,13 @@ its hash, so no secret ever crosses Kafka."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
 from pydantic import Field
 
+from contracts.commands import Command
 from contracts.common import RequestModel
+from contracts.resources import ApiKey
 
 
 class ApiKeyCreate(RequestModel):
@@ -20,20 +23,28 @@ class ApiKeyRoll(RequestModel):
     )
 
 
-class IssueApiKeyCommand(RequestModel):
+class NewApiKey(RequestModel):
     id: str = Field(max_length=64)
     name: str = Field(max_length=200)
     secretHash: str = Field(min_length=64, max_length=64)
     prefix: str = Field(max_length=32)
 
 
-class RollApiKeyCommand(RequestModel):
+class IssueApiKeyCommand(NewApiKey, Command[ApiKey]):
+    command_type: ClassVar[str] = "api_key.create"
+
+
+class RollApiKeyCommand(Command[ApiKey]):
+    command_type: ClassVar[str] = "api_key.roll"
+
     oldKeyId: str = Field(max_length=64)
-    newKey: IssueApiKeyCommand
+    newKey: NewApiKey
     expiresInSeconds: int = Field(ge=0, le=7 * 24 * 3600)
 
 
-class RevokeApiKeyCommand(RequestModel):
+class RevokeApiKeyCommand(Command[ApiKey]):
+    command_type: ClassVar[str] = "api_key.revoke"
+
     id: str = Field(max_length=64)
 
 
@@ -45,7 +56,9 @@ class ApiKeyUse(RequestModel):
     usedAt: datetime
 
 
-class RecordApiKeyUseCommand(RequestModel):
+class RecordApiKeyUseCommand(Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "api_key.record_use"
+
     """When an API process last saw each key authenticate (published once a minute, off the
     request path): `lastUsedAt` only ever moves forward."""
 

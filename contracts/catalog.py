@@ -14,12 +14,14 @@ PATCH bodies distinguish a field left out (unchanged) from a field sent as null
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, Field, JsonValue, StrictInt, StringConstraints
 
+from contracts.commands import Command
 from contracts.common import Metadata, MetadataUpdate, RequestModel
 from contracts.enums import AttributeType
+from contracts.resources import ExchangeRate, Price, Product, ProductAttributeDefinition
 
 ATTRIBUTE_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_ATTRIBUTE_DEFINITIONS = 100
@@ -36,7 +38,9 @@ EnumValue = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # --- attribute definitions ----------------------------------------------------------------
 
 
-class AttributeDefinitionCreate(RequestModel):
+class AttributeDefinitionCreate(Command[ProductAttributeDefinition]):
+    command_type: ClassVar[str] = "product_attribute.create"
+
     key: AttributeKey = Field(description="Lowercase letters, digits and _; unique in the organization")
     label: str = Field(min_length=1, max_length=200)
     type: AttributeType
@@ -57,19 +61,27 @@ class AttributeDefinitionUpdate(RequestModel):
     deprecated: bool | None = None
 
 
-class AttributeDefinitionUpdateCommand(RequestModel):
+class AttributeDefinitionUpdateCommand(Command[ProductAttributeDefinition]):
+    command_type: ClassVar[str] = "product_attribute.update"
+
     id: str = Field(max_length=64)
-    changes: dict = Field(description="Only the fields the client sent (AttributeDefinitionUpdate, exclude_unset)")
+    changes: dict[str, Any] = Field(
+        description="Only the fields the client sent (AttributeDefinitionUpdate, exclude_unset)"
+    )
 
 
-class AttributeDefinitionDeleteCommand(RequestModel):
+class AttributeDefinitionDeleteCommand(Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "product_attribute.delete"
+
     id: str = Field(max_length=64)
 
 
 # --- products -------------------------------------------------------------------------------
 
 
-class ProductCreate(RequestModel):
+class ProductCreate(Command[Product]):
+    command_type: ClassVar[str] = "product.create"
+
     name: str = Field(min_length=1, max_length=250)
     description: str | None = Field(default=None, max_length=5000)
     active: bool = True
@@ -91,12 +103,16 @@ class ProductUpdate(RequestModel):
     unitLabel: str | None = Field(default=None, max_length=12)
 
 
-class ProductUpdateCommand(RequestModel):
+class ProductUpdateCommand(Command[Product]):
+    command_type: ClassVar[str] = "product.update"
+
     id: str = Field(max_length=64)
-    changes: dict = Field(description="Only the fields the client sent (ProductUpdate, exclude_unset)")
+    changes: dict[str, Any] = Field(description="Only the fields the client sent (ProductUpdate, exclude_unset)")
 
 
-class ProductDeleteCommand(RequestModel):
+class ProductDeleteCommand(Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "product.delete"
+
     id: str = Field(max_length=64)
 
 
@@ -119,7 +135,9 @@ PRICE_TERMS_FIELDS = frozenset(
 )
 
 
-class PriceCreate(RequestModel):
+class PriceCreate(Command[Price]):
+    command_type: ClassVar[str] = "price.create"
+
     product: str = Field(min_length=1, max_length=64, description="The product's id")
     currency: JsonValue = Field(description="ISO 4217, e.g. usd")
     type: JsonValue = Field(default=None, description="one_time | recurring (inferred from `recurring`)")
@@ -154,9 +172,11 @@ class PriceUpdate(RequestModel):
     transferLookupKey: bool | None = None
 
 
-class PriceUpdateCommand(RequestModel):
+class PriceUpdateCommand(Command[Price]):
+    command_type: ClassVar[str] = "price.update"
+
     id: str = Field(max_length=64)
-    changes: dict = Field(description="Only the fields the client sent (PriceUpdate, exclude_unset)")
+    changes: dict[str, Any] = Field(description="Only the fields the client sent (PriceUpdate, exclude_unset)")
 
 
 MAX_QUOTE_QUANTITY = 10**15
@@ -174,8 +194,11 @@ class QuoteRequest(RequestModel):
 # --- exchange rates -------------------------------------------------------------------------
 
 
-class ExchangeRateCreate(RequestModel):
+class ExchangeRateCreate(Command[ExchangeRate]):
     """1 `base` = `rate` `quote`, in major units, according to `source`, at `asOf`."""
+
+    command_type: ClassVar[str] = "exchange_rate.create"
+    row_security: ClassVar[bool] = False  # shared reference data: the operator writes it as the connecting role
 
     base: str = Field(min_length=1, max_length=16)
     quote: str = Field(min_length=1, max_length=16)

@@ -5,9 +5,13 @@ The resource that comes back is `contracts.resources.Customer`, generated from P
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from pydantic import EmailStr, Field
 
+from contracts.commands import Command
 from contracts.common import Address, Metadata, MetadataUpdate, RequestModel, Shipping
+from contracts.resources import Customer
 
 INVOICE_PREFIX_PATTERN = r"^[A-Z0-9]{3,12}$"
 
@@ -17,7 +21,9 @@ class InvoiceSettings(RequestModel):
     footer: str | None = Field(default=None, max_length=5000)
 
 
-class CustomerCreate(RequestModel):
+class CustomerCreate(Command[Customer]):
+    command_type: ClassVar[str] = "customer.create"
+
     email: EmailStr | None = Field(default=None, max_length=512)
     name: str | None = Field(default=None, max_length=256)
     phone: str | None = Field(default=None, max_length=64)
@@ -45,10 +51,14 @@ class CustomerUpdate(RequestModel):
     invoiceSettings: InvoiceSettings | None = None
 
 
-class CustomerUpdateCommand(RequestModel):
+class CustomerUpdateCommand(Command[Customer]):
+    command_type: ClassVar[str] = "customer.update"
+
     id: str = Field(max_length=64)
-    changes: dict = Field(description="Only the fields the client sent (CustomerUpdate, exclude_unset)")
+    changes: dict[str, Any] = Field(description="Only the fields the client sent (CustomerUpdate, exclude_unset)")
 
 
-class CustomerDeleteCommand(RequestModel):
+class CustomerDeleteCommand(Command[Customer]):
+    command_type: ClassVar[str] = "customer.delete"
+
     id: str = Field(max_length=64)

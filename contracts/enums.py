@@ -35,7 +35,7 @@ class UsageType(StrEnum):
 
 class MeterAggregation(StrEnum):
     sum = "sum"
-    count = "count"
+    count = "count"  # type: ignore[assignment]  # the member hides str.count
     max = "max"
     last = "last"
     unique_count = "unique_count"

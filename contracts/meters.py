@@ -12,12 +12,14 @@ define what was measured, so a different definition is a new meter.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from contracts.commands import Command
 from contracts.common import RequestModel
 from contracts.enums import MeterAggregation
+from contracts.resources import Meter
 from contracts.usage import MAX_EVENT_NAME_LENGTH, MAX_PROPERTY_KEY_LENGTH, MAX_PROPERTY_STRING_LENGTH
 
 MAX_FILTERS = 10
@@ -43,7 +45,9 @@ def _check_filters(filters: dict[str, str]) -> dict[str, str]:
 Filters = Annotated[dict[str, str], AfterValidator(_check_filters)]
 
 
-class MeterCreate(RequestModel):
+class MeterCreate(Command[Meter]):
+    command_type: ClassVar[str] = "meter.create"
+
     displayName: str = Field(min_length=1, max_length=250)
     eventName: EventName
     aggregation: MeterAggregation = MeterAggregation.sum
@@ -62,6 +66,8 @@ class MeterUpdate(RequestModel):
     active: bool | None = None
 
 
-class MeterUpdateCommand(RequestModel):
+class MeterUpdateCommand(Command[Meter]):
+    command_type: ClassVar[str] = "meter.update"
+
     id: str = Field(max_length=64)
-    changes: dict = Field(description="Only the fields the client sent (MeterUpdate, exclude_unset)")
+    changes: dict[str, Any] = Field(description="Only the fields the client sent (MeterUpdate, exclude_unset)")

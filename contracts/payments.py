@@ -14,12 +14,14 @@ below: its client secret goes to the browser) and the organization's Stripe acco
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.commands import Command
 from contracts.common import Metadata, RequestModel
 from contracts.enums import PaymentMethodType
+from contracts.resources import Customer, CustomerPaymentMethod
 
 # A gateway object id: letters, digits, underscores (never anything that changes a URL).
 GATEWAY_ID_PATTERN = r"^[A-Za-z0-9_]{1,255}$"
@@ -104,38 +106,48 @@ class GatewayPaymentMethodData(RequestModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-class SetGatewayCustomerCommand(RequestModel):
-    """customer.set_gateway_customer: record the Stripe customer made for our customer.
+class SetGatewayCustomerCommand(Command[Customer]):
+    """Record the Stripe customer made for our customer.
 
     A customer that already has one keeps it (two racing requests: the first recorded wins)."""
+
+    command_type: ClassVar[str] = "customer.set_gateway_customer"
 
     customerId: str = Field(max_length=64)
     gatewayCustomerId: str = Field(pattern=GATEWAY_ID_PATTERN)
 
 
-class AttachPaymentMethodCommand(RequestModel):
-    """payment_method.attach: the API attached `method` at the gateway; store it."""
+class AttachPaymentMethodCommand(Command[CustomerPaymentMethod]):
+    """The API attached `method` at the gateway; store it."""
+
+    command_type: ClassVar[str] = "payment_method.attach"
 
     customerId: str = Field(max_length=64)
     gatewayCustomerId: str = Field(pattern=GATEWAY_ID_PATTERN)
     method: GatewayPaymentMethodData
 
 
-class DetachPaymentMethodCommand(RequestModel):
-    """payment_method.detach: the API detached it at the gateway; forget it."""
+class DetachPaymentMethodCommand(Command[CustomerPaymentMethod]):
+    """The API detached it at the gateway; forget it."""
+
+    command_type: ClassVar[str] = "payment_method.detach"
 
     customerId: str = Field(max_length=64)
     paymentMethodId: str = Field(max_length=64)
 
 
-class SetDefaultPaymentMethodCommand(RequestModel):
+class SetDefaultPaymentMethodCommand(Command[Customer]):
+    command_type: ClassVar[str] = "payment_method.set_default"
+
     customerId: str = Field(max_length=64)
     paymentMethodId: str = Field(max_length=64)
 
 
-class ConnectStripeAccountCommand(RequestModel):
-    """stripe_account.connect: the secrets arrive ENCRYPTED (by the API, under the key ring);
-    the plaintexts never cross Kafka."""
+class ConnectStripeAccountCommand(Command[StripeAccount]):
+    """The secrets arrive ENCRYPTED (by the API, under the key ring); the plaintexts never
+    cross Kafka."""
+
+    command_type: ClassVar[str] = "stripe_account.connect"
 
     secretKeyEncrypted: str = Field(min_length=1, max_length=4096)
     webhookSecretEncrypted: str = Field(min_length=1, max_length=4096)
@@ -143,8 +155,8 @@ class ConnectStripeAccountCommand(RequestModel):
     mode: Literal["test", "live"]
 
 
-class DisconnectStripeAccountCommand(RequestModel):
-    pass
+class DisconnectStripeAccountCommand(Command[StripeAccount]):
+    command_type: ClassVar[str] = "stripe_account.disconnect"
 
 
 # -- from Stripe webhooks (billing.payments.webhooks.stripe_event_to_command builds these payloads)
@@ -158,11 +170,25 @@ class StripeEventFields(RequestModel):
 
 
 class StripePaymentMethodEvent(StripeEventFields, GatewayPaymentMethodData):
-    """payment_method.sync_attached / sync_detached / sync_updated."""
+    """A payment method as a Stripe event describes it."""
 
 
-class StripeSetupIntentEvent(StripeEventFields):
-    """setup_intent.record_succeeded."""
+class SyncPaymentMethodAttached(StripePaymentMethodEvent, Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "payment_method.sync_attached"
+
+
+class SyncPaymentMethodUpdated(StripePaymentMethodEvent, Command[dict[str, Any]]):
+    """Stripe's payment_method.updated and payment_method.automatically_updated."""
+
+    command_type: ClassVar[str] = "payment_method.sync_updated"
+
+
+class SyncPaymentMethodDetached(StripePaymentMethodEvent, Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "payment_method.sync_detached"
+
+
+class RecordSetupIntentSucceeded(StripeEventFields, Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "setup_intent.record_succeeded"
 
     gatewaySetupIntentId: str = Field(max_length=255)
     gatewayCustomerId: str | None = Field(default=None, max_length=255)
@@ -173,7 +199,7 @@ class StripeSetupIntentEvent(StripeEventFields):
 
 
 class StripePaymentEvent(StripeEventFields):
-    """payment.record_succeeded / payment.record_failed."""
+    """A payment intent as a Stripe event describes it."""
 
     gatewayPaymentIntentId: str = Field(max_length=255)
     gatewayCustomerId: str | None = Field(default=None, max_length=255)
@@ -189,6 +215,14 @@ class StripePaymentEvent(StripeEventFields):
     failureMessage: str | None = Field(default=None, max_length=5000)
 
 
+class RecordPaymentSucceeded(StripePaymentEvent, Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "payment.record_succeeded"
+
+
+class RecordPaymentFailed(StripePaymentEvent, Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "payment.record_failed"
+
+
 __all__ = [
     "GATEWAY_ID_PATTERN",
     "STRIPE_SECRET_KEY_PATTERN",
@@ -199,6 +233,9 @@ __all__ = [
     "DisconnectStripeAccountCommand",
     "GatewayPaymentMethodData",
     "PaymentMethodAttach",
+    "RecordPaymentFailed",
+    "RecordPaymentSucceeded",
+    "RecordSetupIntentSucceeded",
     "SetDefaultPaymentMethodCommand",
     "SetGatewayCustomerCommand",
     "SetupIntent",
@@ -208,5 +245,7 @@ __all__ = [
     "StripeEventFields",
     "StripePaymentEvent",
     "StripePaymentMethodEvent",
-    "StripeSetupIntentEvent",
+    "SyncPaymentMethodAttached",
+    "SyncPaymentMethodDetached",
+    "SyncPaymentMethodUpdated",
 ]

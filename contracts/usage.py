@@ -35,7 +35,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -150,6 +150,7 @@ def _to_datetime(value: Any) -> datetime:
         raise ValueError("timestamp must be ISO-8601 or epoch seconds, not a boolean")
     if isinstance(value, float):
         raise ValueError("timestamp must not be a float: send epoch seconds as a JSON number or ISO-8601")
+    result: datetime | None
     if isinstance(value, datetime):
         result = value
     elif isinstance(value, int):
@@ -171,7 +172,7 @@ def _to_datetime(value: Any) -> datetime:
                 raise ValueError(f"timestamp must be ISO-8601 or epoch seconds, got {value[:50]!r}") from None
     else:
         raise ValueError("timestamp must be ISO-8601 or epoch seconds")
-    if result.tzinfo is None or result.utcoffset() is None:
+    if result is None or result.tzinfo is None or result.utcoffset() is None:
         raise ValueError("timestamp must carry a UTC offset (e.g. 2025-01-31T12:00:00Z) or be epoch seconds")
     return result.astimezone(UTC)
 
@@ -205,14 +206,14 @@ class _ExactModel(BaseModel):
     )
 
     @classmethod
-    def model_validate_json(  # type: ignore[override]
+    def model_validate_json(
         cls,
         json_data: str | bytes | bytearray,
         *,
         strict: bool | None = None,
         context: Any | None = None,
         **kwargs: Any,
-    ):
+    ) -> Self:
         """Like pydantic's, but numbers go through `parse_json` (lossless Decimal)."""
         return cls.model_validate(parse_json(json_data), strict=strict, context=context, **kwargs)
 
@@ -305,7 +306,7 @@ class UsageEvent(UsageEventCreate):
     """The message on Kafka `usage.events` (JSON, camelCase), keyed by organizationId."""
 
     organization_id: str = Field(min_length=1, max_length=MAX_ORGANIZATION_ID_LENGTH)
-    timestamp: datetime  # type: ignore[assignment]  # required on the wire
+    timestamp: datetime  # required on the wire
 
     @field_validator("organization_id")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any, Protocol
 
@@ -19,10 +19,16 @@ RELAY_BATCH = 500
 
 
 class OutboxRow(Protocol):
-    id: int
-    topic: str
-    key: str
-    payload: dict[str, Any]
+    """A row to publish, as a model or as the pipeline's frozen copy of one (read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
 
 
 class OutboxStore(Protocol):
@@ -30,8 +36,9 @@ class OutboxStore(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
-    claim_unsent: Callable[[Any, int, float], Awaitable[Sequence[OutboxRow]]]
-    mark_sent: Callable[[Any, Sequence[int]], Awaitable[None]]
+    async def claim_unsent(self, session: Any, limit: int, min_age_seconds: float) -> Sequence[OutboxRow]: ...
+
+    async def mark_sent(self, session: Any, ids: Sequence[int]) -> None: ...
 
     async def mark_sent_alone(self, ids: Sequence[int]) -> None: ...
 

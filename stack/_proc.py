@@ -181,9 +181,9 @@ def cmdline(pid: int) -> list[str]:
 
 def cmdline_matches(pid: int | None, *needles: str) -> bool:
     """pid is alive and every needle occurs in its command line (guards against pid reuse)."""
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return False
-    joined = "\0".join(cmdline(pid))  # type: ignore[arg-type]
+    joined = "\0".join(cmdline(pid))
     return all(n in joined for n in needles)
 
 

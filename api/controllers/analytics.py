@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, get
-from litestar.datastructures import State
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,28 +36,32 @@ DEFAULT_RANGE = timedelta(days=30)
 MAX_RANGE = timedelta(days=400)
 MAX_HOURLY_RANGE = timedelta(days=31)
 
-_store_lock = asyncio.Lock()
 
+class AnalyticsStores:
+    """The process's analytics store, opened (and migrated) on the first request that
+    needs it: an API process without ClickHouse still serves everything else."""
 
-async def analytics_store(state: State) -> AnalyticsStore:
-    """The process's analytics store (migrated), opened once."""
-    store = getattr(state, "analytics_store", None)
-    if store is not None:
-        return store
-    async with _store_lock:
-        store = getattr(state, "analytics_store", None)
-        if store is None:
-            from analytics.migrations import migrate
+    def __init__(self, clickhouse_url: str) -> None:
+        self._url = clickhouse_url
+        self._store: AnalyticsStore | None = None
+        self._lock = asyncio.Lock()
 
-            try:
-                store = await asyncio.to_thread(get_store, state.settings.clickhouse_url)
-                await asyncio.to_thread(migrate, store)
-            except StoreError as error:
-                raise ServiceUnavailable(
-                    "Analytics are unavailable in this API process: " + str(error), code="analytics_unavailable"
-                ) from error
-            state.analytics_store = store
-    return store
+    async def get(self) -> AnalyticsStore:
+        if self._store is not None:
+            return self._store
+        async with self._lock:
+            if self._store is None:
+                from analytics.migrations import migrate
+
+                try:
+                    store = await asyncio.to_thread(get_store, self._url)
+                    await asyncio.to_thread(migrate, store)
+                except StoreError as error:
+                    raise ServiceUnavailable(
+                        "Analytics are unavailable in this API process: " + str(error), code="analytics_unavailable"
+                    ) from error
+                self._store = store
+        return self._store
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -113,7 +116,7 @@ class AnalyticsController(Controller):
         self,
         caller: Caller,
         db: AsyncSession,
-        state: State,
+        analytics: AnalyticsStores,
         meter_id: Annotated[str | None, Parameter(query="meter", max_length=64, required=False)] = None,
         event_name: Annotated[str | None, Parameter(query="eventName", max_length=100, required=False)] = None,
         aggregation: Annotated[
@@ -148,7 +151,7 @@ class AnalyticsController(Controller):
             # an event name with a meter is read as that meter, unless told otherwise
             found = (await meters_by_event_name(db, [event_name or ""])).get(event_name or "")
             meter = Meter.model_validate(found) if found is not None else None
-        store = await analytics_store(state)
+        store = await analytics.get()
         try:
             if meter is not None:
                 rows = await asyncio.to_thread(
@@ -196,12 +199,12 @@ class AnalyticsController(Controller):
         self,
         caller: Caller,
         db: AsyncSession,
-        state: State,
+        analytics: AnalyticsStores,
         start: Annotated[datetime | None, Parameter(query="from", required=False)] = None,
         end: Annotated[datetime | None, Parameter(query="to", required=False)] = None,
     ) -> dict[str, Any]:
         start, end = period(start, end)
-        store = await analytics_store(state)
+        store = await analytics.get()
         try:
             result = await asummary(store, caller.organization_id, start, end)
         except QueryError as error:

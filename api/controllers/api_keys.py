@@ -6,19 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, post
-from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import Caller
+from api.auth import Caller, KeyCache
+from api.bus import CommandBus
 from api.params import IdempotencyKey
-from api.responses import command_response
+from api.responses import command_response, run_command
 from billing.organizations.keys import new_key
 from billing.organizations.service import list_api_keys
-from contracts.api_keys import ApiKeyCreate, ApiKeyRoll
+from contracts.api_keys import (
+    ApiKeyCreate,
+    ApiKeyRoll,
+    IssueApiKeyCommand,
+    NewApiKey,
+    RevokeApiKeyCommand,
+    RollApiKeyCommand,
+)
 from contracts.resources import ApiKey
 
 
-def _with_secret(response: Response[Any], secret: str) -> Response[Any]:
+def _with_secret(response: Response[Any], secret: str) -> Response[ApiKey]:
+    """The key as the command returned it, with the secret this request made (shown once)."""
     if response.status_code in (200, 201):
         response.content = {**response.content, "secret": secret}
     return response
@@ -40,37 +48,44 @@ class ApiKeyController(Controller):
 
     @post("/", summary="Create an API key; its secret is in this response only", status_code=201)
     async def create(
-        self, data: ApiKeyCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> ApiKey:
+        self, data: ApiKeyCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[ApiKey]:
         key = new_key()
-        payload = {"id": key.id, "name": data.name, "secretHash": key.secret_hash, "prefix": key.prefix}
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "api_key.create", payload, idempotency_key
-        )
-        return _with_secret(command_response(outcome, created=True), key.secret)  # type: ignore[return-value]
+        command = IssueApiKeyCommand(id=key.id, name=data.name, secretHash=key.secret_hash, prefix=key.prefix)
+        outcome = await bus.execute(caller.organization_id, caller.actor, command, idempotency_key)
+        return _with_secret(command_response(outcome, created=True), key.secret)
 
     @post(
         "/{key_id:str}/roll", summary="Roll an API key: a new secret, the old one revoked or expiring", status_code=201
     )
     async def roll(
-        self, key_id: str, data: ApiKeyRoll, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> ApiKey:
+        self,
+        key_id: str,
+        data: ApiKeyRoll,
+        caller: Caller,
+        bus: CommandBus,
+        key_cache: KeyCache,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ApiKey]:
         key = new_key()
-        payload = {
-            "oldKeyId": key_id,
-            "newKey": {"id": key.id, "name": "rolled", "secretHash": key.secret_hash, "prefix": key.prefix},
-            "expiresInSeconds": data.expiresInSeconds,
-        }
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "api_key.roll", payload, idempotency_key
+        command = RollApiKeyCommand(
+            oldKeyId=key_id,
+            newKey=NewApiKey(id=key.id, name="rolled", secretHash=key.secret_hash, prefix=key.prefix),
+            expiresInSeconds=data.expiresInSeconds,
         )
-        state.key_cache.clear()
-        return _with_secret(command_response(outcome, created=True), key.secret)  # type: ignore[return-value]
+        outcome = await bus.execute(caller.organization_id, caller.actor, command, idempotency_key)
+        key_cache.clear()
+        return _with_secret(command_response(outcome, created=True), key.secret)
 
     @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
-    async def revoke(self, key_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None) -> ApiKey:
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, "api_key.revoke", {"id": key_id}, idempotency_key
-        )
-        state.key_cache.clear()
-        return command_response(outcome)  # type: ignore[return-value]
+    async def revoke(
+        self,
+        key_id: str,
+        caller: Caller,
+        bus: CommandBus,
+        key_cache: KeyCache,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[ApiKey]:
+        response = await run_command(bus, caller, RevokeApiKeyCommand(id=key_id), idempotency_key)
+        key_cache.clear()
+        return response

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
-from litestar.datastructures import State
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.params import IdempotencyKey
 from api.responses import list_response, run_command
 from billing.catalog.attributes import check_definition
@@ -19,7 +19,12 @@ from billing.catalog.repository import get_attribute_definition, list_attribute_
 from billing.catalog.service import check_definition_update
 from billing.db.pagination import PageRequest
 from billing.errors import ResourceMissing
-from contracts.catalog import AttributeDefinitionCreate, AttributeDefinitionUpdate
+from contracts.catalog import (
+    AttributeDefinitionCreate,
+    AttributeDefinitionDeleteCommand,
+    AttributeDefinitionUpdate,
+    AttributeDefinitionUpdateCommand,
+)
 from contracts.resources import ProductAttributeDefinition
 
 
@@ -29,11 +34,10 @@ class AttributeDefinitionController(Controller):
 
     @post("/", summary="Define a product attribute", status_code=201)
     async def create(
-        self, data: AttributeDefinitionCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> ProductAttributeDefinition:
+        self, data: AttributeDefinitionCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[ProductAttributeDefinition]:
         check_definition(data.type, data.enumValues, data.defaultValue)
-        payload = data.model_dump(mode="json", exclude_unset=True)
-        return await run_command(state, caller, "product_attribute.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
+        return await run_command(bus, caller, data, idempotency_key, created=True)
 
     @get("/{definition_id:str}", summary="Retrieve a product attribute definition")
     async def retrieve(self, definition_id: str, db: AsyncSession) -> ProductAttributeDefinition:
@@ -49,21 +53,23 @@ class AttributeDefinitionController(Controller):
         data: AttributeDefinitionUpdate,
         db: AsyncSession,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
-    ) -> ProductAttributeDefinition:
+    ) -> Response[ProductAttributeDefinition]:
         definition = await get_attribute_definition(db, definition_id)
         if definition is None:
             raise ResourceMissing("product attribute", definition_id)
         check_definition_update(definition, data)
-        payload = {"id": definition_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        return await run_command(state, caller, "product_attribute.update", payload, idempotency_key)  # type: ignore[return-value]
+        command = AttributeDefinitionUpdateCommand(
+            id=definition_id, changes=data.model_dump(mode="json", exclude_unset=True)
+        )
+        return await run_command(bus, caller, command, idempotency_key)
 
     @delete("/{definition_id:str}", summary="Remove a definition (products keep their values)", status_code=200)
     async def remove(
-        self, definition_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> dict[str, Any]:
-        return await run_command(state, caller, "product_attribute.delete", {"id": definition_id}, idempotency_key)  # type: ignore[return-value]
+        self, definition_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[dict[str, Any]]:
+        return await run_command(bus, caller, AttributeDefinitionDeleteCommand(id=definition_id), idempotency_key)
 
     @get("/", summary="List the product attribute definitions, newest first")
     async def index(

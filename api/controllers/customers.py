@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
-from litestar.datastructures import State
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.params import IdempotencyKey, Limit, SearchPage, SearchQuery
 from api.responses import list_response, run_command, search_response
 from billing.customers.repository import SEARCHABLE_FIELDS, get_customer, list_customers, search_customers
 from billing.db.pagination import CreatedRange, PageRequest
 from billing.db.search import parse_search_query
 from billing.errors import ResourceMissing
-from contracts.customers import CustomerCreate, CustomerUpdate
+from contracts.customers import CustomerCreate, CustomerDeleteCommand, CustomerUpdate, CustomerUpdateCommand
 from contracts.resources import Customer
 
 
@@ -26,10 +26,9 @@ class CustomerController(Controller):
 
     @post("/", summary="Create a customer", status_code=201)
     async def create(
-        self, data: CustomerCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> Customer:
-        payload = data.model_dump(mode="json", exclude_unset=True)
-        return await run_command(state, caller, "customer.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
+        self, data: CustomerCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[Customer]:
+        return await run_command(bus, caller, data, idempotency_key, created=True)
 
     @get("/{customer_id:str}", summary="Retrieve a customer (a deleted one reads with deleted: true)")
     async def retrieve(self, customer_id: str, db: AsyncSession) -> Customer:
@@ -44,17 +43,17 @@ class CustomerController(Controller):
         customer_id: str,
         data: CustomerUpdate,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
-    ) -> Customer:
-        payload = {"id": customer_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        return await run_command(state, caller, "customer.update", payload, idempotency_key)  # type: ignore[return-value]
+    ) -> Response[Customer]:
+        command = CustomerUpdateCommand(id=customer_id, changes=data.model_dump(mode="json", exclude_unset=True))
+        return await run_command(bus, caller, command, idempotency_key)
 
     @delete("/{customer_id:str}", summary="Delete a customer", status_code=200)
     async def remove(
-        self, customer_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> Customer:
-        return await run_command(state, caller, "customer.delete", {"id": customer_id}, idempotency_key)  # type: ignore[return-value]
+        self, customer_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[Customer]:
+        return await run_command(bus, caller, CustomerDeleteCommand(id=customer_id), idempotency_key)
 
     @get("/", summary="List customers, newest first")
     async def index(

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get, post
-from litestar.datastructures import State
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.db.pagination import PageRequest
@@ -28,12 +28,11 @@ class ExchangeRateController(Controller):
 
     @post("/", summary="Record an exchange rate (operator organizations only)", status_code=201)
     async def create(
-        self, data: ExchangeRateCreate, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> ExchangeRate:
+        self, data: ExchangeRateCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[ExchangeRate]:
         require_fx_writer(caller.organization_id)
         validated_rate(data)
-        payload = data.model_dump(mode="json", exclude_unset=True)
-        return await run_command(state, caller, "exchange_rate.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
+        return await run_command(bus, caller, data, idempotency_key, created=True)
 
     @get("/", summary="List exchange rates, newest first")
     async def index(

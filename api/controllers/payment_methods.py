@@ -22,17 +22,16 @@ import secrets
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.errors import error_response
 from api.params import IdempotencyKey
 from api.responses import command_response, list_response, run_command
 from billing.db.pagination import PageRequest
 from billing.db.sessions import tenant_of
-from billing.delivery.outcomes import get_outcome
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Customer
 from billing.organizations import stripe_account
@@ -48,7 +47,15 @@ from billing.payments.stripe_gateway import StripeGatewayPool, already_detached
 from billing.secrets.encryption import SecretDecryptionError
 from contracts.enums import PaymentMethodType
 from contracts.envelopes import CommandOutcome, command_id_for
-from contracts.payments import GatewayPaymentMethodData, PaymentMethodAttach
+from contracts.payments import (
+    AttachPaymentMethodCommand,
+    DetachPaymentMethodCommand,
+    GatewayPaymentMethodData,
+    PaymentMethodAttach,
+    SetDefaultPaymentMethodCommand,
+    SetGatewayCustomerCommand,
+)
+from contracts.resources import Customer as ApiCustomer
 from contracts.resources import CustomerPaymentMethod
 
 log = logging.getLogger(__name__)
@@ -80,7 +87,7 @@ def on_gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Resp
         headers = {"Retry-After": str(exc.retry_after or 1)}
     response = error_response(exc, headers)
     if exc.decline_code is not None:
-        response.content["error"]["decline_code"] = exc.decline_code  # type: ignore[index]
+        response.content["error"]["decline_code"] = exc.decline_code
     return response
 
 
@@ -98,12 +105,13 @@ async def customer_or_404(db: AsyncSession, customer_id: str, param: str = "cust
     return customer
 
 
-async def organization_gateway(state: State, db: AsyncSession) -> PaymentGateway:
+async def organization_gateway(
+    sessions: async_sessionmaker[AsyncSession], gateways: StripeGatewayPool, db: AsyncSession
+) -> PaymentGateway:
     """The organization's Stripe account (400 gateway_not_configured when not connected)."""
-    organization = await stripe_account.organization_with_secrets(state.sessions, tenant_of(db))
-    pool: StripeGatewayPool = state.gateways
+    organization = await stripe_account.organization_with_secrets(sessions, tenant_of(db))
     try:
-        return pool.for_organization(organization)  # type: ignore[arg-type]
+        return gateways.for_organization(organization)
     except SecretDecryptionError:
         raise GatewayAuthenticationError(
             "The stored Stripe secret key cannot be decrypted with the configured encryption keys. "
@@ -122,13 +130,7 @@ def gateway_key(caller: Caller, idempotency_key: str | None, action: str) -> str
     return f"{base}:{action}"
 
 
-async def stored_outcome(db: AsyncSession, caller: Caller, idempotency_key: str | None) -> CommandOutcome | None:
-    if idempotency_key is None:
-        return None
-    return await get_outcome(db, command_id_for(caller.organization_id, idempotency_key))
-
-
-async def ensure_gateway_customer(state: State, caller: Caller, gateway: PaymentGateway, customer: Customer) -> str:
+async def ensure_gateway_customer(bus: CommandBus, caller: Caller, gateway: PaymentGateway, customer: Customer) -> str:
     """The customer's Stripe customer id, creating it (and recording it by a command) on first use.
 
     Its Stripe idempotency key comes from our customer id and what is sent, so two racing
@@ -140,13 +142,8 @@ async def ensure_gateway_customer(state: State, caller: Caller, gateway: Payment
         :16
     ]
     created = await gateway.create_customer(customer.email, customer.name, metadata, f"{customer.id}:customer:{digest}")
-    outcome = await state.bus.execute(
-        caller.organization_id,
-        caller.actor,
-        service.SET_GATEWAY_CUSTOMER,
-        {"customerId": customer.id, "gatewayCustomerId": created},
-        None,
-    )
+    command = SetGatewayCustomerCommand(customerId=customer.id, gatewayCustomerId=created)
+    outcome = await bus.execute(caller.organization_id, caller.actor, command, None)
     if isinstance(outcome, CommandOutcome):
         command_response(outcome)  # raises the command's error, if it failed
         recorded = (outcome.result or {}).get("gatewayCustomerId")
@@ -178,8 +175,8 @@ def method_data(method: GatewayPaymentMethod) -> GatewayPaymentMethodData:
     )
 
 
-def _resource(row: object, status_code: int = 200) -> Response[Any]:
-    return Response(CustomerPaymentMethod.model_validate(row).model_dump(mode="json"), status_code=status_code)
+def _resource(row: object, status_code: int = 200) -> Response[CustomerPaymentMethod]:
+    return Response(CustomerPaymentMethod.model_validate(row), status_code=status_code)
 
 
 # ---------------------------------------------------------------------------- the controller
@@ -203,21 +200,24 @@ class PaymentMethodController(Controller):
         customer_id: str,
         data: PaymentMethodAttach,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
+        sessions: async_sessionmaker[AsyncSession],
+        gateways: StripeGatewayPool,
         db: AsyncSession,
         idempotency_key: IdempotencyKey = None,
-    ) -> CustomerPaymentMethod:
+    ) -> Response[CustomerPaymentMethod]:
         customer = await customer_or_404(db, customer_id, param="id")
         # a replay of an applied request repeats the same (idempotent) Stripe calls and is
         # then answered by the command bus with the first outcome; otherwise short cuts:
-        replay = await stored_outcome(db, caller, idempotency_key) is not None
+        earlier = await bus.earlier(caller.organization_id, idempotency_key)
+        replay = earlier.outcome is not None
         if not replay:
             known = await repository.find_by_gateway_id(db, data.paymentMethod)
             if known is not None and known.customer_id == customer.id:
-                return _resource(known)  # type: ignore[return-value]
+                return _resource(known)
             if known is not None:
                 raise service.already_attached(data.paymentMethod, known.customer_id)
-        gateway = await organization_gateway(state, db)
+        gateway = await organization_gateway(sessions, gateways, db)
         try:
             found = await gateway.retrieve_payment_method(data.paymentMethod)
         except GatewayError as error:
@@ -226,22 +226,18 @@ class PaymentMethodController(Controller):
         if not replay:
             same_card = await repository.find_by_fingerprint(db, customer.id, method.fingerprint)
             if same_card is not None:
-                return _resource(same_card)  # type: ignore[return-value]
-        gateway_customer = await ensure_gateway_customer(state, caller, gateway, customer)
+                return _resource(same_card)
+        gateway_customer = await ensure_gateway_customer(bus, caller, gateway, customer)
         try:
             attached = await gateway.attach_payment_method(
                 data.paymentMethod, gateway_customer, gateway_key(caller, idempotency_key, "attach")
             )
         except GatewayError as error:
             raise ours(error) from None
-        payload = {
-            "customerId": customer.id,
-            "gatewayCustomerId": gateway_customer,
-            "method": method_data(attached).model_dump(mode="json"),
-        }
-        outcome = await state.bus.execute(
-            caller.organization_id, caller.actor, service.ATTACH, payload, idempotency_key
+        command = AttachPaymentMethodCommand(
+            customerId=customer.id, gatewayCustomerId=gateway_customer, method=method_data(attached)
         )
+        outcome = await bus.execute(caller.organization_id, caller.actor, command, idempotency_key, earlier=earlier)
         response = command_response(outcome, created=True)
         if isinstance(outcome, CommandOutcome) and outcome.result:
             stored = outcome.result.get("gatewayPaymentMethodId")
@@ -250,7 +246,7 @@ class PaymentMethodController(Controller):
                 # a racing request stored the same card first: do not leave a second copy at Stripe
                 response.status_code = 200
                 await _detach_quietly(gateway, attached.id, gateway_key(caller, idempotency_key, "undo"))
-        return response  # type: ignore[return-value]
+        return response
 
     @get("/", summary="List a customer's payment methods, newest first")
     async def index(
@@ -286,18 +282,22 @@ class PaymentMethodController(Controller):
         customer_id: str,
         payment_method_id: str,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
+        sessions: async_sessionmaker[AsyncSession],
+        gateways: StripeGatewayPool,
         db: AsyncSession,
         idempotency_key: IdempotencyKey = None,
-    ) -> CustomerPaymentMethod:
-        payload = {"customerId": customer_id, "paymentMethodId": payment_method_id}
-        if await stored_outcome(db, caller, idempotency_key) is None:
+    ) -> Response[CustomerPaymentMethod]:
+        command = DetachPaymentMethodCommand(customerId=customer_id, paymentMethodId=payment_method_id)
+        # looked up once: a replay is answered with the first outcome without calling Stripe
+        earlier = await bus.earlier(caller.organization_id, idempotency_key)
+        if earlier.outcome is None:
             customer = await customer_or_404(db, customer_id, param="id")
             row = await repository.get_payment_method(db, customer_id, payment_method_id)
             if row is None:
                 raise service.payment_method_missing(payment_method_id)
             await service.check_detachable(db, customer, row)  # before Stripe: refuse without detaching there
-            gateway = await organization_gateway(state, db)
+            gateway = await organization_gateway(sessions, gateways, db)
             try:
                 await gateway.detach_payment_method(
                     row.gateway_payment_method_id, gateway_key(caller, idempotency_key, "detach")
@@ -306,7 +306,7 @@ class PaymentMethodController(Controller):
                 if not already_detached(error):
                     raise ours(error) from None
                 # Stripe no longer has it attached (or at all): forget it here too
-        return await run_command(state, caller, service.DETACH, payload, idempotency_key)  # type: ignore[return-value]
+        return await run_command(bus, caller, command, idempotency_key, earlier=earlier)
 
     @post(
         "/{payment_method_id:str}/default",
@@ -318,11 +318,11 @@ class PaymentMethodController(Controller):
         customer_id: str,
         payment_method_id: str,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
-    ) -> Any:
-        payload = {"customerId": customer_id, "paymentMethodId": payment_method_id}
-        return await run_command(state, caller, service.SET_DEFAULT, payload, idempotency_key)
+    ) -> Response[ApiCustomer]:
+        command = SetDefaultPaymentMethodCommand(customerId=customer_id, paymentMethodId=payment_method_id)
+        return await run_command(bus, caller, command, idempotency_key)
 
 
 async def _detach_quietly(gateway: PaymentGateway, gateway_pm_id: str, key: str) -> None:
@@ -341,5 +341,4 @@ __all__ = [
     "organization_gateway",
     "ours",
     "quiet_gateway_logging",
-    "stored_outcome",
 ]

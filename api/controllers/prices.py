@@ -8,12 +8,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from litestar import Controller, get, patch, post
-from litestar.datastructures import State
+from litestar import Controller, Response, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.catalog.repository import get_price, list_prices, price_json
@@ -28,7 +28,7 @@ from billing.db.pagination import CreatedRange, PageRequest
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.models import Price as PriceRow
 from billing.money.currencies import currency_param
-from contracts.catalog import PriceCreate, PriceUpdate, QuoteRequest
+from contracts.catalog import PriceCreate, PriceUpdate, PriceUpdateCommand, QuoteRequest
 from contracts.enums import PriceType, RecurringInterval, UsageType
 from contracts.resources import Price
 
@@ -61,17 +61,21 @@ class PriceController(Controller):
 
     @post("/", summary="Create a price", status_code=201)
     async def create(
-        self, data: PriceCreate, db: AsyncSession, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> Price:
+        self,
+        data: PriceCreate,
+        db: AsyncSession,
+        caller: Caller,
+        bus: CommandBus,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Price]:
         validated_price(data)  # every rule of the definition, answered at once
         await product_for_price(db, data.product)
         await check_lookup_key(db, data.lookupKey, data.transferLookupKey, None)
-        payload = data.model_dump(mode="json", exclude_unset=True)
-        return await run_command(state, caller, "price.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
+        return await run_command(bus, caller, data, idempotency_key, created=True)
 
     @get("/{price_id:str}", summary="Retrieve a price")
     async def retrieve(self, price_id: str, db: AsyncSession) -> Price:
-        return price_json(await _price(db, price_id))  # type: ignore[return-value]
+        return price_json(await _price(db, price_id))  # type: ignore[return-value]  # the Price resource as JSON, unitAmountDecimal as written
 
     @patch("/{price_id:str}", summary="Update a price's active, nickname, metadata or lookupKey (amounts never change)")
     async def update(
@@ -80,15 +84,15 @@ class PriceController(Controller):
         data: PriceUpdate,
         db: AsyncSession,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
-    ) -> Price:
+    ) -> Response[Price]:
         check_price_update(data)
         await _price(db, price_id)
         if "lookupKey" in data.model_fields_set:
             await check_lookup_key(db, data.lookupKey, bool(data.transferLookupKey), price_id)
-        payload = {"id": price_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        return await run_command(state, caller, "price.update", payload, idempotency_key)  # type: ignore[return-value]
+        command = PriceUpdateCommand(id=price_id, changes=data.model_dump(mode="json", exclude_unset=True))
+        return await run_command(bus, caller, command, idempotency_key)
 
     @post(
         "/{price_id:str}/quote",

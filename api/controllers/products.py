@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
-from litestar.datastructures import State
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.params import IdempotencyKey, Limit, SearchPage, SearchQuery
 from api.responses import list_response, run_command, search_response
 from billing.catalog.attributes import attributes_for_new_product
@@ -27,7 +27,7 @@ from billing.catalog.service import product_changes
 from billing.db.pagination import CreatedRange, PageRequest
 from billing.db.search import parse_search_query
 from billing.errors import InvalidRequest, ResourceMissing
-from contracts.catalog import ProductCreate, ProductUpdate
+from contracts.catalog import ProductCreate, ProductDeleteCommand, ProductUpdate, ProductUpdateCommand
 from contracts.resources import Product
 
 _ATTRIBUTE_FILTER = re.compile(r"^attributes\[(?P<key>[^\[\]]{1,64})\]$")
@@ -65,12 +65,11 @@ class ProductController(Controller):
         data: ProductCreate,
         db: AsyncSession,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
-    ) -> Product:
+    ) -> Response[Product]:
         attributes_for_new_product(data.attributes, await attribute_definitions(db))  # answered at once if bad
-        payload = data.model_dump(mode="json", exclude_unset=True)
-        return await run_command(state, caller, "product.create", payload, idempotency_key, created=True)  # type: ignore[return-value]
+        return await run_command(bus, caller, data, idempotency_key, created=True)
 
     @get("/{product_id:str}", summary="Retrieve a product")
     async def retrieve(self, product_id: str, db: AsyncSession) -> Product:
@@ -88,21 +87,21 @@ class ProductController(Controller):
         data: ProductUpdate,
         db: AsyncSession,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
-    ) -> Product:
+    ) -> Response[Product]:
         product = await get_product(db, product_id)
         if product is None:
             raise ResourceMissing("product", product_id)
         await product_changes(db, product, data)  # answered at once if bad
-        payload = {"id": product_id, "changes": data.model_dump(mode="json", exclude_unset=True)}
-        return await run_command(state, caller, "product.update", payload, idempotency_key)  # type: ignore[return-value]
+        command = ProductUpdateCommand(id=product_id, changes=data.model_dump(mode="json", exclude_unset=True))
+        return await run_command(bus, caller, command, idempotency_key)
 
     @delete("/{product_id:str}", summary="Delete a product and its prices, when no price is in use", status_code=200)
     async def remove(
-        self, product_id: str, caller: Caller, state: State, idempotency_key: IdempotencyKey = None
-    ) -> dict[str, Any]:
-        return await run_command(state, caller, "product.delete", {"id": product_id}, idempotency_key)  # type: ignore[return-value]
+        self, product_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[dict[str, Any]]:
+        return await run_command(bus, caller, ProductDeleteCommand(id=product_id), idempotency_key)
 
     @get(
         "/",

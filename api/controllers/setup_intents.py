@@ -12,10 +12,10 @@ by a command. The SetupIntent itself is not stored: Stripe keeps it.
 from __future__ import annotations
 
 from litestar import Controller, post
-from litestar.datastructures import State
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import Caller
+from api.bus import CommandBus
 from api.controllers.payment_methods import (
     customer_or_404,
     ensure_gateway_customer,
@@ -25,6 +25,7 @@ from api.controllers.payment_methods import (
 )
 from api.params import IdempotencyKey
 from billing.payments.gateway import GatewayError
+from billing.payments.stripe_gateway import StripeGatewayPool
 from contracts.payments import SetupIntent, SetupIntentCreate
 
 
@@ -39,13 +40,15 @@ class SetupIntentController(Controller):
         self,
         data: SetupIntentCreate,
         caller: Caller,
-        state: State,
+        bus: CommandBus,
+        sessions: async_sessionmaker[AsyncSession],
+        gateways: StripeGatewayPool,
         db: AsyncSession,
         idempotency_key: IdempotencyKey = None,
     ) -> SetupIntent:
         customer = await customer_or_404(db, data.customer, param="customer")
-        gateway = await organization_gateway(state, db)
-        gateway_customer = await ensure_gateway_customer(state, caller, gateway, customer)
+        gateway = await organization_gateway(sessions, gateways, db)
+        gateway_customer = await ensure_gateway_customer(bus, caller, gateway, customer)
         metadata = {**data.metadata, "billing_customer_id": customer.id}
         try:
             intent = await gateway.create_setup_intent(

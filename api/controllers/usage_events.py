@@ -20,22 +20,22 @@ by the consumer: the first event wins, so a client may safely retry a whole batc
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.errors import KafkaError
 from litestar import Controller, Request, Response, post
-from litestar.datastructures import State
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.card_guard import CODE as CARD_DATA_CODE
 from api.card_guard import card_param, rejection
+from api.services import Clock
 from billing.errors import InvalidRequest, ServiceUnavailable, from_validation_error
 from billing.meters.repository import check_usage_references
 from billing.requests.usage import check_unique_identifiers
 from contracts.usage import MAX_BATCH_EVENTS, UsageEvent, parse_json, parse_usage_request
+from producers.publisher import Publisher
 from producers.topics import USAGE_EVENTS, topic
 
 #: 1,000 events with properties do not fit the API's default 256 KiB
@@ -56,13 +56,13 @@ def _refusal(error: ValidationError) -> InvalidRequest:
     return refused
 
 
-async def publish_usage(broker: Any, events: list[UsageEvent]) -> None:
+async def publish_usage(publisher: Publisher, events: list[UsageEvent]) -> None:
     """Every event to `usage.events`, keyed by organization; all sends in flight at once."""
     name = topic(USAGE_EVENTS)
     pending = []
     for event in events:
         key, value = event.to_kafka()
-        pending.append(await broker.publish(value, topic=name, key=key, no_confirm=True))
+        pending.append(await publisher.publish(value, topic=name, key=key, no_confirm=True))
     await asyncio.gather(*pending)
 
 
@@ -77,7 +77,12 @@ class UsageEventController(Controller):
         request_max_body_size=MAX_USAGE_BODY_BYTES,
     )
     async def create(
-        self, request: Request[Any, Any, Any], caller: Caller, db: AsyncSession, state: State
+        self,
+        request: Request[Any, Any, Any],
+        caller: Caller,
+        db: AsyncSession,
+        publisher: Publisher,
+        clock: Clock,
     ) -> Response[Any]:
         raw = await request.body()
         if len(raw) > GUARDED_BODY_BYTES:
@@ -87,7 +92,7 @@ class UsageEventController(Controller):
             if found is not False:
                 error = rejection(found if isinstance(found, str) else None)["error"]
                 raise InvalidRequest(error["message"], code=CARD_DATA_CODE, param=error["param"])
-        received_at = datetime.now(UTC)
+        received_at = clock()
         try:
             shape = parse_json(raw)
             events = parse_usage_request(raw, caller.organization_id, received_at)
@@ -99,7 +104,7 @@ class UsageEventController(Controller):
         check_unique_identifiers([e.identifier for e in events], batch=batch)
         await check_usage_references(db, [(e.event_name, e.customer_id, e.properties) for e in events], batch=batch)
         try:
-            await publish_usage(state.broker, events)
+            await publish_usage(publisher, events)
         except (KafkaError, OSError) as error:
             raise ServiceUnavailable(
                 "The usage queue is unavailable. Retry the request: events that did get through are "

@@ -21,14 +21,15 @@ import contextlib
 from typing import Any
 
 from litestar import Controller, Request, post
-from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import PUBLIC
+from api.bus import CommandBus
 from billing.errors import InvalidRequest
 from billing.models import Organization
 from billing.organizations.stripe_account import webhook_secret
 from billing.payments.webhooks import SIGNATURE_HEADER, construct_event, stripe_event_to_command
-from billing.secrets.encryption import SecretDecryptionError
+from billing.secrets.encryption import Keyring, SecretDecryptionError
 from contracts.envelopes import Actor
 
 
@@ -47,15 +48,22 @@ class StripeWebhookController(Controller):
         summary="Receive a Stripe event (signed with the organization's webhook secret)",
         status_code=200,
     )
-    async def receive(self, organization_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    async def receive(
+        self,
+        organization_id: str,
+        request: Request[Any, Any, Any],
+        sessions: async_sessionmaker[AsyncSession],
+        keyring: Keyring,
+        bus: CommandBus,
+    ) -> dict[str, Any]:
         body = await request.body()  # the raw bytes: the signature covers them exactly
         # (an id that is not an organization id's shape was answered 404 by api.input_rules)
-        async with state.sessions() as session:
+        async with sessions() as session:
             organization = await session.get(Organization, organization_id)
         secret = None
         if organization is not None:
             with contextlib.suppress(SecretDecryptionError):
-                secret = webhook_secret(organization, state.keyring)
+                secret = webhook_secret(organization, keyring)
         if organization is None or not secret:
             # the same answer for an organization that does not exist: this URL is public,
             # it must not tell which organization ids are real
@@ -66,14 +74,11 @@ class StripeWebhookController(Controller):
             )
         event = construct_event(body, request.headers.get(SIGNATURE_HEADER), secret)
         event_id = str(event["id"])
-        mapped = stripe_event_to_command(event)
-        if mapped is None:
+        command = stripe_event_to_command(event)
+        if command is None:
             return {"received": True, "eventId": event_id, "action": "ignored"}
-        command_type, payload = mapped
         actor = Actor(type="stripe_webhook", id=event_id[:255])
         # a 503 when Kafka is away: Stripe retries later
-        command_id, earlier = await state.bus.submit(
-            organization.id, actor, command_type, payload, event_idempotency_key(event_id)
-        )
+        command_id, earlier = await bus.submit(organization.id, actor, command, event_idempotency_key(event_id))
         action = "duplicate" if earlier is not None else "queued"
         return {"received": True, "eventId": event_id, "action": action, "commandId": command_id}

@@ -14,17 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from litestar import MediaType, Request, Response, get, post
+from litestar import MediaType, Request, Response, Router, get, post
 from litestar.datastructures import Cookie, State
 from litestar.enums import RequestEncodingType
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, Parameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from api.auth import PUBLIC, Caller
-from api.controllers.analytics import analytics_store
 from api.dashboard import session as tokens
 from api.dashboard.data import overview
+from api.services import services_of
 from billing.db.sessions import tenant_session
 from billing.errors import AuthenticationError
 from billing.organizations.service import authenticate
@@ -51,7 +52,7 @@ def _page(name: str, status: int = 200, **values: str) -> Response[str]:
 
 
 def _signing_key(state: State) -> bytes:
-    return state.dashboard_signing_key  # type: ignore[no-any-return]  # derived from the keyring at start (api/app.py)
+    return services_of(state).dashboard_signing_key
 
 
 def _session_cookie(request: Request[Any, Any, Any], caller: Caller) -> Cookie:
@@ -69,7 +70,7 @@ def _session_cookie(request: Request[Any, Any, Any], caller: Caller) -> Cookie:
 
 async def _viewer(request: Request[Any, Any, Any], state: State) -> Caller | None:
     claims = tokens.verify(_signing_key(state), request.cookies.get(tokens.COOKIE), "session")
-    return await tokens.active_caller(state.sessions, claims)
+    return await tokens.active_caller(services_of(state).sessions, claims)
 
 
 def _signed_in(request: Request[Any, Any, Any], caller: Caller) -> Redirect:
@@ -94,7 +95,7 @@ async def dashboard_login(
     secret = (data.get("key") or "").strip()
     key = None
     if secret:
-        async with state.sessions() as session:
+        async with services_of(state).sessions() as session:
             key = await authenticate(session, secret)
     if key is None:
         return _page("login.html", status=401, error='<p class="error" role="alert">That key is not valid.</p>')
@@ -108,7 +109,7 @@ async def dashboard_link(
     token: Annotated[str | None, Parameter(query="token", max_length=1024, required=False)] = None,
 ) -> Response[Any]:
     claims = tokens.verify(_signing_key(state), token, "link")
-    caller = await tokens.active_caller(state.sessions, claims)
+    caller = await tokens.active_caller(services_of(state).sessions, claims)
     if caller is None or claims is None or not tokens.spend_link(claims):
         return _page(
             "login.html",
@@ -134,8 +135,8 @@ async def dashboard_overview(
     caller = await _viewer(request, state)
     if caller is None:
         raise AuthenticationError("Sign in at /dashboard first.", code="dashboard_session_missing")
-    store = await analytics_store(state)
-    async with tenant_session(state.sessions, caller.organization_id) as db:
+    store = await services_of(state).analytics.get()
+    async with tenant_session(services_of(state).sessions, caller.organization_id) as db:
         body = await overview(store, db, caller.organization_id, days, meter)
     return Response(body, headers={"Cache-Control": "no-store"})
 
@@ -163,7 +164,7 @@ static_files = create_static_files_router(
     opt={PUBLIC: True},
 )
 
-DASHBOARD = [
+DASHBOARD: list[HTTPRouteHandler | Router] = [
     dashboard_page,
     dashboard_login,
     dashboard_link,

@@ -109,6 +109,7 @@ async def overview(
             entry = products.setdefault(
                 product_id, {"productId": product_id, "name": product_name, "eventCount": 0, "eventNames": []}
             )
+            assert meter_id is not None  # the query matched it among the meters' ids
             name = meter_ids[meter_id]
             if (product_id, name) not in counted:
                 counted.add((product_id, name))

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from api.auth import Caller
 from billing.db.sessions import get_one, tenant_session
 from billing.models import ApiKey
@@ -100,7 +102,7 @@ def spend_link(claims: Token) -> bool:
         return True
 
 
-async def active_caller(sessions, claims: Token | None) -> Caller | None:  # type: ignore[no-untyped-def]
+async def active_caller(sessions: async_sessionmaker[AsyncSession], claims: Token | None) -> Caller | None:
     """The caller of a verified token, when its key is still usable (read in the token's
     organization: a key of another organization is not found)."""
     if claims is None:

@@ -31,9 +31,6 @@ from billing.secrets.encryption import (
 from contracts.payments import ConnectStripeAccountCommand, StripeAccount
 from contracts.settings import Settings
 
-CONNECT = "stripe_account.connect"
-DISCONNECT = "stripe_account.disconnect"
-
 
 def ensure_keyring(settings: Settings) -> Keyring:
     """The process's key ring. On the local stack (``BILLING_ENV=local``) with
@@ -145,8 +142,6 @@ async def disconnect(session: AsyncSession) -> str:
 
 
 __all__ = [
-    "CONNECT",
-    "DISCONNECT",
     "account_view",
     "connect",
     "disconnect",

@@ -35,30 +35,32 @@ from billing.errors import Conflict, InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod
 from billing.payments import repository
-from billing.payments.webhooks import (
+from contracts.events import (
     PAYMENT_FAILED,
+    PAYMENT_METHOD_ATTACHED,
+    PAYMENT_METHOD_DETACHED,
+    PAYMENT_METHOD_UPDATED,
     PAYMENT_SUCCEEDED,
-    SYNC_ATTACHED,
-    SYNC_DETACHED,
-    SYNC_UPDATED,
+    SETUP_INTENT_SUCCEEDED,
+    DomainEvent,
 )
 from contracts.payments import (
+    DetachPaymentMethodCommand,
     GatewayPaymentMethodData,
+    RecordPaymentFailed,
+    RecordPaymentSucceeded,
+    RecordSetupIntentSucceeded,
     StripeEventFields,
     StripePaymentEvent,
     StripePaymentMethodEvent,
-    StripeSetupIntentEvent,
+    SyncPaymentMethodAttached,
+    SyncPaymentMethodDetached,
+    SyncPaymentMethodUpdated,
 )
 from contracts.resources import CustomerPaymentMethod as PaymentMethodResource
 
-# Command types, shared by the API (which publishes them) and the consumer (which applies them).
-SET_GATEWAY_CUSTOMER = "customer.set_gateway_customer"
-ATTACH = "payment_method.attach"
-DETACH = "payment_method.detach"
-SET_DEFAULT = "payment_method.set_default"
-
-DETACH_COMMANDS = (DETACH, SYNC_DETACHED)
-SYNC_STATE_COMMANDS = (SYNC_ATTACHED, SYNC_UPDATED)
+DETACH_COMMANDS = (DetachPaymentMethodCommand.command_type, SyncPaymentMethodDetached.command_type)
+SYNC_STATE_COMMANDS = (SyncPaymentMethodAttached.command_type, SyncPaymentMethodUpdated.command_type)
 
 
 class PaymentMethodInUse(InvalidRequest):
@@ -222,7 +224,7 @@ async def detach_payment_method(session: AsyncSession, customer_id: str, payment
     await session.flush()
     await session.delete(row)
     await session.flush()
-    _remember(session, DETACH, row.gateway_payment_method_id, "deleted", None)
+    _remember(session, DetachPaymentMethodCommand.command_type, row.gateway_payment_method_id, "deleted", None)
     return snapshot
 
 
@@ -244,7 +246,7 @@ class EventReceipt:
     """What a webhook command did: the command's result (`receipt`) and its domain events."""
 
     receipt: dict[str, Any]
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[DomainEvent] = field(default_factory=list)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -353,7 +355,7 @@ async def sync_payment_method(
 
 async def _sync(session: AsyncSession, command_type: str, event: StripePaymentMethodEvent) -> EventReceipt:
     ids = {"gatewayPaymentMethodId": event.gatewayPaymentMethodId, "gatewayCustomerId": event.gatewayCustomerId}
-    if command_type == SYNC_DETACHED:
+    if command_type == SyncPaymentMethodDetached.command_type:
         row = await repository.find_by_gateway_id(session, event.gatewayPaymentMethodId, event.gateway, for_update=True)
         if row is None:
             return EventReceipt(_receipt(command_type, event, "ignored", reason="unknown_payment_method", **ids))
@@ -366,7 +368,7 @@ async def _sync(session: AsyncSession, command_type: str, event: StripePaymentMe
         receipt = _receipt(
             command_type, event, "deleted", paymentMethodId=snapshot["id"], customerId=snapshot["customerId"], **ids
         )
-        return EventReceipt(receipt, [("payment_method.detached", snapshot)])
+        return EventReceipt(receipt, [PAYMENT_METHOD_DETACHED.of(snapshot)])
 
     stale = await _why_stale(session, event)
     if stale is not None:
@@ -377,7 +379,7 @@ async def _sync(session: AsyncSession, command_type: str, event: StripePaymentMe
         await session.flush()
         snapshot = resource(row)
         receipt = _receipt(command_type, event, "updated", paymentMethodId=row.id, customerId=row.customer_id, **ids)
-        return EventReceipt(receipt, [("payment_method.updated", snapshot)])
+        return EventReceipt(receipt, [PAYMENT_METHOD_UPDATED.of(snapshot)])
     customer = await repository.find_customer_by_gateway_id(session, event.gatewayCustomerId)
     if customer is None:
         # not one of our customers (or an update of a method we never stored)
@@ -399,10 +401,12 @@ async def _sync(session: AsyncSession, command_type: str, event: StripePaymentMe
     await session.flush()
     snapshot = resource(row)
     receipt = _receipt(command_type, event, "created", paymentMethodId=row.id, customerId=customer.id, **ids)
-    return EventReceipt(receipt, [("payment_method.attached", snapshot)])
+    return EventReceipt(receipt, [PAYMENT_METHOD_ATTACHED.of(snapshot)])
 
 
-async def record_setup_intent(session: AsyncSession, command_type: str, event: StripeSetupIntentEvent) -> EventReceipt:
+async def record_setup_intent(
+    session: AsyncSession, command_type: str, event: RecordSetupIntentSucceeded
+) -> EventReceipt:
     """setup_intent.succeeded: recorded; the payment method itself arrives with payment_method.attached."""
     customer = await repository.find_customer_by_gateway_id(session, event.gatewayCustomerId)
     known = (
@@ -420,7 +424,7 @@ async def record_setup_intent(session: AsyncSession, command_type: str, event: S
         customerId=customer.id if customer else None,
         paymentMethodId=known.id if known else None,
     )
-    return EventReceipt(receipt, [("setup_intent.succeeded", receipt)])
+    return EventReceipt(receipt, [SETUP_INTENT_SUCCEEDED.of(receipt)])
 
 
 async def record_payment(session: AsyncSession, command_type: str, event: StripePaymentEvent) -> EventReceipt:
@@ -441,16 +445,12 @@ async def record_payment(session: AsyncSession, command_type: str, event: Stripe
         paymentMethodId=known.id if known else None,
         **details,
     )
-    event_type = "payment.succeeded" if command_type == PAYMENT_SUCCEEDED else "payment.failed"
-    assert command_type in (PAYMENT_SUCCEEDED, PAYMENT_FAILED)
-    return EventReceipt(receipt, [(event_type, receipt)])
+    assert command_type in (RecordPaymentSucceeded.command_type, RecordPaymentFailed.command_type)
+    outcome = PAYMENT_SUCCEEDED if command_type == RecordPaymentSucceeded.command_type else PAYMENT_FAILED
+    return EventReceipt(receipt, [outcome.of(receipt)])
 
 
 __all__ = [
-    "ATTACH",
-    "DETACH",
-    "SET_DEFAULT",
-    "SET_GATEWAY_CUSTOMER",
     "AttachResult",
     "EventReceipt",
     "PaymentMethodInUse",

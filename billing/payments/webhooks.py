@@ -33,8 +33,27 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from billing.errors import BillingError
 from billing.payments.gateway import GatewayError, payment_method_from_json, payment_result_from_json
+from contracts.payments import (
+    RecordPaymentFailed,
+    RecordPaymentSucceeded,
+    RecordSetupIntentSucceeded,
+    SyncPaymentMethodAttached,
+    SyncPaymentMethodDetached,
+    SyncPaymentMethodUpdated,
+)
+
+StripeEventCommand = (
+    SyncPaymentMethodAttached
+    | SyncPaymentMethodUpdated
+    | SyncPaymentMethodDetached
+    | RecordSetupIntentSucceeded
+    | RecordPaymentSucceeded
+    | RecordPaymentFailed
+)
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SCHEME = "v1"
@@ -189,21 +208,15 @@ def construct_event(
 
 # ---------------------------------------------------------------------------- events to commands
 
-SYNC_ATTACHED = "payment_method.sync_attached"
-SYNC_DETACHED = "payment_method.sync_detached"
-SYNC_UPDATED = "payment_method.sync_updated"
-SETUP_SUCCEEDED = "setup_intent.record_succeeded"
-PAYMENT_SUCCEEDED = "payment.record_succeeded"
-PAYMENT_FAILED = "payment.record_failed"
-
-EVENT_COMMANDS: Mapping[str, str] = {
-    "payment_method.attached": SYNC_ATTACHED,
-    "payment_method.detached": SYNC_DETACHED,
-    "payment_method.updated": SYNC_UPDATED,
-    "payment_method.automatically_updated": SYNC_UPDATED,  # the card network updated the card
-    "setup_intent.succeeded": SETUP_SUCCEEDED,
-    "payment_intent.succeeded": PAYMENT_SUCCEEDED,
-    "payment_intent.payment_failed": PAYMENT_FAILED,
+# Stripe's event types we act on, and the command each becomes
+EVENT_COMMANDS: Mapping[str, type[StripeEventCommand]] = {
+    "payment_method.attached": SyncPaymentMethodAttached,
+    "payment_method.detached": SyncPaymentMethodDetached,
+    "payment_method.updated": SyncPaymentMethodUpdated,
+    "payment_method.automatically_updated": SyncPaymentMethodUpdated,  # the card network updated the card
+    "setup_intent.succeeded": RecordSetupIntentSucceeded,
+    "payment_intent.succeeded": RecordPaymentSucceeded,
+    "payment_intent.payment_failed": RecordPaymentFailed,
 }
 
 
@@ -259,13 +272,26 @@ def _payment_payload(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def stripe_event_to_command(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """``(command_type, payload)`` for the Stripe events we act on, None for the others.
+def stripe_event_to_command(event: Mapping[str, Any]) -> StripeEventCommand | None:
+    """The command for a Stripe event we act on, None for the others.
 
     Also None for a payment method of a type we do not support (see `PaymentMethodType`),
     which we never stored. Raises WebhookPayloadError for an event missing what its type
-    requires.
+    requires, or that the command refuses.
     """
+    mapped = _event_payload(event)
+    if mapped is None:
+        return None
+    command, payload = mapped
+    try:
+        return command.model_validate(payload)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise WebhookPayloadError(f"The {event.get('type')} event is malformed: {where}: {problem['msg']}") from None
+
+
+def _event_payload(event: Mapping[str, Any]) -> tuple[type[StripeEventCommand], dict[str, Any]] | None:
     event_type = event.get("type")
     command = EVENT_COMMANDS.get(event_type) if isinstance(event_type, str) else None
     if command is None:
@@ -287,19 +313,19 @@ def stripe_event_to_command(event: Mapping[str, Any]) -> tuple[str, dict[str, An
         common["stripeAccount"] = event["account"]
 
     try:
-        if command in (SYNC_ATTACHED, SYNC_UPDATED):
+        if command in (SyncPaymentMethodAttached, SyncPaymentMethodUpdated):
             payload = _payment_method_payload(obj)
             if payload is None:
                 return None
             return command, {**common, **payload}
-        if command == SYNC_DETACHED:
+        if command is SyncPaymentMethodDetached:
             payload = _payment_method_payload(obj)
             if payload is None:
                 return None
             # after a detach the object's customer is null; Stripe names the old one here
             payload["gatewayCustomerId"] = _id_of(previous.get("customer")) or payload["gatewayCustomerId"]
             return command, {**common, **payload}
-        if command == SETUP_SUCCEEDED:
+        if command is RecordSetupIntentSucceeded:
             return command, {
                 **common,
                 "gatewaySetupIntentId": obj["id"],
@@ -309,9 +335,9 @@ def stripe_event_to_command(event: Mapping[str, Any]) -> tuple[str, dict[str, An
                 "usage": obj.get("usage"),
                 "metadata": _metadata(obj.get("metadata")),
             }
-        if command == PAYMENT_SUCCEEDED:
+        if command is RecordPaymentSucceeded:
             return command, {**common, **_payment_payload(obj)}
-        # PAYMENT_FAILED
+        # RecordPaymentFailed
         error = obj.get("last_payment_error")
         error = error if isinstance(error, Mapping) else {}
         payload = _payment_payload(obj)
@@ -330,13 +356,7 @@ def stripe_event_to_command(event: Mapping[str, Any]) -> tuple[str, dict[str, An
 __all__ = [
     "DEFAULT_TOLERANCE",
     "EVENT_COMMANDS",
-    "PAYMENT_FAILED",
-    "PAYMENT_SUCCEEDED",
-    "SETUP_SUCCEEDED",
     "SIGNATURE_HEADER",
-    "SYNC_ATTACHED",
-    "SYNC_DETACHED",
-    "SYNC_UPDATED",
     "SignatureFailure",
     "WebhookPayloadError",
     "WebhookSignatureError",

@@ -120,10 +120,16 @@ def render_enums(schema: SchemaDef) -> str:
     ]
     for enum in schema.enums.values():
         out += ["", f"class {enum.name}(StrEnum):", *_docstring(enum.documentation, "    ")]
-        out += [f"    {value} = {value!r}" for value in enum.values]
+        out += [f"    {value} = {value!r}{_shadowing_note(value)}" for value in enum.values]
         out.append("")
     out += ["", "__all__ = [" + ", ".join(repr(e) for e in schema.enums) + "]", ""]
     return "\n".join(out)
+
+
+def _shadowing_note(value: str) -> str:
+    """A member named like a method of str (MeterAggregation.count) hides it, as meant:
+    the comment tells mypy so."""
+    return f"  # type: ignore[assignment]  # the member hides str.{value}" if hasattr(str, value) else ""
 
 
 # ---------------------------------------------------------------- contracts/resources.py

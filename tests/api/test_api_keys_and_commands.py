@@ -6,8 +6,8 @@ import asyncio
 import dataclasses
 
 import httpx
+import pytest
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.testing import RequestFactory
 
 from api.auth import Caller, KeyCache, rate_limit_identity
@@ -130,17 +130,19 @@ async def test_the_rate_limit_counts_per_key_id_not_per_header_text(command_cons
     assert 429 in statuses, statuses
 
 
+@pytest.mark.unit
 def test_the_rate_limit_bucket_is_the_key_id_or_the_address() -> None:
     """The limiter's identity, without the clock: every spelling of a known key's header is
     its id; a key this process has not authenticated, or none, is the client's address."""
     cache = KeyCache(seconds=60)
     cache.put(hash_secret("sk_test_known"), Caller("org_a", "key_a"), None)
     cache.put(hash_secret("sk_test_other"), Caller("org_b", "key_b"), None)
-    requests = RequestFactory(app=Litestar(state=State({"key_cache": cache})))
+    requests = RequestFactory(app=Litestar())
+    bucket_of = rate_limit_identity(cache)
 
     def identity(authorization: str | None) -> str:
         headers = {"Authorization": authorization} if authorization is not None else {}
-        return rate_limit_identity(requests.get("/v1/customers", headers=headers))
+        return bucket_of(requests.get("/v1/customers", headers=headers))
 
     spellings = ["Bearer sk_test_known", "bearer sk_test_known", "BEARER  sk_test_known", "Bearer sk_test_known  "]
     assert {identity(a) for a in spellings} == {"key:key_a"}

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from billing.db.sessions import tenant_session
 from billing.models import ApiKey, ProcessedCommand
 from billing.organizations.service import record_api_key_use
+from contracts.api_keys import RecordApiKeyUseCommand
 from contracts.settings import get_settings
 from tests.api.conftest import new_tenant, serve
 
@@ -29,7 +30,10 @@ async def reports(session_factory: Any, organization_id: str) -> int:
         return await session.scalar(
             select(func.count())
             .select_from(ProcessedCommand)
-            .where(ProcessedCommand.organization_id == organization_id, ProcessedCommand.type == "api_key.record_use")
+            .where(
+                ProcessedCommand.organization_id == organization_id,
+                ProcessedCommand.type == RecordApiKeyUseCommand.command_type,
+            )
         )
 
 

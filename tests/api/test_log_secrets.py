@@ -5,15 +5,15 @@ letter, and not one of them in a log record (at DEBUG) or a dead-letter reason."
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from consumers.app import ROUTES
 from consumers.pipeline import apply_batch
 from consumers.registry import Applied, CommandRouter
+from contracts.commands import Command
 from tests.api.conftest import TenantClient, new_tenant
 from tests.api.test_card_guard import log_lines  # noqa: F401  (the fixture: every record at DEBUG)
 from tests.api.test_payment_methods import connected_tenant
@@ -23,12 +23,14 @@ CARD = "4000 0566 5566 5556"
 leaky = CommandRouter()
 
 
-class _Leak(BaseModel):
+class _Leak(Command[Any]):
+    command_type: ClassVar[str] = "test.leak"
+
     value: str
 
 
-@leaky.command("test.leak", _Leak)
-async def _leak(session: Any, payload: _Leak) -> Applied:
+@leaky.handles(_Leak)
+async def _leak(session: Any, payload: _Leak) -> Applied[Any]:
     """Postgres quotes the value it refuses in its message; the handler then ends the
     transaction, so the command fails alone every time and goes to the dead letters."""
     try:
@@ -80,7 +82,7 @@ async def test_no_secret_and_no_card_number_reaches_a_log_or_a_dead_letter(
     assert refused.status_code in (400, 200), refused.text
     # a command whose payload holds them fails in Postgres, which quotes the value, then alone until dead-lettered
     tenant = await new_tenant(session_factory, "Log scan leak")
-    leak = command(tenant.organization_id, "test.leak", {"value": f"{live_key} {webhook_secret} {CARD}"})
+    leak = command(tenant.organization_id, _Leak.command_type, {"value": f"{live_key} {webhook_secret} {CARD}"})
     result = await apply_batch(session_factory, {**ROUTES, **leaky.routes}, [record(leak, 0)])
     assert len(result.dead_letters) == 1
     reason = result.dead_letters[0].reason

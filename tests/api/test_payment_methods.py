@@ -31,6 +31,8 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
+import api.bus as api_bus
+from billing.delivery.outcomes import get_outcome
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod, Organization, ProcessedCommand, Subscription
 from billing.secrets.encryption import keyring_from_settings
@@ -693,6 +695,29 @@ async def test_detach(api, session_factory) -> None:  # type: ignore[no-untyped-
     after = (await org.client.get(f"/v1/customers/{customer['id']}")).json()
     assert after["defaultPaymentMethodId"] is None and "defaultPaymentMethod" not in after["invoiceSettings"]
     assert (await org.client.get(base)).json()["data"] == []
+
+
+async def test_a_detach_looks_its_idempotency_key_up_once(api, session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The controller must know before it calls Stripe whether the key was applied; the bus
+    then uses that answer instead of asking Postgres again (a replay: one lookup, no Stripe)."""
+    org = await connected_tenant(api, session_factory)
+    customer, _, second = await two_cards(org, session_factory)
+    lookups: list[str] = []
+
+    async def counted(session: Any, command_id: str) -> Any:
+        lookups.append(command_id)
+        return await get_outcome(session, command_id)
+
+    monkeypatch.setattr(api_bus, "get_outcome", counted)
+    path = f"/v1/customers/{customer['id']}/payment-methods/{second['id']}"
+    key = {"Idempotency-Key": f"detach-{uuid.uuid4()}"}
+    first = await org.client.delete(path, headers=key)
+    assert first.status_code == 200, first.text
+    assert len(lookups) == 1
+    again = await org.client.delete(path, headers=key)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(lookups) == 2
 
 
 async def test_the_default_method_of_a_customer_with_live_subscriptions_stays(api, session_factory) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from billing.models import CustomerPaymentMethod, Organization, Outbox, ProcessedCommand
 from billing.payments.webhooks import sign_payload
 from contracts.envelopes import command_id_for
+from contracts.payments import RecordPaymentFailed, RecordPaymentSucceeded, SyncPaymentMethodAttached
 from tests.api.conftest import assert_error, new_tenant
 from tests.api.test_card_guard import log_lines  # noqa: F401  (a fixture)
 from tests.api.test_payment_methods import Connected, connected_tenant, new_customer
@@ -179,7 +180,7 @@ async def test_attached_event_stores_the_card_once(api, session_factory) -> None
     assert first.json()["received"] is True and first.json()["action"] == "queued"
     record = await applied(session_factory, org, attached["id"])
     assert record.status.value == "succeeded" and record.result["action"] == "created"
-    assert record.type == "payment_method.sync_attached"
+    assert record.type == SyncPaymentMethodAttached.command_type
 
     methods = (await org.client.get(f"/v1/customers/{customer['id']}/payment-methods")).json()["data"]
     assert len(methods) == 1
@@ -426,7 +427,7 @@ async def test_setup_and_payment_intent_events_are_recorded(api, session_factory
     succeeded = event("payment_intent.succeeded", intent)
     await deliver(org, succeeded)
     paid = await applied(session_factory, org, succeeded["id"])
-    assert paid.type == "payment.record_succeeded"
+    assert paid.type == RecordPaymentSucceeded.command_type
     assert (paid.result["amount"], paid.result["currency"], paid.result["customerId"]) == (1999, "eur", customer["id"])
 
     failed_intent = {
@@ -443,7 +444,7 @@ async def test_setup_and_payment_intent_events_are_recorded(api, session_factory
     failed = event("payment_intent.payment_failed", failed_intent)
     await deliver(org, failed)
     declined = await applied(session_factory, org, failed["id"])
-    assert declined.type == "payment.record_failed"
+    assert declined.type == RecordPaymentFailed.command_type
     assert (declined.result["failureCode"], declined.result["declineCode"]) == ("card_declined", "insufficient_funds")
 
     # the domain events invoices will settle on, in the outbox beside each outcome

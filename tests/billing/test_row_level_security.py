@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest
-from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +22,7 @@ from billing.db.sessions import TENANT_ROLE, tenant_owned_models
 from billing.models import Base
 from consumers.pipeline import apply_batch
 from consumers.registry import Applied, CommandRouter
+from contracts.commands import Command
 from tests.billing.rows import Rows
 from tests.conftest import asyncpg_dsn
 from tests.consumers.test_pipeline import command, record
@@ -140,8 +140,8 @@ async def test_exchange_rates_are_read_only_for_the_tenant_role(two_organization
                 await connection.execute(statement)
 
 
-class _Nothing(BaseModel):
-    pass
+class _WhoAmI(Command[dict[str, Any]]):
+    command_type: ClassVar[str] = "test.who_am_i"
 
 
 async def test_the_consumer_applies_each_command_under_its_organizations_wall(
@@ -155,8 +155,8 @@ async def test_the_consumer_applies_each_command_under_its_organizations_wall(
     _, a, b = two_organizations
     who = CommandRouter()
 
-    @who.command("test.who_am_i", _Nothing)
-    async def who_am_i(session: AsyncSession, payload: _Nothing) -> Applied:
+    @who.handles(_WhoAmI)
+    async def who_am_i(session: AsyncSession, command: _WhoAmI) -> Applied[dict[str, Any]]:
         row = (
             await session.execute(
                 text(
@@ -169,7 +169,7 @@ async def test_the_consumer_applies_each_command_under_its_organizations_wall(
             "who", {"id": None, "role": row.role, "organization": row.organization, "customersOf": row.customers_of}
         )
 
-    envelopes = [command(org, "test.who_am_i", {}) for org in (a, b, a, a, b)]
+    envelopes = [command(org, _WhoAmI.command_type, {}) for org in (a, b, a, a, b)]
     result = await apply_batch(session_factory, who.routes, [record(e, n) for n, e in enumerate(envelopes)])
     assert result.applied == len(envelopes)
     assert [r.getMessage() for r in caplog.records if r.name == "consumers.pipeline"] == []

@@ -14,6 +14,7 @@ import uuid
 from sqlalchemy import func, select
 
 from billing.models import Customer, ProcessedCommand
+from contracts.customers import CustomerCreate
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
 from contracts.settings import PROJECT_ROOT, get_settings
 from producers.publisher import create_broker, publish_command
@@ -61,7 +62,7 @@ async def test_sigkill_mid_burst_then_restart_applies_each_command_once(
     envelopes = [
         CommandEnvelope(
             commandId=f"cmd_crash_{uuid.uuid4().hex}",
-            type="customer.create",
+            type=CustomerCreate.command_type,
             organizationId=tenant.organization_id,
             actor=Actor(type="system", id="crash-test"),
             issuedAt=utcnow(),

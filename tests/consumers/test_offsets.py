@@ -20,6 +20,7 @@ import consumers.app
 from billing.models import ProcessedCommand
 from consumers.app import OffsetCommitter, consumer_group, run_command_consumer
 from consumers.pipeline import RawCommand
+from contracts.customers import CustomerCreate
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
 from contracts.settings import get_settings
 from producers.publisher import create_broker, publish_command
@@ -74,7 +75,7 @@ async def consumer_and_publisher() -> AsyncIterator[KafkaBroker]:
 def create_customer(organization_id: str, name: str) -> CommandEnvelope:
     return CommandEnvelope(
         commandId=f"cmd_{uuid.uuid4().hex}",
-        type="customer.create",
+        type=CustomerCreate.command_type,
         organizationId=organization_id,
         actor=Actor(type="system", id="offsets-test"),
         issuedAt=utcnow(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,9 +15,10 @@ from billing.models import Customer, Outbox, ProcessedCommand
 from consumers.app import ROUTES
 from consumers.pipeline import RawCommand, apply_batch
 from consumers.registry import Applied, Route
-from contracts.common import RequestModel
-from contracts.customers import CustomerCreate
+from contracts.commands import Command
+from contracts.customers import CustomerCreate, CustomerDeleteCommand, CustomerUpdateCommand
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
+from contracts.meters import MeterUpdateCommand
 from tests.api.conftest import new_tenant
 
 
@@ -39,14 +41,14 @@ def command(organization_id: str, command_type: str, payload: dict, command_id: 
 async def test_a_batch_of_two_tenants_records_every_outcome_once(session_factory) -> None:  # type: ignore[no-untyped-def]
     a = await new_tenant(session_factory, "A")
     b = await new_tenant(session_factory, "B")
-    first = command(a.organization_id, "customer.create", {"name": "a1"})
+    first = command(a.organization_id, CustomerCreate.command_type, {"name": "a1"})
     batch = [
         first,
-        command(b.organization_id, "customer.create", {"name": "b1"}),
-        command(a.organization_id, "customer.create", {"name": "a2"}),
+        command(b.organization_id, CustomerCreate.command_type, {"name": "b1"}),
+        command(a.organization_id, CustomerCreate.command_type, {"name": "a2"}),
         first,  # redelivered inside the batch
         command(a.organization_id, "customer.explode", {}),
-        command(a.organization_id, "customer.create", {"email": "nope"}),
+        command(a.organization_id, CustomerCreate.command_type, {"email": "nope"}),
     ]
     result = await apply_batch(session_factory, ROUTES, [record(e, i) for i, e in enumerate(batch)])
     assert (result.applied, result.duplicates, result.dead_letters) == (5, 1, [])
@@ -104,7 +106,7 @@ async def test_unparseable_messages_become_dead_letters_with_reasons(session_fac
     records = [
         record(b"{not json", 1),
         record(b"", 2),
-        record(json.dumps({"type": "customer.create"}).encode(), 3),
+        record(json.dumps({"type": CustomerCreate.command_type}).encode(), 3),
     ]
     result = await apply_batch(session_factory, ROUTES, records)
     assert result.applied == 0
@@ -118,9 +120,9 @@ async def test_unparseable_messages_become_dead_letters_with_reasons(session_fac
 async def test_a_command_id_of_another_tenant_is_refused_without_its_outcome(session_factory) -> None:  # type: ignore[no-untyped-def]
     a = await new_tenant(session_factory, "Owner")
     b = await new_tenant(session_factory, "Intruder")
-    original = command(a.organization_id, "customer.create", {"name": "secret name"})
+    original = command(a.organization_id, CustomerCreate.command_type, {"name": "secret name"})
     await apply_batch(session_factory, ROUTES, [record(original)])
-    forged = command(b.organization_id, "customer.create", {"name": "x"}, command_id=original.commandId)
+    forged = command(b.organization_id, CustomerCreate.command_type, {"name": "x"}, command_id=original.commandId)
     await apply_batch(session_factory, ROUTES, [record(forged)])
     async with session_factory() as session:
         events = (
@@ -134,7 +136,7 @@ async def test_a_command_id_of_another_tenant_is_refused_without_its_outcome(ses
     assert "secret name" not in json.dumps(events[0].payload)
 
 
-class _Name(RequestModel):
+class _Name(Command[Any]):
     name: str
 
 
@@ -148,10 +150,12 @@ async def test_a_command_failing_after_it_wrote_leaves_nothing_behind(session_fa
     tenant = await new_tenant(session_factory, "Late failure")
     routes = {**ROUTES, "test.write_then_fail": Route(_Name, _write_then_fail)}
     batch = [
-        command(tenant.organization_id, "customer.create", {"name": "before"}),
+        command(tenant.organization_id, CustomerCreate.command_type, {"name": "before"}),
         command(tenant.organization_id, "test.write_then_fail", {"name": "ghost"}),
-        command(tenant.organization_id, "customer.update", {"id": "cus_missing", "changes": {"name": "x"}}),
-        command(tenant.organization_id, "customer.create", {"name": "after"}),
+        command(
+            tenant.organization_id, CustomerUpdateCommand.command_type, {"id": "cus_missing", "changes": {"name": "x"}}
+        ),
+        command(tenant.organization_id, CustomerCreate.command_type, {"name": "after"}),
     ]
     result = await apply_batch(session_factory, routes, [record(e, i) for i, e in enumerate(batch)])
     assert result.applied == 4
@@ -179,16 +183,26 @@ async def test_a_batch_sees_its_own_writes_and_keeps_each_commands_result(sessio
     """Writes go out together at the end of a batch, yet a later command reads an earlier
     one's row, and each outcome shows the state right after its own command."""
     tenant = await new_tenant(session_factory, "Same batch")
-    create = command(tenant.organization_id, "customer.create", {"name": "first"})
+    create = command(tenant.organization_id, CustomerCreate.command_type, {"name": "first"})
     result = await apply_batch(session_factory, ROUTES, [record(create)])
     customer_id = (await _outcome_of(session_factory, create.commandId)).result["id"]
-    second = command(tenant.organization_id, "customer.create", {"name": "second", "metadata": {"k": "v"}})
+    second = command(tenant.organization_id, CustomerCreate.command_type, {"name": "second", "metadata": {"k": "v"}})
     batch = [
         second,
-        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"name": "renamed"}}),
-        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"phone": "+44"}}),
-        command(tenant.organization_id, "customer.delete", {"id": customer_id}),
-        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"name": "too late"}}),
+        command(
+            tenant.organization_id,
+            CustomerUpdateCommand.command_type,
+            {"id": customer_id, "changes": {"name": "renamed"}},
+        ),
+        command(
+            tenant.organization_id, CustomerUpdateCommand.command_type, {"id": customer_id, "changes": {"phone": "+44"}}
+        ),
+        command(tenant.organization_id, CustomerDeleteCommand.command_type, {"id": customer_id}),
+        command(
+            tenant.organization_id,
+            CustomerUpdateCommand.command_type,
+            {"id": customer_id, "changes": {"name": "too late"}},
+        ),
     ]
     result = await apply_batch(session_factory, ROUTES, [record(e, i) for i, e in enumerate(batch)])
     assert result.applied == 5
@@ -229,7 +243,7 @@ async def test_a_constraint_broken_at_the_batch_write_is_charged_to_its_command(
     fixed = f"cus_fixed_{uuid.uuid4().hex[:8]}"
     batch = [
         command(tenant.organization_id, "test.insert_fixed_id", {"name": fixed}),
-        command(tenant.organization_id, "customer.create", {"name": "unrelated"}),
+        command(tenant.organization_id, CustomerCreate.command_type, {"name": "unrelated"}),
         command(tenant.organization_id, "test.insert_fixed_id", {"name": fixed}),
     ]
     await apply_batch(session_factory, routes, [record(e, i) for i, e in enumerate(batch)])
@@ -248,13 +262,25 @@ async def test_a_constraint_broken_at_the_batch_write_is_charged_to_its_command(
 async def test_a_bad_change_published_straight_to_kafka_is_a_400_naming_the_field(session_factory) -> None:  # type: ignore[no-untyped-def]
     """Direct publishers skip the API's checks: the services check `changes` again."""
     tenant = await new_tenant(session_factory, "Direct publisher")
-    create = command(tenant.organization_id, "customer.create", {"name": "x"})
+    create = command(tenant.organization_id, CustomerCreate.command_type, {"name": "x"})
     await apply_batch(session_factory, ROUTES, [record(create)])
     customer_id = (await _outcome_of(session_factory, create.commandId)).result["id"]
     bad = [
-        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"email": "not-an-email"}}),
-        command(tenant.organization_id, "customer.update", {"id": customer_id, "changes": {"colour": "red"}}),
-        command(tenant.organization_id, "meter.update", {"id": "mtr_missing", "changes": {"displayName": 5}}),
+        command(
+            tenant.organization_id,
+            CustomerUpdateCommand.command_type,
+            {"id": customer_id, "changes": {"email": "not-an-email"}},
+        ),
+        command(
+            tenant.organization_id,
+            CustomerUpdateCommand.command_type,
+            {"id": customer_id, "changes": {"colour": "red"}},
+        ),
+        command(
+            tenant.organization_id,
+            MeterUpdateCommand.command_type,
+            {"id": "mtr_missing", "changes": {"displayName": 5}},
+        ),
     ]
     await apply_batch(session_factory, ROUTES, [record(e, i) for i, e in enumerate(bad)])
     errors = [(await _outcome_of(session_factory, e.commandId)).error for e in bad]

@@ -9,11 +9,11 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -23,8 +23,10 @@ from billing.models import Customer, CustomerPaymentMethod, Outbox, ProcessedCom
 from consumers.app import ROUTES
 from consumers.pipeline import ALONE_TRIES, RawCommand, apply_batch, is_transient
 from consumers.registry import Applied, CommandRouter, Route
+from contracts.commands import Command
 from contracts.customers import CustomerCreate
 from contracts.envelopes import CommandEnvelope
+from contracts.payments import AttachPaymentMethodCommand
 from contracts.settings import get_settings
 from producers.publisher import publish_command
 from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, ensure_topics, topic
@@ -36,21 +38,27 @@ PLACEHOLDER = "__poison__"
 test_router = CommandRouter()
 
 
-class _Nothing(BaseModel):
-    pass
+class _Crash(Command[Any]):
+    command_type: ClassVar[str] = "test.crash"
 
 
-class _Balance(BaseModel):
+class _StoreBalance(Command[Any]):
+    command_type: ClassVar[str] = "test.store_balance"
+
     balance: int
 
 
-@test_router.command("test.crash", _Nothing)
-async def _crash(session: Any, payload: _Nothing) -> Applied:
+class _BreakTransaction(Command[Any]):
+    command_type: ClassVar[str] = "test.break_transaction"
+
+
+@test_router.handles(_Crash)
+async def _crash(session: Any, payload: _Crash) -> Applied[Any]:
     raise RuntimeError("a bug in a handler")
 
 
-@test_router.command("test.store_balance", _Balance)
-async def _store_balance(session: Any, payload: _Balance) -> Applied:
+@test_router.handles(_StoreBalance)
+async def _store_balance(session: Any, payload: _StoreBalance) -> Applied[Any]:
     """A write with no range check of its own: the driver refuses an integer beyond int64."""
     customer = await create_customer(session, CustomerCreate(name="big"))
     customer.balance = payload.balance
@@ -60,8 +68,8 @@ async def _store_balance(session: Any, payload: _Balance) -> Applied:
 CALLS: list[str] = []
 
 
-@test_router.command("test.break_transaction", _Nothing)
-async def _break_transaction(session: Any, payload: _Nothing) -> Applied:
+@test_router.handles(_BreakTransaction)
+async def _break_transaction(session: Any, payload: _BreakTransaction) -> Applied[Any]:
     """A handler that ends the batch's transaction behind the pipeline's back: not even its
     failure can be recorded, in a batch or alone."""
     CALLS.append("called")
@@ -100,7 +108,7 @@ def _attach(details: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
 POISONS = {
     # refused at the batch's final write, after the handler returned
     "nul_in_text": Poison(
-        "customer.create",
+        CustomerCreate.command_type,
         lambda _: {"name": PLACEHOLDER},
         b'"bad\\u0000name"',
         "invalid_request_error",
@@ -109,7 +117,7 @@ POISONS = {
     ),
     # the bytes are not UTF-8: read as lone surrogates, refused by Postgres in a free-form field
     "invalid_utf8": Poison(
-        "payment_method.attach",
+        AttachPaymentMethodCommand.command_type,
         _attach({"name": PLACEHOLDER}),
         b'"\xff\xfe bytes"',
         "invalid_request_error",
@@ -117,7 +125,7 @@ POISONS = {
         "method[billingDetails][name]",
     ),
     "lone_surrogate": Poison(
-        "payment_method.attach",
+        AttachPaymentMethodCommand.command_type,
         _attach({"name": PLACEHOLDER}),
         b'"\\ud800"',
         "invalid_request_error",
@@ -126,7 +134,7 @@ POISONS = {
     ),
     # JSON has no Infinity: Postgres refuses the jsonb
     "number_postgres_refuses": Poison(
-        "payment_method.attach",
+        AttachPaymentMethodCommand.command_type,
         _attach({"amount": PLACEHOLDER}),
         b"1e400",
         "invalid_request_error",
@@ -135,19 +143,19 @@ POISONS = {
     ),
     # the driver refuses it (an InterfaceError that is no connection problem)
     "integer_beyond_int64": Poison(
-        "test.store_balance",
+        _StoreBalance.command_type,
         lambda _: {"balance": PLACEHOLDER},
         str(2**70).encode(),
         "invalid_request_error",
         "invalid_value",
         "balance",
     ),
-    "handler_exception": Poison("test.crash", lambda _: {}, b"", "api_error", "internal_error", None),
+    "handler_exception": Poison(_Crash.command_type, lambda _: {}, b"", "api_error", "internal_error", None),
 }
 
 
 async def _customer(session_factory: Any, organization_id: str, name: str) -> str:
-    create = command(organization_id, "customer.create", {"name": name})
+    create = command(organization_id, CustomerCreate.command_type, {"name": name})
     await apply_batch(session_factory, ROUTES, [record(create)])
     return (await _outcome_of(session_factory, create.commandId)).result["id"]
 
@@ -165,10 +173,10 @@ async def _check_poison(session_factory: Any, kind: str) -> None:
     holder = await _customer(session_factory, a.organization_id, "holder")
     bad = command(a.organization_id, poison.command_type, poison.payload(holder))
     good = [
-        command(a.organization_id, "customer.create", {"name": "a1"}),
-        command(b.organization_id, "customer.create", {"name": "b1"}),
-        command(a.organization_id, "customer.create", {"name": "a2"}),
-        command(b.organization_id, "customer.create", {"name": "b2"}),
+        command(a.organization_id, CustomerCreate.command_type, {"name": "a1"}),
+        command(b.organization_id, CustomerCreate.command_type, {"name": "b1"}),
+        command(a.organization_id, CustomerCreate.command_type, {"name": "a2"}),
+        command(b.organization_id, CustomerCreate.command_type, {"name": "b2"}),
     ]
     records = [
         record(good[0], 1),
@@ -229,8 +237,8 @@ async def test_an_exception_in_a_handler_is_answered_alone(session_factory) -> N
 async def test_an_unknown_key_holding_a_nul_is_answered_without_it(session_factory) -> None:  # type: ignore[no-untyped-def]
     """The refusal names the param: its record must not hold what Postgres refuses."""
     tenant = await new_tenant(session_factory, "NUL key")
-    bad = command(tenant.organization_id, "customer.create", {"name": "x", PLACEHOLDER: 1})
-    good = command(tenant.organization_id, "customer.create", {"name": "good"})
+    bad = command(tenant.organization_id, CustomerCreate.command_type, {"name": "x", PLACEHOLDER: 1})
+    good = command(tenant.organization_id, CustomerCreate.command_type, {"name": "good"})
     value = bad.model_dump_json().encode().replace(json.dumps(PLACEHOLDER).encode(), b'"k\\u0000"')
     result = await apply_batch(session_factory, ROUTES, [RawCommand(value, "billing.commands", 0, 0), record(good, 1)])
     assert (result.applied, result.dead_letters) == (2, [])
@@ -241,7 +249,7 @@ async def test_an_unknown_key_holding_a_nul_is_answered_without_it(session_facto
 
 async def test_a_record_nested_too_deep_to_parse_is_a_dead_letter(session_factory) -> None:  # type: ignore[no-untyped-def]
     tenant = await new_tenant(session_factory, "Deep record")
-    good = command(tenant.organization_id, "customer.create", {"name": "after the deep one"})
+    good = command(tenant.organization_id, CustomerCreate.command_type, {"name": "after the deep one"})
     deep = RawCommand(b"[" * 100_000 + b"]" * 100_000, "billing.commands", 0, 0)
     result = await apply_batch(session_factory, ROUTES, [deep, record(good, 1)])
     assert [(letter.record.offset, letter.reason.startswith("not JSON")) for letter in result.dead_letters] == [
@@ -252,11 +260,11 @@ async def test_a_record_nested_too_deep_to_parse_is_a_dead_letter(session_factor
 
 async def test_a_command_that_fails_even_alone_is_dead_lettered_after_bounded_tries(session_factory) -> None:  # type: ignore[no-untyped-def]
     a, b = await new_tenant(session_factory, "Breaker A"), await new_tenant(session_factory, "Breaker B")
-    breaker = command(a.organization_id, "test.break_transaction", {})
+    breaker = command(a.organization_id, _BreakTransaction.command_type, {})
     batch = [
-        command(a.organization_id, "customer.create", {"name": "a1"}),
+        command(a.organization_id, CustomerCreate.command_type, {"name": "a1"}),
         breaker,
-        command(b.organization_id, "customer.create", {"name": "b1"}),
+        command(b.organization_id, CustomerCreate.command_type, {"name": "b1"}),
     ]
     CALLS.clear()
     result = await apply_batch(session_factory, TEST_ROUTES, [record(e, i) for i, e in enumerate(batch)])
@@ -274,7 +282,7 @@ async def test_a_command_that_fails_even_alone_is_dead_lettered_after_bounded_tr
     assert recorded == 0
 
 
-class _SqlState(BaseModel):
+class _SqlState(Command[Any]):
     sqlstate: str = Field(pattern=r"^[0-9A-Z]{5}$")
 
 
@@ -304,7 +312,7 @@ async def test_a_failure_of_the_moment_is_retried_never_answered(session_factory
     tenant = await new_tenant(session_factory, f"Transient {sqlstate}")
     routes = {**ROUTES, "test.sqlstate": Route(_SqlState, _raise_sqlstate)}
     failing = command(tenant.organization_id, "test.sqlstate", {"sqlstate": sqlstate})
-    good = command(tenant.organization_id, "customer.create", {"name": "waits"})
+    good = command(tenant.organization_id, CustomerCreate.command_type, {"name": "waits"})
     with pytest.raises(DBAPIError) as raised:
         await apply_batch(session_factory, routes, [record(good, 0), record(failing, 1)])
     assert is_transient(raised.value)
@@ -327,7 +335,7 @@ async def test_any_other_database_error_is_answered_as_its_commands_failure(
     tenant = await new_tenant(session_factory, f"Refused {sqlstate}")
     routes = {**ROUTES, "test.sqlstate": Route(_SqlState, _raise_sqlstate)}
     failing = command(tenant.organization_id, "test.sqlstate", {"sqlstate": sqlstate})
-    good = command(tenant.organization_id, "customer.create", {"name": "applies"})
+    good = command(tenant.organization_id, CustomerCreate.command_type, {"name": "applies"})
     result = await apply_batch(session_factory, routes, [record(failing, 0), record(good, 1)])
     assert (result.applied, result.dead_letters) == (2, [])
     error = (await _outcome_of(session_factory, failing.commandId)).error
@@ -376,12 +384,14 @@ async def _dead_letters(count: int) -> list[dict[str, Any]]:
 async def test_a_real_consumer_answers_poison_and_keeps_its_partition_moving(session_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", get_settings().kafka_topic_prefix + "poison.")
     partition_count = (await ensure_topics(timeout=20))[topic(BILLING_COMMANDS)]
-    monkeypatch.setitem(consumers.app.ROUTES, "test.break_transaction", TEST_ROUTES["test.break_transaction"])
+    monkeypatch.setitem(
+        consumers.app.ROUTES, _BreakTransaction.command_type, TEST_ROUTES[_BreakTransaction.command_type]
+    )
     a, b = await new_tenant(session_factory, "Kafka poison A"), await new_tenant(session_factory, "Kafka poison B")
-    nul = command(a.organization_id, "customer.create", {"name": "bad\x00name"})
-    breaker = command(a.organization_id, "test.break_transaction", {})
+    nul = command(a.organization_id, CustomerCreate.command_type, {"name": "bad\x00name"})
+    breaker = command(a.organization_id, _BreakTransaction.command_type, {})
     good = [
-        command(t.organization_id, "customer.create", {"name": f"{(t is a and 'a') or 'b'}{n}"})
+        command(t.organization_id, CustomerCreate.command_type, {"name": f"{(t is a and 'a') or 'b'}{n}"})
         for n in range(10)
         for t in (a, b)
     ]

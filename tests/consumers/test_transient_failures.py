@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from billing.models import Customer
 from consumers.app import run_command_consumer
+from contracts.customers import CustomerCreate
 from contracts.envelopes import Actor, CommandEnvelope, utcnow
 from contracts.settings import get_settings
 from producers.publisher import create_broker, publish_command
@@ -56,7 +57,7 @@ async def test_commands_wait_for_postgres_and_are_applied_when_it_returns(
             broker,
             CommandEnvelope(
                 commandId=f"cmd_{uuid.uuid4().hex}",
-                type="customer.create",
+                type=CustomerCreate.command_type,
                 organizationId=tenant.organization_id,
                 actor=Actor(type="system", id="test"),
                 issuedAt=utcnow(),

@@ -20,14 +20,18 @@ from consumers.app import ROUTES
 from consumers.pipeline import BatchRecords, RawCommand, RefusedCommand, dead_letter_message
 from consumers.registry import Applied
 from contracts import export
+from contracts.api_keys import IssueApiKeyCommand, RevokeApiKeyCommand, RollApiKeyCommand
+from contracts.commands import all_commands
+from contracts.customers import CustomerCreate, CustomerDeleteCommand, CustomerUpdateCommand
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for, utcnow
+from contracts.events import CUSTOMER_CREATED
 from contracts.settings import PROJECT_ROOT
 from contracts.usage import UsageEvent, UsageEventCreate
 from producers import topics
 
 pytestmark = pytest.mark.unit
 
-PAYLOAD_MODELS = {t: r.payload_model for t, r in ROUTES.items()}
+PAYLOAD_MODELS = all_commands()
 ORG = "org_export_test"
 
 
@@ -47,7 +51,7 @@ def errors(schema: dict[str, Any], instance: Any) -> list[str]:
 
 def envelope(command_type: str, payload: dict[str, Any], key: str | None = None) -> dict[str, Any]:
     """As api/bus.py builds it and producers/publisher.py puts it on Kafka."""
-    model = ROUTES[command_type].payload_model
+    model = ROUTES[command_type].command
     built = CommandEnvelope(
         commandId=command_id_for(ORG, key),
         type=command_type,
@@ -62,7 +66,7 @@ def envelope(command_type: str, payload: dict[str, Any], key: str | None = None)
 
 REAL_COMMANDS = [
     (
-        "customer.create",
+        CustomerCreate.command_type,
         {
             "email": "jenny@example.com",
             "name": "Jenny",
@@ -71,19 +75,22 @@ REAL_COMMANDS = [
             "balance": -100,
         },
     ),
-    ("customer.create", {}),
-    ("customer.update", {"id": "cus_1", "changes": {"name": None, "metadata": {"plan": None}}}),
-    ("customer.delete", {"id": "cus_1"}),
-    ("api_key.create", {"id": "key_1", "name": "backend", "secretHash": "a" * 64, "prefix": "sk_live_abc"}),
+    (CustomerCreate.command_type, {}),
+    (CustomerUpdateCommand.command_type, {"id": "cus_1", "changes": {"name": None, "metadata": {"plan": None}}}),
+    (CustomerDeleteCommand.command_type, {"id": "cus_1"}),
     (
-        "api_key.roll",
+        IssueApiKeyCommand.command_type,
+        {"id": "key_1", "name": "backend", "secretHash": "a" * 64, "prefix": "sk_live_abc"},
+    ),
+    (
+        RollApiKeyCommand.command_type,
         {
             "oldKeyId": "key_1",
             "expiresInSeconds": 60,
             "newKey": {"id": "key_2", "name": "rolled", "secretHash": "b" * 64, "prefix": "sk_live_def"},
         },
     ),
-    ("api_key.revoke", {"id": "key_2"}),
+    (RevokeApiKeyCommand.command_type, {"id": "key_2"}),
 ]
 
 
@@ -97,7 +104,7 @@ def test_the_command_schema_has_one_branch_per_registered_command_type(documents
     assert set(by_type) == set(ROUTES) and len(branches) == len(ROUTES)
     for command_type, branch in by_type.items():
         payload = schema["$defs"][branch["properties"]["payload"]["$ref"].rsplit("/", 1)[-1]]
-        assert payload["title"] == ROUTES[command_type].payload_model.__name__, command_type
+        assert payload["title"] == ROUTES[command_type].command.__name__, command_type
         assert branch["additionalProperties"] is False
         assert set(branch["required"]) >= {"commandId", "type", "organizationId", "actor", "issuedAt", "payload"}
 
@@ -111,7 +118,7 @@ def test_real_command_envelopes_are_valid(
 
 
 def _bad_commands() -> list[tuple[str, dict[str, Any]]]:
-    good = envelope("customer.create", {"email": "a@example.com"})
+    good = envelope(CustomerCreate.command_type, {"email": "a@example.com"})
 
     def edit(**changes: Any) -> dict[str, Any]:
         return {**json.loads(json.dumps(good)), **changes}
@@ -121,7 +128,7 @@ def _bad_commands() -> list[tuple[str, dict[str, Any]]]:
         ("payload field of the wrong type", edit(payload={"balance": "lots"})),
         ("unknown payload field", edit(payload={"nickname": "x"})),
         ("over-long payload string", edit(payload={"name": "x" * 300})),
-        ("another command's payload", edit(type="customer.delete")),
+        ("another command's payload", edit(type=CustomerDeleteCommand.command_type)),
         ("no commandId", {k: v for k, v in good.items() if k != "commandId"}),
         ("unknown envelope field", edit(priority=1)),
         ("bad actor", edit(actor={"type": "robot", "id": "x"})),
@@ -136,7 +143,7 @@ def test_a_bad_command_envelope_is_rejected(documents: dict[str, Any], case: str
     # the consumer refuses it too (the envelope, the route, or the payload model)
     with pytest.raises((ValidationError, KeyError)):  # KeyError: no route for the type
         parsed = CommandEnvelope.model_validate(message)
-        ROUTES[parsed.type].payload_model.model_validate(parsed.payload)
+        ROUTES[parsed.type].command.model_validate(parsed.payload)
 
 
 # ----------------------------------------------------------------------------- events
@@ -144,10 +151,10 @@ def test_a_bad_command_envelope_is_rejected(documents: dict[str, Any], case: str
 
 def _real_events() -> list[dict[str, Any]]:
     records = BatchRecords()
-    create = CommandEnvelope.model_validate(envelope("customer.create", {"name": "Jenny"}))
+    create = CommandEnvelope.model_validate(envelope(CustomerCreate.command_type, {"name": "Jenny"}))
     customer = {"id": "cus_1", "organizationId": ORG, "name": "Jenny"}
-    records.outcome(create, Applied("customer", customer, events=[("customer.created", customer)]), None)
-    delete = CommandEnvelope.model_validate(envelope("customer.delete", {"id": "cus_missing"}))
+    records.outcome(create, Applied("customer", customer, events=[CUSTOMER_CREATED.of(customer)]), None)
+    delete = CommandEnvelope.model_validate(envelope(CustomerDeleteCommand.command_type, {"id": "cus_missing"}))
     records.outcome(delete, None, ResourceMissing("customer", "cus_missing"))
     return [row["payload"] for row in records.events]
 

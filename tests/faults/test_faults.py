@@ -30,6 +30,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 import stack
+from contracts.catalog import PriceCreate, ProductCreate
+from contracts.customers import CustomerCreate, CustomerUpdateCommand
 from contracts.envelopes import command_id_for
 from contracts.settings import PROJECT_ROOT, Settings, get_settings
 from producers.topics import BILLING_EVENTS, PARTITIONS
@@ -42,7 +44,12 @@ RECOVERY_LIMIT_SECONDS = 20.0
 WORKERS = 4
 KAFKA_OUTAGE_SECONDS = 12.0
 BURST = 40
-COMMAND_TYPES = ("customer.create", "customer.update", "product.create", "price.create")
+COMMAND_TYPES = (
+    CustomerCreate.command_type,
+    CustomerUpdateCommand.command_type,
+    ProductCreate.command_type,
+    PriceCreate.command_type,
+)
 
 
 @dataclass
@@ -76,10 +83,10 @@ class Load:
         key = f"fault-{uuid.uuid4().hex}"
         kind = COMMAND_TYPES[n % len(COMMAND_TYPES)]
         metadata = {"faultKey": key}
-        if kind == "customer.update" and self.customers:
+        if kind == CustomerUpdateCommand.command_type and self.customers:
             path = f"/v1/customers/{random.choice(self.customers)}"
             return Command(kind, key, "PATCH", path, {"name": f"Renamed {n}", "metadata": {"faultUpdate": key}})
-        if kind == "price.create" and self.products:
+        if kind == PriceCreate.command_type and self.products:
             body = {
                 "product": random.choice(self.products),
                 "currency": "usd",
@@ -87,9 +94,11 @@ class Load:
                 "metadata": metadata,
             }
             return Command(kind, key, "POST", "/v1/prices", body)
-        if kind == "product.create":
+        if kind == ProductCreate.command_type:
             return Command(kind, key, "POST", "/v1/products", {"name": f"Product {n}", "metadata": metadata})
-        return Command("customer.create", key, "POST", "/v1/customers", {"name": f"Customer {n}", "metadata": metadata})
+        return Command(
+            CustomerCreate.command_type, key, "POST", "/v1/customers", {"name": f"Customer {n}", "metadata": metadata}
+        )
 
     async def run(self, command: Command, deadline: float) -> Command:
         """Sends the command until it is answered other than 503 (the same key each time,
@@ -114,9 +123,9 @@ class Load:
             command.final = response.status_code
             if response.status_code in (200, 201, 202):
                 command.result = response.json()
-                if response.status_code == 201 and command.kind == "customer.create":
+                if response.status_code == 201 and command.kind == CustomerCreate.command_type:
                     self.customers.append(command.result["id"])
-                elif response.status_code == 201 and command.kind == "product.create":
+                elif response.status_code == 201 and command.kind == ProductCreate.command_type:
                     self.products.append(command.result["id"])
             else:
                 self.unexpected.append(f"{command.kind} {command.path}: {response.status_code} {response.text[:300]}")
@@ -438,7 +447,11 @@ async def _analytics_caught_up(settings: Settings) -> bool:
     return await _analytics_lag(settings.kafka_bootstrap_servers) == 0
 
 
-TABLES = {"customer.create": "customers", "product.create": "products", "price.create": "prices"}
+TABLES = {
+    CustomerCreate.command_type: "customers",
+    ProductCreate.command_type: "products",
+    PriceCreate.command_type: "prices",
+}
 
 
 async def _reconcile(

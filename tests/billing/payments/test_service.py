@@ -28,7 +28,7 @@ from consumers.app import ROUTES
 from consumers.pipeline import RawCommand, apply_batch
 from contracts.enums import PaymentMethodType, SubscriptionStatus
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for, utcnow
-from contracts.payments import GatewayPaymentMethodData
+from contracts.payments import DetachPaymentMethodCommand, GatewayPaymentMethodData
 from contracts.settings import get_settings
 from tests.api.conftest import new_tenant
 
@@ -209,17 +209,16 @@ async def test_ended_subscriptions_and_non_default_methods_do_not_block(session_
 def envelope(organization_id: str, event: dict[str, Any]) -> RawCommand:
     mapped = stripe_event_to_command(event)
     assert mapped is not None
-    command_type, payload = mapped
     key = f"stripe-event:{event['id']}"
     value = (
         CommandEnvelope(
             commandId=command_id_for(organization_id, key),
-            type=command_type,
+            type=mapped.command_type,
             organizationId=organization_id,
             actor=Actor(type="stripe_webhook", id=event["id"]),
             issuedAt=utcnow(),
             idempotencyKey=key,
-            payload=payload,
+            payload=mapped.payload(),
         )
         .model_dump_json()
         .encode()
@@ -311,7 +310,7 @@ async def test_an_api_detach_is_a_tombstone_for_webhooks(session_factory) -> Non
         method = (await service.attach_payment_method(session, customer, "cus_t", card("pm_t"))).method
     detach = CommandEnvelope(
         commandId="cmd_" + uuid.uuid4().hex,
-        type=service.DETACH,
+        type=DetachPaymentMethodCommand.command_type,
         organizationId=org,
         actor=Actor(type="system", id="t"),
         issuedAt=utcnow(),

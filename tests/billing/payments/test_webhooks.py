@@ -14,12 +14,6 @@ from hypothesis import strategies as st
 
 from billing.errors import BillingError
 from billing.payments.webhooks import (
-    PAYMENT_FAILED,
-    PAYMENT_SUCCEEDED,
-    SETUP_SUCCEEDED,
-    SYNC_ATTACHED,
-    SYNC_DETACHED,
-    SYNC_UPDATED,
     SignatureFailure,
     WebhookPayloadError,
     WebhookSignatureError,
@@ -28,6 +22,14 @@ from billing.payments.webhooks import (
     sign_payload,
     stripe_event_to_command,
     verify_signature,
+)
+from contracts.payments import (
+    RecordPaymentFailed,
+    RecordPaymentSucceeded,
+    RecordSetupIntentSucceeded,
+    SyncPaymentMethodAttached,
+    SyncPaymentMethodDetached,
+    SyncPaymentMethodUpdated,
 )
 
 pytestmark = pytest.mark.unit
@@ -251,8 +253,8 @@ def _event(event_type: str, obj: dict[str, Any], **extra: Any) -> dict[str, Any]
 def test_payment_method_attached() -> None:
     command = stripe_event_to_command(_event("payment_method.attached", CARD_PM))
     assert command is not None
-    command_type, payload = command
-    assert command_type == SYNC_ATTACHED == "payment_method.sync_attached"
+    command_type, payload = command.command_type, command.payload()
+    assert command_type == SyncPaymentMethodAttached.command_type
     assert payload == {
         "stripeEventId": "evt_1QxYz",
         "occurredAt": "2026-01-01T00:00:00Z",
@@ -278,8 +280,8 @@ def test_payment_method_updated_and_automatically_updated() -> None:
     for event_type in ("payment_method.updated", "payment_method.automatically_updated"):
         command = stripe_event_to_command(_event(event_type, updated, previous_attributes={"card": {"exp_year": 2030}}))
         assert command is not None
-        assert command[0] == SYNC_UPDATED == "payment_method.sync_updated"
-        assert command[1]["expYear"] == 2031
+        assert command.command_type == SyncPaymentMethodUpdated.command_type
+        assert command.payload()["expYear"] == 2031
 
 
 def test_payment_method_detached_names_the_previous_customer() -> None:
@@ -288,12 +290,12 @@ def test_payment_method_detached_names_the_previous_customer() -> None:
         _event("payment_method.detached", detached, previous_attributes={"customer": "cus_Q1"})
     )
     assert command is not None
-    assert command[0] == SYNC_DETACHED == "payment_method.sync_detached"
-    assert command[1]["gatewayPaymentMethodId"] == "pm_1Pgag7B7WZ01zgkW"
-    assert command[1]["gatewayCustomerId"] == "cus_Q1"
+    assert command.command_type == SyncPaymentMethodDetached.command_type
+    assert command.payload()["gatewayPaymentMethodId"] == "pm_1Pgag7B7WZ01zgkW"
+    assert command.payload()["gatewayCustomerId"] == "cus_Q1"
     # without previous_attributes the customer is unknown, the payment method id is enough
     command = stripe_event_to_command(_event("payment_method.detached", detached))
-    assert command is not None and command[1]["gatewayCustomerId"] is None
+    assert command is not None and command.payload()["gatewayCustomerId"] is None
 
 
 def test_sepa_and_bank_account_payment_methods() -> None:
@@ -307,7 +309,7 @@ def test_sepa_and_bank_account_payment_methods() -> None:
     }
     command = stripe_event_to_command(_event("payment_method.attached", sepa))
     assert command is not None
-    payload = command[1]
+    payload = command.payload()
     assert (payload["type"], payload["last4"], payload["country"], payload["brand"], payload["expMonth"]) == (
         "sepa_debit",
         "3000",
@@ -335,8 +337,9 @@ def test_setup_intent_succeeded() -> None:
         "client_secret": "seti_1_secret_x",
     }
     command = stripe_event_to_command(_event("setup_intent.succeeded", intent))
-    assert command == (
-        SETUP_SUCCEEDED,
+    assert command is not None
+    assert (command.command_type, command.payload()) == (
+        RecordSetupIntentSucceeded.command_type,
         {
             "stripeEventId": "evt_1QxYz",
             "occurredAt": "2026-01-01T00:00:00Z",
@@ -349,7 +352,7 @@ def test_setup_intent_succeeded() -> None:
             "metadata": {"customer": "cust_local"},
         },
     )
-    assert "client_secret" not in json.dumps(command[1])  # the secret stays out of commands
+    assert "client_secret" not in json.dumps(command.payload())  # the secret stays out of commands
 
 
 PAYMENT_INTENT = {
@@ -370,8 +373,8 @@ PAYMENT_INTENT = {
 def test_payment_intent_succeeded() -> None:
     command = stripe_event_to_command(_event("payment_intent.succeeded", PAYMENT_INTENT))
     assert command is not None
-    command_type, payload = command
-    assert command_type == PAYMENT_SUCCEEDED == "payment.record_succeeded"
+    command_type, payload = command.command_type, command.payload()
+    assert command_type == RecordPaymentSucceeded.command_type
     assert payload == {
         "stripeEventId": "evt_1QxYz",
         "occurredAt": "2026-01-01T00:00:00Z",
@@ -406,8 +409,8 @@ def test_payment_intent_failed() -> None:
     }
     command = stripe_event_to_command(_event("payment_intent.payment_failed", failed))
     assert command is not None
-    command_type, payload = command
-    assert command_type == PAYMENT_FAILED == "payment.record_failed"
+    command_type, payload = command.command_type, command.payload()
+    assert command_type == RecordPaymentFailed.command_type
     assert (payload["failureCode"], payload["declineCode"], payload["failureMessage"]) == (
         "card_declined",
         "insufficient_funds",
@@ -420,7 +423,7 @@ def test_payment_intent_failed() -> None:
 
 def test_connect_account_is_carried() -> None:
     command = stripe_event_to_command({**_event("payment_intent.succeeded", PAYMENT_INTENT), "account": "acct_1"})
-    assert command is not None and command[1]["stripeAccount"] == "acct_1"
+    assert command is not None and command.payload()["stripeAccount"] == "acct_1"
 
 
 @pytest.mark.parametrize(
@@ -449,4 +452,4 @@ def test_end_to_end_verify_then_map() -> None:
     body = json.dumps(_event("payment_method.attached", CARD_PM)).encode()
     event = construct_event(body, sign_payload(body, SECRET, NOW), SECRET, now=NOW + 5)
     command = stripe_event_to_command(event)
-    assert command is not None and command[0] == SYNC_ATTACHED
+    assert command is not None and command.command_type == SyncPaymentMethodAttached.command_type

@@ -1,0 +1,91 @@
+"""Domain events, each type defined once: `CUSTOMER_CREATED.of(resource)` is what a
+handler emits, `EVENT_TYPES` every type the consumer may put on `billing.events`.
+
+`EventType[R]` names the resource its data is (the same JSON the API returns for it), so
+`Applied[Customer]` and `CUSTOMER_UPDATED` say in one place what a subscriber receives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar, get_args
+
+from contracts.payments import StripeAccount
+from contracts.resources import (
+    ApiKey,
+    Customer,
+    CustomerPaymentMethod,
+    ExchangeRate,
+    Meter,
+    Price,
+    Product,
+    ProductAttributeDefinition,
+)
+
+DataT = TypeVar("DataT")
+
+EVENT_TYPES: dict[str, EventType[Any]] = {}
+
+
+class EventType(Generic[DataT]):
+    """One kind of fact; `DataT` is the resource its `data` carries."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        if name in EVENT_TYPES:
+            raise TypeError(f"event type {name} is defined twice")
+        self.name = name
+        EVENT_TYPES[name] = self
+
+    def of(self, data: dict[str, Any]) -> DomainEvent:
+        return DomainEvent(self.name, data)
+
+    def __repr__(self) -> str:
+        return f"EventType({self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    type: str
+    data: dict[str, Any]
+
+
+# a command's outcome, correlated by commandId: the API waits for one of these (the
+# envelope's schema needs the names as a Literal, so they are spelt there)
+OutcomeEventType = Literal["command.succeeded", "command.failed"]
+COMMAND_SUCCEEDED: EventType[dict[str, Any]]
+COMMAND_FAILED: EventType[dict[str, Any]]
+COMMAND_SUCCEEDED, COMMAND_FAILED = (EventType(name) for name in get_args(OutcomeEventType))
+
+CUSTOMER_CREATED: EventType[Customer] = EventType("customer.created")
+CUSTOMER_UPDATED: EventType[Customer] = EventType("customer.updated")
+CUSTOMER_DELETED: EventType[Customer] = EventType("customer.deleted")
+
+API_KEY_CREATED: EventType[ApiKey] = EventType("api_key.created")
+API_KEY_ROLLED: EventType[ApiKey] = EventType("api_key.rolled")
+API_KEY_REVOKED: EventType[ApiKey] = EventType("api_key.revoked")
+
+METER_CREATED: EventType[Meter] = EventType("meter.created")
+METER_UPDATED: EventType[Meter] = EventType("meter.updated")
+
+PRODUCT_ATTRIBUTE_CREATED: EventType[ProductAttributeDefinition] = EventType("product_attribute.created")
+PRODUCT_ATTRIBUTE_UPDATED: EventType[ProductAttributeDefinition] = EventType("product_attribute.updated")
+PRODUCT_ATTRIBUTE_DELETED: EventType[dict[str, Any]] = EventType("product_attribute.deleted")
+PRODUCT_CREATED: EventType[Product] = EventType("product.created")
+PRODUCT_UPDATED: EventType[Product] = EventType("product.updated")
+PRODUCT_DELETED: EventType[dict[str, Any]] = EventType("product.deleted")
+PRICE_CREATED: EventType[Price] = EventType("price.created")
+PRICE_UPDATED: EventType[Price] = EventType("price.updated")
+PRICE_DELETED: EventType[dict[str, Any]] = EventType("price.deleted")
+EXCHANGE_RATE_CREATED: EventType[ExchangeRate] = EventType("exchange_rate.created")
+
+PAYMENT_METHOD_ATTACHED: EventType[CustomerPaymentMethod] = EventType("payment_method.attached")
+PAYMENT_METHOD_UPDATED: EventType[CustomerPaymentMethod] = EventType("payment_method.updated")
+PAYMENT_METHOD_DETACHED: EventType[CustomerPaymentMethod] = EventType("payment_method.detached")
+SETUP_INTENT_SUCCEEDED: EventType[dict[str, Any]] = EventType("setup_intent.succeeded")
+PAYMENT_SUCCEEDED: EventType[dict[str, Any]] = EventType("payment.succeeded")
+PAYMENT_FAILED: EventType[dict[str, Any]] = EventType("payment.failed")
+
+STRIPE_ACCOUNT_CONNECTED: EventType[StripeAccount] = EventType("stripe_account.connected")
+STRIPE_ACCOUNT_DISCONNECTED: EventType[StripeAccount] = EventType("stripe_account.disconnected")
