@@ -10,13 +10,23 @@ UV := python3 -m uv
 VENV := .venv
 BILLING := $(VENV)/bin/billing
 
-.PHONY: dev test setup install chromium stack migrate generate typecheck down bench
+.PHONY: dev test lint unit setup install chromium stack migrate generate typecheck down bench
 
 dev: setup
 	$(BILLING) dev
 
-test: setup
+# lint first: ruff and mypy need no service and answer in seconds
+test: lint setup
 	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# the quick loop: the tests of pure rules, no service started or reached
+unit: $(VENV)/.synced
+	$(VENV)/bin/pytest -q -m unit -n 2
 
 setup: install stack migrate
 
