@@ -91,31 +91,24 @@ def _receipt(outcome: EventReceipt) -> Applied[dict[str, Any]]:
     return Applied("stripe_event", outcome.receipt, outcome.events)
 
 
-@router.handles(SyncPaymentMethodAttached)
-async def sync_attached(session: AsyncSession, command: SyncPaymentMethodAttached) -> Applied[dict[str, Any]]:
+async def sync_payment_method(
+    session: AsyncSession, command: SyncPaymentMethodAttached | SyncPaymentMethodUpdated | SyncPaymentMethodDetached
+) -> Applied[dict[str, Any]]:
     return _receipt(await service.sync_payment_method(session, command.command_type, command))
 
 
-@router.handles(SyncPaymentMethodUpdated)
-async def sync_updated(session: AsyncSession, command: SyncPaymentMethodUpdated) -> Applied[dict[str, Any]]:
-    return _receipt(await service.sync_payment_method(session, command.command_type, command))
+async def record_payment(
+    session: AsyncSession, command: RecordPaymentSucceeded | RecordPaymentFailed
+) -> Applied[dict[str, Any]]:
+    return _receipt(await service.record_payment(session, command.command_type, command))
 
 
-@router.handles(SyncPaymentMethodDetached)
-async def sync_detached(session: AsyncSession, command: SyncPaymentMethodDetached) -> Applied[dict[str, Any]]:
-    return _receipt(await service.sync_payment_method(session, command.command_type, command))
+for _sync in (SyncPaymentMethodAttached, SyncPaymentMethodUpdated, SyncPaymentMethodDetached):
+    router.handles(_sync)(sync_payment_method)
+for _payment in (RecordPaymentSucceeded, RecordPaymentFailed):
+    router.handles(_payment)(record_payment)
 
 
 @router.handles(RecordSetupIntentSucceeded)
 async def setup_succeeded(session: AsyncSession, command: RecordSetupIntentSucceeded) -> Applied[dict[str, Any]]:
     return _receipt(await service.record_setup_intent(session, command.command_type, command))
-
-
-@router.handles(RecordPaymentSucceeded)
-async def payment_succeeded(session: AsyncSession, command: RecordPaymentSucceeded) -> Applied[dict[str, Any]]:
-    return _receipt(await service.record_payment(session, command.command_type, command))
-
-
-@router.handles(RecordPaymentFailed)
-async def payment_failed(session: AsyncSession, command: RecordPaymentFailed) -> Applied[dict[str, Any]]:
-    return _receipt(await service.record_payment(session, command.command_type, command))
