@@ -94,13 +94,13 @@ def _receipt(outcome: EventReceipt) -> Applied[dict[str, Any]]:
 async def sync_payment_method(
     session: AsyncSession, command: SyncPaymentMethodAttached | SyncPaymentMethodUpdated | SyncPaymentMethodDetached
 ) -> Applied[dict[str, Any]]:
-    return _receipt(await service.sync_payment_method(session, command.command_type, command))
+    return _receipt(await service.sync_payment_method(session, command))
 
 
 async def record_payment(
     session: AsyncSession, command: RecordPaymentSucceeded | RecordPaymentFailed
 ) -> Applied[dict[str, Any]]:
-    return _receipt(await service.record_payment(session, command.command_type, command))
+    return _receipt(await service.record_payment(session, command))
 
 
 for _sync in (SyncPaymentMethodAttached, SyncPaymentMethodUpdated, SyncPaymentMethodDetached):
@@ -111,4 +111,4 @@ for _payment in (RecordPaymentSucceeded, RecordPaymentFailed):
 
 @router.handles(RecordSetupIntentSucceeded)
 async def setup_succeeded(session: AsyncSession, command: RecordSetupIntentSucceeded) -> Applied[dict[str, Any]]:
-    return _receipt(await service.record_setup_intent(session, command.command_type, command))
+    return _receipt(await service.record_setup_intent(session, command))

@@ -51,7 +51,6 @@ from contracts.payments import (
     RecordPaymentSucceeded,
     RecordSetupIntentSucceeded,
     StripeEventFields,
-    StripePaymentEvent,
     StripePaymentMethodEvent,
     SyncPaymentMethodAttached,
     SyncPaymentMethodDetached,
@@ -345,11 +344,11 @@ async def _why_stale(session: AsyncSession, event: StripePaymentMethodEvent) -> 
 
 
 async def sync_payment_method(
-    session: AsyncSession, command_type: str, event: StripePaymentMethodEvent
+    session: AsyncSession, event: SyncPaymentMethodAttached | SyncPaymentMethodUpdated | SyncPaymentMethodDetached
 ) -> EventReceipt:
     """Apply a payment_method.attached / updated / detached event from Stripe."""
-    outcome = await _sync(session, command_type, event)
-    _remember(session, command_type, event.gatewayPaymentMethodId, outcome.receipt["action"], event.occurredAt)
+    outcome = await _sync(session, event.command_type, event)
+    _remember(session, event.command_type, event.gatewayPaymentMethodId, outcome.receipt["action"], event.occurredAt)
     return outcome
 
 
@@ -404,9 +403,7 @@ async def _sync(session: AsyncSession, command_type: str, event: StripePaymentMe
     return EventReceipt(receipt, [PAYMENT_METHOD_ATTACHED.of(snapshot)])
 
 
-async def record_setup_intent(
-    session: AsyncSession, command_type: str, event: RecordSetupIntentSucceeded
-) -> EventReceipt:
+async def record_setup_intent(session: AsyncSession, event: RecordSetupIntentSucceeded) -> EventReceipt:
     """setup_intent.succeeded: recorded; the payment method itself arrives with payment_method.attached."""
     customer = await repository.find_customer_by_gateway_id(session, event.gatewayCustomerId)
     known = (
@@ -415,7 +412,7 @@ async def record_setup_intent(
         else None
     )
     receipt = _receipt(
-        command_type,
+        event.command_type,
         event,
         "recorded",
         gatewaySetupIntentId=event.gatewaySetupIntentId,
@@ -427,7 +424,7 @@ async def record_setup_intent(
     return EventReceipt(receipt, [SETUP_INTENT_SUCCEEDED.of(receipt)])
 
 
-async def record_payment(session: AsyncSession, command_type: str, event: StripePaymentEvent) -> EventReceipt:
+async def record_payment(session: AsyncSession, event: RecordPaymentSucceeded | RecordPaymentFailed) -> EventReceipt:
     """payment_intent.succeeded / payment_failed: recorded and published as payment.succeeded /
     payment.failed domain events (for invoices to settle on)."""
     customer = await repository.find_customer_by_gateway_id(session, event.gatewayCustomerId)
@@ -438,15 +435,14 @@ async def record_payment(session: AsyncSession, command_type: str, event: Stripe
     )
     details = event.model_dump(mode="json", exclude={"stripeEventId", "occurredAt", "livemode", "stripeAccount"})
     receipt = _receipt(
-        command_type,
+        event.command_type,
         event,
         "recorded",
         customerId=customer.id if customer else None,
         paymentMethodId=known.id if known else None,
         **details,
     )
-    assert command_type in (RecordPaymentSucceeded.command_type, RecordPaymentFailed.command_type)
-    outcome = PAYMENT_SUCCEEDED if command_type == RecordPaymentSucceeded.command_type else PAYMENT_FAILED
+    outcome = PAYMENT_SUCCEEDED if isinstance(event, RecordPaymentSucceeded) else PAYMENT_FAILED
     return EventReceipt(receipt, [outcome.of(receipt)])
 
 
