@@ -49,8 +49,8 @@ class ProductAttributeDefinition(Base):
         "type", Enum(AttributeType, name="AttributeType", native_enum=True, create_constraint=False), nullable=False
     )
     required: Mapped[bool] = mapped_column("required", Boolean(), nullable=False, server_default=text("false"))
-    enum_values: Mapped[Any | None] = mapped_column("enum_values", JSONB(), nullable=True)
-    default_value: Mapped[Any | None] = mapped_column("default_value", JSONB(), nullable=True)
+    enum_values: Mapped[Any | None] = mapped_column("enum_values", JSONB(none_as_null=True), nullable=True)
+    default_value: Mapped[Any | None] = mapped_column("default_value", JSONB(none_as_null=True), nullable=True)
     deprecated: Mapped[bool] = mapped_column("deprecated", Boolean(), nullable=False, server_default=text("false"))
     deprecated_at: Mapped[datetime | None] = mapped_column(
         "deprecated_at", TIMESTAMP(timezone=True, precision=3), nullable=True
@@ -155,8 +155,10 @@ class Price(Base):
     tiers_mode: Mapped[TiersMode | None] = mapped_column(
         "tiers_mode", Enum(TiersMode, name="TiersMode", native_enum=True, create_constraint=False), nullable=True
     )
-    tiers: Mapped[Any | None] = mapped_column("tiers", JSONB(), nullable=True)
-    transform_quantity: Mapped[Any | None] = mapped_column("transform_quantity", JSONB(), nullable=True)
+    tiers: Mapped[Any | None] = mapped_column("tiers", JSONB(none_as_null=True), nullable=True)
+    transform_quantity: Mapped[Any | None] = mapped_column(
+        "transform_quantity", JSONB(none_as_null=True), nullable=True
+    )
     recurring_interval: Mapped[RecurringInterval | None] = mapped_column(
         "recurring_interval",
         Enum(RecurringInterval, name="RecurringInterval", native_enum=True, create_constraint=False),

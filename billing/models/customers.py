@@ -44,8 +44,8 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column("name", String(256), nullable=True)
     phone: Mapped[str | None] = mapped_column("phone", String(64), nullable=True)
     description: Mapped[str | None] = mapped_column("description", String(1000), nullable=True)
-    address: Mapped[Any | None] = mapped_column("address", JSONB(), nullable=True)
-    shipping: Mapped[Any | None] = mapped_column("shipping", JSONB(), nullable=True)
+    address: Mapped[Any | None] = mapped_column("address", JSONB(none_as_null=True), nullable=True)
+    shipping: Mapped[Any | None] = mapped_column("shipping", JSONB(none_as_null=True), nullable=True)
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     currency: Mapped[str | None] = mapped_column(
         "currency", String(3), nullable=True, comment="Fixed by the customer's first subscription; ISO 4217, lowercase."

@@ -44,8 +44,8 @@ class ProcessedCommand(Base):
         "status", Enum(CommandStatus, name="CommandStatus", native_enum=True, create_constraint=False), nullable=False
     )
     resource_id: Mapped[str | None] = mapped_column("resource_id", String(64), nullable=True)
-    result: Mapped[Any | None] = mapped_column("result", JSONB(), nullable=True)
-    error: Mapped[Any | None] = mapped_column("error", JSONB(), nullable=True)
+    result: Mapped[Any | None] = mapped_column("result", JSONB(none_as_null=True), nullable=True)
+    error: Mapped[Any | None] = mapped_column("error", JSONB(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
     )

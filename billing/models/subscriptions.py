@@ -91,7 +91,10 @@ class Subscription(Base):
     cancellation_reason: Mapped[str | None] = mapped_column("cancellation_reason", String(100), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column("ended_at", TIMESTAMP(timezone=True, precision=3), nullable=True)
     pause_collection: Mapped[Any | None] = mapped_column(
-        "pause_collection", JSONB(), nullable=True, comment="Stripe's pause_collection: {behavior, resumesAt}."
+        "pause_collection",
+        JSONB(none_as_null=True),
+        nullable=True,
+        comment="Stripe's pause_collection: {behavior, resumesAt}.",
     )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(

@@ -273,7 +273,13 @@ def _column_sql_type(column: ColumnDef) -> str:
     if column.enum:
         return f"Enum({column.enum.name}, name={column.enum.db_name!r}, native_enum=True, create_constraint=False)"
     name, args = column.native_type
-    return SQL_TYPES[name](args)
+    sql_type = SQL_TYPES[name](args)
+    if column.prisma_type == "Json" and not column.required:
+        # Prisma reads and writes an absent optional Json as SQL NULL (`Prisma.DbNull`) and JSON
+        # null as the value 'null' (`Prisma.JsonNull`); SQLAlchemy's default would store Python
+        # None as 'null', which Prisma's `{ equals: Prisma.DbNull }` does not find
+        sql_type = sql_type.replace("()", "(none_as_null=True)")
+    return sql_type
 
 
 def _server_default(column: ColumnDef, default: Default) -> str | None:
