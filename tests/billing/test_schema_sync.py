@@ -7,9 +7,11 @@ the SQLAlchemy models and against the live Postgres catalog after `alembic upgra
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import asyncpg
 import pytest
@@ -23,7 +25,8 @@ from tests.conftest import asyncpg_dsn
 
 DMMF = json.loads((PROJECT_ROOT / "prisma" / "generated" / "dmmf.json").read_text())
 ENUM_DB_NAMES = {e["name"]: e.get("dbName") or e["name"] for e in DMMF["enums"]}
-ON_DELETE = {
+# Prisma's referential actions, as Postgres names them; ON DELETE and ON UPDATE take the same ones
+REFERENTIAL_ACTIONS = {
     "Cascade": "CASCADE",
     "Restrict": "RESTRICT",
     "SetNull": "SET NULL",
@@ -45,6 +48,7 @@ class ForeignKeyShape:
     target: str
     target_columns: tuple[str, ...]
     on_delete: str
+    on_update: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def _prisma_default(field: dict) -> str | None:
 
 
 def _prisma_on_delete(model: dict, relation: dict, column_of: dict[str, str]) -> str:
-    action = ON_DELETE[relation["relationOnDelete"]]
+    action = REFERENTIAL_ACTIONS[relation["relationOnDelete"]]
     fields = {f["name"]: f for f in model["fields"]}
     optional = [column_of[c] for c in relation["relationFromFields"] if not fields[c]["isRequired"]]
     if action == "SET NULL" and len(optional) < len(relation["relationFromFields"]):
@@ -113,10 +117,10 @@ def _prisma_on_delete(model: dict, relation: dict, column_of: dict[str, str]) ->
     return action
 
 
-def dmmf_shapes() -> dict[str, TableShape]:
-    models = {m["name"]: m for m in DMMF["models"]}
+def dmmf_shapes(dmmf: dict = DMMF) -> dict[str, TableShape]:
+    models = {m["name"]: m for m in dmmf["models"]}
     shapes: dict[str, TableShape] = {}
-    for model in DMMF["models"]:
+    for model in dmmf["models"]:
         column_of = {f["name"]: f.get("dbName") or f["name"] for f in model["fields"] if f["kind"] != "object"}
         columns = {
             column_of[f["name"]]: ColumnShape(_prisma_type(f), not f["isRequired"], _prisma_default(f))
@@ -134,11 +138,13 @@ def dmmf_shapes() -> dict[str, TableShape]:
                         target.get("dbName") or target["name"],
                         tuple(target_column_of[c] for c in f["relationToFields"]),
                         _prisma_on_delete(model, f, column_of),
+                        # Prisma's default ON UPDATE, when the schema names none, is Cascade
+                        REFERENTIAL_ACTIONS[f.get("relationOnUpdate", "Cascade")],
                     )
                 )
         indexes = {
             IndexShape(tuple(column_of[i["name"]] for i in index["fields"]), index["type"] == "unique")
-            for index in DMMF["indexes"]
+            for index in dmmf["indexes"]
             if index["model"] == model["name"] and index["type"] in {"unique", "normal"}
         }
         primary_key = tuple(column_of[f["name"]] for f in model["fields"] if f.get("isId"))
@@ -196,6 +202,7 @@ def sqlalchemy_shapes() -> dict[str, TableShape]:
                 fk.elements[0].column.table.name,
                 tuple(e.column.name for e in fk.elements),
                 fk.ondelete,
+                fk.onupdate or "NO ACTION",
             )
             for fk in table.constraints
             if isinstance(fk, ForeignKeyConstraint)
@@ -226,7 +233,7 @@ select c.relname as table, con.contype::text as kind, con.conname as name,
        t.relname as target,
        array(select a.attname from unnest(con.confkey) with ordinality k(n, i)
              join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.i) as target_columns,
-       con.confdeltype::text as on_delete,
+       con.confdeltype::text as on_delete, con.confupdtype::text as on_update,
        array(select a.attname from unnest(con.confdelsetcols) with ordinality k(n, i)
              join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.i) as set_columns
 from pg_constraint con
@@ -248,7 +255,8 @@ join pg_namespace n on n.oid = t.relnamespace and n.nspname = 'public'
 where t.relname <> 'alembic_version'
 """
 
-CONFDELTYPE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+# pg_constraint.confdeltype and confupdtype
+CONFTYPE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
 def _live_default(expression: str | None) -> str | None:
@@ -277,11 +285,17 @@ async def live_shapes(database_url: str) -> tuple[dict[str, TableShape], list[as
         if row["kind"] == "p":
             shape.primary_key = tuple(row["columns"])
         else:
-            on_delete = CONFDELTYPE[row["on_delete"]]
+            on_delete = CONFTYPE[row["on_delete"]]
             if row["set_columns"]:
                 on_delete += f" ({', '.join(row['set_columns'])})"
             shape.foreign_keys.add(
-                ForeignKeyShape(tuple(row["columns"]), row["target"], tuple(row["target_columns"]), on_delete)
+                ForeignKeyShape(
+                    tuple(row["columns"]),
+                    row["target"],
+                    tuple(row["target_columns"]),
+                    on_delete,
+                    CONFTYPE[row["on_update"]],
+                )
             )
     for row in indexes:
         if not row["primary"]:
@@ -304,10 +318,16 @@ def _compare(expected: dict[str, TableShape], actual: dict[str, TableShape], wha
                 )
         if want.primary_key != got.primary_key:
             problems.append(f"{what}: {table} primary key: expected {want.primary_key}, got {got.primary_key}")
+        # only the keys and indexes that differ, so the message names the drifted one
         if want.foreign_keys != got.foreign_keys:
-            problems.append(f"{what}: {table} foreign keys: expected {want.foreign_keys}, got {got.foreign_keys}")
+            problems.append(
+                f"{what}: {table} foreign keys: missing {want.foreign_keys - got.foreign_keys}, "
+                f"extra {got.foreign_keys - want.foreign_keys}"
+            )
         if want.indexes != got.indexes:
-            problems.append(f"{what}: {table} indexes: expected {want.indexes}, got {got.indexes}")
+            problems.append(
+                f"{what}: {table} indexes: missing {want.indexes - got.indexes}, extra {got.indexes - want.indexes}"
+            )
     return problems
 
 
@@ -340,15 +360,136 @@ def test_every_tenant_owned_table_has_an_indexed_organization_id() -> None:
         )
 
 
+def _model(dmmf: dict, name: str) -> dict:
+    return next(m for m in dmmf["models"] if m["name"] == name)
+
+
+def _field(dmmf: dict, model: str, name: str) -> dict:
+    return next(f for f in _model(dmmf, model)["fields"] if f["name"] == name)
+
+
+def _drop_field(dmmf: dict, model: str, name: str) -> None:
+    _model(dmmf, model)["fields"].remove(_field(dmmf, model, name))
+
+
+def _make_lookup_key_index_plain(dmmf: dict) -> None:
+    index = next(i for i in dmmf["indexes"] if i["model"] == "Price" and i["fields"][-1]["name"] == "lookupKey")
+    index["type"] = "normal"
+
+
+def _widen_lookup_key_index(dmmf: dict) -> None:
+    index = next(i for i in dmmf["indexes"] if i["model"] == "Price" and i["fields"][-1]["name"] == "lookupKey")
+    index["fields"].append({"name": "currency"})
+
+
+# Each edit of a copy of the DMMF, and the words its one reported problem must contain: the table and
+# the column or constraint that drifted.
+DMMF_DRIFTS: dict[str, tuple[Callable[[dict], None], tuple[str, ...]]] = {
+    "column type": (
+        lambda d: _field(d, "Price", "unitAmountDecimal").update(nativeType=["Decimal", ["30", "10"]]),
+        ("prices.unit_amount_decimal", "numeric(30,10)"),
+    ),
+    "enum type": (lambda d: _field(d, "Price", "tiersMode").update(type="UsageType"), ("prices.tiers_mode",)),
+    "nullability": (lambda d: _field(d, "Price", "currency").update(isRequired=False), ("prices.currency",)),
+    "default": (lambda d: _field(d, "Price", "active").update(default=False), ("prices.active", "'false'")),
+    "default dropped": (
+        lambda d: _field(d, "Price", "billingScheme").update(hasDefaultValue=False),
+        ("prices.billing_scheme",),
+    ),
+    "primary key": (lambda d: _field(d, "Price", "id").update(isId=False), ("prices primary key",)),
+    "foreign key columns": (
+        lambda d: _field(d, "Price", "meter").update(relationFromFields=["meterId"], relationToFields=["id"]),
+        ("prices foreign keys", "'meter_id'"),
+    ),
+    "foreign key target": (
+        lambda d: _field(d, "Price", "meter").update(type="Product"),
+        ("prices foreign keys", "target='products'"),
+    ),
+    "on_delete": (
+        lambda d: _field(d, "Price", "product").update(relationOnDelete="Cascade"),
+        ("prices foreign keys", "'product_id'", "on_delete='CASCADE'"),
+    ),
+    "on_update": (
+        lambda d: _field(d, "Price", "product").update(relationOnUpdate="Restrict"),
+        ("prices foreign keys", "'product_id'", "on_update='RESTRICT'"),
+    ),
+    "index uniqueness": (_make_lookup_key_index_plain, ("prices indexes", "'lookup_key'")),
+    "index columns": (_widen_lookup_key_index, ("prices indexes", "'lookup_key', 'currency'")),
+    "column only in SQLAlchemy": (lambda d: _drop_field(d, "Price", "nickname"), ("prices.nickname", "expected None")),
+    "table only in SQLAlchemy": (
+        lambda d: d["models"].remove(_model(d, "ExchangeRate")),
+        ("tables differ", "exchange_rates"),
+    ),
+}
+
+
 @pytest.mark.unit
-def test_the_comparison_catches_a_drifted_column() -> None:
-    """The checks above can fail: a changed precision is reported."""
-    expected = dmmf_shapes()
+@pytest.mark.parametrize("drift", DMMF_DRIFTS, ids=list(DMMF_DRIFTS))
+def test_the_comparison_catches_a_drifted_dmmf(drift: str) -> None:
+    """Each check can fail: one edit of the DMMF is one problem, naming the table and the field."""
+    edit, words = DMMF_DRIFTS[drift]
+    dmmf = copy.deepcopy(DMMF)
+    edit(dmmf)
+    problems = _compare(dmmf_shapes(dmmf), sqlalchemy_shapes(), "SQLAlchemy")
+    assert len(problems) == 1, problems
+    for word in words:
+        assert word in problems[0], problems[0]
+
+
+def _drift_price_product_key(shape: TableShape, **changes: str) -> None:
+    key = next(fk for fk in shape.foreign_keys if fk.columns[-1] == "product_id")
+    shape.foreign_keys = (shape.foreign_keys - {key}) | {replace(key, **changes)}
+
+
+# The same checks from the other side: each edit of the shapes built from the SQLAlchemy metadata.
+SQLALCHEMY_DRIFTS: dict[str, tuple[Callable[[dict[str, TableShape]], None], tuple[str, ...]]] = {
+    "column type": (
+        lambda s: s["prices"].columns.update(
+            unit_amount_decimal=replace(s["prices"].columns["unit_amount_decimal"], type="numeric(30,10)")
+        ),
+        ("prices.unit_amount_decimal", "numeric(30,10)"),
+    ),
+    "nullability": (
+        lambda s: s["prices"].columns.update(unit_amount=replace(s["prices"].columns["unit_amount"], nullable=False)),
+        ("prices.unit_amount",),
+    ),
+    "default": (
+        lambda s: s["prices"].columns.update(metadata=replace(s["prices"].columns["metadata"], default="'[]'")),
+        ("prices.metadata", "'[]'"),
+    ),
+    "primary key": (lambda s: setattr(s["prices"], "primary_key", ("organization_id", "id")), ("prices primary key",)),
+    "on_delete": (
+        lambda s: _drift_price_product_key(s["prices"], on_delete="NO ACTION"),
+        ("prices foreign keys", "'product_id'", "on_delete='NO ACTION'"),
+    ),
+    "on_update": (
+        lambda s: _drift_price_product_key(s["prices"], on_update="NO ACTION"),
+        ("prices foreign keys", "'product_id'", "on_update='NO ACTION'"),
+    ),
+    "foreign key target": (
+        lambda s: _drift_price_product_key(s["prices"], target="meters"),
+        ("prices foreign keys", "target='meters'"),
+    ),
+    "index dropped": (
+        lambda s: s["prices"].indexes.remove(IndexShape(("organization_id", "lookup_key"), True)),
+        ("prices indexes", "'lookup_key'"),
+    ),
+    "column only in the DMMF": (lambda s: s["prices"].columns.pop("nickname"), ("prices.nickname", "got None")),
+    "table only in the DMMF": (lambda s: s.pop("exchange_rates"), ("tables differ", "exchange_rates")),
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("drift", SQLALCHEMY_DRIFTS, ids=list(SQLALCHEMY_DRIFTS))
+def test_the_comparison_catches_drifted_sqlalchemy_metadata(drift: str) -> None:
+    """Each check can fail from the models' side too, naming the table and the field."""
+    edit, words = SQLALCHEMY_DRIFTS[drift]
     drifted = sqlalchemy_shapes()
-    unit = drifted["prices"].columns["unit_amount_decimal"]
-    drifted["prices"].columns["unit_amount_decimal"] = ColumnShape("numeric(30,10)", unit.nullable, unit.default)
-    problems = _compare(expected, drifted, "SQLAlchemy")
-    assert len(problems) == 1 and "prices.unit_amount_decimal" in problems[0]
+    edit(drifted)
+    problems = _compare(dmmf_shapes(), drifted, "SQLAlchemy")
+    assert len(problems) == 1, problems
+    for word in words:
+        assert word in problems[0], problems[0]
 
 
 async def test_after_upgrade_autogenerate_finds_nothing(database_url: str) -> None:
