@@ -152,6 +152,18 @@ def dmmf_shapes(dmmf: dict = DMMF) -> dict[str, TableShape]:
     return shapes
 
 
+def dmmf_enums(dmmf: dict = DMMF) -> dict[str, tuple[str, ...]]:
+    return {e.get("dbName") or e["name"]: tuple(v["name"] for v in e["values"]) for e in dmmf["enums"]}
+
+
+def _compare_enums(expected: dict[str, tuple[str, ...]], actual: dict[str, tuple[str, ...]], what: str) -> list[str]:
+    return [
+        f"{what}: enum {name}: expected {expected.get(name)}, got {actual.get(name)}"
+        for name in sorted(set(expected) | set(actual))
+        if expected.get(name) != actual.get(name)
+    ]
+
+
 # ---------------------------------------------------------------- from SQLAlchemy
 
 
@@ -211,6 +223,15 @@ def sqlalchemy_shapes() -> dict[str, TableShape]:
         primary_key = tuple(c.name for c in table.primary_key.columns)
         shapes[table.name] = TableShape(columns, primary_key, foreign_keys, indexes)
     return shapes
+
+
+def sqlalchemy_enums() -> dict[str, tuple[str, ...]]:
+    enums = {}
+    for table in Base.metadata.tables.values():
+        for column in table.columns:
+            if hasattr(column.type, "enums") and getattr(column.type, "name", None):
+                enums[column.type.name] = tuple(column.type.enums)
+    return enums
 
 
 # ---------------------------------------------------------------- from the live catalog
@@ -338,13 +359,16 @@ def test_sqlalchemy_metadata_agrees_with_prismas_dmmf() -> None:
 
 @pytest.mark.unit
 def test_sqlalchemy_enums_have_prismas_names_and_values() -> None:
-    enums = {}
-    for table in Base.metadata.tables.values():
-        for column in table.columns:
-            if hasattr(column.type, "enums") and getattr(column.type, "name", None):
-                enums[column.type.name] = tuple(column.type.enums)
-    expected = {ENUM_DB_NAMES[e["name"]]: tuple(v["name"] for v in e["values"]) for e in DMMF["enums"]}
-    assert enums == expected
+    assert _compare_enums(dmmf_enums(), sqlalchemy_enums(), "SQLAlchemy") == []
+
+
+@pytest.mark.unit
+def test_the_enum_comparison_catches_a_renamed_value() -> None:
+    dmmf = copy.deepcopy(DMMF)
+    enum = next(e for e in dmmf["enums"] if e["name"] == "BillingScheme")
+    enum["values"][0]["name"] = "per_seat"
+    problems = _compare_enums(dmmf_enums(dmmf), sqlalchemy_enums(), "SQLAlchemy")
+    assert len(problems) == 1 and "enum BillingScheme" in problems[0] and "per_seat" in problems[0], problems
 
 
 @pytest.mark.unit
@@ -516,6 +540,4 @@ async def test_live_enums_have_prismas_names_and_values(database_url: str) -> No
         )
     finally:
         await connection.close()
-    assert {r["typname"]: tuple(r["labels"]) for r in rows} == {
-        ENUM_DB_NAMES[e["name"]]: tuple(v["name"] for v in e["values"]) for e in DMMF["enums"]
-    }
+    assert _compare_enums(dmmf_enums(), {r["typname"]: tuple(r["labels"]) for r in rows}, "Postgres") == []
