@@ -106,6 +106,7 @@ class Product(Base):
         back_populates="product",
         primaryjoin="and_(Price.organization_id == Product.organization_id, foreign(Price.product_id) == Product.id)",
         lazy="raise",
+        passive_deletes="all",
     )
 
 
@@ -209,6 +210,7 @@ class Price(Base):
         back_populates="price",
         primaryjoin="and_(SubscriptionItem.organization_id == Price.organization_id, foreign(SubscriptionItem.price_id) == Price.id)",
         lazy="raise",
+        passive_deletes="all",
     )
     invoice_line_items: Mapped[list[InvoiceLineItem]] = relationship(
         "InvoiceLineItem",
@@ -258,4 +260,5 @@ class Meter(Base):
         back_populates="meter",
         primaryjoin="and_(Price.organization_id == Meter.organization_id, foreign(Price.meter_id) == Meter.id)",
         lazy="raise",
+        passive_deletes="all",
     )

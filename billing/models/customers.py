@@ -98,18 +98,21 @@ class Customer(Base):
         back_populates="customer",
         primaryjoin="and_(Subscription.organization_id == Customer.organization_id, foreign(Subscription.customer_id) == Customer.id)",
         lazy="raise",
+        passive_deletes="all",
     )
     subscription_schedules: Mapped[list[SubscriptionSchedule]] = relationship(
         "SubscriptionSchedule",
         back_populates="customer",
         primaryjoin="and_(SubscriptionSchedule.organization_id == Customer.organization_id, foreign(SubscriptionSchedule.customer_id) == Customer.id)",
         lazy="raise",
+        passive_deletes="all",
     )
     invoices: Mapped[list[Invoice]] = relationship(
         "Invoice",
         back_populates="customer",
         primaryjoin="and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)",
         lazy="raise",
+        passive_deletes="all",
     )
 
 

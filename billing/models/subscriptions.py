@@ -127,6 +127,7 @@ class Subscription(Base):
         primaryjoin="and_(SubscriptionSchedule.organization_id == Subscription.organization_id, foreign(SubscriptionSchedule.subscription_id) == Subscription.id)",
         lazy="raise",
         uselist=False,
+        passive_deletes=True,
     )
     invoices: Mapped[list[Invoice]] = relationship(
         "Invoice",

@@ -81,7 +81,11 @@ class RelationDef:
     # them (several keys of a row share them; the row sets them once)
     scope_attrs: tuple[str, ...]
     back_populates: str
-    passive_deletes: bool
+    # on the referenced side, what SQLAlchemy leaves to the database when a row is deleted:
+    # True (Cascade, SetNull: the database deletes or nulls the children), "all"
+    # (Restrict, NoAction: the database refuses while children exist, as it does for
+    # Prisma; SQLAlchemy would otherwise null their keys); None on the referencing side
+    passive_deletes: bool | str | None
 
 
 @dataclass(frozen=True)
@@ -380,10 +384,14 @@ def _build_relations(model: ModelDef, raw: dict, models: dict[str, ModelDef], ra
                 referenced_attrs=referenced_attrs,
                 scope_attrs=scope_attrs,
                 back_populates=attribute_name(partner["name"]),
-                # the database deletes or nulls the children itself
-                passive_deletes=raw_field["isList"] and on_delete in {"Cascade", "SetNull"},
+                passive_deletes=None if holder_model is model else _passive_deletes(on_delete),
             )
         )
+
+
+def _passive_deletes(on_delete: str) -> bool | str:
+    """The referenced side leaves a delete's effect on the children to the database."""
+    return True if on_delete in {"Cascade", "SetNull"} else "all"
 
 
 def _on_delete_sql(where: str, model: ModelDef, fields: list[str], action: str) -> str:

@@ -372,8 +372,8 @@ def _relation_line(schema: SchemaDef, model: ModelDef, relation: RelationDef) ->
     args = [repr(target), f"back_populates={relation.back_populates!r}", _join(relation), 'lazy="raise"']
     if not relation.is_list and fk_model != model.name:
         args.append("uselist=False")
-    if relation.passive_deletes:
-        args.append("passive_deletes=True")
+    if relation.passive_deletes is not None:
+        args.append(f"passive_deletes={relation.passive_deletes!r}")
     return f"    {relation.attr_name}: Mapped[{annotation}] = relationship({', '.join(args)})"
 
 
