@@ -15,9 +15,8 @@
 //   await tenant.customer.findMany({ include: { paymentMethods: true } })
 //
 // The connecting role must be a member of `billing_tenant` (the migrations grant it to
-// the role that runs them). Interactive `tenant.$transaction(async (tx) => ...)` is not
-// scoped: each query already runs in a transaction of its own; batch several with
-// `tenant.$transaction([...])` on the base client's queries only if they need no scope.
+// the role that runs them). Each query is a transaction of its own; an interactive
+// `prisma.$transaction(async (tx) => ...)` on the base client is not scoped.
 
 import { Prisma, type PrismaClient } from './generated/client/client.ts'
 
