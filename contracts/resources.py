@@ -4,14 +4,15 @@
 """API resource models: one per Prisma model, with its field names (camelCase).
 
 JSON mapping, fixed once: DateTime -> ISO-8601 string, Decimal -> string, BigInt -> number,
-Json -> JSON value. Fields marked `/// @hidden` in the schema (secrets) are left out."""
+Json -> JSON value, or the shape its `/// @json` names (contracts/json_shapes.py). Fields
+marked `/// @hidden` in the schema (secrets) are left out."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictStr
 
 from contracts.enums import (
     AttributeType,
@@ -29,6 +30,19 @@ from contracts.enums import (
     SubscriptionStatus,
     TiersMode,
     UsageType,
+)
+from contracts.json_shapes import (
+    Address,
+    AttributeValue,
+    InvoiceSettings,
+    Metadata,
+    PauseCollection,
+    PriceCurrencyOption,
+    PriceTier,
+    PriceTransformQuantity,
+    SchedulePhaseItem,
+    Shipping,
+    StripeBillingDetails,
 )
 
 
@@ -64,13 +78,13 @@ class Customer(Resource):
     name: str | None
     phone: str | None
     description: str | None
-    address: JsonValue
-    shipping: JsonValue
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    address: Address | None
+    shipping: Shipping | None
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     currency: str | None = Field(description="Fixed by the customer's first subscription; ISO 4217, lowercase.")
     balance: int = Field(description="Minor units; negative is a credit the customer holds.")
     invoicePrefix: str | None = Field(validation_alias=AliasChoices("invoice_prefix", "invoicePrefix"))
-    invoiceSettings: JsonValue = Field(validation_alias=AliasChoices("invoice_settings", "invoiceSettings"))
+    invoiceSettings: InvoiceSettings = Field(validation_alias=AliasChoices("invoice_settings", "invoiceSettings"))
     defaultPaymentMethodId: str | None = Field(
         validation_alias=AliasChoices("default_payment_method_id", "defaultPaymentMethodId")
     )
@@ -96,8 +110,8 @@ class CustomerPaymentMethod(Resource):
     expYear: int | None = Field(validation_alias=AliasChoices("exp_year", "expYear"))
     country: str | None
     fingerprint: str | None
-    billingDetails: JsonValue = Field(validation_alias=AliasChoices("billing_details", "billingDetails"))
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    billingDetails: StripeBillingDetails = Field(validation_alias=AliasChoices("billing_details", "billingDetails"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -111,8 +125,8 @@ class ProductAttributeDefinition(Resource):
     label: str
     type: AttributeType
     required: bool
-    enumValues: JsonValue = Field(validation_alias=AliasChoices("enum_values", "enumValues"))
-    defaultValue: JsonValue = Field(validation_alias=AliasChoices("default_value", "defaultValue"))
+    enumValues: list[StrictStr] | None = Field(validation_alias=AliasChoices("enum_values", "enumValues"))
+    defaultValue: AttributeValue | None = Field(validation_alias=AliasChoices("default_value", "defaultValue"))
     deprecated: bool
     deprecatedAt: datetime | None = Field(validation_alias=AliasChoices("deprecated_at", "deprecatedAt"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
@@ -125,8 +139,8 @@ class Product(Resource):
     name: str
     description: str | None
     active: bool
-    attributes: JsonValue
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    attributes: dict[str, AttributeValue]
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     unitLabel: str | None = Field(validation_alias=AliasChoices("unit_label", "unitLabel"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
@@ -145,8 +159,10 @@ class Price(Resource):
     )
     unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
     tiersMode: TiersMode | None = Field(validation_alias=AliasChoices("tiers_mode", "tiersMode"))
-    tiers: JsonValue
-    transformQuantity: JsonValue = Field(validation_alias=AliasChoices("transform_quantity", "transformQuantity"))
+    tiers: list[PriceTier] | None
+    transformQuantity: PriceTransformQuantity | None = Field(
+        validation_alias=AliasChoices("transform_quantity", "transformQuantity")
+    )
     recurringInterval: RecurringInterval | None = Field(
         validation_alias=AliasChoices("recurring_interval", "recurringInterval")
     )
@@ -157,13 +173,13 @@ class Price(Resource):
         validation_alias=AliasChoices("recurring_usage_type", "recurringUsageType")
     )
     meterId: str | None = Field(validation_alias=AliasChoices("meter_id", "meterId"))
-    currencyOptions: JsonValue = Field(
+    currencyOptions: dict[str, PriceCurrencyOption] = Field(
         validation_alias=AliasChoices("currency_options", "currencyOptions"),
         description="Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.",
     )
     lookupKey: str | None = Field(validation_alias=AliasChoices("lookup_key", "lookupKey"))
     nickname: str | None
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -177,7 +193,7 @@ class Meter(Resource):
     eventName: str = Field(validation_alias=AliasChoices("event_name", "eventName"))
     aggregation: MeterAggregation
     valueKey: str | None = Field(validation_alias=AliasChoices("value_key", "valueKey"))
-    filters: JsonValue
+    filters: dict[str, StrictStr]
     active: bool
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
@@ -205,11 +221,11 @@ class Subscription(Resource):
     canceledAt: datetime | None = Field(validation_alias=AliasChoices("canceled_at", "canceledAt"))
     cancellationReason: str | None = Field(validation_alias=AliasChoices("cancellation_reason", "cancellationReason"))
     endedAt: datetime | None = Field(validation_alias=AliasChoices("ended_at", "endedAt"))
-    pauseCollection: JsonValue = Field(
+    pauseCollection: PauseCollection | None = Field(
         validation_alias=AliasChoices("pause_collection", "pauseCollection"),
         description="Stripe's pause_collection: {behavior, resumesAt}.",
     )
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -220,7 +236,7 @@ class SubscriptionItem(Resource):
     subscriptionId: str = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
     priceId: str = Field(validation_alias=AliasChoices("price_id", "priceId"))
     quantity: int
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -236,7 +252,7 @@ class SubscriptionSchedule(Resource):
     releasedAt: datetime | None = Field(validation_alias=AliasChoices("released_at", "releasedAt"))
     canceledAt: datetime | None = Field(validation_alias=AliasChoices("canceled_at", "canceledAt"))
     completedAt: datetime | None = Field(validation_alias=AliasChoices("completed_at", "completedAt"))
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -248,13 +264,13 @@ class SubscriptionSchedulePhase(Resource):
     position: int
     startDate: datetime = Field(validation_alias=AliasChoices("start_date", "startDate"))
     endDate: datetime | None = Field(validation_alias=AliasChoices("end_date", "endDate"))
-    items: JsonValue = Field(description="[{priceId, quantity}]")
+    items: list[SchedulePhaseItem] = Field(description="[{priceId, quantity}]")
     iterations: int | None
     trialEnd: datetime | None = Field(validation_alias=AliasChoices("trial_end", "trialEnd"))
     prorationBehavior: ProrationBehavior = Field(
         validation_alias=AliasChoices("proration_behavior", "prorationBehavior")
     )
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
 
 
 class Invoice(Resource):
@@ -286,7 +302,7 @@ class Invoice(Resource):
     gatewayPaymentIntentId: str | None = Field(
         validation_alias=AliasChoices("gateway_payment_intent_id", "gatewayPaymentIntentId")
     )
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -306,7 +322,7 @@ class InvoiceLineItem(Resource):
     periodEnd: datetime = Field(validation_alias=AliasChoices("period_end", "periodEnd"))
     proration: bool
     breakdown: JsonValue = Field(description="Per-tier breakdown from the pricing engine.")
-    metadata: JsonValue = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 

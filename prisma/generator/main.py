@@ -1,5 +1,6 @@
-"""Prisma custom generator: writes the SQLAlchemy models, the Python enums and the API
-resource models from the Prisma schema.
+"""Prisma custom generator: writes the SQLAlchemy models, the Python enums, the API
+resource models and the shapes of Json fields (Python and TypeScript) from the Prisma
+schema and prisma/json-shapes.toml.
 
 `npx prisma generate` starts this script (the `generator python` block of
 prisma/schema.prisma) and speaks JSON-RPC to it: one request per line on stdin
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from json_shapes import load_shapes
 from schema_model import GeneratorError, build_schema
 from writers import write_all
 
@@ -42,7 +44,9 @@ def _project_root(params: dict) -> Path:
 
 
 def generate(params: dict) -> list[Path]:
-    schema = build_schema(params["dmmf"]["datamodel"])
+    # the shapes of Json fields live next to the schema
+    shapes = load_shapes(Path(params["schemaPath"]).resolve().parent / "json-shapes.toml")
+    schema = build_schema(params["dmmf"]["datamodel"], shapes)
     return write_all(schema, params["dmmf"]["datamodel"], _project_root(params))
 
 

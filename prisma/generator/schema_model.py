@@ -10,11 +10,10 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
+from errors import GeneratorError
+from json_shapes import Shape, TypeExpr, check_references, parse_type
+
 POSTGRES_IDENTIFIER_MAX = 63
-
-
-class GeneratorError(Exception):
-    """A schema construct the generator refuses; the message names the model and field."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,8 @@ class ColumnDef:
     updated_at: bool
     hidden: bool
     documentation: str | None
+    # the `/// @json TYPE` of a Json field: the shape its values have (prisma/json-shapes.toml)
+    json_type: TypeExpr | None
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class ModelDef:
 class SchemaDef:
     enums: dict[str, EnumDef]
     models: dict[str, ModelDef]
+    json_shapes: dict[str, Shape]
 
     def domains(self) -> dict[str, list[ModelDef]]:
         grouped: dict[str, list[ModelDef]] = {}
@@ -200,6 +202,18 @@ def _doc_text(documentation: str | None) -> str | None:
     return text or None
 
 
+def _json_type(where: str, field: dict, tags: dict[str, str], json_shapes: dict[str, Shape]) -> TypeExpr | None:
+    if "json" not in tags:
+        return None
+    if field["type"] != "Json":
+        raise GeneratorError(f"{where}: `/// @json` names the shape of a Json field; this field is {field['type']}")
+    if not tags["json"]:
+        raise GeneratorError(f"{where}: `/// @json` needs a type, e.g. `/// @json Address`")
+    json_type = parse_type(tags["json"], where)
+    check_references(json_type, json_shapes, where)
+    return json_type
+
+
 def _default(model: str, field: dict) -> Default | None:
     if not field.get("hasDefaultValue"):
         return None
@@ -237,7 +251,7 @@ def _native_type(model: str, field: dict) -> tuple[str, tuple[str, ...]]:
     return name, args
 
 
-def build_schema(datamodel: dict) -> SchemaDef:
+def build_schema(datamodel: dict, json_shapes: dict[str, Shape]) -> SchemaDef:
     if datamodel.get("types"):
         names = ", ".join(t["name"] for t in datamodel["types"])
         raise GeneratorError(f"composite types are not supported by the Python generator: {names}")
@@ -255,14 +269,14 @@ def build_schema(datamodel: dict) -> SchemaDef:
     models: dict[str, ModelDef] = {}
     raw_models = {model["name"]: model for model in datamodel["models"]}
     for raw in datamodel["models"]:
-        models[raw["name"]] = _build_model(raw, enums)
+        models[raw["name"]] = _build_model(raw, enums, json_shapes)
 
     for raw in datamodel["models"]:
         _build_relations(models[raw["name"]], raw, models, raw_models)
 
     _mark_cycles(models)
     _build_indexes(models, datamodel["indexes"])
-    return SchemaDef(enums=enums, models=models)
+    return SchemaDef(enums=enums, models=models, json_shapes=json_shapes)
 
 
 def _enum_value(enum: dict, value: dict) -> str:
@@ -273,7 +287,7 @@ def _enum_value(enum: dict, value: dict) -> str:
     return value["name"]
 
 
-def _build_model(raw: dict, enums: dict[str, EnumDef]) -> ModelDef:
+def _build_model(raw: dict, enums: dict[str, EnumDef], json_shapes: dict[str, Shape]) -> ModelDef:
     name = raw["name"]
     if raw.get("schema"):
         raise GeneratorError(f"model {name}: multiple schemas (@@schema) are not supported")
@@ -312,6 +326,7 @@ def _build_model(raw: dict, enums: dict[str, EnumDef]) -> ModelDef:
                 updated_at=raw_field.get("isUpdatedAt", False),
                 hidden="hidden" in field_tags,
                 documentation=_doc_text(raw_field.get("documentation")),
+                json_type=_json_type(where, raw_field, field_tags, json_shapes),
             )
         )
     primary = raw.get("primaryKey")

@@ -13,14 +13,23 @@ import pytest
 from contracts.settings import PROJECT_ROOT
 
 SCHEMA = PROJECT_ROOT / "prisma" / "schema.prisma"
-GENERATED_PYTHON = ["contracts/enums.py", "contracts/resources.py", "prisma/generated/dmmf.json"]
+JSON_SHAPES = PROJECT_ROOT / "prisma" / "json-shapes.toml"
+GENERATED_PYTHON = [
+    "contracts/enums.py",
+    "contracts/resources.py",
+    "contracts/json_shapes.py",
+    "prisma/generated/json-shapes.ts",
+    "prisma/generated/dmmf.json",
+]
 
 
-def generate_into(root: Path, schema_text: str) -> subprocess.CompletedProcess[str]:
-    """Runs `prisma generate` on `schema_text` with every output under `root`."""
+def generate_into(root: Path, schema_text: str, shapes_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs `prisma generate` on `schema_text` (and the Json shapes, the committed ones
+    unless given) with every output under `root`."""
     (root / "prisma").mkdir(parents=True, exist_ok=True)
     schema = root / "prisma" / "schema.prisma"
     schema.write_text(schema_text)
+    (root / "prisma" / "json-shapes.toml").write_text(JSON_SHAPES.read_text() if shapes_text is None else shapes_text)
     env = {**os.environ, "BILLING_GENERATOR_ROOT": str(root)}
     return subprocess.run(
         [str(PROJECT_ROOT / "prisma" / "generate.sh"), "--schema", str(schema)],

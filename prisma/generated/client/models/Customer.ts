@@ -1620,8 +1620,17 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     name: string | null
     phone: string | null
     description: string | null
+    /**
+     * @json Address
+     */
     address: runtime.JsonValue | null
+    /**
+     * @json Shipping
+     */
     shipping: runtime.JsonValue | null
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     /**
      * Fixed by the customer's first subscription; ISO 4217, lowercase.
@@ -1632,6 +1641,9 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
      */
     balance: bigint
     invoicePrefix: string | null
+    /**
+     * @json InvoiceSettings
+     */
     invoiceSettings: runtime.JsonValue
     defaultPaymentMethodId: string | null
     gatewayCustomerId: string | null

@@ -1077,7 +1077,13 @@ export type $CustomerPaymentMethodPayload<ExtArgs extends runtime.Types.Extensio
     expYear: number | null
     country: string | null
     fingerprint: string | null
+    /**
+     * @json StripeBillingDetails
+     */
     billingDetails: runtime.JsonValue
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
     updatedAt: Date

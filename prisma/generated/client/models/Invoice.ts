@@ -1770,6 +1770,9 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     paidAt: Date | null
     voidedAt: Date | null
     gatewayPaymentIntentId: string | null
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
     updatedAt: Date

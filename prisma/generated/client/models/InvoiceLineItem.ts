@@ -1268,6 +1268,9 @@ export type $InvoiceLineItemPayload<ExtArgs extends runtime.Types.Extensions.Int
      * Per-tier breakdown from the pricing engine.
      */
     breakdown: runtime.JsonValue
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
   }, ExtArgs["result"]["invoiceLineItem"]>

@@ -627,6 +627,9 @@ export type $MeterPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs 
     eventName: string
     aggregation: $Enums.MeterAggregation
     valueKey: string | null
+    /**
+     * @json map<string>
+     */
     filters: runtime.JsonValue
     active: boolean
     createdAt: Date

@@ -1704,7 +1704,13 @@ export type $PricePayload<ExtArgs extends runtime.Types.Extensions.InternalArgs 
     unitAmount: bigint | null
     unitAmountDecimal: runtime.Decimal | null
     tiersMode: $Enums.TiersMode | null
+    /**
+     * @json PriceTier[]
+     */
     tiers: runtime.JsonValue | null
+    /**
+     * @json PriceTransformQuantity
+     */
     transformQuantity: runtime.JsonValue | null
     recurringInterval: $Enums.RecurringInterval | null
     recurringIntervalCount: number | null
@@ -1712,10 +1718,14 @@ export type $PricePayload<ExtArgs extends runtime.Types.Extensions.InternalArgs 
     meterId: string | null
     /**
      * Per-currency unitAmount / unitAmountDecimal / tiers: a multi-currency price list.
+     * @json map<PriceCurrencyOption>
      */
     currencyOptions: runtime.JsonValue
     lookupKey: string | null
     nickname: string | null
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
     updatedAt: Date

@@ -607,7 +607,13 @@ export type $ProductPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     name: string
     description: string | null
     active: boolean
+    /**
+     * @json map<AttributeValue>
+     */
     attributes: runtime.JsonValue
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     unitLabel: string | null
     createdAt: Date

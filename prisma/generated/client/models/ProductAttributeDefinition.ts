@@ -532,7 +532,13 @@ export type $ProductAttributeDefinitionPayload<ExtArgs extends runtime.Types.Ext
     label: string
     type: $Enums.AttributeType
     required: boolean
+    /**
+     * @json string[]
+     */
     enumValues: runtime.JsonValue | null
+    /**
+     * @json AttributeValue
+     */
     defaultValue: runtime.JsonValue | null
     deprecated: boolean
     deprecatedAt: Date | null

@@ -1660,8 +1660,12 @@ export type $SubscriptionPayload<ExtArgs extends runtime.Types.Extensions.Intern
     endedAt: Date | null
     /**
      * Stripe's pause_collection: {behavior, resumesAt}.
+     * @json PauseCollection
      */
     pauseCollection: runtime.JsonValue | null
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
     updatedAt: Date

@@ -904,6 +904,9 @@ export type $SubscriptionItemPayload<ExtArgs extends runtime.Types.Extensions.In
     subscriptionId: string
     priceId: string
     quantity: number
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
     updatedAt: Date

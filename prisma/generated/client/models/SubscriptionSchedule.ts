@@ -1079,6 +1079,9 @@ export type $SubscriptionSchedulePayload<ExtArgs extends runtime.Types.Extension
     releasedAt: Date | null
     canceledAt: Date | null
     completedAt: Date | null
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
     createdAt: Date
     updatedAt: Date

@@ -737,11 +737,15 @@ export type $SubscriptionSchedulePhasePayload<ExtArgs extends runtime.Types.Exte
     endDate: Date | null
     /**
      * [{priceId, quantity}]
+     * @json SchedulePhaseItem[]
      */
     items: runtime.JsonValue
     iterations: number | null
     trialEnd: Date | null
     prorationBehavior: $Enums.ProrationBehavior
+    /**
+     * @json Metadata
+     */
     metadata: runtime.JsonValue
   }, ExtArgs["result"]["subscriptionSchedulePhase"]>
   composites: {}
