@@ -2,14 +2,17 @@
 // `ApiList<Item>` in api.ts): errors, search results, command status. Written by hand to
 // match api/ (errors.py, responses.py, controllers/); tests/api/test_typescript_contract.py
 // compiles recorded responses of the real API against these types, so a drift fails there.
-// The catalog part narrows the Json fields of Product, Price and ProductAttributeDefinition
-// (which Prisma can only type as JsonValue) to the shapes billing/catalog/ writes; the
-// analytics part types meters' filters, usage events' 202, /v1/analytics (usage, summary)
-// and the dashboard's JSON (sign-in link, the page's data). The payments part types the
-// organization's Stripe account, setup intents, payment methods' Json fields and the
-// answer to Stripe's webhooks.
+// `Refine` narrows a model's Json fields (which Prisma can only type as JsonValue) with the
+// generated `<Model>JsonFields` of prisma/generated/json-shapes.ts (shapes defined once in
+// prisma/json-shapes.toml, validated the same way on the Python side), re-exported here.
+// The catalog part types deletes and quotes; the analytics part usage events' 202,
+// /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
+// data). The payments part types the organization's Stripe account, setup intents and
+// the answer to Stripe's webhooks.
 
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
+
+export type * from "../generated/json-shapes.ts";
 
 /** Stripe's error types, as this API uses them. */
 export type ErrorType =
@@ -84,55 +87,6 @@ export type Refine<
   Precise extends { [Field in keyof Precise]: Field extends keyof Resource ? Resource[Field] : never },
 > = Omit<Resource, keyof Precise> & Precise;
 
-/** Stripe-style metadata: string values only. */
-export type Metadata = { [key: string]: string };
-
-/** A product attribute's value: string, enum and date (YYYY-MM-DD) are strings. */
-export type AttributeValue = string | number | boolean;
-
-/** `ProductAttributeDefinition`'s Json fields as the API answers them. */
-export type AttributeDefinitionJsonFields = {
-  /** type=enum only */
-  enumValues: string[] | null;
-  defaultValue: AttributeValue | null;
-};
-
-/** `Product`'s Json fields as the API answers them. */
-export type ProductJsonFields = {
-  attributes: { [key: string]: AttributeValue };
-  metadata: Metadata;
-};
-
-/** One tier of a tiered price. Amounts are minor units; the unset ones are left out. */
-export type PriceTier = {
-  /** The last tier is open-ended: null (Stripe's `inf`, as it is sent on create). */
-  upTo: number | null;
-  unitAmount?: number;
-  /** A decimal string, as written on create */
-  unitAmountDecimal?: string;
-  flatAmount?: number;
-  flatAmountDecimal?: string;
-};
-
-/** A price's amounts in another currency (`currencyOptions.eur`): per_unit or tiers. */
-export type PriceCurrencyOption = {
-  unitAmount?: number;
-  unitAmountDecimal?: string;
-  tiers?: PriceTier[];
-};
-
-/** Package pricing: the quantity is divided by `divideBy`, rounded as told. */
-export type PriceTransformQuantity = { divideBy: number; round: "up" | "down" };
-
-/** `Price`'s Json fields as the API answers them. */
-export type PriceJsonFields = {
-  tiers: PriceTier[] | null;
-  transformQuantity: PriceTransformQuantity | null;
-  /** keyed by lowercase ISO 4217 code; never the price's own currency */
-  currencyOptions: { [currency: string]: PriceCurrencyOption };
-  metadata: Metadata;
-};
-
 /** A DELETE that removes the row (products, attribute definitions): the id, and what else
  * the endpoint echoes (`Deleted<ApiResource<ProductAttributeDefinition>, "key">`). */
 export type Deleted<Resource extends { id: string }, Also extends keyof Resource = never> = Pick<
@@ -178,12 +132,6 @@ export type PriceQuote = {
  * string that reads as a number.
  */
 export type DecimalString = `${number}`;
-
-/** `Meter`'s Json field as the API answers it: only events whose properties equal every
- * entry are counted. */
-export type MeterJsonFields = {
-  filters: { [property: string]: string };
-};
 
 /** `POST /v1/usage-events` (one event or a batch), answered 202: the events are durable
  * in Kafka and are counted by /v1/analytics once the analytics consumer stored them. */
@@ -347,32 +295,6 @@ export type SetupIntent = {
   /** as requested (default ["card"]) */
   paymentMethodTypes: PaymentMethodType[];
   usage: "off_session" | "on_session";
-};
-
-/** An address inside Stripe's billing_details (Stripe's snake_case keys). */
-export type StripeAddress = {
-  city: string | null;
-  country: string | null;
-  line1: string | null;
-  line2: string | null;
-  postal_code: string | null;
-  state: string | null;
-};
-
-/** A payment method's billing details, as Stripe described them (its snake_case keys);
- * `{}` when Stripe sent none. */
-export type StripeBillingDetails = {
-  address?: StripeAddress | null;
-  email?: string | null;
-  name?: string | null;
-  phone?: string | null;
-  tax_id?: string | null;
-};
-
-/** `CustomerPaymentMethod`'s Json fields as the API answers them. */
-export type PaymentMethodJsonFields = {
-  billingDetails: StripeBillingDetails;
-  metadata: Metadata;
 };
 
 /**

@@ -8,8 +8,10 @@ compiles it against prisma/generated/client (Prisma's model types), prisma/types
 left out) and prisma/types/responses.ts (errors, search results, command status). Object
 literals get TypeScript's excess-property check, so an extra field (a leaked hidden one),
 a missing field, a wrong type or an unknown enum string all fail. Json columns that the API
-answers in a known shape (a price's tiers and currencyOptions, a product's attributes) are
-narrowed with `Refine<ApiResource<Model>, ...JsonFields>` of prisma/types/responses.ts.
+answers in a known shape (a customer's address, a price's tiers, a product's attributes) are
+narrowed with `Refine<ApiResource<Model>, ModelJsonFields>`: the JsonFields types are
+generated in prisma/generated/json-shapes.ts from prisma/json-shapes.toml, the shapes the
+Python resource models validate with too.
 
 To cover a new endpoint: add its TypeScript type to RESPONSE_TYPES, drive it in a
 scenario (a function decorated with @scenario below), and take its path off
@@ -77,22 +79,23 @@ pytestmark = pytest.mark.filterwarnings(
 # schema.prisma) go in ApiResource's second argument, e.g. ApiResource<ApiKey, "secretHash">.
 # ---------------------------------------------------------------------------------------
 API_KEY = 'ApiResource<ApiKey, "secretHash">'
-# The catalog: Prisma's Json fields narrowed to the shapes the API writes (Refine and the
-# *JsonFields types of prisma/types/responses.ts: tiers, currencyOptions, attributes, ...).
-ATTRIBUTE = "Refine<ApiResource<ProductAttributeDefinition>, AttributeDefinitionJsonFields>"
+# Prisma's Json fields narrowed to the shapes the API writes (Refine of prisma/types/responses.ts
+# and the generated *JsonFields of prisma/generated/json-shapes.ts: address, tiers, attributes, ...).
+CUSTOMER = "Refine<ApiResource<Customer>, CustomerJsonFields>"
+ATTRIBUTE = "Refine<ApiResource<ProductAttributeDefinition>, ProductAttributeDefinitionJsonFields>"
 PRODUCT = "Refine<ApiResource<Product>, ProductJsonFields>"
 PRICE = "Refine<ApiResource<Price>, PriceJsonFields>"
 METER = "Refine<ApiResource<Meter>, MeterJsonFields>"
 # Payments: stored payment methods are a Prisma model (billingDetails and metadata
 # narrowed); the Stripe account, setup intents and the webhook answer are API shapes.
-PAYMENT_METHOD = "Refine<ApiResource<CustomerPaymentMethod>, PaymentMethodJsonFields>"
+PAYMENT_METHOD = "Refine<ApiResource<CustomerPaymentMethod>, CustomerPaymentMethodJsonFields>"
 RESPONSE_TYPES: dict[tuple[str, str], str] = {
-    ("POST", "/v1/customers"): "ApiResource<Customer>",
-    ("GET", "/v1/customers"): "ApiList<ApiResource<Customer>>",
-    ("GET", "/v1/customers/search"): "SearchResult<ApiResource<Customer>>",
-    ("GET", "/v1/customers/{customer_id}"): "ApiResource<Customer>",
-    ("PATCH", "/v1/customers/{customer_id}"): "ApiResource<Customer>",
-    ("DELETE", "/v1/customers/{customer_id}"): "ApiResource<Customer>",
+    ("POST", "/v1/customers"): CUSTOMER,
+    ("GET", "/v1/customers"): f"ApiList<{CUSTOMER}>",
+    ("GET", "/v1/customers/search"): f"SearchResult<{CUSTOMER}>",
+    ("GET", "/v1/customers/{customer_id}"): CUSTOMER,
+    ("PATCH", "/v1/customers/{customer_id}"): CUSTOMER,
+    ("DELETE", "/v1/customers/{customer_id}"): CUSTOMER,
     ("GET", "/v1/api-keys"): f"ApiList<{API_KEY}>",
     ("POST", "/v1/api-keys"): f"WithSecret<{API_KEY}>",
     ("POST", "/v1/api-keys/{key_id}/roll"): f"WithSecret<{API_KEY}>",
@@ -135,7 +138,7 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/customers/{customer_id}/payment-methods"): f"ApiList<{PAYMENT_METHOD}>",
     ("GET", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}"): PAYMENT_METHOD,
     ("DELETE", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}"): PAYMENT_METHOD,
-    ("POST", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}/default"): "ApiResource<Customer>",
+    ("POST", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}/default"): CUSTOMER,
     ("POST", "/v1/webhooks/stripe/{organization_id}"): "StripeWebhookAck",
 }
 
@@ -417,7 +420,7 @@ async def commands(ctx: Context) -> None:
         f"/v1/commands/{command_id_for(org, key)}",
         expect=200,
         name="command_succeeded",
-        ts_type="CommandStatus<ApiResource<Customer>>",
+        ts_type=f"CommandStatus<{CUSTOMER}>",
     )
     assert succeeded.json()["status"] == "succeeded"
     failing = uuid.uuid4().hex
@@ -464,7 +467,7 @@ async def accepted_but_not_applied_in_time(ctx: Context) -> None:
         accepted.body["statusUrl"],
         expect=200,
         name="command_succeeded_later",
-        ts_type="CommandStatus<ApiResource<Customer>>",
+        ts_type=f"CommandStatus<{CUSTOMER}>",
     )
     assert later.json()["status"] == "succeeded", later.text
 
@@ -1450,11 +1453,11 @@ def _not_yet_covered(path: str) -> bool:
 
 
 def _exported_types() -> dict[str, list[str]]:
-    """{module path: names} that the generated file imports: the Prisma models and every
-    type of prisma/types/*.ts."""
+    """{module path: names} that the generated file imports: the Prisma models, the
+    generated Json shapes and every type of prisma/types/*.ts."""
     browser = PRISMA / "generated" / "client" / "browser.ts"
     modules = {str(browser): re.findall(r"^export type (\w+) = Prisma\.\w+Model$", browser.read_text(), re.M)}
-    for module in sorted((PRISMA / "types").glob("*.ts")):
+    for module in [PRISMA / "generated" / "json-shapes.ts", *sorted((PRISMA / "types").glob("*.ts"))]:
         names = re.findall(r"^export type (\w+)", module.read_text(), re.M)
         if names:
             modules[str(module)] = names
