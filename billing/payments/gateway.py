@@ -35,6 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 from billing.errors import BillingError
 from billing.money.currencies import is_known_currency
 from contracts.enums import PaymentMethodType
+from contracts.json_shapes import StripeAddress, StripeBillingDetails
 
 # ---------------------------------------------------------------------------- errors
 
@@ -392,6 +393,19 @@ def _require_int(value: Any, what: str) -> int:
     return value
 
 
+def _billing_details(raw: object) -> dict[str, Any]:
+    """Stripe's billing_details with the keys of its shape (prisma/json-shapes.toml) only:
+    a key Stripe adds one day is not stored, so every stored row reads back as the
+    shape the API promises."""
+    if not isinstance(raw, Mapping):
+        return {}
+    kept = {key: raw[key] for key in sorted(StripeBillingDetails.__optional_keys__) if key in raw}
+    address = kept.get("address")
+    if isinstance(address, Mapping):
+        kept["address"] = {key: address.get(key) for key in sorted(StripeAddress.__required_keys__)}
+    return kept
+
+
 def payment_method_from_json(data: Mapping[str, Any]) -> GatewayPaymentMethod:
     """A Stripe PaymentMethod object (as JSON) to our description of it."""
     pm_type = str(data.get("type") or "")
@@ -399,7 +413,6 @@ def payment_method_from_json(data: Mapping[str, Any]) -> GatewayPaymentMethod:
     details = details if isinstance(details, Mapping) else {}
     brand = details.get("brand") if pm_type == "card" else None  # cards only: bank names do not fit
     country = details.get("country")
-    billing_details = data.get("billing_details")
     return GatewayPaymentMethod(
         id=str(data["id"]),
         type=pm_type,
@@ -409,7 +422,7 @@ def payment_method_from_json(data: Mapping[str, Any]) -> GatewayPaymentMethod:
         exp_year=_int_or_none(details.get("exp_year")),
         country=country if isinstance(country, str) else None,
         fingerprint=details.get("fingerprint"),
-        billing_details=dict(billing_details) if isinstance(billing_details, Mapping) else {},
+        billing_details=_billing_details(data.get("billing_details")),
         gateway_customer_id=_id_of(data.get("customer")),
     )
 

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 import stripe
+from pydantic import TypeAdapter
 
 from billing.payments.gateway import (
     GatewayAuthenticationError,
@@ -43,10 +44,12 @@ from billing.payments.gateway import (
     PaymentResult,
     Refund,
     SetupIntent,
+    payment_method_from_json,
 )
 from billing.payments.stripe_gateway import StripeGateway, StripeGatewayPool
 from billing.secrets.encryption import Keyring, generate_key
 from contracts.enums import PaymentMethodType
+from contracts.json_shapes import StripeBillingDetails
 
 TEST_KEY = "sk_test_123"
 
@@ -160,6 +163,7 @@ async def test_attach_payment_method(gateway: StripeGateway, recorder: Recording
     assert isinstance(method.country, str) and len(method.country) == 2
     assert isinstance(method.billing_details, dict)
     assert isinstance(method.billing_details.get("address"), dict)  # plain dicts, not SDK objects
+    TypeAdapter(StripeBillingDetails).validate_python(method.billing_details)  # the shape stored and served
     with pytest.raises(FrozenInstanceError):
         method.last4 = "0000"  # type: ignore[misc]
     record = recorder.last
@@ -170,6 +174,37 @@ async def test_attach_payment_method(gateway: StripeGateway, recorder: Recording
     )
     assert record["form"] == {"customer": "cus_123"}
     _assert_idempotency(record, "cmd_4:attach")
+
+
+def test_billing_details_keep_only_the_keys_of_their_shape() -> None:
+    """A key Stripe adds one day (here `nickname`, and `county` in the address) is not stored:
+    the stored value is what `StripeBillingDetails` promises, so reading it back never fails."""
+    method = payment_method_from_json(
+        {
+            "id": "pm_1",
+            "type": "card",
+            "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2031},
+            "billing_details": {
+                "email": "a@example.com",
+                "name": None,
+                "nickname": "work card",
+                "address": {"city": "Köln", "county": "NRW"},
+            },
+        }
+    )
+    assert method.billing_details == {
+        "address": {
+            "city": "Köln",
+            "country": None,
+            "line1": None,
+            "line2": None,
+            "postal_code": None,
+            "state": None,
+        },
+        "email": "a@example.com",
+        "name": None,
+    }
+    TypeAdapter(StripeBillingDetails).validate_python(method.billing_details)
 
 
 async def test_detach_and_retrieve_payment_method(gateway: StripeGateway, recorder: RecordingHTTPXClient) -> None:
