@@ -38,8 +38,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import subprocess
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -63,6 +61,7 @@ from tests.api.test_usage_events import (  # noqa: F401  (analytics_api: a fixtu
     iso,
     wait_usage,
 )
+from tests.typescript import type_check
 
 # the stripe SDK posts its form bodies to httpx as `data=` bytes
 pytestmark = pytest.mark.filterwarnings(
@@ -162,7 +161,6 @@ NOT_JSON: dict[str, str] = {
 }
 
 PRISMA = PROJECT_ROOT / "prisma"
-TSC = [shutil.which("npx") or "npx", "--no-install", "tsc"]
 
 
 # ----------------------------------------------------------------------------- recording
@@ -1507,21 +1505,8 @@ def compile_typescript(source: TypeScriptFile, directory: Path) -> tuple[int, li
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "responses.ts"
     target.write_text(source.text)
-    config = {
-        "extends": str(PRISMA / "tsconfig.json"),
-        "include": [
-            str(target),
-            str(PRISMA / "types" / "**" / "*.ts"),
-            str(PRISMA / "generated" / "client" / "**" / "*.ts"),
-        ],
-    }
-    (directory / "tsconfig.json").write_text(json.dumps(config, indent=2))
-    result = subprocess.run(
-        [*TSC, "-p", str(directory / "tsconfig.json"), "--pretty", "false"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = type_check(
+        directory, [target, PRISMA / "types" / "**" / "*.ts", PRISMA / "generated" / "client" / "**" / "*.ts"]
     )
     output = result.stdout + result.stderr
     text_lines = source.text.splitlines()

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,9 @@ from tests.prisma.test_generator import JSON_SHAPES, MINIMAL_HEAD, SCHEMA, drift
 sys.path.insert(0, str(PROJECT_ROOT / "prisma" / "generator"))
 from json_shapes import ListOf, Literal, MapOf, Primitive, Ref, Shape, TypeExpr, Union, load_shapes
 
+from tests.typescript import type_check
+
 SHAPES = load_shapes(JSON_SHAPES)
-TSC = [shutil.which("npx") or "npx", "--no-install", "tsc"]
 # "7", "true", 1 and 0 are what a lax validator coerces to an integer or a boolean
 OTHER_JSON_VALUES: list[Any] = ["text", "7", "true", 7, 1, 0, -3, True, None, [], {}, ["text"], {"key": "text"}]
 
@@ -113,15 +112,7 @@ def typescript_accepts(tmp_path: Path, typed: list[tuple[str, Any]]) -> list[boo
     lines = [f"import type {{ {', '.join(names)} }} from {json.dumps(str(shapes_module))};"]
     lines += [f"export const case{i}: {shape} = {json.dumps(value)};" for i, (shape, value) in enumerate(typed)]
     (tmp_path / "cases.ts").write_text("\n".join(lines) + "\n")
-    config = {"extends": str(PROJECT_ROOT / "prisma" / "tsconfig.json"), "include": [str(tmp_path / "cases.ts")]}
-    (tmp_path / "tsconfig.json").write_text(json.dumps(config))
-    result = subprocess.run(
-        [*TSC, "-p", str(tmp_path / "tsconfig.json"), "--pretty", "false"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = type_check(tmp_path, [tmp_path / "cases.ts"])
     failing = {int(line) for line in re.findall(r"cases\.ts\((\d+),\d+\): error", result.stdout)}
     unexplained = [line for line in result.stdout.splitlines() if "error" in line and "cases.ts(" not in line]
     assert not unexplained, result.stdout[-3000:]
