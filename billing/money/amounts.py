@@ -111,6 +111,18 @@ def round_to_minor(amount_in_minor_units: Decimal) -> int:
     return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
 
 
+def round_ratio_to_minor(amount: int, numerator: int, denominator: int) -> int:
+    """THE rounding rule applied to amount * numerator / denominator, computed exactly in
+    integers (proration: a full period's amount times the share of the period left)."""
+    for value, what in ((amount, "amount"), (numerator, "numerator"), (denominator, "denominator")):
+        require_int(value, what)
+    if denominator <= 0:
+        raise ValueError(f"denominator must be positive, got {denominator}.")
+    product = amount * numerator
+    magnitude = (2 * abs(product) + denominator) // (2 * denominator)  # floor(|x| + 1/2)
+    return magnitude if product >= 0 else -magnitude
+
+
 def exact_product(quantity: int, unit_amount: Decimal) -> Decimal:
     """quantity * unit_amount with every digit kept (the default context would keep 28)."""
     require_int(quantity, "quantity")

@@ -21,6 +21,7 @@ from billing.money.amounts import (
     parse_decimal,
     require_decimal,
     require_int,
+    round_ratio_to_minor,
     round_to_minor,
     to_minor_units,
 )
@@ -245,3 +246,26 @@ def test_strings_are_not_decimals_without_parsing() -> None:
         round_to_minor("1.5")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         format_amount(Decimal(1), "usd")  # type: ignore[arg-type]
+
+
+@given(
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=1, max_value=10**12),
+)
+def test_a_ratio_rounds_once_by_the_same_rule(amount: int, numerator: int, denominator: int) -> None:
+    assert round_ratio_to_minor(amount, numerator, denominator) == half_up_oracle(
+        Fraction(amount * numerator, denominator)
+    )
+    assert round_ratio_to_minor(-amount, numerator, denominator) == -round_ratio_to_minor(
+        amount, numerator, denominator
+    )
+
+
+def test_a_ratio_refuses_floats_and_a_zero_denominator() -> None:
+    assert round_ratio_to_minor(1000, 1, 3) == 333
+    assert round_ratio_to_minor(1, 1, 2) == 1 and round_ratio_to_minor(-1, 1, 2) == -1
+    with pytest.raises(TypeError):
+        round_ratio_to_minor(10.0, 1, 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        round_ratio_to_minor(10, 1, 0)
