@@ -326,6 +326,19 @@ class InvoiceLineItem(Resource):
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
+class InvoiceNumberCounter(Resource):
+    """Gapless invoice numbers: the last number given in one sequence of an organization,
+    the organization's own (scope "organization") or one customer's (scope = its id).
+    Advanced by the transaction that finalizes an invoice, so a rollback gives the number back.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    scope: str
+    lastNumber: int = Field(validation_alias=AliasChoices("last_number", "lastNumber"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
 class ExchangeRate(Resource):
     """Exchange rates are data with a source and a time, used for reporting only."""
 
@@ -376,6 +389,7 @@ __all__ = [
     "ExchangeRate",
     "Invoice",
     "InvoiceLineItem",
+    "InvoiceNumberCounter",
     "Meter",
     "Organization",
     "Outbox",

@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Enum, ForeignKeyConstraint, Index, Integer, Numeric, String, func, text
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from billing.models.base import Base
+from billing.models.base import Base, new_uuid
 from contracts.enums import CollectionMethod, InvoiceStatus
 
 if TYPE_CHECKING:
@@ -200,4 +200,31 @@ class InvoiceLineItem(Base):
         back_populates="invoice_line_items",
         primaryjoin="and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)",
         lazy="raise",
+    )
+
+
+class InvoiceNumberCounter(Base):
+    """Gapless invoice numbers: the last number given in one sequence of an organization,
+    the organization's own (scope "organization") or one customer's (scope = its id).
+    Advanced by the transaction that finalizes an invoice, so a rollback gives the number back.
+    """
+
+    __tablename__ = "invoice_number_counters"
+    __table_args__ = (
+        Index("invoice_number_counters_organization_id_scope_key", "organization_id", "scope", unique=True),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column(
+        "id", UUID(as_uuid=False), primary_key=True, autoincrement=False, nullable=False, default=new_uuid
+    )
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    scope: Mapped[str] = mapped_column("scope", String(64), nullable=False)
+    last_number: Mapped[int] = mapped_column("last_number", Integer(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
     )

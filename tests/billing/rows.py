@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
-from sqlalchemy import JSON, Boolean, Column, Enum, ForeignKeyConstraint, Integer, Numeric, String, Table
+from sqlalchemy import JSON, Boolean, Column, Enum, ForeignKeyConstraint, Integer, Numeric, String, Table, Uuid
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 
 TENANT = "organization_id"
@@ -41,6 +41,8 @@ def sample_value(column: Column[object]) -> object:
         return datetime.now(UTC)
     if isinstance(kind, JSONB | JSON):
         return "[]"
+    if isinstance(kind, Uuid):
+        return str(uuid.uuid4())
     raise AssertionError(f"{column}: no sample value for {kind!r}")
 
 

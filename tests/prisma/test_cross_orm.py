@@ -378,7 +378,7 @@ async def test_defaults_are_the_same_whichever_orm_inserts(model: str, db: Datab
                 )
 
 
-UPDATED = ["metadata", "filters", "name", "label"]
+UPDATED = ["metadata", "filters", "name", "label", "scope"]
 
 
 def updated_at_models() -> list[str]:

@@ -90,6 +90,14 @@ export type Invoice = Prisma.InvoiceModel
  */
 export type InvoiceLineItem = Prisma.InvoiceLineItemModel
 /**
+ * Model InvoiceNumberCounter
+ * Gapless invoice numbers: the last number given in one sequence of an organization,
+ * the organization's own (scope "organization") or one customer's (scope = its id).
+ * Advanced by the transaction that finalizes an invoice, so a rollback gives the number back.
+ * @domain invoices
+ */
+export type InvoiceNumberCounter = Prisma.InvoiceNumberCounterModel
+/**
  * Model ExchangeRate
  * Exchange rates are data with a source and a time, used for reporting only.
  * @domain fx

@@ -411,6 +411,7 @@ export const ModelName = {
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
   InvoiceLineItem: 'InvoiceLineItem',
+  InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
   Outbox: 'Outbox'
@@ -429,7 +430,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "invoiceLineItem" | "exchangeRate" | "processedCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "invoiceLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1469,6 +1470,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    InvoiceNumberCounter: {
+      payload: Prisma.$InvoiceNumberCounterPayload<ExtArgs>
+      fields: Prisma.InvoiceNumberCounterFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.InvoiceNumberCounterFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.InvoiceNumberCounterFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>
+        }
+        findFirst: {
+          args: Prisma.InvoiceNumberCounterFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.InvoiceNumberCounterFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>
+        }
+        findMany: {
+          args: Prisma.InvoiceNumberCounterFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>[]
+        }
+        create: {
+          args: Prisma.InvoiceNumberCounterCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>
+        }
+        createMany: {
+          args: Prisma.InvoiceNumberCounterCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.InvoiceNumberCounterCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>[]
+        }
+        delete: {
+          args: Prisma.InvoiceNumberCounterDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>
+        }
+        update: {
+          args: Prisma.InvoiceNumberCounterUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>
+        }
+        deleteMany: {
+          args: Prisma.InvoiceNumberCounterDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.InvoiceNumberCounterUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.InvoiceNumberCounterUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>[]
+        }
+        upsert: {
+          args: Prisma.InvoiceNumberCounterUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$InvoiceNumberCounterPayload>
+        }
+        aggregate: {
+          args: Prisma.InvoiceNumberCounterAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateInvoiceNumberCounter>
+        }
+        groupBy: {
+          args: Prisma.InvoiceNumberCounterGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.InvoiceNumberCounterGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.InvoiceNumberCounterCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.InvoiceNumberCounterCountAggregateOutputType> | number
+        }
+      }
+    }
     ExchangeRate: {
       payload: Prisma.$ExchangeRatePayload<ExtArgs>
       fields: Prisma.ExchangeRateFieldRefs
@@ -2015,6 +2090,17 @@ export const InvoiceLineItemScalarFieldEnum = {
 } as const
 
 export type InvoiceLineItemScalarFieldEnum = (typeof InvoiceLineItemScalarFieldEnum)[keyof typeof InvoiceLineItemScalarFieldEnum]
+
+
+export const InvoiceNumberCounterScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  scope: 'scope',
+  lastNumber: 'lastNumber',
+  updatedAt: 'updatedAt'
+} as const
+
+export type InvoiceNumberCounterScalarFieldEnum = (typeof InvoiceNumberCounterScalarFieldEnum)[keyof typeof InvoiceNumberCounterScalarFieldEnum]
 
 
 export const ExchangeRateScalarFieldEnum = {
@@ -2593,6 +2679,7 @@ export type GlobalOmitConfig = {
   subscriptionSchedulePhase?: Prisma.SubscriptionSchedulePhaseOmit
   invoice?: Prisma.InvoiceOmit
   invoiceLineItem?: Prisma.InvoiceLineItemOmit
+  invoiceNumberCounter?: Prisma.InvoiceNumberCounterOmit
   exchangeRate?: Prisma.ExchangeRateOmit
   processedCommand?: Prisma.ProcessedCommandOmit
   outbox?: Prisma.OutboxOmit

@@ -65,6 +65,7 @@ export const ModelName = {
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
   InvoiceLineItem: 'InvoiceLineItem',
+  InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
   Outbox: 'Outbox'
@@ -371,6 +372,17 @@ export const InvoiceLineItemScalarFieldEnum = {
 } as const
 
 export type InvoiceLineItemScalarFieldEnum = (typeof InvoiceLineItemScalarFieldEnum)[keyof typeof InvoiceLineItemScalarFieldEnum]
+
+
+export const InvoiceNumberCounterScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  scope: 'scope',
+  lastNumber: 'lastNumber',
+  updatedAt: 'updatedAt'
+} as const
+
+export type InvoiceNumberCounterScalarFieldEnum = (typeof InvoiceNumberCounterScalarFieldEnum)[keyof typeof InvoiceNumberCounterScalarFieldEnum]
 
 
 export const ExchangeRateScalarFieldEnum = {
