@@ -19,6 +19,7 @@ from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
 from api.controllers.exchange_rates import ExchangeRateController
+from api.controllers.invoices import InvoiceController
 from api.controllers.meters import MeterController
 from api.controllers.payment_methods import (
     PaymentMethodController,
@@ -29,6 +30,7 @@ from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
 from api.controllers.setup_intents import SetupIntentController
 from api.controllers.stripe_account import StripeAccountController
+from api.controllers.subscriptions import SubscriptionController
 from api.controllers.usage_events import UsageEventController
 from api.controllers.webhooks import StripeWebhookController
 from api.dashboard import DASHBOARD
@@ -56,6 +58,7 @@ from producers.publisher import Publisher, create_broker
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]
+BILLING = [SubscriptionController, InvoiceController]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]
 
 
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CommandController,
             *CATALOG,
             *PAYMENTS,
+            *BILLING,
             *ANALYTICS,
         ],
         dependencies=DEPENDENCIES,

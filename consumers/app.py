@@ -33,6 +33,7 @@ from consumers import (
     meters,
     organizations,
     payments,
+    subscriptions,
 )
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
@@ -51,7 +52,9 @@ def consumer_group(settings: Settings) -> str:
     return f"{settings.kafka_topic_prefix}{CONSUMER_GROUP}"
 
 
-ROUTES = merge_routes(customers.router, organizations.router, catalog.router, payments.router, meters.router)
+ROUTES = merge_routes(
+    customers.router, organizations.router, catalog.router, payments.router, meters.router, subscriptions.router
+)
 RETRY_WINDOW_SECONDS = 120.0
 
 

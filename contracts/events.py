@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
 
+from contracts.invoices import InvoiceDetails
 from contracts.payments import StripeAccount
 from contracts.resources import (
     ApiKey,
@@ -21,6 +22,7 @@ from contracts.resources import (
     Product,
     ProductAttributeDefinition,
 )
+from contracts.subscriptions import SubscriptionDetails
 
 DataT = TypeVar("DataT")
 
@@ -89,3 +91,9 @@ PAYMENT_FAILED: EventType[dict[str, Any]] = EventType("payment.failed")
 
 STRIPE_ACCOUNT_CONNECTED: EventType[StripeAccount] = EventType("stripe_account.connected")
 STRIPE_ACCOUNT_DISCONNECTED: EventType[StripeAccount] = EventType("stripe_account.disconnected")
+
+SUBSCRIPTION_CREATED: EventType[SubscriptionDetails] = EventType("customer.subscription.created")
+
+INVOICE_CREATED: EventType[InvoiceDetails] = EventType("invoice.created")
+INVOICE_FINALIZED: EventType[InvoiceDetails] = EventType("invoice.finalized")
+INVOICE_PAID: EventType[InvoiceDetails] = EventType("invoice.paid")

@@ -291,6 +291,14 @@ class Invoice(Resource):
     amountDue: int = Field(validation_alias=AliasChoices("amount_due", "amountDue"))
     amountPaid: int = Field(validation_alias=AliasChoices("amount_paid", "amountPaid"))
     amountRemaining: int = Field(validation_alias=AliasChoices("amount_remaining", "amountRemaining"))
+    startingBalance: int = Field(
+        validation_alias=AliasChoices("starting_balance", "startingBalance"),
+        description="The customer's balance (minor units, negative: credit) when the invoice was finalized.",
+    )
+    endingBalance: int | None = Field(
+        validation_alias=AliasChoices("ending_balance", "endingBalance"),
+        description="The customer's balance after this invoice applied it; null until finalized.",
+    )
     attemptCount: int = Field(validation_alias=AliasChoices("attempt_count", "attemptCount"))
     nextPaymentAttempt: datetime | None = Field(
         validation_alias=AliasChoices("next_payment_attempt", "nextPaymentAttempt")

@@ -27,11 +27,10 @@ class InvoiceAction(StrEnum):
 
 A = InvoiceAction
 
-# (status, action) -> the status after it; None: the invoice is deleted.
-TRANSITIONS: Final[dict[tuple[InvoiceStatus, InvoiceAction], InvoiceStatus | None]] = {
+# (status, action) -> the status after it. Deleting (drafts only) leaves no status.
+TRANSITIONS: Final[dict[tuple[InvoiceStatus, InvoiceAction], InvoiceStatus]] = {
     (I.draft, A.edit): I.draft,
     (I.draft, A.finalize): I.open,
-    (I.draft, A.delete): None,
     (I.open, A.pay): I.paid,
     (I.open, A.void): I.void,
     (I.open, A.mark_uncollectible): I.uncollectible,
@@ -60,10 +59,24 @@ _REFUSALS: Final = {
 }
 
 
-def after(status: InvoiceStatus, action: InvoiceAction) -> InvoiceStatus | None:
-    """The status after `action` (None once deleted), or a Stripe-shaped error."""
+DELETABLE: Final = frozenset({I.draft})
+
+
+def _refused(status: InvoiceStatus, action: InvoiceAction) -> InvalidRequest:
+    code, message = _REFUSALS[action]
+    return InvalidRequest(message.format(status=status), code=code)
+
+
+def after(status: InvoiceStatus, action: InvoiceAction) -> InvoiceStatus:
+    """The status after `action`, or a Stripe-shaped error if `status` does not allow it."""
+    if action is A.delete:
+        raise ValueError("deleting leaves no status: use check_deletable")
     try:
         return TRANSITIONS[(status, action)]
     except KeyError:
-        code, message = _REFUSALS[action]
-        raise InvalidRequest(message.format(status=status), code=code) from None
+        raise _refused(status, action) from None
+
+
+def check_deletable(status: InvoiceStatus) -> None:
+    if status not in DELETABLE:
+        raise _refused(status, A.delete)

@@ -77,6 +77,19 @@ class Invoice(Base):
     amount_remaining: Mapped[int] = mapped_column(
         "amount_remaining", BigInteger(), nullable=False, server_default=text("0")
     )
+    starting_balance: Mapped[int] = mapped_column(
+        "starting_balance",
+        BigInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="The customer's balance (minor units, negative: credit) when the invoice was finalized.",
+    )
+    ending_balance: Mapped[int | None] = mapped_column(
+        "ending_balance",
+        BigInteger(),
+        nullable=True,
+        comment="The customer's balance after this invoice applied it; null until finalized.",
+    )
     attempt_count: Mapped[int] = mapped_column("attempt_count", Integer(), nullable=False, server_default=text("0"))
     next_payment_attempt: Mapped[datetime | None] = mapped_column(
         "next_payment_attempt", TIMESTAMP(timezone=True, precision=3), nullable=True

@@ -8,9 +8,18 @@
 // The catalog part types deletes and quotes; the analytics part usage events' 202,
 // /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
 // data). The payments part types the organization's Stripe account, setup intents and
-// the answer to Stripe's webhooks.
+// the answer to Stripe's webhooks. The billing part types subscriptions with their items
+// and invoices with their lines.
 
+import type { Invoice, InvoiceLineItem, Subscription, SubscriptionItem } from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
+import type {
+  InvoiceJsonFields,
+  InvoiceLineItemJsonFields,
+  SubscriptionItemJsonFields,
+  SubscriptionJsonFields,
+} from "../generated/json-shapes.ts";
+import type { ApiResource } from "./api.ts";
 
 export type * from "../generated/json-shapes.ts";
 
@@ -306,3 +315,16 @@ export type SetupIntent = {
 export type StripeWebhookAck =
   | { received: true; eventId: string; action: "queued" | "duplicate"; commandId: string }
   | { received: true; eventId: string; action: "ignored" };
+
+// ------------------------------------------------------------------------------ billing
+
+/** A subscription as the API answers it: with its items and its latest invoice's id. */
+export type SubscriptionDetails = Refine<ApiResource<Subscription>, SubscriptionJsonFields> & {
+  items: Refine<ApiResource<SubscriptionItem>, SubscriptionItemJsonFields>[];
+  latestInvoice: string | null;
+};
+
+/** An invoice as the API answers it: with its lines (amounts in the invoice's minor unit). */
+export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
+  lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
+};

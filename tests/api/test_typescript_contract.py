@@ -139,6 +139,12 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}"): PAYMENT_METHOD,
     ("POST", "/v1/customers/{customer_id}/payment-methods/{payment_method_id}/default"): CUSTOMER,
     ("POST", "/v1/webhooks/stripe/{organization_id}"): "StripeWebhookAck",
+    # billing
+    ("POST", "/v1/subscriptions"): "SubscriptionDetails",
+    ("GET", "/v1/subscriptions"): "ApiList<SubscriptionDetails>",
+    ("GET", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
+    ("GET", "/v1/invoices"): "ApiList<InvoiceDetails>",
+    ("GET", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -1431,6 +1437,66 @@ async def payments(ctx: Context) -> None:
         )
         assert limited.headers["retry-after"] == "7"
         await record(scripted, "DELETE", account, expect=200, name="stripe_account_disconnect_scripted")
+
+
+@scenario
+async def billing(ctx: Context) -> None:
+    """Subscriptions and their first invoices: sent, in a trial, and charged (incomplete)."""
+    record, client = ctx.record, ctx.client
+    buyer = (await client.post("/v1/customers", json={"email": "sub@example.com", "balance": -100})).json()
+    product = (await client.post("/v1/products", json={"name": "Contract plan"})).json()
+    plan = (
+        await client.post(
+            "/v1/prices",
+            json={"product": product["id"], "currency": "usd", "unitAmount": 2500, "recurring": {"interval": "month"}},
+        )
+    ).json()
+    sent = (
+        await record(
+            client,
+            "POST",
+            "/v1/subscriptions",
+            expect=201,
+            name="subscription_create_send_invoice",
+            json={
+                "customer": buyer["id"],
+                "items": [{"price": plan["id"], "quantity": 2, "metadata": {"seat": "a"}}],
+                "collectionMethod": "send_invoice",
+                "daysUntilDue": 14,
+                "metadata": {"contract": "yes"},
+            },
+        )
+    ).json()
+    await record(
+        client,
+        "POST",
+        "/v1/subscriptions",
+        expect=201,
+        name="subscription_create_trial",
+        json={"customer": buyer["id"], "items": [{"price": plan["id"]}], "trialPeriodDays": 7},
+    )
+    await record(
+        client,
+        "POST",
+        "/v1/subscriptions",
+        expect=201,
+        name="subscription_create_incomplete",
+        json={"customer": buyer["id"], "items": [{"price": plan["id"]}]},
+    )
+    await record(client, "GET", f"/v1/subscriptions/{sent['id']}", expect=200, name="subscription_retrieve")
+    await record(
+        client, "GET", "/v1/subscriptions", expect=200, name="subscription_list", params={"customer": buyer["id"]}
+    )
+    await record(client, "GET", f"/v1/invoices/{sent['latestInvoice']}", expect=200, name="invoice_retrieve")
+    await record(client, "GET", "/v1/invoices", expect=200, name="invoice_list", params={"customer": buyer["id"]})
+    await record(
+        client,
+        "POST",
+        "/v1/subscriptions",
+        expect=400,
+        name="error_subscription_currency",
+        json={"customer": buyer["id"], "items": [{"price": plan["id"]}], "currency": "eur"},
+    )
 
 
 async def every_get_endpoint(ctx: Context) -> None:

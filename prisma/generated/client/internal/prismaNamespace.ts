@@ -2055,6 +2055,8 @@ export const InvoiceScalarFieldEnum = {
   amountDue: 'amountDue',
   amountPaid: 'amountPaid',
   amountRemaining: 'amountRemaining',
+  startingBalance: 'startingBalance',
+  endingBalance: 'endingBalance',
   attemptCount: 'attemptCount',
   nextPaymentAttempt: 'nextPaymentAttempt',
   dueDate: 'dueDate',

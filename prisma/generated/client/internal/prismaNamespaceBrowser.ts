@@ -337,6 +337,8 @@ export const InvoiceScalarFieldEnum = {
   amountDue: 'amountDue',
   amountPaid: 'amountPaid',
   amountRemaining: 'amountRemaining',
+  startingBalance: 'startingBalance',
+  endingBalance: 'endingBalance',
   attemptCount: 'attemptCount',
   nextPaymentAttempt: 'nextPaymentAttempt',
   dueDate: 'dueDate',

@@ -33,6 +33,8 @@ export type InvoiceAvgAggregateOutputType = {
   amountDue: number | null
   amountPaid: number | null
   amountRemaining: number | null
+  startingBalance: number | null
+  endingBalance: number | null
   attemptCount: number | null
 }
 
@@ -43,6 +45,8 @@ export type InvoiceSumAggregateOutputType = {
   amountDue: bigint | null
   amountPaid: bigint | null
   amountRemaining: bigint | null
+  startingBalance: bigint | null
+  endingBalance: bigint | null
   attemptCount: number | null
 }
 
@@ -64,6 +68,8 @@ export type InvoiceMinAggregateOutputType = {
   amountDue: bigint | null
   amountPaid: bigint | null
   amountRemaining: bigint | null
+  startingBalance: bigint | null
+  endingBalance: bigint | null
   attemptCount: number | null
   nextPaymentAttempt: Date | null
   dueDate: Date | null
@@ -93,6 +99,8 @@ export type InvoiceMaxAggregateOutputType = {
   amountDue: bigint | null
   amountPaid: bigint | null
   amountRemaining: bigint | null
+  startingBalance: bigint | null
+  endingBalance: bigint | null
   attemptCount: number | null
   nextPaymentAttempt: Date | null
   dueDate: Date | null
@@ -122,6 +130,8 @@ export type InvoiceCountAggregateOutputType = {
   amountDue: number
   amountPaid: number
   amountRemaining: number
+  startingBalance: number
+  endingBalance: number
   attemptCount: number
   nextPaymentAttempt: number
   dueDate: number
@@ -143,6 +153,8 @@ export type InvoiceAvgAggregateInputType = {
   amountDue?: true
   amountPaid?: true
   amountRemaining?: true
+  startingBalance?: true
+  endingBalance?: true
   attemptCount?: true
 }
 
@@ -153,6 +165,8 @@ export type InvoiceSumAggregateInputType = {
   amountDue?: true
   amountPaid?: true
   amountRemaining?: true
+  startingBalance?: true
+  endingBalance?: true
   attemptCount?: true
 }
 
@@ -174,6 +188,8 @@ export type InvoiceMinAggregateInputType = {
   amountDue?: true
   amountPaid?: true
   amountRemaining?: true
+  startingBalance?: true
+  endingBalance?: true
   attemptCount?: true
   nextPaymentAttempt?: true
   dueDate?: true
@@ -203,6 +219,8 @@ export type InvoiceMaxAggregateInputType = {
   amountDue?: true
   amountPaid?: true
   amountRemaining?: true
+  startingBalance?: true
+  endingBalance?: true
   attemptCount?: true
   nextPaymentAttempt?: true
   dueDate?: true
@@ -232,6 +250,8 @@ export type InvoiceCountAggregateInputType = {
   amountDue?: true
   amountPaid?: true
   amountRemaining?: true
+  startingBalance?: true
+  endingBalance?: true
   attemptCount?: true
   nextPaymentAttempt?: true
   dueDate?: true
@@ -349,6 +369,8 @@ export type InvoiceGroupByOutputType = {
   amountDue: bigint
   amountPaid: bigint
   amountRemaining: bigint
+  startingBalance: bigint
+  endingBalance: bigint | null
   attemptCount: number
   nextPaymentAttempt: Date | null
   dueDate: Date | null
@@ -402,6 +424,8 @@ export type InvoiceWhereInput = {
   amountDue?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   amountPaid?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   amountRemaining?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  startingBalance?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  endingBalance?: Prisma.BigIntNullableFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -435,6 +459,8 @@ export type InvoiceOrderByWithRelationInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrderInput | Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrderInput | Prisma.SortOrder
   dueDate?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -473,6 +499,8 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   amountDue?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   amountPaid?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   amountRemaining?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  startingBalance?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  endingBalance?: Prisma.BigIntNullableFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -506,6 +534,8 @@ export type InvoiceOrderByWithAggregationInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrderInput | Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrderInput | Prisma.SortOrder
   dueDate?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -544,6 +574,8 @@ export type InvoiceScalarWhereWithAggregatesInput = {
   amountDue?: Prisma.BigIntWithAggregatesFilter<"Invoice"> | bigint | number
   amountPaid?: Prisma.BigIntWithAggregatesFilter<"Invoice"> | bigint | number
   amountRemaining?: Prisma.BigIntWithAggregatesFilter<"Invoice"> | bigint | number
+  startingBalance?: Prisma.BigIntWithAggregatesFilter<"Invoice"> | bigint | number
+  endingBalance?: Prisma.BigIntNullableWithAggregatesFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntWithAggregatesFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
@@ -571,6 +603,8 @@ export type InvoiceCreateInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -604,6 +638,8 @@ export type InvoiceUncheckedCreateInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -632,6 +668,8 @@ export type InvoiceUpdateInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -665,6 +703,8 @@ export type InvoiceUncheckedUpdateInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -696,6 +736,8 @@ export type InvoiceCreateManyInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -723,6 +765,8 @@ export type InvoiceUpdateManyMutationInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -753,6 +797,8 @@ export type InvoiceUncheckedUpdateManyInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -803,6 +849,8 @@ export type InvoiceCountOrderByAggregateInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
@@ -822,6 +870,8 @@ export type InvoiceAvgOrderByAggregateInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
 }
 
@@ -843,6 +893,8 @@ export type InvoiceMaxOrderByAggregateInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
@@ -872,6 +924,8 @@ export type InvoiceMinOrderByAggregateInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
@@ -890,6 +944,8 @@ export type InvoiceSumOrderByAggregateInput = {
   amountDue?: Prisma.SortOrder
   amountPaid?: Prisma.SortOrder
   amountRemaining?: Prisma.SortOrder
+  startingBalance?: Prisma.SortOrder
+  endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
 }
 
@@ -1015,6 +1071,8 @@ export type InvoiceCreateWithoutCustomerInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1045,6 +1103,8 @@ export type InvoiceUncheckedCreateWithoutCustomerInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1105,6 +1165,8 @@ export type InvoiceScalarWhereInput = {
   amountDue?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   amountPaid?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   amountRemaining?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  startingBalance?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  endingBalance?: Prisma.BigIntNullableFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -1132,6 +1194,8 @@ export type InvoiceCreateWithoutSubscriptionInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1162,6 +1226,8 @@ export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1216,6 +1282,8 @@ export type InvoiceCreateWithoutLinesInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1248,6 +1316,8 @@ export type InvoiceUncheckedCreateWithoutLinesInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1291,6 +1361,8 @@ export type InvoiceUpdateWithoutLinesInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1323,6 +1395,8 @@ export type InvoiceUncheckedUpdateWithoutLinesInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1351,6 +1425,8 @@ export type InvoiceCreateManyCustomerInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1378,6 +1454,8 @@ export type InvoiceUpdateWithoutCustomerInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1408,6 +1486,8 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1437,6 +1517,8 @@ export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1465,6 +1547,8 @@ export type InvoiceCreateManySubscriptionInput = {
   amountDue?: bigint | number
   amountPaid?: bigint | number
   amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
   dueDate?: Date | string | null
@@ -1492,6 +1576,8 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1522,6 +1608,8 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1551,6 +1639,8 @@ export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
   amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1612,6 +1702,8 @@ export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   amountDue?: boolean
   amountPaid?: boolean
   amountRemaining?: boolean
+  startingBalance?: boolean
+  endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
   dueDate?: boolean
@@ -1646,6 +1738,8 @@ export type InvoiceSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   amountDue?: boolean
   amountPaid?: boolean
   amountRemaining?: boolean
+  startingBalance?: boolean
+  endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
   dueDate?: boolean
@@ -1678,6 +1772,8 @@ export type InvoiceSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   amountDue?: boolean
   amountPaid?: boolean
   amountRemaining?: boolean
+  startingBalance?: boolean
+  endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
   dueDate?: boolean
@@ -1710,6 +1806,8 @@ export type InvoiceSelectScalar = {
   amountDue?: boolean
   amountPaid?: boolean
   amountRemaining?: boolean
+  startingBalance?: boolean
+  endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
   dueDate?: boolean
@@ -1722,7 +1820,7 @@ export type InvoiceSelectScalar = {
   updatedAt?: boolean
 }
 
-export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "attemptCount" | "nextPaymentAttempt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
+export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
 export type InvoiceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   subscription?: boolean | Prisma.Invoice$subscriptionArgs<ExtArgs>
@@ -1763,6 +1861,14 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     amountDue: bigint
     amountPaid: bigint
     amountRemaining: bigint
+    /**
+     * The customer's balance (minor units, negative: credit) when the invoice was finalized.
+     */
+    startingBalance: bigint
+    /**
+     * The customer's balance after this invoice applied it; null until finalized.
+     */
+    endingBalance: bigint | null
     attemptCount: number
     nextPaymentAttempt: Date | null
     dueDate: Date | null
@@ -2219,6 +2325,8 @@ export interface InvoiceFieldRefs {
   readonly amountDue: Prisma.FieldRef<"Invoice", 'BigInt'>
   readonly amountPaid: Prisma.FieldRef<"Invoice", 'BigInt'>
   readonly amountRemaining: Prisma.FieldRef<"Invoice", 'BigInt'>
+  readonly startingBalance: Prisma.FieldRef<"Invoice", 'BigInt'>
+  readonly endingBalance: Prisma.FieldRef<"Invoice", 'BigInt'>
   readonly attemptCount: Prisma.FieldRef<"Invoice", 'Int'>
   readonly nextPaymentAttempt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly dueDate: Prisma.FieldRef<"Invoice", 'DateTime'>

@@ -1,0 +1,62 @@
+"""/v1/subscriptions"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.bus import CommandBus
+from api.params import IdempotencyKey
+from api.responses import list_response, run_command
+from billing.db.pagination import CreatedRange, PageRequest
+from billing.errors import ResourceMissing
+from billing.subscriptions.repository import get_subscription, list_subscriptions
+from contracts.enums import SubscriptionStatus
+from contracts.subscriptions import SubscriptionCreate, SubscriptionDetails
+
+
+class SubscriptionController(Controller):
+    path = "/v1/subscriptions"
+    tags = ["subscriptions"]
+
+    @post(
+        "/",
+        summary="Create a subscription and its first invoice",
+        description=(
+            "The first invoice is created and finalized at once. With a trial it is for zero and the "
+            "subscription is trialing; with collectionMethod send_invoice the subscription is active and "
+            "the invoice open until its due date; with charge_automatically and an amount due the "
+            "subscription is incomplete until the invoice is paid."
+        ),
+        status_code=201,
+    )
+    async def create(
+        self, data: SubscriptionCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[SubscriptionDetails]:
+        return await run_command(bus, caller, data, idempotency_key, created=True)
+
+    @get("/{subscription_id:str}", summary="Retrieve a subscription with its items")
+    async def retrieve(self, subscription_id: str, db: AsyncSession) -> SubscriptionDetails:
+        subscription = await get_subscription(db, subscription_id)
+        if subscription is None:
+            raise ResourceMissing("subscription", subscription_id)
+        return subscription
+
+    @get("/", summary="List subscriptions, newest first (canceled ones only when asked by status)")
+    async def index(
+        self,
+        db: AsyncSession,
+        page_request: PageRequest,
+        created: CreatedRange,
+        customer: Annotated[str | None, Parameter(query="customer", max_length=64, required=False)] = None,
+        price: Annotated[str | None, Parameter(query="price", max_length=64, required=False)] = None,
+        status: Annotated[SubscriptionStatus | None, Parameter(query="status", required=False)] = None,
+    ) -> dict[str, Any]:
+        page = await list_subscriptions(
+            db, page_request, customer=customer, price=price, status=status, created=created
+        )
+        return list_response(page, SubscriptionDetails, self.path)

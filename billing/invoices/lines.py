@@ -1,0 +1,106 @@
+"""The lines of a subscription's invoice, from the pricing engine. Pure, no I/O.
+
+One function decides what an item costs on an invoice, so the invoice a subscription
+creates and the preview of it are the same computation. Licensed items are billed in
+advance for the period; a period shorter than the item's full interval (a later billing
+cycle anchor) is prorated from the full-period amount, rounded once; a trial bills every
+item at zero. Metered items are billed in arrears and get no line in advance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from billing.catalog.pricing import PriceTerms, Quote, quote
+from billing.money.amounts import format_amount
+from billing.subscriptions.periods import Period
+from billing.subscriptions.proration import prorate
+
+
+@dataclass(frozen=True, slots=True)
+class ItemToBill:
+    """One subscription item: `key` is its id, `product_name` what the line says."""
+
+    key: str
+    price_id: str
+    product_name: str
+    quantity: int
+    terms: PriceTerms
+    interval_label: str  # "month", "3 months", "year"
+
+
+@dataclass(frozen=True, slots=True)
+class DraftLine:
+    subscription_item_id: str | None
+    price_id: str | None
+    description: str
+    quantity: int
+    unit_amount_decimal: Decimal | None
+    amount: int
+    period: Period
+    proration: bool = False
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _breakdown(priced: Quote) -> list[dict[str, Any]]:
+    return [
+        {
+            "tierIndex": line.tier_index,
+            "quantity": line.quantity,
+            "unitAmountDecimal": str(line.unit_amount),
+            "flatAmountDecimal": str(line.flat_amount),
+            "amount": line.amount,
+        }
+        for line in priced.lines
+    ]
+
+
+def _unit_amount(priced: Quote) -> Decimal | None:
+    """The unit amount of a single-line quote (per unit, or one volume tier without a flat fee)."""
+    if len(priced.lines) == 1 and priced.lines[0].flat_amount == 0:
+        return priced.lines[0].unit_amount
+    return None
+
+
+def _description(item: ItemToBill, unit: Decimal | None, currency: str) -> str:
+    described = f"{item.quantity} × {item.product_name}"
+    if unit is not None and unit == unit.to_integral_value():
+        return f"{described} (at {format_amount(int(unit), currency)} {currency.upper()} / {item.interval_label})"
+    return described
+
+
+def advance_line(item: ItemToBill, currency: str, period: Period, full_period: Period) -> DraftLine:
+    """A licensed item billed in advance for `period`, which lies inside `full_period` (the
+    item's whole interval); a shorter period is prorated from the full amount."""
+    priced = quote(item.terms, item.quantity, currency)
+    unit = _unit_amount(priced)
+    if period == full_period:
+        return DraftLine(
+            item.key,
+            item.price_id,
+            _description(item, unit, currency),
+            item.quantity,
+            unit,
+            priced.total,
+            period,
+            breakdown=_breakdown(priced),
+        )
+    return DraftLine(
+        item.key,
+        item.price_id,
+        f"Remaining time on {item.quantity} × {item.product_name} after {period.start:%d %b %Y}",
+        item.quantity,
+        unit,
+        prorate(priced.total, full_period, period.start),
+        period,
+        proration=True,
+        breakdown=_breakdown(priced),
+    )
+
+
+def trial_line(item: ItemToBill, period: Period) -> DraftLine:
+    return DraftLine(
+        item.key, item.price_id, f"Trial period for {item.product_name}", item.quantity, Decimal(0), 0, period
+    )

@@ -1,0 +1,60 @@
+"""Subscription requests: the API's request bodies and the subscription commands' payloads.
+
+The resource that comes back is `SubscriptionDetails`: the generated `Subscription` with its
+items and its latest invoice's id, as Stripe answers a subscription.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, Field, StrictInt
+
+from contracts.commands import Command
+from contracts.common import Metadata, RequestModel
+from contracts.enums import CollectionMethod
+from contracts.resources import Subscription, SubscriptionItem
+
+# Stripe's limits: 20 items on a subscription, trials of at most two years.
+MAX_ITEMS = 20
+MAX_TRIAL_DAYS = 730
+
+
+class SubscriptionDetails(Subscription):
+    """A subscription as the API answers it: with its items and its latest invoice."""
+
+    items: list[SubscriptionItem]
+    latestInvoice: str | None = Field(description="The id of the subscription's most recent invoice")
+
+
+class SubscriptionItemCreate(RequestModel):
+    price: str = Field(max_length=64)
+    quantity: StrictInt = Field(default=1, ge=0, le=10**9)
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class TrialEndBehavior(RequestModel):
+    missingPaymentMethod: Literal["cancel", "create_invoice", "pause"] = "create_invoice"
+
+
+class TrialSettings(RequestModel):
+    endBehavior: TrialEndBehavior = Field(default_factory=TrialEndBehavior)
+
+
+class SubscriptionCreate(Command[SubscriptionDetails]):
+    command_type: ClassVar[str] = "subscription.create"
+
+    customer: str = Field(max_length=64)
+    items: list[SubscriptionItemCreate] = Field(min_length=1, max_length=MAX_ITEMS)
+    currency: str | None = Field(
+        default=None, min_length=3, max_length=3, description="Default: the customer's, else the first price's"
+    )
+    trialPeriodDays: StrictInt | None = Field(default=None, ge=1, le=MAX_TRIAL_DAYS)
+    trialEnd: AwareDatetime | None = None
+    trialSettings: TrialSettings = Field(default_factory=TrialSettings)
+    defaultPaymentMethod: str | None = Field(default=None, max_length=64)
+    collectionMethod: CollectionMethod = CollectionMethod.charge_automatically
+    daysUntilDue: StrictInt | None = Field(default=None, ge=0, le=365)
+    billingCycleAnchor: AwareDatetime | None = None
+    cancelAtPeriodEnd: bool = False
+    metadata: Metadata = Field(default_factory=dict)
