@@ -23,6 +23,7 @@ PREFIXES = {
     "subscription_schedule_phase": "phase",
     "invoice": "in",
     "invoice_line_item": "il",
+    "payment": "pay",
 }
 
 

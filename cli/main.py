@@ -94,13 +94,14 @@ def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
 @app.command()
 def consume() -> None:
-    """Run the command consumer and the outbox relay until SIGINT/SIGTERM."""
+    """Run the command consumer, the outbox relay and the payment worker until SIGINT/SIGTERM."""
     from consumers.app import run_command_consumer
+    from consumers.payment_worker import run_payment_worker
 
     _safe_settings()
     _logging()
     settle_heap()
-    asyncio.run(_until_signalled(run_command_consumer))
+    asyncio.run(_until_signalled(run_command_consumer, run_payment_worker))
 
 
 async def _serve_api(stop: asyncio.Event) -> None:
@@ -131,13 +132,14 @@ def dev(
     """The embedded default: the API and every consumer in one process."""
     from analytics.consumer import run_analytics_consumer
     from consumers.app import run_command_consumer
+    from consumers.payment_worker import run_payment_worker
 
     settings = _safe_settings()
     _logging()
     if seed:
         secret = run_async(_seed_demo)
         typer.echo(dev_banner(f"http://{settings.api_host}:{settings.api_port}", secret))
-    runners: list[Callable[[asyncio.Event], Awaitable[object]]] = [run_command_consumer, _serve_api]
+    runners: list[Callable[[asyncio.Event], Awaitable[object]]] = [run_command_consumer, run_payment_worker, _serve_api]
     if analytics:  # usage.events and billing.events -> ClickHouse, beside the API
         runners.append(lambda stop: run_analytics_consumer(settings, stop))
     settle_heap()

@@ -30,6 +30,7 @@ from billing.secrets.redaction import install_log_redaction
 from consumers import (
     catalog,
     customers,
+    invoices,
     meters,
     organizations,
     payments,
@@ -53,7 +54,13 @@ def consumer_group(settings: Settings) -> str:
 
 
 ROUTES = merge_routes(
-    customers.router, organizations.router, catalog.router, payments.router, meters.router, subscriptions.router
+    customers.router,
+    organizations.router,
+    catalog.router,
+    payments.router,
+    meters.router,
+    subscriptions.router,
+    invoices.router,
 )
 RETRY_WINDOW_SECONDS = 120.0
 

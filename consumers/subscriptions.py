@@ -10,7 +10,8 @@ from billing.subscriptions import repository as subscription_reads
 from billing.subscriptions import service
 from consumers.registry import Applied, CommandRouter
 from contracts.enums import InvoiceStatus
-from contracts.events import INVOICE_CREATED, INVOICE_FINALIZED, INVOICE_PAID, SUBSCRIPTION_CREATED
+from contracts.events import INVOICE_CREATED, INVOICE_FINALIZED, INVOICE_PAID, PAYMENT_CREATED, SUBSCRIPTION_CREATED
+from contracts.resources import Payment
 from contracts.subscriptions import SubscriptionCreate, SubscriptionDetails
 
 router = CommandRouter()
@@ -25,4 +26,6 @@ async def create(session: AsyncSession, command: SubscriptionCreate) -> Applied[
     events = [SUBSCRIPTION_CREATED.of(resource), INVOICE_CREATED.of(invoice_data), INVOICE_FINALIZED.of(invoice_data)]
     if invoice.status is InvoiceStatus.paid:
         events.append(INVOICE_PAID.of(invoice_data))
+    if created.payment is not None:
+        events.append(PAYMENT_CREATED.of(Payment.model_validate(created.payment).model_dump(mode="json")))
     return Applied("subscription", resource, events)

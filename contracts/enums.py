@@ -99,6 +99,18 @@ class InvoiceStatus(StrEnum):
     void = "void"
 
 
+class PaymentStatus(StrEnum):
+    """A payment attempt: recorded (pending) before the gateway is called, then what the
+    gateway answered (processing: a bank debit settling; requires_action: 3-D Secure).
+    """
+
+    pending = "pending"
+    processing = "processing"
+    requires_action = "requires_action"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
 class CommandStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
@@ -112,6 +124,7 @@ __all__ = [
     "InvoiceStatus",
     "MeterAggregation",
     "PaymentMethodType",
+    "PaymentStatus",
     "PriceType",
     "ProrationBehavior",
     "RecurringInterval",

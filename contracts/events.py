@@ -18,6 +18,7 @@ from contracts.resources import (
     CustomerPaymentMethod,
     ExchangeRate,
     Meter,
+    Payment,
     Price,
     Product,
     ProductAttributeDefinition,
@@ -93,7 +94,15 @@ STRIPE_ACCOUNT_CONNECTED: EventType[StripeAccount] = EventType("stripe_account.c
 STRIPE_ACCOUNT_DISCONNECTED: EventType[StripeAccount] = EventType("stripe_account.disconnected")
 
 SUBSCRIPTION_CREATED: EventType[SubscriptionDetails] = EventType("customer.subscription.created")
+SUBSCRIPTION_UPDATED: EventType[SubscriptionDetails] = EventType("customer.subscription.updated")
 
 INVOICE_CREATED: EventType[InvoiceDetails] = EventType("invoice.created")
 INVOICE_FINALIZED: EventType[InvoiceDetails] = EventType("invoice.finalized")
 INVOICE_PAID: EventType[InvoiceDetails] = EventType("invoice.paid")
+INVOICE_PAYMENT_FAILED: EventType[InvoiceDetails] = EventType("invoice.payment_failed")
+INVOICE_PAYMENT_ACTION_REQUIRED: EventType[InvoiceDetails] = EventType("invoice.payment_action_required")
+
+# an attempt to collect an invoice, recorded before the gateway is called: the payment
+# worker acts on payment.created; payment.updated carries the gateway's answer
+PAYMENT_CREATED: EventType[Payment] = EventType("payment.created")
+PAYMENT_UPDATED: EventType[Payment] = EventType("payment.updated")

@@ -22,6 +22,7 @@ from contracts.enums import (
     InvoiceStatus,
     MeterAggregation,
     PaymentMethodType,
+    PaymentStatus,
     PriceType,
     ProrationBehavior,
     RecurringInterval,
@@ -334,6 +335,38 @@ class InvoiceLineItem(Resource):
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
+class Payment(Resource):
+    """One attempt to collect an invoice. Recorded in the command that asks for it, before
+    any gateway call; the payment worker then calls the gateway with `idempotencyKey`
+    (invoice and attempt: a retry after a crash gets the same PaymentIntent back) and the
+    outcome is applied by a command of its own.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    invoiceId: str = Field(validation_alias=AliasChoices("invoice_id", "invoiceId"))
+    paymentMethodId: str | None = Field(validation_alias=AliasChoices("payment_method_id", "paymentMethodId"))
+    amount: int = Field(description="Minor units of `currency`.")
+    currency: str
+    status: PaymentStatus
+    attemptNumber: int = Field(validation_alias=AliasChoices("attempt_number", "attemptNumber"))
+    idempotencyKey: str = Field(validation_alias=AliasChoices("idempotency_key", "idempotencyKey"))
+    gatewayPaymentIntentId: str | None = Field(
+        validation_alias=AliasChoices("gateway_payment_intent_id", "gatewayPaymentIntentId")
+    )
+    failureCode: str | None = Field(validation_alias=AliasChoices("failure_code", "failureCode"))
+    declineCode: str | None = Field(validation_alias=AliasChoices("decline_code", "declineCode"))
+    failureMessage: str | None = Field(validation_alias=AliasChoices("failure_message", "failureMessage"))
+    nextActionUrl: str | None = Field(
+        validation_alias=AliasChoices("next_action_url", "nextActionUrl"),
+        description="Where the customer authenticates when the status is requires_action.",
+    )
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
 class InvoiceNumberCounter(Resource):
     """Gapless invoice numbers: the last number given in one sequence of an organization,
     the organization's own (scope "organization") or one customer's (scope = its id).
@@ -401,6 +434,7 @@ __all__ = [
     "Meter",
     "Organization",
     "Outbox",
+    "Payment",
     "Price",
     "ProcessedCommand",
     "Product",

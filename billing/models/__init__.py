@@ -10,6 +10,7 @@ from billing.models.delivery import Outbox, ProcessedCommand
 from billing.models.fx import ExchangeRate
 from billing.models.invoices import Invoice, InvoiceLineItem, InvoiceNumberCounter
 from billing.models.organizations import ApiKey, Organization
+from billing.models.payments import Payment
 from billing.models.subscriptions import Subscription, SubscriptionItem, SubscriptionSchedule, SubscriptionSchedulePhase
 from contracts.enums import (
     AttributeType,
@@ -19,6 +20,7 @@ from contracts.enums import (
     InvoiceStatus,
     MeterAggregation,
     PaymentMethodType,
+    PaymentStatus,
     PriceType,
     ProrationBehavior,
     RecurringInterval,
@@ -47,7 +49,9 @@ __all__ = [
     "MeterAggregation",
     "Organization",
     "Outbox",
+    "Payment",
     "PaymentMethodType",
+    "PaymentStatus",
     "Price",
     "PriceType",
     "ProcessedCommand",

@@ -17,6 +17,7 @@ from contracts.enums import PaymentMethodType
 
 if TYPE_CHECKING:
     from billing.models.invoices import Invoice
+    from billing.models.payments import Payment
     from billing.models.subscriptions import Subscription, SubscriptionSchedule
 
 
@@ -114,6 +115,13 @@ class Customer(Base):
         lazy="raise",
         passive_deletes="all",
     )
+    payments: Mapped[list[Payment]] = relationship(
+        "Payment",
+        back_populates="customer",
+        primaryjoin="and_(Payment.organization_id == Customer.organization_id, foreign(Payment.customer_id) == Customer.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
 
 
 class CustomerPaymentMethod(Base):
@@ -180,6 +188,13 @@ class CustomerPaymentMethod(Base):
         "Customer",
         back_populates="default_payment_method",
         primaryjoin="and_(Customer.organization_id == CustomerPaymentMethod.organization_id, foreign(Customer.default_payment_method_id) == CustomerPaymentMethod.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
+    payments: Mapped[list[Payment]] = relationship(
+        "Payment",
+        back_populates="payment_method",
+        primaryjoin="and_(Payment.organization_id == CustomerPaymentMethod.organization_id, foreign(Payment.payment_method_id) == CustomerPaymentMethod.id)",
         lazy="raise",
         passive_deletes=True,
     )

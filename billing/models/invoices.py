@@ -19,6 +19,7 @@ from contracts.enums import CollectionMethod, InvoiceStatus
 if TYPE_CHECKING:
     from billing.models.catalog import Price
     from billing.models.customers import Customer
+    from billing.models.payments import Payment
     from billing.models.subscriptions import Subscription, SubscriptionItem
 
 
@@ -135,6 +136,13 @@ class Invoice(Base):
         primaryjoin="and_(InvoiceLineItem.organization_id == Invoice.organization_id, foreign(InvoiceLineItem.invoice_id) == Invoice.id)",
         lazy="raise",
         passive_deletes=True,
+    )
+    payments: Mapped[list[Payment]] = relationship(
+        "Payment",
+        back_populates="invoice",
+        primaryjoin="and_(Payment.organization_id == Invoice.organization_id, foreign(Payment.invoice_id) == Invoice.id)",
+        lazy="raise",
+        passive_deletes="all",
     )
 
 

@@ -181,6 +181,8 @@ class PaymentResult:
     gateway_customer_id: str | None = None
     gateway_payment_method_id: str | None = None
     amount_received: int | None = None
+    # requires_action: where the customer authenticates (Stripe's next_action.redirect_to_url)
+    next_action_url: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -453,7 +455,16 @@ def payment_result_from_json(data: Mapping[str, Any], error: Mapping[str, Any] |
         gateway_customer_id=_id_of(data.get("customer")),
         gateway_payment_method_id=_id_of(data.get("payment_method")),
         amount_received=_int_or_none(data.get("amount_received")),
+        next_action_url=_redirect_url(data.get("next_action")),
     )
+
+
+def _redirect_url(next_action: object) -> str | None:
+    if not isinstance(next_action, Mapping):
+        return None
+    redirect = next_action.get("redirect_to_url")
+    url = redirect.get("url") if isinstance(redirect, Mapping) else None
+    return url if isinstance(url, str) else None
 
 
 def refund_from_json(data: Mapping[str, Any]) -> Refund:

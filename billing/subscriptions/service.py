@@ -16,8 +16,9 @@ from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices import service as invoices
 from billing.invoices.lines import DraftLine, ItemToBill, advance_line, trial_line
-from billing.models import Customer, Invoice, InvoiceLineItem, Price, Subscription, SubscriptionItem
+from billing.models import Customer, Invoice, InvoiceLineItem, Payment, Price, Subscription, SubscriptionItem
 from billing.money.currencies import currency_param
+from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
 from billing.subscriptions.status import INITIAL
@@ -31,6 +32,7 @@ class CreatedSubscription:
     items: list[SubscriptionItem]
     invoice: Invoice
     invoice_lines: list[InvoiceLineItem]
+    payment: Payment | None  # the first invoice's charge, for the payment worker
 
 
 def _interval_label(interval: Interval) -> str:
@@ -229,8 +231,13 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
     )
     await invoices.finalize(session, invoice, invoice_lines, customer, now, days_until_due=command.daysUntilDue)
     subscription.status = _initial_status(subscription, invoice)
+    payment = None
+    if subscription.status is SubscriptionStatus.incomplete:
+        method = await attempts.payment_method_for(session, customer, subscription)
+        if method is not None:  # without one the invoice waits, open, for a payment method
+            payment = await attempts.record_attempt(session, invoice, method)
     await session.flush()
-    return CreatedSubscription(subscription, items, invoice, invoice_lines)
+    return CreatedSubscription(subscription, items, invoice, invoice_lines, payment)
 
 
 def _initial_status(subscription: Subscription, invoice: Invoice) -> SubscriptionStatus:

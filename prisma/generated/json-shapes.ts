@@ -167,3 +167,8 @@ export type InvoiceJsonFields = {
 export type InvoiceLineItemJsonFields = {
   metadata: Metadata;
 };
+
+/** `Payment`'s Json fields as the API answers them. */
+export type PaymentJsonFields = {
+  metadata: Metadata;
+};

@@ -114,6 +114,15 @@ export type Invoice = Prisma.InvoiceModel
  */
 export type InvoiceLineItem = Prisma.InvoiceLineItemModel
 /**
+ * Model Payment
+ * One attempt to collect an invoice. Recorded in the command that asks for it, before
+ * any gateway call; the payment worker then calls the gateway with `idempotencyKey`
+ * (invoice and attempt: a retry after a crash gets the same PaymentIntent back) and the
+ * outcome is applied by a command of its own.
+ * @domain payments
+ */
+export type Payment = Prisma.PaymentModel
+/**
  * Model InvoiceNumberCounter
  * Gapless invoice numbers: the last number given in one sequence of an organization,
  * the organization's own (scope "organization") or one customer's (scope = its id).

@@ -144,6 +144,17 @@ export const InvoiceStatus = {
 export type InvoiceStatus = (typeof InvoiceStatus)[keyof typeof InvoiceStatus]
 
 
+export const PaymentStatus = {
+  pending: 'pending',
+  processing: 'processing',
+  requires_action: 'requires_action',
+  succeeded: 'succeeded',
+  failed: 'failed'
+} as const
+
+export type PaymentStatus = (typeof PaymentStatus)[keyof typeof PaymentStatus]
+
+
 export const CommandStatus = {
   succeeded: 'succeeded',
   failed: 'failed'

@@ -411,6 +411,7 @@ export const ModelName = {
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
   InvoiceLineItem: 'InvoiceLineItem',
+  Payment: 'Payment',
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
@@ -430,7 +431,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "invoiceLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "invoiceLineItem" | "payment" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1470,6 +1471,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    Payment: {
+      payload: Prisma.$PaymentPayload<ExtArgs>
+      fields: Prisma.PaymentFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.PaymentFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.PaymentFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>
+        }
+        findFirst: {
+          args: Prisma.PaymentFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.PaymentFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>
+        }
+        findMany: {
+          args: Prisma.PaymentFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>[]
+        }
+        create: {
+          args: Prisma.PaymentCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>
+        }
+        createMany: {
+          args: Prisma.PaymentCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.PaymentCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>[]
+        }
+        delete: {
+          args: Prisma.PaymentDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>
+        }
+        update: {
+          args: Prisma.PaymentUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>
+        }
+        deleteMany: {
+          args: Prisma.PaymentDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.PaymentUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.PaymentUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>[]
+        }
+        upsert: {
+          args: Prisma.PaymentUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$PaymentPayload>
+        }
+        aggregate: {
+          args: Prisma.PaymentAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregatePayment>
+        }
+        groupBy: {
+          args: Prisma.PaymentGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.PaymentGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.PaymentCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.PaymentCountAggregateOutputType> | number
+        }
+      }
+    }
     InvoiceNumberCounter: {
       payload: Prisma.$InvoiceNumberCounterPayload<ExtArgs>
       fields: Prisma.InvoiceNumberCounterFieldRefs
@@ -2094,6 +2169,30 @@ export const InvoiceLineItemScalarFieldEnum = {
 export type InvoiceLineItemScalarFieldEnum = (typeof InvoiceLineItemScalarFieldEnum)[keyof typeof InvoiceLineItemScalarFieldEnum]
 
 
+export const PaymentScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  customerId: 'customerId',
+  invoiceId: 'invoiceId',
+  paymentMethodId: 'paymentMethodId',
+  amount: 'amount',
+  currency: 'currency',
+  status: 'status',
+  attemptNumber: 'attemptNumber',
+  idempotencyKey: 'idempotencyKey',
+  gatewayPaymentIntentId: 'gatewayPaymentIntentId',
+  failureCode: 'failureCode',
+  declineCode: 'declineCode',
+  failureMessage: 'failureMessage',
+  nextActionUrl: 'nextActionUrl',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type PaymentScalarFieldEnum = (typeof PaymentScalarFieldEnum)[keyof typeof PaymentScalarFieldEnum]
+
+
 export const InvoiceNumberCounterScalarFieldEnum = {
   id: 'id',
   organizationId: 'organizationId',
@@ -2490,6 +2589,20 @@ export type ListEnumInvoiceStatusFieldRefInput<$PrismaModel> = FieldRefInputType
 
 
 /**
+ * Reference to a field of type 'PaymentStatus'
+ */
+export type EnumPaymentStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'PaymentStatus'>
+    
+
+
+/**
+ * Reference to a field of type 'PaymentStatus[]'
+ */
+export type ListEnumPaymentStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'PaymentStatus[]'>
+    
+
+
+/**
  * Reference to a field of type 'CommandStatus'
  */
 export type EnumCommandStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CommandStatus'>
@@ -2681,6 +2794,7 @@ export type GlobalOmitConfig = {
   subscriptionSchedulePhase?: Prisma.SubscriptionSchedulePhaseOmit
   invoice?: Prisma.InvoiceOmit
   invoiceLineItem?: Prisma.InvoiceLineItemOmit
+  payment?: Prisma.PaymentOmit
   invoiceNumberCounter?: Prisma.InvoiceNumberCounterOmit
   exchangeRate?: Prisma.ExchangeRateOmit
   processedCommand?: Prisma.ProcessedCommandOmit

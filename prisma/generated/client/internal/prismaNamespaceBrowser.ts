@@ -65,6 +65,7 @@ export const ModelName = {
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
   InvoiceLineItem: 'InvoiceLineItem',
+  Payment: 'Payment',
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
@@ -374,6 +375,30 @@ export const InvoiceLineItemScalarFieldEnum = {
 } as const
 
 export type InvoiceLineItemScalarFieldEnum = (typeof InvoiceLineItemScalarFieldEnum)[keyof typeof InvoiceLineItemScalarFieldEnum]
+
+
+export const PaymentScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  customerId: 'customerId',
+  invoiceId: 'invoiceId',
+  paymentMethodId: 'paymentMethodId',
+  amount: 'amount',
+  currency: 'currency',
+  status: 'status',
+  attemptNumber: 'attemptNumber',
+  idempotencyKey: 'idempotencyKey',
+  gatewayPaymentIntentId: 'gatewayPaymentIntentId',
+  failureCode: 'failureCode',
+  declineCode: 'declineCode',
+  failureMessage: 'failureMessage',
+  nextActionUrl: 'nextActionUrl',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type PaymentScalarFieldEnum = (typeof PaymentScalarFieldEnum)[keyof typeof PaymentScalarFieldEnum]
 
 
 export const InvoiceNumberCounterScalarFieldEnum = {

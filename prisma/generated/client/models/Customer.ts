@@ -317,6 +317,7 @@ export type CustomerWhereInput = {
   subscriptions?: Prisma.SubscriptionListRelationFilter
   subscriptionSchedules?: Prisma.SubscriptionScheduleListRelationFilter
   invoices?: Prisma.InvoiceListRelationFilter
+  payments?: Prisma.PaymentListRelationFilter
 }
 
 export type CustomerOrderByWithRelationInput = {
@@ -344,6 +345,7 @@ export type CustomerOrderByWithRelationInput = {
   subscriptions?: Prisma.SubscriptionOrderByRelationAggregateInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleOrderByRelationAggregateInput
   invoices?: Prisma.InvoiceOrderByRelationAggregateInput
+  payments?: Prisma.PaymentOrderByRelationAggregateInput
 }
 
 export type CustomerWhereUniqueInput = Prisma.AtLeast<{
@@ -375,6 +377,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   subscriptions?: Prisma.SubscriptionListRelationFilter
   subscriptionSchedules?: Prisma.SubscriptionScheduleListRelationFilter
   invoices?: Prisma.InvoiceListRelationFilter
+  payments?: Prisma.PaymentListRelationFilter
 }, "id" | "organizationId_id">
 
 export type CustomerOrderByWithAggregationInput = {
@@ -452,6 +455,7 @@ export type CustomerCreateInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateInput = {
@@ -478,6 +482,7 @@ export type CustomerUncheckedCreateInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUpdateInput = {
@@ -503,6 +508,7 @@ export type CustomerUpdateInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateInput = {
@@ -529,6 +535,7 @@ export type CustomerUncheckedUpdateInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyInput = {
@@ -791,6 +798,20 @@ export type CustomerUpdateOneRequiredWithoutInvoicesNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutInvoicesInput, Prisma.CustomerUpdateWithoutInvoicesInput>, Prisma.CustomerUncheckedUpdateWithoutInvoicesInput>
 }
 
+export type CustomerCreateNestedOneWithoutPaymentsInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutPaymentsInput, Prisma.CustomerUncheckedCreateWithoutPaymentsInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutPaymentsInput
+  connect?: Prisma.CustomerWhereUniqueInput
+}
+
+export type CustomerUpdateOneRequiredWithoutPaymentsNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutPaymentsInput, Prisma.CustomerUncheckedCreateWithoutPaymentsInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutPaymentsInput
+  upsert?: Prisma.CustomerUpsertWithoutPaymentsInput
+  connect?: Prisma.CustomerWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutPaymentsInput, Prisma.CustomerUpdateWithoutPaymentsInput>, Prisma.CustomerUncheckedUpdateWithoutPaymentsInput>
+}
+
 export type CustomerCreateWithoutPaymentMethodsInput = {
   id: string
   email?: string | null
@@ -813,6 +834,7 @@ export type CustomerCreateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
@@ -838,6 +860,7 @@ export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutPaymentMethodsInput = {
@@ -867,6 +890,7 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
@@ -891,6 +915,7 @@ export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutDefaultPaymentMethodInput = {
@@ -936,6 +961,7 @@ export type CustomerUpdateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
@@ -961,6 +987,7 @@ export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUpsertWithWhereUniqueWithoutDefaultPaymentMethodInput = {
@@ -1026,6 +1053,7 @@ export type CustomerCreateWithoutSubscriptionsInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
@@ -1051,6 +1079,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutSubscriptionsInput = {
@@ -1091,6 +1120,7 @@ export type CustomerUpdateWithoutSubscriptionsInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
@@ -1116,6 +1146,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutSubscriptionSchedulesInput = {
@@ -1140,6 +1171,7 @@ export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
@@ -1165,6 +1197,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutSubscriptionSchedulesInput = {
@@ -1205,6 +1238,7 @@ export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
@@ -1230,6 +1264,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutInvoicesInput = {
@@ -1254,6 +1289,7 @@ export type CustomerCreateWithoutInvoicesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoicesInput = {
@@ -1279,6 +1315,7 @@ export type CustomerUncheckedCreateWithoutInvoicesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutInvoicesInput = {
@@ -1319,6 +1356,7 @@ export type CustomerUpdateWithoutInvoicesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoicesInput = {
@@ -1344,6 +1382,125 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerCreateWithoutPaymentsInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodCreateNestedManyWithoutCustomerInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
+  subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerUncheckedCreateWithoutPaymentsInput = {
+  id: string
+  organizationId: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: string | null
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerCreateOrConnectWithoutPaymentsInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutPaymentsInput, Prisma.CustomerUncheckedCreateWithoutPaymentsInput>
+}
+
+export type CustomerUpsertWithoutPaymentsInput = {
+  update: Prisma.XOR<Prisma.CustomerUpdateWithoutPaymentsInput, Prisma.CustomerUncheckedUpdateWithoutPaymentsInput>
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutPaymentsInput, Prisma.CustomerUncheckedCreateWithoutPaymentsInput>
+  where?: Prisma.CustomerWhereInput
+}
+
+export type CustomerUpdateToOneWithWhereWithoutPaymentsInput = {
+  where?: Prisma.CustomerWhereInput
+  data: Prisma.XOR<Prisma.CustomerUpdateWithoutPaymentsInput, Prisma.CustomerUncheckedUpdateWithoutPaymentsInput>
+}
+
+export type CustomerUpdateWithoutPaymentsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUpdateManyWithoutCustomerNestedInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
+  subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerUncheckedUpdateWithoutPaymentsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyDefaultPaymentMethodInput = {
@@ -1388,6 +1545,7 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
@@ -1412,6 +1570,7 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput = {
@@ -1444,6 +1603,7 @@ export type CustomerCountOutputType = {
   subscriptions: number
   subscriptionSchedules: number
   invoices: number
+  payments: number
 }
 
 export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1451,6 +1611,7 @@ export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensio
   subscriptions?: boolean | CustomerCountOutputTypeCountSubscriptionsArgs
   subscriptionSchedules?: boolean | CustomerCountOutputTypeCountSubscriptionSchedulesArgs
   invoices?: boolean | CustomerCountOutputTypeCountInvoicesArgs
+  payments?: boolean | CustomerCountOutputTypeCountPaymentsArgs
 }
 
 /**
@@ -1491,6 +1652,13 @@ export type CustomerCountOutputTypeCountInvoicesArgs<ExtArgs extends runtime.Typ
   where?: Prisma.InvoiceWhereInput
 }
 
+/**
+ * CustomerCountOutputType without action
+ */
+export type CustomerCountOutputTypeCountPaymentsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.PaymentWhereInput
+}
+
 
 export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -1517,6 +1685,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   subscriptions?: boolean | Prisma.Customer$subscriptionsArgs<ExtArgs>
   subscriptionSchedules?: boolean | Prisma.Customer$subscriptionSchedulesArgs<ExtArgs>
   invoices?: boolean | Prisma.Customer$invoicesArgs<ExtArgs>
+  payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
 
@@ -1595,6 +1764,7 @@ export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArg
   subscriptions?: boolean | Prisma.Customer$subscriptionsArgs<ExtArgs>
   subscriptionSchedules?: boolean | Prisma.Customer$subscriptionSchedulesArgs<ExtArgs>
   invoices?: boolean | Prisma.Customer$invoicesArgs<ExtArgs>
+  payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CustomerIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1612,6 +1782,7 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     subscriptions: Prisma.$SubscriptionPayload<ExtArgs>[]
     subscriptionSchedules: Prisma.$SubscriptionSchedulePayload<ExtArgs>[]
     invoices: Prisma.$InvoicePayload<ExtArgs>[]
+    payments: Prisma.$PaymentPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2050,6 +2221,7 @@ export interface Prisma__CustomerClient<T, Null = never, ExtArgs extends runtime
   subscriptions<T extends Prisma.Customer$subscriptionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$subscriptionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   subscriptionSchedules<T extends Prisma.Customer$subscriptionSchedulesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$subscriptionSchedulesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionSchedulePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   invoices<T extends Prisma.Customer$invoicesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$invoicesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  payments<T extends Prisma.Customer$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2611,6 +2783,30 @@ export type Customer$invoicesArgs<ExtArgs extends runtime.Types.Extensions.Inter
   take?: number
   skip?: number
   distinct?: Prisma.InvoiceScalarFieldEnum | Prisma.InvoiceScalarFieldEnum[]
+}
+
+/**
+ * Customer.payments
+ */
+export type Customer$paymentsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the Payment
+   */
+  select?: Prisma.PaymentSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the Payment
+   */
+  omit?: Prisma.PaymentOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.PaymentInclude<ExtArgs> | null
+  where?: Prisma.PaymentWhereInput
+  orderBy?: Prisma.PaymentOrderByWithRelationInput | Prisma.PaymentOrderByWithRelationInput[]
+  cursor?: Prisma.PaymentWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.PaymentScalarFieldEnum | Prisma.PaymentScalarFieldEnum[]
 }
 
 /**

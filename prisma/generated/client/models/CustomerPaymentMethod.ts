@@ -302,6 +302,7 @@ export type CustomerPaymentMethodWhereInput = {
   updatedAt?: Prisma.DateTimeFilter<"CustomerPaymentMethod"> | Date | string
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   defaultFor?: Prisma.CustomerListRelationFilter
+  payments?: Prisma.PaymentListRelationFilter
 }
 
 export type CustomerPaymentMethodOrderByWithRelationInput = {
@@ -323,6 +324,7 @@ export type CustomerPaymentMethodOrderByWithRelationInput = {
   updatedAt?: Prisma.SortOrder
   customer?: Prisma.CustomerOrderByWithRelationInput
   defaultFor?: Prisma.CustomerOrderByRelationAggregateInput
+  payments?: Prisma.PaymentOrderByRelationAggregateInput
 }
 
 export type CustomerPaymentMethodWhereUniqueInput = Prisma.AtLeast<{
@@ -349,6 +351,7 @@ export type CustomerPaymentMethodWhereUniqueInput = Prisma.AtLeast<{
   updatedAt?: Prisma.DateTimeFilter<"CustomerPaymentMethod"> | Date | string
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   defaultFor?: Prisma.CustomerListRelationFilter
+  payments?: Prisma.PaymentListRelationFilter
 }, "id" | "organizationId_gateway_gatewayPaymentMethodId" | "organizationId_id">
 
 export type CustomerPaymentMethodOrderByWithAggregationInput = {
@@ -414,6 +417,7 @@ export type CustomerPaymentMethodCreateInput = {
   updatedAt?: Date | string
   customer: Prisma.CustomerCreateNestedOneWithoutPaymentMethodsInput
   defaultFor?: Prisma.CustomerCreateNestedManyWithoutDefaultPaymentMethodInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutPaymentMethodInput
 }
 
 export type CustomerPaymentMethodUncheckedCreateInput = {
@@ -434,6 +438,7 @@ export type CustomerPaymentMethodUncheckedCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   defaultFor?: Prisma.CustomerUncheckedCreateNestedManyWithoutDefaultPaymentMethodInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutPaymentMethodInput
 }
 
 export type CustomerPaymentMethodUpdateInput = {
@@ -453,6 +458,7 @@ export type CustomerPaymentMethodUpdateInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentMethodsNestedInput
   defaultFor?: Prisma.CustomerUpdateManyWithoutDefaultPaymentMethodNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutPaymentMethodNestedInput
 }
 
 export type CustomerPaymentMethodUncheckedUpdateInput = {
@@ -473,6 +479,7 @@ export type CustomerPaymentMethodUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   defaultFor?: Prisma.CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutPaymentMethodNestedInput
 }
 
 export type CustomerPaymentMethodCreateManyInput = {
@@ -689,6 +696,22 @@ export type NullableIntFieldUpdateOperationsInput = {
   divide?: number
 }
 
+export type CustomerPaymentMethodCreateNestedOneWithoutPaymentsInput = {
+  create?: Prisma.XOR<Prisma.CustomerPaymentMethodCreateWithoutPaymentsInput, Prisma.CustomerPaymentMethodUncheckedCreateWithoutPaymentsInput>
+  connectOrCreate?: Prisma.CustomerPaymentMethodCreateOrConnectWithoutPaymentsInput
+  connect?: Prisma.CustomerPaymentMethodWhereUniqueInput
+}
+
+export type CustomerPaymentMethodUpdateOneWithoutPaymentsNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerPaymentMethodCreateWithoutPaymentsInput, Prisma.CustomerPaymentMethodUncheckedCreateWithoutPaymentsInput>
+  connectOrCreate?: Prisma.CustomerPaymentMethodCreateOrConnectWithoutPaymentsInput
+  upsert?: Prisma.CustomerPaymentMethodUpsertWithoutPaymentsInput
+  disconnect?: Prisma.CustomerPaymentMethodWhereInput | boolean
+  delete?: Prisma.CustomerPaymentMethodWhereInput | boolean
+  connect?: Prisma.CustomerPaymentMethodWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerPaymentMethodUpdateToOneWithWhereWithoutPaymentsInput, Prisma.CustomerPaymentMethodUpdateWithoutPaymentsInput>, Prisma.CustomerPaymentMethodUncheckedUpdateWithoutPaymentsInput>
+}
+
 export type CustomerPaymentMethodCreateWithoutCustomerInput = {
   id: string
   gateway?: string
@@ -705,6 +728,7 @@ export type CustomerPaymentMethodCreateWithoutCustomerInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   defaultFor?: Prisma.CustomerCreateNestedManyWithoutDefaultPaymentMethodInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutPaymentMethodInput
 }
 
 export type CustomerPaymentMethodUncheckedCreateWithoutCustomerInput = {
@@ -723,6 +747,7 @@ export type CustomerPaymentMethodUncheckedCreateWithoutCustomerInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   defaultFor?: Prisma.CustomerUncheckedCreateNestedManyWithoutDefaultPaymentMethodInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutPaymentMethodInput
 }
 
 export type CustomerPaymentMethodCreateOrConnectWithoutCustomerInput = {
@@ -751,6 +776,7 @@ export type CustomerPaymentMethodCreateWithoutDefaultForInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   customer: Prisma.CustomerCreateNestedOneWithoutPaymentMethodsInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutPaymentMethodInput
 }
 
 export type CustomerPaymentMethodUncheckedCreateWithoutDefaultForInput = {
@@ -770,6 +796,7 @@ export type CustomerPaymentMethodUncheckedCreateWithoutDefaultForInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutPaymentMethodInput
 }
 
 export type CustomerPaymentMethodCreateOrConnectWithoutDefaultForInput = {
@@ -842,6 +869,7 @@ export type CustomerPaymentMethodUpdateWithoutDefaultForInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentMethodsNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutPaymentMethodNestedInput
 }
 
 export type CustomerPaymentMethodUncheckedUpdateWithoutDefaultForInput = {
@@ -861,6 +889,101 @@ export type CustomerPaymentMethodUncheckedUpdateWithoutDefaultForInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutPaymentMethodNestedInput
+}
+
+export type CustomerPaymentMethodCreateWithoutPaymentsInput = {
+  id: string
+  gateway?: string
+  gatewayPaymentMethodId: string
+  type: $Enums.PaymentMethodType
+  brand?: string | null
+  last4?: string | null
+  expMonth?: number | null
+  expYear?: number | null
+  country?: string | null
+  fingerprint?: string | null
+  billingDetails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  customer: Prisma.CustomerCreateNestedOneWithoutPaymentMethodsInput
+  defaultFor?: Prisma.CustomerCreateNestedManyWithoutDefaultPaymentMethodInput
+}
+
+export type CustomerPaymentMethodUncheckedCreateWithoutPaymentsInput = {
+  id: string
+  organizationId: string
+  customerId: string
+  gateway?: string
+  gatewayPaymentMethodId: string
+  type: $Enums.PaymentMethodType
+  brand?: string | null
+  last4?: string | null
+  expMonth?: number | null
+  expYear?: number | null
+  country?: string | null
+  fingerprint?: string | null
+  billingDetails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  defaultFor?: Prisma.CustomerUncheckedCreateNestedManyWithoutDefaultPaymentMethodInput
+}
+
+export type CustomerPaymentMethodCreateOrConnectWithoutPaymentsInput = {
+  where: Prisma.CustomerPaymentMethodWhereUniqueInput
+  create: Prisma.XOR<Prisma.CustomerPaymentMethodCreateWithoutPaymentsInput, Prisma.CustomerPaymentMethodUncheckedCreateWithoutPaymentsInput>
+}
+
+export type CustomerPaymentMethodUpsertWithoutPaymentsInput = {
+  update: Prisma.XOR<Prisma.CustomerPaymentMethodUpdateWithoutPaymentsInput, Prisma.CustomerPaymentMethodUncheckedUpdateWithoutPaymentsInput>
+  create: Prisma.XOR<Prisma.CustomerPaymentMethodCreateWithoutPaymentsInput, Prisma.CustomerPaymentMethodUncheckedCreateWithoutPaymentsInput>
+  where?: Prisma.CustomerPaymentMethodWhereInput
+}
+
+export type CustomerPaymentMethodUpdateToOneWithWhereWithoutPaymentsInput = {
+  where?: Prisma.CustomerPaymentMethodWhereInput
+  data: Prisma.XOR<Prisma.CustomerPaymentMethodUpdateWithoutPaymentsInput, Prisma.CustomerPaymentMethodUncheckedUpdateWithoutPaymentsInput>
+}
+
+export type CustomerPaymentMethodUpdateWithoutPaymentsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  gateway?: Prisma.StringFieldUpdateOperationsInput | string
+  gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
+  type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
+  brand?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  last4?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  expMonth?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  expYear?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  country?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  fingerprint?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  billingDetails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentMethodsNestedInput
+  defaultFor?: Prisma.CustomerUpdateManyWithoutDefaultPaymentMethodNestedInput
+}
+
+export type CustomerPaymentMethodUncheckedUpdateWithoutPaymentsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  gateway?: Prisma.StringFieldUpdateOperationsInput | string
+  gatewayPaymentMethodId?: Prisma.StringFieldUpdateOperationsInput | string
+  type?: Prisma.EnumPaymentMethodTypeFieldUpdateOperationsInput | $Enums.PaymentMethodType
+  brand?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  last4?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  expMonth?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  expYear?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  country?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  fingerprint?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  billingDetails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  defaultFor?: Prisma.CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodNestedInput
 }
 
 export type CustomerPaymentMethodCreateManyCustomerInput = {
@@ -896,6 +1019,7 @@ export type CustomerPaymentMethodUpdateWithoutCustomerInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   defaultFor?: Prisma.CustomerUpdateManyWithoutDefaultPaymentMethodNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutPaymentMethodNestedInput
 }
 
 export type CustomerPaymentMethodUncheckedUpdateWithoutCustomerInput = {
@@ -914,6 +1038,7 @@ export type CustomerPaymentMethodUncheckedUpdateWithoutCustomerInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   defaultFor?: Prisma.CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutPaymentMethodNestedInput
 }
 
 export type CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerInput = {
@@ -940,10 +1065,12 @@ export type CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerInput = {
 
 export type CustomerPaymentMethodCountOutputType = {
   defaultFor: number
+  payments: number
 }
 
 export type CustomerPaymentMethodCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   defaultFor?: boolean | CustomerPaymentMethodCountOutputTypeCountDefaultForArgs
+  payments?: boolean | CustomerPaymentMethodCountOutputTypeCountPaymentsArgs
 }
 
 /**
@@ -961,6 +1088,13 @@ export type CustomerPaymentMethodCountOutputTypeDefaultArgs<ExtArgs extends runt
  */
 export type CustomerPaymentMethodCountOutputTypeCountDefaultForArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.CustomerWhereInput
+}
+
+/**
+ * CustomerPaymentMethodCountOutputType without action
+ */
+export type CustomerPaymentMethodCountOutputTypeCountPaymentsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.PaymentWhereInput
 }
 
 
@@ -983,6 +1117,7 @@ export type CustomerPaymentMethodSelect<ExtArgs extends runtime.Types.Extensions
   updatedAt?: boolean
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   defaultFor?: boolean | Prisma.CustomerPaymentMethod$defaultForArgs<ExtArgs>
+  payments?: boolean | Prisma.CustomerPaymentMethod$paymentsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerPaymentMethodCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["customerPaymentMethod"]>
 
@@ -1049,6 +1184,7 @@ export type CustomerPaymentMethodOmit<ExtArgs extends runtime.Types.Extensions.I
 export type CustomerPaymentMethodInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   defaultFor?: boolean | Prisma.CustomerPaymentMethod$defaultForArgs<ExtArgs>
+  payments?: boolean | Prisma.CustomerPaymentMethod$paymentsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerPaymentMethodCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CustomerPaymentMethodIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1063,6 +1199,7 @@ export type $CustomerPaymentMethodPayload<ExtArgs extends runtime.Types.Extensio
   objects: {
     customer: Prisma.$CustomerPayload<ExtArgs>
     defaultFor: Prisma.$CustomerPayload<ExtArgs>[]
+    payments: Prisma.$PaymentPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1483,6 +1620,7 @@ export interface Prisma__CustomerPaymentMethodClient<T, Null = never, ExtArgs ex
   readonly [Symbol.toStringTag]: "PrismaPromise"
   customer<T extends Prisma.CustomerDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CustomerDefaultArgs<ExtArgs>>): Prisma.Prisma__CustomerClient<runtime.Types.Result.GetResult<Prisma.$CustomerPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   defaultFor<T extends Prisma.CustomerPaymentMethod$defaultForArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CustomerPaymentMethod$defaultForArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CustomerPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  payments<T extends Prisma.CustomerPaymentMethod$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CustomerPaymentMethod$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1950,6 +2088,30 @@ export type CustomerPaymentMethod$defaultForArgs<ExtArgs extends runtime.Types.E
   take?: number
   skip?: number
   distinct?: Prisma.CustomerScalarFieldEnum | Prisma.CustomerScalarFieldEnum[]
+}
+
+/**
+ * CustomerPaymentMethod.payments
+ */
+export type CustomerPaymentMethod$paymentsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the Payment
+   */
+  select?: Prisma.PaymentSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the Payment
+   */
+  omit?: Prisma.PaymentOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.PaymentInclude<ExtArgs> | null
+  where?: Prisma.PaymentWhereInput
+  orderBy?: Prisma.PaymentOrderByWithRelationInput | Prisma.PaymentOrderByWithRelationInput[]
+  cursor?: Prisma.PaymentWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.PaymentScalarFieldEnum | Prisma.PaymentScalarFieldEnum[]
 }
 
 /**

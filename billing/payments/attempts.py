@@ -1,0 +1,156 @@
+"""Payment attempts on invoices: recorded inside a command's transaction, charged by the
+payment worker after commit, their outcome applied by a command of its own.
+
+Never a gateway call inside a transaction: `record_attempt` only writes the attempt (and
+the command emits payment.created); the worker (consumers/payment_worker.py) calls the
+gateway with the attempt's idempotency key, derived from the invoice and the attempt
+number, so a crash before the outcome is applied repeats the same call and the gateway
+answers the same PaymentIntent; `apply_outcome` then settles the payment, the invoice and
+the subscription once, whether the answer comes from the worker or again from a webhook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.db.sessions import get_one, tenant_of
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.ids import new_id
+from billing.invoices.status import InvoiceAction, after
+from billing.models import Customer, CustomerPaymentMethod, Invoice, Payment, Subscription
+from billing.payments.gateway import PaymentResult
+from billing.subscriptions.status import SubscriptionEvent, next_status
+from contracts.enums import InvoiceStatus, PaymentStatus
+from contracts.invoices import PaymentOutcome
+
+
+def idempotency_key(invoice_id: str, attempt: int) -> str:
+    """What the gateway dedupes an attempt on: the same invoice and attempt, the same charge."""
+    return f"{invoice_id}:attempt:{attempt}"
+
+
+def outcome_of(payment_id: str, result: PaymentResult) -> PaymentOutcome:
+    """The command for what the gateway answered (Stripe's PaymentIntent statuses)."""
+    if result.succeeded:
+        status = "succeeded"
+    elif result.status == "processing":
+        status = "processing"
+    elif result.status == "requires_action":
+        status = "requires_action"
+    else:  # requires_payment_method (declined), canceled, or anything that did not charge
+        status = "failed"
+    return PaymentOutcome(
+        payment=payment_id,
+        status=status,
+        gatewayPaymentIntentId=result.id,
+        failureCode=result.failure_code if status == "failed" else None,
+        declineCode=result.decline_code if status == "failed" else None,
+        failureMessage=(result.failure_message or f"The payment was not completed ({result.status}).")[:1000]
+        if status == "failed"
+        else None,
+        nextActionUrl=result.next_action_url if status == "requires_action" else None,
+    )
+
+
+async def payment_method_for(
+    session: AsyncSession, customer: Customer, subscription: Subscription | None
+) -> CustomerPaymentMethod | None:
+    """Stripe's order: the subscription's default payment method, else the customer's."""
+    for candidate in (
+        subscription.default_payment_method_id if subscription else None,
+        customer.default_payment_method_id,
+    ):
+        if candidate is not None:
+            method = await get_one(session, CustomerPaymentMethod, CustomerPaymentMethod.id, candidate)
+            if method is not None and method.customer_id == customer.id:
+                return method
+    return None
+
+
+async def record_attempt(session: AsyncSession, invoice: Invoice, method: CustomerPaymentMethod) -> Payment:
+    """The next attempt to collect `invoice`'s amount remaining with `method` (pending)."""
+    organization_id = tenant_of(session)
+    if invoice.status not in (InvoiceStatus.open, InvoiceStatus.uncollectible):
+        after(invoice.status, InvoiceAction.pay)  # raises the Stripe-shaped refusal
+    attempts = await session.scalar(select(func.count()).select_from(Payment).where(Payment.invoice_id == invoice.id))
+    attempt = (attempts or 0) + 1
+    payment = Payment(
+        id=new_id("payment"),
+        organization_id=organization_id,
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.id,
+        payment_method_id=method.id,
+        amount=invoice.amount_remaining,
+        currency=invoice.currency,
+        status=PaymentStatus.pending,
+        attempt_number=attempt,
+        idempotency_key=idempotency_key(invoice.id, attempt),
+    )
+    session.add(payment)
+    invoice.attempt_count = attempt
+    await session.flush()
+    return payment
+
+
+@dataclass(frozen=True)
+class AppliedOutcome:
+    payment: Payment
+    invoice: Invoice
+    subscription: Subscription | None
+    changed: bool  # False: the outcome was applied before (a repeat from the worker or a webhook)
+    subscription_changed: bool
+
+
+_SETTLED = frozenset({PaymentStatus.succeeded, PaymentStatus.failed})
+
+
+async def apply_outcome(session: AsyncSession, outcome: PaymentOutcome, now: datetime) -> AppliedOutcome:
+    """Settles the attempt, its invoice and the invoice's subscription (Stripe's rules: a
+    paid first invoice activates an incomplete subscription, a paid one recovers a
+    past_due or unpaid one; a failure keeps incomplete, makes active past_due)."""
+    payment = await get_one(session, Payment, Payment.id, outcome.payment, for_update=True)
+    if payment is None:
+        raise ResourceMissing("payment", outcome.payment, param="payment")
+    invoice = await get_one(session, Invoice, Invoice.id, payment.invoice_id, for_update=True)
+    assert invoice is not None  # a payment's invoice is never deleted (Restrict)
+    subscription = (
+        await get_one(session, Subscription, Subscription.id, invoice.subscription_id, for_update=True)
+        if invoice.subscription_id
+        else None
+    )
+    status = PaymentStatus(outcome.status)
+    if payment.status in _SETTLED or payment.status is status:
+        return AppliedOutcome(payment, invoice, subscription, changed=False, subscription_changed=False)
+    payment.status = status
+    payment.gateway_payment_intent_id = outcome.gatewayPaymentIntentId or payment.gateway_payment_intent_id
+    payment.failure_code, payment.decline_code = outcome.failureCode, outcome.declineCode
+    payment.failure_message, payment.next_action_url = outcome.failureMessage, outcome.nextActionUrl
+    invoice.gateway_payment_intent_id = payment.gateway_payment_intent_id
+    subscription_before = subscription.status if subscription else None
+    if status is PaymentStatus.succeeded:
+        if invoice.status not in (InvoiceStatus.open, InvoiceStatus.uncollectible):
+            raise InvalidRequest(
+                f"The invoice {invoice.id} is {invoice.status}; the payment {payment.id} cannot settle it.",
+                code="invoice_not_payable",
+                param="payment",
+            )
+        invoice.status = after(invoice.status, InvoiceAction.pay)
+        invoice.amount_paid += payment.amount
+        invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
+        invoice.paid_at = now
+        if subscription is not None:
+            subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_paid)
+    elif status is PaymentStatus.failed and subscription is not None:
+        subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_payment_failed)
+    await session.flush()
+    return AppliedOutcome(
+        payment,
+        invoice,
+        subscription,
+        changed=True,
+        subscription_changed=subscription is not None and subscription.status != subscription_before,
+    )

@@ -1,0 +1,47 @@
+"""Invoice commands: a payment attempt's outcome, applied to the payment, its invoice and
+the invoice's subscription (billing.payments.attempts)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import clock
+from billing.invoices import repository as invoice_reads
+from billing.payments import attempts
+from billing.subscriptions import repository as subscription_reads
+from consumers.registry import Applied, CommandRouter
+from contracts.events import (
+    INVOICE_PAID,
+    INVOICE_PAYMENT_ACTION_REQUIRED,
+    INVOICE_PAYMENT_FAILED,
+    PAYMENT_UPDATED,
+    SUBSCRIPTION_UPDATED,
+    DomainEvent,
+)
+from contracts.invoices import PaymentOutcome
+from contracts.resources import Payment
+
+router = CommandRouter()
+
+_INVOICE_EVENT = {
+    "succeeded": INVOICE_PAID,
+    "failed": INVOICE_PAYMENT_FAILED,
+    "requires_action": INVOICE_PAYMENT_ACTION_REQUIRED,
+}
+
+
+@router.handles(PaymentOutcome)
+async def apply_outcome(session: AsyncSession, command: PaymentOutcome) -> Applied[Payment]:
+    applied = await attempts.apply_outcome(session, command, clock.now())
+    payment = Payment.model_validate(applied.payment).model_dump(mode="json")
+    events: list[DomainEvent] = []
+    if applied.changed:
+        events.append(PAYMENT_UPDATED.of(payment))
+        invoice_event = _INVOICE_EVENT.get(command.status)
+        if invoice_event is not None:
+            (invoice,) = await invoice_reads.details(session, [applied.invoice])
+            events.append(invoice_event.of(invoice.model_dump(mode="json")))
+        if applied.subscription is not None and applied.subscription_changed:
+            (subscription,) = await subscription_reads.details(session, [applied.subscription])
+            events.append(SUBSCRIPTION_UPDATED.of(subscription.model_dump(mode="json")))
+    return Applied("payment", payment, events)
