@@ -1,5 +1,6 @@
-"""Invoice commands: a payment attempt's outcome, applied to the payment, its invoice and
-the invoice's subscription (billing.payments.attempts)."""
+"""Invoice commands: pay (a new attempt, for the payment worker) and a payment attempt's
+outcome, applied to the payment, its invoice and the invoice's subscription
+(billing.payments.attempts)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from contracts.events import (
     INVOICE_PAID,
     INVOICE_PAYMENT_ACTION_REQUIRED,
     INVOICE_PAYMENT_FAILED,
+    PAYMENT_CREATED,
     PAYMENT_UPDATED,
     SUBSCRIPTION_UPDATED,
     DomainEvent,
 )
-from contracts.invoices import PaymentOutcome
+from contracts.invoices import InvoiceDetails, InvoicePay, PaymentOutcome
 from contracts.resources import Payment
 
 router = CommandRouter()
@@ -45,3 +47,12 @@ async def apply_outcome(session: AsyncSession, command: PaymentOutcome) -> Appli
             (subscription,) = await subscription_reads.details(session, [applied.subscription])
             events.append(SUBSCRIPTION_UPDATED.of(subscription.model_dump(mode="json")))
     return Applied("payment", payment, events)
+
+
+@router.handles(InvoicePay)
+async def pay(session: AsyncSession, command: InvoicePay) -> Applied[InvoiceDetails]:
+    requested = await attempts.pay_invoice(session, command.id, command.paymentMethod)
+    (invoice,) = await invoice_reads.details(session, [requested.invoice])
+    payment = Payment.model_validate(requested.payment).model_dump(mode="json")
+    resource = invoice.model_dump(mode="json")
+    return Applied("invoice", resource, [PAYMENT_CREATED.of(payment)])

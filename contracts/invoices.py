@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from contracts.commands import Command
+from contracts.common import RequestModel
 from contracts.resources import Invoice, InvoiceLineItem, Payment
 
 
@@ -28,3 +29,21 @@ class PaymentOutcome(Command[Payment]):
     declineCode: str | None = Field(default=None, max_length=100)
     failureMessage: str | None = Field(default=None, max_length=1000)
     nextActionUrl: str | None = Field(default=None, max_length=2048)
+
+
+class InvoicePayRequest(RequestModel):
+    paymentMethod: str | None = Field(
+        default=None,
+        max_length=64,
+        description="One of the customer's; default: the subscription's, else the customer's",
+    )
+
+
+class InvoicePay(InvoicePayRequest, Command[InvoiceDetails]):
+    """Collect an open (or uncollectible) invoice now: a new attempt, charged off session
+    by the payment worker. The answer is the invoice with the attempt recorded; the
+    outcome follows as invoice.paid / invoice.payment_failed."""
+
+    command_type: ClassVar[str] = "invoice.pay"
+
+    id: str = Field(max_length=64)

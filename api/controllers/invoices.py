@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.responses import list_response
+from api.auth import Caller
+from api.bus import CommandBus
+from api.params import IdempotencyKey
+from api.responses import list_response, run_command
 from billing.db.pagination import CreatedRange, PageRequest
 from billing.errors import ResourceMissing
 from billing.invoices.repository import get_invoice, list_invoices
 from contracts.enums import InvoiceStatus
-from contracts.invoices import InvoiceDetails
+from contracts.invoices import InvoiceDetails, InvoicePay, InvoicePayRequest
 
 
 class InvoiceController(Controller):
@@ -41,3 +44,25 @@ class InvoiceController(Controller):
             db, page_request, customer=customer, subscription=subscription, status=status, created=created
         )
         return list_response(page, InvoiceDetails, self.path)
+
+    @post(
+        "/{invoice_id:str}/pay",
+        summary="Collect an open invoice now",
+        description=(
+            "Records a new payment attempt, charged off session by the payment worker with paymentMethod, "
+            "else the subscription's default, else the customer's. The answer is the invoice as it stands; "
+            "the outcome follows (invoice.paid or invoice.payment_failed; GET the invoice for its status)."
+        ),
+        status_code=200,
+    )
+    async def pay(
+        self,
+        invoice_id: str,
+        caller: Caller,
+        bus: CommandBus,
+        data: InvoicePayRequest | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[InvoiceDetails]:
+        request = data or InvoicePayRequest()
+        command = InvoicePay(id=invoice_id, **request.model_dump(exclude_unset=True))
+        return await run_command(bus, caller, command, idempotency_key)

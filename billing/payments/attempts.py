@@ -154,3 +154,51 @@ async def apply_outcome(session: AsyncSession, outcome: PaymentOutcome, now: dat
         changed=True,
         subscription_changed=subscription is not None and subscription.status != subscription_before,
     )
+
+
+_IN_FLIGHT = frozenset({PaymentStatus.pending, PaymentStatus.processing})
+
+
+@dataclass(frozen=True)
+class RequestedPayment:
+    invoice: Invoice
+    payment: Payment
+
+
+async def pay_invoice(session: AsyncSession, invoice_id: str, payment_method_id: str | None) -> RequestedPayment:
+    """A new attempt on an open or uncollectible invoice (`invoice.pay`), for the worker."""
+    invoice = await get_one(session, Invoice, Invoice.id, invoice_id, for_update=True)
+    if invoice is None:
+        raise ResourceMissing("invoice", invoice_id)
+    after(invoice.status, InvoiceAction.pay)  # a draft, paid or void invoice is refused here
+    if invoice.amount_remaining <= 0:
+        raise InvalidRequest("This invoice has nothing left to pay.", code="invoice_not_payable")
+    in_flight = await session.scalar(
+        select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(_IN_FLIGHT)).limit(1)
+    )
+    if in_flight is not None:
+        raise InvalidRequest(
+            f"A payment of this invoice is already in progress ({in_flight}); its outcome comes first.",
+            code="invoice_payment_in_progress",
+        )
+    customer = await get_one(session, Customer, Customer.id, invoice.customer_id)
+    assert customer is not None  # an invoice's customer is kept (Restrict)
+    if payment_method_id is not None:
+        method = await get_one(session, CustomerPaymentMethod, CustomerPaymentMethod.id, payment_method_id)
+        if method is None or method.customer_id != customer.id:
+            raise ResourceMissing("payment_method", payment_method_id, param="paymentMethod")
+    else:
+        subscription = (
+            await get_one(session, Subscription, Subscription.id, invoice.subscription_id)
+            if invoice.subscription_id
+            else None
+        )
+        found = await payment_method_for(session, customer, subscription)
+        if found is None:
+            raise InvalidRequest(
+                "The customer has no default payment method and none was given: pass paymentMethod.",
+                code="invoice_no_payment_method",
+                param="paymentMethod",
+            )
+        method = found
+    return RequestedPayment(invoice, await record_attempt(session, invoice, method))

@@ -266,3 +266,48 @@ async def test_without_a_payment_method_nothing_is_charged(
         payments = (await session.scalars(select(Payment).where(Payment.invoice_id == created["latestInvoice"]))).all()
     assert payments == []
     assert (await client.get(f"/v1/invoices/{created['latestInvoice']}")).json()["status"] == "open"
+
+
+async def test_a_declined_first_payment_is_paid_later_with_another_card_and_activates(
+    api: Any, session_factory: Any, payment_worker: None
+) -> None:
+    client = (await connected_tenant(api, session_factory, "Recovered")).client
+    customer = await billable_customer(client, session_factory, "pm_declines", "pm_succeeds")
+    created = await subscribe(client, customer)
+    invoice_id = created["latestInvoice"]
+    declined = await settled_payment(session_factory, invoice_id)
+    assert declined.status is PaymentStatus.failed
+
+    good_card = customer["paymentMethods"]["pm_succeeds"]
+    answered = await client.post(f"/v1/invoices/{invoice_id}/pay", json={"paymentMethod": good_card})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["status"] == "open" and answered.json()["attemptCount"] == 2  # the attempt is recorded
+    async with asyncio.timeout(20):
+        while (await client.get(f"/v1/subscriptions/{created['id']}")).json()["status"] != "active":
+            await asyncio.sleep(0.1)
+    invoice = (await client.get(f"/v1/invoices/{invoice_id}")).json()
+    assert (invoice["status"], invoice["amountPaid"], invoice["attemptCount"]) == ("paid", 1999, 2)
+    async with session_factory() as session:
+        attempts = (
+            await session.scalars(
+                select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.attempt_number)
+            )
+        ).all()
+    assert [(a.attempt_number, a.status, a.payment_method_id) for a in attempts] == [
+        (1, PaymentStatus.failed, customer["paymentMethods"]["pm_declines"]),
+        (2, PaymentStatus.succeeded, good_card),
+    ]
+    assert CALLS[f"{invoice_id}:attempt:2"] == 1
+
+    # a paid invoice cannot be paid again; another customer's card is not found
+    again = await client.post(f"/v1/invoices/{invoice_id}/pay", json={})
+    assert again.status_code == 400 and again.json()["error"]["code"] == "invoice_not_payable", again.text
+    stranger = (await client.post("/v1/customers", json={"email": "stranger@example.com"})).json()
+    unpaid = (await subscribe(client, stranger))["latestInvoice"]  # no card: nothing charged, open
+    foreign = await client.post(f"/v1/invoices/{unpaid}/pay", json={"paymentMethod": good_card})
+    assert foreign.status_code == 404, foreign.text
+    assert (foreign.json()["error"]["code"], foreign.json()["error"]["param"]) == ("resource_missing", "paymentMethod")
+    no_card = await client.post(f"/v1/invoices/{unpaid}/pay", json={})
+    assert no_card.status_code == 400 and no_card.json()["error"]["code"] == "invoice_no_payment_method"
+    missing = await client.post("/v1/invoices/in_missing000000000000000000/pay", json={})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "resource_missing"

@@ -145,6 +145,7 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
     ("GET", "/v1/invoices"): "ApiList<InvoiceDetails>",
     ("GET", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
+    ("POST", "/v1/invoices/{invoice_id}/pay"): "InvoiceDetails",
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -1489,6 +1490,28 @@ async def billing(ctx: Context) -> None:
     )
     await record(client, "GET", f"/v1/invoices/{sent['latestInvoice']}", expect=200, name="invoice_retrieve")
     await record(client, "GET", "/v1/invoices", expect=200, name="invoice_list", params={"customer": buyer["id"]})
+    # pay the sent invoice with a card (stripe-mock's): the attempt is recorded, the worker charges it
+    secret_key, webhook_secret = stripe_secrets()
+    await client.request("PUT", "/v1/stripe-account", json={"secretKey": secret_key, "webhookSecret": webhook_secret})
+    card = (
+        await client.post(f"/v1/customers/{buyer['id']}/payment-methods", json={"paymentMethod": "pm_contract_pay"})
+    ).json()
+    await record(
+        client,
+        "POST",
+        f"/v1/invoices/{sent['latestInvoice']}/pay",
+        expect=200,
+        name="invoice_pay",
+        json={"paymentMethod": card["id"]},
+    )
+    await record(
+        client,
+        "POST",
+        f"/v1/invoices/{sent['latestInvoice']}/pay",
+        expect=400,
+        name="error_invoice_payment_in_progress",
+        json={},
+    )
     await record(
         client,
         "POST",
