@@ -32,21 +32,26 @@ _INVOICE_EVENT = {
 }
 
 
+async def outcome_events(session: AsyncSession, applied: attempts.AppliedOutcome) -> list[DomainEvent]:
+    """What an applied outcome tells: the payment, its invoice's news, its subscription's."""
+    if not applied.changed:
+        return []
+    events = [PAYMENT_UPDATED.of(Payment.model_validate(applied.payment).model_dump(mode="json"))]
+    invoice_event = _INVOICE_EVENT.get(applied.payment.status)
+    if invoice_event is not None:
+        (invoice,) = await invoice_reads.details(session, [applied.invoice])
+        events.append(invoice_event.of(invoice.model_dump(mode="json")))
+    if applied.subscription is not None and applied.subscription_changed:
+        (subscription,) = await subscription_reads.details(session, [applied.subscription])
+        events.append(SUBSCRIPTION_UPDATED.of(subscription.model_dump(mode="json")))
+    return events
+
+
 @router.handles(PaymentOutcome)
 async def apply_outcome(session: AsyncSession, command: PaymentOutcome) -> Applied[Payment]:
     applied = await attempts.apply_outcome(session, command, clock.now())
     payment = Payment.model_validate(applied.payment).model_dump(mode="json")
-    events: list[DomainEvent] = []
-    if applied.changed:
-        events.append(PAYMENT_UPDATED.of(payment))
-        invoice_event = _INVOICE_EVENT.get(command.status)
-        if invoice_event is not None:
-            (invoice,) = await invoice_reads.details(session, [applied.invoice])
-            events.append(invoice_event.of(invoice.model_dump(mode="json")))
-        if applied.subscription is not None and applied.subscription_changed:
-            (subscription,) = await subscription_reads.details(session, [applied.subscription])
-            events.append(SUBSCRIPTION_UPDATED.of(subscription.model_dump(mode="json")))
-    return Applied("payment", payment, events)
+    return Applied("payment", payment, await outcome_events(session, applied))
 
 
 @router.handles(InvoicePay)

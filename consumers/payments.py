@@ -1,6 +1,8 @@
 """Payment commands: payment methods, the organization's Stripe account, Stripe webhooks.
 
-Database-only: the API has already called Stripe and each command carries the answer.
+Database-only: the API has already called Stripe and each command carries the answer. A
+PaymentIntent's webhook that belongs to one of our payment attempts settles it (the same
+outcome as the payment worker's, applied once).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import clock
 from billing.organizations import stripe_account
-from billing.payments import service
+from billing.payments import attempts, service
 from billing.payments.service import EventReceipt
+from consumers.invoices import outcome_events
 from consumers.registry import Applied, CommandRouter
 from contracts.events import (
     CUSTOMER_UPDATED,
@@ -100,7 +104,17 @@ async def sync_payment_method(
 async def record_payment(
     session: AsyncSession, command: RecordPaymentSucceeded | RecordPaymentFailed
 ) -> Applied[dict[str, Any]]:
-    return _receipt(await service.record_payment(session, command))
+    """Recorded; when the PaymentIntent is one of our attempts, its outcome is applied too,
+    once, whether the payment worker's answer came first or comes later."""
+    receipt = await service.record_payment(session, command)
+    payment = await attempts.attempt_for_gateway_payment(
+        session, command.metadata.get("payment"), command.gatewayPaymentIntentId
+    )
+    events = list(receipt.events)
+    if payment is not None:
+        applied = await attempts.apply_outcome(session, attempts.webhook_outcome(payment.id, command), clock.now())
+        events += await outcome_events(session, applied)
+    return Applied("stripe_event", receipt.receipt, events)
 
 
 for _sync in (SyncPaymentMethodAttached, SyncPaymentMethodUpdated, SyncPaymentMethodDetached):

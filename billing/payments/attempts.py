@@ -26,6 +26,7 @@ from billing.payments.gateway import PaymentResult
 from billing.subscriptions.status import SubscriptionEvent, next_status
 from contracts.enums import InvoiceStatus, PaymentStatus
 from contracts.invoices import PaymentOutcome
+from contracts.payments import RecordPaymentFailed, RecordPaymentSucceeded
 
 
 def idempotency_key(invoice_id: str, attempt: int) -> str:
@@ -202,3 +203,33 @@ async def pay_invoice(session: AsyncSession, invoice_id: str, payment_method_id:
             )
         method = found
     return RequestedPayment(invoice, await record_attempt(session, invoice, method))
+
+
+async def attempt_for_gateway_payment(
+    session: AsyncSession, payment_id: str | None, gateway_payment_intent_id: str
+) -> Payment | None:
+    """Our attempt behind a Stripe PaymentIntent: named by the `payment` metadata the worker
+    sends (the webhook may come before the worker's answer is applied), else found by the
+    PaymentIntent's id. A PaymentIntent that is not ours (made elsewhere) has none."""
+    if payment_id:
+        payment = await get_one(session, Payment, Payment.id, payment_id)
+        if payment is not None and payment.gateway_payment_intent_id in (None, gateway_payment_intent_id):
+            return payment
+    return (
+        await session.scalars(
+            select(Payment).where(Payment.gateway_payment_intent_id == gateway_payment_intent_id).limit(1)
+        )
+    ).one_or_none()
+
+
+def webhook_outcome(payment_id: str, event: RecordPaymentSucceeded | RecordPaymentFailed) -> PaymentOutcome:
+    """Stripe's payment_intent.succeeded / payment_failed as the outcome of our attempt."""
+    succeeded = isinstance(event, RecordPaymentSucceeded)
+    return PaymentOutcome(
+        payment=payment_id,
+        status="succeeded" if succeeded else "failed",
+        gatewayPaymentIntentId=event.gatewayPaymentIntentId,
+        failureCode=None if succeeded else (event.failureCode or "payment_failed")[:100],
+        declineCode=None if succeeded else event.declineCode,
+        failureMessage=None if succeeded else (event.failureMessage or "The payment failed.")[:1000],
+    )

@@ -33,6 +33,7 @@ from contracts.settings import get_settings
 from producers.publisher import create_broker, publish_command
 from tests.api.conftest import TenantClient
 from tests.api.test_payment_methods import _free_port, connected_tenant
+from tests.api.test_stripe_webhooks import deliver, event
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Use 'content=<...>' to upload raw bytes/text content.:DeprecationWarning"
@@ -239,10 +240,11 @@ async def test_a_declined_charge_leaves_the_subscription_incomplete_with_the_dec
     assert (invoice["status"], invoice["amountPaid"], invoice["amountRemaining"]) == ("open", 0, 1999)
 
 
-async def test_three_d_secure_leaves_the_invoice_open_with_the_next_action(
+async def test_three_d_secure_waits_open_and_stripes_webhook_settles_it_once(
     api: Any, session_factory: Any, payment_worker: None
 ) -> None:
-    client = (await connected_tenant(api, session_factory, "3DS")).client
+    connected = await connected_tenant(api, session_factory, "3DS")
+    client = connected.client
     customer = await billable_customer(client, session_factory, "pm_needs_3ds")
     created = await subscribe(client, customer)
     payment = await settled_payment(session_factory, created["latestInvoice"])
@@ -253,6 +255,30 @@ async def test_three_d_secure_leaves_the_invoice_open_with_the_next_action(
     invoice = (await client.get(f"/v1/invoices/{created['latestInvoice']}")).json()
     assert invoice["status"] == "open"
     assert (await client.get(f"/v1/subscriptions/{created['id']}")).json()["status"] == "incomplete"
+
+    # the customer authenticates; Stripe tells us with payment_intent.succeeded, twice
+    intent = {
+        "id": payment.gateway_payment_intent_id,
+        "object": "payment_intent",
+        "amount": 1999,
+        "amount_received": 1999,
+        "currency": "eur",
+        "customer": "cus_scripted",
+        "payment_method": "pm_needs_3ds",
+        "status": "succeeded",
+        "metadata": {"invoice": created["latestInvoice"], "payment": payment.id},
+    }
+    succeeded = event("payment_intent.succeeded", intent)
+    for _ in range(2):
+        await deliver(connected, succeeded)
+    async with asyncio.timeout(20):
+        while (await client.get(f"/v1/subscriptions/{created['id']}")).json()["status"] != "active":
+            await asyncio.sleep(0.1)
+    invoice = (await client.get(f"/v1/invoices/{created['latestInvoice']}")).json()
+    assert (invoice["status"], invoice["amountPaid"], invoice["amountRemaining"]) == ("paid", 1999, 0)
+    async with session_factory() as session:
+        settled = await session.get(Payment, payment.id)
+    assert settled.status is PaymentStatus.succeeded and settled.next_action_url is None
 
 
 async def test_without_a_payment_method_nothing_is_charged(
