@@ -95,10 +95,12 @@ STRIPE_ACCOUNT_DISCONNECTED: EventType[StripeAccount] = EventType("stripe_accoun
 
 SUBSCRIPTION_CREATED: EventType[SubscriptionDetails] = EventType("customer.subscription.created")
 SUBSCRIPTION_UPDATED: EventType[SubscriptionDetails] = EventType("customer.subscription.updated")
+SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subscription.deleted")
 
 INVOICE_CREATED: EventType[InvoiceDetails] = EventType("invoice.created")
 INVOICE_FINALIZED: EventType[InvoiceDetails] = EventType("invoice.finalized")
 INVOICE_PAID: EventType[InvoiceDetails] = EventType("invoice.paid")
+INVOICE_VOIDED: EventType[InvoiceDetails] = EventType("invoice.voided")
 INVOICE_PAYMENT_FAILED: EventType[InvoiceDetails] = EventType("invoice.payment_failed")
 INVOICE_PAYMENT_ACTION_REQUIRED: EventType[InvoiceDetails] = EventType("invoice.payment_action_required")
 

@@ -6,12 +6,13 @@ items and its latest invoice's id, as Stripe answers a subscription.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StrictInt
 
 from contracts.commands import Command
-from contracts.common import Metadata, RequestModel
+from contracts.common import Metadata, MetadataUpdate, RequestModel
 from contracts.enums import CollectionMethod
 from contracts.resources import Subscription, SubscriptionItem
 
@@ -58,3 +59,47 @@ class SubscriptionCreate(Command[SubscriptionDetails]):
     billingCycleAnchor: AwareDatetime | None = None
     cancelAtPeriodEnd: bool = False
     metadata: Metadata = Field(default_factory=dict)
+
+
+class SubscriptionUpdate(RequestModel):
+    """PATCH: a field left out is unchanged. `cancelAtPeriodEnd: false` undoes a pending
+    cancel; metadata merges (a key set to null is removed)."""
+
+    metadata: MetadataUpdate | None = None
+    cancelAtPeriodEnd: bool | None = None
+    defaultPaymentMethod: str | None = Field(default=None, max_length=64)
+
+
+class SubscriptionUpdateCommand(Command[SubscriptionDetails]):
+    command_type: ClassVar[str] = "subscription.update"
+
+    id: str = Field(max_length=64)
+    changes: dict[str, Any] = Field(description="Only the fields the client sent (SubscriptionUpdate, exclude_unset)")
+
+
+class CancellationFeedback(StrEnum):
+    """Stripe's eight reasons a customer gives."""
+
+    customer_service = "customer_service"
+    low_quality = "low_quality"
+    missing_features = "missing_features"
+    other = "other"
+    switched_service = "switched_service"
+    too_complex = "too_complex"
+    too_expensive = "too_expensive"
+    unused = "unused"
+
+
+class SubscriptionCancel(Command[SubscriptionDetails]):
+    """Cancel now. `prorate` credits the unused time of the current period on a final
+    invoice, finalized at once, whose credit goes to the customer's balance. `invoiceNow`
+    invoices what is pending (metered usage, pending invoice items): nothing is pending
+    yet until renewals bill usage, so it adds no line today. An incomplete subscription
+    ends as incomplete_expired, its open invoice voided."""
+
+    command_type: ClassVar[str] = "subscription.cancel"
+
+    id: str = Field(max_length=64)
+    invoiceNow: bool = False
+    prorate: bool = False
+    feedback: CancellationFeedback | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +16,14 @@ from billing.db.pagination import CreatedRange, PageRequest
 from billing.errors import ResourceMissing
 from billing.subscriptions.repository import get_subscription, list_subscriptions
 from contracts.enums import SubscriptionStatus
-from contracts.subscriptions import SubscriptionCreate, SubscriptionDetails
+from contracts.subscriptions import (
+    CancellationFeedback,
+    SubscriptionCancel,
+    SubscriptionCreate,
+    SubscriptionDetails,
+    SubscriptionUpdate,
+    SubscriptionUpdateCommand,
+)
 
 
 class SubscriptionController(Controller):
@@ -60,3 +67,43 @@ class SubscriptionController(Controller):
             db, page_request, customer=customer, price=price, status=status, created=created
         )
         return list_response(page, SubscriptionDetails, self.path)
+
+    @patch(
+        "/{subscription_id:str}",
+        summary="Update a subscription (absent fields unchanged): metadata, cancelAtPeriodEnd, defaultPaymentMethod",
+    )
+    async def update(
+        self,
+        subscription_id: str,
+        data: SubscriptionUpdate,
+        caller: Caller,
+        bus: CommandBus,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[SubscriptionDetails]:
+        command = SubscriptionUpdateCommand(
+            id=subscription_id, changes=data.model_dump(mode="json", exclude_unset=True)
+        )
+        return await run_command(bus, caller, command, idempotency_key)
+
+    @delete(
+        "/{subscription_id:str}",
+        summary="Cancel a subscription now",
+        description=(
+            "prorate=true credits the unused time of the current period on a final invoice (the credit "
+            "goes to the customer's balance); an incomplete subscription ends incomplete_expired and its "
+            "open invoice is voided. To cancel at the period's end instead, PATCH cancelAtPeriodEnd."
+        ),
+        status_code=200,
+    )
+    async def cancel(
+        self,
+        subscription_id: str,
+        caller: Caller,
+        bus: CommandBus,
+        idempotency_key: IdempotencyKey = None,
+        invoice_now: Annotated[bool, Parameter(query="invoiceNow")] = False,
+        prorate: Annotated[bool, Parameter(query="prorate")] = False,
+        feedback: Annotated[CancellationFeedback | None, Parameter(query="feedback", required=False)] = None,
+    ) -> Response[SubscriptionDetails]:
+        command = SubscriptionCancel(id=subscription_id, invoiceNow=invoice_now, prorate=prorate, feedback=feedback)
+        return await run_command(bus, caller, command, idempotency_key)

@@ -9,14 +9,16 @@ item at zero. Metered items are billed in arrears and get no line in advance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from billing.catalog.pricing import PriceTerms, Quote, quote
 from billing.money.amounts import format_amount
 from billing.subscriptions.periods import Period
-from billing.subscriptions.proration import prorate
+from billing.subscriptions.proration import ItemAmount, ProrationKind, prorate, proration_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +106,36 @@ def trial_line(item: ItemToBill, period: Period) -> DraftLine:
     return DraftLine(
         item.key, item.price_id, f"Trial period for {item.product_name}", item.quantity, Decimal(0), 0, period
     )
+
+
+def proration_draft_lines(
+    before: Sequence[ItemToBill], after: Sequence[ItemToBill], currency: str, period: Period, at: datetime
+) -> list[DraftLine]:
+    """Credit lines for the unused time of what changes or goes, charge lines for the
+    remaining time of what changes or comes (billing.subscriptions.proration, one rounding
+    per line from each item's full-period amount)."""
+    priced = {("before", item.key): (item, quote(item.terms, item.quantity, currency)) for item in before}
+    priced |= {("after", item.key): (item, quote(item.terms, item.quantity, currency)) for item in after}
+
+    def amounts(side: str, items: Sequence[ItemToBill]) -> list[ItemAmount]:
+        return [ItemAmount(i.key, i.price_id, i.quantity, priced[(side, i.key)][1].total) for i in items]
+
+    drafts = []
+    for line in proration_lines(amounts("before", before), amounts("after", after), period, at):
+        side = "before" if line.kind is ProrationKind.credit else "after"
+        item, quoted = priced[(side, line.key)]
+        what = "Unused" if line.kind is ProrationKind.credit else "Remaining"
+        drafts.append(
+            DraftLine(
+                item.key,
+                item.price_id,
+                f"{what} time on {item.quantity} × {item.product_name} after {at:%d %b %Y}",
+                item.quantity,
+                _unit_amount(quoted),
+                line.amount,
+                line.period,
+                proration=True,
+                breakdown=_breakdown(quoted),
+            )
+        )
+    return drafts

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.sessions import tenant_of
@@ -101,5 +102,25 @@ async def finalize(
     if totals.amount_due == 0:
         invoice.status = after(invoice.status, InvoiceAction.pay)
         invoice.paid_at = now
+    await session.flush()
+    return invoice
+
+
+async def void_open_invoices(session: AsyncSession, subscription: Subscription, now: datetime) -> Invoice | None:
+    """Voids the subscription's open invoice (the first one of an incomplete subscription
+    that ends), answering it; None when there is none."""
+    invoice = (
+        await session.scalars(
+            select(Invoice)
+            .where(Invoice.subscription_id == subscription.id, Invoice.status == InvoiceStatus.open)
+            .order_by(Invoice.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if invoice is None:
+        return None
+    invoice.status = after(invoice.status, InvoiceAction.void)
+    invoice.voided_at = now
     await session.flush()
     return invoice

@@ -6,24 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.pricing import UnsupportedCurrency
 from billing.catalog.repository import get_price, get_product, price_terms
-from billing.db.sessions import tenant_of
+from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices import service as invoices
-from billing.invoices.lines import DraftLine, ItemToBill, advance_line, trial_line
+from billing.invoices.lines import DraftLine, ItemToBill, advance_line, proration_draft_lines, trial_line
 from billing.models import Customer, Invoice, InvoiceLineItem, Payment, Price, Subscription, SubscriptionItem
 from billing.money.currencies import currency_param
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
+from billing.requests.patch import merge_metadata, parse_changes
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
-from billing.subscriptions.status import INITIAL
+from billing.subscriptions.status import INITIAL, SubscriptionEvent, check_update, next_status
 from contracts.enums import CollectionMethod, InvoiceStatus, PriceType, RecurringInterval, SubscriptionStatus, UsageType
-from contracts.subscriptions import SubscriptionCreate
+from contracts.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionUpdate
 
 
 @dataclass(frozen=True)
@@ -249,3 +252,98 @@ def _initial_status(subscription: Subscription, invoice: Invoice) -> Subscriptio
         status = SubscriptionStatus.incomplete
     assert status in INITIAL
     return status
+
+
+async def _live_subscription(session: AsyncSession, subscription_id: str) -> Subscription:
+    subscription = await get_one(session, Subscription, Subscription.id, subscription_id, for_update=True)
+    if subscription is None:
+        raise ResourceMissing("subscription", subscription_id)
+    return subscription
+
+
+@dataclass(frozen=True)
+class ChangedSubscription:
+    subscription: Subscription
+    invoice: Invoice | None = None  # a final invoice (cancel with prorate), or a voided one
+    invoice_lines: list[InvoiceLineItem] | None = None
+
+
+async def update_subscription(session: AsyncSession, subscription_id: str, changes: dict[str, Any]) -> Subscription:
+    """`changes` holds only the fields the client sent (SubscriptionUpdate)."""
+    update = parse_changes(SubscriptionUpdate, changes)
+    subscription = await _live_subscription(session, subscription_id)
+    check_update(subscription.status, frozenset(update.model_fields_set))
+    for field in update.model_fields_set:
+        if field == "metadata":
+            subscription.metadata_ = merge_metadata(subscription.metadata_, update.metadata)
+        elif field == "cancelAtPeriodEnd":
+            if update.cancelAtPeriodEnd is None:
+                raise InvalidRequest("cancelAtPeriodEnd cannot be null.", code="parameter_invalid", param=field)
+            subscription.cancel_at_period_end = update.cancelAtPeriodEnd
+            subscription.cancel_at = subscription.current_period_end if update.cancelAtPeriodEnd else None
+        elif field == "defaultPaymentMethod":
+            method = update.defaultPaymentMethod
+            if method is not None and await get_payment_method(session, subscription.customer_id, method) is None:
+                raise ResourceMissing("payment_method", method, param="defaultPaymentMethod")
+            subscription.default_payment_method_id = method
+    await session.flush()
+    return subscription
+
+
+async def _billed_items(session: AsyncSession, subscription: Subscription) -> list[tuple[ItemToBill, bool]]:
+    """The subscription's items as the pricing engine bills them: (item, licensed)."""
+    rows = (
+        await session.scalars(
+            select(SubscriptionItem)
+            .where(SubscriptionItem.subscription_id == subscription.id)
+            .order_by(SubscriptionItem.created_at, SubscriptionItem.id)
+        )
+    ).all()
+    billed = []
+    for row in rows:
+        price = await get_price(session, row.price_id)
+        assert price is not None  # an item's price is kept (Restrict)
+        product = await get_product(session, price.product_id)
+        assert product is not None
+        interval = _price_interval(price)
+        item = ItemToBill(row.id, price.id, product.name, row.quantity, price_terms(price), _interval_label(interval))
+        billed.append((item, price.recurring_usage_type is not UsageType.metered))
+    return billed
+
+
+async def cancel_subscription(session: AsyncSession, command: SubscriptionCancel, now: datetime) -> ChangedSubscription:
+    """Cancel now (Stripe's DELETE /v1/subscriptions/{id})."""
+    subscription = await _live_subscription(session, command.id)
+    was = subscription.status
+    subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
+    subscription.canceled_at = subscription.ended_at = now
+    subscription.cancel_at_period_end = False
+    subscription.cancel_at = None
+    if command.feedback is not None:
+        subscription.cancellation_reason = str(command.feedback)
+    if subscription.status is SubscriptionStatus.incomplete_expired:
+        # the unpaid first invoice is voided, as Stripe does
+        voided = await invoices.void_open_invoices(session, subscription, now)
+        return ChangedSubscription(subscription, voided)
+    period = Period(subscription.current_period_start, subscription.current_period_end)
+    # a trial has nothing paid to credit
+    if not command.prorate or was is SubscriptionStatus.trialing or now not in period:
+        await session.flush()
+        return ChangedSubscription(subscription)
+    billed = [item for item, licensed in await _billed_items(session, subscription) if licensed]
+    lines = proration_draft_lines(billed, [], subscription.currency, period, now)
+    customer = await get_live_customer(session, subscription.customer_id, for_update=True)
+    if customer is None or not lines:
+        await session.flush()
+        return ChangedSubscription(subscription)
+    invoice, invoice_lines = await invoices.create_draft(
+        session,
+        customer,
+        lines,
+        currency=subscription.currency,
+        period=Period(now, period.end),
+        billing_reason="subscription_cancel",
+        subscription=subscription,
+    )
+    await invoices.finalize(session, invoice, invoice_lines, customer, now)
+    return ChangedSubscription(subscription, invoice, invoice_lines)

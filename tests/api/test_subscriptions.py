@@ -257,3 +257,80 @@ async def test_another_organizations_subscription_and_invoice_do_not_exist(
         "/v1/subscriptions", json={"customer": buyer["id"], "items": [{"price": plan["id"]}]}
     )
     assert_error(refused, 404, "resource_missing", "customer")
+
+
+async def test_cancel_at_period_end_and_undo_it(api_client: TenantClient) -> None:
+    buyer = await customer(api_client)
+    plan = await price(api_client)
+    created = await subscribe(
+        api_client,
+        customer=buyer["id"],
+        items=[{"price": plan["id"]}],
+        metadata={"a": "1"},
+        collectionMethod="send_invoice",
+        daysUntilDue=7,
+    )
+    url = f"/v1/subscriptions/{created['id']}"
+    pending = await ok(await api_client.patch(url, json={"cancelAtPeriodEnd": True, "metadata": {"b": "2"}}))
+    assert (pending["cancelAtPeriodEnd"], pending["cancelAt"]) == (True, created["currentPeriodEnd"])
+    assert pending["metadata"] == {"a": "1", "b": "2"} and pending["status"] == created["status"]
+    undone = await ok(await api_client.patch(url, json={"cancelAtPeriodEnd": False, "metadata": {"a": None}}))
+    assert (undone["cancelAtPeriodEnd"], undone["cancelAt"], undone["metadata"]) == (False, None, {"b": "2"})
+    assert_error(await api_client.patch(url, json={"items": []}), 400, "parameter_unknown", "items")
+
+
+async def test_cancel_now_with_proration_credits_the_unused_time(api_client: TenantClient) -> None:
+    buyer = await customer(api_client, balance=-6000)  # the first invoice is paid from the balance
+    plan = await price(api_client)
+    created = await subscribe(api_client, customer=buyer["id"], items=[{"price": plan["id"], "quantity": 2}])
+    assert created["status"] == "active"
+    canceled = await ok(
+        await api_client.delete(
+            f"/v1/subscriptions/{created['id']}", params={"prorate": "true", "feedback": "too_expensive"}
+        )
+    )
+    assert (canceled["status"], canceled["cancellationReason"]) == ("canceled", "too_expensive")
+    assert canceled["canceledAt"] == canceled["endedAt"] and canceled["latestInvoice"] != created["latestInvoice"]
+    start, end, at = (
+        parse(canceled["currentPeriodStart"]),
+        parse(canceled["currentPeriodEnd"]),
+        parse(canceled["canceledAt"]),
+    )
+    ms = timedelta(milliseconds=1)
+    share = Fraction(int((end - at) / ms), int((end - start) / ms))
+    credit = -int(6000 * share + Fraction(1, 2))  # 2 x 3000 for the time left, rounded once
+    final = await invoice_of(api_client, canceled)
+    (line,) = final["lines"]
+    assert (line["amount"], line["proration"], final["billingReason"]) == (credit, True, "subscription_cancel")
+    assert line["description"].startswith("Unused time on 2 × Team plan after ")
+    assert (final["total"], final["amountDue"], final["status"]) == (credit, 0, "paid")
+    assert (await ok(await api_client.get(f"/v1/customers/{buyer['id']}")))["balance"] == credit
+
+
+async def test_canceling_an_incomplete_subscription_expires_it_and_voids_its_invoice(api_client: TenantClient) -> None:
+    buyer = await customer(api_client)
+    plan = await price(api_client)
+    created = await subscribe(api_client, customer=buyer["id"], items=[{"price": plan["id"]}])
+    assert created["status"] == "incomplete"
+    url = f"/v1/subscriptions/{created['id']}"
+    refused = await api_client.patch(url, json={"cancelAtPeriodEnd": True})
+    assert_error(refused, 400, "subscription_incomplete", "cancelAtPeriodEnd")
+    assert (await ok(await api_client.patch(url, json={"metadata": {"k": "v"}})))["metadata"] == {"k": "v"}
+    ended = await ok(await api_client.delete(url))
+    assert ended["status"] == "incomplete_expired"
+    invoice = await invoice_of(api_client, ended)
+    assert (invoice["id"], invoice["status"]) == (created["latestInvoice"], "void") and invoice["voidedAt"]
+
+
+async def test_a_canceled_subscription_cannot_change(api_client: TenantClient) -> None:
+    buyer = await customer(api_client)
+    plan = await price(api_client)
+    created = await subscribe(api_client, customer=buyer["id"], items=[{"price": plan["id"]}], trialPeriodDays=3)
+    url = f"/v1/subscriptions/{created['id']}"
+    ended = await ok(await api_client.delete(url, params={"prorate": "true"}))
+    assert ended["status"] == "canceled" and ended["latestInvoice"] == created["latestInvoice"]  # a trial: no credit
+    assert_error(await api_client.patch(url, json={"metadata": {"x": "1"}}), 400, "subscription_inactive", None)
+    assert_error(await api_client.delete(url), 400, "subscription_inactive", None)
+    assert_error(
+        await api_client.delete("/v1/subscriptions/sub_missing00000000000000000"), 404, "resource_missing", "id"
+    )

@@ -143,6 +143,8 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/subscriptions"): "SubscriptionDetails",
     ("GET", "/v1/subscriptions"): "ApiList<SubscriptionDetails>",
     ("GET", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
+    ("PATCH", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
+    ("DELETE", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
     ("GET", "/v1/invoices"): "ApiList<InvoiceDetails>",
     ("GET", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
     ("POST", "/v1/invoices/{invoice_id}/pay"): "InvoiceDetails",
@@ -1486,6 +1488,14 @@ async def billing(ctx: Context) -> None:
     )
     await record(client, "GET", f"/v1/subscriptions/{sent['id']}", expect=200, name="subscription_retrieve")
     await record(
+        client,
+        "PATCH",
+        f"/v1/subscriptions/{sent['id']}",
+        expect=200,
+        name="subscription_cancel_at_period_end",
+        json={"cancelAtPeriodEnd": True, "metadata": {"contract": None}},
+    )
+    await record(
         client, "GET", "/v1/subscriptions", expect=200, name="subscription_list", params={"customer": buyer["id"]}
     )
     await record(client, "GET", f"/v1/invoices/{sent['latestInvoice']}", expect=200, name="invoice_retrieve")
@@ -1511,6 +1521,21 @@ async def billing(ctx: Context) -> None:
         expect=400,
         name="error_invoice_payment_in_progress",
         json={},
+    )
+    await record(
+        client,
+        "DELETE",
+        f"/v1/subscriptions/{sent['id']}",
+        expect=200,
+        name="subscription_cancel",
+        params={"prorate": "true", "feedback": "unused"},
+    )
+    await record(
+        client,
+        "DELETE",
+        f"/v1/subscriptions/{sent['id']}",
+        expect=400,
+        name="error_subscription_canceled",
     )
     await record(
         client,
