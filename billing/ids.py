@@ -24,6 +24,7 @@ PREFIXES = {
     "invoice": "in",
     "invoice_line_item": "il",
     "payment": "pay",
+    "invoice_item": "ii",
 }
 
 

@@ -56,10 +56,25 @@ async def create(session: AsyncSession, command: SubscriptionCreate) -> Applied[
 
 @router.handles(SubscriptionUpdateCommand)
 async def update(session: AsyncSession, command: SubscriptionUpdateCommand) -> Applied[SubscriptionDetails]:
-    changed = await service.update_subscription(session, command.id, command.changes)
-    (subscription,) = await subscription_reads.details(session, [changed])
+    changed = await service.update_subscription(session, command.id, command.changes, clock.now())
+    (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
-    return Applied("subscription", resource, [SUBSCRIPTION_UPDATED.of(resource)])
+    return Applied(
+        "subscription", resource, [SUBSCRIPTION_UPDATED.of(resource), *await _change_events(session, changed)]
+    )
+
+
+async def _change_events(session: AsyncSession, changed: service.ChangedSubscription) -> list[DomainEvent]:
+    """The invoice a change made (or voided) and the payment it asks for."""
+    if changed.invoice is None:
+        return []
+    (invoice,) = await invoice_reads.details(session, [changed.invoice])
+    if invoice.status is InvoiceStatus.void:
+        return [INVOICE_VOIDED.of(invoice.model_dump(mode="json"))]
+    events = new_invoice_events(invoice)
+    if changed.payment is not None:
+        events.append(PAYMENT_CREATED.of(Payment.model_validate(changed.payment).model_dump(mode="json")))
+    return events
 
 
 @router.handles(SubscriptionCancel)
@@ -67,11 +82,6 @@ async def cancel(session: AsyncSession, command: SubscriptionCancel) -> Applied[
     changed = await service.cancel_subscription(session, command, clock.now())
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
-    events = [SUBSCRIPTION_DELETED.of(resource)]
-    if changed.invoice is not None:
-        (invoice,) = await invoice_reads.details(session, [changed.invoice])
-        if invoice.status is InvoiceStatus.void:
-            events.append(INVOICE_VOIDED.of(invoice.model_dump(mode="json")))
-        else:
-            events.extend(new_invoice_events(invoice))
-    return Applied("subscription", resource, events)
+    return Applied(
+        "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await _change_events(session, changed)]
+    )

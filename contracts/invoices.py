@@ -3,13 +3,17 @@ command that applies a payment attempt's outcome to its invoice."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.commands import Command
 from contracts.common import RequestModel
+from contracts.enums import ProrationBehavior
 from contracts.resources import Invoice, InvoiceLineItem, Payment
+from contracts.subscriptions import MAX_ITEMS, SubscriptionItemChange
 
 
 class InvoiceDetails(Invoice):
@@ -47,3 +51,44 @@ class InvoicePay(InvoicePayRequest, Command[InvoiceDetails]):
     command_type: ClassVar[str] = "invoice.pay"
 
     id: str = Field(max_length=64)
+
+
+class UpcomingInvoiceRequest(RequestModel):
+    """`POST /v1/invoices/upcoming`: the invoice a subscription's next renewal would be,
+    or, with `subscriptionItems` and `subscriptionProrationBehavior: always_invoice`, the
+    invoice that change would create now."""
+
+    customer: str = Field(max_length=64)
+    subscription: str = Field(max_length=64)
+    subscriptionItems: list[SubscriptionItemChange] | None = Field(default=None, max_length=MAX_ITEMS)
+    subscriptionProrationBehavior: ProrationBehavior | None = None
+    subscriptionProrationDate: AwareDatetime | None = None
+
+
+class InvoicePreviewLine(BaseModel):
+    description: str
+    amount: int = Field(description="Minor units, rounded once")
+    quantity: int
+    priceId: str | None
+    subscriptionItemId: str | None
+    unitAmountDecimal: Decimal | None
+    proration: bool
+    periodStart: datetime
+    periodEnd: datetime
+
+
+class InvoicePreview(BaseModel):
+    object: Literal["invoice_preview"] = "invoice_preview"
+    customerId: str
+    subscriptionId: str
+    currency: str
+    billingReason: Literal["subscription_update", "subscription_cycle"]
+    periodStart: datetime
+    periodEnd: datetime
+    lines: list[InvoicePreviewLine]
+    subtotal: int
+    tax: int
+    total: int
+    startingBalance: int
+    endingBalance: int
+    amountDue: int

@@ -322,6 +322,7 @@ class InvoiceLineItem(Resource):
     invoiceId: str = Field(validation_alias=AliasChoices("invoice_id", "invoiceId"))
     subscriptionItemId: str | None = Field(validation_alias=AliasChoices("subscription_item_id", "subscriptionItemId"))
     priceId: str | None = Field(validation_alias=AliasChoices("price_id", "priceId"))
+    position: int = Field(description="The line's place on its invoice: 0, 1, 2, ... in the order the lines were made.")
     description: str
     quantity: int
     unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
@@ -333,6 +334,33 @@ class InvoiceLineItem(Resource):
     breakdown: JsonValue = Field(description="Per-tier breakdown from the pricing engine.")
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+
+
+class InvoiceItem(Resource):
+    """Stripe's invoice item: a line waiting for an invoice (`invoiceId` null while pending),
+    e.g. the prorations of a plan change made with create_prorations, which the
+    subscription's next invoice picks up.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    subscriptionId: str | None = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
+    invoiceId: str | None = Field(validation_alias=AliasChoices("invoice_id", "invoiceId"))
+    priceId: str | None = Field(validation_alias=AliasChoices("price_id", "priceId"))
+    subscriptionItemId: str | None = Field(validation_alias=AliasChoices("subscription_item_id", "subscriptionItemId"))
+    position: int = Field(description="Its place among the items made together (a change's credit before its charge).")
+    description: str
+    quantity: int
+    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
+    amount: int = Field(description="Minor units, rounded once.")
+    currency: str
+    periodStart: datetime = Field(validation_alias=AliasChoices("period_start", "periodStart"))
+    periodEnd: datetime = Field(validation_alias=AliasChoices("period_end", "periodEnd"))
+    proration: bool
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class Payment(Resource):
@@ -429,6 +457,7 @@ __all__ = [
     "CustomerPaymentMethod",
     "ExchangeRate",
     "Invoice",
+    "InvoiceItem",
     "InvoiceLineItem",
     "InvoiceNumberCounter",
     "Meter",

@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, Field, StrictInt
 
 from contracts.commands import Command
 from contracts.common import Metadata, MetadataUpdate, RequestModel
-from contracts.enums import CollectionMethod
+from contracts.enums import CollectionMethod, ProrationBehavior
 from contracts.resources import Subscription, SubscriptionItem
 
 # Stripe's limits: 20 items on a subscription, trials of at most two years.
@@ -61,9 +61,29 @@ class SubscriptionCreate(Command[SubscriptionDetails]):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class SubscriptionUpdate(RequestModel):
+class SubscriptionItemChange(RequestModel):
+    """One entry of an update's `items`: `{id, quantity}` or `{id, price}` changes an
+    item, `{id, deleted: true}` removes it, `{price, quantity}` adds one."""
+
+    id: str | None = Field(default=None, max_length=64)
+    price: str | None = Field(default=None, max_length=64)
+    quantity: StrictInt | None = Field(default=None, ge=0, le=10**9)
+    deleted: bool = False
+
+
+class SubscriptionItemChanges(RequestModel):
+    """What a plan change is made of, for an update and for its preview."""
+
+    items: list[SubscriptionItemChange] | None = Field(default=None, max_length=MAX_ITEMS)
+    prorationBehavior: ProrationBehavior | None = Field(default=None, description="Default create_prorations")
+    prorationDate: AwareDatetime | None = Field(default=None, description="Default now; inside the current period")
+
+
+class SubscriptionUpdate(SubscriptionItemChanges):
     """PATCH: a field left out is unchanged. `cancelAtPeriodEnd: false` undoes a pending
-    cancel; metadata merges (a key set to null is removed)."""
+    cancel; metadata merges (a key set to null is removed). `items` changes the plan,
+    prorated by `prorationBehavior`: create_prorations (credit and charge lines wait for
+    the next invoice), always_invoice (they are invoiced and charged now) or none."""
 
     metadata: MetadataUpdate | None = None
     cancelAtPeriodEnd: bool | None = None

@@ -12,16 +12,31 @@ from api.auth import Caller
 from api.bus import CommandBus
 from api.params import IdempotencyKey
 from api.responses import list_response, run_command
+from billing import clock
 from billing.db.pagination import CreatedRange, PageRequest
 from billing.errors import ResourceMissing
+from billing.invoices.preview import upcoming_invoice
 from billing.invoices.repository import get_invoice, list_invoices
 from contracts.enums import InvoiceStatus
-from contracts.invoices import InvoiceDetails, InvoicePay, InvoicePayRequest
+from contracts.invoices import InvoiceDetails, InvoicePay, InvoicePayRequest, InvoicePreview, UpcomingInvoiceRequest
 
 
 class InvoiceController(Controller):
     path = "/v1/invoices"
     tags = ["invoices"]
+
+    @post(
+        "/upcoming",
+        summary="Preview the next invoice of a subscription, or of a plan change",
+        description=(
+            "Without subscriptionItems: the next renewal's invoice (pending invoice items first). With them: "
+            "always_invoice previews the invoice the change creates now; create_prorations shows the renewal "
+            "with the change's prorations on it; none the renewal at the new prices. Nothing is written."
+        ),
+        status_code=200,
+    )
+    async def upcoming(self, data: UpcomingInvoiceRequest, db: AsyncSession) -> InvoicePreview:
+        return await upcoming_invoice(db, data, clock.now())
 
     @get("/{invoice_id:str}", summary="Retrieve an invoice with its lines")
     async def retrieve(self, invoice_id: str, db: AsyncSession) -> InvoiceDetails:

@@ -31,7 +31,7 @@ async def details(session: AsyncSession, invoices: Sequence[Invoice]) -> list[In
         await session.scalars(
             select(InvoiceLineItem)
             .where(InvoiceLineItem.invoice_id.in_(ids))
-            .order_by(InvoiceLineItem.created_at, InvoiceLineItem.id)
+            .order_by(InvoiceLineItem.position, InvoiceLineItem.id)
         )
     ).all()
     return [

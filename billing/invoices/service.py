@@ -20,11 +20,12 @@ from billing.subscriptions.periods import Period
 from contracts.enums import CollectionMethod, InvoiceStatus
 
 
-def _line_row(organization_id: str, invoice: Invoice, line: DraftLine) -> InvoiceLineItem:
+def _line_row(organization_id: str, invoice: Invoice, position: int, line: DraftLine) -> InvoiceLineItem:
     return InvoiceLineItem(
         id=new_id("invoice_line_item"),
         organization_id=organization_id,
         invoice_id=invoice.id,
+        position=position,
         subscription_item_id=line.subscription_item_id,
         price_id=line.price_id,
         description=line.description,
@@ -71,7 +72,7 @@ async def create_draft(
     )
     session.add(invoice)
     await session.flush()
-    rows = [_line_row(organization_id, invoice, line) for line in lines]
+    rows = [_line_row(organization_id, invoice, position, line) for position, line in enumerate(lines)]
     session.add_all(rows)
     await session.flush()
     return invoice, rows

@@ -8,7 +8,7 @@ from billing.models.catalog import Meter, Price, Product, ProductAttributeDefini
 from billing.models.customers import Customer, CustomerPaymentMethod
 from billing.models.delivery import Outbox, ProcessedCommand
 from billing.models.fx import ExchangeRate
-from billing.models.invoices import Invoice, InvoiceLineItem, InvoiceNumberCounter
+from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, InvoiceNumberCounter
 from billing.models.organizations import ApiKey, Organization
 from billing.models.payments import Payment
 from billing.models.subscriptions import Subscription, SubscriptionItem, SubscriptionSchedule, SubscriptionSchedulePhase
@@ -42,6 +42,7 @@ __all__ = [
     "CustomerPaymentMethod",
     "ExchangeRate",
     "Invoice",
+    "InvoiceItem",
     "InvoiceLineItem",
     "InvoiceNumberCounter",
     "InvoiceStatus",

@@ -16,7 +16,7 @@ from billing.models.base import Base
 from contracts.enums import PaymentMethodType
 
 if TYPE_CHECKING:
-    from billing.models.invoices import Invoice
+    from billing.models.invoices import Invoice, InvoiceItem
     from billing.models.payments import Payment
     from billing.models.subscriptions import Subscription, SubscriptionSchedule
 
@@ -112,6 +112,13 @@ class Customer(Base):
         "Invoice",
         back_populates="customer",
         primaryjoin="and_(Invoice.organization_id == Customer.organization_id, foreign(Invoice.customer_id) == Customer.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
+    invoice_items: Mapped[list[InvoiceItem]] = relationship(
+        "InvoiceItem",
+        back_populates="customer",
+        primaryjoin="and_(InvoiceItem.organization_id == Customer.organization_id, foreign(InvoiceItem.customer_id) == Customer.id)",
         lazy="raise",
         passive_deletes="all",
     )

@@ -144,6 +144,13 @@ class Invoice(Base):
         lazy="raise",
         passive_deletes="all",
     )
+    items: Mapped[list[InvoiceItem]] = relationship(
+        "InvoiceItem",
+        back_populates="invoice",
+        primaryjoin="and_(InvoiceItem.organization_id == Invoice.organization_id, foreign(InvoiceItem.invoice_id) == Invoice.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class InvoiceLineItem(Base):
@@ -180,6 +187,13 @@ class InvoiceLineItem(Base):
     invoice_id: Mapped[str] = mapped_column("invoice_id", String(64), nullable=False)
     subscription_item_id: Mapped[str | None] = mapped_column("subscription_item_id", String(64), nullable=True)
     price_id: Mapped[str | None] = mapped_column("price_id", String(64), nullable=True)
+    position: Mapped[int] = mapped_column(
+        "position",
+        Integer(),
+        nullable=False,
+        server_default=text("0"),
+        comment="The line's place on its invoice: 0, 1, 2, ... in the order the lines were made.",
+    )
     description: Mapped[str] = mapped_column("description", String(500), nullable=False)
     quantity: Mapped[int] = mapped_column("quantity", Integer(), nullable=False, server_default=text("1"))
     unit_amount_decimal: Mapped[Decimal | None] = mapped_column("unit_amount_decimal", Numeric(30, 12), nullable=True)
@@ -220,6 +234,99 @@ class InvoiceLineItem(Base):
         "Price",
         back_populates="invoice_line_items",
         primaryjoin="and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)",
+        lazy="raise",
+    )
+
+
+class InvoiceItem(Base):
+    """Stripe's invoice item: a line waiting for an invoice (`invoiceId` null while pending),
+    e.g. the prorations of a plan change made with create_prorations, which the
+    subscription's next invoice picks up.
+    """
+
+    __tablename__ = "invoice_items"
+    __table_args__ = (
+        Index(
+            "invoice_items_organization_id_customer_id_invoice_id_idx", "organization_id", "customer_id", "invoice_id"
+        ),
+        Index("invoice_items_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("invoice_items_organization_id_idx", "organization_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="invoice_items_organization_id_customer_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_id"],
+            ["subscriptions.organization_id", "subscriptions.id"],
+            name="invoice_items_organization_id_subscription_id_fkey",
+            ondelete="SET NULL (subscription_id)",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "invoice_id"],
+            ["invoices.organization_id", "invoices.id"],
+            name="invoice_items_organization_id_invoice_id_fkey",
+            ondelete="SET NULL (invoice_id)",
+            onupdate="CASCADE",
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    subscription_id: Mapped[str | None] = mapped_column("subscription_id", String(64), nullable=True)
+    invoice_id: Mapped[str | None] = mapped_column("invoice_id", String(64), nullable=True)
+    price_id: Mapped[str | None] = mapped_column("price_id", String(64), nullable=True)
+    subscription_item_id: Mapped[str | None] = mapped_column("subscription_item_id", String(64), nullable=True)
+    position: Mapped[int] = mapped_column(
+        "position",
+        Integer(),
+        nullable=False,
+        server_default=text("0"),
+        comment="Its place among the items made together (a change's credit before its charge).",
+    )
+    description: Mapped[str] = mapped_column("description", String(500), nullable=False)
+    quantity: Mapped[int] = mapped_column("quantity", Integer(), nullable=False, server_default=text("1"))
+    unit_amount_decimal: Mapped[Decimal | None] = mapped_column("unit_amount_decimal", Numeric(30, 12), nullable=True)
+    amount: Mapped[int] = mapped_column("amount", BigInteger(), nullable=False, comment="Minor units, rounded once.")
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    period_start: Mapped[datetime] = mapped_column(
+        "period_start", TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    period_end: Mapped[datetime] = mapped_column("period_end", TIMESTAMP(timezone=True, precision=3), nullable=False)
+    proration: Mapped[bool] = mapped_column("proration", Boolean(), nullable=False, server_default=text("false"))
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
+
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="invoice_items",
+        primaryjoin="and_(InvoiceItem.organization_id == Customer.organization_id, foreign(InvoiceItem.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    subscription: Mapped[Subscription | None] = relationship(
+        "Subscription",
+        back_populates="invoice_items",
+        primaryjoin="and_(InvoiceItem.organization_id == Subscription.organization_id, foreign(InvoiceItem.subscription_id) == Subscription.id)",
+        lazy="raise",
+    )
+    invoice: Mapped[Invoice | None] = relationship(
+        "Invoice",
+        back_populates="items",
+        primaryjoin="and_(InvoiceItem.organization_id == Invoice.organization_id, foreign(InvoiceItem.invoice_id) == Invoice.id)",
         lazy="raise",
     )
 

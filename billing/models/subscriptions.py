@@ -24,7 +24,7 @@ from contracts.enums import (
 if TYPE_CHECKING:
     from billing.models.catalog import Price
     from billing.models.customers import Customer
-    from billing.models.invoices import Invoice, InvoiceLineItem
+    from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem
 
 
 class Subscription(Base):
@@ -133,6 +133,13 @@ class Subscription(Base):
         "Invoice",
         back_populates="subscription",
         primaryjoin="and_(Invoice.organization_id == Subscription.organization_id, foreign(Invoice.subscription_id) == Subscription.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
+    invoice_items: Mapped[list[InvoiceItem]] = relationship(
+        "InvoiceItem",
+        back_populates="subscription",
+        primaryjoin="and_(InvoiceItem.organization_id == Subscription.organization_id, foreign(InvoiceItem.subscription_id) == Subscription.id)",
         lazy="raise",
         passive_deletes=True,
     )

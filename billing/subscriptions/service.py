@@ -11,21 +11,34 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.catalog.pricing import UnsupportedCurrency
-from billing.catalog.repository import get_price, get_product, price_terms
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices import service as invoices
-from billing.invoices.lines import DraftLine, ItemToBill, advance_line, proration_draft_lines, trial_line
-from billing.models import Customer, Invoice, InvoiceLineItem, Payment, Price, Subscription, SubscriptionItem
+from billing.invoices.lines import DraftLine, advance_line, proration_draft_lines, trial_line
+from billing.models import (
+    Customer,
+    Invoice,
+    InvoiceItem,
+    InvoiceLineItem,
+    Payment,
+    Price,
+    Subscription,
+    SubscriptionItem,
+)
 from billing.money.currencies import currency_param
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
+from billing.subscriptions import changes as changes_
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
 from billing.subscriptions.status import INITIAL, SubscriptionEvent, check_update, next_status
-from contracts.enums import CollectionMethod, InvoiceStatus, PriceType, RecurringInterval, SubscriptionStatus, UsageType
+from contracts.enums import (
+    CollectionMethod,
+    InvoiceStatus,
+    ProrationBehavior,
+    SubscriptionStatus,
+)
 from contracts.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionUpdate
 
 
@@ -38,46 +51,23 @@ class CreatedSubscription:
     payment: Payment | None  # the first invoice's charge, for the payment worker
 
 
-def _interval_label(interval: Interval) -> str:
-    return str(interval.unit) if interval.count == 1 else f"{interval.count} {interval.unit}s"
-
-
-def _price_interval(price: Price) -> Interval:
-    assert price.recurring_interval is not None  # a recurring price has one
-    return Interval(RecurringInterval(price.recurring_interval), price.recurring_interval_count or 1)
-
-
 async def _prices(session: AsyncSession, command: SubscriptionCreate) -> list[Price]:
     """The items' prices: this organization's, active, recurring, each once, one interval."""
     prices: list[Price] = []
     for index, item in enumerate(command.items):
         param = f"items[{index}][price]"
-        price = await get_price(session, item.price)
-        if price is None:
-            raise ResourceMissing("price", item.price, param=param)
-        if not price.active:
-            raise InvalidRequest(
-                f"The price {price.id} is archived; a new subscription cannot use it.",
-                code="price_inactive",
-                param=param,
-            )
-        if price.type is not PriceType.recurring:
-            raise InvalidRequest(
-                f"The price {price.id} is a one_time price; a subscription item needs a recurring price.",
-                code="price_not_recurring",
-                param=param,
-            )
+        price = await changes_.usable_price(session, item.price, param)
         if any(earlier.id == price.id for earlier in prices):
             raise InvalidRequest(
                 f"The price {price.id} is on the subscription twice; set its quantity instead.",
                 code="parameter_invalid",
                 param=param,
             )
-        if prices and _price_interval(price) != _price_interval(prices[0]):
+        if prices and changes_.price_interval(price) != changes_.price_interval(prices[0]):
             raise InvalidRequest(
                 "Every item of a subscription must bill at the same interval: "
-                f"{prices[0].id} is every {_interval_label(_price_interval(prices[0]))}, "
-                f"{price.id} every {_interval_label(_price_interval(price))}.",
+                f"{prices[0].id} is every {changes_.interval_label(changes_.price_interval(prices[0]))}, "
+                f"{price.id} every {changes_.interval_label(changes_.price_interval(price))}.",
                 code="price_interval_mismatch",
                 param=param,
             )
@@ -163,40 +153,35 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
         raise ResourceMissing("payment_method", command.defaultPaymentMethod, param="defaultPaymentMethod")
     prices = await _prices(session, command)
     currency = _currency(command, customer, prices[0])
-    interval = _price_interval(prices[0])
-    to_bill: list[tuple[ItemToBill, bool]] = []  # (item, licensed)
+    interval = changes_.price_interval(prices[0])
+    to_bill: list[changes_.BilledItem] = []
     subscription_id = new_id("subscription")
     items: list[SubscriptionItem] = []
     for index, (request, price) in enumerate(zip(command.items, prices, strict=True)):
-        terms = price_terms(price)
-        try:
-            terms.terms_in(currency)
-        except UnsupportedCurrency as error:
-            raise InvalidRequest(error.message, code="currency_not_supported", param=f"items[{index}][price]") from None
-        product = await get_product(session, price.product_id)
-        assert product is not None  # a price's product is kept while prices refer to it
-        item = SubscriptionItem(
-            id=new_id("subscription_item"),
-            organization_id=organization_id,
-            subscription_id=subscription_id,
-            price_id=price.id,
-            quantity=request.quantity,
-            metadata_=request.metadata,
+        changes_.check_price_currency(price, currency, f"items[{index}][price]")
+        billed = await changes_.billed_item(session, new_id("subscription_item"), price, request.quantity)
+        items.append(
+            SubscriptionItem(
+                id=billed.item.key,
+                organization_id=organization_id,
+                subscription_id=subscription_id,
+                price_id=price.id,
+                quantity=request.quantity,
+                metadata_=request.metadata,
+            )
         )
-        items.append(item)
-        billable = ItemToBill(item.id, price.id, product.name, request.quantity, terms, _interval_label(interval))
-        to_bill.append((billable, price.recurring_usage_type is not UsageType.metered))
+        to_bill.append(billed)
 
     trial_end = _trial_end(command, now)
     period = _first_period(command, now, interval, trial_end)
     if trial_end is not None:
         anchor = trial_end
-        lines: list[DraftLine] = [trial_line(item, period) for item, licensed in to_bill if licensed]
+        lines: list[DraftLine] = [trial_line(b.item, period) for b in to_bill if b.licensed]
     else:
         # a later anchor makes a short first period, prorated within the cycle's full period
         anchor = command.billingCycleAnchor or now
         full_period = period_at(anchor, interval, now) if command.billingCycleAnchor is not None else period
-        lines = [advance_line(item, currency, period, full_period) for item, licensed in to_bill if licensed]
+        lines = [advance_line(b.item, currency, period, full_period) for b in to_bill if b.licensed]
 
     customer.currency = currency
     subscription = Subscription(
@@ -264,11 +249,14 @@ async def _live_subscription(session: AsyncSession, subscription_id: str) -> Sub
 @dataclass(frozen=True)
 class ChangedSubscription:
     subscription: Subscription
-    invoice: Invoice | None = None  # a final invoice (cancel with prorate), or a voided one
+    invoice: Invoice | None = None  # made by the change (always_invoice, cancel with prorate), or voided
     invoice_lines: list[InvoiceLineItem] | None = None
+    payment: Payment | None = None  # the attempt to charge that invoice
 
 
-async def update_subscription(session: AsyncSession, subscription_id: str, changes: dict[str, Any]) -> Subscription:
+async def update_subscription(
+    session: AsyncSession, subscription_id: str, changes: dict[str, Any], now: datetime
+) -> ChangedSubscription:
     """`changes` holds only the fields the client sent (SubscriptionUpdate)."""
     update = parse_changes(SubscriptionUpdate, changes)
     subscription = await _live_subscription(session, subscription_id)
@@ -286,29 +274,91 @@ async def update_subscription(session: AsyncSession, subscription_id: str, chang
             if method is not None and await get_payment_method(session, subscription.customer_id, method) is None:
                 raise ResourceMissing("payment_method", method, param="defaultPaymentMethod")
             subscription.default_payment_method_id = method
+    if update.items is None:
+        await session.flush()
+        return ChangedSubscription(subscription)
+    plan = await changes_.plan_change(session, subscription, update, now)
+    return await _apply_plan(session, plan, now)
+
+
+async def _apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: datetime) -> ChangedSubscription:
+    """Writes the planned items, then what the proration behaviour asks: pending invoice
+    items (create_prorations), an invoice charged now (always_invoice), or nothing (none)."""
+    subscription = plan.subscription
+    organization_id = tenant_of(session)
+    rows = {
+        row.id: row
+        for row in (
+            await session.scalars(select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription.id))
+        ).all()
+    }
+    for item_id in plan.removed:
+        await session.delete(rows.pop(item_id))
     await session.flush()
-    return subscription
-
-
-async def _billed_items(session: AsyncSession, subscription: Subscription) -> list[tuple[ItemToBill, bool]]:
-    """The subscription's items as the pricing engine bills them: (item, licensed)."""
-    rows = (
-        await session.scalars(
-            select(SubscriptionItem)
-            .where(SubscriptionItem.subscription_id == subscription.id)
-            .order_by(SubscriptionItem.created_at, SubscriptionItem.id)
+    for billed in plan.after:
+        row = rows.get(billed.item.key)
+        if row is None:
+            session.add(
+                SubscriptionItem(
+                    id=billed.item.key,
+                    organization_id=organization_id,
+                    subscription_id=subscription.id,
+                    price_id=billed.item.price_id,
+                    quantity=billed.item.quantity,
+                )
+            )
+        else:
+            row.price_id, row.quantity = billed.item.price_id, billed.item.quantity
+    await session.flush()
+    if plan.behavior is ProrationBehavior.create_prorations:
+        session.add_all(
+            InvoiceItem(
+                id=new_id("invoice_item"),
+                organization_id=organization_id,
+                customer_id=subscription.customer_id,
+                subscription_id=subscription.id,
+                subscription_item_id=line.subscription_item_id,
+                price_id=line.price_id,
+                position=position,
+                description=line.description,
+                quantity=line.quantity,
+                unit_amount_decimal=line.unit_amount_decimal,
+                amount=line.amount,
+                currency=subscription.currency,
+                period_start=line.period.start,
+                period_end=line.period.end,
+                proration=True,
+            )
+            for position, line in enumerate(plan.prorations)
         )
-    ).all()
-    billed = []
-    for row in rows:
-        price = await get_price(session, row.price_id)
-        assert price is not None  # an item's price is kept (Restrict)
-        product = await get_product(session, price.product_id)
-        assert product is not None
-        interval = _price_interval(price)
-        item = ItemToBill(row.id, price.id, product.name, row.quantity, price_terms(price), _interval_label(interval))
-        billed.append((item, price.recurring_usage_type is not UsageType.metered))
-    return billed
+        await session.flush()
+        return ChangedSubscription(subscription)
+    pending = await changes_.pending_items(session, subscription)
+    lines = changes_.invoiced_now(plan, [changes_.pending_line(item) for item in pending])
+    if not lines:
+        await session.flush()
+        return ChangedSubscription(subscription)
+    customer = await get_live_customer(session, subscription.customer_id, for_update=True)
+    assert customer is not None  # a live subscription's customer is live
+    invoice, invoice_lines = await invoices.create_draft(
+        session,
+        customer,
+        lines,
+        currency=subscription.currency,
+        period=changes_.change_period(plan),
+        billing_reason="subscription_update",
+        subscription=subscription,
+    )
+    for item in pending:
+        item.invoice_id = invoice.id
+    await invoices.finalize(session, invoice, invoice_lines, customer, now, days_until_due=subscription.days_until_due)
+    payment = None
+    if invoice.status is InvoiceStatus.open and subscription.collection_method is CollectionMethod.charge_automatically:
+        method = await attempts.payment_method_for(session, customer, subscription)
+        if method is not None:
+            payment = await attempts.record_attempt(session, invoice, method)
+    await session.flush()
+    return ChangedSubscription(subscription, invoice, invoice_lines, payment)
 
 
 async def cancel_subscription(session: AsyncSession, command: SubscriptionCancel, now: datetime) -> ChangedSubscription:
@@ -330,7 +380,7 @@ async def cancel_subscription(session: AsyncSession, command: SubscriptionCancel
     if not command.prorate or was is SubscriptionStatus.trialing or now not in period:
         await session.flush()
         return ChangedSubscription(subscription)
-    billed = [item for item, licensed in await _billed_items(session, subscription) if licensed]
+    billed = [billed.item for billed in await changes_.current_items(session, subscription) if billed.licensed]
     lines = proration_draft_lines(billed, [], subscription.currency, period, now)
     customer = await get_live_customer(session, subscription.customer_id, for_update=True)
     if customer is None or not lines:

@@ -168,6 +168,11 @@ export type InvoiceLineItemJsonFields = {
   metadata: Metadata;
 };
 
+/** `InvoiceItem`'s Json fields as the API answers them. */
+export type InvoiceItemJsonFields = {
+  metadata: Metadata;
+};
+
 /** `Payment`'s Json fields as the API answers them. */
 export type PaymentJsonFields = {
   metadata: Metadata;

@@ -9,7 +9,7 @@
 // /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
 // data). The payments part types the organization's Stripe account, setup intents and
 // the answer to Stripe's webhooks. The billing part types subscriptions with their items
-// and invoices with their lines.
+// and invoices with their lines, and the upcoming-invoice preview.
 
 import type { Invoice, InvoiceLineItem, Subscription, SubscriptionItem } from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
@@ -327,4 +327,34 @@ export type SubscriptionDetails = Refine<ApiResource<Subscription>, Subscription
 /** An invoice as the API answers it: with its lines (amounts in the invoice's minor unit). */
 export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
   lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
+};
+
+/** `POST /v1/invoices/upcoming`: the invoice a renewal or a plan change would create (never stored). */
+export type InvoicePreview = {
+  object: "invoice_preview";
+  customerId: string;
+  subscriptionId: string;
+  currency: string;
+  billingReason: "subscription_update" | "subscription_cycle";
+  periodStart: string;
+  periodEnd: string;
+  lines: {
+    description: string;
+    /** minor units, rounded once */
+    amount: number;
+    quantity: number;
+    priceId: string | null;
+    subscriptionItemId: string | null;
+    /** a decimal string */
+    unitAmountDecimal: string | null;
+    proration: boolean;
+    periodStart: string;
+    periodEnd: string;
+  }[];
+  subtotal: number;
+  tax: number;
+  total: number;
+  startingBalance: number;
+  endingBalance: number;
+  amountDue: number;
 };

@@ -276,7 +276,7 @@ async def test_cancel_at_period_end_and_undo_it(api_client: TenantClient) -> Non
     assert pending["metadata"] == {"a": "1", "b": "2"} and pending["status"] == created["status"]
     undone = await ok(await api_client.patch(url, json={"cancelAtPeriodEnd": False, "metadata": {"a": None}}))
     assert (undone["cancelAtPeriodEnd"], undone["cancelAt"], undone["metadata"]) == (False, None, {"b": "2"})
-    assert_error(await api_client.patch(url, json={"items": []}), 400, "parameter_unknown", "items")
+    assert_error(await api_client.patch(url, json={"nickname": "x"}), 400, "parameter_unknown", "nickname")
 
 
 async def test_cancel_now_with_proration_credits_the_unused_time(api_client: TenantClient) -> None:

@@ -148,6 +148,7 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/invoices"): "ApiList<InvoiceDetails>",
     ("GET", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
     ("POST", "/v1/invoices/{invoice_id}/pay"): "InvoiceDetails",
+    ("POST", "/v1/invoices/upcoming"): "InvoicePreview",
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -1487,6 +1488,42 @@ async def billing(ctx: Context) -> None:
         json={"customer": buyer["id"], "items": [{"price": plan["id"]}]},
     )
     await record(client, "GET", f"/v1/subscriptions/{sent['id']}", expect=200, name="subscription_retrieve")
+    pro = (
+        await client.post(
+            "/v1/prices",
+            json={"product": product["id"], "currency": "usd", "unitAmount": 5000, "recurring": {"interval": "month"}},
+        )
+    ).json()
+    change = [{"id": sent["items"][0]["id"], "price": pro["id"]}]
+    await record(
+        client,
+        "POST",
+        "/v1/invoices/upcoming",
+        expect=200,
+        name="invoice_upcoming_change",
+        json={
+            "customer": buyer["id"],
+            "subscription": sent["id"],
+            "subscriptionItems": change,
+            "subscriptionProrationBehavior": "always_invoice",
+        },
+    )
+    await record(
+        client,
+        "PATCH",
+        f"/v1/subscriptions/{sent['id']}",
+        expect=200,
+        name="subscription_change_plan",
+        json={"items": change, "prorationBehavior": "create_prorations"},
+    )
+    await record(
+        client,
+        "POST",
+        "/v1/invoices/upcoming",
+        expect=200,
+        name="invoice_upcoming_renewal",
+        json={"customer": buyer["id"], "subscription": sent["id"]},
+    )
     await record(
         client,
         "PATCH",

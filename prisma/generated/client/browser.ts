@@ -90,6 +90,14 @@ export type Invoice = Prisma.InvoiceModel
  */
 export type InvoiceLineItem = Prisma.InvoiceLineItemModel
 /**
+ * Model InvoiceItem
+ * Stripe's invoice item: a line waiting for an invoice (`invoiceId` null while pending),
+ * e.g. the prorations of a plan change made with create_prorations, which the
+ * subscription's next invoice picks up.
+ * @domain invoices
+ */
+export type InvoiceItem = Prisma.InvoiceItemModel
+/**
  * Model Payment
  * One attempt to collect an invoice. Recorded in the command that asks for it, before
  * any gateway call; the payment worker then calls the gateway with `idempotencyKey`

@@ -65,6 +65,7 @@ export const ModelName = {
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
   InvoiceLineItem: 'InvoiceLineItem',
+  InvoiceItem: 'InvoiceItem',
   Payment: 'Payment',
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
@@ -361,6 +362,7 @@ export const InvoiceLineItemScalarFieldEnum = {
   invoiceId: 'invoiceId',
   subscriptionItemId: 'subscriptionItemId',
   priceId: 'priceId',
+  position: 'position',
   description: 'description',
   quantity: 'quantity',
   unitAmountDecimal: 'unitAmountDecimal',
@@ -375,6 +377,31 @@ export const InvoiceLineItemScalarFieldEnum = {
 } as const
 
 export type InvoiceLineItemScalarFieldEnum = (typeof InvoiceLineItemScalarFieldEnum)[keyof typeof InvoiceLineItemScalarFieldEnum]
+
+
+export const InvoiceItemScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  customerId: 'customerId',
+  subscriptionId: 'subscriptionId',
+  invoiceId: 'invoiceId',
+  priceId: 'priceId',
+  subscriptionItemId: 'subscriptionItemId',
+  position: 'position',
+  description: 'description',
+  quantity: 'quantity',
+  unitAmountDecimal: 'unitAmountDecimal',
+  amount: 'amount',
+  currency: 'currency',
+  periodStart: 'periodStart',
+  periodEnd: 'periodEnd',
+  proration: 'proration',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type InvoiceItemScalarFieldEnum = (typeof InvoiceItemScalarFieldEnum)[keyof typeof InvoiceItemScalarFieldEnum]
 
 
 export const PaymentScalarFieldEnum = {

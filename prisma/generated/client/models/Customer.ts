@@ -317,6 +317,7 @@ export type CustomerWhereInput = {
   subscriptions?: Prisma.SubscriptionListRelationFilter
   subscriptionSchedules?: Prisma.SubscriptionScheduleListRelationFilter
   invoices?: Prisma.InvoiceListRelationFilter
+  invoiceItems?: Prisma.InvoiceItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
 }
 
@@ -345,6 +346,7 @@ export type CustomerOrderByWithRelationInput = {
   subscriptions?: Prisma.SubscriptionOrderByRelationAggregateInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleOrderByRelationAggregateInput
   invoices?: Prisma.InvoiceOrderByRelationAggregateInput
+  invoiceItems?: Prisma.InvoiceItemOrderByRelationAggregateInput
   payments?: Prisma.PaymentOrderByRelationAggregateInput
 }
 
@@ -377,6 +379,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   subscriptions?: Prisma.SubscriptionListRelationFilter
   subscriptionSchedules?: Prisma.SubscriptionScheduleListRelationFilter
   invoices?: Prisma.InvoiceListRelationFilter
+  invoiceItems?: Prisma.InvoiceItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
 }, "id" | "organizationId_id">
 
@@ -455,6 +458,7 @@ export type CustomerCreateInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
@@ -482,6 +486,7 @@ export type CustomerUncheckedCreateInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
@@ -508,6 +513,7 @@ export type CustomerUpdateInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
@@ -535,6 +541,7 @@ export type CustomerUncheckedUpdateInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
@@ -798,6 +805,20 @@ export type CustomerUpdateOneRequiredWithoutInvoicesNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutInvoicesInput, Prisma.CustomerUpdateWithoutInvoicesInput>, Prisma.CustomerUncheckedUpdateWithoutInvoicesInput>
 }
 
+export type CustomerCreateNestedOneWithoutInvoiceItemsInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutInvoiceItemsInput, Prisma.CustomerUncheckedCreateWithoutInvoiceItemsInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutInvoiceItemsInput
+  connect?: Prisma.CustomerWhereUniqueInput
+}
+
+export type CustomerUpdateOneRequiredWithoutInvoiceItemsNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutInvoiceItemsInput, Prisma.CustomerUncheckedCreateWithoutInvoiceItemsInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutInvoiceItemsInput
+  upsert?: Prisma.CustomerUpsertWithoutInvoiceItemsInput
+  connect?: Prisma.CustomerWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutInvoiceItemsInput, Prisma.CustomerUpdateWithoutInvoiceItemsInput>, Prisma.CustomerUncheckedUpdateWithoutInvoiceItemsInput>
+}
+
 export type CustomerCreateNestedOneWithoutPaymentsInput = {
   create?: Prisma.XOR<Prisma.CustomerCreateWithoutPaymentsInput, Prisma.CustomerUncheckedCreateWithoutPaymentsInput>
   connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutPaymentsInput
@@ -834,6 +855,7 @@ export type CustomerCreateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
@@ -860,6 +882,7 @@ export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
@@ -890,6 +913,7 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
@@ -915,6 +939,7 @@ export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
@@ -961,6 +986,7 @@ export type CustomerUpdateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
@@ -987,6 +1013,7 @@ export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1053,6 +1080,7 @@ export type CustomerCreateWithoutSubscriptionsInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
@@ -1079,6 +1107,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
@@ -1120,6 +1149,7 @@ export type CustomerUpdateWithoutSubscriptionsInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1146,6 +1176,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1171,6 +1202,7 @@ export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
@@ -1197,6 +1229,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
@@ -1238,6 +1271,7 @@ export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1264,6 +1298,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1289,6 +1324,7 @@ export type CustomerCreateWithoutInvoicesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
 }
 
@@ -1315,6 +1351,7 @@ export type CustomerUncheckedCreateWithoutInvoicesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
 }
 
@@ -1356,6 +1393,7 @@ export type CustomerUpdateWithoutInvoicesInput = {
   defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1382,6 +1420,129 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
   paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerCreateWithoutInvoiceItemsInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodCreateNestedManyWithoutCustomerInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
+  subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
+  id: string
+  organizationId: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: string | null
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerCreateOrConnectWithoutInvoiceItemsInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutInvoiceItemsInput, Prisma.CustomerUncheckedCreateWithoutInvoiceItemsInput>
+}
+
+export type CustomerUpsertWithoutInvoiceItemsInput = {
+  update: Prisma.XOR<Prisma.CustomerUpdateWithoutInvoiceItemsInput, Prisma.CustomerUncheckedUpdateWithoutInvoiceItemsInput>
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutInvoiceItemsInput, Prisma.CustomerUncheckedCreateWithoutInvoiceItemsInput>
+  where?: Prisma.CustomerWhereInput
+}
+
+export type CustomerUpdateToOneWithWhereWithoutInvoiceItemsInput = {
+  where?: Prisma.CustomerWhereInput
+  data: Prisma.XOR<Prisma.CustomerUpdateWithoutInvoiceItemsInput, Prisma.CustomerUncheckedUpdateWithoutInvoiceItemsInput>
+}
+
+export type CustomerUpdateWithoutInvoiceItemsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUpdateManyWithoutCustomerNestedInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
+  subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1408,6 +1569,7 @@ export type CustomerCreateWithoutPaymentsInput = {
   subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentsInput = {
@@ -1434,6 +1596,7 @@ export type CustomerUncheckedCreateWithoutPaymentsInput = {
   subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutPaymentsInput = {
@@ -1475,6 +1638,7 @@ export type CustomerUpdateWithoutPaymentsInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentsInput = {
@@ -1501,6 +1665,7 @@ export type CustomerUncheckedUpdateWithoutPaymentsInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyDefaultPaymentMethodInput = {
@@ -1545,6 +1710,7 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1570,6 +1736,7 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
@@ -1603,6 +1770,7 @@ export type CustomerCountOutputType = {
   subscriptions: number
   subscriptionSchedules: number
   invoices: number
+  invoiceItems: number
   payments: number
 }
 
@@ -1611,6 +1779,7 @@ export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensio
   subscriptions?: boolean | CustomerCountOutputTypeCountSubscriptionsArgs
   subscriptionSchedules?: boolean | CustomerCountOutputTypeCountSubscriptionSchedulesArgs
   invoices?: boolean | CustomerCountOutputTypeCountInvoicesArgs
+  invoiceItems?: boolean | CustomerCountOutputTypeCountInvoiceItemsArgs
   payments?: boolean | CustomerCountOutputTypeCountPaymentsArgs
 }
 
@@ -1655,6 +1824,13 @@ export type CustomerCountOutputTypeCountInvoicesArgs<ExtArgs extends runtime.Typ
 /**
  * CustomerCountOutputType without action
  */
+export type CustomerCountOutputTypeCountInvoiceItemsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.InvoiceItemWhereInput
+}
+
+/**
+ * CustomerCountOutputType without action
+ */
 export type CustomerCountOutputTypeCountPaymentsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.PaymentWhereInput
 }
@@ -1685,6 +1861,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   subscriptions?: boolean | Prisma.Customer$subscriptionsArgs<ExtArgs>
   subscriptionSchedules?: boolean | Prisma.Customer$subscriptionSchedulesArgs<ExtArgs>
   invoices?: boolean | Prisma.Customer$invoicesArgs<ExtArgs>
+  invoiceItems?: boolean | Prisma.Customer$invoiceItemsArgs<ExtArgs>
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
@@ -1764,6 +1941,7 @@ export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArg
   subscriptions?: boolean | Prisma.Customer$subscriptionsArgs<ExtArgs>
   subscriptionSchedules?: boolean | Prisma.Customer$subscriptionSchedulesArgs<ExtArgs>
   invoices?: boolean | Prisma.Customer$invoicesArgs<ExtArgs>
+  invoiceItems?: boolean | Prisma.Customer$invoiceItemsArgs<ExtArgs>
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }
@@ -1782,6 +1960,7 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     subscriptions: Prisma.$SubscriptionPayload<ExtArgs>[]
     subscriptionSchedules: Prisma.$SubscriptionSchedulePayload<ExtArgs>[]
     invoices: Prisma.$InvoicePayload<ExtArgs>[]
+    invoiceItems: Prisma.$InvoiceItemPayload<ExtArgs>[]
     payments: Prisma.$PaymentPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
@@ -2221,6 +2400,7 @@ export interface Prisma__CustomerClient<T, Null = never, ExtArgs extends runtime
   subscriptions<T extends Prisma.Customer$subscriptionsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$subscriptionsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   subscriptionSchedules<T extends Prisma.Customer$subscriptionSchedulesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$subscriptionSchedulesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionSchedulePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   invoices<T extends Prisma.Customer$invoicesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$invoicesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  invoiceItems<T extends Prisma.Customer$invoiceItemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$invoiceItemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   payments<T extends Prisma.Customer$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
@@ -2783,6 +2963,30 @@ export type Customer$invoicesArgs<ExtArgs extends runtime.Types.Extensions.Inter
   take?: number
   skip?: number
   distinct?: Prisma.InvoiceScalarFieldEnum | Prisma.InvoiceScalarFieldEnum[]
+}
+
+/**
+ * Customer.invoiceItems
+ */
+export type Customer$invoiceItemsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the InvoiceItem
+   */
+  select?: Prisma.InvoiceItemSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the InvoiceItem
+   */
+  omit?: Prisma.InvoiceItemOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.InvoiceItemInclude<ExtArgs> | null
+  where?: Prisma.InvoiceItemWhereInput
+  orderBy?: Prisma.InvoiceItemOrderByWithRelationInput | Prisma.InvoiceItemOrderByWithRelationInput[]
+  cursor?: Prisma.InvoiceItemWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.InvoiceItemScalarFieldEnum | Prisma.InvoiceItemScalarFieldEnum[]
 }
 
 /**

@@ -27,12 +27,14 @@ export type AggregateInvoiceLineItem = {
 }
 
 export type InvoiceLineItemAvgAggregateOutputType = {
+  position: number | null
   quantity: number | null
   unitAmountDecimal: runtime.Decimal | null
   amount: number | null
 }
 
 export type InvoiceLineItemSumAggregateOutputType = {
+  position: number | null
   quantity: number | null
   unitAmountDecimal: runtime.Decimal | null
   amount: bigint | null
@@ -44,6 +46,7 @@ export type InvoiceLineItemMinAggregateOutputType = {
   invoiceId: string | null
   subscriptionItemId: string | null
   priceId: string | null
+  position: number | null
   description: string | null
   quantity: number | null
   unitAmountDecimal: runtime.Decimal | null
@@ -61,6 +64,7 @@ export type InvoiceLineItemMaxAggregateOutputType = {
   invoiceId: string | null
   subscriptionItemId: string | null
   priceId: string | null
+  position: number | null
   description: string | null
   quantity: number | null
   unitAmountDecimal: runtime.Decimal | null
@@ -78,6 +82,7 @@ export type InvoiceLineItemCountAggregateOutputType = {
   invoiceId: number
   subscriptionItemId: number
   priceId: number
+  position: number
   description: number
   quantity: number
   unitAmountDecimal: number
@@ -94,12 +99,14 @@ export type InvoiceLineItemCountAggregateOutputType = {
 
 
 export type InvoiceLineItemAvgAggregateInputType = {
+  position?: true
   quantity?: true
   unitAmountDecimal?: true
   amount?: true
 }
 
 export type InvoiceLineItemSumAggregateInputType = {
+  position?: true
   quantity?: true
   unitAmountDecimal?: true
   amount?: true
@@ -111,6 +118,7 @@ export type InvoiceLineItemMinAggregateInputType = {
   invoiceId?: true
   subscriptionItemId?: true
   priceId?: true
+  position?: true
   description?: true
   quantity?: true
   unitAmountDecimal?: true
@@ -128,6 +136,7 @@ export type InvoiceLineItemMaxAggregateInputType = {
   invoiceId?: true
   subscriptionItemId?: true
   priceId?: true
+  position?: true
   description?: true
   quantity?: true
   unitAmountDecimal?: true
@@ -145,6 +154,7 @@ export type InvoiceLineItemCountAggregateInputType = {
   invoiceId?: true
   subscriptionItemId?: true
   priceId?: true
+  position?: true
   description?: true
   quantity?: true
   unitAmountDecimal?: true
@@ -251,6 +261,7 @@ export type InvoiceLineItemGroupByOutputType = {
   invoiceId: string
   subscriptionItemId: string | null
   priceId: string | null
+  position: number
   description: string
   quantity: number
   unitAmountDecimal: runtime.Decimal | null
@@ -293,6 +304,7 @@ export type InvoiceLineItemWhereInput = {
   invoiceId?: Prisma.StringFilter<"InvoiceLineItem"> | string
   subscriptionItemId?: Prisma.StringNullableFilter<"InvoiceLineItem"> | string | null
   priceId?: Prisma.StringNullableFilter<"InvoiceLineItem"> | string | null
+  position?: Prisma.IntFilter<"InvoiceLineItem"> | number
   description?: Prisma.StringFilter<"InvoiceLineItem"> | string
   quantity?: Prisma.IntFilter<"InvoiceLineItem"> | number
   unitAmountDecimal?: Prisma.DecimalNullableFilter<"InvoiceLineItem"> | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -315,6 +327,7 @@ export type InvoiceLineItemOrderByWithRelationInput = {
   invoiceId?: Prisma.SortOrder
   subscriptionItemId?: Prisma.SortOrderInput | Prisma.SortOrder
   priceId?: Prisma.SortOrderInput | Prisma.SortOrder
+  position?: Prisma.SortOrder
   description?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -340,6 +353,7 @@ export type InvoiceLineItemWhereUniqueInput = Prisma.AtLeast<{
   invoiceId?: Prisma.StringFilter<"InvoiceLineItem"> | string
   subscriptionItemId?: Prisma.StringNullableFilter<"InvoiceLineItem"> | string | null
   priceId?: Prisma.StringNullableFilter<"InvoiceLineItem"> | string | null
+  position?: Prisma.IntFilter<"InvoiceLineItem"> | number
   description?: Prisma.StringFilter<"InvoiceLineItem"> | string
   quantity?: Prisma.IntFilter<"InvoiceLineItem"> | number
   unitAmountDecimal?: Prisma.DecimalNullableFilter<"InvoiceLineItem"> | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -362,6 +376,7 @@ export type InvoiceLineItemOrderByWithAggregationInput = {
   invoiceId?: Prisma.SortOrder
   subscriptionItemId?: Prisma.SortOrderInput | Prisma.SortOrder
   priceId?: Prisma.SortOrderInput | Prisma.SortOrder
+  position?: Prisma.SortOrder
   description?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -389,6 +404,7 @@ export type InvoiceLineItemScalarWhereWithAggregatesInput = {
   invoiceId?: Prisma.StringWithAggregatesFilter<"InvoiceLineItem"> | string
   subscriptionItemId?: Prisma.StringNullableWithAggregatesFilter<"InvoiceLineItem"> | string | null
   priceId?: Prisma.StringNullableWithAggregatesFilter<"InvoiceLineItem"> | string | null
+  position?: Prisma.IntWithAggregatesFilter<"InvoiceLineItem"> | number
   description?: Prisma.StringWithAggregatesFilter<"InvoiceLineItem"> | string
   quantity?: Prisma.IntWithAggregatesFilter<"InvoiceLineItem"> | number
   unitAmountDecimal?: Prisma.DecimalNullableWithAggregatesFilter<"InvoiceLineItem"> | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -404,6 +420,7 @@ export type InvoiceLineItemScalarWhereWithAggregatesInput = {
 
 export type InvoiceLineItemCreateInput = {
   id: string
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -426,6 +443,7 @@ export type InvoiceLineItemUncheckedCreateInput = {
   invoiceId: string
   subscriptionItemId?: string | null
   priceId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -441,6 +459,7 @@ export type InvoiceLineItemUncheckedCreateInput = {
 
 export type InvoiceLineItemUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -463,6 +482,7 @@ export type InvoiceLineItemUncheckedUpdateInput = {
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -482,6 +502,7 @@ export type InvoiceLineItemCreateManyInput = {
   invoiceId: string
   subscriptionItemId?: string | null
   priceId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -497,6 +518,7 @@ export type InvoiceLineItemCreateManyInput = {
 
 export type InvoiceLineItemUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -516,6 +538,7 @@ export type InvoiceLineItemUncheckedUpdateManyInput = {
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -545,6 +568,7 @@ export type InvoiceLineItemCountOrderByAggregateInput = {
   invoiceId?: Prisma.SortOrder
   subscriptionItemId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   description?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrder
@@ -559,6 +583,7 @@ export type InvoiceLineItemCountOrderByAggregateInput = {
 }
 
 export type InvoiceLineItemAvgOrderByAggregateInput = {
+  position?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrder
   amount?: Prisma.SortOrder
@@ -570,6 +595,7 @@ export type InvoiceLineItemMaxOrderByAggregateInput = {
   invoiceId?: Prisma.SortOrder
   subscriptionItemId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   description?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrder
@@ -587,6 +613,7 @@ export type InvoiceLineItemMinOrderByAggregateInput = {
   invoiceId?: Prisma.SortOrder
   subscriptionItemId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   description?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrder
@@ -599,6 +626,7 @@ export type InvoiceLineItemMinOrderByAggregateInput = {
 }
 
 export type InvoiceLineItemSumOrderByAggregateInput = {
+  position?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrder
   amount?: Prisma.SortOrder
@@ -732,6 +760,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput = {
 
 export type InvoiceLineItemCreateWithoutPriceInput = {
   id: string
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -751,6 +780,7 @@ export type InvoiceLineItemUncheckedCreateWithoutPriceInput = {
   id: string
   invoiceId: string
   subscriptionItemId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -799,6 +829,7 @@ export type InvoiceLineItemScalarWhereInput = {
   invoiceId?: Prisma.StringFilter<"InvoiceLineItem"> | string
   subscriptionItemId?: Prisma.StringNullableFilter<"InvoiceLineItem"> | string | null
   priceId?: Prisma.StringNullableFilter<"InvoiceLineItem"> | string | null
+  position?: Prisma.IntFilter<"InvoiceLineItem"> | number
   description?: Prisma.StringFilter<"InvoiceLineItem"> | string
   quantity?: Prisma.IntFilter<"InvoiceLineItem"> | number
   unitAmountDecimal?: Prisma.DecimalNullableFilter<"InvoiceLineItem"> | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -814,6 +845,7 @@ export type InvoiceLineItemScalarWhereInput = {
 
 export type InvoiceLineItemCreateWithoutSubscriptionItemInput = {
   id: string
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -833,6 +865,7 @@ export type InvoiceLineItemUncheckedCreateWithoutSubscriptionItemInput = {
   id: string
   invoiceId: string
   priceId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -874,6 +907,7 @@ export type InvoiceLineItemUpdateManyWithWhereWithoutSubscriptionItemInput = {
 
 export type InvoiceLineItemCreateWithoutInvoiceInput = {
   id: string
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -893,6 +927,7 @@ export type InvoiceLineItemUncheckedCreateWithoutInvoiceInput = {
   id: string
   subscriptionItemId?: string | null
   priceId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -936,6 +971,7 @@ export type InvoiceLineItemCreateManyPriceInput = {
   id: string
   invoiceId: string
   subscriptionItemId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -951,6 +987,7 @@ export type InvoiceLineItemCreateManyPriceInput = {
 
 export type InvoiceLineItemUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -970,6 +1007,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -987,6 +1025,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1004,6 +1043,7 @@ export type InvoiceLineItemCreateManySubscriptionItemInput = {
   id: string
   invoiceId: string
   priceId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1019,6 +1059,7 @@ export type InvoiceLineItemCreateManySubscriptionItemInput = {
 
 export type InvoiceLineItemUpdateWithoutSubscriptionItemInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1038,6 +1079,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutSubscriptionItemInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1055,6 +1097,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1072,6 +1115,7 @@ export type InvoiceLineItemCreateManyInvoiceInput = {
   id: string
   subscriptionItemId?: string | null
   priceId?: string | null
+  position?: number
   description: string
   quantity?: number
   unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1087,6 +1131,7 @@ export type InvoiceLineItemCreateManyInvoiceInput = {
 
 export type InvoiceLineItemUpdateWithoutInvoiceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1106,6 +1151,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutInvoiceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1123,6 +1169,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   description?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
   unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
@@ -1144,6 +1191,7 @@ export type InvoiceLineItemSelect<ExtArgs extends runtime.Types.Extensions.Inter
   invoiceId?: boolean
   subscriptionItemId?: boolean
   priceId?: boolean
+  position?: boolean
   description?: boolean
   quantity?: boolean
   unitAmountDecimal?: boolean
@@ -1166,6 +1214,7 @@ export type InvoiceLineItemSelectCreateManyAndReturn<ExtArgs extends runtime.Typ
   invoiceId?: boolean
   subscriptionItemId?: boolean
   priceId?: boolean
+  position?: boolean
   description?: boolean
   quantity?: boolean
   unitAmountDecimal?: boolean
@@ -1188,6 +1237,7 @@ export type InvoiceLineItemSelectUpdateManyAndReturn<ExtArgs extends runtime.Typ
   invoiceId?: boolean
   subscriptionItemId?: boolean
   priceId?: boolean
+  position?: boolean
   description?: boolean
   quantity?: boolean
   unitAmountDecimal?: boolean
@@ -1210,6 +1260,7 @@ export type InvoiceLineItemSelectScalar = {
   invoiceId?: boolean
   subscriptionItemId?: boolean
   priceId?: boolean
+  position?: boolean
   description?: boolean
   quantity?: boolean
   unitAmountDecimal?: boolean
@@ -1223,7 +1274,7 @@ export type InvoiceLineItemSelectScalar = {
   createdAt?: boolean
 }
 
-export type InvoiceLineItemOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "invoiceId" | "subscriptionItemId" | "priceId" | "description" | "quantity" | "unitAmountDecimal" | "amount" | "currency" | "periodStart" | "periodEnd" | "proration" | "breakdown" | "metadata" | "createdAt", ExtArgs["result"]["invoiceLineItem"]>
+export type InvoiceLineItemOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "invoiceId" | "subscriptionItemId" | "priceId" | "position" | "description" | "quantity" | "unitAmountDecimal" | "amount" | "currency" | "periodStart" | "periodEnd" | "proration" | "breakdown" | "metadata" | "createdAt", ExtArgs["result"]["invoiceLineItem"]>
 export type InvoiceLineItemInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   subscriptionItem?: boolean | Prisma.InvoiceLineItem$subscriptionItemArgs<ExtArgs>
@@ -1253,6 +1304,10 @@ export type $InvoiceLineItemPayload<ExtArgs extends runtime.Types.Extensions.Int
     invoiceId: string
     subscriptionItemId: string | null
     priceId: string | null
+    /**
+     * The line's place on its invoice: 0, 1, 2, ... in the order the lines were made.
+     */
+    position: number
     description: string
     quantity: number
     unitAmountDecimal: runtime.Decimal | null
@@ -1704,6 +1759,7 @@ export interface InvoiceLineItemFieldRefs {
   readonly invoiceId: Prisma.FieldRef<"InvoiceLineItem", 'String'>
   readonly subscriptionItemId: Prisma.FieldRef<"InvoiceLineItem", 'String'>
   readonly priceId: Prisma.FieldRef<"InvoiceLineItem", 'String'>
+  readonly position: Prisma.FieldRef<"InvoiceLineItem", 'Int'>
   readonly description: Prisma.FieldRef<"InvoiceLineItem", 'String'>
   readonly quantity: Prisma.FieldRef<"InvoiceLineItem", 'Int'>
   readonly unitAmountDecimal: Prisma.FieldRef<"InvoiceLineItem", 'Decimal'>

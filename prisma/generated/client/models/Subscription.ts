@@ -356,6 +356,7 @@ export type SubscriptionWhereInput = {
   items?: Prisma.SubscriptionItemListRelationFilter
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleNullableScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput> | null
   invoices?: Prisma.InvoiceListRelationFilter
+  invoiceItems?: Prisma.InvoiceItemListRelationFilter
 }
 
 export type SubscriptionOrderByWithRelationInput = {
@@ -386,6 +387,7 @@ export type SubscriptionOrderByWithRelationInput = {
   items?: Prisma.SubscriptionItemOrderByRelationAggregateInput
   schedule?: Prisma.SubscriptionScheduleOrderByWithRelationInput
   invoices?: Prisma.InvoiceOrderByRelationAggregateInput
+  invoiceItems?: Prisma.InvoiceItemOrderByRelationAggregateInput
 }
 
 export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
@@ -420,6 +422,7 @@ export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
   items?: Prisma.SubscriptionItemListRelationFilter
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleNullableScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput> | null
   invoices?: Prisma.InvoiceListRelationFilter
+  invoiceItems?: Prisma.InvoiceItemListRelationFilter
 }, "id" | "organizationId_id">
 
 export type SubscriptionOrderByWithAggregationInput = {
@@ -508,6 +511,7 @@ export type SubscriptionCreateInput = {
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateInput = {
@@ -537,6 +541,7 @@ export type SubscriptionUncheckedCreateInput = {
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUpdateInput = {
@@ -565,6 +570,7 @@ export type SubscriptionUpdateInput = {
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateInput = {
@@ -594,6 +600,7 @@ export type SubscriptionUncheckedUpdateInput = {
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateManyInput = {
@@ -875,6 +882,22 @@ export type SubscriptionUpdateOneWithoutInvoicesNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.SubscriptionUpdateToOneWithWhereWithoutInvoicesInput, Prisma.SubscriptionUpdateWithoutInvoicesInput>, Prisma.SubscriptionUncheckedUpdateWithoutInvoicesInput>
 }
 
+export type SubscriptionCreateNestedOneWithoutInvoiceItemsInput = {
+  create?: Prisma.XOR<Prisma.SubscriptionCreateWithoutInvoiceItemsInput, Prisma.SubscriptionUncheckedCreateWithoutInvoiceItemsInput>
+  connectOrCreate?: Prisma.SubscriptionCreateOrConnectWithoutInvoiceItemsInput
+  connect?: Prisma.SubscriptionWhereUniqueInput
+}
+
+export type SubscriptionUpdateOneWithoutInvoiceItemsNestedInput = {
+  create?: Prisma.XOR<Prisma.SubscriptionCreateWithoutInvoiceItemsInput, Prisma.SubscriptionUncheckedCreateWithoutInvoiceItemsInput>
+  connectOrCreate?: Prisma.SubscriptionCreateOrConnectWithoutInvoiceItemsInput
+  upsert?: Prisma.SubscriptionUpsertWithoutInvoiceItemsInput
+  disconnect?: Prisma.SubscriptionWhereInput | boolean
+  delete?: Prisma.SubscriptionWhereInput | boolean
+  connect?: Prisma.SubscriptionWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SubscriptionUpdateToOneWithWhereWithoutInvoiceItemsInput, Prisma.SubscriptionUpdateWithoutInvoiceItemsInput>, Prisma.SubscriptionUncheckedUpdateWithoutInvoiceItemsInput>
+}
+
 export type SubscriptionCreateWithoutCustomerInput = {
   id: string
   status: $Enums.SubscriptionStatus
@@ -900,6 +923,7 @@ export type SubscriptionCreateWithoutCustomerInput = {
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutCustomerInput = {
@@ -927,6 +951,7 @@ export type SubscriptionUncheckedCreateWithoutCustomerInput = {
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutCustomerInput = {
@@ -1009,6 +1034,7 @@ export type SubscriptionCreateWithoutItemsInput = {
   customer: Prisma.CustomerCreateNestedOneWithoutSubscriptionsInput
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutItemsInput = {
@@ -1037,6 +1063,7 @@ export type SubscriptionUncheckedCreateWithoutItemsInput = {
   updatedAt?: Date | string
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutItemsInput = {
@@ -1080,6 +1107,7 @@ export type SubscriptionUpdateWithoutItemsInput = {
   customer?: Prisma.CustomerUpdateOneRequiredWithoutSubscriptionsNestedInput
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutItemsInput = {
@@ -1108,6 +1136,7 @@ export type SubscriptionUncheckedUpdateWithoutItemsInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateWithoutScheduleInput = {
@@ -1135,6 +1164,7 @@ export type SubscriptionCreateWithoutScheduleInput = {
   customer: Prisma.CustomerCreateNestedOneWithoutSubscriptionsInput
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutScheduleInput = {
@@ -1163,6 +1193,7 @@ export type SubscriptionUncheckedCreateWithoutScheduleInput = {
   updatedAt?: Date | string
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutScheduleInput = {
@@ -1206,6 +1237,7 @@ export type SubscriptionUpdateWithoutScheduleInput = {
   customer?: Prisma.CustomerUpdateOneRequiredWithoutSubscriptionsNestedInput
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
@@ -1234,6 +1266,7 @@ export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateWithoutInvoicesInput = {
@@ -1261,6 +1294,7 @@ export type SubscriptionCreateWithoutInvoicesInput = {
   customer: Prisma.CustomerCreateNestedOneWithoutSubscriptionsInput
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutInvoicesInput = {
@@ -1289,6 +1323,7 @@ export type SubscriptionUncheckedCreateWithoutInvoicesInput = {
   updatedAt?: Date | string
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutInvoicesInput = {
@@ -1332,6 +1367,7 @@ export type SubscriptionUpdateWithoutInvoicesInput = {
   customer?: Prisma.CustomerUpdateOneRequiredWithoutSubscriptionsNestedInput
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
@@ -1360,6 +1396,137 @@ export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+}
+
+export type SubscriptionCreateWithoutInvoiceItemsInput = {
+  id: string
+  status: $Enums.SubscriptionStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
+  defaultPaymentMethodId?: string | null
+  startDate: Date | string
+  billingCycleAnchor: Date | string
+  currentPeriodStart: Date | string
+  currentPeriodEnd: Date | string
+  trialStart?: Date | string | null
+  trialEnd?: Date | string | null
+  cancelAt?: Date | string | null
+  cancelAtPeriodEnd?: boolean
+  canceledAt?: Date | string | null
+  cancellationReason?: string | null
+  endedAt?: Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  customer: Prisma.CustomerCreateNestedOneWithoutSubscriptionsInput
+  items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
+  schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+}
+
+export type SubscriptionUncheckedCreateWithoutInvoiceItemsInput = {
+  id: string
+  organizationId: string
+  customerId: string
+  status: $Enums.SubscriptionStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
+  defaultPaymentMethodId?: string | null
+  startDate: Date | string
+  billingCycleAnchor: Date | string
+  currentPeriodStart: Date | string
+  currentPeriodEnd: Date | string
+  trialStart?: Date | string | null
+  trialEnd?: Date | string | null
+  cancelAt?: Date | string | null
+  cancelAtPeriodEnd?: boolean
+  canceledAt?: Date | string | null
+  cancellationReason?: string | null
+  endedAt?: Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+}
+
+export type SubscriptionCreateOrConnectWithoutInvoiceItemsInput = {
+  where: Prisma.SubscriptionWhereUniqueInput
+  create: Prisma.XOR<Prisma.SubscriptionCreateWithoutInvoiceItemsInput, Prisma.SubscriptionUncheckedCreateWithoutInvoiceItemsInput>
+}
+
+export type SubscriptionUpsertWithoutInvoiceItemsInput = {
+  update: Prisma.XOR<Prisma.SubscriptionUpdateWithoutInvoiceItemsInput, Prisma.SubscriptionUncheckedUpdateWithoutInvoiceItemsInput>
+  create: Prisma.XOR<Prisma.SubscriptionCreateWithoutInvoiceItemsInput, Prisma.SubscriptionUncheckedCreateWithoutInvoiceItemsInput>
+  where?: Prisma.SubscriptionWhereInput
+}
+
+export type SubscriptionUpdateToOneWithWhereWithoutInvoiceItemsInput = {
+  where?: Prisma.SubscriptionWhereInput
+  data: Prisma.XOR<Prisma.SubscriptionUpdateWithoutInvoiceItemsInput, Prisma.SubscriptionUncheckedUpdateWithoutInvoiceItemsInput>
+}
+
+export type SubscriptionUpdateWithoutInvoiceItemsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  billingCycleAnchor?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trialStart?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAtPeriodEnd?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutSubscriptionsNestedInput
+  items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
+  schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+}
+
+export type SubscriptionUncheckedUpdateWithoutInvoiceItemsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  billingCycleAnchor?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trialStart?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAtPeriodEnd?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+  schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateManyCustomerInput = {
@@ -1411,6 +1578,7 @@ export type SubscriptionUpdateWithoutCustomerInput = {
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
@@ -1438,6 +1606,7 @@ export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateManyWithoutCustomerInput = {
@@ -1472,11 +1641,13 @@ export type SubscriptionUncheckedUpdateManyWithoutCustomerInput = {
 export type SubscriptionCountOutputType = {
   items: number
   invoices: number
+  invoiceItems: number
 }
 
 export type SubscriptionCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   items?: boolean | SubscriptionCountOutputTypeCountItemsArgs
   invoices?: boolean | SubscriptionCountOutputTypeCountInvoicesArgs
+  invoiceItems?: boolean | SubscriptionCountOutputTypeCountInvoiceItemsArgs
 }
 
 /**
@@ -1501,6 +1672,13 @@ export type SubscriptionCountOutputTypeCountItemsArgs<ExtArgs extends runtime.Ty
  */
 export type SubscriptionCountOutputTypeCountInvoicesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.InvoiceWhereInput
+}
+
+/**
+ * SubscriptionCountOutputType without action
+ */
+export type SubscriptionCountOutputTypeCountInvoiceItemsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.InvoiceItemWhereInput
 }
 
 
@@ -1532,6 +1710,7 @@ export type SubscriptionSelect<ExtArgs extends runtime.Types.Extensions.Internal
   items?: boolean | Prisma.Subscription$itemsArgs<ExtArgs>
   schedule?: boolean | Prisma.Subscription$scheduleArgs<ExtArgs>
   invoices?: boolean | Prisma.Subscription$invoicesArgs<ExtArgs>
+  invoiceItems?: boolean | Prisma.Subscription$invoiceItemsArgs<ExtArgs>
   _count?: boolean | Prisma.SubscriptionCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["subscription"]>
 
@@ -1621,6 +1800,7 @@ export type SubscriptionInclude<ExtArgs extends runtime.Types.Extensions.Interna
   items?: boolean | Prisma.Subscription$itemsArgs<ExtArgs>
   schedule?: boolean | Prisma.Subscription$scheduleArgs<ExtArgs>
   invoices?: boolean | Prisma.Subscription$invoicesArgs<ExtArgs>
+  invoiceItems?: boolean | Prisma.Subscription$invoiceItemsArgs<ExtArgs>
   _count?: boolean | Prisma.SubscriptionCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type SubscriptionIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1637,6 +1817,7 @@ export type $SubscriptionPayload<ExtArgs extends runtime.Types.Extensions.Intern
     items: Prisma.$SubscriptionItemPayload<ExtArgs>[]
     schedule: Prisma.$SubscriptionSchedulePayload<ExtArgs> | null
     invoices: Prisma.$InvoicePayload<ExtArgs>[]
+    invoiceItems: Prisma.$InvoiceItemPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2067,6 +2248,7 @@ export interface Prisma__SubscriptionClient<T, Null = never, ExtArgs extends run
   items<T extends Prisma.Subscription$itemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$itemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   schedule<T extends Prisma.Subscription$scheduleArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$scheduleArgs<ExtArgs>>): Prisma.Prisma__SubscriptionScheduleClient<runtime.Types.Result.GetResult<Prisma.$SubscriptionSchedulePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   invoices<T extends Prisma.Subscription$invoicesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$invoicesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  invoiceItems<T extends Prisma.Subscription$invoiceItemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$invoiceItemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2584,6 +2766,30 @@ export type Subscription$invoicesArgs<ExtArgs extends runtime.Types.Extensions.I
   take?: number
   skip?: number
   distinct?: Prisma.InvoiceScalarFieldEnum | Prisma.InvoiceScalarFieldEnum[]
+}
+
+/**
+ * Subscription.invoiceItems
+ */
+export type Subscription$invoiceItemsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the InvoiceItem
+   */
+  select?: Prisma.InvoiceItemSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the InvoiceItem
+   */
+  omit?: Prisma.InvoiceItemOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.InvoiceItemInclude<ExtArgs> | null
+  where?: Prisma.InvoiceItemWhereInput
+  orderBy?: Prisma.InvoiceItemOrderByWithRelationInput | Prisma.InvoiceItemOrderByWithRelationInput[]
+  cursor?: Prisma.InvoiceItemWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.InvoiceItemScalarFieldEnum | Prisma.InvoiceItemScalarFieldEnum[]
 }
 
 /**

@@ -1,0 +1,87 @@
+"""The upcoming invoice: what a subscription's next renewal, or a plan change made now,
+would invoice. Reads only, and computes with the same plan and line functions the change
+and the renewal use (billing.subscriptions.changes), so preview and invoice agree to the
+minor unit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.db.sessions import get_one
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.invoices.lines import DraftLine
+from billing.invoices.totals import invoice_totals, line_taxes
+from billing.models import Customer, Subscription
+from billing.subscriptions import changes
+from billing.subscriptions.periods import next_period
+from billing.subscriptions.status import check_update
+from contracts.enums import ProrationBehavior
+from contracts.invoices import InvoicePreview, InvoicePreviewLine, UpcomingInvoiceRequest
+from contracts.subscriptions import SubscriptionItemChanges
+
+
+def _preview_line(line: DraftLine) -> InvoicePreviewLine:
+    return InvoicePreviewLine(
+        description=line.description,
+        amount=line.amount,
+        quantity=line.quantity,
+        priceId=line.price_id,
+        subscriptionItemId=line.subscription_item_id,
+        unitAmountDecimal=line.unit_amount_decimal,
+        proration=line.proration,
+        periodStart=line.period.start,
+        periodEnd=line.period.end,
+    )
+
+
+async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceRequest, now: datetime) -> InvoicePreview:
+    subscription = await get_one(session, Subscription, Subscription.id, request.subscription)
+    if subscription is None or subscription.customer_id != request.customer:
+        raise ResourceMissing("subscription", request.subscription, param="subscription")
+    customer = await get_one(session, Customer, Customer.id, subscription.customer_id)
+    assert customer is not None  # a subscription's customer is kept (Restrict)
+    check_update(subscription.status, frozenset({"items"} if request.subscriptionItems is not None else ()))
+    plan = await changes.plan_change(
+        session,
+        subscription,
+        SubscriptionItemChanges(
+            items=request.subscriptionItems,
+            prorationBehavior=request.subscriptionProrationBehavior,
+            prorationDate=request.subscriptionProrationDate,
+        ),
+        now,
+    )
+    pending = [changes.pending_line(item) for item in await changes.pending_items(session, subscription)]
+    now_lines = changes.invoiced_now(plan, pending) if request.subscriptionItems is not None else None
+    if now_lines is not None:
+        lines, period, reason = now_lines, changes.change_period(plan), "subscription_update"
+    else:
+        if subscription.cancel_at_period_end:
+            raise InvalidRequest(
+                "This subscription ends at the period's end: it has no upcoming invoice.", code="invoice_upcoming_none"
+            )
+        prorations = plan.prorations if plan.behavior is ProrationBehavior.create_prorations else []
+        renewal = changes.renewal_lines(
+            plan.after, subscription.currency, plan.period, subscription.billing_cycle_anchor
+        )
+        lines = [*pending, *prorations, *renewal]
+        period = next_period(plan.period, subscription.billing_cycle_anchor, plan.after[0].interval)
+        reason = "subscription_cycle"
+    totals = invoice_totals([line_taxes(line.amount, ()) for line in lines], customer_balance=customer.balance)
+    return InvoicePreview(
+        customerId=customer.id,
+        subscriptionId=subscription.id,
+        currency=subscription.currency,
+        billingReason=reason,
+        periodStart=period.start,
+        periodEnd=period.end,
+        lines=[_preview_line(line) for line in lines],
+        subtotal=totals.subtotal,
+        tax=totals.tax,
+        total=totals.total,
+        startingBalance=totals.starting_balance,
+        endingBalance=totals.ending_balance,
+        amountDue=totals.amount_due,
+    )

@@ -1,0 +1,222 @@
+"""Plan changes: a subscription's items changed inside its period, prorated.
+
+`plan_change` only reads: it prices the items before and after the change and computes
+the proration lines (billing.invoices.lines). The update applies that plan, and the
+upcoming-invoice preview shows what the plan would invoice, from the same plan and the
+same line functions, so the preview and the invoice agree to the minor unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.catalog.pricing import UnsupportedCurrency
+from billing.catalog.repository import get_price, get_product, price_terms
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.ids import new_id
+from billing.invoices.lines import DraftLine, ItemToBill, advance_line, proration_draft_lines
+from billing.models import InvoiceItem, Price, Subscription, SubscriptionItem
+from billing.subscriptions.periods import Interval, InvalidPeriod, Period, next_period, utc
+from billing.subscriptions.proration import remaining_share
+from contracts.enums import PriceType, ProrationBehavior, RecurringInterval, SubscriptionStatus, UsageType
+from contracts.subscriptions import SubscriptionItemChanges
+
+
+@dataclass(frozen=True)
+class BilledItem:
+    item: ItemToBill
+    licensed: bool
+    interval: Interval
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    subscription: Subscription
+    before: list[BilledItem]
+    after: list[BilledItem]
+    removed: list[str]  # ids of items that go
+    period: Period
+    at: datetime
+    behavior: ProrationBehavior
+    prorations: list[DraftLine]  # empty unless the behaviour prorates
+
+
+def interval_label(interval: Interval) -> str:
+    return str(interval.unit) if interval.count == 1 else f"{interval.count} {interval.unit}s"
+
+
+def price_interval(price: Price) -> Interval:
+    assert price.recurring_interval is not None  # a recurring price has one
+    return Interval(RecurringInterval(price.recurring_interval), price.recurring_interval_count or 1)
+
+
+async def billed_item(session: AsyncSession, key: str, price: Price, quantity: int) -> BilledItem:
+    product = await get_product(session, price.product_id)
+    assert product is not None  # a price's product is kept while prices refer to it
+    interval = price_interval(price)
+    item = ItemToBill(key, price.id, product.name, quantity, price_terms(price), interval_label(interval))
+    return BilledItem(item, price.recurring_usage_type is not UsageType.metered, interval)
+
+
+async def current_items(session: AsyncSession, subscription: Subscription) -> list[BilledItem]:
+    rows = (
+        await session.scalars(
+            select(SubscriptionItem)
+            .where(SubscriptionItem.subscription_id == subscription.id)
+            .order_by(SubscriptionItem.created_at, SubscriptionItem.id)
+        )
+    ).all()
+    billed = []
+    for row in rows:
+        price = await get_price(session, row.price_id)
+        assert price is not None  # an item's price is kept (Restrict)
+        billed.append(await billed_item(session, row.id, price, row.quantity))
+    return billed
+
+
+def check_price_currency(price: Price, currency: str, param: str) -> None:
+    """A subscription charges a price's own amounts in its currency, never a conversion."""
+    try:
+        price_terms(price).terms_in(currency)
+    except UnsupportedCurrency as error:
+        raise InvalidRequest(error.message, code="currency_not_supported", param=param) from None
+
+
+async def usable_price(session: AsyncSession, price_id: str, param: str) -> Price:
+    """A price a subscription item may take: this organization's, active, recurring."""
+    price = await get_price(session, price_id)
+    if price is None:
+        raise ResourceMissing("price", price_id, param=param)
+    if not price.active:
+        raise InvalidRequest(
+            f"The price {price.id} is archived; a subscription item cannot take it.", code="price_inactive", param=param
+        )
+    if price.type is not PriceType.recurring:
+        raise InvalidRequest(
+            f"The price {price.id} is a one_time price; a subscription item needs a recurring price.",
+            code="price_not_recurring",
+            param=param,
+        )
+    return price
+
+
+async def plan_change(
+    session: AsyncSession, subscription: Subscription, changes: SubscriptionItemChanges, now: datetime
+) -> PlannedChange:
+    """The items after `changes.items` and the proration lines for the change (no writes)."""
+    before = await current_items(session, subscription)
+    after = {billed.item.key: billed for billed in before}
+    removed: list[str] = []
+    for index, change in enumerate(changes.items or []):
+        param = f"items[{index}]"
+        if change.id is None:
+            if change.price is None or change.deleted:
+                raise InvalidRequest("A new item needs a price.", code="parameter_missing", param=f"{param}[price]")
+            price = await usable_price(session, change.price, f"{param}[price]")
+            check_price_currency(price, subscription.currency, f"{param}[price]")
+            if any(billed.item.price_id == price.id for billed in after.values()):
+                raise InvalidRequest(
+                    f"The price {price.id} is on the subscription already; change that item's quantity.",
+                    code="parameter_invalid",
+                    param=f"{param}[price]",
+                )
+            key = new_id("subscription_item")
+            after[key] = await billed_item(session, key, price, 1 if change.quantity is None else change.quantity)
+            continue
+        if change.id not in after:
+            raise ResourceMissing("subscription_item", change.id, param=f"{param}[id]")
+        if change.deleted:
+            del after[change.id]
+            removed.append(change.id)
+            continue
+        current = after[change.id]
+        quantity = current.item.quantity if change.quantity is None else change.quantity
+        if change.price is not None and change.price != current.item.price_id:
+            price = await usable_price(session, change.price, f"{param}[price]")
+            check_price_currency(price, subscription.currency, f"{param}[price]")
+        else:
+            kept = await get_price(session, current.item.price_id)
+            assert kept is not None  # an item's price is kept (Restrict)
+            price = kept
+        after[change.id] = await billed_item(session, change.id, price, quantity)
+    if not after:
+        raise InvalidRequest("A subscription needs at least one item.", code="parameter_invalid", param="items")
+    intervals = {billed.interval for billed in after.values()}
+    if intervals != {before[0].interval}:
+        raise InvalidRequest(
+            "Every item must keep the subscription's interval "
+            f"(every {interval_label(before[0].interval)}); changing the interval is not supported yet.",
+            code="price_interval_mismatch",
+            param="items",
+        )
+    period = Period(subscription.current_period_start, subscription.current_period_end)
+    at = utc(changes.prorationDate or now, "prorationDate")
+    try:
+        remaining_share(period, at)
+    except InvalidPeriod as error:
+        raise InvalidRequest(str(error), code="parameter_invalid", param="prorationDate") from None
+    behavior = changes.prorationBehavior or ProrationBehavior.create_prorations
+    if subscription.status is SubscriptionStatus.trialing:
+        behavior = ProrationBehavior.none  # nothing is charged during a trial, nothing to prorate
+    items_after = list(after.values())
+    prorations = (
+        []
+        if behavior is ProrationBehavior.none
+        else proration_draft_lines(
+            [b.item for b in before if b.licensed],
+            [b.item for b in items_after if b.licensed],
+            subscription.currency,
+            period,
+            at,
+        )
+    )
+    return PlannedChange(subscription, before, items_after, removed, period, at, behavior, prorations)
+
+
+async def pending_items(session: AsyncSession, subscription: Subscription) -> list[InvoiceItem]:
+    """The subscription's invoice items not on an invoice yet, oldest first."""
+    return list(
+        (
+            await session.scalars(
+                select(InvoiceItem)
+                .where(InvoiceItem.subscription_id == subscription.id, InvoiceItem.invoice_id.is_(None))
+                .order_by(InvoiceItem.created_at, InvoiceItem.position, InvoiceItem.id)
+            )
+        ).all()
+    )
+
+
+def pending_line(item: InvoiceItem) -> DraftLine:
+    return DraftLine(
+        item.subscription_item_id,
+        item.price_id,
+        item.description,
+        item.quantity,
+        item.unit_amount_decimal,
+        item.amount,
+        Period(item.period_start, item.period_end),
+        proration=item.proration,
+    )
+
+
+def renewal_lines(plan_items: list[BilledItem], currency: str, period: Period, anchor: datetime) -> list[DraftLine]:
+    """The next period's advance lines for the licensed items (what a renewal bills)."""
+    upcoming = next_period(period, anchor, plan_items[0].interval)
+    return [advance_line(b.item, currency, upcoming, upcoming) for b in plan_items if b.licensed]
+
+
+def invoiced_now(plan: PlannedChange, pending: list[DraftLine]) -> list[DraftLine] | None:
+    """The lines always_invoice puts on an invoice at once (what was pending, then the
+    change's prorations), or None when the change invoices nothing now."""
+    if plan.behavior is not ProrationBehavior.always_invoice:
+        return None
+    return [*pending, *plan.prorations]
+
+
+def change_period(plan: PlannedChange) -> Period:
+    """The span an invoice made by the change covers: from the change to the period's end."""
+    return Period(plan.at, plan.period.end)
