@@ -166,9 +166,27 @@ def pid_alive(pid: int | None) -> bool:
         except PermissionError:
             return True
         return True
+    if _task_state(stat) not in ("Z", "X"):
+        return True
+    # A multi-threaded process's leader turns zombie before its other threads have exited,
+    # and the process keeps its files (a listening socket) until the last one has.
+    try:
+        tasks = [t for t in os.listdir(f"/proc/{pid}/task") if t != str(pid)]
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as f:
+                if _task_state(f.read().decode(errors="replace")) not in ("Z", "X"):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _task_state(stat: str) -> str:
     # "pid (comm) S ..." — comm may contain spaces/parens; the state follows the last ')'.
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
-    return state not in ("Z", "X")
+    return stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
 
 
 def cmdline(pid: int) -> list[str]:
@@ -252,10 +270,14 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a TCP connect to host:port succeeds."""
+    """True when a TCP connect to host:port reaches a listener.
+
+    On Linux a connect to a free port of the ephemeral range can pick that very port as its
+    source and connect to itself (TCP simultaneous open); that is nobody answering.
+    """
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            return conn.getsockname() != conn.getpeername()
     except OSError:
         return False
 

@@ -9,8 +9,8 @@ shared stack.
 from __future__ import annotations
 
 import dataclasses
+import random
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,12 +32,14 @@ def live_stack() -> list[stack.ServiceStatus]:
 
 
 def free_port_pair() -> int:
-    """A port p with p and p+1 both free on 127.0.0.1 (services use port+1 as well)."""
+    """A port p with p and p+1 both free on 127.0.0.1 (services use port+1 as well).
+
+    Drawn below Linux's ephemeral range (32768 up), so no outgoing connection of another
+    process can take it as its source port while a test expects it quiet.
+    """
     for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65535 and not port_in_use("127.0.0.1", port) and not port_in_use("127.0.0.1", port + 1):
+        port = random.randrange(20000, 32000)
+        if not port_in_use("127.0.0.1", port) and not port_in_use("127.0.0.1", port + 1):
             return port
     raise RuntimeError("no free pair of ports")
 
