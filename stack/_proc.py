@@ -277,7 +277,7 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     """
     try:
         with socket.create_connection((host, port), timeout=timeout) as conn:
-            return conn.getsockname() != conn.getpeername()
+            return bool(conn.getsockname() != conn.getpeername())
     except OSError:
         return False
 
