@@ -170,18 +170,14 @@ def pid_alive(pid: int | None) -> bool:
         return True
     # A multi-threaded process's leader turns zombie before its other threads have exited,
     # and the process keeps its files (a listening socket) until the last one has.
+    return any(_task_alive(stat_file) for stat_file in Path(f"/proc/{pid}/task").glob("*/stat"))
+
+
+def _task_alive(stat_file: Path) -> bool:
     try:
-        tasks = [t for t in os.listdir(f"/proc/{pid}/task") if t != str(pid)]
+        return _task_state(stat_file.read_bytes().decode(errors="replace")) not in ("Z", "X")
     except OSError:
         return False
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/stat", "rb") as f:
-                if _task_state(f.read().decode(errors="replace")) not in ("Z", "X"):
-                    return True
-        except OSError:
-            continue
-    return False
 
 
 def _task_state(stat: str) -> str:
@@ -270,14 +266,10 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a TCP connect to host:port reaches a listener.
-
-    On Linux a connect to a free port of the ephemeral range can pick that very port as its
-    source and connect to itself (TCP simultaneous open); that is nobody answering.
-    """
+    """True when a TCP connect to host:port succeeds."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
-            return bool(conn.getsockname() != conn.getpeername())
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
     except OSError:
         return False
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import stack
 from stack import kafka, postgres, stripe_mock
-from stack._proc import StackError, ensure_port_free, pid_alive, spawn_detached, terminate, wait_until
+from stack._proc import StackError, ensure_port_free, pid_alive, port_open, spawn_detached, terminate, wait_until
 from stack.cli import stack_app
 
 from .conftest import free_port_pair, settings_with
@@ -175,3 +175,28 @@ def test_terminate_of_a_polite_process_uses_sigterm(tmp_path: Path) -> None:
     outcome = terminate(pid, name="polite", grace=10)
     assert outcome == f"polite: stopped pid {pid} (SIGTERM)"
     assert not pid_alive(pid)
+
+
+def test_a_process_whose_leader_thread_exited_is_alive_while_another_thread_holds_its_port(tmp_path: Path) -> None:
+    """The leader of a threaded server turns zombie first; its port stays open until the
+    last thread exits, so the process is not gone yet (the managed-service test's flake)."""
+    port = free_port_pair()
+    code = (
+        "import ctypes, socket, threading\n"
+        f"server = socket.create_server(('127.0.0.1', {port}))\n"
+        "def serve():\n"
+        "    while True:\n"
+        "        server.accept()[0].close()\n"
+        "threading.Thread(target=serve).start()\n"
+        "print('ready', flush=True)\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    pid = spawn_detached([sys.executable, "-c", code], log_file=tmp_path / "threaded.log")
+    try:
+        stat = Path(f"/proc/{pid}/stat")
+        assert wait_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=20)
+        assert port_open("127.0.0.1", port)
+        assert pid_alive(pid)
+    finally:
+        terminate(pid, name="threaded", grace=5)
+    assert not pid_alive(pid) and not port_open("127.0.0.1", port)
