@@ -13,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import func, select
 
 from api.app import create_app
+from billing.models import ProcessedCommand
 from billing.organizations.service import create_organization
 from consumers.app import run_command_consumer
+from contracts.api_keys import RecordApiKeyUseCommand
 from contracts.settings import Settings, get_settings
 from producers.topics import ensure_topics
 from tests.conftest import START_HINT
@@ -150,3 +153,18 @@ def assert_error(
     assert (body["error"]["type"], body["error"]["code"], body["error"]["param"]) == (type_, code, param), body
     assert body["error"]["message"]
     return body["error"]
+
+
+async def commands_applied(session_factory, organization_id: str) -> int:  # type: ignore[no-untyped-def]
+    """How many commands the organization's requests have applied. The API's own key-use
+    report (one a minute per process, whenever its timer fires) is not counted: a test
+    that asserts "nothing was written" must not fail because the minute ticked."""
+    async with session_factory() as session:
+        return await session.scalar(
+            select(func.count())
+            .select_from(ProcessedCommand)
+            .where(
+                ProcessedCommand.organization_id == organization_id,
+                ProcessedCommand.type != RecordApiKeyUseCommand.command_type,
+            )
+        )

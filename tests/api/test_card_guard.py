@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 from litestar.routes import HTTPRoute
-from sqlalchemy import func, select
 
 from api.app import create_app
 from api.card_guard import WRITE_METHODS, card_param, request_line_param
-from billing.models import ProcessedCommand
 from contracts.settings import get_settings
-from tests.api.conftest import TenantClient, assert_error
+from tests.api.conftest import TenantClient, assert_error, commands_applied
 
 CARD = "4242 4242 4242 4242"
 DIGITS = CARD.replace(" ", "")
@@ -85,20 +83,11 @@ def log_lines() -> Iterator[list[str]]:
         kafka.setLevel(levels[1])
 
 
-async def command_count(session_factory: Any, organization_id: str) -> int:  # type: ignore[no-untyped-def]
-    async with session_factory() as session:
-        return await session.scalar(
-            select(func.count())
-            .select_from(ProcessedCommand)
-            .where(ProcessedCommand.organization_id == organization_id)
-        )
-
-
 @pytest.mark.parametrize(("method", "path"), WRITE_ENDPOINTS, ids=[f"{m} {p}" for m, p in WRITE_ENDPOINTS])
 async def test_every_write_endpoint_refuses_card_numbers(
     api_client: TenantClient, session_factory: Any, log_lines: list[str], method: str, path: str
 ) -> None:
-    before = await command_count(session_factory, api_client.tenant.organization_id)
+    before = await commands_applied(session_factory, api_client.tenant.organization_id)
     bodies = [
         ({"metadata": {"note": f"card {CARD} exp 12/34"}}, "metadata[note]"),
         ({"items": [{"description": "ok"}, {"description": DIGITS}]}, "items[1][description]"),
@@ -110,7 +99,7 @@ async def test_every_write_endpoint_refuses_card_numbers(
             error = assert_error(response, 400, "card_data_not_allowed", param)
             assert DIGITS not in response.text and CARD not in response.text
             assert "Stripe.js" in error["message"]
-    assert await command_count(session_factory, api_client.tenant.organization_id) == before
+    assert await commands_applied(session_factory, api_client.tenant.organization_id) == before
     logged = "\n".join(log_lines)
     assert DIGITS not in logged and CARD not in logged
 
@@ -199,7 +188,7 @@ async def test_a_card_outside_the_body_is_refused_on_every_route(
 ) -> None:
     """In the query string, a path id or the Idempotency-Key (kept with the command and sent
     through Kafka): refused before anything reads it, on reads too."""
-    before = await command_count(session_factory, api_client.tenant.organization_id)
+    before = await commands_applied(session_factory, api_client.tenant.organization_id)
     with_path_ids = every_endpoint()
     assert len(with_path_ids) >= 10 and ("GET", f"/v1/customers/{DIGITS}") in with_path_ids
     asked = 0
@@ -221,7 +210,7 @@ async def test_a_card_outside_the_body_is_refused_on_every_route(
             assert DIGITS not in response.text
             asked += 1
     assert asked >= 22
-    assert await command_count(session_factory, api_client.tenant.organization_id) == before
+    assert await commands_applied(session_factory, api_client.tenant.organization_id) == before
     logged = "\n".join(log_lines)
     assert DIGITS not in logged and CARD not in logged
 

@@ -5,22 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import func, select
 
 from api.bus import Pending
 from api.responses import command_response
-from billing.models import ProcessedCommand
 from contracts.envelopes import command_id_for
-from tests.api.conftest import TenantClient, assert_error
-
-
-async def command_count(session_factory, organization_id: str) -> int:  # type: ignore[no-untyped-def]
-    async with session_factory() as session:
-        return await session.scalar(
-            select(func.count())
-            .select_from(ProcessedCommand)
-            .where(ProcessedCommand.organization_id == organization_id)
-        )
+from tests.api.conftest import TenantClient, assert_error, commands_applied
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
@@ -29,12 +18,12 @@ async def test_an_empty_or_overlong_key_is_refused(
     session_factory,
     key: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    before = await command_count(session_factory, api_client.tenant.organization_id)
+    before = await commands_applied(session_factory, api_client.tenant.organization_id)
     response = await api_client.post("/v1/customers", json={"name": "Keyed"}, headers={"Idempotency-Key": key})
     code = "parameter_invalid_string_too_long" if key else "parameter_invalid_string_empty"
     error = assert_error(response, 400, code, "Idempotency-Key")
     assert "Idempotency-Key" in error["message"]
-    assert await command_count(session_factory, api_client.tenant.organization_id) == before
+    assert await commands_applied(session_factory, api_client.tenant.organization_id) == before
 
 
 async def test_a_key_of_255_characters_replays(api_client: TenantClient) -> None:
