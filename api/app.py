@@ -19,6 +19,7 @@ from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
 from api.controllers.customers import CustomerController
 from api.controllers.exchange_rates import ExchangeRateController
+from api.controllers.invoice_items import InvoiceItemController
 from api.controllers.invoices import InvoiceController
 from api.controllers.meters import MeterController
 from api.controllers.payment_methods import (
@@ -31,6 +32,7 @@ from api.controllers.products import ProductController
 from api.controllers.setup_intents import SetupIntentController
 from api.controllers.stripe_account import StripeAccountController
 from api.controllers.subscriptions import SubscriptionController
+from api.controllers.tax_rates import TaxRateController
 from api.controllers.usage_events import UsageEventController
 from api.controllers.webhooks import StripeWebhookController
 from api.dashboard import DASHBOARD
@@ -58,7 +60,7 @@ from producers.publisher import Publisher, create_broker
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]
-BILLING = [SubscriptionController, InvoiceController]
+BILLING = [SubscriptionController, InvoiceController, InvoiceItemController, TaxRateController]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]
 
 

@@ -25,6 +25,8 @@ PREFIXES = {
     "invoice_line_item": "il",
     "payment": "pay",
     "invoice_item": "ii",
+    "tax_rate": "txr",
+    "subscription_tax_rate": "stxr",
 }
 
 

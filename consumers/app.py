@@ -35,6 +35,7 @@ from consumers import (
     organizations,
     payments,
     subscriptions,
+    tax_rates,
 )
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
@@ -61,6 +62,7 @@ ROUTES = merge_routes(
     meters.router,
     subscriptions.router,
     invoices.router,
+    tax_rates.router,
 )
 RETRY_WINDOW_SECONDS = 120.0
 

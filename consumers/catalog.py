@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog import service
-from billing.catalog.repository import price_json
 from billing.fx import service as fx_service
 from billing.models import Price as PriceRow
 from consumers.registry import Applied, CommandRouter
@@ -91,9 +90,11 @@ async def delete_product(session: AsyncSession, command: ProductDeleteCommand) -
 
 
 def _price(price: PriceRow, previous_holder: PriceRow | None, event: EventType[Price]) -> Applied[Price]:
-    resource = price_json(price)
+    resource = Price.model_validate(price).model_dump(mode="json")
     events = (
-        [] if previous_holder is None else [PRICE_UPDATED.of(price_json(previous_holder))]
+        []
+        if previous_holder is None
+        else [PRICE_UPDATED.of(Price.model_validate(previous_holder).model_dump(mode="json"))]
     )  # its lookupKey moved here
     return Applied("price", resource, [*events, event.of(resource)])
 

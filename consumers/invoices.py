@@ -1,27 +1,51 @@
-"""Invoice commands: pay (a new attempt, for the payment worker) and a payment attempt's
-outcome, applied to the payment, its invoice and the invoice's subscription
-(billing.payments.attempts)."""
+"""Invoice commands: one-off invoices and their invoice items (create, finalize, void,
+mark uncollectible, delete a draft), pay (a new attempt, for the payment worker) and a
+payment attempt's outcome, applied to the payment, its invoice and the invoice's
+subscription (billing.payments.attempts)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock
+from billing.errors import ResourceMissing
+from billing.invoices import items as invoice_items
 from billing.invoices import repository as invoice_reads
+from billing.invoices import service as invoices
+from billing.models import Invoice
 from billing.payments import attempts
 from billing.subscriptions import repository as subscription_reads
 from consumers.registry import Applied, CommandRouter
+from contracts.enums import InvoiceStatus
 from contracts.events import (
+    INVOICE_CREATED,
+    INVOICE_DELETED,
+    INVOICE_FINALIZED,
+    INVOICE_ITEM_CREATED,
+    INVOICE_ITEM_DELETED,
+    INVOICE_MARKED_UNCOLLECTIBLE,
     INVOICE_PAID,
     INVOICE_PAYMENT_ACTION_REQUIRED,
     INVOICE_PAYMENT_FAILED,
+    INVOICE_VOIDED,
     PAYMENT_CREATED,
     PAYMENT_UPDATED,
     SUBSCRIPTION_UPDATED,
     DomainEvent,
+    EventType,
 )
-from contracts.invoices import InvoiceDetails, InvoicePay, PaymentOutcome
-from contracts.resources import Payment
+from contracts.invoice_items import InvoiceItemCreate, InvoiceItemDelete
+from contracts.invoices import (
+    InvoiceCreate,
+    InvoiceDelete,
+    InvoiceDetails,
+    InvoiceFinalize,
+    InvoiceMarkUncollectible,
+    InvoicePay,
+    InvoiceVoid,
+    PaymentOutcome,
+)
+from contracts.resources import InvoiceItem, Payment
 
 router = CommandRouter()
 
@@ -61,3 +85,63 @@ async def pay(session: AsyncSession, command: InvoicePay) -> Applied[InvoiceDeta
     payment = Payment.model_validate(requested.payment).model_dump(mode="json")
     resource = invoice.model_dump(mode="json")
     return Applied("invoice", resource, [PAYMENT_CREATED.of(payment)])
+
+
+async def _invoice(
+    session: AsyncSession, invoice: Invoice, *events: EventType[InvoiceDetails]
+) -> Applied[InvoiceDetails]:
+    (details,) = await invoice_reads.details(session, [invoice])
+    resource = details.model_dump(mode="json")
+    return Applied("invoice", resource, [event.of(resource) for event in events])
+
+
+@router.handles(InvoiceItemCreate)
+async def create_item(session: AsyncSession, command: InvoiceItemCreate) -> Applied[InvoiceItem]:
+    item = InvoiceItem.model_validate(await invoice_items.create_invoice_item(session, command, clock.now()))
+    resource = item.model_dump(mode="json")
+    return Applied("invoice_item", resource, [INVOICE_ITEM_CREATED.of(resource)])
+
+
+@router.handles(InvoiceItemDelete)
+async def delete_item(session: AsyncSession, command: InvoiceItemDelete) -> Applied[InvoiceItem]:
+    item = InvoiceItem.model_validate(await invoice_items.delete_invoice_item(session, command.id))
+    resource = item.model_dump(mode="json")
+    return Applied("invoice_item", resource, [INVOICE_ITEM_DELETED.of(resource)])
+
+
+@router.handles(InvoiceCreate)
+async def create(session: AsyncSession, command: InvoiceCreate) -> Applied[InvoiceDetails]:
+    created = await invoices.create_one_off(session, command, clock.now())
+    return await _invoice(session, created.invoice, INVOICE_CREATED)
+
+
+@router.handles(InvoiceFinalize)
+async def finalize(session: AsyncSession, command: InvoiceFinalize) -> Applied[InvoiceDetails]:
+    finalized = await invoices.finalize_invoice(session, command.id, clock.now())
+    paid = [INVOICE_PAID] if finalized.invoice.status is InvoiceStatus.paid else []
+    applied = await _invoice(session, finalized.invoice, INVOICE_FINALIZED, *paid)
+    if finalized.payment is not None:
+        applied.events.append(PAYMENT_CREATED.of(Payment.model_validate(finalized.payment).model_dump(mode="json")))
+    return applied
+
+
+@router.handles(InvoiceVoid)
+async def void(session: AsyncSession, command: InvoiceVoid) -> Applied[InvoiceDetails]:
+    return await _invoice(session, await invoices.void_invoice(session, command.id, clock.now()), INVOICE_VOIDED)
+
+
+@router.handles(InvoiceMarkUncollectible)
+async def mark_uncollectible(session: AsyncSession, command: InvoiceMarkUncollectible) -> Applied[InvoiceDetails]:
+    invoice = await invoices.mark_uncollectible(session, command.id)
+    return await _invoice(session, invoice, INVOICE_MARKED_UNCOLLECTIBLE)
+
+
+@router.handles(InvoiceDelete)
+async def delete(session: AsyncSession, command: InvoiceDelete) -> Applied[InvoiceDetails]:
+    """Answers the draft as it was (its lines included), as the invoice.deleted event does."""
+    invoice = await invoice_reads.get_invoice(session, command.id)
+    if invoice is None:
+        raise ResourceMissing("invoice", command.id)
+    await invoices.delete_draft(session, command.id)
+    resource = invoice.model_dump(mode="json")
+    return Applied("invoice", resource, [INVOICE_DELETED.of(resource)])

@@ -17,11 +17,13 @@ from contracts.resources import (
     Customer,
     CustomerPaymentMethod,
     ExchangeRate,
+    InvoiceItem,
     Meter,
     Payment,
     Price,
     Product,
     ProductAttributeDefinition,
+    TaxRate,
 )
 from contracts.subscriptions import SubscriptionDetails
 
@@ -97,12 +99,19 @@ SUBSCRIPTION_CREATED: EventType[SubscriptionDetails] = EventType("customer.subsc
 SUBSCRIPTION_UPDATED: EventType[SubscriptionDetails] = EventType("customer.subscription.updated")
 SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subscription.deleted")
 
+TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
+TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")
+
 INVOICE_CREATED: EventType[InvoiceDetails] = EventType("invoice.created")
 INVOICE_FINALIZED: EventType[InvoiceDetails] = EventType("invoice.finalized")
 INVOICE_PAID: EventType[InvoiceDetails] = EventType("invoice.paid")
 INVOICE_VOIDED: EventType[InvoiceDetails] = EventType("invoice.voided")
 INVOICE_PAYMENT_FAILED: EventType[InvoiceDetails] = EventType("invoice.payment_failed")
 INVOICE_PAYMENT_ACTION_REQUIRED: EventType[InvoiceDetails] = EventType("invoice.payment_action_required")
+INVOICE_MARKED_UNCOLLECTIBLE: EventType[InvoiceDetails] = EventType("invoice.marked_uncollectible")
+INVOICE_DELETED: EventType[InvoiceDetails] = EventType("invoice.deleted")
+INVOICE_ITEM_CREATED: EventType[InvoiceItem] = EventType("invoiceitem.created")
+INVOICE_ITEM_DELETED: EventType[InvoiceItem] = EventType("invoiceitem.deleted")
 
 # an attempt to collect an invoice, recorded before the gateway is called: the payment
 # worker acts on payment.created; payment.updated carries the gateway's answer

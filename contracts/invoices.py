@@ -4,14 +4,15 @@ command that applies a payment attempt's outcome to its invoice."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StrictInt
 
 from contracts.commands import Command
-from contracts.common import RequestModel
-from contracts.enums import ProrationBehavior
+from contracts.common import Metadata, RequestModel
+from contracts.decimals import PlainDecimal
+from contracts.enums import CollectionMethod, ProrationBehavior
+from contracts.json_shapes import TaxAmount
 from contracts.resources import Invoice, InvoiceLineItem, Payment
 from contracts.subscriptions import MAX_ITEMS, SubscriptionItemChange
 
@@ -71,10 +72,11 @@ class InvoicePreviewLine(BaseModel):
     quantity: int
     priceId: str | None
     subscriptionItemId: str | None
-    unitAmountDecimal: Decimal | None
+    unitAmountDecimal: PlainDecimal | None
     proration: bool
     periodStart: datetime
     periodEnd: datetime
+    taxAmounts: list[TaxAmount] = Field(description="Each tax rate's tax on this line, rounded once")
 
 
 class InvoicePreview(BaseModel):
@@ -92,3 +94,45 @@ class InvoicePreview(BaseModel):
     startingBalance: int
     endingBalance: int
     amountDue: int
+
+
+class InvoiceCreate(Command[InvoiceDetails]):
+    """A one-off draft invoice of the customer's pending invoice items (those of no
+    subscription: a subscription's wait for its own next invoice), in the customer's
+    currency; finalize it to number it and, with charge_automatically, to charge it."""
+
+    command_type: ClassVar[str] = "invoice.create"
+
+    customer: str = Field(max_length=64)
+    collectionMethod: CollectionMethod = CollectionMethod.charge_automatically
+    daysUntilDue: StrictInt | None = Field(default=None, ge=0, le=365, description="Required with send_invoice")
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class InvoiceActionCommand(Command[InvoiceDetails]):
+    id: str = Field(max_length=64)
+
+
+class InvoiceFinalize(InvoiceActionCommand):
+    """draft -> open with the next number; one with nothing to pay is paid at once, a
+    charge_automatically one is charged (a payment attempt for the worker)."""
+
+    command_type: ClassVar[str] = "invoice.finalize"
+
+
+class InvoiceVoid(InvoiceActionCommand):
+    """open or uncollectible -> void: nothing more is owed."""
+
+    command_type: ClassVar[str] = "invoice.void"
+
+
+class InvoiceMarkUncollectible(InvoiceActionCommand):
+    """open -> uncollectible: written off, yet it can still be paid."""
+
+    command_type: ClassVar[str] = "invoice.mark_uncollectible"
+
+
+class InvoiceDelete(InvoiceActionCommand):
+    """Only a draft is deleted; its invoice items are pending again."""
+
+    command_type: ClassVar[str] = "invoice.delete"

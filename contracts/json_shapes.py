@@ -116,6 +116,18 @@ class PauseCollection(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class TaxAmount(TypedDict):
+    "One tax rate's tax on an invoice line (Stripe's tax_amounts), rounded once."
+
+    taxRateId: StrictStr
+    inclusive: Annotated[
+        StrictBool, Field(description="true: the tax is part of the line's amount; false: added to it")
+    ]
+    taxableAmount: Annotated[StrictInt, Field(description="The line's amount before tax, minor units")]
+    amount: Annotated[StrictInt, Field(description="Minor units")]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class SchedulePhaseItem(TypedDict):
     "One item of a subscription schedule's phase."
 
@@ -136,4 +148,5 @@ __all__ = [
     "Shipping",
     "StripeAddress",
     "StripeBillingDetails",
+    "TaxAmount",
 ]

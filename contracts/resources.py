@@ -3,17 +3,17 @@
 
 """API resource models: one per Prisma model, with its field names (camelCase).
 
-JSON mapping, fixed once: DateTime -> ISO-8601 string, Decimal -> string, BigInt -> number,
+JSON mapping, fixed once: DateTime -> ISO-8601 string, Decimal -> plain string, BigInt -> number,
 Json -> JSON value, or the shape its `/// @json` names (contracts/json_shapes.py). Fields
 marked `/// @hidden` in the schema (secrets) are left out."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, JsonValue, StrictStr
 
+from contracts.decimals import PlainDecimal
 from contracts.enums import (
     AttributeType,
     BillingScheme,
@@ -44,6 +44,7 @@ from contracts.json_shapes import (
     SchedulePhaseItem,
     Shipping,
     StripeBillingDetails,
+    TaxAmount,
 )
 
 
@@ -158,7 +159,9 @@ class Price(Resource):
     unitAmount: int | None = Field(
         validation_alias=AliasChoices("unit_amount", "unitAmount"), description="Minor units of `currency`."
     )
-    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
+    unitAmountDecimal: PlainDecimal | None = Field(
+        validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal")
+    )
     tiersMode: TiersMode | None = Field(validation_alias=AliasChoices("tiers_mode", "tiersMode"))
     tiers: list[PriceTier] | None
     transformQuantity: PriceTransformQuantity | None = Field(
@@ -242,6 +245,21 @@ class SubscriptionItem(Resource):
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
+class SubscriptionTaxRate(Resource):
+    """A tax rate on a subscription's invoices: on every line (`subscriptionItemId` null: the
+    subscription's defaultTaxRates) or on one item's lines (the item's taxRates, which
+    replace the defaults on its lines, as in Stripe). `position` keeps the order given.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    subscriptionId: str = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
+    subscriptionItemId: str | None = Field(validation_alias=AliasChoices("subscription_item_id", "subscriptionItemId"))
+    taxRateId: str = Field(validation_alias=AliasChoices("tax_rate_id", "taxRateId"))
+    position: int
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+
+
 class SubscriptionSchedule(Resource):
     id: str
     organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
@@ -316,6 +334,28 @@ class Invoice(Resource):
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
+class TaxRate(Resource):
+    """Stripe's tax rate: a percentage on invoice lines, inclusive (part of the price) or
+    exclusive (added to it). The percentage and inclusive never change once created (a
+    taxed line keeps its meaning); a rate no longer used is archived (active false).
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    displayName: str = Field(validation_alias=AliasChoices("display_name", "displayName"))
+    description: str | None
+    jurisdiction: str | None
+    country: str | None = Field(description="ISO 3166-1 alpha-2.")
+    state: str | None
+    taxType: str | None = Field(validation_alias=AliasChoices("tax_type", "taxType"))
+    percentage: PlainDecimal = Field(description="0 to 100, at most four decimal places (8.875).")
+    inclusive: bool
+    active: bool
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
 class InvoiceLineItem(Resource):
     id: str
     organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
@@ -325,13 +365,19 @@ class InvoiceLineItem(Resource):
     position: int = Field(description="The line's place on its invoice: 0, 1, 2, ... in the order the lines were made.")
     description: str
     quantity: int
-    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
+    unitAmountDecimal: PlainDecimal | None = Field(
+        validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal")
+    )
     amount: int = Field(description="Minor units, rounded once for this line.")
     currency: str
     periodStart: datetime = Field(validation_alias=AliasChoices("period_start", "periodStart"))
     periodEnd: datetime = Field(validation_alias=AliasChoices("period_end", "periodEnd"))
     proration: bool
     breakdown: JsonValue = Field(description="Per-tier breakdown from the pricing engine.")
+    taxAmounts: list[TaxAmount] = Field(
+        validation_alias=AliasChoices("tax_amounts", "taxAmounts"),
+        description="Each tax rate's tax on this line, rounded once (Stripe's tax_amounts).",
+    )
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
@@ -352,7 +398,9 @@ class InvoiceItem(Resource):
     position: int = Field(description="Its place among the items made together (a change's credit before its charge).")
     description: str
     quantity: int
-    unitAmountDecimal: Decimal | None = Field(validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"))
+    unitAmountDecimal: PlainDecimal | None = Field(
+        validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal")
+    )
     amount: int = Field(description="Minor units, rounded once.")
     currency: str
     periodStart: datetime = Field(validation_alias=AliasChoices("period_start", "periodStart"))
@@ -414,7 +462,7 @@ class ExchangeRate(Resource):
     id: str
     base: str
     quote: str
-    rate: Decimal
+    rate: PlainDecimal
     source: str
     asOf: datetime = Field(validation_alias=AliasChoices("as_of", "asOf"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
@@ -473,4 +521,6 @@ __all__ = [
     "SubscriptionItem",
     "SubscriptionSchedule",
     "SubscriptionSchedulePhase",
+    "SubscriptionTaxRate",
+    "TaxRate",
 ]

@@ -7,7 +7,7 @@ items and its latest invoice's id, as Stripe answers a subscription.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StrictInt
 
@@ -19,18 +19,27 @@ from contracts.resources import Subscription, SubscriptionItem
 # Stripe's limits: 20 items on a subscription, trials of at most two years.
 MAX_ITEMS = 20
 MAX_TRIAL_DAYS = 730
+MAX_TAX_RATES = 10  # on a subscription's defaults, and on an item
+
+TaxRateIds = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=MAX_TAX_RATES)]
+
+
+class SubscriptionItemDetails(SubscriptionItem):
+    taxRates: list[str] = Field(description="Tax rates on this item's lines, in place of the defaults")
 
 
 class SubscriptionDetails(Subscription):
     """A subscription as the API answers it: with its items and its latest invoice."""
 
-    items: list[SubscriptionItem]
+    items: list[SubscriptionItemDetails]
+    defaultTaxRates: list[str] = Field(description="Tax rates on every line whose item has none of its own")
     latestInvoice: str | None = Field(description="The id of the subscription's most recent invoice")
 
 
 class SubscriptionItemCreate(RequestModel):
     price: str = Field(max_length=64)
     quantity: StrictInt = Field(default=1, ge=0, le=10**9)
+    taxRates: TaxRateIds = Field(default_factory=list, description="In place of the subscription's defaultTaxRates")
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -58,6 +67,7 @@ class SubscriptionCreate(Command[SubscriptionDetails]):
     daysUntilDue: StrictInt | None = Field(default=None, ge=0, le=365)
     billingCycleAnchor: AwareDatetime | None = None
     cancelAtPeriodEnd: bool = False
+    defaultTaxRates: TaxRateIds = Field(default_factory=list, description="Tax rates on every line (Stripe's)")
     metadata: Metadata = Field(default_factory=dict)
 
 
@@ -88,6 +98,9 @@ class SubscriptionUpdate(SubscriptionItemChanges):
     metadata: MetadataUpdate | None = None
     cancelAtPeriodEnd: bool | None = None
     defaultPaymentMethod: str | None = Field(default=None, max_length=64)
+    defaultTaxRates: TaxRateIds | None = Field(
+        default=None, description="Replaces the default tax rates for the invoices to come; null or [] clears them"
+    )
 
 
 class SubscriptionUpdateCommand(Command[SubscriptionDetails]):

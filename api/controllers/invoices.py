@@ -1,10 +1,10 @@
-"""/v1/invoices"""
+"""/v1/invoices: subscription and one-off invoices, their actions, and the preview."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,18 @@ from billing.errors import ResourceMissing
 from billing.invoices.preview import upcoming_invoice
 from billing.invoices.repository import get_invoice, list_invoices
 from contracts.enums import InvoiceStatus
-from contracts.invoices import InvoiceDetails, InvoicePay, InvoicePayRequest, InvoicePreview, UpcomingInvoiceRequest
+from contracts.invoices import (
+    InvoiceCreate,
+    InvoiceDelete,
+    InvoiceDetails,
+    InvoiceFinalize,
+    InvoiceMarkUncollectible,
+    InvoicePay,
+    InvoicePayRequest,
+    InvoicePreview,
+    InvoiceVoid,
+    UpcomingInvoiceRequest,
+)
 
 
 class InvoiceController(Controller):
@@ -81,3 +92,49 @@ class InvoiceController(Controller):
         request = data or InvoicePayRequest()
         command = InvoicePay(id=invoice_id, **request.model_dump(exclude_unset=True))
         return await run_command(bus, caller, command, idempotency_key)
+
+    @post(
+        "/",
+        summary="Create a one-off draft invoice of the customer's pending invoice items",
+        status_code=201,
+    )
+    async def create(
+        self, data: InvoiceCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[InvoiceDetails]:
+        return await run_command(bus, caller, data, idempotency_key, created=True)
+
+    @post(
+        "/{invoice_id:str}/finalize",
+        summary="Finalize a draft: numbered and open (charged, with charge_automatically), or paid if nothing is due",
+        status_code=200,
+    )
+    async def finalize(
+        self, invoice_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[InvoiceDetails]:
+        return await run_command(bus, caller, InvoiceFinalize(id=invoice_id), idempotency_key)
+
+    @post("/{invoice_id:str}/void", summary="Void an open or uncollectible invoice", status_code=200)
+    async def void(
+        self, invoice_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[InvoiceDetails]:
+        return await run_command(bus, caller, InvoiceVoid(id=invoice_id), idempotency_key)
+
+    @post(
+        "/{invoice_id:str}/mark-uncollectible",
+        summary="Mark an open invoice uncollectible (it can still be paid)",
+        status_code=200,
+    )
+    async def mark_uncollectible(
+        self, invoice_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[InvoiceDetails]:
+        return await run_command(bus, caller, InvoiceMarkUncollectible(id=invoice_id), idempotency_key)
+
+    @delete(
+        "/{invoice_id:str}",
+        summary="Delete a draft invoice (its invoice items are pending again)",
+        status_code=200,
+    )
+    async def remove(
+        self, invoice_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[InvoiceDetails]:
+        return await run_command(bus, caller, InvoiceDelete(id=invoice_id), idempotency_key)

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.bus import CommandBus
 from api.params import IdempotencyKey
-from api.responses import run_command
-from billing.catalog.repository import get_price, list_prices, price_json
+from api.responses import list_response, run_command
+from billing.catalog.repository import get_price, list_prices
 from billing.catalog.service import (
     check_lookup_key,
     check_price_update,
@@ -75,7 +75,7 @@ class PriceController(Controller):
 
     @get("/{price_id:str}", summary="Retrieve a price")
     async def retrieve(self, price_id: str, db: AsyncSession) -> Price:
-        return price_json(await _price(db, price_id))  # type: ignore[return-value]  # the Price resource as JSON, unitAmountDecimal as written
+        return Price.model_validate(await _price(db, price_id))
 
     @patch("/{price_id:str}", summary="Update a price's active, nickname, metadata or lookupKey (amounts never change)")
     async def update(
@@ -145,9 +145,4 @@ class PriceController(Controller):
             usage_type=_choice(usage_type, UsageType, "recurring[usageType]"),
             created=created,
         )
-        return {
-            "object": "list",
-            "data": [price_json(price) for price in page.items],
-            "hasMore": page.has_more,
-            "url": self.path,
-        }
+        return list_response(page, Price, self.path)

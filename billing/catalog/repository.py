@@ -4,8 +4,6 @@ organization filter to every query), and the JSON shape of prices and quotes."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,7 +17,6 @@ from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest
 from billing.models import Price, Product, ProductAttributeDefinition
 from contracts.enums import PriceType, RecurringInterval, UsageType
-from contracts.resources import Price as PriceResource
 
 PRODUCT_SEARCH_FIELDS = {"name", "description", "active", "metadata"}
 
@@ -160,23 +157,6 @@ async def list_prices(
 
 
 # --- JSON shapes -------------------------------------------------------------------------------------
-
-
-def plain_decimal(value: Decimal) -> str:
-    """A Decimal as the shortest plain string: Decimal('12.500000000000') -> '12.5',
-    Decimal('100.000') -> '100' (Postgres returns numeric(30,12) with 12 places)."""
-    if value == value.to_integral_value():
-        return format(value.quantize(Decimal(1)), "f")
-    return format(value.normalize(), "f")
-
-
-def price_json(price: Price) -> dict[str, Any]:
-    """The Price resource as JSON, with unitAmountDecimal written as the client wrote it
-    (not with the column's 12 decimal places), the same on create and on read."""
-    resource = PriceResource.model_validate(price).model_dump(mode="json")
-    if price.unit_amount_decimal is not None:
-        resource["unitAmountDecimal"] = plain_decimal(price.unit_amount_decimal)
-    return resource
 
 
 def price_terms(price: Price) -> PriceTerms:

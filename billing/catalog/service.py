@@ -37,7 +37,6 @@ from billing.catalog.repository import (
     get_price,
     get_price_by_lookup_key,
     get_product,
-    plain_decimal,
     price_terms,
 )
 from billing.catalog.validation import PriceValidationError, ValidatedPrice, validate_price
@@ -65,6 +64,7 @@ from contracts.catalog import (
     ProductCreate,
     ProductUpdate,
 )
+from contracts.decimals import plain_decimal
 from contracts.enums import AttributeType, BillingScheme, PriceType, RecurringInterval, TiersMode, UsageType
 
 

@@ -26,7 +26,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.catalog.repository import plain_decimal
 from billing.db.pagination import Page, PageRequest, paginate
 from billing.db.sessions import tenant_of
 from billing.errors import Conflict, InvalidRequest
@@ -44,10 +43,8 @@ RATE_MAX: Final = Decimal(10) ** 18
 
 
 def exchange_rate_json(row: ExchangeRate) -> dict[str, Any]:
-    """The ExchangeRate resource, its rate as written ('1.0842', not numeric(30,12)'s 12 places)."""
-    resource = ExchangeRateResource.model_validate(row).model_dump(mode="json")
-    resource["rate"] = plain_decimal(row.rate)
-    return resource
+    """The ExchangeRate resource as JSON."""
+    return ExchangeRateResource.model_validate(row).model_dump(mode="json")
 
 
 def require_fx_writer(organization_id: str) -> None:

@@ -12,17 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.invoices.lines import DraftLine
-from billing.invoices.totals import invoice_totals, line_taxes
+from billing.invoices.service import drafted_taxes, tax_amounts
+from billing.invoices.totals import LineTaxes, invoice_totals
 from billing.models import Customer, Subscription
 from billing.subscriptions import changes
 from billing.subscriptions.periods import next_period
 from billing.subscriptions.status import check_update
+from billing.tax_rates.repository import subscription_tax_rates
 from contracts.enums import ProrationBehavior
 from contracts.invoices import InvoicePreview, InvoicePreviewLine, UpcomingInvoiceRequest
 from contracts.subscriptions import SubscriptionItemChanges
 
 
-def _preview_line(line: DraftLine) -> InvoicePreviewLine:
+def _preview_line(line: DraftLine, taxes: LineTaxes) -> InvoicePreviewLine:
     return InvoicePreviewLine(
         description=line.description,
         amount=line.amount,
@@ -33,6 +35,7 @@ def _preview_line(line: DraftLine) -> InvoicePreviewLine:
         proration=line.proration,
         periodStart=line.period.start,
         periodEnd=line.period.end,
+        taxAmounts=tax_amounts(taxes),
     )
 
 
@@ -69,7 +72,8 @@ async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceReques
         lines = [*pending, *prorations, *renewal]
         period = next_period(plan.period, subscription.billing_cycle_anchor, plan.after[0].interval)
         reason = "subscription_cycle"
-    totals = invoice_totals([line_taxes(line.amount, ()) for line in lines], customer_balance=customer.balance)
+    taxes = drafted_taxes(lines, await subscription_tax_rates(session, subscription.id))
+    totals = invoice_totals(taxes, customer_balance=customer.balance)
     return InvoicePreview(
         customerId=customer.id,
         subscriptionId=subscription.id,
@@ -77,7 +81,7 @@ async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceReques
         billingReason=reason,
         periodStart=period.start,
         periodEnd=period.end,
-        lines=[_preview_line(line) for line in lines],
+        lines=[_preview_line(line, line_tax) for line, line_tax in zip(lines, taxes, strict=True)],
         subtotal=totals.subtotal,
         tax=totals.tax,
         total=totals.total,

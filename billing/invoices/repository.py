@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.catalog.repository import plain_decimal
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
 from billing.db.sessions import get_one, tenant_of
 from billing.models import Invoice, InvoiceLineItem
@@ -16,13 +14,6 @@ from contracts.enums import InvoiceStatus
 from contracts.invoices import InvoiceDetails
 from contracts.resources import Invoice as InvoiceResource
 from contracts.resources import InvoiceLineItem as InvoiceLineItemResource
-
-
-def _line(line: InvoiceLineItem) -> InvoiceLineItemResource:
-    resource = InvoiceLineItemResource.model_validate(line)
-    if resource.unitAmountDecimal is not None:  # numeric(30,12) reads back with 12 places
-        resource.unitAmountDecimal = Decimal(plain_decimal(resource.unitAmountDecimal))
-    return resource
 
 
 async def details(session: AsyncSession, invoices: Sequence[Invoice]) -> list[InvoiceDetails]:
@@ -37,7 +28,7 @@ async def details(session: AsyncSession, invoices: Sequence[Invoice]) -> list[In
     return [
         InvoiceDetails(
             **InvoiceResource.model_validate(invoice).model_dump(),
-            lines=[_line(line) for line in lines if line.invoice_id == invoice.id],
+            lines=[InvoiceLineItemResource.model_validate(line) for line in lines if line.invoice_id == invoice.id],
         )
         for invoice in invoices
     ]

@@ -15,15 +15,14 @@ added to the amount due.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
 from billing.money.amounts import check_line_amount, decimal_places, require_decimal, require_int, round_ratio_to_minor
+from contracts.tax_rates import MAX_PERCENTAGE_PLACES
 
-# Stripe's tax rate percentages carry at most four decimal places (e.g. 8.8750).
-MAX_PERCENTAGE_PLACES: Final = 4
 _PERCENT_SCALE: Final = 100 * 10**MAX_PERCENTAGE_PLACES  # 100% in units of 0.0001%
 
 
@@ -52,6 +51,21 @@ class TaxRateTerms:
     def scaled(self) -> int:
         """The percentage in units of 0.0001 % (8.875 % -> 88750), exact."""
         return int(self.percentage.scaleb(MAX_PERCENTAGE_PLACES))
+
+
+@dataclass(frozen=True, slots=True)
+class LineTaxRates:
+    """Which rates tax which line of a subscription's invoice (Stripe's rule): an item's
+    own rates when it has any, else the subscription's defaults; a line of no item (or of
+    an item since removed) gets the defaults."""
+
+    defaults: tuple[TaxRateTerms, ...] = ()
+    by_item: Mapping[str, tuple[TaxRateTerms, ...]] = field(default_factory=dict)
+
+    def for_item(self, subscription_item_id: str | None) -> tuple[TaxRateTerms, ...]:
+        if subscription_item_id is not None and subscription_item_id in self.by_item:
+            return self.by_item[subscription_item_id]
+        return self.defaults
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,16 @@ from billing.models.catalog import Meter, Price, Product, ProductAttributeDefini
 from billing.models.customers import Customer, CustomerPaymentMethod
 from billing.models.delivery import Outbox, ProcessedCommand
 from billing.models.fx import ExchangeRate
-from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, InvoiceNumberCounter
+from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, InvoiceNumberCounter, TaxRate
 from billing.models.organizations import ApiKey, Organization
 from billing.models.payments import Payment
-from billing.models.subscriptions import Subscription, SubscriptionItem, SubscriptionSchedule, SubscriptionSchedulePhase
+from billing.models.subscriptions import (
+    Subscription,
+    SubscriptionItem,
+    SubscriptionSchedule,
+    SubscriptionSchedulePhase,
+    SubscriptionTaxRate,
+)
 from contracts.enums import (
     AttributeType,
     BillingScheme,
@@ -67,6 +73,8 @@ __all__ = [
     "SubscriptionSchedulePhase",
     "SubscriptionScheduleStatus",
     "SubscriptionStatus",
+    "SubscriptionTaxRate",
+    "TaxRate",
     "TiersMode",
     "UsageType",
 ]

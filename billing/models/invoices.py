@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from billing.models.catalog import Price
     from billing.models.customers import Customer
     from billing.models.payments import Payment
-    from billing.models.subscriptions import Subscription, SubscriptionItem
+    from billing.models.subscriptions import Subscription, SubscriptionItem, SubscriptionTaxRate
 
 
 class Invoice(Base):
@@ -153,6 +153,54 @@ class Invoice(Base):
     )
 
 
+class TaxRate(Base):
+    """Stripe's tax rate: a percentage on invoice lines, inclusive (part of the price) or
+    exclusive (added to it). The percentage and inclusive never change once created (a
+    taxed line keeps its meaning); a rate no longer used is archived (active false).
+    """
+
+    __tablename__ = "tax_rates"
+    __table_args__ = (
+        Index("tax_rates_organization_id_active_idx", "organization_id", "active"),
+        Index("tax_rates_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("tax_rates_organization_id_idx", "organization_id"),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    display_name: Mapped[str] = mapped_column("display_name", String(50), nullable=False)
+    description: Mapped[str | None] = mapped_column("description", String(500), nullable=True)
+    jurisdiction: Mapped[str | None] = mapped_column("jurisdiction", String(50), nullable=True)
+    country: Mapped[str | None] = mapped_column("country", String(2), nullable=True, comment="ISO 3166-1 alpha-2.")
+    state: Mapped[str | None] = mapped_column("state", String(50), nullable=True)
+    tax_type: Mapped[str | None] = mapped_column("tax_type", String(50), nullable=True)
+    percentage: Mapped[Decimal] = mapped_column(
+        "percentage", Numeric(7, 4), nullable=False, comment="0 to 100, at most four decimal places (8.875)."
+    )
+    inclusive: Mapped[bool] = mapped_column("inclusive", Boolean(), nullable=False)
+    active: Mapped[bool] = mapped_column("active", Boolean(), nullable=False, server_default=text("true"))
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
+
+    subscriptions: Mapped[list[SubscriptionTaxRate]] = relationship(
+        "SubscriptionTaxRate",
+        back_populates="tax_rate",
+        primaryjoin="and_(SubscriptionTaxRate.organization_id == TaxRate.organization_id, foreign(SubscriptionTaxRate.tax_rate_id) == TaxRate.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
+
+
 class InvoiceLineItem(Base):
     __tablename__ = "invoice_line_items"
     __table_args__ = (
@@ -212,6 +260,13 @@ class InvoiceLineItem(Base):
         nullable=False,
         server_default=text("'[]'"),
         comment="Per-tier breakdown from the pricing engine.",
+    )
+    tax_amounts: Mapped[Any] = mapped_column(
+        "tax_amounts",
+        JSONB(),
+        nullable=False,
+        server_default=text("'[]'"),
+        comment="Each tax rate's tax on this line, rounded once (Stripe's tax_amounts).",
     )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(

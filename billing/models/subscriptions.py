@@ -24,7 +24,7 @@ from contracts.enums import (
 if TYPE_CHECKING:
     from billing.models.catalog import Price
     from billing.models.customers import Customer
-    from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem
+    from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, TaxRate
 
 
 class Subscription(Base):
@@ -143,6 +143,13 @@ class Subscription(Base):
         lazy="raise",
         passive_deletes=True,
     )
+    tax_rates: Mapped[list[SubscriptionTaxRate]] = relationship(
+        "SubscriptionTaxRate",
+        back_populates="subscription",
+        primaryjoin="and_(SubscriptionTaxRate.organization_id == Subscription.organization_id, foreign(SubscriptionTaxRate.subscription_id) == Subscription.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
 
 
 class SubscriptionItem(Base):
@@ -203,6 +210,78 @@ class SubscriptionItem(Base):
         primaryjoin="and_(InvoiceLineItem.organization_id == SubscriptionItem.organization_id, foreign(InvoiceLineItem.subscription_item_id) == SubscriptionItem.id)",
         lazy="raise",
         passive_deletes=True,
+    )
+    tax_rates: Mapped[list[SubscriptionTaxRate]] = relationship(
+        "SubscriptionTaxRate",
+        back_populates="subscription_item",
+        primaryjoin="and_(SubscriptionTaxRate.organization_id == SubscriptionItem.organization_id, foreign(SubscriptionTaxRate.subscription_item_id) == SubscriptionItem.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
+
+
+class SubscriptionTaxRate(Base):
+    """A tax rate on a subscription's invoices: on every line (`subscriptionItemId` null: the
+    subscription's defaultTaxRates) or on one item's lines (the item's taxRates, which
+    replace the defaults on its lines, as in Stripe). `position` keeps the order given.
+    """
+
+    __tablename__ = "subscription_tax_rates"
+    __table_args__ = (
+        Index("subscription_tax_rates_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("subscription_tax_rates_organization_id_idx", "organization_id"),
+        Index("subscription_tax_rates_organization_id_subscription_id_idx", "organization_id", "subscription_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_id"],
+            ["subscriptions.organization_id", "subscriptions.id"],
+            name="subscription_tax_rates_organization_id_subscription_id_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "subscription_item_id"],
+            ["subscription_items.organization_id", "subscription_items.id"],
+            name="subscription_tax_rates_organization_id_subscription_item_i_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "tax_rate_id"],
+            ["tax_rates.organization_id", "tax_rates.id"],
+            name="subscription_tax_rates_organization_id_tax_rate_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    subscription_id: Mapped[str] = mapped_column("subscription_id", String(64), nullable=False)
+    subscription_item_id: Mapped[str | None] = mapped_column("subscription_item_id", String(64), nullable=True)
+    tax_rate_id: Mapped[str] = mapped_column("tax_rate_id", String(64), nullable=False)
+    position: Mapped[int] = mapped_column("position", Integer(), nullable=False, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+    subscription: Mapped[Subscription] = relationship(
+        "Subscription",
+        back_populates="tax_rates",
+        primaryjoin="and_(SubscriptionTaxRate.organization_id == Subscription.organization_id, foreign(SubscriptionTaxRate.subscription_id) == Subscription.id)",
+        lazy="raise",
+    )
+    subscription_item: Mapped[SubscriptionItem | None] = relationship(
+        "SubscriptionItem",
+        back_populates="tax_rates",
+        primaryjoin="and_(SubscriptionTaxRate.organization_id == SubscriptionItem.organization_id, foreign(SubscriptionTaxRate.subscription_item_id) == SubscriptionItem.id)",
+        lazy="raise",
+    )
+    tax_rate: Mapped[TaxRate] = relationship(
+        "TaxRate",
+        back_populates="subscriptions",
+        primaryjoin="and_(SubscriptionTaxRate.organization_id == TaxRate.organization_id, foreign(SubscriptionTaxRate.tax_rate_id) == TaxRate.id)",
+        lazy="raise",
     )
 
 

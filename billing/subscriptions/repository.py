@@ -11,16 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
 from billing.db.sessions import get_one, tenant_of
-from billing.models import Invoice, Subscription, SubscriptionItem
+from billing.models import Invoice, Subscription, SubscriptionItem, SubscriptionTaxRate
 from contracts.enums import SubscriptionStatus
 from contracts.resources import Subscription as SubscriptionResource
 from contracts.resources import SubscriptionItem as SubscriptionItemResource
-from contracts.subscriptions import SubscriptionDetails
+from contracts.subscriptions import SubscriptionDetails, SubscriptionItemDetails
 
 
 async def details(session: AsyncSession, subscriptions: Sequence[Subscription]) -> list[SubscriptionDetails]:
-    """Each subscription with its items (oldest first) and its latest invoice's id: two
-    queries for the lot."""
+    """Each subscription with its items (oldest first), its tax rates and its latest
+    invoice's id: three queries for the lot."""
     ids = [subscription.id for subscription in subscriptions]
     items = (
         await session.scalars(
@@ -38,14 +38,28 @@ async def details(session: AsyncSession, subscriptions: Sequence[Subscription]) 
         )
     ).all()
     latest_by_subscription = {row.subscription_id: row.id for row in latest}
+    tax_rates = (
+        await session.scalars(
+            select(SubscriptionTaxRate)
+            .where(SubscriptionTaxRate.subscription_id.in_(ids))
+            .order_by(SubscriptionTaxRate.position, SubscriptionTaxRate.id)
+        )
+    ).all()
+    rates_of: dict[tuple[str, str | None], list[str]] = {}
+    for rate in tax_rates:
+        rates_of.setdefault((rate.subscription_id, rate.subscription_item_id), []).append(rate.tax_rate_id)
     return [
         SubscriptionDetails(
             **SubscriptionResource.model_validate(subscription).model_dump(),
             items=[
-                SubscriptionItemResource.model_validate(item)
+                SubscriptionItemDetails(
+                    **SubscriptionItemResource.model_validate(item).model_dump(),
+                    taxRates=rates_of.get((subscription.id, item.id), []),
+                )
                 for item in items
                 if item.subscription_id == subscription.id
             ],
+            defaultTaxRates=rates_of.get((subscription.id, None), []),
             latestInvoice=latest_by_subscription.get(subscription.id),
         )
         for subscription in subscriptions

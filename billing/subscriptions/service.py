@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.sessions import get_one, tenant_of
@@ -25,6 +25,8 @@ from billing.models import (
     Price,
     Subscription,
     SubscriptionItem,
+    SubscriptionTaxRate,
+    TaxRate,
 )
 from billing.money.currencies import currency_param
 from billing.payments import attempts
@@ -33,6 +35,7 @@ from billing.requests.patch import merge_metadata, parse_changes
 from billing.subscriptions import changes as changes_
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
 from billing.subscriptions.status import INITIAL, SubscriptionEvent, check_update, next_status
+from billing.tax_rates.repository import usable_tax_rates
 from contracts.enums import (
     CollectionMethod,
     InvoiceStatus,
@@ -73,6 +76,33 @@ async def _prices(session: AsyncSession, command: SubscriptionCreate) -> list[Pr
             )
         prices.append(price)
     return prices
+
+
+def _tax_rate_rows(
+    organization_id: str, subscription_id: str, item_id: str | None, rates: list[TaxRate]
+) -> list[SubscriptionTaxRate]:
+    return [
+        SubscriptionTaxRate(
+            id=new_id("subscription_tax_rate"),
+            organization_id=organization_id,
+            subscription_id=subscription_id,
+            subscription_item_id=item_id,
+            tax_rate_id=rate.id,
+            position=position,
+        )
+        for position, rate in enumerate(rates)
+    ]
+
+
+async def _replace_default_tax_rates(session: AsyncSession, subscription: Subscription, rates: list[TaxRate]) -> None:
+    """The defaults for the invoices to come; invoices made already keep their taxes."""
+    await session.execute(
+        delete(SubscriptionTaxRate).where(
+            SubscriptionTaxRate.subscription_id == subscription.id, SubscriptionTaxRate.subscription_item_id.is_(None)
+        )
+    )
+    session.add_all(_tax_rate_rows(tenant_of(session), subscription.id, None, rates))
+    await session.flush()
 
 
 def _currency(command: SubscriptionCreate, customer: Customer, first_price: Price) -> str:
@@ -152,6 +182,11 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
     ):
         raise ResourceMissing("payment_method", command.defaultPaymentMethod, param="defaultPaymentMethod")
     prices = await _prices(session, command)
+    default_tax_rates = await usable_tax_rates(session, command.defaultTaxRates, "defaultTaxRates")
+    item_tax_rates = [
+        await usable_tax_rates(session, item.taxRates, f"items[{index}][taxRates]")
+        for index, item in enumerate(command.items)
+    ]
     currency = _currency(command, customer, prices[0])
     interval = changes_.price_interval(prices[0])
     to_bill: list[changes_.BilledItem] = []
@@ -206,6 +241,10 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
     session.add(subscription)
     await session.flush()
     session.add_all(items)
+    await session.flush()
+    session.add_all(_tax_rate_rows(organization_id, subscription_id, None, default_tax_rates))
+    for item, rates in zip(items, item_tax_rates, strict=True):
+        session.add_all(_tax_rate_rows(organization_id, subscription_id, item.id, rates))
     await session.flush()
 
     invoice, invoice_lines = await invoices.create_draft(
@@ -274,6 +313,9 @@ async def update_subscription(
             if method is not None and await get_payment_method(session, subscription.customer_id, method) is None:
                 raise ResourceMissing("payment_method", method, param="defaultPaymentMethod")
             subscription.default_payment_method_id = method
+        elif field == "defaultTaxRates":
+            rates = await usable_tax_rates(session, update.defaultTaxRates or [], field)
+            await _replace_default_tax_rates(session, subscription, rates)
     if update.items is None:
         await session.flush()
         return ChangedSubscription(subscription)

@@ -87,6 +87,17 @@ export type PauseCollection = {
   resumesAt: string | null;
 };
 
+/** One tax rate's tax on an invoice line (Stripe's tax_amounts), rounded once. */
+export type TaxAmount = {
+  taxRateId: string;
+  /** true: the tax is part of the line's amount; false: added to it */
+  inclusive: boolean;
+  /** The line's amount before tax, minor units */
+  taxableAmount: number;
+  /** Minor units */
+  amount: number;
+};
+
 /** One item of a subscription schedule's phase. */
 export type SchedulePhaseItem = {
   priceId: string;
@@ -163,8 +174,15 @@ export type InvoiceJsonFields = {
   metadata: Metadata;
 };
 
+/** `TaxRate`'s Json fields as the API answers them. */
+export type TaxRateJsonFields = {
+  metadata: Metadata;
+};
+
 /** `InvoiceLineItem`'s Json fields as the API answers them. */
 export type InvoiceLineItemJsonFields = {
+  /** Each tax rate's tax on this line, rounded once (Stripe's tax_amounts). */
+  taxAmounts: TaxAmount[];
   metadata: Metadata;
 };
 

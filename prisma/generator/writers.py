@@ -146,6 +146,9 @@ def _shadowing_note(value: str) -> str:
 
 # ---------------------------------------------------------------- contracts/resources.py
 
+# a Decimal is written as its shortest plain string, whatever scale Postgres returns it with
+RESOURCE_TYPES = {"Decimal": "PlainDecimal"}
+
 
 def _resource_type(column: ColumnDef) -> str:
     if column.json_type is not None:
@@ -153,7 +156,11 @@ def _resource_type(column: ColumnDef) -> str:
     elif column.prisma_type == "Json":
         return "JsonValue"
     else:
-        base = column.enum.name if column.enum else PYTHON_TYPES[column.prisma_type]
+        base = (
+            column.enum.name
+            if column.enum
+            else RESOURCE_TYPES.get(column.prisma_type, PYTHON_TYPES[column.prisma_type])
+        )
     return base if column.required else f"{base} | None"
 
 
@@ -193,18 +200,18 @@ def render_resources(schema: SchemaDef) -> str:
         HEADER,
         '"""API resource models: one per Prisma model, with its field names (camelCase).',
         "",
-        "JSON mapping, fixed once: DateTime -> ISO-8601 string, Decimal -> string, BigInt -> number,",
+        "JSON mapping, fixed once: DateTime -> ISO-8601 string, Decimal -> plain string, BigInt -> number,",
         "Json -> JSON value, or the shape its `/// @json` names (contracts/json_shapes.py). Fields",
         'marked `/// @hidden` in the schema (secrets) are left out."""',
         "",
         "from __future__ import annotations",
         "",
         "from datetime import datetime",
-        "from decimal import Decimal",
         *(["from typing import Literal"] if "Literal[" in annotations else []),
         "",
         "from pydantic import " + ", ".join(["AliasChoices", "BaseModel", "ConfigDict", "Field", "JsonValue", *strict]),
         "",
+        *(["from contracts.decimals import PlainDecimal"] if "PlainDecimal" in annotations else []),
         *(["from contracts.enums import " + ", ".join(schema.enums)] if schema.enums else []),
         *(["from contracts.json_shapes import " + ", ".join(shapes)] if shapes else []),
         "",

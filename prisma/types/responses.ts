@@ -9,7 +9,7 @@
 // /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
 // data). The payments part types the organization's Stripe account, setup intents and
 // the answer to Stripe's webhooks. The billing part types subscriptions with their items
-// and invoices with their lines, and the upcoming-invoice preview.
+// and tax rates, invoices with their lines, and the upcoming-invoice preview.
 
 import type { Invoice, InvoiceLineItem, Subscription, SubscriptionItem } from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
@@ -18,6 +18,7 @@ import type {
   InvoiceLineItemJsonFields,
   SubscriptionItemJsonFields,
   SubscriptionJsonFields,
+  TaxAmount,
 } from "../generated/json-shapes.ts";
 import type { ApiResource } from "./api.ts";
 
@@ -318,9 +319,14 @@ export type StripeWebhookAck =
 
 // ------------------------------------------------------------------------------ billing
 
-/** A subscription as the API answers it: with its items and its latest invoice's id. */
+/** A subscription as the API answers it: with its items, its tax rates and its latest invoice's id. */
 export type SubscriptionDetails = Refine<ApiResource<Subscription>, SubscriptionJsonFields> & {
-  items: Refine<ApiResource<SubscriptionItem>, SubscriptionItemJsonFields>[];
+  items: (Refine<ApiResource<SubscriptionItem>, SubscriptionItemJsonFields> & {
+    /** tax rate ids on this item's lines, in place of the defaults */
+    taxRates: string[];
+  })[];
+  /** tax rate ids on every line whose item has none of its own */
+  defaultTaxRates: string[];
   latestInvoice: string | null;
 };
 
@@ -350,6 +356,8 @@ export type InvoicePreview = {
     proration: boolean;
     periodStart: string;
     periodEnd: string;
+    /** each tax rate's tax on this line, rounded once */
+    taxAmounts: TaxAmount[];
   }[];
   subtotal: number;
   tax: number;

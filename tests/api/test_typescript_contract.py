@@ -88,6 +88,8 @@ METER = "Refine<ApiResource<Meter>, MeterJsonFields>"
 # Payments: stored payment methods are a Prisma model (billingDetails and metadata
 # narrowed); the Stripe account, setup intents and the webhook answer are API shapes.
 PAYMENT_METHOD = "Refine<ApiResource<CustomerPaymentMethod>, CustomerPaymentMethodJsonFields>"
+TAX_RATE = "Refine<ApiResource<TaxRate>, TaxRateJsonFields>"
+INVOICE_ITEM = "Refine<ApiResource<InvoiceItem>, InvoiceItemJsonFields>"
 RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/customers"): CUSTOMER,
     ("GET", "/v1/customers"): f"ApiList<{CUSTOMER}>",
@@ -149,6 +151,19 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
     ("POST", "/v1/invoices/{invoice_id}/pay"): "InvoiceDetails",
     ("POST", "/v1/invoices/upcoming"): "InvoicePreview",
+    ("POST", "/v1/invoices"): "InvoiceDetails",
+    ("POST", "/v1/invoices/{invoice_id}/finalize"): "InvoiceDetails",
+    ("POST", "/v1/invoices/{invoice_id}/void"): "InvoiceDetails",
+    ("POST", "/v1/invoices/{invoice_id}/mark-uncollectible"): "InvoiceDetails",
+    ("DELETE", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
+    ("POST", "/v1/invoiceitems"): INVOICE_ITEM,
+    ("GET", "/v1/invoiceitems"): f"ApiList<{INVOICE_ITEM}>",
+    ("GET", "/v1/invoiceitems/{invoice_item_id}"): INVOICE_ITEM,
+    ("DELETE", "/v1/invoiceitems/{invoice_item_id}"): INVOICE_ITEM,
+    ("POST", "/v1/tax-rates"): TAX_RATE,
+    ("GET", "/v1/tax-rates"): f"ApiList<{TAX_RATE}>",
+    ("GET", "/v1/tax-rates/{tax_rate_id}"): TAX_RATE,
+    ("PATCH", "/v1/tax-rates/{tax_rate_id}"): TAX_RATE,
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -1444,9 +1459,71 @@ async def payments(ctx: Context) -> None:
 
 
 @scenario
-async def billing(ctx: Context) -> None:
-    """Subscriptions and their first invoices: sent, in a trial, and charged (incomplete)."""
+async def one_off_invoices(ctx: Context) -> None:
+    """Invoice items, a one-off draft of them deleted and made again, finalized, voided;
+    another marked uncollectible."""
     record, client = ctx.record, ctx.client
+    buyer = (await client.post("/v1/customers", json={"email": "one-off@example.com"})).json()
+
+    async def add_item(name: str, **body: Any) -> dict[str, Any]:
+        response = await record(
+            client, "POST", "/v1/invoiceitems", expect=201, name=name, json={"customer": buyer["id"], **body}
+        )
+        return dict(response.json())
+
+    first = await add_item("invoice_item_create", amount=4200, currency="usd", description="Consulting")
+    await add_item("invoice_item_create_credit", amount=-200, description="Goodwill", metadata={"case": "7"})
+    await record(client, "GET", f"/v1/invoiceitems/{first['id']}", expect=200, name="invoice_item_retrieve")
+    await record(
+        client, "GET", "/v1/invoiceitems", expect=200, name="invoice_item_list", params={"customer": buyer["id"]}
+    )
+    spare = await add_item("invoice_item_create_spare", amount=100)
+    await record(client, "DELETE", f"/v1/invoiceitems/{spare['id']}", expect=200, name="invoice_item_delete")
+    body = {"customer": buyer["id"], "collectionMethod": "send_invoice", "daysUntilDue": 7}
+    draft = (await record(client, "POST", "/v1/invoices", expect=201, name="invoice_create", json=body)).json()
+    await record(client, "DELETE", f"/v1/invoices/{draft['id']}", expect=200, name="invoice_delete_draft")
+    draft = (await record(client, "POST", "/v1/invoices", expect=201, name="invoice_create_again", json=body)).json()
+    url = f"/v1/invoices/{draft['id']}"
+    await record(client, "POST", f"{url}/finalize", expect=200, name="invoice_finalize")
+    await record(client, "POST", f"{url}/mark-uncollectible", expect=200, name="invoice_mark_uncollectible")
+    await record(client, "POST", f"{url}/void", expect=200, name="invoice_void")
+
+
+@scenario
+async def billing(ctx: Context) -> None:
+    """Tax rates; subscriptions and their first invoices: sent (taxed), in a trial, and
+    charged (incomplete)."""
+    record, client = ctx.record, ctx.client
+    vat = (
+        await record(
+            client,
+            "POST",
+            "/v1/tax-rates",
+            expect=201,
+            name="tax_rate_create",
+            json={"displayName": "VAT", "percentage": "19", "inclusive": True, "country": "DE", "taxType": "vat"},
+        )
+    ).json()
+    sales = (
+        await record(
+            client,
+            "POST",
+            "/v1/tax-rates",
+            expect=201,
+            name="tax_rate_create_exclusive",
+            json={"displayName": "Sales tax", "percentage": "8.875", "inclusive": False, "state": "NY"},
+        )
+    ).json()
+    await record(client, "GET", f"/v1/tax-rates/{vat['id']}", expect=200, name="tax_rate_retrieve")
+    await record(
+        client,
+        "PATCH",
+        f"/v1/tax-rates/{sales['id']}",
+        expect=200,
+        name="tax_rate_update",
+        json={"description": "New York City", "metadata": {"filing": "quarterly"}},
+    )
+    await record(client, "GET", "/v1/tax-rates", expect=200, name="tax_rate_list", params={"active": "true"})
     buyer = (await client.post("/v1/customers", json={"email": "sub@example.com", "balance": -100})).json()
     product = (await client.post("/v1/products", json={"name": "Contract plan"})).json()
     plan = (
@@ -1464,7 +1541,8 @@ async def billing(ctx: Context) -> None:
             name="subscription_create_send_invoice",
             json={
                 "customer": buyer["id"],
-                "items": [{"price": plan["id"], "quantity": 2, "metadata": {"seat": "a"}}],
+                "items": [{"price": plan["id"], "quantity": 2, "metadata": {"seat": "a"}, "taxRates": [vat["id"]]}],
+                "defaultTaxRates": [sales["id"]],
                 "collectionMethod": "send_invoice",
                 "daysUntilDue": 14,
                 "metadata": {"contract": "yes"},

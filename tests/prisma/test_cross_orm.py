@@ -37,13 +37,12 @@ MODELS: dict[str, dict[str, Any]] = {model["name"]: model for model in DMMF["mod
 ENUMS: dict[str, list[str]] = {enum["name"]: [value["name"] for value in enum["values"]] for enum in DMMF["enums"]}
 MAPPERS: dict[str, Mapper[Any]] = {mapper.local_table.name: mapper for mapper in Base.registry.mappers}  # type: ignore[misc]
 
-# what each direction writes: the far ends of every type (Decimal(30, 12) with 18 integer
-# digits and 12 decimals, BigInt past 2^53 where a JavaScript number loses digits, Int's
+# what each direction writes: the far ends of every type (a Decimal with every digit of its
+# precision and scale, e.g. 18 integer digits and 12 decimals, see edge_value; BigInt past 2^53 where a JavaScript number loses digits, Int's
 # bounds, milliseconds, nested and empty Json, text beyond ASCII)
 EDGES: dict[str, tuple[object, object]] = {
     "Int": (2**31 - 1, -(2**31)),
     "BigInt": (2**53 + 1, -(2**63)),
-    "Decimal": (Decimal("123456789012345678.123456789012"), Decimal("-999999999999999999.999999999999")),
     "Boolean": (True, False),
     "DateTime": (datetime(2026, 2, 28, 23, 59, 59, 123000, UTC), datetime(1969, 12, 31, 23, 59, 59, 999000, UTC)),
     "Json": (
@@ -115,7 +114,17 @@ def edge_value(field: dict[str, Any], variant: int) -> object:
             return str(uuid.uuid4())
         text = f"Ünï ✓ 日本 {uuid.uuid4().hex}"  # unique, for unique columns
         return text[: int(native[1][0])] if native[0] == "VarChar" else text
+    if field["type"] == "Decimal":
+        return _decimal_edge(*(int(n) for n in field["nativeType"][1]), variant)
     return EDGES[field["type"]][variant]
+
+
+def _decimal_edge(precision: int, scale: int, variant: int) -> Decimal:
+    """Every digit of Decimal(precision, scale): 1234...(.)...890, or the most negative."""
+    digits = ("1234567890" * precision)[:precision] if variant == 0 else "9" * precision
+    sign = "" if variant == 0 else "-"
+    integer, fraction = digits[: precision - scale], digits[precision - scale :]
+    return Decimal(f"{sign}{integer}.{fraction}" if fraction else f"{sign}{integer}")
 
 
 def to_sqlalchemy(model: str, field: dict[str, Any], value: object) -> object:

@@ -94,6 +94,14 @@ export type Subscription = Prisma.SubscriptionModel
  */
 export type SubscriptionItem = Prisma.SubscriptionItemModel
 /**
+ * Model SubscriptionTaxRate
+ * A tax rate on a subscription's invoices: on every line (`subscriptionItemId` null: the
+ * subscription's defaultTaxRates) or on one item's lines (the item's taxRates, which
+ * replace the defaults on its lines, as in Stripe). `position` keeps the order given.
+ * @domain subscriptions
+ */
+export type SubscriptionTaxRate = Prisma.SubscriptionTaxRateModel
+/**
  * Model SubscriptionSchedule
  * @domain subscriptions
  */
@@ -108,6 +116,14 @@ export type SubscriptionSchedulePhase = Prisma.SubscriptionSchedulePhaseModel
  * @domain invoices
  */
 export type Invoice = Prisma.InvoiceModel
+/**
+ * Model TaxRate
+ * Stripe's tax rate: a percentage on invoice lines, inclusive (part of the price) or
+ * exclusive (added to it). The percentage and inclusive never change once created (a
+ * taxed line keeps its meaning); a rate no longer used is archived (active false).
+ * @domain invoices
+ */
+export type TaxRate = Prisma.TaxRateModel
 /**
  * Model InvoiceLineItem
  * @domain invoices

@@ -39,6 +39,7 @@ from contracts.catalog import (
     ProductCreate,
 )
 from contracts.enums import SubscriptionStatus
+from contracts.resources import Price as PriceResource
 
 R = TypeVar("R")
 
@@ -296,7 +297,7 @@ async def test_a_tiered_multi_currency_price_is_stored_like_stripe_and_quoted_pe
     )
 
     stored = await org.run(lambda s: repository.get_price(s, created.id))
-    assert repository.price_json(stored)["tiers"][1]["unitAmountDecimal"] == "850.5"
+    assert PriceResource.model_validate(stored).model_dump(mode="json")["tiers"][1]["unitAmountDecimal"] == "850.5"
     expectations = {
         # 10 x 1000 + (15 x 850.5 = 12757.5 -> 12758) + 500
         "usd": (23258, [10000, 13258]),
@@ -327,7 +328,7 @@ async def test_package_and_decimal_prices_round_once(org: Org) -> None:
     decimal = await price(org, widget.id, unitAmountDecimal="0.125")
     stored = await org.run(lambda s: repository.get_price(s, decimal.id))
     assert stored.unit_amount_decimal == Decimal("0.125")
-    assert repository.price_json(stored)["unitAmountDecimal"] == "0.125"
+    assert PriceResource.model_validate(stored).model_dump(mode="json")["unitAmountDecimal"] == "0.125"
     assert service.quote_price(stored, 3, "usd")["total"] == 0  # 0.375 -> 0
     assert service.quote_price(stored, 4, "usd")["total"] == 1  # 0.5 -> 1, ties away from zero
     with pytest.raises(InvalidRequest) as caught:

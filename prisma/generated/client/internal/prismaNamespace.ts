@@ -407,9 +407,11 @@ export const ModelName = {
   Meter: 'Meter',
   Subscription: 'Subscription',
   SubscriptionItem: 'SubscriptionItem',
+  SubscriptionTaxRate: 'SubscriptionTaxRate',
   SubscriptionSchedule: 'SubscriptionSchedule',
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
+  TaxRate: 'TaxRate',
   InvoiceLineItem: 'InvoiceLineItem',
   InvoiceItem: 'InvoiceItem',
   Payment: 'Payment',
@@ -432,7 +434,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "invoiceLineItem" | "invoiceItem" | "payment" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1176,6 +1178,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    SubscriptionTaxRate: {
+      payload: Prisma.$SubscriptionTaxRatePayload<ExtArgs>
+      fields: Prisma.SubscriptionTaxRateFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.SubscriptionTaxRateFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.SubscriptionTaxRateFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>
+        }
+        findFirst: {
+          args: Prisma.SubscriptionTaxRateFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.SubscriptionTaxRateFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>
+        }
+        findMany: {
+          args: Prisma.SubscriptionTaxRateFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>[]
+        }
+        create: {
+          args: Prisma.SubscriptionTaxRateCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>
+        }
+        createMany: {
+          args: Prisma.SubscriptionTaxRateCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.SubscriptionTaxRateCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>[]
+        }
+        delete: {
+          args: Prisma.SubscriptionTaxRateDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>
+        }
+        update: {
+          args: Prisma.SubscriptionTaxRateUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>
+        }
+        deleteMany: {
+          args: Prisma.SubscriptionTaxRateDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.SubscriptionTaxRateUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.SubscriptionTaxRateUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>[]
+        }
+        upsert: {
+          args: Prisma.SubscriptionTaxRateUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$SubscriptionTaxRatePayload>
+        }
+        aggregate: {
+          args: Prisma.SubscriptionTaxRateAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateSubscriptionTaxRate>
+        }
+        groupBy: {
+          args: Prisma.SubscriptionTaxRateGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SubscriptionTaxRateGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.SubscriptionTaxRateCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.SubscriptionTaxRateCountAggregateOutputType> | number
+        }
+      }
+    }
     SubscriptionSchedule: {
       payload: Prisma.$SubscriptionSchedulePayload<ExtArgs>
       fields: Prisma.SubscriptionScheduleFieldRefs
@@ -1395,6 +1471,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.InvoiceCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.InvoiceCountAggregateOutputType> | number
+        }
+      }
+    }
+    TaxRate: {
+      payload: Prisma.$TaxRatePayload<ExtArgs>
+      fields: Prisma.TaxRateFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TaxRateFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TaxRateFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>
+        }
+        findFirst: {
+          args: Prisma.TaxRateFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TaxRateFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>
+        }
+        findMany: {
+          args: Prisma.TaxRateFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>[]
+        }
+        create: {
+          args: Prisma.TaxRateCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>
+        }
+        createMany: {
+          args: Prisma.TaxRateCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TaxRateCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>[]
+        }
+        delete: {
+          args: Prisma.TaxRateDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>
+        }
+        update: {
+          args: Prisma.TaxRateUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>
+        }
+        deleteMany: {
+          args: Prisma.TaxRateDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TaxRateUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TaxRateUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>[]
+        }
+        upsert: {
+          args: Prisma.TaxRateUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TaxRatePayload>
+        }
+        aggregate: {
+          args: Prisma.TaxRateAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTaxRate>
+        }
+        groupBy: {
+          args: Prisma.TaxRateGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TaxRateGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TaxRateCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TaxRateCountAggregateOutputType> | number
         }
       }
     }
@@ -2151,6 +2301,19 @@ export const SubscriptionItemScalarFieldEnum = {
 export type SubscriptionItemScalarFieldEnum = (typeof SubscriptionItemScalarFieldEnum)[keyof typeof SubscriptionItemScalarFieldEnum]
 
 
+export const SubscriptionTaxRateScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  subscriptionId: 'subscriptionId',
+  subscriptionItemId: 'subscriptionItemId',
+  taxRateId: 'taxRateId',
+  position: 'position',
+  createdAt: 'createdAt'
+} as const
+
+export type SubscriptionTaxRateScalarFieldEnum = (typeof SubscriptionTaxRateScalarFieldEnum)[keyof typeof SubscriptionTaxRateScalarFieldEnum]
+
+
 export const SubscriptionScheduleScalarFieldEnum = {
   id: 'id',
   organizationId: 'organizationId',
@@ -2222,6 +2385,26 @@ export const InvoiceScalarFieldEnum = {
 export type InvoiceScalarFieldEnum = (typeof InvoiceScalarFieldEnum)[keyof typeof InvoiceScalarFieldEnum]
 
 
+export const TaxRateScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  displayName: 'displayName',
+  description: 'description',
+  jurisdiction: 'jurisdiction',
+  country: 'country',
+  state: 'state',
+  taxType: 'taxType',
+  percentage: 'percentage',
+  inclusive: 'inclusive',
+  active: 'active',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TaxRateScalarFieldEnum = (typeof TaxRateScalarFieldEnum)[keyof typeof TaxRateScalarFieldEnum]
+
+
 export const InvoiceLineItemScalarFieldEnum = {
   id: 'id',
   organizationId: 'organizationId',
@@ -2238,6 +2421,7 @@ export const InvoiceLineItemScalarFieldEnum = {
   periodEnd: 'periodEnd',
   proration: 'proration',
   breakdown: 'breakdown',
+  taxAmounts: 'taxAmounts',
   metadata: 'metadata',
   createdAt: 'createdAt'
 } as const
@@ -2891,9 +3075,11 @@ export type GlobalOmitConfig = {
   meter?: Prisma.MeterOmit
   subscription?: Prisma.SubscriptionOmit
   subscriptionItem?: Prisma.SubscriptionItemOmit
+  subscriptionTaxRate?: Prisma.SubscriptionTaxRateOmit
   subscriptionSchedule?: Prisma.SubscriptionScheduleOmit
   subscriptionSchedulePhase?: Prisma.SubscriptionSchedulePhaseOmit
   invoice?: Prisma.InvoiceOmit
+  taxRate?: Prisma.TaxRateOmit
   invoiceLineItem?: Prisma.InvoiceLineItemOmit
   invoiceItem?: Prisma.InvoiceItemOmit
   payment?: Prisma.PaymentOmit

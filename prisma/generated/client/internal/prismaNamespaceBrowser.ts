@@ -61,9 +61,11 @@ export const ModelName = {
   Meter: 'Meter',
   Subscription: 'Subscription',
   SubscriptionItem: 'SubscriptionItem',
+  SubscriptionTaxRate: 'SubscriptionTaxRate',
   SubscriptionSchedule: 'SubscriptionSchedule',
   SubscriptionSchedulePhase: 'SubscriptionSchedulePhase',
   Invoice: 'Invoice',
+  TaxRate: 'TaxRate',
   InvoiceLineItem: 'InvoiceLineItem',
   InvoiceItem: 'InvoiceItem',
   Payment: 'Payment',
@@ -285,6 +287,19 @@ export const SubscriptionItemScalarFieldEnum = {
 export type SubscriptionItemScalarFieldEnum = (typeof SubscriptionItemScalarFieldEnum)[keyof typeof SubscriptionItemScalarFieldEnum]
 
 
+export const SubscriptionTaxRateScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  subscriptionId: 'subscriptionId',
+  subscriptionItemId: 'subscriptionItemId',
+  taxRateId: 'taxRateId',
+  position: 'position',
+  createdAt: 'createdAt'
+} as const
+
+export type SubscriptionTaxRateScalarFieldEnum = (typeof SubscriptionTaxRateScalarFieldEnum)[keyof typeof SubscriptionTaxRateScalarFieldEnum]
+
+
 export const SubscriptionScheduleScalarFieldEnum = {
   id: 'id',
   organizationId: 'organizationId',
@@ -356,6 +371,26 @@ export const InvoiceScalarFieldEnum = {
 export type InvoiceScalarFieldEnum = (typeof InvoiceScalarFieldEnum)[keyof typeof InvoiceScalarFieldEnum]
 
 
+export const TaxRateScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  displayName: 'displayName',
+  description: 'description',
+  jurisdiction: 'jurisdiction',
+  country: 'country',
+  state: 'state',
+  taxType: 'taxType',
+  percentage: 'percentage',
+  inclusive: 'inclusive',
+  active: 'active',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TaxRateScalarFieldEnum = (typeof TaxRateScalarFieldEnum)[keyof typeof TaxRateScalarFieldEnum]
+
+
 export const InvoiceLineItemScalarFieldEnum = {
   id: 'id',
   organizationId: 'organizationId',
@@ -372,6 +407,7 @@ export const InvoiceLineItemScalarFieldEnum = {
   periodEnd: 'periodEnd',
   proration: 'proration',
   breakdown: 'breakdown',
+  taxAmounts: 'taxAmounts',
   metadata: 'metadata',
   createdAt: 'createdAt'
 } as const

@@ -92,6 +92,7 @@ export type InvoiceLineItemCountAggregateOutputType = {
   periodEnd: number
   proration: number
   breakdown: number
+  taxAmounts: number
   metadata: number
   createdAt: number
   _all: number
@@ -164,6 +165,7 @@ export type InvoiceLineItemCountAggregateInputType = {
   periodEnd?: true
   proration?: true
   breakdown?: true
+  taxAmounts?: true
   metadata?: true
   createdAt?: true
   _all?: true
@@ -271,6 +273,7 @@ export type InvoiceLineItemGroupByOutputType = {
   periodEnd: Date
   proration: boolean
   breakdown: runtime.JsonValue
+  taxAmounts: runtime.JsonValue
   metadata: runtime.JsonValue
   createdAt: Date
   _count: InvoiceLineItemCountAggregateOutputType | null
@@ -314,6 +317,7 @@ export type InvoiceLineItemWhereInput = {
   periodEnd?: Prisma.DateTimeFilter<"InvoiceLineItem"> | Date | string
   proration?: Prisma.BoolFilter<"InvoiceLineItem"> | boolean
   breakdown?: Prisma.JsonFilter<"InvoiceLineItem">
+  taxAmounts?: Prisma.JsonFilter<"InvoiceLineItem">
   metadata?: Prisma.JsonFilter<"InvoiceLineItem">
   createdAt?: Prisma.DateTimeFilter<"InvoiceLineItem"> | Date | string
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
@@ -337,6 +341,7 @@ export type InvoiceLineItemOrderByWithRelationInput = {
   periodEnd?: Prisma.SortOrder
   proration?: Prisma.SortOrder
   breakdown?: Prisma.SortOrder
+  taxAmounts?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   invoice?: Prisma.InvoiceOrderByWithRelationInput
@@ -363,6 +368,7 @@ export type InvoiceLineItemWhereUniqueInput = Prisma.AtLeast<{
   periodEnd?: Prisma.DateTimeFilter<"InvoiceLineItem"> | Date | string
   proration?: Prisma.BoolFilter<"InvoiceLineItem"> | boolean
   breakdown?: Prisma.JsonFilter<"InvoiceLineItem">
+  taxAmounts?: Prisma.JsonFilter<"InvoiceLineItem">
   metadata?: Prisma.JsonFilter<"InvoiceLineItem">
   createdAt?: Prisma.DateTimeFilter<"InvoiceLineItem"> | Date | string
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
@@ -386,6 +392,7 @@ export type InvoiceLineItemOrderByWithAggregationInput = {
   periodEnd?: Prisma.SortOrder
   proration?: Prisma.SortOrder
   breakdown?: Prisma.SortOrder
+  taxAmounts?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   _count?: Prisma.InvoiceLineItemCountOrderByAggregateInput
@@ -414,6 +421,7 @@ export type InvoiceLineItemScalarWhereWithAggregatesInput = {
   periodEnd?: Prisma.DateTimeWithAggregatesFilter<"InvoiceLineItem"> | Date | string
   proration?: Prisma.BoolWithAggregatesFilter<"InvoiceLineItem"> | boolean
   breakdown?: Prisma.JsonWithAggregatesFilter<"InvoiceLineItem">
+  taxAmounts?: Prisma.JsonWithAggregatesFilter<"InvoiceLineItem">
   metadata?: Prisma.JsonWithAggregatesFilter<"InvoiceLineItem">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"InvoiceLineItem"> | Date | string
 }
@@ -430,6 +438,7 @@ export type InvoiceLineItemCreateInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
@@ -453,6 +462,7 @@ export type InvoiceLineItemUncheckedCreateInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -469,6 +479,7 @@ export type InvoiceLineItemUpdateInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
@@ -492,6 +503,7 @@ export type InvoiceLineItemUncheckedUpdateInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -512,6 +524,7 @@ export type InvoiceLineItemCreateManyInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -528,6 +541,7 @@ export type InvoiceLineItemUpdateManyMutationInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -548,6 +562,7 @@ export type InvoiceLineItemUncheckedUpdateManyInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -578,6 +593,7 @@ export type InvoiceLineItemCountOrderByAggregateInput = {
   periodEnd?: Prisma.SortOrder
   proration?: Prisma.SortOrder
   breakdown?: Prisma.SortOrder
+  taxAmounts?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
 }
@@ -770,6 +786,7 @@ export type InvoiceLineItemCreateWithoutPriceInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
@@ -790,6 +807,7 @@ export type InvoiceLineItemUncheckedCreateWithoutPriceInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -839,6 +857,7 @@ export type InvoiceLineItemScalarWhereInput = {
   periodEnd?: Prisma.DateTimeFilter<"InvoiceLineItem"> | Date | string
   proration?: Prisma.BoolFilter<"InvoiceLineItem"> | boolean
   breakdown?: Prisma.JsonFilter<"InvoiceLineItem">
+  taxAmounts?: Prisma.JsonFilter<"InvoiceLineItem">
   metadata?: Prisma.JsonFilter<"InvoiceLineItem">
   createdAt?: Prisma.DateTimeFilter<"InvoiceLineItem"> | Date | string
 }
@@ -855,6 +874,7 @@ export type InvoiceLineItemCreateWithoutSubscriptionItemInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
@@ -875,6 +895,7 @@ export type InvoiceLineItemUncheckedCreateWithoutSubscriptionItemInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -917,6 +938,7 @@ export type InvoiceLineItemCreateWithoutInvoiceInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   subscriptionItem?: Prisma.SubscriptionItemCreateNestedOneWithoutInvoiceLineItemsInput
@@ -937,6 +959,7 @@ export type InvoiceLineItemUncheckedCreateWithoutInvoiceInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -981,6 +1004,7 @@ export type InvoiceLineItemCreateManyPriceInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -997,6 +1021,7 @@ export type InvoiceLineItemUpdateWithoutPriceInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
@@ -1017,6 +1042,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutPriceInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -1035,6 +1061,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutPriceInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -1053,6 +1080,7 @@ export type InvoiceLineItemCreateManySubscriptionItemInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -1069,6 +1097,7 @@ export type InvoiceLineItemUpdateWithoutSubscriptionItemInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
@@ -1089,6 +1118,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutSubscriptionItemInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -1107,6 +1137,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -1125,6 +1156,7 @@ export type InvoiceLineItemCreateManyInvoiceInput = {
   periodEnd: Date | string
   proration?: boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
 }
@@ -1141,6 +1173,7 @@ export type InvoiceLineItemUpdateWithoutInvoiceInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   subscriptionItem?: Prisma.SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput
@@ -1161,6 +1194,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutInvoiceInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -1179,6 +1213,7 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceInput = {
   periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
   breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -1201,6 +1236,7 @@ export type InvoiceLineItemSelect<ExtArgs extends runtime.Types.Extensions.Inter
   periodEnd?: boolean
   proration?: boolean
   breakdown?: boolean
+  taxAmounts?: boolean
   metadata?: boolean
   createdAt?: boolean
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
@@ -1224,6 +1260,7 @@ export type InvoiceLineItemSelectCreateManyAndReturn<ExtArgs extends runtime.Typ
   periodEnd?: boolean
   proration?: boolean
   breakdown?: boolean
+  taxAmounts?: boolean
   metadata?: boolean
   createdAt?: boolean
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
@@ -1247,6 +1284,7 @@ export type InvoiceLineItemSelectUpdateManyAndReturn<ExtArgs extends runtime.Typ
   periodEnd?: boolean
   proration?: boolean
   breakdown?: boolean
+  taxAmounts?: boolean
   metadata?: boolean
   createdAt?: boolean
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
@@ -1270,11 +1308,12 @@ export type InvoiceLineItemSelectScalar = {
   periodEnd?: boolean
   proration?: boolean
   breakdown?: boolean
+  taxAmounts?: boolean
   metadata?: boolean
   createdAt?: boolean
 }
 
-export type InvoiceLineItemOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "invoiceId" | "subscriptionItemId" | "priceId" | "position" | "description" | "quantity" | "unitAmountDecimal" | "amount" | "currency" | "periodStart" | "periodEnd" | "proration" | "breakdown" | "metadata" | "createdAt", ExtArgs["result"]["invoiceLineItem"]>
+export type InvoiceLineItemOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "invoiceId" | "subscriptionItemId" | "priceId" | "position" | "description" | "quantity" | "unitAmountDecimal" | "amount" | "currency" | "periodStart" | "periodEnd" | "proration" | "breakdown" | "taxAmounts" | "metadata" | "createdAt", ExtArgs["result"]["invoiceLineItem"]>
 export type InvoiceLineItemInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   subscriptionItem?: boolean | Prisma.InvoiceLineItem$subscriptionItemArgs<ExtArgs>
@@ -1323,6 +1362,11 @@ export type $InvoiceLineItemPayload<ExtArgs extends runtime.Types.Extensions.Int
      * Per-tier breakdown from the pricing engine.
      */
     breakdown: runtime.JsonValue
+    /**
+     * Each tax rate's tax on this line, rounded once (Stripe's tax_amounts).
+     * @json TaxAmount[]
+     */
+    taxAmounts: runtime.JsonValue
     /**
      * @json Metadata
      */
@@ -1769,6 +1813,7 @@ export interface InvoiceLineItemFieldRefs {
   readonly periodEnd: Prisma.FieldRef<"InvoiceLineItem", 'DateTime'>
   readonly proration: Prisma.FieldRef<"InvoiceLineItem", 'Boolean'>
   readonly breakdown: Prisma.FieldRef<"InvoiceLineItem", 'Json'>
+  readonly taxAmounts: Prisma.FieldRef<"InvoiceLineItem", 'Json'>
   readonly metadata: Prisma.FieldRef<"InvoiceLineItem", 'Json'>
   readonly createdAt: Prisma.FieldRef<"InvoiceLineItem", 'DateTime'>
 }

@@ -357,6 +357,7 @@ export type SubscriptionWhereInput = {
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleNullableScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput> | null
   invoices?: Prisma.InvoiceListRelationFilter
   invoiceItems?: Prisma.InvoiceItemListRelationFilter
+  taxRates?: Prisma.SubscriptionTaxRateListRelationFilter
 }
 
 export type SubscriptionOrderByWithRelationInput = {
@@ -388,6 +389,7 @@ export type SubscriptionOrderByWithRelationInput = {
   schedule?: Prisma.SubscriptionScheduleOrderByWithRelationInput
   invoices?: Prisma.InvoiceOrderByRelationAggregateInput
   invoiceItems?: Prisma.InvoiceItemOrderByRelationAggregateInput
+  taxRates?: Prisma.SubscriptionTaxRateOrderByRelationAggregateInput
 }
 
 export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
@@ -423,6 +425,7 @@ export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleNullableScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput> | null
   invoices?: Prisma.InvoiceListRelationFilter
   invoiceItems?: Prisma.InvoiceItemListRelationFilter
+  taxRates?: Prisma.SubscriptionTaxRateListRelationFilter
 }, "id" | "organizationId_id">
 
 export type SubscriptionOrderByWithAggregationInput = {
@@ -512,6 +515,7 @@ export type SubscriptionCreateInput = {
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateInput = {
@@ -542,6 +546,7 @@ export type SubscriptionUncheckedCreateInput = {
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUpdateInput = {
@@ -571,6 +576,7 @@ export type SubscriptionUpdateInput = {
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateInput = {
@@ -601,6 +607,7 @@ export type SubscriptionUncheckedUpdateInput = {
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateManyInput = {
@@ -850,6 +857,20 @@ export type SubscriptionUpdateOneRequiredWithoutItemsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.SubscriptionUpdateToOneWithWhereWithoutItemsInput, Prisma.SubscriptionUpdateWithoutItemsInput>, Prisma.SubscriptionUncheckedUpdateWithoutItemsInput>
 }
 
+export type SubscriptionCreateNestedOneWithoutTaxRatesInput = {
+  create?: Prisma.XOR<Prisma.SubscriptionCreateWithoutTaxRatesInput, Prisma.SubscriptionUncheckedCreateWithoutTaxRatesInput>
+  connectOrCreate?: Prisma.SubscriptionCreateOrConnectWithoutTaxRatesInput
+  connect?: Prisma.SubscriptionWhereUniqueInput
+}
+
+export type SubscriptionUpdateOneRequiredWithoutTaxRatesNestedInput = {
+  create?: Prisma.XOR<Prisma.SubscriptionCreateWithoutTaxRatesInput, Prisma.SubscriptionUncheckedCreateWithoutTaxRatesInput>
+  connectOrCreate?: Prisma.SubscriptionCreateOrConnectWithoutTaxRatesInput
+  upsert?: Prisma.SubscriptionUpsertWithoutTaxRatesInput
+  connect?: Prisma.SubscriptionWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SubscriptionUpdateToOneWithWhereWithoutTaxRatesInput, Prisma.SubscriptionUpdateWithoutTaxRatesInput>, Prisma.SubscriptionUncheckedUpdateWithoutTaxRatesInput>
+}
+
 export type SubscriptionCreateNestedOneWithoutScheduleInput = {
   create?: Prisma.XOR<Prisma.SubscriptionCreateWithoutScheduleInput, Prisma.SubscriptionUncheckedCreateWithoutScheduleInput>
   connectOrCreate?: Prisma.SubscriptionCreateOrConnectWithoutScheduleInput
@@ -924,6 +945,7 @@ export type SubscriptionCreateWithoutCustomerInput = {
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutCustomerInput = {
@@ -952,6 +974,7 @@ export type SubscriptionUncheckedCreateWithoutCustomerInput = {
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutCustomerInput = {
@@ -1035,6 +1058,7 @@ export type SubscriptionCreateWithoutItemsInput = {
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutItemsInput = {
@@ -1064,6 +1088,7 @@ export type SubscriptionUncheckedCreateWithoutItemsInput = {
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutItemsInput = {
@@ -1108,6 +1133,7 @@ export type SubscriptionUpdateWithoutItemsInput = {
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutItemsInput = {
@@ -1134,6 +1160,141 @@ export type SubscriptionUncheckedUpdateWithoutItemsInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionNestedInput
+}
+
+export type SubscriptionCreateWithoutTaxRatesInput = {
+  id: string
+  status: $Enums.SubscriptionStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
+  defaultPaymentMethodId?: string | null
+  startDate: Date | string
+  billingCycleAnchor: Date | string
+  currentPeriodStart: Date | string
+  currentPeriodEnd: Date | string
+  trialStart?: Date | string | null
+  trialEnd?: Date | string | null
+  cancelAt?: Date | string | null
+  cancelAtPeriodEnd?: boolean
+  canceledAt?: Date | string | null
+  cancellationReason?: string | null
+  endedAt?: Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  customer: Prisma.CustomerCreateNestedOneWithoutSubscriptionsInput
+  items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
+  schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
+}
+
+export type SubscriptionUncheckedCreateWithoutTaxRatesInput = {
+  id: string
+  organizationId: string
+  customerId: string
+  status: $Enums.SubscriptionStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
+  defaultPaymentMethodId?: string | null
+  startDate: Date | string
+  billingCycleAnchor: Date | string
+  currentPeriodStart: Date | string
+  currentPeriodEnd: Date | string
+  trialStart?: Date | string | null
+  trialEnd?: Date | string | null
+  cancelAt?: Date | string | null
+  cancelAtPeriodEnd?: boolean
+  canceledAt?: Date | string | null
+  cancellationReason?: string | null
+  endedAt?: Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
+}
+
+export type SubscriptionCreateOrConnectWithoutTaxRatesInput = {
+  where: Prisma.SubscriptionWhereUniqueInput
+  create: Prisma.XOR<Prisma.SubscriptionCreateWithoutTaxRatesInput, Prisma.SubscriptionUncheckedCreateWithoutTaxRatesInput>
+}
+
+export type SubscriptionUpsertWithoutTaxRatesInput = {
+  update: Prisma.XOR<Prisma.SubscriptionUpdateWithoutTaxRatesInput, Prisma.SubscriptionUncheckedUpdateWithoutTaxRatesInput>
+  create: Prisma.XOR<Prisma.SubscriptionCreateWithoutTaxRatesInput, Prisma.SubscriptionUncheckedCreateWithoutTaxRatesInput>
+  where?: Prisma.SubscriptionWhereInput
+}
+
+export type SubscriptionUpdateToOneWithWhereWithoutTaxRatesInput = {
+  where?: Prisma.SubscriptionWhereInput
+  data: Prisma.XOR<Prisma.SubscriptionUpdateWithoutTaxRatesInput, Prisma.SubscriptionUncheckedUpdateWithoutTaxRatesInput>
+}
+
+export type SubscriptionUpdateWithoutTaxRatesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  billingCycleAnchor?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trialStart?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAtPeriodEnd?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutSubscriptionsNestedInput
+  items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
+  schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
+}
+
+export type SubscriptionUncheckedUpdateWithoutTaxRatesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.EnumSubscriptionStatusFieldUpdateOperationsInput | $Enums.SubscriptionStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  startDate?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  billingCycleAnchor?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  currentPeriodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  trialStart?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancelAtPeriodEnd?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
@@ -1165,6 +1326,7 @@ export type SubscriptionCreateWithoutScheduleInput = {
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutScheduleInput = {
@@ -1194,6 +1356,7 @@ export type SubscriptionUncheckedCreateWithoutScheduleInput = {
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutScheduleInput = {
@@ -1238,6 +1401,7 @@ export type SubscriptionUpdateWithoutScheduleInput = {
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
@@ -1267,6 +1431,7 @@ export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateWithoutInvoicesInput = {
@@ -1295,6 +1460,7 @@ export type SubscriptionCreateWithoutInvoicesInput = {
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutInvoicesInput = {
@@ -1324,6 +1490,7 @@ export type SubscriptionUncheckedCreateWithoutInvoicesInput = {
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutInvoicesInput = {
@@ -1368,6 +1535,7 @@ export type SubscriptionUpdateWithoutInvoicesInput = {
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
@@ -1397,6 +1565,7 @@ export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateWithoutInvoiceItemsInput = {
@@ -1425,6 +1594,7 @@ export type SubscriptionCreateWithoutInvoiceItemsInput = {
   items?: Prisma.SubscriptionItemCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionUncheckedCreateWithoutInvoiceItemsInput = {
@@ -1454,6 +1624,7 @@ export type SubscriptionUncheckedCreateWithoutInvoiceItemsInput = {
   items?: Prisma.SubscriptionItemUncheckedCreateNestedManyWithoutSubscriptionInput
   schedule?: Prisma.SubscriptionScheduleUncheckedCreateNestedOneWithoutSubscriptionInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutSubscriptionInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionInput
 }
 
 export type SubscriptionCreateOrConnectWithoutInvoiceItemsInput = {
@@ -1498,6 +1669,7 @@ export type SubscriptionUpdateWithoutInvoiceItemsInput = {
   items?: Prisma.SubscriptionItemUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutInvoiceItemsInput = {
@@ -1527,6 +1699,7 @@ export type SubscriptionUncheckedUpdateWithoutInvoiceItemsInput = {
   items?: Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionNestedInput
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionCreateManyCustomerInput = {
@@ -1579,6 +1752,7 @@ export type SubscriptionUpdateWithoutCustomerInput = {
   schedule?: Prisma.SubscriptionScheduleUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
@@ -1607,6 +1781,7 @@ export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
   schedule?: Prisma.SubscriptionScheduleUncheckedUpdateOneWithoutSubscriptionNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutSubscriptionNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutSubscriptionNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionNestedInput
 }
 
 export type SubscriptionUncheckedUpdateManyWithoutCustomerInput = {
@@ -1642,12 +1817,14 @@ export type SubscriptionCountOutputType = {
   items: number
   invoices: number
   invoiceItems: number
+  taxRates: number
 }
 
 export type SubscriptionCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   items?: boolean | SubscriptionCountOutputTypeCountItemsArgs
   invoices?: boolean | SubscriptionCountOutputTypeCountInvoicesArgs
   invoiceItems?: boolean | SubscriptionCountOutputTypeCountInvoiceItemsArgs
+  taxRates?: boolean | SubscriptionCountOutputTypeCountTaxRatesArgs
 }
 
 /**
@@ -1681,6 +1858,13 @@ export type SubscriptionCountOutputTypeCountInvoiceItemsArgs<ExtArgs extends run
   where?: Prisma.InvoiceItemWhereInput
 }
 
+/**
+ * SubscriptionCountOutputType without action
+ */
+export type SubscriptionCountOutputTypeCountTaxRatesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SubscriptionTaxRateWhereInput
+}
+
 
 export type SubscriptionSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -1711,6 +1895,7 @@ export type SubscriptionSelect<ExtArgs extends runtime.Types.Extensions.Internal
   schedule?: boolean | Prisma.Subscription$scheduleArgs<ExtArgs>
   invoices?: boolean | Prisma.Subscription$invoicesArgs<ExtArgs>
   invoiceItems?: boolean | Prisma.Subscription$invoiceItemsArgs<ExtArgs>
+  taxRates?: boolean | Prisma.Subscription$taxRatesArgs<ExtArgs>
   _count?: boolean | Prisma.SubscriptionCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["subscription"]>
 
@@ -1801,6 +1986,7 @@ export type SubscriptionInclude<ExtArgs extends runtime.Types.Extensions.Interna
   schedule?: boolean | Prisma.Subscription$scheduleArgs<ExtArgs>
   invoices?: boolean | Prisma.Subscription$invoicesArgs<ExtArgs>
   invoiceItems?: boolean | Prisma.Subscription$invoiceItemsArgs<ExtArgs>
+  taxRates?: boolean | Prisma.Subscription$taxRatesArgs<ExtArgs>
   _count?: boolean | Prisma.SubscriptionCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type SubscriptionIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1818,6 +2004,7 @@ export type $SubscriptionPayload<ExtArgs extends runtime.Types.Extensions.Intern
     schedule: Prisma.$SubscriptionSchedulePayload<ExtArgs> | null
     invoices: Prisma.$InvoicePayload<ExtArgs>[]
     invoiceItems: Prisma.$InvoiceItemPayload<ExtArgs>[]
+    taxRates: Prisma.$SubscriptionTaxRatePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2249,6 +2436,7 @@ export interface Prisma__SubscriptionClient<T, Null = never, ExtArgs extends run
   schedule<T extends Prisma.Subscription$scheduleArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$scheduleArgs<ExtArgs>>): Prisma.Prisma__SubscriptionScheduleClient<runtime.Types.Result.GetResult<Prisma.$SubscriptionSchedulePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   invoices<T extends Prisma.Subscription$invoicesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$invoicesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   invoiceItems<T extends Prisma.Subscription$invoiceItemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$invoiceItemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  taxRates<T extends Prisma.Subscription$taxRatesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Subscription$taxRatesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionTaxRatePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2790,6 +2978,30 @@ export type Subscription$invoiceItemsArgs<ExtArgs extends runtime.Types.Extensio
   take?: number
   skip?: number
   distinct?: Prisma.InvoiceItemScalarFieldEnum | Prisma.InvoiceItemScalarFieldEnum[]
+}
+
+/**
+ * Subscription.taxRates
+ */
+export type Subscription$taxRatesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SubscriptionTaxRate
+   */
+  select?: Prisma.SubscriptionTaxRateSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SubscriptionTaxRate
+   */
+  omit?: Prisma.SubscriptionTaxRateOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SubscriptionTaxRateInclude<ExtArgs> | null
+  where?: Prisma.SubscriptionTaxRateWhereInput
+  orderBy?: Prisma.SubscriptionTaxRateOrderByWithRelationInput | Prisma.SubscriptionTaxRateOrderByWithRelationInput[]
+  cursor?: Prisma.SubscriptionTaxRateWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SubscriptionTaxRateScalarFieldEnum | Prisma.SubscriptionTaxRateScalarFieldEnum[]
 }
 
 /**

@@ -239,6 +239,7 @@ export type SubscriptionItemWhereInput = {
   subscription?: Prisma.XOR<Prisma.SubscriptionScalarRelationFilter, Prisma.SubscriptionWhereInput>
   price?: Prisma.XOR<Prisma.PriceScalarRelationFilter, Prisma.PriceWhereInput>
   invoiceLineItems?: Prisma.InvoiceLineItemListRelationFilter
+  taxRates?: Prisma.SubscriptionTaxRateListRelationFilter
 }
 
 export type SubscriptionItemOrderByWithRelationInput = {
@@ -253,6 +254,7 @@ export type SubscriptionItemOrderByWithRelationInput = {
   subscription?: Prisma.SubscriptionOrderByWithRelationInput
   price?: Prisma.PriceOrderByWithRelationInput
   invoiceLineItems?: Prisma.InvoiceLineItemOrderByRelationAggregateInput
+  taxRates?: Prisma.SubscriptionTaxRateOrderByRelationAggregateInput
 }
 
 export type SubscriptionItemWhereUniqueInput = Prisma.AtLeast<{
@@ -272,6 +274,7 @@ export type SubscriptionItemWhereUniqueInput = Prisma.AtLeast<{
   subscription?: Prisma.XOR<Prisma.SubscriptionScalarRelationFilter, Prisma.SubscriptionWhereInput>
   price?: Prisma.XOR<Prisma.PriceScalarRelationFilter, Prisma.PriceWhereInput>
   invoiceLineItems?: Prisma.InvoiceLineItemListRelationFilter
+  taxRates?: Prisma.SubscriptionTaxRateListRelationFilter
 }, "id" | "subscriptionId_priceId" | "organizationId_id">
 
 export type SubscriptionItemOrderByWithAggregationInput = {
@@ -313,6 +316,7 @@ export type SubscriptionItemCreateInput = {
   subscription: Prisma.SubscriptionCreateNestedOneWithoutItemsInput
   price: Prisma.PriceCreateNestedOneWithoutSubscriptionItemsInput
   invoiceLineItems?: Prisma.InvoiceLineItemCreateNestedManyWithoutSubscriptionItemInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemUncheckedCreateInput = {
@@ -325,6 +329,7 @@ export type SubscriptionItemUncheckedCreateInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   invoiceLineItems?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutSubscriptionItemInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemUpdateInput = {
@@ -336,6 +341,7 @@ export type SubscriptionItemUpdateInput = {
   subscription?: Prisma.SubscriptionUpdateOneRequiredWithoutItemsNestedInput
   price?: Prisma.PriceUpdateOneRequiredWithoutSubscriptionItemsNestedInput
   invoiceLineItems?: Prisma.InvoiceLineItemUpdateManyWithoutSubscriptionItemNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemUncheckedUpdateInput = {
@@ -348,6 +354,7 @@ export type SubscriptionItemUncheckedUpdateInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoiceLineItems?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemCreateManyInput = {
@@ -536,6 +543,22 @@ export type IntFieldUpdateOperationsInput = {
   divide?: number
 }
 
+export type SubscriptionItemCreateNestedOneWithoutTaxRatesInput = {
+  create?: Prisma.XOR<Prisma.SubscriptionItemCreateWithoutTaxRatesInput, Prisma.SubscriptionItemUncheckedCreateWithoutTaxRatesInput>
+  connectOrCreate?: Prisma.SubscriptionItemCreateOrConnectWithoutTaxRatesInput
+  connect?: Prisma.SubscriptionItemWhereUniqueInput
+}
+
+export type SubscriptionItemUpdateOneWithoutTaxRatesNestedInput = {
+  create?: Prisma.XOR<Prisma.SubscriptionItemCreateWithoutTaxRatesInput, Prisma.SubscriptionItemUncheckedCreateWithoutTaxRatesInput>
+  connectOrCreate?: Prisma.SubscriptionItemCreateOrConnectWithoutTaxRatesInput
+  upsert?: Prisma.SubscriptionItemUpsertWithoutTaxRatesInput
+  disconnect?: Prisma.SubscriptionItemWhereInput | boolean
+  delete?: Prisma.SubscriptionItemWhereInput | boolean
+  connect?: Prisma.SubscriptionItemWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.SubscriptionItemUpdateToOneWithWhereWithoutTaxRatesInput, Prisma.SubscriptionItemUpdateWithoutTaxRatesInput>, Prisma.SubscriptionItemUncheckedUpdateWithoutTaxRatesInput>
+}
+
 export type SubscriptionItemCreateNestedOneWithoutInvoiceLineItemsInput = {
   create?: Prisma.XOR<Prisma.SubscriptionItemCreateWithoutInvoiceLineItemsInput, Prisma.SubscriptionItemUncheckedCreateWithoutInvoiceLineItemsInput>
   connectOrCreate?: Prisma.SubscriptionItemCreateOrConnectWithoutInvoiceLineItemsInput
@@ -560,6 +583,7 @@ export type SubscriptionItemCreateWithoutPriceInput = {
   updatedAt?: Date | string
   subscription: Prisma.SubscriptionCreateNestedOneWithoutItemsInput
   invoiceLineItems?: Prisma.InvoiceLineItemCreateNestedManyWithoutSubscriptionItemInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemUncheckedCreateWithoutPriceInput = {
@@ -570,6 +594,7 @@ export type SubscriptionItemUncheckedCreateWithoutPriceInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   invoiceLineItems?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutSubscriptionItemInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemCreateOrConnectWithoutPriceInput = {
@@ -620,6 +645,7 @@ export type SubscriptionItemCreateWithoutSubscriptionInput = {
   updatedAt?: Date | string
   price: Prisma.PriceCreateNestedOneWithoutSubscriptionItemsInput
   invoiceLineItems?: Prisma.InvoiceLineItemCreateNestedManyWithoutSubscriptionItemInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemUncheckedCreateWithoutSubscriptionInput = {
@@ -630,6 +656,7 @@ export type SubscriptionItemUncheckedCreateWithoutSubscriptionInput = {
   createdAt?: Date | string
   updatedAt?: Date | string
   invoiceLineItems?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutSubscriptionItemInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemCreateOrConnectWithoutSubscriptionInput = {
@@ -658,6 +685,68 @@ export type SubscriptionItemUpdateManyWithWhereWithoutSubscriptionInput = {
   data: Prisma.XOR<Prisma.SubscriptionItemUpdateManyMutationInput, Prisma.SubscriptionItemUncheckedUpdateManyWithoutSubscriptionInput>
 }
 
+export type SubscriptionItemCreateWithoutTaxRatesInput = {
+  id: string
+  quantity?: number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  subscription: Prisma.SubscriptionCreateNestedOneWithoutItemsInput
+  price: Prisma.PriceCreateNestedOneWithoutSubscriptionItemsInput
+  invoiceLineItems?: Prisma.InvoiceLineItemCreateNestedManyWithoutSubscriptionItemInput
+}
+
+export type SubscriptionItemUncheckedCreateWithoutTaxRatesInput = {
+  id: string
+  organizationId: string
+  subscriptionId: string
+  priceId: string
+  quantity?: number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  invoiceLineItems?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutSubscriptionItemInput
+}
+
+export type SubscriptionItemCreateOrConnectWithoutTaxRatesInput = {
+  where: Prisma.SubscriptionItemWhereUniqueInput
+  create: Prisma.XOR<Prisma.SubscriptionItemCreateWithoutTaxRatesInput, Prisma.SubscriptionItemUncheckedCreateWithoutTaxRatesInput>
+}
+
+export type SubscriptionItemUpsertWithoutTaxRatesInput = {
+  update: Prisma.XOR<Prisma.SubscriptionItemUpdateWithoutTaxRatesInput, Prisma.SubscriptionItemUncheckedUpdateWithoutTaxRatesInput>
+  create: Prisma.XOR<Prisma.SubscriptionItemCreateWithoutTaxRatesInput, Prisma.SubscriptionItemUncheckedCreateWithoutTaxRatesInput>
+  where?: Prisma.SubscriptionItemWhereInput
+}
+
+export type SubscriptionItemUpdateToOneWithWhereWithoutTaxRatesInput = {
+  where?: Prisma.SubscriptionItemWhereInput
+  data: Prisma.XOR<Prisma.SubscriptionItemUpdateWithoutTaxRatesInput, Prisma.SubscriptionItemUncheckedUpdateWithoutTaxRatesInput>
+}
+
+export type SubscriptionItemUpdateWithoutTaxRatesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  subscription?: Prisma.SubscriptionUpdateOneRequiredWithoutItemsNestedInput
+  price?: Prisma.PriceUpdateOneRequiredWithoutSubscriptionItemsNestedInput
+  invoiceLineItems?: Prisma.InvoiceLineItemUpdateManyWithoutSubscriptionItemNestedInput
+}
+
+export type SubscriptionItemUncheckedUpdateWithoutTaxRatesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
+  priceId?: Prisma.StringFieldUpdateOperationsInput | string
+  quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  invoiceLineItems?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemNestedInput
+}
+
 export type SubscriptionItemCreateWithoutInvoiceLineItemsInput = {
   id: string
   quantity?: number
@@ -666,6 +755,7 @@ export type SubscriptionItemCreateWithoutInvoiceLineItemsInput = {
   updatedAt?: Date | string
   subscription: Prisma.SubscriptionCreateNestedOneWithoutItemsInput
   price: Prisma.PriceCreateNestedOneWithoutSubscriptionItemsInput
+  taxRates?: Prisma.SubscriptionTaxRateCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemUncheckedCreateWithoutInvoiceLineItemsInput = {
@@ -677,6 +767,7 @@ export type SubscriptionItemUncheckedCreateWithoutInvoiceLineItemsInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedCreateNestedManyWithoutSubscriptionItemInput
 }
 
 export type SubscriptionItemCreateOrConnectWithoutInvoiceLineItemsInput = {
@@ -703,6 +794,7 @@ export type SubscriptionItemUpdateWithoutInvoiceLineItemsInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   subscription?: Prisma.SubscriptionUpdateOneRequiredWithoutItemsNestedInput
   price?: Prisma.PriceUpdateOneRequiredWithoutSubscriptionItemsNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemUncheckedUpdateWithoutInvoiceLineItemsInput = {
@@ -714,6 +806,7 @@ export type SubscriptionItemUncheckedUpdateWithoutInvoiceLineItemsInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemCreateManyPriceInput = {
@@ -733,6 +826,7 @@ export type SubscriptionItemUpdateWithoutPriceInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   subscription?: Prisma.SubscriptionUpdateOneRequiredWithoutItemsNestedInput
   invoiceLineItems?: Prisma.InvoiceLineItemUpdateManyWithoutSubscriptionItemNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemUncheckedUpdateWithoutPriceInput = {
@@ -743,6 +837,7 @@ export type SubscriptionItemUncheckedUpdateWithoutPriceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoiceLineItems?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemUncheckedUpdateManyWithoutPriceInput = {
@@ -771,6 +866,7 @@ export type SubscriptionItemUpdateWithoutSubscriptionInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   price?: Prisma.PriceUpdateOneRequiredWithoutSubscriptionItemsNestedInput
   invoiceLineItems?: Prisma.InvoiceLineItemUpdateManyWithoutSubscriptionItemNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemUncheckedUpdateWithoutSubscriptionInput = {
@@ -781,6 +877,7 @@ export type SubscriptionItemUncheckedUpdateWithoutSubscriptionInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoiceLineItems?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemNestedInput
+  taxRates?: Prisma.SubscriptionTaxRateUncheckedUpdateManyWithoutSubscriptionItemNestedInput
 }
 
 export type SubscriptionItemUncheckedUpdateManyWithoutSubscriptionInput = {
@@ -799,10 +896,12 @@ export type SubscriptionItemUncheckedUpdateManyWithoutSubscriptionInput = {
 
 export type SubscriptionItemCountOutputType = {
   invoiceLineItems: number
+  taxRates: number
 }
 
 export type SubscriptionItemCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   invoiceLineItems?: boolean | SubscriptionItemCountOutputTypeCountInvoiceLineItemsArgs
+  taxRates?: boolean | SubscriptionItemCountOutputTypeCountTaxRatesArgs
 }
 
 /**
@@ -822,6 +921,13 @@ export type SubscriptionItemCountOutputTypeCountInvoiceLineItemsArgs<ExtArgs ext
   where?: Prisma.InvoiceLineItemWhereInput
 }
 
+/**
+ * SubscriptionItemCountOutputType without action
+ */
+export type SubscriptionItemCountOutputTypeCountTaxRatesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.SubscriptionTaxRateWhereInput
+}
+
 
 export type SubscriptionItemSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -835,6 +941,7 @@ export type SubscriptionItemSelect<ExtArgs extends runtime.Types.Extensions.Inte
   subscription?: boolean | Prisma.SubscriptionDefaultArgs<ExtArgs>
   price?: boolean | Prisma.PriceDefaultArgs<ExtArgs>
   invoiceLineItems?: boolean | Prisma.SubscriptionItem$invoiceLineItemsArgs<ExtArgs>
+  taxRates?: boolean | Prisma.SubscriptionItem$taxRatesArgs<ExtArgs>
   _count?: boolean | Prisma.SubscriptionItemCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["subscriptionItem"]>
 
@@ -880,6 +987,7 @@ export type SubscriptionItemInclude<ExtArgs extends runtime.Types.Extensions.Int
   subscription?: boolean | Prisma.SubscriptionDefaultArgs<ExtArgs>
   price?: boolean | Prisma.PriceDefaultArgs<ExtArgs>
   invoiceLineItems?: boolean | Prisma.SubscriptionItem$invoiceLineItemsArgs<ExtArgs>
+  taxRates?: boolean | Prisma.SubscriptionItem$taxRatesArgs<ExtArgs>
   _count?: boolean | Prisma.SubscriptionItemCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type SubscriptionItemIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -897,6 +1005,7 @@ export type $SubscriptionItemPayload<ExtArgs extends runtime.Types.Extensions.In
     subscription: Prisma.$SubscriptionPayload<ExtArgs>
     price: Prisma.$PricePayload<ExtArgs>
     invoiceLineItems: Prisma.$InvoiceLineItemPayload<ExtArgs>[]
+    taxRates: Prisma.$SubscriptionTaxRatePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1307,6 +1416,7 @@ export interface Prisma__SubscriptionItemClient<T, Null = never, ExtArgs extends
   subscription<T extends Prisma.SubscriptionDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.SubscriptionDefaultArgs<ExtArgs>>): Prisma.Prisma__SubscriptionClient<runtime.Types.Result.GetResult<Prisma.$SubscriptionPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   price<T extends Prisma.PriceDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.PriceDefaultArgs<ExtArgs>>): Prisma.Prisma__PriceClient<runtime.Types.Result.GetResult<Prisma.$PricePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   invoiceLineItems<T extends Prisma.SubscriptionItem$invoiceLineItemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.SubscriptionItem$invoiceLineItemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceLineItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  taxRates<T extends Prisma.SubscriptionItem$taxRatesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.SubscriptionItem$taxRatesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$SubscriptionTaxRatePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1766,6 +1876,30 @@ export type SubscriptionItem$invoiceLineItemsArgs<ExtArgs extends runtime.Types.
   take?: number
   skip?: number
   distinct?: Prisma.InvoiceLineItemScalarFieldEnum | Prisma.InvoiceLineItemScalarFieldEnum[]
+}
+
+/**
+ * SubscriptionItem.taxRates
+ */
+export type SubscriptionItem$taxRatesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the SubscriptionTaxRate
+   */
+  select?: Prisma.SubscriptionTaxRateSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the SubscriptionTaxRate
+   */
+  omit?: Prisma.SubscriptionTaxRateOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.SubscriptionTaxRateInclude<ExtArgs> | null
+  where?: Prisma.SubscriptionTaxRateWhereInput
+  orderBy?: Prisma.SubscriptionTaxRateOrderByWithRelationInput | Prisma.SubscriptionTaxRateOrderByWithRelationInput[]
+  cursor?: Prisma.SubscriptionTaxRateWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.SubscriptionTaxRateScalarFieldEnum | Prisma.SubscriptionTaxRateScalarFieldEnum[]
 }
 
 /**

@@ -1,0 +1,1 @@
+"""Tax rates: Stripe's percentage taxes on invoice lines (inclusive or exclusive)."""
