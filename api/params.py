@@ -18,6 +18,8 @@ IdempotencyKey = Annotated[
 Limit = Annotated[int, Parameter(query="limit", ge=1, le=100, description="1 to 100, default 10")]
 StartingAfter = Annotated[str | None, Parameter(query="startingAfter", max_length=64, required=False)]
 EndingBefore = Annotated[str | None, Parameter(query="endingBefore", max_length=64, required=False)]
+# a list's filter by the customer whose objects they are
+CustomerFilter = Annotated[str | None, Parameter(query="customer", max_length=64, required=False)]
 SearchQuery = Annotated[str, Parameter(query="query", max_length=1000, description="Stripe's search query language")]
 SearchPage = Annotated[
     str | None, Parameter(query="page", max_length=64, required=False, description="nextPage of the last answer")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.bus import CommandBus
-from api.params import IdempotencyKey
+from api.params import CustomerFilter, IdempotencyKey
 from api.responses import list_response, run_command
 from billing.db.pagination import PageRequest
 from billing.errors import ResourceMissing
@@ -47,7 +47,7 @@ class InvoiceItemController(Controller):
         self,
         db: AsyncSession,
         page_request: PageRequest,
-        customer: Annotated[str | None, Parameter(query="customer", max_length=64, required=False)] = None,
+        customer: CustomerFilter = None,
         invoice: Annotated[str | None, Parameter(query="invoice", max_length=64, required=False)] = None,
         pending: Annotated[bool | None, Parameter(query="pending", required=False)] = None,
     ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.bus import CommandBus
-from api.params import IdempotencyKey
+from api.params import CustomerFilter, IdempotencyKey
 from api.responses import list_response, run_command
 from billing import clock
 from billing.db.pagination import CreatedRange, PageRequest
@@ -62,7 +62,7 @@ class InvoiceController(Controller):
         db: AsyncSession,
         page_request: PageRequest,
         created: CreatedRange,
-        customer: Annotated[str | None, Parameter(query="customer", max_length=64, required=False)] = None,
+        customer: CustomerFilter = None,
         subscription: Annotated[str | None, Parameter(query="subscription", max_length=64, required=False)] = None,
         status: Annotated[InvoiceStatus | None, Parameter(query="status", required=False)] = None,
     ) -> dict[str, Any]:

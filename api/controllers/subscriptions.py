@@ -1,4 +1,4 @@
-"""/v1/subscriptions"""
+"""/v1/subscriptions: create, retrieve, list, search, update, cancel."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Caller
 from api.bus import CommandBus
-from api.params import IdempotencyKey
-from api.responses import list_response, run_command
+from api.params import CustomerFilter, IdempotencyKey, Limit, SearchPage, SearchQuery
+from api.responses import list_response, run_command, search_response
 from billing.db.pagination import CreatedRange, PageRequest
+from billing.db.search import parse_search_query
 from billing.errors import ResourceMissing
-from billing.subscriptions.repository import get_subscription, list_subscriptions
+from billing.subscriptions.repository import (
+    SEARCHABLE_FIELDS,
+    get_subscription,
+    list_subscriptions,
+    search_subscriptions,
+)
 from contracts.enums import SubscriptionStatus
 from contracts.subscriptions import (
     CancellationFeedback,
@@ -46,6 +52,18 @@ class SubscriptionController(Controller):
     ) -> Response[SubscriptionDetails]:
         return await run_command(bus, caller, data, idempotency_key, created=True)
 
+    @get("/search", summary="Search subscriptions: status:'active' AND metadata['plan']:'pro'")
+    async def search(
+        self,
+        db: AsyncSession,
+        search_query: SearchQuery,
+        limit: Limit = 10,
+        page: SearchPage = None,
+    ) -> dict[str, Any]:
+        parsed = parse_search_query(search_query, SEARCHABLE_FIELDS)
+        result = await search_subscriptions(db, parsed, PageRequest.search(limit, page))
+        return search_response(result, SubscriptionDetails, f"{self.path}/search")
+
     @get("/{subscription_id:str}", summary="Retrieve a subscription with its items")
     async def retrieve(self, subscription_id: str, db: AsyncSession) -> SubscriptionDetails:
         subscription = await get_subscription(db, subscription_id)
@@ -59,7 +77,7 @@ class SubscriptionController(Controller):
         db: AsyncSession,
         page_request: PageRequest,
         created: CreatedRange,
-        customer: Annotated[str | None, Parameter(query="customer", max_length=64, required=False)] = None,
+        customer: CustomerFilter = None,
         price: Annotated[str | None, Parameter(query="price", max_length=64, required=False)] = None,
         status: Annotated[SubscriptionStatus | None, Parameter(query="status", required=False)] = None,
     ) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select
+from sqlalchemy import ColumnElement, String, cast, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.attributes import AttributeDefinition, filter_json
 from billing.catalog.pricing import PriceTerms
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
-from billing.db.search import Clause, SearchQuery
+from billing.db.search import Clause, SearchQuery, combined, text_condition
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest
 from billing.models import Price, Product, ProductAttributeDefinition
@@ -97,17 +97,13 @@ def _product_condition(clause: Clause) -> ColumnElement[bool]:
         return Product.active.is_(clause.value == "true")
     else:
         column = getattr(Product, clause.field)
-    if clause.op == ":":
-        return column == clause.value
-    escaped = clause.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")
+    return text_condition(column, clause)
 
 
 async def search_products(session: AsyncSession, query: SearchQuery, page: PageRequest) -> Page[Product]:
     tenant_of(session)
     conditions = [_product_condition(clause) for clause in query.clauses]
-    combined = and_(*conditions) if query.connector == "AND" else or_(*conditions)
-    return await paginate(session, select(Product).where(combined), Product, page, "product")
+    return await paginate(session, select(Product).where(combined(query, conditions)), Product, page, "product")
 
 
 # --- prices ----------------------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
-from billing.db.search import Clause, SearchQuery
+from billing.db.search import Clause, SearchQuery, combined, text_condition
 from billing.db.sessions import get_one, tenant_of
 from billing.models import Customer
 
@@ -32,17 +32,13 @@ def _clause_condition(clause: Clause) -> ColumnElement[bool]:
     column: ColumnElement[str] = (
         Customer.metadata_[clause.key].astext if clause.field == "metadata" else getattr(Customer, clause.field)
     )
-    if clause.op == ":":
-        if clause.field == "email":
-            return func.lower(column) == clause.value.lower()
-        return column == clause.value
-    escaped = clause.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{escaped}%", escape="\\")
+    if clause.op == ":" and clause.field == "email":
+        return func.lower(column) == clause.value.lower()
+    return text_condition(column, clause)
 
 
 async def search_customers(session: AsyncSession, query: SearchQuery, page: PageRequest) -> Page[Customer]:
     tenant_of(session)
     conditions = [_clause_condition(clause) for clause in query.clauses]
-    combined = and_(*conditions) if query.connector == "AND" else or_(*conditions)
-    statement = select(Customer).where(Customer.deleted.is_(False), combined)
+    statement = select(Customer).where(Customer.deleted.is_(False), combined(query, conditions))
     return await paginate(session, statement, Customer, page, "customer")

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import ColumnElement, and_, or_
+
 from billing.errors import InvalidRequest
 
 _CLAUSE = re.compile(
@@ -78,3 +80,16 @@ def parse_search_query(query: str, fields: set[str]) -> SearchQuery:
     if len(clauses) > 10:
         raise invalid("A search query can have at most 10 clauses.")
     return SearchQuery(tuple(clauses), "OR" if connectors == {"OR"} else "AND")
+
+
+def text_condition(column: ColumnElement[str], clause: Clause) -> ColumnElement[bool]:
+    """`:` an exact match, `~` a case-insensitive substring (LIKE's wildcards escaped)."""
+    if clause.op == ":":
+        return column == clause.value
+    escaped = clause.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def combined(query: SearchQuery, conditions: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """The clauses' conditions joined by the query's one connector."""
+    return and_(*conditions) if query.connector == "AND" else or_(*conditions)

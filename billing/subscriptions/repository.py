@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.pagination import CreatedRange, Page, PageRequest, paginate
+from billing.db.search import Clause, SearchQuery, combined, text_condition
 from billing.db.sessions import get_one, tenant_of
+from billing.errors import InvalidRequest
 from billing.models import Invoice, Subscription, SubscriptionItem, SubscriptionTaxRate
 from contracts.enums import SubscriptionStatus
 from contracts.resources import Subscription as SubscriptionResource
 from contracts.resources import SubscriptionItem as SubscriptionItemResource
 from contracts.subscriptions import SubscriptionDetails, SubscriptionItemDetails
+
+# Stripe's subscription search fields (but created, which takes comparisons)
+SEARCHABLE_FIELDS = {"status", "metadata"}
 
 
 async def details(session: AsyncSession, subscriptions: Sequence[Subscription]) -> list[SubscriptionDetails]:
@@ -98,4 +103,28 @@ async def list_subscriptions(
         statement = statement.where(Subscription.status != SubscriptionStatus.canceled)
     statement = created.apply(statement, Subscription.created_at)
     found = await paginate(session, statement, Subscription, page, "subscription")
+    return Page(await details(session, found.items), found.has_more)
+
+
+def _clause_condition(clause: Clause) -> ColumnElement[bool]:
+    if clause.field == "status":
+        if clause.op != ":" or clause.value not in SubscriptionStatus.__members__:
+            raise InvalidRequest(
+                f"Search status:'<status>' with one of {', '.join(SubscriptionStatus.__members__)}.",
+                code="invalid_search_query",
+                param="query",
+            )
+        return Subscription.status == SubscriptionStatus(clause.value)
+    return text_condition(Subscription.metadata_[clause.key].astext, clause)
+
+
+async def search_subscriptions(
+    session: AsyncSession, query: SearchQuery, page: PageRequest
+) -> Page[SubscriptionDetails]:
+    """Newest first; canceled ones too (unlike the list, a search says what it wants)."""
+    tenant_of(session)
+    conditions = [_clause_condition(clause) for clause in query.clauses]
+    found = await paginate(
+        session, select(Subscription).where(combined(query, conditions)), Subscription, page, "subscription"
+    )
     return Page(await details(session, found.items), found.has_more)

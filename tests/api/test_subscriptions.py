@@ -334,3 +334,30 @@ async def test_a_canceled_subscription_cannot_change(api_client: TenantClient) -
     assert_error(
         await api_client.delete("/v1/subscriptions/sub_missing00000000000000000"), 404, "resource_missing", "id"
     )
+
+
+async def test_search_by_status_and_metadata(api_client: TenantClient, other_api_client: TenantClient) -> None:
+    buyer, plan = await customer(api_client), await price(api_client)
+    tag = uuid.uuid4().hex[:10]
+    body = {"customer": buyer["id"], "items": [{"price": plan["id"]}], "collectionMethod": "send_invoice"}
+    pro = await subscribe(api_client, **body, daysUntilDue=7, metadata={"plan": "pro", "batch": tag})
+    basic = await subscribe(api_client, **body, daysUntilDue=7, metadata={"plan": "basic", "batch": tag})
+    trial = await subscribe(
+        api_client, customer=buyer["id"], items=[{"price": plan["id"]}], trialPeriodDays=7, metadata={"batch": tag}
+    )
+    await ok(await api_client.delete(f"/v1/subscriptions/{basic['id']}"))
+
+    async def found(query: str, client: TenantClient = api_client) -> list[str]:
+        result = await ok(await client.get("/v1/subscriptions/search", params={"query": query}))
+        assert result["object"] == "search_result"
+        return [s["id"] for s in result["data"]]
+
+    assert await found(f"metadata['batch']:'{tag}'") == [trial["id"], basic["id"], pro["id"]]  # newest first
+    assert await found(f"status:'active' AND metadata['batch']:'{tag}'") == [pro["id"]]
+    assert await found(f"status:'canceled' AND metadata['batch']:'{tag}'") == [basic["id"]]
+    either = await found("status:'trialing' OR metadata['plan']:'pro'")
+    assert {trial["id"], pro["id"]} <= set(either) and basic["id"] not in either
+    assert await found(f"metadata['batch']:'{tag}'", other_api_client) == []
+    for query in ("status:'sleeping'", "status~'act'", "customer:'x'"):
+        response = await api_client.get("/v1/subscriptions/search", params={"query": query})
+        assert_error(response, 400, "invalid_search_query", "query")

@@ -144,6 +144,7 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     # billing
     ("POST", "/v1/subscriptions"): "SubscriptionDetails",
     ("GET", "/v1/subscriptions"): "ApiList<SubscriptionDetails>",
+    ("GET", "/v1/subscriptions/search"): "SearchResult<SubscriptionDetails>",
     ("GET", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
     ("PATCH", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
     ("DELETE", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
@@ -1612,6 +1613,14 @@ async def billing(ctx: Context) -> None:
     )
     await record(
         client, "GET", "/v1/subscriptions", expect=200, name="subscription_list", params={"customer": buyer["id"]}
+    )
+    await record(
+        client,
+        "GET",
+        "/v1/subscriptions/search",
+        expect=200,
+        name="subscription_search",
+        params={"query": "metadata['contract']:'yes' AND status:'active'"},
     )
     await record(client, "GET", f"/v1/invoices/{sent['latestInvoice']}", expect=200, name="invoice_retrieve")
     await record(client, "GET", "/v1/invoices", expect=200, name="invoice_list", params={"customer": buyer["id"]})
