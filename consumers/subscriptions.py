@@ -13,6 +13,7 @@ from contracts.enums import InvoiceStatus
 from contracts.events import (
     INVOICE_CREATED,
     INVOICE_FINALIZED,
+    INVOICE_MARKED_UNCOLLECTIBLE,
     INVOICE_PAID,
     INVOICE_VOIDED,
     PAYMENT_CREATED,
@@ -33,12 +34,26 @@ from contracts.subscriptions import (
 router = CommandRouter()
 
 
+# where a new invoice went after its finalization: paid when nothing was due; marked
+# uncollectible or voided while the subscription's collection is paused
+_SETTLED = {
+    InvoiceStatus.paid: INVOICE_PAID,
+    InvoiceStatus.uncollectible: INVOICE_MARKED_UNCOLLECTIBLE,
+    InvoiceStatus.void: INVOICE_VOIDED,
+}
+
+
 def new_invoice_events(invoice: InvoiceDetails) -> list[DomainEvent]:
-    """A new invoice, finalized at once: created, finalized, and paid when nothing was due."""
+    """A new invoice: created; unless kept a draft (a paused collection), finalized; and
+    what became of it at once."""
     data = invoice.model_dump(mode="json")
-    events = [INVOICE_CREATED.of(data), INVOICE_FINALIZED.of(data)]
-    if invoice.status is InvoiceStatus.paid:
-        events.append(INVOICE_PAID.of(data))
+    events = [INVOICE_CREATED.of(data)]
+    if invoice.status is InvoiceStatus.draft:
+        return events
+    events.append(INVOICE_FINALIZED.of(data))
+    settled = _SETTLED.get(invoice.status)
+    if settled is not None:
+        events.append(settled.of(data))
     return events
 
 
@@ -66,11 +81,12 @@ async def update(session: AsyncSession, command: SubscriptionUpdateCommand) -> A
 
 async def _change_events(session: AsyncSession, changed: service.ChangedSubscription) -> list[DomainEvent]:
     """The invoice a change made (or voided) and the payment it asks for."""
+    if changed.voided is not None:
+        (voided,) = await invoice_reads.details(session, [changed.voided])
+        return [INVOICE_VOIDED.of(voided.model_dump(mode="json"))]
     if changed.invoice is None:
         return []
     (invoice,) = await invoice_reads.details(session, [changed.invoice])
-    if invoice.status is InvoiceStatus.void:
-        return [INVOICE_VOIDED.of(invoice.model_dump(mode="json"))]
     events = new_invoice_events(invoice)
     if changed.payment is not None:
         events.append(PAYMENT_CREATED.of(Payment.model_validate(changed.payment).model_dump(mode="json")))

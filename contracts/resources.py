@@ -240,6 +240,9 @@ class SubscriptionItem(Resource):
     subscriptionId: str = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
     priceId: str = Field(validation_alias=AliasChoices("price_id", "priceId"))
     quantity: int
+    position: int = Field(
+        description="Its place on the subscription: the order the items were given in, an added one last."
+    )
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))

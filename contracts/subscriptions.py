@@ -89,6 +89,13 @@ class SubscriptionItemChanges(RequestModel):
     prorationDate: AwareDatetime | None = Field(default=None, description="Default now; inside the current period")
 
 
+class PauseCollectionRequest(RequestModel):
+    behavior: Literal["keep_as_draft", "mark_uncollectible", "void"] = Field(
+        description="What happens to the invoices made while paused"
+    )
+    resumesAt: AwareDatetime | None = Field(default=None, description="In the future; absent: until resumed")
+
+
 class SubscriptionUpdate(SubscriptionItemChanges):
     """PATCH: a field left out is unchanged. `cancelAtPeriodEnd: false` undoes a pending
     cancel; metadata merges (a key set to null is removed). `items` changes the plan,
@@ -100,6 +107,9 @@ class SubscriptionUpdate(SubscriptionItemChanges):
     defaultPaymentMethod: str | None = Field(default=None, max_length=64)
     defaultTaxRates: TaxRateIds | None = Field(
         default=None, description="Replaces the default tax rates for the invoices to come; null or [] clears them"
+    )
+    pauseCollection: PauseCollectionRequest | None = Field(
+        default=None, description="Pause collecting the invoices to come; null resumes"
     )
 
 

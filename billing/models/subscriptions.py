@@ -180,6 +180,13 @@ class SubscriptionItem(Base):
     subscription_id: Mapped[str] = mapped_column("subscription_id", String(64), nullable=False)
     price_id: Mapped[str] = mapped_column("price_id", String(64), nullable=False)
     quantity: Mapped[int] = mapped_column("quantity", Integer(), nullable=False, server_default=text("1"))
+    position: Mapped[int] = mapped_column(
+        "position",
+        Integer(),
+        nullable=False,
+        server_default=text("0"),
+        comment="Its place on the subscription: the order the items were given in, an added one last.",
+    )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(
         "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")

@@ -67,7 +67,7 @@ async def current_items(session: AsyncSession, subscription: Subscription) -> li
         await session.scalars(
             select(SubscriptionItem)
             .where(SubscriptionItem.subscription_id == subscription.id)
-            .order_by(SubscriptionItem.created_at, SubscriptionItem.id)
+            .order_by(SubscriptionItem.position, SubscriptionItem.created_at, SubscriptionItem.id)
         )
     ).all()
     billed = []

@@ -31,7 +31,7 @@ async def details(session: AsyncSession, subscriptions: Sequence[Subscription]) 
         await session.scalars(
             select(SubscriptionItem)
             .where(SubscriptionItem.subscription_id.in_(ids))
-            .order_by(SubscriptionItem.created_at, SubscriptionItem.id)
+            .order_by(SubscriptionItem.position, SubscriptionItem.created_at, SubscriptionItem.id)
         )
     ).all()
     latest = (

@@ -16,6 +16,7 @@ from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices import service as invoices
 from billing.invoices.lines import DraftLine, advance_line, proration_draft_lines, trial_line
+from billing.invoices.status import InvoiceAction, after
 from billing.models import (
     Customer,
     Invoice,
@@ -33,6 +34,7 @@ from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
 from billing.subscriptions import changes as changes_
+from billing.subscriptions.pause import PauseBehavior, paused_behavior
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
 from billing.subscriptions.status import INITIAL, SubscriptionEvent, check_update, next_status
 from billing.tax_rates.repository import usable_tax_rates
@@ -42,7 +44,8 @@ from contracts.enums import (
     ProrationBehavior,
     SubscriptionStatus,
 )
-from contracts.subscriptions import SubscriptionCancel, SubscriptionCreate, SubscriptionUpdate
+from contracts.json_shapes import PauseCollection
+from contracts.subscriptions import PauseCollectionRequest, SubscriptionCancel, SubscriptionCreate, SubscriptionUpdate
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
                 subscription_id=subscription_id,
                 price_id=price.id,
                 quantity=request.quantity,
+                position=index,
                 metadata_=request.metadata,
             )
         )
@@ -288,9 +292,10 @@ async def _live_subscription(session: AsyncSession, subscription_id: str) -> Sub
 @dataclass(frozen=True)
 class ChangedSubscription:
     subscription: Subscription
-    invoice: Invoice | None = None  # made by the change (always_invoice, cancel with prorate), or voided
+    invoice: Invoice | None = None  # made by the change (always_invoice, cancel with prorate)
     invoice_lines: list[InvoiceLineItem] | None = None
     payment: Payment | None = None  # the attempt to charge that invoice
+    voided: Invoice | None = None  # the open invoice the change voided (an incomplete one canceled)
 
 
 async def update_subscription(
@@ -313,6 +318,8 @@ async def update_subscription(
             if method is not None and await get_payment_method(session, subscription.customer_id, method) is None:
                 raise ResourceMissing("payment_method", method, param="defaultPaymentMethod")
             subscription.default_payment_method_id = method
+        elif field == "pauseCollection":
+            subscription.pause_collection = _pause_collection(update.pauseCollection, now)
         elif field == "defaultTaxRates":
             rates = await usable_tax_rates(session, update.defaultTaxRates or [], field)
             await _replace_default_tax_rates(session, subscription, rates)
@@ -334,6 +341,7 @@ async def _apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: 
             await session.scalars(select(SubscriptionItem).where(SubscriptionItem.subscription_id == subscription.id))
         ).all()
     }
+    next_position = max((row.position for row in rows.values()), default=-1) + 1  # an added item goes last
     for item_id in plan.removed:
         await session.delete(rows.pop(item_id))
     await session.flush()
@@ -347,8 +355,10 @@ async def _apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: 
                     subscription_id=subscription.id,
                     price_id=billed.item.price_id,
                     quantity=billed.item.quantity,
+                    position=next_position,
                 )
             )
+            next_position += 1
         else:
             row.price_id, row.quantity = billed.item.price_id, billed.item.quantity
     await session.flush()
@@ -393,14 +403,52 @@ async def _apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: 
     )
     for item in pending:
         item.invoice_id = invoice.id
-    await invoices.finalize(session, invoice, invoice_lines, customer, now, days_until_due=subscription.days_until_due)
+    payment = await _collect(session, subscription, invoice, invoice_lines, customer, now)
+    return ChangedSubscription(subscription, invoice, invoice_lines, payment)
+
+
+def _pause_collection(request: PauseCollectionRequest | None, now: datetime) -> PauseCollection | None:
+    if request is None:
+        return None  # resumed
+    if request.resumesAt is not None and request.resumesAt <= now:
+        raise InvalidRequest(
+            "pauseCollection[resumesAt] must be in the future.",
+            code="parameter_invalid",
+            param="pauseCollection[resumesAt]",
+        )
+    return PauseCollection(
+        behavior=request.behavior, resumesAt=request.resumesAt.isoformat() if request.resumesAt else None
+    )
+
+
+async def _collect(
+    session: AsyncSession,
+    subscription: Subscription,
+    invoice: Invoice,
+    lines: list[InvoiceLineItem],
+    customer: Customer,
+    now: datetime,
+) -> Payment | None:
+    """A new invoice of the subscription, finalized and charged (charge_automatically), or,
+    while its collection is paused, handled as the pause says: left a draft, or finalized
+    and then marked uncollectible or voided, with no charge."""
+    behavior = paused_behavior(subscription.pause_collection, now)
+    if behavior is PauseBehavior.keep_as_draft:
+        await session.flush()
+        return None
+    await invoices.finalize(session, invoice, lines, customer, now, days_until_due=subscription.days_until_due)
+    if invoice.status is InvoiceStatus.open and behavior is PauseBehavior.mark_uncollectible:
+        invoice.status = after(invoice.status, InvoiceAction.mark_uncollectible)
+    elif invoice.status is InvoiceStatus.open and behavior is PauseBehavior.void:
+        invoice.status = after(invoice.status, InvoiceAction.void)
+        invoice.voided_at = now
     payment = None
     if invoice.status is InvoiceStatus.open and subscription.collection_method is CollectionMethod.charge_automatically:
         method = await attempts.payment_method_for(session, customer, subscription)
         if method is not None:
             payment = await attempts.record_attempt(session, invoice, method)
     await session.flush()
-    return ChangedSubscription(subscription, invoice, invoice_lines, payment)
+    return payment
 
 
 async def cancel_subscription(session: AsyncSession, command: SubscriptionCancel, now: datetime) -> ChangedSubscription:
@@ -416,7 +464,7 @@ async def cancel_subscription(session: AsyncSession, command: SubscriptionCancel
     if subscription.status is SubscriptionStatus.incomplete_expired:
         # the unpaid first invoice is voided, as Stripe does
         voided = await invoices.void_open_invoices(session, subscription, now)
-        return ChangedSubscription(subscription, voided)
+        return ChangedSubscription(subscription, voided=voided)
     period = Period(subscription.current_period_start, subscription.current_period_end)
     # a trial has nothing paid to credit
     if not command.prorate or was is SubscriptionStatus.trialing or now not in period:

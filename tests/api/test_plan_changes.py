@@ -5,7 +5,7 @@ the pending items) to the minor unit; bad changes are refused in Stripe's shape.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -162,3 +162,50 @@ async def test_bad_plan_changes_are_refused_and_change_nothing(api_client: Tenan
         json={"customer": created["customerId"], "subscription": created["id"], "subscriptionItems": []},
     )
     assert_error(refused, 400, "subscription_inactive", None)
+
+
+async def test_a_paused_collection_handles_the_invoices_it_makes_as_told_until_resumed(
+    api_client: TenantClient,
+) -> None:
+    """While paused, an always_invoice upgrade's invoice is kept a draft, marked
+    uncollectible or voided, as the pause says; resumed, it is open."""
+    created, _, _ = await basic_and_pro(api_client)
+    url = f"/v1/subscriptions/{created['id']}"
+    item = created["items"][0]["id"]
+    statuses = []
+    for quantity, behavior in enumerate(("keep_as_draft", "mark_uncollectible", "void"), start=2):
+        paused = await ok(await api_client.patch(url, json={"pauseCollection": {"behavior": behavior}}))
+        assert paused["pauseCollection"] == {"behavior": behavior, "resumesAt": None}
+        assert paused["status"] == "active"  # a pause is not a status
+        changed = await ok(
+            await api_client.patch(
+                url, json={"items": [{"id": item, "quantity": quantity}], "prorationBehavior": "always_invoice"}
+            )
+        )
+        invoice = await ok(await api_client.get(f"/v1/invoices/{changed['latestInvoice']}"))
+        statuses.append((invoice["status"], invoice["number"] is not None, invoice["amountDue"] > 0))
+    assert statuses == [("draft", False, True), ("uncollectible", True, True), ("void", True, True)]
+
+    resumed = await ok(await api_client.patch(url, json={"pauseCollection": None}))
+    assert resumed["pauseCollection"] is None
+    changed = await ok(
+        await api_client.patch(
+            url, json={"items": [{"id": item, "quantity": 5}], "prorationBehavior": "always_invoice"}
+        )
+    )
+    assert (await ok(await api_client.get(f"/v1/invoices/{changed['latestInvoice']}")))["status"] == "open"
+
+    # until a moment (when it ends by itself: tests/billing/subscriptions/test_pause.py)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    paused = await ok(
+        await api_client.patch(url, json={"pauseCollection": {"behavior": "void", "resumesAt": until.isoformat()}})
+    )
+    assert parse(paused["pauseCollection"]["resumesAt"]) == until
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    refused = await api_client.patch(url, json={"pauseCollection": {"behavior": "void", "resumesAt": past}})
+    assert_error(refused, 400, "parameter_invalid", "pauseCollection[resumesAt]")
+    for body, code, param in (
+        ({"pauseCollection": {"behavior": "sleep"}}, "parameter_invalid", "pauseCollection[behavior]"),
+        ({"pauseCollection": {}}, "parameter_missing", "pauseCollection[behavior]"),
+    ):
+        assert_error(await api_client.patch(url, json=body), 400, code, param)

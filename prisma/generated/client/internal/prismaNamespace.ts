@@ -2293,6 +2293,7 @@ export const SubscriptionItemScalarFieldEnum = {
   subscriptionId: 'subscriptionId',
   priceId: 'priceId',
   quantity: 'quantity',
+  position: 'position',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'

@@ -279,6 +279,7 @@ export const SubscriptionItemScalarFieldEnum = {
   subscriptionId: 'subscriptionId',
   priceId: 'priceId',
   quantity: 'quantity',
+  position: 'position',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'

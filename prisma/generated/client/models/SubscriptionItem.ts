@@ -28,10 +28,12 @@ export type AggregateSubscriptionItem = {
 
 export type SubscriptionItemAvgAggregateOutputType = {
   quantity: number | null
+  position: number | null
 }
 
 export type SubscriptionItemSumAggregateOutputType = {
   quantity: number | null
+  position: number | null
 }
 
 export type SubscriptionItemMinAggregateOutputType = {
@@ -40,6 +42,7 @@ export type SubscriptionItemMinAggregateOutputType = {
   subscriptionId: string | null
   priceId: string | null
   quantity: number | null
+  position: number | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -50,6 +53,7 @@ export type SubscriptionItemMaxAggregateOutputType = {
   subscriptionId: string | null
   priceId: string | null
   quantity: number | null
+  position: number | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -60,6 +64,7 @@ export type SubscriptionItemCountAggregateOutputType = {
   subscriptionId: number
   priceId: number
   quantity: number
+  position: number
   metadata: number
   createdAt: number
   updatedAt: number
@@ -69,10 +74,12 @@ export type SubscriptionItemCountAggregateOutputType = {
 
 export type SubscriptionItemAvgAggregateInputType = {
   quantity?: true
+  position?: true
 }
 
 export type SubscriptionItemSumAggregateInputType = {
   quantity?: true
+  position?: true
 }
 
 export type SubscriptionItemMinAggregateInputType = {
@@ -81,6 +88,7 @@ export type SubscriptionItemMinAggregateInputType = {
   subscriptionId?: true
   priceId?: true
   quantity?: true
+  position?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -91,6 +99,7 @@ export type SubscriptionItemMaxAggregateInputType = {
   subscriptionId?: true
   priceId?: true
   quantity?: true
+  position?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -101,6 +110,7 @@ export type SubscriptionItemCountAggregateInputType = {
   subscriptionId?: true
   priceId?: true
   quantity?: true
+  position?: true
   metadata?: true
   createdAt?: true
   updatedAt?: true
@@ -199,6 +209,7 @@ export type SubscriptionItemGroupByOutputType = {
   subscriptionId: string
   priceId: string
   quantity: number
+  position: number
   metadata: runtime.JsonValue
   createdAt: Date
   updatedAt: Date
@@ -233,6 +244,7 @@ export type SubscriptionItemWhereInput = {
   subscriptionId?: Prisma.StringFilter<"SubscriptionItem"> | string
   priceId?: Prisma.StringFilter<"SubscriptionItem"> | string
   quantity?: Prisma.IntFilter<"SubscriptionItem"> | number
+  position?: Prisma.IntFilter<"SubscriptionItem"> | number
   metadata?: Prisma.JsonFilter<"SubscriptionItem">
   createdAt?: Prisma.DateTimeFilter<"SubscriptionItem"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"SubscriptionItem"> | Date | string
@@ -248,6 +260,7 @@ export type SubscriptionItemOrderByWithRelationInput = {
   subscriptionId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -268,6 +281,7 @@ export type SubscriptionItemWhereUniqueInput = Prisma.AtLeast<{
   subscriptionId?: Prisma.StringFilter<"SubscriptionItem"> | string
   priceId?: Prisma.StringFilter<"SubscriptionItem"> | string
   quantity?: Prisma.IntFilter<"SubscriptionItem"> | number
+  position?: Prisma.IntFilter<"SubscriptionItem"> | number
   metadata?: Prisma.JsonFilter<"SubscriptionItem">
   createdAt?: Prisma.DateTimeFilter<"SubscriptionItem"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"SubscriptionItem"> | Date | string
@@ -283,6 +297,7 @@ export type SubscriptionItemOrderByWithAggregationInput = {
   subscriptionId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -302,6 +317,7 @@ export type SubscriptionItemScalarWhereWithAggregatesInput = {
   subscriptionId?: Prisma.StringWithAggregatesFilter<"SubscriptionItem"> | string
   priceId?: Prisma.StringWithAggregatesFilter<"SubscriptionItem"> | string
   quantity?: Prisma.IntWithAggregatesFilter<"SubscriptionItem"> | number
+  position?: Prisma.IntWithAggregatesFilter<"SubscriptionItem"> | number
   metadata?: Prisma.JsonWithAggregatesFilter<"SubscriptionItem">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"SubscriptionItem"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"SubscriptionItem"> | Date | string
@@ -310,6 +326,7 @@ export type SubscriptionItemScalarWhereWithAggregatesInput = {
 export type SubscriptionItemCreateInput = {
   id: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -325,6 +342,7 @@ export type SubscriptionItemUncheckedCreateInput = {
   subscriptionId: string
   priceId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -335,6 +353,7 @@ export type SubscriptionItemUncheckedCreateInput = {
 export type SubscriptionItemUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -350,6 +369,7 @@ export type SubscriptionItemUncheckedUpdateInput = {
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -363,6 +383,7 @@ export type SubscriptionItemCreateManyInput = {
   subscriptionId: string
   priceId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -371,6 +392,7 @@ export type SubscriptionItemCreateManyInput = {
 export type SubscriptionItemUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -382,6 +404,7 @@ export type SubscriptionItemUncheckedUpdateManyInput = {
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -413,6 +436,7 @@ export type SubscriptionItemCountOrderByAggregateInput = {
   subscriptionId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -420,6 +444,7 @@ export type SubscriptionItemCountOrderByAggregateInput = {
 
 export type SubscriptionItemAvgOrderByAggregateInput = {
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
 }
 
 export type SubscriptionItemMaxOrderByAggregateInput = {
@@ -428,6 +453,7 @@ export type SubscriptionItemMaxOrderByAggregateInput = {
   subscriptionId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -438,12 +464,14 @@ export type SubscriptionItemMinOrderByAggregateInput = {
   subscriptionId?: Prisma.SortOrder
   priceId?: Prisma.SortOrder
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
 
 export type SubscriptionItemSumOrderByAggregateInput = {
   quantity?: Prisma.SortOrder
+  position?: Prisma.SortOrder
 }
 
 export type SubscriptionItemNullableScalarRelationFilter = {
@@ -578,6 +606,7 @@ export type SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput = {
 export type SubscriptionItemCreateWithoutPriceInput = {
   id: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -590,6 +619,7 @@ export type SubscriptionItemUncheckedCreateWithoutPriceInput = {
   id: string
   subscriptionId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -632,6 +662,7 @@ export type SubscriptionItemScalarWhereInput = {
   subscriptionId?: Prisma.StringFilter<"SubscriptionItem"> | string
   priceId?: Prisma.StringFilter<"SubscriptionItem"> | string
   quantity?: Prisma.IntFilter<"SubscriptionItem"> | number
+  position?: Prisma.IntFilter<"SubscriptionItem"> | number
   metadata?: Prisma.JsonFilter<"SubscriptionItem">
   createdAt?: Prisma.DateTimeFilter<"SubscriptionItem"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"SubscriptionItem"> | Date | string
@@ -640,6 +671,7 @@ export type SubscriptionItemScalarWhereInput = {
 export type SubscriptionItemCreateWithoutSubscriptionInput = {
   id: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -652,6 +684,7 @@ export type SubscriptionItemUncheckedCreateWithoutSubscriptionInput = {
   id: string
   priceId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -688,6 +721,7 @@ export type SubscriptionItemUpdateManyWithWhereWithoutSubscriptionInput = {
 export type SubscriptionItemCreateWithoutTaxRatesInput = {
   id: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -702,6 +736,7 @@ export type SubscriptionItemUncheckedCreateWithoutTaxRatesInput = {
   subscriptionId: string
   priceId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -727,6 +762,7 @@ export type SubscriptionItemUpdateToOneWithWhereWithoutTaxRatesInput = {
 export type SubscriptionItemUpdateWithoutTaxRatesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -741,6 +777,7 @@ export type SubscriptionItemUncheckedUpdateWithoutTaxRatesInput = {
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -750,6 +787,7 @@ export type SubscriptionItemUncheckedUpdateWithoutTaxRatesInput = {
 export type SubscriptionItemCreateWithoutInvoiceLineItemsInput = {
   id: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -764,6 +802,7 @@ export type SubscriptionItemUncheckedCreateWithoutInvoiceLineItemsInput = {
   subscriptionId: string
   priceId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -789,6 +828,7 @@ export type SubscriptionItemUpdateToOneWithWhereWithoutInvoiceLineItemsInput = {
 export type SubscriptionItemUpdateWithoutInvoiceLineItemsInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -803,6 +843,7 @@ export type SubscriptionItemUncheckedUpdateWithoutInvoiceLineItemsInput = {
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -813,6 +854,7 @@ export type SubscriptionItemCreateManyPriceInput = {
   id: string
   subscriptionId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -821,6 +863,7 @@ export type SubscriptionItemCreateManyPriceInput = {
 export type SubscriptionItemUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -833,6 +876,7 @@ export type SubscriptionItemUncheckedUpdateWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -844,6 +888,7 @@ export type SubscriptionItemUncheckedUpdateManyWithoutPriceInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   subscriptionId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -853,6 +898,7 @@ export type SubscriptionItemCreateManySubscriptionInput = {
   id: string
   priceId: string
   quantity?: number
+  position?: number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -861,6 +907,7 @@ export type SubscriptionItemCreateManySubscriptionInput = {
 export type SubscriptionItemUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -873,6 +920,7 @@ export type SubscriptionItemUncheckedUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -884,6 +932,7 @@ export type SubscriptionItemUncheckedUpdateManyWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   priceId?: Prisma.StringFieldUpdateOperationsInput | string
   quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  position?: Prisma.IntFieldUpdateOperationsInput | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -935,6 +984,7 @@ export type SubscriptionItemSelect<ExtArgs extends runtime.Types.Extensions.Inte
   subscriptionId?: boolean
   priceId?: boolean
   quantity?: boolean
+  position?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -951,6 +1001,7 @@ export type SubscriptionItemSelectCreateManyAndReturn<ExtArgs extends runtime.Ty
   subscriptionId?: boolean
   priceId?: boolean
   quantity?: boolean
+  position?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -964,6 +1015,7 @@ export type SubscriptionItemSelectUpdateManyAndReturn<ExtArgs extends runtime.Ty
   subscriptionId?: boolean
   priceId?: boolean
   quantity?: boolean
+  position?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -977,12 +1029,13 @@ export type SubscriptionItemSelectScalar = {
   subscriptionId?: boolean
   priceId?: boolean
   quantity?: boolean
+  position?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type SubscriptionItemOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "subscriptionId" | "priceId" | "quantity" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscriptionItem"]>
+export type SubscriptionItemOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "subscriptionId" | "priceId" | "quantity" | "position" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscriptionItem"]>
 export type SubscriptionItemInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   subscription?: boolean | Prisma.SubscriptionDefaultArgs<ExtArgs>
   price?: boolean | Prisma.PriceDefaultArgs<ExtArgs>
@@ -1013,6 +1066,10 @@ export type $SubscriptionItemPayload<ExtArgs extends runtime.Types.Extensions.In
     subscriptionId: string
     priceId: string
     quantity: number
+    /**
+     * Its place on the subscription: the order the items were given in, an added one last.
+     */
+    position: number
     /**
      * @json Metadata
      */
@@ -1451,6 +1508,7 @@ export interface SubscriptionItemFieldRefs {
   readonly subscriptionId: Prisma.FieldRef<"SubscriptionItem", 'String'>
   readonly priceId: Prisma.FieldRef<"SubscriptionItem", 'String'>
   readonly quantity: Prisma.FieldRef<"SubscriptionItem", 'Int'>
+  readonly position: Prisma.FieldRef<"SubscriptionItem", 'Int'>
   readonly metadata: Prisma.FieldRef<"SubscriptionItem", 'Json'>
   readonly createdAt: Prisma.FieldRef<"SubscriptionItem", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"SubscriptionItem", 'DateTime'>
