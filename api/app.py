@@ -29,6 +29,7 @@ from api.controllers.payment_methods import (
 )
 from api.controllers.prices import PriceController
 from api.controllers.products import ProductController
+from api.controllers.refunds import RefundController
 from api.controllers.setup_intents import SetupIntentController
 from api.controllers.stripe_account import StripeAccountController
 from api.controllers.subscriptions import SubscriptionController
@@ -60,7 +61,7 @@ from producers.publisher import Publisher, create_broker
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]
-BILLING = [SubscriptionController, InvoiceController, InvoiceItemController, TaxRateController]
+BILLING = [SubscriptionController, InvoiceController, InvoiceItemController, RefundController, TaxRateController]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]
 
 

@@ -27,6 +27,7 @@ PREFIXES = {
     "invoice_item": "ii",
     "tax_rate": "txr",
     "subscription_tax_rate": "stxr",
+    "refund": "rfd",
 }
 
 

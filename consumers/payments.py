@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock
 from billing.organizations import stripe_account
-from billing.payments import attempts, service
+from billing.payments import attempts, refunds, service
 from billing.payments.service import EventReceipt
 from consumers.invoices import outcome_events
 from consumers.registry import Applied, CommandRouter
@@ -21,6 +21,8 @@ from contracts.events import (
     CUSTOMER_UPDATED,
     PAYMENT_METHOD_ATTACHED,
     PAYMENT_METHOD_DETACHED,
+    PAYMENT_UPDATED,
+    REFUND_CREATED,
     STRIPE_ACCOUNT_CONNECTED,
     STRIPE_ACCOUNT_DISCONNECTED,
 )
@@ -39,7 +41,8 @@ from contracts.payments import (
     SyncPaymentMethodDetached,
     SyncPaymentMethodUpdated,
 )
-from contracts.resources import Customer, CustomerPaymentMethod
+from contracts.refunds import RefundRecord
+from contracts.resources import Customer, CustomerPaymentMethod, Payment, Refund
 
 router = CommandRouter()
 
@@ -126,3 +129,13 @@ for _payment in (RecordPaymentSucceeded, RecordPaymentFailed):
 @router.handles(RecordSetupIntentSucceeded)
 async def setup_succeeded(session: AsyncSession, command: RecordSetupIntentSucceeded) -> Applied[dict[str, Any]]:
     return _receipt(await service.record_setup_intent(session, command))
+
+
+@router.handles(RefundRecord)
+async def record_refund(session: AsyncSession, command: RefundRecord) -> Applied[Refund]:
+    refund, payment, recorded = await refunds.record_refund(session, command)
+    resource = Refund.model_validate(refund).model_dump(mode="json")
+    if not recorded:
+        return Applied("refund", resource)
+    payment_resource = Payment.model_validate(payment).model_dump(mode="json")
+    return Applied("refund", resource, [REFUND_CREATED.of(resource), PAYMENT_UPDATED.of(payment_resource)])

@@ -23,6 +23,7 @@ from contracts.resources import (
     Price,
     Product,
     ProductAttributeDefinition,
+    Refund,
     TaxRate,
 )
 from contracts.subscriptions import SubscriptionDetails
@@ -117,3 +118,5 @@ INVOICE_ITEM_DELETED: EventType[InvoiceItem] = EventType("invoiceitem.deleted")
 # worker acts on payment.created; payment.updated carries the gateway's answer
 PAYMENT_CREATED: EventType[Payment] = EventType("payment.created")
 PAYMENT_UPDATED: EventType[Payment] = EventType("payment.updated")
+# a refund recorded after Stripe made it (its payment's amountRefunded follows in payment.updated)
+REFUND_CREATED: EventType[Refund] = EventType("refund.created")

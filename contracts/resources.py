@@ -441,6 +441,32 @@ class Payment(Resource):
         validation_alias=AliasChoices("next_action_url", "nextActionUrl"),
         description="Where the customer authenticates when the status is requires_action.",
     )
+    amountRefunded: int = Field(
+        validation_alias=AliasChoices("amount_refunded", "amountRefunded"),
+        description="Minor units refunded so far (the refunds not failed or canceled).",
+    )
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
+class Refund(Resource):
+    """A refund of a succeeded payment, all or part of it. Made at the gateway first (the API
+    calls Stripe with an idempotency key), then recorded by a command with Stripe's answer;
+    the gateway's refund id makes a repeated record a no-op.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    paymentId: str = Field(validation_alias=AliasChoices("payment_id", "paymentId"))
+    invoiceId: str = Field(validation_alias=AliasChoices("invoice_id", "invoiceId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    amount: int = Field(description="Minor units of `currency`.")
+    currency: str
+    status: str = Field(description="Stripe's: pending, requires_action, succeeded, failed or canceled.")
+    reason: str | None = Field(description="duplicate, fraudulent or requested_by_customer.")
+    gatewayRefundId: str = Field(validation_alias=AliasChoices("gateway_refund_id", "gatewayRefundId"))
+    failureReason: str | None = Field(validation_alias=AliasChoices("failure_reason", "failureReason"))
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
@@ -519,6 +545,7 @@ __all__ = [
     "ProcessedCommand",
     "Product",
     "ProductAttributeDefinition",
+    "Refund",
     "Resource",
     "Subscription",
     "SubscriptionItem",

@@ -8,7 +8,7 @@ from billing.models.catalog import Meter, Price, Product, ProductAttributeDefini
 from billing.models.customers import Customer, CustomerPaymentMethod
 from billing.models.delivery import Outbox, ProcessedCommand
 from billing.models.fx import ExchangeRate
-from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, InvoiceNumberCounter, TaxRate
+from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, InvoiceNumberCounter, Refund, TaxRate
 from billing.models.organizations import ApiKey, Organization
 from billing.models.payments import Payment
 from billing.models.subscriptions import (
@@ -66,6 +66,7 @@ __all__ = [
     "ProductAttributeDefinition",
     "ProrationBehavior",
     "RecurringInterval",
+    "Refund",
     "Subscription",
     "SubscriptionItem",
     "SubscriptionSchedule",

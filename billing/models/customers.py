@@ -16,7 +16,7 @@ from billing.models.base import Base
 from contracts.enums import PaymentMethodType
 
 if TYPE_CHECKING:
-    from billing.models.invoices import Invoice, InvoiceItem
+    from billing.models.invoices import Invoice, InvoiceItem, Refund
     from billing.models.payments import Payment
     from billing.models.subscriptions import Subscription, SubscriptionSchedule
 
@@ -126,6 +126,13 @@ class Customer(Base):
         "Payment",
         back_populates="customer",
         primaryjoin="and_(Payment.organization_id == Customer.organization_id, foreign(Payment.customer_id) == Customer.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
+    refunds: Mapped[list[Refund]] = relationship(
+        "Refund",
+        back_populates="customer",
+        primaryjoin="and_(Refund.organization_id == Customer.organization_id, foreign(Refund.customer_id) == Customer.id)",
         lazy="raise",
         passive_deletes="all",
     )

@@ -151,6 +151,13 @@ class Invoice(Base):
         lazy="raise",
         passive_deletes=True,
     )
+    refunds: Mapped[list[Refund]] = relationship(
+        "Refund",
+        back_populates="invoice",
+        primaryjoin="and_(Refund.organization_id == Invoice.organization_id, foreign(Refund.invoice_id) == Invoice.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
 
 
 class TaxRate(Base):
@@ -382,6 +389,92 @@ class InvoiceItem(Base):
         "Invoice",
         back_populates="items",
         primaryjoin="and_(InvoiceItem.organization_id == Invoice.organization_id, foreign(InvoiceItem.invoice_id) == Invoice.id)",
+        lazy="raise",
+    )
+
+
+class Refund(Base):
+    """A refund of a succeeded payment, all or part of it. Made at the gateway first (the API
+    calls Stripe with an idempotency key), then recorded by a command with Stripe's answer;
+    the gateway's refund id makes a repeated record a no-op.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        Index("refunds_organization_id_gateway_refund_id_key", "organization_id", "gateway_refund_id", unique=True),
+        Index("refunds_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("refunds_organization_id_idx", "organization_id"),
+        Index("refunds_organization_id_payment_id_idx", "organization_id", "payment_id"),
+        ForeignKeyConstraint(
+            ["organization_id", "payment_id"],
+            ["payments.organization_id", "payments.id"],
+            name="refunds_organization_id_payment_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "invoice_id"],
+            ["invoices.organization_id", "invoices.id"],
+            name="refunds_organization_id_invoice_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="refunds_organization_id_customer_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    payment_id: Mapped[str] = mapped_column("payment_id", String(64), nullable=False)
+    invoice_id: Mapped[str] = mapped_column("invoice_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    amount: Mapped[int] = mapped_column("amount", BigInteger(), nullable=False, comment="Minor units of `currency`.")
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    status: Mapped[str] = mapped_column(
+        "status",
+        String(32),
+        nullable=False,
+        comment="Stripe's: pending, requires_action, succeeded, failed or canceled.",
+    )
+    reason: Mapped[str | None] = mapped_column(
+        "reason", String(32), nullable=True, comment="duplicate, fraudulent or requested_by_customer."
+    )
+    gateway_refund_id: Mapped[str] = mapped_column("gateway_refund_id", String(255), nullable=False)
+    failure_reason: Mapped[str | None] = mapped_column("failure_reason", String(255), nullable=True)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
+
+    payment: Mapped[Payment] = relationship(
+        "Payment",
+        back_populates="refunds",
+        primaryjoin="and_(Refund.organization_id == Payment.organization_id, foreign(Refund.payment_id) == Payment.id)",
+        lazy="raise",
+    )
+    invoice: Mapped[Invoice] = relationship(
+        "Invoice",
+        back_populates="refunds",
+        primaryjoin="and_(Refund.organization_id == Invoice.organization_id, foreign(Refund.invoice_id) == Invoice.id)",
+        lazy="raise",
+    )
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="refunds",
+        primaryjoin="and_(Refund.organization_id == Customer.organization_id, foreign(Refund.customer_id) == Customer.id)",
         lazy="raise",
     )
 

@@ -17,7 +17,7 @@ from contracts.enums import PaymentStatus
 
 if TYPE_CHECKING:
     from billing.models.customers import Customer, CustomerPaymentMethod
-    from billing.models.invoices import Invoice
+    from billing.models.invoices import Invoice, Refund
 
 
 class Payment(Base):
@@ -85,6 +85,13 @@ class Payment(Base):
         nullable=True,
         comment="Where the customer authenticates when the status is requires_action.",
     )
+    amount_refunded: Mapped[int] = mapped_column(
+        "amount_refunded",
+        BigInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="Minor units refunded so far (the refunds not failed or canceled).",
+    )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(
         "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
@@ -114,4 +121,11 @@ class Payment(Base):
         back_populates="payments",
         primaryjoin="and_(Payment.organization_id == CustomerPaymentMethod.organization_id, foreign(Payment.payment_method_id) == CustomerPaymentMethod.id)",
         lazy="raise",
+    )
+    refunds: Mapped[list[Refund]] = relationship(
+        "Refund",
+        back_populates="payment",
+        primaryjoin="and_(Refund.organization_id == Payment.organization_id, foreign(Refund.payment_id) == Payment.id)",
+        lazy="raise",
+        passive_deletes="all",
     )

@@ -195,3 +195,8 @@ export type InvoiceItemJsonFields = {
 export type PaymentJsonFields = {
   metadata: Metadata;
 };
+
+/** `Refund`'s Json fields as the API answers them. */
+export type RefundJsonFields = {
+  metadata: Metadata;
+};

@@ -47,9 +47,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from billing.fx.service import FX_WRITERS_ENV
+from billing.models import Payment
 from billing.payments.webhooks import sign_payload
+from contracts.enums import PaymentStatus
 from contracts.envelopes import command_id_for
 from contracts.settings import PROJECT_ROOT, get_settings
 from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
@@ -90,6 +93,7 @@ METER = "Refine<ApiResource<Meter>, MeterJsonFields>"
 PAYMENT_METHOD = "Refine<ApiResource<CustomerPaymentMethod>, CustomerPaymentMethodJsonFields>"
 TAX_RATE = "Refine<ApiResource<TaxRate>, TaxRateJsonFields>"
 INVOICE_ITEM = "Refine<ApiResource<InvoiceItem>, InvoiceItemJsonFields>"
+REFUND = "Refine<ApiResource<Refund>, RefundJsonFields>"
 RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/customers"): CUSTOMER,
     ("GET", "/v1/customers"): f"ApiList<{CUSTOMER}>",
@@ -161,6 +165,9 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/invoiceitems"): f"ApiList<{INVOICE_ITEM}>",
     ("GET", "/v1/invoiceitems/{invoice_item_id}"): INVOICE_ITEM,
     ("DELETE", "/v1/invoiceitems/{invoice_item_id}"): INVOICE_ITEM,
+    ("POST", "/v1/refunds"): REFUND,
+    ("GET", "/v1/refunds"): f"ApiList<{REFUND}>",
+    ("GET", "/v1/refunds/{refund_id}"): REFUND,
     ("POST", "/v1/tax-rates"): TAX_RATE,
     ("GET", "/v1/tax-rates"): f"ApiList<{TAX_RATE}>",
     ("GET", "/v1/tax-rates/{tax_rate_id}"): TAX_RATE,
@@ -287,6 +294,7 @@ class Context:
     other: TenantClient  # another organization
     anonymous: httpx.AsyncClient  # no Authorization header
     scripted_stripe: str  # the base URL of a scripted Stripe (declines, refused keys, rate limits)
+    sessions: Any  # the test database, for what no endpoint does here (a charge's success)
 
 
 Scenario = Callable[[Context], Awaitable[None]]
@@ -1638,6 +1646,23 @@ async def billing(ctx: Context) -> None:
         name="invoice_pay",
         json={"paymentMethod": card["id"]},
     )
+    # no payment worker runs here: the attempt succeeds as the worker's outcome would make it,
+    # then part of it is refunded (at stripe-mock)
+    async with ctx.sessions() as session, session.begin():
+        payment = (await session.scalars(select(Payment).where(Payment.invoice_id == sent["latestInvoice"]))).one()
+        payment.status, payment.gateway_payment_intent_id = PaymentStatus.succeeded, "pi_contract"
+    refund = (
+        await record(
+            client,
+            "POST",
+            "/v1/refunds",
+            expect=201,
+            name="refund_create",
+            json={"payment": payment.id, "amount": 100, "reason": "requested_by_customer"},
+        )
+    ).json()
+    await record(client, "GET", f"/v1/refunds/{refund['id']}", expect=200, name="refund_retrieve")
+    await record(client, "GET", "/v1/refunds", expect=200, name="refund_list", params={"payment": payment.id})
     await record(
         client,
         "POST",
@@ -1774,7 +1799,9 @@ async def recorded(analytics_api: AnalyticsStack, session_factory, scripted_stri
     ]
     tenant: Tenant = await new_tenant(session_factory, "TypeScript contract")
     other: Tenant = await new_tenant(session_factory, "TypeScript contract, other")
-    ctx = Context(Recorder(templates), TenantClient(api, tenant), TenantClient(api, other), api, scripted_stripe)
+    ctx = Context(
+        Recorder(templates), TenantClient(api, tenant), TenantClient(api, other), api, scripted_stripe, session_factory
+    )
     for run in SCENARIOS:
         await run(ctx)
     await every_get_endpoint(ctx)

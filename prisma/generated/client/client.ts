@@ -147,6 +147,14 @@ export type InvoiceItem = Prisma.InvoiceItemModel
  */
 export type Payment = Prisma.PaymentModel
 /**
+ * Model Refund
+ * A refund of a succeeded payment, all or part of it. Made at the gateway first (the API
+ * calls Stripe with an idempotency key), then recorded by a command with Stripe's answer;
+ * the gateway's refund id makes a repeated record a no-op.
+ * @domain invoices
+ */
+export type Refund = Prisma.RefundModel
+/**
  * Model InvoiceNumberCounter
  * Gapless invoice numbers: the last number given in one sequence of an organization,
  * the organization's own (scope "organization") or one customer's (scope = its id).

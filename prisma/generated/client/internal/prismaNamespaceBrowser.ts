@@ -69,6 +69,7 @@ export const ModelName = {
   InvoiceLineItem: 'InvoiceLineItem',
   InvoiceItem: 'InvoiceItem',
   Payment: 'Payment',
+  Refund: 'Refund',
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
@@ -457,12 +458,33 @@ export const PaymentScalarFieldEnum = {
   declineCode: 'declineCode',
   failureMessage: 'failureMessage',
   nextActionUrl: 'nextActionUrl',
+  amountRefunded: 'amountRefunded',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const
 
 export type PaymentScalarFieldEnum = (typeof PaymentScalarFieldEnum)[keyof typeof PaymentScalarFieldEnum]
+
+
+export const RefundScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  paymentId: 'paymentId',
+  invoiceId: 'invoiceId',
+  customerId: 'customerId',
+  amount: 'amount',
+  currency: 'currency',
+  status: 'status',
+  reason: 'reason',
+  gatewayRefundId: 'gatewayRefundId',
+  failureReason: 'failureReason',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type RefundScalarFieldEnum = (typeof RefundScalarFieldEnum)[keyof typeof RefundScalarFieldEnum]
 
 
 export const InvoiceNumberCounterScalarFieldEnum = {

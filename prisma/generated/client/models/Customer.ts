@@ -319,6 +319,7 @@ export type CustomerWhereInput = {
   invoices?: Prisma.InvoiceListRelationFilter
   invoiceItems?: Prisma.InvoiceItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
+  refunds?: Prisma.RefundListRelationFilter
 }
 
 export type CustomerOrderByWithRelationInput = {
@@ -348,6 +349,7 @@ export type CustomerOrderByWithRelationInput = {
   invoices?: Prisma.InvoiceOrderByRelationAggregateInput
   invoiceItems?: Prisma.InvoiceItemOrderByRelationAggregateInput
   payments?: Prisma.PaymentOrderByRelationAggregateInput
+  refunds?: Prisma.RefundOrderByRelationAggregateInput
 }
 
 export type CustomerWhereUniqueInput = Prisma.AtLeast<{
@@ -381,6 +383,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   invoices?: Prisma.InvoiceListRelationFilter
   invoiceItems?: Prisma.InvoiceItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
+  refunds?: Prisma.RefundListRelationFilter
 }, "id" | "organizationId_id">
 
 export type CustomerOrderByWithAggregationInput = {
@@ -460,6 +463,7 @@ export type CustomerCreateInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateInput = {
@@ -488,6 +492,7 @@ export type CustomerUncheckedCreateInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUpdateInput = {
@@ -515,6 +520,7 @@ export type CustomerUpdateInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateInput = {
@@ -543,6 +549,7 @@ export type CustomerUncheckedUpdateInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyInput = {
@@ -833,6 +840,20 @@ export type CustomerUpdateOneRequiredWithoutPaymentsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutPaymentsInput, Prisma.CustomerUpdateWithoutPaymentsInput>, Prisma.CustomerUncheckedUpdateWithoutPaymentsInput>
 }
 
+export type CustomerCreateNestedOneWithoutRefundsInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutRefundsInput, Prisma.CustomerUncheckedCreateWithoutRefundsInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutRefundsInput
+  connect?: Prisma.CustomerWhereUniqueInput
+}
+
+export type CustomerUpdateOneRequiredWithoutRefundsNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutRefundsInput, Prisma.CustomerUncheckedCreateWithoutRefundsInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutRefundsInput
+  upsert?: Prisma.CustomerUpsertWithoutRefundsInput
+  connect?: Prisma.CustomerWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutRefundsInput, Prisma.CustomerUpdateWithoutRefundsInput>, Prisma.CustomerUncheckedUpdateWithoutRefundsInput>
+}
+
 export type CustomerCreateWithoutPaymentMethodsInput = {
   id: string
   email?: string | null
@@ -857,6 +878,7 @@ export type CustomerCreateWithoutPaymentMethodsInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
@@ -884,6 +906,7 @@ export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutPaymentMethodsInput = {
@@ -915,6 +938,7 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
@@ -941,6 +965,7 @@ export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutDefaultPaymentMethodInput = {
@@ -988,6 +1013,7 @@ export type CustomerUpdateWithoutPaymentMethodsInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
@@ -1015,6 +1041,7 @@ export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUpsertWithWhereUniqueWithoutDefaultPaymentMethodInput = {
@@ -1082,6 +1109,7 @@ export type CustomerCreateWithoutSubscriptionsInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
@@ -1109,6 +1137,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutSubscriptionsInput = {
@@ -1151,6 +1180,7 @@ export type CustomerUpdateWithoutSubscriptionsInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
@@ -1178,6 +1208,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutSubscriptionSchedulesInput = {
@@ -1204,6 +1235,7 @@ export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
@@ -1231,6 +1263,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutSubscriptionSchedulesInput = {
@@ -1273,6 +1306,7 @@ export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
@@ -1300,6 +1334,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutInvoicesInput = {
@@ -1326,6 +1361,7 @@ export type CustomerCreateWithoutInvoicesInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoicesInput = {
@@ -1353,6 +1389,7 @@ export type CustomerUncheckedCreateWithoutInvoicesInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutInvoicesInput = {
@@ -1395,6 +1432,7 @@ export type CustomerUpdateWithoutInvoicesInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoicesInput = {
@@ -1422,6 +1460,7 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutInvoiceItemsInput = {
@@ -1448,6 +1487,7 @@ export type CustomerCreateWithoutInvoiceItemsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
@@ -1475,6 +1515,7 @@ export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutInvoiceItemsInput = {
@@ -1517,6 +1558,7 @@ export type CustomerUpdateWithoutInvoiceItemsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
@@ -1544,6 +1586,7 @@ export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutPaymentsInput = {
@@ -1570,6 +1613,7 @@ export type CustomerCreateWithoutPaymentsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentsInput = {
@@ -1597,6 +1641,7 @@ export type CustomerUncheckedCreateWithoutPaymentsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutPaymentsInput = {
@@ -1639,6 +1684,7 @@ export type CustomerUpdateWithoutPaymentsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentsInput = {
@@ -1666,6 +1712,133 @@ export type CustomerUncheckedUpdateWithoutPaymentsInput = {
   subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerCreateWithoutRefundsInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodCreateNestedManyWithoutCustomerInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
+  subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerUncheckedCreateWithoutRefundsInput = {
+  id: string
+  organizationId: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: string | null
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerCreateOrConnectWithoutRefundsInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutRefundsInput, Prisma.CustomerUncheckedCreateWithoutRefundsInput>
+}
+
+export type CustomerUpsertWithoutRefundsInput = {
+  update: Prisma.XOR<Prisma.CustomerUpdateWithoutRefundsInput, Prisma.CustomerUncheckedUpdateWithoutRefundsInput>
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutRefundsInput, Prisma.CustomerUncheckedCreateWithoutRefundsInput>
+  where?: Prisma.CustomerWhereInput
+}
+
+export type CustomerUpdateToOneWithWhereWithoutRefundsInput = {
+  where?: Prisma.CustomerWhereInput
+  data: Prisma.XOR<Prisma.CustomerUpdateWithoutRefundsInput, Prisma.CustomerUncheckedUpdateWithoutRefundsInput>
+}
+
+export type CustomerUpdateWithoutRefundsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUpdateManyWithoutCustomerNestedInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
+  subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerUncheckedUpdateWithoutRefundsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyDefaultPaymentMethodInput = {
@@ -1712,6 +1885,7 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
@@ -1738,6 +1912,7 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput = {
@@ -1772,6 +1947,7 @@ export type CustomerCountOutputType = {
   invoices: number
   invoiceItems: number
   payments: number
+  refunds: number
 }
 
 export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1781,6 +1957,7 @@ export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensio
   invoices?: boolean | CustomerCountOutputTypeCountInvoicesArgs
   invoiceItems?: boolean | CustomerCountOutputTypeCountInvoiceItemsArgs
   payments?: boolean | CustomerCountOutputTypeCountPaymentsArgs
+  refunds?: boolean | CustomerCountOutputTypeCountRefundsArgs
 }
 
 /**
@@ -1835,6 +2012,13 @@ export type CustomerCountOutputTypeCountPaymentsArgs<ExtArgs extends runtime.Typ
   where?: Prisma.PaymentWhereInput
 }
 
+/**
+ * CustomerCountOutputType without action
+ */
+export type CustomerCountOutputTypeCountRefundsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.RefundWhereInput
+}
+
 
 export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -1863,6 +2047,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   invoices?: boolean | Prisma.Customer$invoicesArgs<ExtArgs>
   invoiceItems?: boolean | Prisma.Customer$invoiceItemsArgs<ExtArgs>
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
+  refunds?: boolean | Prisma.Customer$refundsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
 
@@ -1943,6 +2128,7 @@ export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArg
   invoices?: boolean | Prisma.Customer$invoicesArgs<ExtArgs>
   invoiceItems?: boolean | Prisma.Customer$invoiceItemsArgs<ExtArgs>
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
+  refunds?: boolean | Prisma.Customer$refundsArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CustomerIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1962,6 +2148,7 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     invoices: Prisma.$InvoicePayload<ExtArgs>[]
     invoiceItems: Prisma.$InvoiceItemPayload<ExtArgs>[]
     payments: Prisma.$PaymentPayload<ExtArgs>[]
+    refunds: Prisma.$RefundPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2402,6 +2589,7 @@ export interface Prisma__CustomerClient<T, Null = never, ExtArgs extends runtime
   invoices<T extends Prisma.Customer$invoicesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$invoicesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   invoiceItems<T extends Prisma.Customer$invoiceItemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$invoiceItemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   payments<T extends Prisma.Customer$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  refunds<T extends Prisma.Customer$refundsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$refundsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RefundPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -3011,6 +3199,30 @@ export type Customer$paymentsArgs<ExtArgs extends runtime.Types.Extensions.Inter
   take?: number
   skip?: number
   distinct?: Prisma.PaymentScalarFieldEnum | Prisma.PaymentScalarFieldEnum[]
+}
+
+/**
+ * Customer.refunds
+ */
+export type Customer$refundsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the Refund
+   */
+  select?: Prisma.RefundSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the Refund
+   */
+  omit?: Prisma.RefundOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.RefundInclude<ExtArgs> | null
+  where?: Prisma.RefundWhereInput
+  orderBy?: Prisma.RefundOrderByWithRelationInput | Prisma.RefundOrderByWithRelationInput[]
+  cursor?: Prisma.RefundWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.RefundScalarFieldEnum | Prisma.RefundScalarFieldEnum[]
 }
 
 /**

@@ -441,6 +441,7 @@ export type InvoiceWhereInput = {
   lines?: Prisma.InvoiceLineItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
   items?: Prisma.InvoiceItemListRelationFilter
+  refunds?: Prisma.RefundListRelationFilter
 }
 
 export type InvoiceOrderByWithRelationInput = {
@@ -478,6 +479,7 @@ export type InvoiceOrderByWithRelationInput = {
   lines?: Prisma.InvoiceLineItemOrderByRelationAggregateInput
   payments?: Prisma.PaymentOrderByRelationAggregateInput
   items?: Prisma.InvoiceItemOrderByRelationAggregateInput
+  refunds?: Prisma.RefundOrderByRelationAggregateInput
 }
 
 export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
@@ -520,6 +522,7 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   lines?: Prisma.InvoiceLineItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
   items?: Prisma.InvoiceItemListRelationFilter
+  refunds?: Prisma.RefundListRelationFilter
 }, "id" | "organizationId_number" | "organizationId_id">
 
 export type InvoiceOrderByWithAggregationInput = {
@@ -626,6 +629,7 @@ export type InvoiceCreateInput = {
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateInput = {
@@ -661,6 +665,7 @@ export type InvoiceUncheckedCreateInput = {
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUpdateInput = {
@@ -695,6 +700,7 @@ export type InvoiceUpdateInput = {
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateInput = {
@@ -730,6 +736,7 @@ export type InvoiceUncheckedUpdateInput = {
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateManyInput = {
@@ -1105,6 +1112,20 @@ export type InvoiceUpdateOneRequiredWithoutPaymentsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.InvoiceUpdateToOneWithWhereWithoutPaymentsInput, Prisma.InvoiceUpdateWithoutPaymentsInput>, Prisma.InvoiceUncheckedUpdateWithoutPaymentsInput>
 }
 
+export type InvoiceCreateNestedOneWithoutRefundsInput = {
+  create?: Prisma.XOR<Prisma.InvoiceCreateWithoutRefundsInput, Prisma.InvoiceUncheckedCreateWithoutRefundsInput>
+  connectOrCreate?: Prisma.InvoiceCreateOrConnectWithoutRefundsInput
+  connect?: Prisma.InvoiceWhereUniqueInput
+}
+
+export type InvoiceUpdateOneRequiredWithoutRefundsNestedInput = {
+  create?: Prisma.XOR<Prisma.InvoiceCreateWithoutRefundsInput, Prisma.InvoiceUncheckedCreateWithoutRefundsInput>
+  connectOrCreate?: Prisma.InvoiceCreateOrConnectWithoutRefundsInput
+  upsert?: Prisma.InvoiceUpsertWithoutRefundsInput
+  connect?: Prisma.InvoiceWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.InvoiceUpdateToOneWithWhereWithoutRefundsInput, Prisma.InvoiceUpdateWithoutRefundsInput>, Prisma.InvoiceUncheckedUpdateWithoutRefundsInput>
+}
+
 export type InvoiceCreateWithoutCustomerInput = {
   id: string
   number?: string | null
@@ -1136,6 +1157,7 @@ export type InvoiceCreateWithoutCustomerInput = {
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutCustomerInput = {
@@ -1169,6 +1191,7 @@ export type InvoiceUncheckedCreateWithoutCustomerInput = {
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutCustomerInput = {
@@ -1263,6 +1286,7 @@ export type InvoiceCreateWithoutSubscriptionInput = {
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
@@ -1296,6 +1320,7 @@ export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutSubscriptionInput = {
@@ -1355,6 +1380,7 @@ export type InvoiceCreateWithoutLinesInput = {
   subscription?: Prisma.SubscriptionCreateNestedOneWithoutInvoicesInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutLinesInput = {
@@ -1389,6 +1415,7 @@ export type InvoiceUncheckedCreateWithoutLinesInput = {
   updatedAt?: Date | string
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutLinesInput = {
@@ -1438,6 +1465,7 @@ export type InvoiceUpdateWithoutLinesInput = {
   subscription?: Prisma.SubscriptionUpdateOneWithoutInvoicesNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutLinesInput = {
@@ -1472,6 +1500,7 @@ export type InvoiceUncheckedUpdateWithoutLinesInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateWithoutItemsInput = {
@@ -1505,6 +1534,7 @@ export type InvoiceCreateWithoutItemsInput = {
   subscription?: Prisma.SubscriptionCreateNestedOneWithoutInvoicesInput
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutItemsInput = {
@@ -1539,6 +1569,7 @@ export type InvoiceUncheckedCreateWithoutItemsInput = {
   updatedAt?: Date | string
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutItemsInput = {
@@ -1588,6 +1619,7 @@ export type InvoiceUpdateWithoutItemsInput = {
   subscription?: Prisma.SubscriptionUpdateOneWithoutInvoicesNestedInput
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutItemsInput = {
@@ -1622,6 +1654,7 @@ export type InvoiceUncheckedUpdateWithoutItemsInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateWithoutPaymentsInput = {
@@ -1655,6 +1688,7 @@ export type InvoiceCreateWithoutPaymentsInput = {
   subscription?: Prisma.SubscriptionCreateNestedOneWithoutInvoicesInput
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutPaymentsInput = {
@@ -1689,6 +1723,7 @@ export type InvoiceUncheckedCreateWithoutPaymentsInput = {
   updatedAt?: Date | string
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutPaymentsInput = {
@@ -1738,6 +1773,7 @@ export type InvoiceUpdateWithoutPaymentsInput = {
   subscription?: Prisma.SubscriptionUpdateOneWithoutInvoicesNestedInput
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutPaymentsInput = {
@@ -1771,6 +1807,161 @@ export type InvoiceUncheckedUpdateWithoutPaymentsInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+}
+
+export type InvoiceCreateWithoutRefundsInput = {
+  id: string
+  number?: string | null
+  status?: $Enums.InvoiceStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  billingReason?: string | null
+  periodStart: Date | string
+  periodEnd: Date | string
+  subtotal?: bigint | number
+  tax?: bigint | number
+  total?: bigint | number
+  amountDue?: bigint | number
+  amountPaid?: bigint | number
+  amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
+  attemptCount?: number
+  nextPaymentAttempt?: Date | string | null
+  dueDate?: Date | string | null
+  finalizedAt?: Date | string | null
+  paidAt?: Date | string | null
+  voidedAt?: Date | string | null
+  gatewayPaymentIntentId?: string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  customer: Prisma.CustomerCreateNestedOneWithoutInvoicesInput
+  subscription?: Prisma.SubscriptionCreateNestedOneWithoutInvoicesInput
+  lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
+  items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+}
+
+export type InvoiceUncheckedCreateWithoutRefundsInput = {
+  id: string
+  organizationId: string
+  customerId: string
+  subscriptionId?: string | null
+  number?: string | null
+  status?: $Enums.InvoiceStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  billingReason?: string | null
+  periodStart: Date | string
+  periodEnd: Date | string
+  subtotal?: bigint | number
+  tax?: bigint | number
+  total?: bigint | number
+  amountDue?: bigint | number
+  amountPaid?: bigint | number
+  amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
+  attemptCount?: number
+  nextPaymentAttempt?: Date | string | null
+  dueDate?: Date | string | null
+  finalizedAt?: Date | string | null
+  paidAt?: Date | string | null
+  voidedAt?: Date | string | null
+  gatewayPaymentIntentId?: string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
+  items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+}
+
+export type InvoiceCreateOrConnectWithoutRefundsInput = {
+  where: Prisma.InvoiceWhereUniqueInput
+  create: Prisma.XOR<Prisma.InvoiceCreateWithoutRefundsInput, Prisma.InvoiceUncheckedCreateWithoutRefundsInput>
+}
+
+export type InvoiceUpsertWithoutRefundsInput = {
+  update: Prisma.XOR<Prisma.InvoiceUpdateWithoutRefundsInput, Prisma.InvoiceUncheckedUpdateWithoutRefundsInput>
+  create: Prisma.XOR<Prisma.InvoiceCreateWithoutRefundsInput, Prisma.InvoiceUncheckedCreateWithoutRefundsInput>
+  where?: Prisma.InvoiceWhereInput
+}
+
+export type InvoiceUpdateToOneWithWhereWithoutRefundsInput = {
+  where?: Prisma.InvoiceWhereInput
+  data: Prisma.XOR<Prisma.InvoiceUpdateWithoutRefundsInput, Prisma.InvoiceUncheckedUpdateWithoutRefundsInput>
+}
+
+export type InvoiceUpdateWithoutRefundsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  billingReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  periodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  subtotal?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  tax?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  total?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
+  nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutInvoicesNestedInput
+  subscription?: Prisma.SubscriptionUpdateOneWithoutInvoicesNestedInput
+  lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
+  items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+}
+
+export type InvoiceUncheckedUpdateWithoutRefundsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  billingReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  periodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  subtotal?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  tax?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  total?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
+  nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
@@ -1835,6 +2026,7 @@ export type InvoiceUpdateWithoutCustomerInput = {
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutCustomerInput = {
@@ -1868,6 +2060,7 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
@@ -1961,6 +2154,7 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
@@ -1994,6 +2188,7 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
@@ -2035,12 +2230,14 @@ export type InvoiceCountOutputType = {
   lines: number
   payments: number
   items: number
+  refunds: number
 }
 
 export type InvoiceCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   lines?: boolean | InvoiceCountOutputTypeCountLinesArgs
   payments?: boolean | InvoiceCountOutputTypeCountPaymentsArgs
   items?: boolean | InvoiceCountOutputTypeCountItemsArgs
+  refunds?: boolean | InvoiceCountOutputTypeCountRefundsArgs
 }
 
 /**
@@ -2072,6 +2269,13 @@ export type InvoiceCountOutputTypeCountPaymentsArgs<ExtArgs extends runtime.Type
  */
 export type InvoiceCountOutputTypeCountItemsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   where?: Prisma.InvoiceItemWhereInput
+}
+
+/**
+ * InvoiceCountOutputType without action
+ */
+export type InvoiceCountOutputTypeCountRefundsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.RefundWhereInput
 }
 
 
@@ -2110,6 +2314,7 @@ export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   lines?: boolean | Prisma.Invoice$linesArgs<ExtArgs>
   payments?: boolean | Prisma.Invoice$paymentsArgs<ExtArgs>
   items?: boolean | Prisma.Invoice$itemsArgs<ExtArgs>
+  refunds?: boolean | Prisma.Invoice$refundsArgs<ExtArgs>
   _count?: boolean | Prisma.InvoiceCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["invoice"]>
 
@@ -2220,6 +2425,7 @@ export type InvoiceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs
   lines?: boolean | Prisma.Invoice$linesArgs<ExtArgs>
   payments?: boolean | Prisma.Invoice$paymentsArgs<ExtArgs>
   items?: boolean | Prisma.Invoice$itemsArgs<ExtArgs>
+  refunds?: boolean | Prisma.Invoice$refundsArgs<ExtArgs>
   _count?: boolean | Prisma.InvoiceCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type InvoiceIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2239,6 +2445,7 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     lines: Prisma.$InvoiceLineItemPayload<ExtArgs>[]
     payments: Prisma.$PaymentPayload<ExtArgs>[]
     items: Prisma.$InvoiceItemPayload<ExtArgs>[]
+    refunds: Prisma.$RefundPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2678,6 +2885,7 @@ export interface Prisma__InvoiceClient<T, Null = never, ExtArgs extends runtime.
   lines<T extends Prisma.Invoice$linesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$linesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceLineItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   payments<T extends Prisma.Invoice$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   items<T extends Prisma.Invoice$itemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$itemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  refunds<T extends Prisma.Invoice$refundsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$refundsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RefundPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -3225,6 +3433,30 @@ export type Invoice$itemsArgs<ExtArgs extends runtime.Types.Extensions.InternalA
   take?: number
   skip?: number
   distinct?: Prisma.InvoiceItemScalarFieldEnum | Prisma.InvoiceItemScalarFieldEnum[]
+}
+
+/**
+ * Invoice.refunds
+ */
+export type Invoice$refundsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the Refund
+   */
+  select?: Prisma.RefundSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the Refund
+   */
+  omit?: Prisma.RefundOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.RefundInclude<ExtArgs> | null
+  where?: Prisma.RefundWhereInput
+  orderBy?: Prisma.RefundOrderByWithRelationInput | Prisma.RefundOrderByWithRelationInput[]
+  cursor?: Prisma.RefundWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.RefundScalarFieldEnum | Prisma.RefundScalarFieldEnum[]
 }
 
 /**

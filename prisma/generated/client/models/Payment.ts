@@ -33,11 +33,13 @@ export type AggregatePayment = {
 export type PaymentAvgAggregateOutputType = {
   amount: number | null
   attemptNumber: number | null
+  amountRefunded: number | null
 }
 
 export type PaymentSumAggregateOutputType = {
   amount: bigint | null
   attemptNumber: number | null
+  amountRefunded: bigint | null
 }
 
 export type PaymentMinAggregateOutputType = {
@@ -56,6 +58,7 @@ export type PaymentMinAggregateOutputType = {
   declineCode: string | null
   failureMessage: string | null
   nextActionUrl: string | null
+  amountRefunded: bigint | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -76,6 +79,7 @@ export type PaymentMaxAggregateOutputType = {
   declineCode: string | null
   failureMessage: string | null
   nextActionUrl: string | null
+  amountRefunded: bigint | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -96,6 +100,7 @@ export type PaymentCountAggregateOutputType = {
   declineCode: number
   failureMessage: number
   nextActionUrl: number
+  amountRefunded: number
   metadata: number
   createdAt: number
   updatedAt: number
@@ -106,11 +111,13 @@ export type PaymentCountAggregateOutputType = {
 export type PaymentAvgAggregateInputType = {
   amount?: true
   attemptNumber?: true
+  amountRefunded?: true
 }
 
 export type PaymentSumAggregateInputType = {
   amount?: true
   attemptNumber?: true
+  amountRefunded?: true
 }
 
 export type PaymentMinAggregateInputType = {
@@ -129,6 +136,7 @@ export type PaymentMinAggregateInputType = {
   declineCode?: true
   failureMessage?: true
   nextActionUrl?: true
+  amountRefunded?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -149,6 +157,7 @@ export type PaymentMaxAggregateInputType = {
   declineCode?: true
   failureMessage?: true
   nextActionUrl?: true
+  amountRefunded?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -169,6 +178,7 @@ export type PaymentCountAggregateInputType = {
   declineCode?: true
   failureMessage?: true
   nextActionUrl?: true
+  amountRefunded?: true
   metadata?: true
   createdAt?: true
   updatedAt?: true
@@ -277,6 +287,7 @@ export type PaymentGroupByOutputType = {
   declineCode: string | null
   failureMessage: string | null
   nextActionUrl: string | null
+  amountRefunded: bigint
   metadata: runtime.JsonValue
   createdAt: Date
   updatedAt: Date
@@ -321,12 +332,14 @@ export type PaymentWhereInput = {
   declineCode?: Prisma.StringNullableFilter<"Payment"> | string | null
   failureMessage?: Prisma.StringNullableFilter<"Payment"> | string | null
   nextActionUrl?: Prisma.StringNullableFilter<"Payment"> | string | null
+  amountRefunded?: Prisma.BigIntFilter<"Payment"> | bigint | number
   metadata?: Prisma.JsonFilter<"Payment">
   createdAt?: Prisma.DateTimeFilter<"Payment"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Payment"> | Date | string
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
   paymentMethod?: Prisma.XOR<Prisma.CustomerPaymentMethodNullableScalarRelationFilter, Prisma.CustomerPaymentMethodWhereInput> | null
+  refunds?: Prisma.RefundListRelationFilter
 }
 
 export type PaymentOrderByWithRelationInput = {
@@ -345,12 +358,14 @@ export type PaymentOrderByWithRelationInput = {
   declineCode?: Prisma.SortOrderInput | Prisma.SortOrder
   failureMessage?: Prisma.SortOrderInput | Prisma.SortOrder
   nextActionUrl?: Prisma.SortOrderInput | Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   customer?: Prisma.CustomerOrderByWithRelationInput
   invoice?: Prisma.InvoiceOrderByWithRelationInput
   paymentMethod?: Prisma.CustomerPaymentMethodOrderByWithRelationInput
+  refunds?: Prisma.RefundOrderByRelationAggregateInput
 }
 
 export type PaymentWhereUniqueInput = Prisma.AtLeast<{
@@ -375,12 +390,14 @@ export type PaymentWhereUniqueInput = Prisma.AtLeast<{
   declineCode?: Prisma.StringNullableFilter<"Payment"> | string | null
   failureMessage?: Prisma.StringNullableFilter<"Payment"> | string | null
   nextActionUrl?: Prisma.StringNullableFilter<"Payment"> | string | null
+  amountRefunded?: Prisma.BigIntFilter<"Payment"> | bigint | number
   metadata?: Prisma.JsonFilter<"Payment">
   createdAt?: Prisma.DateTimeFilter<"Payment"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Payment"> | Date | string
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
   paymentMethod?: Prisma.XOR<Prisma.CustomerPaymentMethodNullableScalarRelationFilter, Prisma.CustomerPaymentMethodWhereInput> | null
+  refunds?: Prisma.RefundListRelationFilter
 }, "id" | "organizationId_idempotencyKey" | "invoiceId_attemptNumber" | "organizationId_id">
 
 export type PaymentOrderByWithAggregationInput = {
@@ -399,6 +416,7 @@ export type PaymentOrderByWithAggregationInput = {
   declineCode?: Prisma.SortOrderInput | Prisma.SortOrder
   failureMessage?: Prisma.SortOrderInput | Prisma.SortOrder
   nextActionUrl?: Prisma.SortOrderInput | Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -428,6 +446,7 @@ export type PaymentScalarWhereWithAggregatesInput = {
   declineCode?: Prisma.StringNullableWithAggregatesFilter<"Payment"> | string | null
   failureMessage?: Prisma.StringNullableWithAggregatesFilter<"Payment"> | string | null
   nextActionUrl?: Prisma.StringNullableWithAggregatesFilter<"Payment"> | string | null
+  amountRefunded?: Prisma.BigIntWithAggregatesFilter<"Payment"> | bigint | number
   metadata?: Prisma.JsonWithAggregatesFilter<"Payment">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Payment"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Payment"> | Date | string
@@ -445,12 +464,14 @@ export type PaymentCreateInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   customer: Prisma.CustomerCreateNestedOneWithoutPaymentsInput
   invoice: Prisma.InvoiceCreateNestedOneWithoutPaymentsInput
   paymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutPaymentsInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentUncheckedCreateInput = {
@@ -469,9 +490,11 @@ export type PaymentUncheckedCreateInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentUpdateInput = {
@@ -486,12 +509,14 @@ export type PaymentUpdateInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentsNestedInput
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutPaymentsNestedInput
   paymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutPaymentsNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateInput = {
@@ -510,9 +535,11 @@ export type PaymentUncheckedUpdateInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentCreateManyInput = {
@@ -531,6 +558,7 @@ export type PaymentCreateManyInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -548,6 +576,7 @@ export type PaymentUpdateManyMutationInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -569,6 +598,7 @@ export type PaymentUncheckedUpdateManyInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -615,6 +645,7 @@ export type PaymentCountOrderByAggregateInput = {
   declineCode?: Prisma.SortOrder
   failureMessage?: Prisma.SortOrder
   nextActionUrl?: Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -623,6 +654,7 @@ export type PaymentCountOrderByAggregateInput = {
 export type PaymentAvgOrderByAggregateInput = {
   amount?: Prisma.SortOrder
   attemptNumber?: Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
 }
 
 export type PaymentMaxOrderByAggregateInput = {
@@ -641,6 +673,7 @@ export type PaymentMaxOrderByAggregateInput = {
   declineCode?: Prisma.SortOrder
   failureMessage?: Prisma.SortOrder
   nextActionUrl?: Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -661,6 +694,7 @@ export type PaymentMinOrderByAggregateInput = {
   declineCode?: Prisma.SortOrder
   failureMessage?: Prisma.SortOrder
   nextActionUrl?: Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -668,6 +702,12 @@ export type PaymentMinOrderByAggregateInput = {
 export type PaymentSumOrderByAggregateInput = {
   amount?: Prisma.SortOrder
   attemptNumber?: Prisma.SortOrder
+  amountRefunded?: Prisma.SortOrder
+}
+
+export type PaymentScalarRelationFilter = {
+  is?: Prisma.PaymentWhereInput
+  isNot?: Prisma.PaymentWhereInput
 }
 
 export type PaymentCreateNestedManyWithoutCustomerInput = {
@@ -800,6 +840,20 @@ export type EnumPaymentStatusFieldUpdateOperationsInput = {
   set?: $Enums.PaymentStatus
 }
 
+export type PaymentCreateNestedOneWithoutRefundsInput = {
+  create?: Prisma.XOR<Prisma.PaymentCreateWithoutRefundsInput, Prisma.PaymentUncheckedCreateWithoutRefundsInput>
+  connectOrCreate?: Prisma.PaymentCreateOrConnectWithoutRefundsInput
+  connect?: Prisma.PaymentWhereUniqueInput
+}
+
+export type PaymentUpdateOneRequiredWithoutRefundsNestedInput = {
+  create?: Prisma.XOR<Prisma.PaymentCreateWithoutRefundsInput, Prisma.PaymentUncheckedCreateWithoutRefundsInput>
+  connectOrCreate?: Prisma.PaymentCreateOrConnectWithoutRefundsInput
+  upsert?: Prisma.PaymentUpsertWithoutRefundsInput
+  connect?: Prisma.PaymentWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.PaymentUpdateToOneWithWhereWithoutRefundsInput, Prisma.PaymentUpdateWithoutRefundsInput>, Prisma.PaymentUncheckedUpdateWithoutRefundsInput>
+}
+
 export type PaymentCreateWithoutCustomerInput = {
   id: string
   amount: bigint | number
@@ -812,11 +866,13 @@ export type PaymentCreateWithoutCustomerInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutPaymentsInput
   paymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutPaymentsInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentUncheckedCreateWithoutCustomerInput = {
@@ -833,9 +889,11 @@ export type PaymentUncheckedCreateWithoutCustomerInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentCreateOrConnectWithoutCustomerInput = {
@@ -883,6 +941,7 @@ export type PaymentScalarWhereInput = {
   declineCode?: Prisma.StringNullableFilter<"Payment"> | string | null
   failureMessage?: Prisma.StringNullableFilter<"Payment"> | string | null
   nextActionUrl?: Prisma.StringNullableFilter<"Payment"> | string | null
+  amountRefunded?: Prisma.BigIntFilter<"Payment"> | bigint | number
   metadata?: Prisma.JsonFilter<"Payment">
   createdAt?: Prisma.DateTimeFilter<"Payment"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Payment"> | Date | string
@@ -900,11 +959,13 @@ export type PaymentCreateWithoutPaymentMethodInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   customer: Prisma.CustomerCreateNestedOneWithoutPaymentsInput
   invoice: Prisma.InvoiceCreateNestedOneWithoutPaymentsInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentUncheckedCreateWithoutPaymentMethodInput = {
@@ -921,9 +982,11 @@ export type PaymentUncheckedCreateWithoutPaymentMethodInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentCreateOrConnectWithoutPaymentMethodInput = {
@@ -964,11 +1027,13 @@ export type PaymentCreateWithoutInvoiceInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   customer: Prisma.CustomerCreateNestedOneWithoutPaymentsInput
   paymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutPaymentsInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentUncheckedCreateWithoutInvoiceInput = {
@@ -985,9 +1050,11 @@ export type PaymentUncheckedCreateWithoutInvoiceInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutPaymentInput
 }
 
 export type PaymentCreateOrConnectWithoutInvoiceInput = {
@@ -1016,6 +1083,108 @@ export type PaymentUpdateManyWithWhereWithoutInvoiceInput = {
   data: Prisma.XOR<Prisma.PaymentUpdateManyMutationInput, Prisma.PaymentUncheckedUpdateManyWithoutInvoiceInput>
 }
 
+export type PaymentCreateWithoutRefundsInput = {
+  id: string
+  amount: bigint | number
+  currency: string
+  status?: $Enums.PaymentStatus
+  attemptNumber: number
+  idempotencyKey: string
+  gatewayPaymentIntentId?: string | null
+  failureCode?: string | null
+  declineCode?: string | null
+  failureMessage?: string | null
+  nextActionUrl?: string | null
+  amountRefunded?: bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  customer: Prisma.CustomerCreateNestedOneWithoutPaymentsInput
+  invoice: Prisma.InvoiceCreateNestedOneWithoutPaymentsInput
+  paymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutPaymentsInput
+}
+
+export type PaymentUncheckedCreateWithoutRefundsInput = {
+  id: string
+  organizationId: string
+  customerId: string
+  invoiceId: string
+  paymentMethodId?: string | null
+  amount: bigint | number
+  currency: string
+  status?: $Enums.PaymentStatus
+  attemptNumber: number
+  idempotencyKey: string
+  gatewayPaymentIntentId?: string | null
+  failureCode?: string | null
+  declineCode?: string | null
+  failureMessage?: string | null
+  nextActionUrl?: string | null
+  amountRefunded?: bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+}
+
+export type PaymentCreateOrConnectWithoutRefundsInput = {
+  where: Prisma.PaymentWhereUniqueInput
+  create: Prisma.XOR<Prisma.PaymentCreateWithoutRefundsInput, Prisma.PaymentUncheckedCreateWithoutRefundsInput>
+}
+
+export type PaymentUpsertWithoutRefundsInput = {
+  update: Prisma.XOR<Prisma.PaymentUpdateWithoutRefundsInput, Prisma.PaymentUncheckedUpdateWithoutRefundsInput>
+  create: Prisma.XOR<Prisma.PaymentCreateWithoutRefundsInput, Prisma.PaymentUncheckedCreateWithoutRefundsInput>
+  where?: Prisma.PaymentWhereInput
+}
+
+export type PaymentUpdateToOneWithWhereWithoutRefundsInput = {
+  where?: Prisma.PaymentWhereInput
+  data: Prisma.XOR<Prisma.PaymentUpdateWithoutRefundsInput, Prisma.PaymentUncheckedUpdateWithoutRefundsInput>
+}
+
+export type PaymentUpdateWithoutRefundsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  amount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.EnumPaymentStatusFieldUpdateOperationsInput | $Enums.PaymentStatus
+  attemptNumber?: Prisma.IntFieldUpdateOperationsInput | number
+  idempotencyKey?: Prisma.StringFieldUpdateOperationsInput | string
+  gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  failureCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentsNestedInput
+  invoice?: Prisma.InvoiceUpdateOneRequiredWithoutPaymentsNestedInput
+  paymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutPaymentsNestedInput
+}
+
+export type PaymentUncheckedUpdateWithoutRefundsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
+  paymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.EnumPaymentStatusFieldUpdateOperationsInput | $Enums.PaymentStatus
+  attemptNumber?: Prisma.IntFieldUpdateOperationsInput | number
+  idempotencyKey?: Prisma.StringFieldUpdateOperationsInput | string
+  gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  failureCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+}
+
 export type PaymentCreateManyCustomerInput = {
   id: string
   invoiceId: string
@@ -1030,6 +1199,7 @@ export type PaymentCreateManyCustomerInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1047,11 +1217,13 @@ export type PaymentUpdateWithoutCustomerInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutPaymentsNestedInput
   paymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutPaymentsNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateWithoutCustomerInput = {
@@ -1068,9 +1240,11 @@ export type PaymentUncheckedUpdateWithoutCustomerInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateManyWithoutCustomerInput = {
@@ -1087,6 +1261,7 @@ export type PaymentUncheckedUpdateManyWithoutCustomerInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1106,6 +1281,7 @@ export type PaymentCreateManyPaymentMethodInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1123,11 +1299,13 @@ export type PaymentUpdateWithoutPaymentMethodInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentsNestedInput
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutPaymentsNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateWithoutPaymentMethodInput = {
@@ -1144,9 +1322,11 @@ export type PaymentUncheckedUpdateWithoutPaymentMethodInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateManyWithoutPaymentMethodInput = {
@@ -1163,6 +1343,7 @@ export type PaymentUncheckedUpdateManyWithoutPaymentMethodInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1182,6 +1363,7 @@ export type PaymentCreateManyInvoiceInput = {
   declineCode?: string | null
   failureMessage?: string | null
   nextActionUrl?: string | null
+  amountRefunded?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1199,11 +1381,13 @@ export type PaymentUpdateWithoutInvoiceInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   customer?: Prisma.CustomerUpdateOneRequiredWithoutPaymentsNestedInput
   paymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutPaymentsNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateWithoutInvoiceInput = {
@@ -1220,9 +1404,11 @@ export type PaymentUncheckedUpdateWithoutInvoiceInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutPaymentNestedInput
 }
 
 export type PaymentUncheckedUpdateManyWithoutInvoiceInput = {
@@ -1239,11 +1425,41 @@ export type PaymentUncheckedUpdateManyWithoutInvoiceInput = {
   declineCode?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   failureMessage?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   nextActionUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  amountRefunded?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
+
+/**
+ * Count Type PaymentCountOutputType
+ */
+
+export type PaymentCountOutputType = {
+  refunds: number
+}
+
+export type PaymentCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  refunds?: boolean | PaymentCountOutputTypeCountRefundsArgs
+}
+
+/**
+ * PaymentCountOutputType without action
+ */
+export type PaymentCountOutputTypeDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the PaymentCountOutputType
+   */
+  select?: Prisma.PaymentCountOutputTypeSelect<ExtArgs> | null
+}
+
+/**
+ * PaymentCountOutputType without action
+ */
+export type PaymentCountOutputTypeCountRefundsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.RefundWhereInput
+}
 
 
 export type PaymentSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1262,12 +1478,15 @@ export type PaymentSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   declineCode?: boolean
   failureMessage?: boolean
   nextActionUrl?: boolean
+  amountRefunded?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   paymentMethod?: boolean | Prisma.Payment$paymentMethodArgs<ExtArgs>
+  refunds?: boolean | Prisma.Payment$refundsArgs<ExtArgs>
+  _count?: boolean | Prisma.PaymentCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["payment"]>
 
 export type PaymentSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1286,6 +1505,7 @@ export type PaymentSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   declineCode?: boolean
   failureMessage?: boolean
   nextActionUrl?: boolean
+  amountRefunded?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -1310,6 +1530,7 @@ export type PaymentSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   declineCode?: boolean
   failureMessage?: boolean
   nextActionUrl?: boolean
+  amountRefunded?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -1334,16 +1555,19 @@ export type PaymentSelectScalar = {
   declineCode?: boolean
   failureMessage?: boolean
   nextActionUrl?: boolean
+  amountRefunded?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type PaymentOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "invoiceId" | "paymentMethodId" | "amount" | "currency" | "status" | "attemptNumber" | "idempotencyKey" | "gatewayPaymentIntentId" | "failureCode" | "declineCode" | "failureMessage" | "nextActionUrl" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["payment"]>
+export type PaymentOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "invoiceId" | "paymentMethodId" | "amount" | "currency" | "status" | "attemptNumber" | "idempotencyKey" | "gatewayPaymentIntentId" | "failureCode" | "declineCode" | "failureMessage" | "nextActionUrl" | "amountRefunded" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["payment"]>
 export type PaymentInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   paymentMethod?: boolean | Prisma.Payment$paymentMethodArgs<ExtArgs>
+  refunds?: boolean | Prisma.Payment$refundsArgs<ExtArgs>
+  _count?: boolean | Prisma.PaymentCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type PaymentIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
@@ -1362,6 +1586,7 @@ export type $PaymentPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     customer: Prisma.$CustomerPayload<ExtArgs>
     invoice: Prisma.$InvoicePayload<ExtArgs>
     paymentMethod: Prisma.$CustomerPaymentMethodPayload<ExtArgs> | null
+    refunds: Prisma.$RefundPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1385,6 +1610,10 @@ export type $PaymentPayload<ExtArgs extends runtime.Types.Extensions.InternalArg
      * Where the customer authenticates when the status is requires_action.
      */
     nextActionUrl: string | null
+    /**
+     * Minor units refunded so far (the refunds not failed or canceled).
+     */
+    amountRefunded: bigint
     /**
      * @json Metadata
      */
@@ -1788,6 +2017,7 @@ export interface Prisma__PaymentClient<T, Null = never, ExtArgs extends runtime.
   customer<T extends Prisma.CustomerDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CustomerDefaultArgs<ExtArgs>>): Prisma.Prisma__CustomerClient<runtime.Types.Result.GetResult<Prisma.$CustomerPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   invoice<T extends Prisma.InvoiceDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.InvoiceDefaultArgs<ExtArgs>>): Prisma.Prisma__InvoiceClient<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   paymentMethod<T extends Prisma.Payment$paymentMethodArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Payment$paymentMethodArgs<ExtArgs>>): Prisma.Prisma__CustomerPaymentMethodClient<runtime.Types.Result.GetResult<Prisma.$CustomerPaymentMethodPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
+  refunds<T extends Prisma.Payment$refundsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Payment$refundsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RefundPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1832,6 +2062,7 @@ export interface PaymentFieldRefs {
   readonly declineCode: Prisma.FieldRef<"Payment", 'String'>
   readonly failureMessage: Prisma.FieldRef<"Payment", 'String'>
   readonly nextActionUrl: Prisma.FieldRef<"Payment", 'String'>
+  readonly amountRefunded: Prisma.FieldRef<"Payment", 'BigInt'>
   readonly metadata: Prisma.FieldRef<"Payment", 'Json'>
   readonly createdAt: Prisma.FieldRef<"Payment", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Payment", 'DateTime'>
@@ -2252,6 +2483,30 @@ export type Payment$paymentMethodArgs<ExtArgs extends runtime.Types.Extensions.I
    */
   include?: Prisma.CustomerPaymentMethodInclude<ExtArgs> | null
   where?: Prisma.CustomerPaymentMethodWhereInput
+}
+
+/**
+ * Payment.refunds
+ */
+export type Payment$refundsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the Refund
+   */
+  select?: Prisma.RefundSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the Refund
+   */
+  omit?: Prisma.RefundOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.RefundInclude<ExtArgs> | null
+  where?: Prisma.RefundWhereInput
+  orderBy?: Prisma.RefundOrderByWithRelationInput | Prisma.RefundOrderByWithRelationInput[]
+  cursor?: Prisma.RefundWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.RefundScalarFieldEnum | Prisma.RefundScalarFieldEnum[]
 }
 
 /**
