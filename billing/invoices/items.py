@@ -15,12 +15,10 @@ from billing.db.pagination import Page, PageRequest, paginate
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
-from billing.invoices.lines import DraftLine
 from billing.models import Customer, InvoiceItem, Price
 from billing.money.currencies import currency_param
 from billing.payments.repository import get_live_customer
 from billing.subscriptions.changes import check_price_currency
-from billing.subscriptions.periods import Period
 from contracts.enums import PriceType
 from contracts.invoice_items import InvoiceItemCreate
 
@@ -81,20 +79,6 @@ async def oldest_pending_currency(session: AsyncSession, customer_id: str) -> st
         )
         .order_by(InvoiceItem.created_at, InvoiceItem.id)
         .limit(1)
-    )
-
-
-def item_line(item: InvoiceItem) -> DraftLine:
-    """An invoice item as a line of the invoice that takes it."""
-    return DraftLine(
-        item.subscription_item_id,
-        item.price_id,
-        item.description,
-        item.quantity,
-        item.unit_amount_decimal,
-        item.amount,
-        Period(item.period_start, item.period_end),
-        proration=item.proration,
     )
 
 

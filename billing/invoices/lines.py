@@ -1,4 +1,5 @@
-"""The lines of a subscription's invoice, from the pricing engine. Pure, no I/O.
+"""The lines of an invoice: a subscription's from the pricing engine, a waiting invoice
+item's as it was made. Pure, no I/O.
 
 One function decides what an item costs on an invoice, so the invoice a subscription
 creates and the preview of it are the same computation. Licensed items are billed in
@@ -16,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.catalog.pricing import PriceTerms, Quote, quote
+from billing.models import InvoiceItem
 from billing.money.amounts import format_amount
 from billing.subscriptions.periods import Period
 from billing.subscriptions.proration import ItemAmount, ProrationKind, prorate, proration_lines
@@ -99,6 +101,20 @@ def advance_line(item: ItemToBill, currency: str, period: Period, full_period: P
         period,
         proration=True,
         breakdown=_breakdown(priced),
+    )
+
+
+def item_line(item: InvoiceItem) -> DraftLine:
+    """A waiting invoice item (a proration, a one-off charge) as a line of the invoice that takes it."""
+    return DraftLine(
+        item.subscription_item_id,
+        item.price_id,
+        item.description,
+        item.quantity,
+        item.unit_amount_decimal,
+        item.amount,
+        Period(item.period_start, item.period_end),
+        proration=item.proration,
     )
 
 

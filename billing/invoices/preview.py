@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.sessions import get_one
 from billing.errors import InvalidRequest, ResourceMissing
-from billing.invoices.lines import DraftLine
+from billing.invoices.lines import DraftLine, item_line
 from billing.invoices.service import drafted_taxes, tax_amounts
 from billing.invoices.totals import LineTaxes, invoice_totals
 from billing.models import Customer, Subscription
@@ -56,7 +56,7 @@ async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceReques
         ),
         now,
     )
-    pending = [changes.pending_line(item) for item in await changes.pending_items(session, subscription)]
+    pending = [item_line(item) for item in await changes.pending_items(session, subscription)]
     now_lines = changes.invoiced_now(plan, pending) if request.subscriptionItems is not None else None
     if now_lines is not None:
         lines, period, reason = now_lines, changes.change_period(plan), "subscription_update"

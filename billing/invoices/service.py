@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
-from billing.invoices.items import item_line, oldest_pending_currency, pending_one_off_items
-from billing.invoices.lines import DraftLine
+from billing.invoices.items import oldest_pending_currency, pending_one_off_items
+from billing.invoices.lines import DraftLine, item_line
 from billing.invoices.numbering import InvoiceNumbering, take_invoice_number
 from billing.invoices.status import InvoiceAction, after, check_deletable
 from billing.invoices.totals import LineTaxes, LineTaxRates, TaxLine, invoice_totals, line_taxes

@@ -4,7 +4,8 @@ transaction; never commits)."""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,21 @@ from contracts.refunds import RefundCreate, RefundRecord
 
 # a refund in these never moved money: it does not count against what is left to refund
 UNREFUNDED: Final = frozenset({"failed", "canceled"})
+
+
+def asks_for(request: RefundCreate, refund: Mapping[str, Any]) -> bool:
+    """Whether a recorded refund answers `request`: a refund of what it names, with its
+    amount (when it gave one), reason and metadata (an Idempotency-Key repeats one request)."""
+    named = (
+        refund["paymentId"] == request.payment
+        if request.payment is not None
+        else refund["invoiceId"] == request.invoice
+    )
+    return (
+        named
+        and request.amount in (None, refund["amount"])
+        and (refund["reason"], refund["metadata"]) == (request.reason, request.metadata)
+    )
 
 
 def refundable_amount(payment: Payment) -> int:

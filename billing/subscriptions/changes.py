@@ -190,19 +190,6 @@ async def pending_items(session: AsyncSession, subscription: Subscription) -> li
     )
 
 
-def pending_line(item: InvoiceItem) -> DraftLine:
-    return DraftLine(
-        item.subscription_item_id,
-        item.price_id,
-        item.description,
-        item.quantity,
-        item.unit_amount_decimal,
-        item.amount,
-        Period(item.period_start, item.period_end),
-        proration=item.proration,
-    )
-
-
 def renewal_lines(plan_items: list[BilledItem], currency: str, period: Period, anchor: datetime) -> list[DraftLine]:
     """The next period's advance lines for the licensed items (what a renewal bills)."""
     upcoming = next_period(period, anchor, plan_items[0].interval)

@@ -15,7 +15,7 @@ from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices import service as invoices
-from billing.invoices.lines import DraftLine, advance_line, proration_draft_lines, trial_line
+from billing.invoices.lines import DraftLine, advance_line, item_line, proration_draft_lines, trial_line
 from billing.invoices.status import InvoiceAction, after
 from billing.models import (
     Customer,
@@ -386,7 +386,7 @@ async def _apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: 
         await session.flush()
         return ChangedSubscription(subscription)
     pending = await changes_.pending_items(session, subscription)
-    lines = changes_.invoiced_now(plan, [changes_.pending_line(item) for item in pending])
+    lines = changes_.invoiced_now(plan, [item_line(item) for item in pending])
     if not lines:
         await session.flush()
         return ChangedSubscription(subscription)

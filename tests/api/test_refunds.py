@@ -59,6 +59,14 @@ async def test_a_paid_invoice_refunded_in_part_then_in_full(
     again = await client.post("/v1/refunds", json=body, headers=key)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true" and again.json() == refund
     assert await refund_count(session_factory, org.organization_id) == 1
+    # the key names that request: another amount, or a key of another write, is refused
+    other_amount = await client.post("/v1/refunds", json={**body, "amount": 400}, headers=key)
+    assert_error(other_amount, 400, "idempotency_key_in_use", None, type_="idempotency_error")
+    customer_key = {"Idempotency-Key": f"customer-{uuid.uuid4()}"}
+    assert (await client.post("/v1/customers", json={"name": "K"}, headers=customer_key)).status_code == 201
+    reused = await client.post("/v1/refunds", json=body, headers=customer_key)
+    assert_error(reused, 400, "idempotency_key_in_use", None, type_="idempotency_error")
+    assert await refund_count(session_factory, org.organization_id) == 1
 
     too_much = await client.post("/v1/refunds", json={"payment": payment.id, "amount": 1500})
     error = assert_error(too_much, 400, "amount_too_large", "amount")
