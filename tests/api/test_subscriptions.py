@@ -157,13 +157,24 @@ async def test_a_later_billing_cycle_anchor_prorates_the_first_period(api_client
     assert line["description"].startswith("Remaining time on 1 × Team plan after ")
 
 
-@pytest.mark.parametrize(("currency", "amount"), [("usd", 3000), ("eur", 2750), ("jpy", 4400), ("kwd", 9250)])
+# 3 units, with 8.875 % sales tax added, rounded once in each currency's minor unit (half
+# away from zero): 9000 -> 798.75 -> 799; 8250 -> 732.1875 -> 732; 13200 yen -> 1171.5 ->
+# 1172; 27750 fils -> 2462.8125 -> 2463
+@pytest.mark.parametrize(
+    ("currency", "amount", "tax"), [("usd", 3000, 799), ("eur", 2750, 732), ("jpy", 4400, 1172), ("kwd", 9250, 2463)]
+)
 async def test_each_currency_charges_its_own_amount_in_its_minor_unit(
-    api_client: TenantClient, currency: str, amount: int
+    api_client: TenantClient, currency: str, amount: int, tax: int
 ) -> None:
     plan = await price(
         api_client,
         currencyOptions={"eur": {"unitAmount": 2750}, "jpy": {"unitAmount": 4400}, "kwd": {"unitAmount": 9250}},
+    )
+    sales = await ok(
+        await api_client.post(
+            "/v1/tax-rates", json={"displayName": "Sales tax", "percentage": "8.875", "inclusive": False}
+        ),
+        201,
     )
     buyer = await customer(api_client)
     created = await subscribe(
@@ -171,11 +182,13 @@ async def test_each_currency_charges_its_own_amount_in_its_minor_unit(
         customer=buyer["id"],
         items=[{"price": plan["id"], "quantity": 3}],
         currency=currency.upper(),
+        defaultTaxRates=[sales["id"]],
         collectionMethod="send_invoice",
         daysUntilDue=0,
     )
     invoice = await invoice_of(api_client, created)
-    assert (created["currency"], invoice["currency"], invoice["total"]) == (currency, currency, 3 * amount)
+    assert (created["currency"], invoice["currency"], invoice["subtotal"]) == (currency, currency, 3 * amount)
+    assert (invoice["tax"], invoice["total"]) == (tax, 3 * amount + tax)
     assert invoice["lines"][0]["currency"] == currency
 
 
