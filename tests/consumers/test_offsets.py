@@ -98,7 +98,10 @@ async def test_the_group_commits_every_applied_batch(session_factory, monkeypatc
             while sum([await _applied(session_factory, t.organization_id) for t in tenants]) < COMMANDS:
                 await asyncio.sleep(0.1)
         ends = await _positions(partition_count, committed=False)
-        assert sum(ends.values()) == COMMANDS
+        # more than ours when an API process of this test run sends its key-use report (one
+        # command a minute, to the topics of the prefix in force) meanwhile: the group applies
+        # and commits that one too
+        assert sum(ends.values()) >= COMMANDS
         async with asyncio.timeout(15):  # the commits go out in the background, right behind the batches
             while (committed := await _positions(partition_count, committed=True)) != ends:
                 await asyncio.sleep(0.1)
