@@ -112,7 +112,7 @@ async def delete_item(session: AsyncSession, command: InvoiceItemDelete) -> Appl
 @router.handles(InvoiceCreate)
 async def create(session: AsyncSession, command: InvoiceCreate) -> Applied[InvoiceDetails]:
     created = await invoices.create_one_off(session, command, clock.now())
-    return await _invoice(session, created.invoice, INVOICE_CREATED)
+    return await _invoice(session, created, INVOICE_CREATED)
 
 
 @router.handles(InvoiceFinalize)

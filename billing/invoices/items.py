@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.catalog.pricing import quote
-from billing.catalog.repository import get_price, get_product, price_terms
+from billing.catalog.repository import get_product, price_terms
 from billing.db.pagination import Page, PageRequest, paginate
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
-from billing.models import Customer, InvoiceItem, Price
-from billing.money.currencies import currency_param
+from billing.invoices.collection import billing_currency
+from billing.models import InvoiceItem
 from billing.payments.repository import get_live_customer
-from billing.subscriptions.changes import check_price_currency
+from billing.subscriptions.changes import check_price_currency, usable_price
 from contracts.enums import PriceType
 from contracts.invoice_items import InvoiceItemCreate
 
@@ -49,18 +49,23 @@ async def list_invoice_items(
     return await paginate(session, statement, InvoiceItem, page, "invoice_item")
 
 
+def _pending_one_off(customer_id: str) -> ColumnElement[bool]:
+    """The customer's items on no invoice and of no subscription (a subscription's wait for
+    its own next invoice)."""
+    return and_(
+        InvoiceItem.customer_id == customer_id,
+        InvoiceItem.subscription_id.is_(None),
+        InvoiceItem.invoice_id.is_(None),
+    )
+
+
 async def pending_one_off_items(session: AsyncSession, customer_id: str, currency: str) -> list[InvoiceItem]:
     """The customer's items on no invoice and of no subscription, in `currency`, oldest first."""
     return list(
         (
             await session.scalars(
                 select(InvoiceItem)
-                .where(
-                    InvoiceItem.customer_id == customer_id,
-                    InvoiceItem.subscription_id.is_(None),
-                    InvoiceItem.invoice_id.is_(None),
-                    InvoiceItem.currency == currency,
-                )
+                .where(_pending_one_off(customer_id), InvoiceItem.currency == currency)
                 .order_by(InvoiceItem.created_at, InvoiceItem.position, InvoiceItem.id)
                 .with_for_update()
             )
@@ -72,53 +77,10 @@ async def oldest_pending_currency(session: AsyncSession, customer_id: str) -> st
     """The currency of the customer's oldest pending one-off item, if any."""
     return await session.scalar(
         select(InvoiceItem.currency)
-        .where(
-            InvoiceItem.customer_id == customer_id,
-            InvoiceItem.subscription_id.is_(None),
-            InvoiceItem.invoice_id.is_(None),
-        )
+        .where(_pending_one_off(customer_id))
         .order_by(InvoiceItem.created_at, InvoiceItem.id)
         .limit(1)
     )
-
-
-def _currency(command: InvoiceItemCreate, customer: Customer, price: Price | None, pending: str | None) -> str:
-    """As asked, else the customer's, else that of its pending items, else the price's; a
-    customer bills in one currency."""
-    if command.currency is not None:
-        currency = currency_param(command.currency, "currency")
-    elif customer.currency is not None:
-        currency = customer.currency
-    elif pending is not None:
-        currency = pending
-    elif price is not None:
-        currency = price.currency
-    else:
-        raise InvalidRequest(
-            "currency is required: the customer has no currency yet.", code="parameter_missing", param="currency"
-        )
-    if customer.currency is not None and customer.currency != currency:
-        raise InvalidRequest(
-            f"The customer bills in {customer.currency}; an invoice item in {currency} cannot be added.",
-            code="currency_mismatch",
-            param="currency",
-        )
-    return currency
-
-
-async def _one_time_price(session: AsyncSession, price_id: str) -> Price:
-    price = await get_price(session, price_id)
-    if price is None:
-        raise ResourceMissing("price", price_id, param="price")
-    if not price.active:
-        raise InvalidRequest(f"The price {price.id} is archived.", code="price_inactive", param="price")
-    if price.type is not PriceType.one_time:
-        raise InvalidRequest(
-            f"The price {price.id} is recurring; an invoice item takes a one_time price.",
-            code="price_not_one_time",
-            param="price",
-        )
-    return price
 
 
 async def create_invoice_item(session: AsyncSession, command: InvoiceItemCreate, now: datetime) -> InvoiceItem:
@@ -131,8 +93,16 @@ async def create_invoice_item(session: AsyncSession, command: InvoiceItemCreate,
     customer = await get_live_customer(session, command.customer)
     if customer is None:
         raise ResourceMissing("customer", command.customer, param="customer")
-    price = await _one_time_price(session, command.price) if command.price is not None else None
-    currency = _currency(command, customer, price, await oldest_pending_currency(session, customer.id))
+    price = (
+        await usable_price(session, command.price, "price", PriceType.one_time) if command.price is not None else None
+    )
+    currency = billing_currency(
+        customer.currency,
+        command.currency,
+        await oldest_pending_currency(session, customer.id),
+        price.currency if price is not None else None,
+        what="an invoice item",
+    )
     start = command.periodStart or now
     end = command.periodEnd or start + INSTANT
     if end <= start:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
+from billing.invoices.collection import check_collection
 from billing.invoices.items import oldest_pending_currency, pending_one_off_items
 from billing.invoices.lines import DraftLine, item_line
 from billing.invoices.numbering import InvoiceNumbering, take_invoice_number
@@ -29,10 +30,9 @@ from contracts.json_shapes import TaxAmount
 
 
 @dataclass(frozen=True)
-class InvoiceWithLines:
+class FinalizedInvoice:
     invoice: Invoice
-    lines: list[InvoiceLineItem]
-    payment: Payment | None = None  # the attempt a finalization asks the payment worker for
+    payment: Payment | None  # the attempt the finalization asks the payment worker for
 
 
 def tax_amounts(taxes: LineTaxes) -> list[TaxAmount]:
@@ -181,15 +181,10 @@ async def void_open_invoices(session: AsyncSession, subscription: Subscription, 
 # ---------------------------------------------------------------- one-off invoices and their actions
 
 
-async def create_one_off(session: AsyncSession, command: InvoiceCreate, now: datetime) -> InvoiceWithLines:
+async def create_one_off(session: AsyncSession, command: InvoiceCreate, now: datetime) -> Invoice:
     """A draft of the customer's pending one-off items (billing.invoices.items), in the
     customer's currency (else the oldest pending item's, which then becomes the customer's)."""
-    if (command.collectionMethod is CollectionMethod.send_invoice) != (command.daysUntilDue is not None):
-        raise InvalidRequest(
-            "daysUntilDue is required with collectionMethod send_invoice, and only then.",
-            code="parameter_missing" if command.daysUntilDue is None else "parameter_invalid",
-            param="daysUntilDue",
-        )
+    check_collection(command.collectionMethod, command.daysUntilDue)
     customer = await get_live_customer(session, command.customer, for_update=True)
     if customer is None:
         raise ResourceMissing("customer", command.customer, param="customer")
@@ -202,7 +197,7 @@ async def create_one_off(session: AsyncSession, command: InvoiceCreate, now: dat
             param="customer",
         )
     period = Period(min(i.period_start for i in pending), max(i.period_end for i in pending))
-    invoice, rows = await create_draft(
+    invoice, _ = await create_draft(
         session,
         customer,
         [item_line(item) for item in pending],
@@ -218,7 +213,7 @@ async def create_one_off(session: AsyncSession, command: InvoiceCreate, now: dat
         item.invoice_id = invoice.id
     customer.currency = currency
     await session.flush()
-    return InvoiceWithLines(invoice, rows)
+    return invoice
 
 
 async def _invoice_for_update(session: AsyncSession, invoice_id: str) -> Invoice:
@@ -240,7 +235,7 @@ async def _lines(session: AsyncSession, invoice: Invoice) -> list[InvoiceLineIte
     )
 
 
-async def finalize_invoice(session: AsyncSession, invoice_id: str, now: datetime) -> InvoiceWithLines:
+async def finalize_invoice(session: AsyncSession, invoice_id: str, now: datetime) -> FinalizedInvoice:
     """draft -> open (or paid, when nothing is due), numbered; charge_automatically with an
     amount due records a payment attempt for the payment worker, as a subscription's does."""
     invoice = await _invoice_for_update(session, invoice_id)
@@ -262,7 +257,7 @@ async def finalize_invoice(session: AsyncSession, invoice_id: str, now: datetime
         if method is not None:  # without one the invoice waits, open, for POST /pay
             payment = await record_attempt(session, invoice, method)
     await session.flush()
-    return InvoiceWithLines(invoice, rows, payment)
+    return FinalizedInvoice(invoice, payment)
 
 
 async def void_invoice(session: AsyncSession, invoice_id: str, now: datetime) -> Invoice:

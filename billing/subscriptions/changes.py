@@ -86,19 +86,28 @@ def check_price_currency(price: Price, currency: str, param: str) -> None:
         raise InvalidRequest(error.message, code="currency_not_supported", param=param) from None
 
 
-async def usable_price(session: AsyncSession, price_id: str, param: str) -> Price:
-    """A price a subscription item may take: this organization's, active, recurring."""
+# what takes a price of each type, and the code refusing the other type (Stripe's)
+_TAKERS = {PriceType.recurring: "a subscription item", PriceType.one_time: "an invoice item"}
+_WRONG_TYPE = {PriceType.recurring: "price_not_recurring", PriceType.one_time: "price_not_one_time"}
+
+
+async def usable_price(
+    session: AsyncSession, price_id: str, param: str, price_type: PriceType = PriceType.recurring
+) -> Price:
+    """A price a subscription item (recurring) or an invoice item (one_time) may take:
+    this organization's, active, of that type."""
     price = await get_price(session, price_id)
     if price is None:
         raise ResourceMissing("price", price_id, param=param)
+    taker = _TAKERS[price_type]
     if not price.active:
         raise InvalidRequest(
-            f"The price {price.id} is archived; a subscription item cannot take it.", code="price_inactive", param=param
+            f"The price {price.id} is archived; {taker} cannot take it.", code="price_inactive", param=param
         )
-    if price.type is not PriceType.recurring:
+    if price.type is not price_type:
         raise InvalidRequest(
-            f"The price {price.id} is a one_time price; a subscription item needs a recurring price.",
-            code="price_not_recurring",
+            f"The price {price.id} is a {price.type} price; {taker} needs a {price_type} price.",
+            code=_WRONG_TYPE[price_type],
             param=param,
         )
     return price

@@ -15,6 +15,7 @@ from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices import service as invoices
+from billing.invoices.collection import billing_currency, check_collection
 from billing.invoices.lines import DraftLine, advance_line, item_line, proration_draft_lines, trial_line
 from billing.invoices.status import InvoiceAction, after
 from billing.models import (
@@ -29,7 +30,6 @@ from billing.models import (
     SubscriptionTaxRate,
     TaxRate,
 )
-from billing.money.currencies import currency_param
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
@@ -108,23 +108,6 @@ async def _replace_default_tax_rates(session: AsyncSession, subscription: Subscr
     await session.flush()
 
 
-def _currency(command: SubscriptionCreate, customer: Customer, first_price: Price) -> str:
-    """The subscription's currency: as asked, else the customer's, else the first price's.
-    A customer bills in one currency: its first subscription fixes it (Stripe's rule)."""
-    if command.currency is not None:
-        currency = currency_param(command.currency, "currency")
-    else:
-        currency = customer.currency or first_price.currency
-    if customer.currency is not None and customer.currency != currency:
-        raise InvalidRequest(
-            f"The customer bills in {customer.currency}; a subscription in {currency} cannot be added. "
-            "A customer's subscriptions and invoices share one currency.",
-            code="currency_mismatch",
-            param="currency",
-        )
-    return currency
-
-
 def _trial_end(command: SubscriptionCreate, now: datetime) -> datetime | None:
     if command.trialPeriodDays is not None:
         return now + timedelta(days=command.trialPeriodDays)
@@ -135,21 +118,6 @@ def _trial_end(command: SubscriptionCreate, now: datetime) -> datetime | None:
             )
         return command.trialEnd
     return None
-
-
-def _check_collection(command: SubscriptionCreate) -> None:
-    if command.collectionMethod is CollectionMethod.send_invoice and command.daysUntilDue is None:
-        raise InvalidRequest(
-            "daysUntilDue is required when collectionMethod is send_invoice.",
-            code="parameter_missing",
-            param="daysUntilDue",
-        )
-    if command.collectionMethod is CollectionMethod.charge_automatically and command.daysUntilDue is not None:
-        raise InvalidRequest(
-            "daysUntilDue applies only when collectionMethod is send_invoice.",
-            code="parameter_invalid",
-            param="daysUntilDue",
-        )
 
 
 def _first_period(command: SubscriptionCreate, now: datetime, interval: Interval, trial_end: datetime | None) -> Period:
@@ -175,7 +143,7 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
     the first invoice must be charged (charge_automatically): the payment settles it.
     """
     organization_id = tenant_of(session)
-    _check_collection(command)
+    check_collection(command.collectionMethod, command.daysUntilDue)
     customer = await get_live_customer(session, command.customer, for_update=True)
     if customer is None:
         raise ResourceMissing("customer", command.customer, param="customer")
@@ -190,7 +158,7 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
         await usable_tax_rates(session, item.taxRates, f"items[{index}][taxRates]")
         for index, item in enumerate(command.items)
     ]
-    currency = _currency(command, customer, prices[0])
+    currency = billing_currency(customer.currency, command.currency, prices[0].currency, what="a subscription")
     interval = changes_.price_interval(prices[0])
     to_bill: list[changes_.BilledItem] = []
     subscription_id = new_id("subscription")

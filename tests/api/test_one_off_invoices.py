@@ -131,3 +131,16 @@ async def test_bad_invoice_items_and_invoices_are_refused_and_write_nothing(
         "/v1/invoices/in_missing000000000000000000/void",
     ):
         assert_error(await api_client.post(path), 404, "resource_missing", "id")
+
+
+async def test_a_customer_bills_in_the_currency_its_first_invoice_fixed(api_client: TenantClient) -> None:
+    buyer = await customer(api_client)
+    await item(api_client, customer=buyer["id"], amount=1000, currency="usd")
+    await ok(await api_client.post("/v1/invoices", json={"customer": buyer["id"]}), 201)
+    refused = await api_client.post(
+        "/v1/invoiceitems", json={"customer": buyer["id"], "amount": 500, "currency": "eur"}
+    )
+    assert_error(refused, 400, "currency_mismatch", "currency")
+    assert (await item(api_client, customer=buyer["id"], amount=500))["currency"] == "usd"
+    charged = {"customer": buyer["id"], "daysUntilDue": 3}  # charge_automatically takes no due date
+    assert_error(await api_client.post("/v1/invoices", json=charged), 400, "parameter_invalid", "daysUntilDue")

@@ -11,7 +11,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from billing.db.sessions import tenant_session
 from billing.models import Refund
+from billing.payments.refunds import record_refund
+from contracts.refunds import RefundRecord
 from tests.api.conftest import assert_error
 from tests.api.test_payment_methods import connected_tenant
 from tests.api.test_subscription_payments import (  # noqa: F401  (payment_worker: a fixture)
@@ -75,6 +78,14 @@ async def test_a_paid_invoice_refunded_in_part_then_in_full(
     assert rest.status_code == 201, rest.text
     assert rest.json()["amount"] == 1499
     assert_error(await client.post("/v1/refunds", json={"invoice": invoice}), 400, "charge_already_refunded", "payment")
+
+    # Stripe's answer recorded again (a redelivered command, another key): nothing changes
+    repeat = RefundRecord(
+        paymentId=payment.id, amount=500, status="succeeded", gatewayRefundId=refund["gatewayRefundId"]
+    )
+    async with tenant_session(session_factory, org.organization_id) as session:
+        again_recorded, again_payment, recorded = await record_refund(session, repeat)
+        assert (again_recorded.id, recorded, again_payment.amount_refunded) == (refund["id"], False, 1999)
 
     listed = (await client.get("/v1/refunds", params={"invoice": invoice})).json()["data"]
     assert [r["amount"] for r in listed] == [1499, 500]  # newest first
