@@ -17,6 +17,7 @@ from api.controllers.analytics import AnalyticsController, AnalyticsStores
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
 from api.controllers.commands import CommandController
+from api.controllers.credit_notes import CreditNoteController
 from api.controllers.customers import CustomerController
 from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.invoice_items import InvoiceItemController
@@ -61,7 +62,14 @@ from producers.publisher import Publisher, create_broker
 MAX_BODY_BYTES = 256 * 1024
 CATALOG = [AttributeDefinitionController, ProductController, PriceController, ExchangeRateController]
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]
-BILLING = [SubscriptionController, InvoiceController, InvoiceItemController, RefundController, TaxRateController]
+BILLING = [
+    SubscriptionController,
+    InvoiceController,
+    InvoiceItemController,
+    RefundController,
+    CreditNoteController,
+    TaxRateController,
+]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]
 
 

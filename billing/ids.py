@@ -28,6 +28,8 @@ PREFIXES = {
     "tax_rate": "txr",
     "subscription_tax_rate": "stxr",
     "refund": "rfd",
+    "credit_note": "cn",
+    "credit_note_line_item": "cnli",
 }
 
 

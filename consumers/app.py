@@ -29,6 +29,7 @@ from billing.delivery.outbox import PostgresOutboxStore
 from billing.secrets.redaction import install_log_redaction
 from consumers import (
     catalog,
+    credit_notes,
     customers,
     invoices,
     meters,
@@ -62,6 +63,7 @@ ROUTES = merge_routes(
     meters.router,
     subscriptions.router,
     invoices.router,
+    credit_notes.router,
     tax_rates.router,
 )
 RETRY_WINDOW_SECONDS = 120.0

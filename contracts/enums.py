@@ -99,6 +99,30 @@ class InvoiceStatus(StrEnum):
     void = "void"
 
 
+class CreditNoteStatus(StrEnum):
+    """A credit note is issued, or void (its effect undone: only one that returned no money)."""
+
+    issued = "issued"
+    void = "void"
+
+
+class CreditNoteType(StrEnum):
+    """What a credit note did to its invoice: reduced what was left to pay (pre_payment),
+    gave back some of what was paid (post_payment), or both (mixed).
+    """
+
+    pre_payment = "pre_payment"
+    post_payment = "post_payment"
+    mixed = "mixed"
+
+
+class CreditNoteLineType(StrEnum):
+    """A credit note line credits part of an invoice line, or is a line of its own."""
+
+    invoice_line_item = "invoice_line_item"
+    custom_line_item = "custom_line_item"
+
+
 class PaymentStatus(StrEnum):
     """A payment attempt: recorded (pending) before the gateway is called, then what the
     gateway answered (processing: a bank debit settling; requires_action: 3-D Secure).
@@ -121,6 +145,9 @@ __all__ = [
     "BillingScheme",
     "CollectionMethod",
     "CommandStatus",
+    "CreditNoteLineType",
+    "CreditNoteStatus",
+    "CreditNoteType",
     "InvoiceStatus",
     "MeterAggregation",
     "PaymentMethodType",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
 
+from contracts.credit_notes import CreditNoteDetails
 from contracts.invoices import InvoiceDetails
 from contracts.payments import StripeAccount
 from contracts.resources import (
@@ -111,6 +112,8 @@ INVOICE_PAYMENT_FAILED: EventType[InvoiceDetails] = EventType("invoice.payment_f
 INVOICE_PAYMENT_ACTION_REQUIRED: EventType[InvoiceDetails] = EventType("invoice.payment_action_required")
 INVOICE_MARKED_UNCOLLECTIBLE: EventType[InvoiceDetails] = EventType("invoice.marked_uncollectible")
 INVOICE_DELETED: EventType[InvoiceDetails] = EventType("invoice.deleted")
+# a finalized invoice's amounts changed (a credit note issued or voided)
+INVOICE_UPDATED: EventType[InvoiceDetails] = EventType("invoice.updated")
 INVOICE_ITEM_CREATED: EventType[InvoiceItem] = EventType("invoiceitem.created")
 INVOICE_ITEM_DELETED: EventType[InvoiceItem] = EventType("invoiceitem.deleted")
 
@@ -120,3 +123,5 @@ PAYMENT_CREATED: EventType[Payment] = EventType("payment.created")
 PAYMENT_UPDATED: EventType[Payment] = EventType("payment.updated")
 # a refund recorded after Stripe made it (its payment's amountRefunded follows in payment.updated)
 REFUND_CREATED: EventType[Refund] = EventType("refund.created")
+CREDIT_NOTE_CREATED: EventType[CreditNoteDetails] = EventType("credit_note.created")
+CREDIT_NOTE_VOIDED: EventType[CreditNoteDetails] = EventType("credit_note.voided")

@@ -19,6 +19,9 @@ from contracts.enums import (
     BillingScheme,
     CollectionMethod,
     CommandStatus,
+    CreditNoteLineType,
+    CreditNoteStatus,
+    CreditNoteType,
     InvoiceStatus,
     MeterAggregation,
     PaymentMethodType,
@@ -332,6 +335,14 @@ class Invoice(Resource):
     gatewayPaymentIntentId: str | None = Field(
         validation_alias=AliasChoices("gateway_payment_intent_id", "gatewayPaymentIntentId")
     )
+    prePaymentCreditNotesAmount: int = Field(
+        validation_alias=AliasChoices("pre_payment_credit_notes_amount", "prePaymentCreditNotesAmount"),
+        description="What issued credit notes took off the amount due before it was paid (minor units).",
+    )
+    postPaymentCreditNotesAmount: int = Field(
+        validation_alias=AliasChoices("post_payment_credit_notes_amount", "postPaymentCreditNotesAmount"),
+        description="What issued credit notes gave back of the amount paid: refunded, credited to the\ncustomer's balance or out of band (minor units).",
+    )
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
@@ -472,6 +483,66 @@ class Refund(Resource):
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
+class CreditNote(Resource):
+    """Stripe's credit note: a finalized invoice's adjustment. It first reduces what is left to
+    pay (prePaymentAmount); the rest (postPaymentAmount) is refunded, credited to the
+    customer's balance or recorded as credited out of band, and those three add up to it.
+    Numbered after its invoice (INV-0001-CN-01), never more than the invoice can give back.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    invoiceId: str = Field(validation_alias=AliasChoices("invoice_id", "invoiceId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    number: str
+    status: CreditNoteStatus
+    type: CreditNoteType
+    currency: str
+    subtotal: int = Field(description="The lines' amounts (minor units, inclusive taxes within them).")
+    tax: int = Field(description="Every tax credited with the lines, inclusive and exclusive.")
+    total: int = Field(description="subtotal plus the exclusive taxes: what the credit note is worth.")
+    prePaymentAmount: int = Field(validation_alias=AliasChoices("pre_payment_amount", "prePaymentAmount"))
+    postPaymentAmount: int = Field(validation_alias=AliasChoices("post_payment_amount", "postPaymentAmount"))
+    refundAmount: int = Field(validation_alias=AliasChoices("refund_amount", "refundAmount"))
+    creditAmount: int = Field(
+        validation_alias=AliasChoices("credit_amount", "creditAmount"),
+        description="Credited to the customer's balance (applied to its next invoices).",
+    )
+    outOfBandAmount: int = Field(validation_alias=AliasChoices("out_of_band_amount", "outOfBandAmount"))
+    refundId: str | None = Field(validation_alias=AliasChoices("refund_id", "refundId"))
+    reason: str | None = Field(description="duplicate, fraudulent, order_change or product_unsatisfactory.")
+    memo: str | None
+    voidedAt: datetime | None = Field(validation_alias=AliasChoices("voided_at", "voidedAt"))
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
+class CreditNoteLineItem(Resource):
+    """A credit note's line: part of an invoice line (by amount or quantity, its taxes credited
+    in proportion, each rounded once) or a custom line (quantity x unit amount, untaxed).
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    creditNoteId: str = Field(validation_alias=AliasChoices("credit_note_id", "creditNoteId"))
+    type: CreditNoteLineType
+    invoiceLineItemId: str | None = Field(validation_alias=AliasChoices("invoice_line_item_id", "invoiceLineItemId"))
+    position: int = Field(description="The line's place on its credit note: 0, 1, 2, ...")
+    description: str
+    quantity: int | None
+    unitAmountDecimal: PlainDecimal | None = Field(
+        validation_alias=AliasChoices("unit_amount_decimal", "unitAmountDecimal"),
+        description="Minor units (a custom line's, or the invoice line's unit amount).",
+    )
+    amount: int = Field(description="Minor units credited, inclusive taxes within them.")
+    taxAmounts: list[TaxAmount] = Field(
+        validation_alias=AliasChoices("tax_amounts", "taxAmounts"),
+        description="Each tax rate's tax credited with this line, rounded once.",
+    )
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+
+
 class InvoiceNumberCounter(Resource):
     """Gapless invoice numbers: the last number given in one sequence of an organization,
     the organization's own (scope "organization") or one customer's (scope = its id).
@@ -530,6 +601,8 @@ class Outbox(Resource):
 
 __all__ = [
     "ApiKey",
+    "CreditNote",
+    "CreditNoteLineItem",
     "Customer",
     "CustomerPaymentMethod",
     "ExchangeRate",

@@ -45,7 +45,7 @@ def tax_amounts(taxes: LineTaxes) -> list[TaxAmount]:
     ]
 
 
-def _stored_taxes(row: InvoiceLineItem) -> LineTaxes:
+def stored_taxes(row: InvoiceLineItem) -> LineTaxes:
     """A line's taxes as computed when its invoice was drafted (rates never change after)."""
     return LineTaxes(
         row.amount,
@@ -139,7 +139,7 @@ async def finalize(
     """draft -> open with a gapless number, the customer's balance applied; an invoice with
     nothing left to pay is paid at once, as Stripe does."""
     invoice.status = after(invoice.status, InvoiceAction.finalize)
-    totals = invoice_totals([_stored_taxes(line) for line in lines], customer_balance=customer.balance)
+    totals = invoice_totals([stored_taxes(line) for line in lines], customer_balance=customer.balance)
     invoice.number = await take_invoice_number(session, customer, InvoiceNumbering.organization)
     invoice.starting_balance = totals.starting_balance
     invoice.ending_balance = totals.ending_balance

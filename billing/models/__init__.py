@@ -8,7 +8,16 @@ from billing.models.catalog import Meter, Price, Product, ProductAttributeDefini
 from billing.models.customers import Customer, CustomerPaymentMethod
 from billing.models.delivery import Outbox, ProcessedCommand
 from billing.models.fx import ExchangeRate
-from billing.models.invoices import Invoice, InvoiceItem, InvoiceLineItem, InvoiceNumberCounter, Refund, TaxRate
+from billing.models.invoices import (
+    CreditNote,
+    CreditNoteLineItem,
+    Invoice,
+    InvoiceItem,
+    InvoiceLineItem,
+    InvoiceNumberCounter,
+    Refund,
+    TaxRate,
+)
 from billing.models.organizations import ApiKey, Organization
 from billing.models.payments import Payment
 from billing.models.subscriptions import (
@@ -23,6 +32,9 @@ from contracts.enums import (
     BillingScheme,
     CollectionMethod,
     CommandStatus,
+    CreditNoteLineType,
+    CreditNoteStatus,
+    CreditNoteType,
     InvoiceStatus,
     MeterAggregation,
     PaymentMethodType,
@@ -44,6 +56,11 @@ __all__ = [
     "BillingScheme",
     "CollectionMethod",
     "CommandStatus",
+    "CreditNote",
+    "CreditNoteLineItem",
+    "CreditNoteLineType",
+    "CreditNoteStatus",
+    "CreditNoteType",
     "Customer",
     "CustomerPaymentMethod",
     "ExchangeRate",

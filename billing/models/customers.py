@@ -16,7 +16,7 @@ from billing.models.base import Base
 from contracts.enums import PaymentMethodType
 
 if TYPE_CHECKING:
-    from billing.models.invoices import Invoice, InvoiceItem, Refund
+    from billing.models.invoices import CreditNote, Invoice, InvoiceItem, Refund
     from billing.models.payments import Payment
     from billing.models.subscriptions import Subscription, SubscriptionSchedule
 
@@ -133,6 +133,13 @@ class Customer(Base):
         "Refund",
         back_populates="customer",
         primaryjoin="and_(Refund.organization_id == Customer.organization_id, foreign(Refund.customer_id) == Customer.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
+    credit_notes: Mapped[list[CreditNote]] = relationship(
+        "CreditNote",
+        back_populates="customer",
+        primaryjoin="and_(CreditNote.organization_id == Customer.organization_id, foreign(CreditNote.customer_id) == Customer.id)",
         lazy="raise",
         passive_deletes="all",
     )

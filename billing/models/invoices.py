@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.models.base import Base, new_uuid
-from contracts.enums import CollectionMethod, InvoiceStatus
+from contracts.enums import CollectionMethod, CreditNoteLineType, CreditNoteStatus, CreditNoteType, InvoiceStatus
 
 if TYPE_CHECKING:
     from billing.models.catalog import Price
@@ -106,6 +106,20 @@ class Invoice(Base):
     gateway_payment_intent_id: Mapped[str | None] = mapped_column(
         "gateway_payment_intent_id", String(255), nullable=True
     )
+    pre_payment_credit_notes_amount: Mapped[int] = mapped_column(
+        "pre_payment_credit_notes_amount",
+        BigInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="What issued credit notes took off the amount due before it was paid (minor units).",
+    )
+    post_payment_credit_notes_amount: Mapped[int] = mapped_column(
+        "post_payment_credit_notes_amount",
+        BigInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="What issued credit notes gave back of the amount paid: refunded, credited to the\ncustomer's balance or out of band (minor units).",
+    )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(
         "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
@@ -155,6 +169,13 @@ class Invoice(Base):
         "Refund",
         back_populates="invoice",
         primaryjoin="and_(Refund.organization_id == Invoice.organization_id, foreign(Refund.invoice_id) == Invoice.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
+    credit_notes: Mapped[list[CreditNote]] = relationship(
+        "CreditNote",
+        back_populates="invoice",
+        primaryjoin="and_(CreditNote.organization_id == Invoice.organization_id, foreign(CreditNote.invoice_id) == Invoice.id)",
         lazy="raise",
         passive_deletes="all",
     )
@@ -212,6 +233,7 @@ class InvoiceLineItem(Base):
     __tablename__ = "invoice_line_items"
     __table_args__ = (
         Index("invoice_line_items_invoice_id_idx", "invoice_id"),
+        Index("invoice_line_items_organization_id_id_key", "organization_id", "id", unique=True),
         Index("invoice_line_items_organization_id_idx", "organization_id"),
         ForeignKeyConstraint(
             ["organization_id", "invoice_id"],
@@ -297,6 +319,13 @@ class InvoiceLineItem(Base):
         back_populates="invoice_line_items",
         primaryjoin="and_(InvoiceLineItem.organization_id == Price.organization_id, foreign(InvoiceLineItem.price_id) == Price.id)",
         lazy="raise",
+    )
+    credit_note_lines: Mapped[list[CreditNoteLineItem]] = relationship(
+        "CreditNoteLineItem",
+        back_populates="invoice_line_item",
+        primaryjoin="and_(CreditNoteLineItem.organization_id == InvoiceLineItem.organization_id, foreign(CreditNoteLineItem.invoice_line_item_id) == InvoiceLineItem.id)",
+        lazy="raise",
+        passive_deletes="all",
     )
 
 
@@ -475,6 +504,223 @@ class Refund(Base):
         "Customer",
         back_populates="refunds",
         primaryjoin="and_(Refund.organization_id == Customer.organization_id, foreign(Refund.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    credit_note: Mapped[CreditNote | None] = relationship(
+        "CreditNote",
+        back_populates="refund",
+        primaryjoin="and_(CreditNote.organization_id == Refund.organization_id, foreign(CreditNote.refund_id) == Refund.id)",
+        lazy="raise",
+        uselist=False,
+        passive_deletes="all",
+    )
+
+
+class CreditNote(Base):
+    """Stripe's credit note: a finalized invoice's adjustment. It first reduces what is left to
+    pay (prePaymentAmount); the rest (postPaymentAmount) is refunded, credited to the
+    customer's balance or recorded as credited out of band, and those three add up to it.
+    Numbered after its invoice (INV-0001-CN-01), never more than the invoice can give back.
+    """
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        Index("credit_notes_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("credit_notes_organization_id_idx", "organization_id"),
+        Index("credit_notes_organization_id_invoice_id_idx", "organization_id", "invoice_id"),
+        Index("credit_notes_organization_id_number_key", "organization_id", "number", unique=True),
+        Index("credit_notes_organization_id_refund_id_key", "organization_id", "refund_id", unique=True),
+        ForeignKeyConstraint(
+            ["organization_id", "invoice_id"],
+            ["invoices.organization_id", "invoices.id"],
+            name="credit_notes_organization_id_invoice_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "customer_id"],
+            ["customers.organization_id", "customers.id"],
+            name="credit_notes_organization_id_customer_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "refund_id"],
+            ["refunds.organization_id", "refunds.id"],
+            name="credit_notes_organization_id_refund_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    invoice_id: Mapped[str] = mapped_column("invoice_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    number: Mapped[str] = mapped_column("number", String(80), nullable=False)
+    status: Mapped[CreditNoteStatus] = mapped_column(
+        "status",
+        Enum(CreditNoteStatus, name="CreditNoteStatus", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'issued'"),
+    )
+    type: Mapped[CreditNoteType] = mapped_column(
+        "type", Enum(CreditNoteType, name="CreditNoteType", native_enum=True, create_constraint=False), nullable=False
+    )
+    currency: Mapped[str] = mapped_column("currency", String(3), nullable=False)
+    subtotal: Mapped[int] = mapped_column(
+        "subtotal",
+        BigInteger(),
+        nullable=False,
+        comment="The lines' amounts (minor units, inclusive taxes within them).",
+    )
+    tax: Mapped[int] = mapped_column(
+        "tax", BigInteger(), nullable=False, comment="Every tax credited with the lines, inclusive and exclusive."
+    )
+    total: Mapped[int] = mapped_column(
+        "total",
+        BigInteger(),
+        nullable=False,
+        comment="subtotal plus the exclusive taxes: what the credit note is worth.",
+    )
+    pre_payment_amount: Mapped[int] = mapped_column("pre_payment_amount", BigInteger(), nullable=False)
+    post_payment_amount: Mapped[int] = mapped_column("post_payment_amount", BigInteger(), nullable=False)
+    refund_amount: Mapped[int] = mapped_column("refund_amount", BigInteger(), nullable=False, server_default=text("0"))
+    credit_amount: Mapped[int] = mapped_column(
+        "credit_amount",
+        BigInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="Credited to the customer's balance (applied to its next invoices).",
+    )
+    out_of_band_amount: Mapped[int] = mapped_column(
+        "out_of_band_amount", BigInteger(), nullable=False, server_default=text("0")
+    )
+    refund_id: Mapped[str | None] = mapped_column("refund_id", String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(
+        "reason", String(32), nullable=True, comment="duplicate, fraudulent, order_change or product_unsatisfactory."
+    )
+    memo: Mapped[str | None] = mapped_column("memo", String(5000), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(
+        "voided_at", TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
+
+    invoice: Mapped[Invoice] = relationship(
+        "Invoice",
+        back_populates="credit_notes",
+        primaryjoin="and_(CreditNote.organization_id == Invoice.organization_id, foreign(CreditNote.invoice_id) == Invoice.id)",
+        lazy="raise",
+    )
+    customer: Mapped[Customer] = relationship(
+        "Customer",
+        back_populates="credit_notes",
+        primaryjoin="and_(CreditNote.organization_id == Customer.organization_id, foreign(CreditNote.customer_id) == Customer.id)",
+        lazy="raise",
+    )
+    refund: Mapped[Refund | None] = relationship(
+        "Refund",
+        back_populates="credit_note",
+        primaryjoin="and_(CreditNote.organization_id == Refund.organization_id, foreign(CreditNote.refund_id) == Refund.id)",
+        lazy="raise",
+    )
+    lines: Mapped[list[CreditNoteLineItem]] = relationship(
+        "CreditNoteLineItem",
+        back_populates="credit_note",
+        primaryjoin="and_(CreditNoteLineItem.organization_id == CreditNote.organization_id, foreign(CreditNoteLineItem.credit_note_id) == CreditNote.id)",
+        lazy="raise",
+        passive_deletes=True,
+    )
+
+
+class CreditNoteLineItem(Base):
+    """A credit note's line: part of an invoice line (by amount or quantity, its taxes credited
+    in proportion, each rounded once) or a custom line (quantity x unit amount, untaxed).
+    """
+
+    __tablename__ = "credit_note_line_items"
+    __table_args__ = (
+        Index("credit_note_line_items_credit_note_id_idx", "credit_note_id"),
+        Index("credit_note_line_items_organization_id_idx", "organization_id"),
+        Index(
+            "credit_note_line_items_organization_id_invoice_line_item_id_idx", "organization_id", "invoice_line_item_id"
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "credit_note_id"],
+            ["credit_notes.organization_id", "credit_notes.id"],
+            name="credit_note_line_items_organization_id_credit_note_id_fkey",
+            ondelete="CASCADE",
+            onupdate="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "invoice_line_item_id"],
+            ["invoice_line_items.organization_id", "invoice_line_items.id"],
+            name="credit_note_line_items_organization_id_invoice_line_item_i_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        ),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    credit_note_id: Mapped[str] = mapped_column("credit_note_id", String(64), nullable=False)
+    type: Mapped[CreditNoteLineType] = mapped_column(
+        "type",
+        Enum(CreditNoteLineType, name="CreditNoteLineType", native_enum=True, create_constraint=False),
+        nullable=False,
+    )
+    invoice_line_item_id: Mapped[str | None] = mapped_column("invoice_line_item_id", String(64), nullable=True)
+    position: Mapped[int] = mapped_column(
+        "position",
+        Integer(),
+        nullable=False,
+        server_default=text("0"),
+        comment="The line's place on its credit note: 0, 1, 2, ...",
+    )
+    description: Mapped[str] = mapped_column("description", String(500), nullable=False)
+    quantity: Mapped[int | None] = mapped_column("quantity", Integer(), nullable=True)
+    unit_amount_decimal: Mapped[Decimal | None] = mapped_column(
+        "unit_amount_decimal",
+        Numeric(30, 12),
+        nullable=True,
+        comment="Minor units (a custom line's, or the invoice line's unit amount).",
+    )
+    amount: Mapped[int] = mapped_column(
+        "amount", BigInteger(), nullable=False, comment="Minor units credited, inclusive taxes within them."
+    )
+    tax_amounts: Mapped[Any] = mapped_column(
+        "tax_amounts",
+        JSONB(),
+        nullable=False,
+        server_default=text("'[]'"),
+        comment="Each tax rate's tax credited with this line, rounded once.",
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+    credit_note: Mapped[CreditNote] = relationship(
+        "CreditNote",
+        back_populates="lines",
+        primaryjoin="and_(CreditNoteLineItem.organization_id == CreditNote.organization_id, foreign(CreditNoteLineItem.credit_note_id) == CreditNote.id)",
+        lazy="raise",
+    )
+    invoice_line_item: Mapped[InvoiceLineItem | None] = relationship(
+        "InvoiceLineItem",
+        back_populates="credit_note_lines",
+        primaryjoin="and_(CreditNoteLineItem.organization_id == InvoiceLineItem.organization_id, foreign(CreditNoteLineItem.invoice_line_item_id) == InvoiceLineItem.id)",
         lazy="raise",
     )
 

@@ -200,3 +200,14 @@ export type PaymentJsonFields = {
 export type RefundJsonFields = {
   metadata: Metadata;
 };
+
+/** `CreditNote`'s Json fields as the API answers them. */
+export type CreditNoteJsonFields = {
+  metadata: Metadata;
+};
+
+/** `CreditNoteLineItem`'s Json fields as the API answers them. */
+export type CreditNoteLineItemJsonFields = {
+  /** Each tax rate's tax credited with this line, rounded once. */
+  taxAmounts: TaxAmount[];
+};

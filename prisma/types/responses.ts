@@ -9,11 +9,21 @@
 // /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
 // data). The payments part types the organization's Stripe account, setup intents and
 // the answer to Stripe's webhooks. The billing part types subscriptions with their items
-// and tax rates, invoices with their lines, and the upcoming-invoice preview.
+// and tax rates, invoices and credit notes with their lines, and the upcoming-invoice
+// preview.
 
-import type { Invoice, InvoiceLineItem, Subscription, SubscriptionItem } from "../generated/client/browser.ts";
+import type {
+  CreditNote,
+  CreditNoteLineItem,
+  Invoice,
+  InvoiceLineItem,
+  Subscription,
+  SubscriptionItem,
+} from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
 import type {
+  CreditNoteJsonFields,
+  CreditNoteLineItemJsonFields,
   InvoiceJsonFields,
   InvoiceLineItemJsonFields,
   SubscriptionItemJsonFields,
@@ -333,6 +343,11 @@ export type SubscriptionDetails = Refine<ApiResource<Subscription>, Subscription
 /** An invoice as the API answers it: with its lines (amounts in the invoice's minor unit). */
 export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
   lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
+};
+
+/** A credit note as the API answers it: with its lines (amounts in its invoice's minor unit). */
+export type CreditNoteDetails = Refine<ApiResource<CreditNote>, CreditNoteJsonFields> & {
+  lines: Refine<ApiResource<CreditNoteLineItem>, CreditNoteLineItemJsonFields>[];
 };
 
 /** `POST /v1/invoices/upcoming`: the invoice a renewal or a plan change would create (never stored). */

@@ -168,6 +168,10 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/refunds"): REFUND,
     ("GET", "/v1/refunds"): f"ApiList<{REFUND}>",
     ("GET", "/v1/refunds/{refund_id}"): REFUND,
+    ("POST", "/v1/credit-notes"): "CreditNoteDetails",
+    ("GET", "/v1/credit-notes"): "ApiList<CreditNoteDetails>",
+    ("GET", "/v1/credit-notes/{credit_note_id}"): "CreditNoteDetails",
+    ("POST", "/v1/credit-notes/{credit_note_id}/void"): "CreditNoteDetails",
     ("POST", "/v1/tax-rates"): TAX_RATE,
     ("GET", "/v1/tax-rates"): f"ApiList<{TAX_RATE}>",
     ("GET", "/v1/tax-rates/{tax_rate_id}"): TAX_RATE,
@@ -1663,6 +1667,27 @@ async def billing(ctx: Context) -> None:
     ).json()
     await record(client, "GET", f"/v1/refunds/{refund['id']}", expect=200, name="refund_retrieve")
     await record(client, "GET", "/v1/refunds", expect=200, name="refund_list", params={"payment": payment.id})
+    # the open invoice credited in part (its amount due reduced), the credit note voided
+    (open_line,) = (await client.get(f"/v1/invoices/{sent['latestInvoice']}")).json()["lines"]
+    credit = {
+        "invoice": sent["latestInvoice"],
+        "lines": [{"type": "invoice_line_item", "invoiceLineItem": open_line["id"], "amount": 300}],
+        "reason": "order_change",
+    }
+    note = (await record(client, "POST", "/v1/credit-notes", expect=201, name="credit_note_create", json=credit)).json()
+    await record(client, "GET", f"/v1/credit-notes/{note['id']}", expect=200, name="credit_note_retrieve")
+    await record(
+        client, "GET", "/v1/credit-notes", expect=200, name="credit_note_list", params={"customer": buyer["id"]}
+    )
+    await record(client, "POST", f"/v1/credit-notes/{note['id']}/void", expect=200, name="credit_note_void")
+    await record(
+        client,
+        "POST",
+        "/v1/credit-notes",
+        expect=400,
+        name="error_credit_note_refund_before_payment",
+        json={**credit, "refundAmount": 300},
+    )
     await record(
         client,
         "POST",

@@ -155,6 +155,22 @@ export type Payment = Prisma.PaymentModel
  */
 export type Refund = Prisma.RefundModel
 /**
+ * Model CreditNote
+ * Stripe's credit note: a finalized invoice's adjustment. It first reduces what is left to
+ * pay (prePaymentAmount); the rest (postPaymentAmount) is refunded, credited to the
+ * customer's balance or recorded as credited out of band, and those three add up to it.
+ * Numbered after its invoice (INV-0001-CN-01), never more than the invoice can give back.
+ * @domain invoices
+ */
+export type CreditNote = Prisma.CreditNoteModel
+/**
+ * Model CreditNoteLineItem
+ * A credit note's line: part of an invoice line (by amount or quantity, its taxes credited
+ * in proportion, each rounded once) or a custom line (quantity x unit amount, untaxed).
+ * @domain invoices
+ */
+export type CreditNoteLineItem = Prisma.CreditNoteLineItemModel
+/**
  * Model InvoiceNumberCounter
  * Gapless invoice numbers: the last number given in one sequence of an organization,
  * the organization's own (scope "organization") or one customer's (scope = its id).

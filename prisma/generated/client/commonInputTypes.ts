@@ -667,6 +667,57 @@ export type EnumPaymentStatusWithAggregatesFilter<$PrismaModel = never> = {
   _max?: Prisma.NestedEnumPaymentStatusFilter<$PrismaModel>
 }
 
+export type EnumCreditNoteStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteStatus | Prisma.EnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteStatusFilter<$PrismaModel> | $Enums.CreditNoteStatus
+}
+
+export type EnumCreditNoteTypeFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteType | Prisma.EnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteTypeFilter<$PrismaModel> | $Enums.CreditNoteType
+}
+
+export type EnumCreditNoteStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteStatus | Prisma.EnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteStatusWithAggregatesFilter<$PrismaModel> | $Enums.CreditNoteStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumCreditNoteStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumCreditNoteStatusFilter<$PrismaModel>
+}
+
+export type EnumCreditNoteTypeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteType | Prisma.EnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteTypeWithAggregatesFilter<$PrismaModel> | $Enums.CreditNoteType
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumCreditNoteTypeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumCreditNoteTypeFilter<$PrismaModel>
+}
+
+export type EnumCreditNoteLineTypeFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteLineType | Prisma.EnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteLineTypeFilter<$PrismaModel> | $Enums.CreditNoteLineType
+}
+
+export type EnumCreditNoteLineTypeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteLineType | Prisma.EnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteLineTypeWithAggregatesFilter<$PrismaModel> | $Enums.CreditNoteLineType
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumCreditNoteLineTypeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumCreditNoteLineTypeFilter<$PrismaModel>
+}
+
 export type UuidFilter<$PrismaModel = never> = {
   equals?: string | Prisma.StringFieldRefInput<$PrismaModel>
   in?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
@@ -1321,6 +1372,57 @@ export type NestedEnumPaymentStatusWithAggregatesFilter<$PrismaModel = never> = 
   _count?: Prisma.NestedIntFilter<$PrismaModel>
   _min?: Prisma.NestedEnumPaymentStatusFilter<$PrismaModel>
   _max?: Prisma.NestedEnumPaymentStatusFilter<$PrismaModel>
+}
+
+export type NestedEnumCreditNoteStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteStatus | Prisma.EnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteStatusFilter<$PrismaModel> | $Enums.CreditNoteStatus
+}
+
+export type NestedEnumCreditNoteTypeFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteType | Prisma.EnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteTypeFilter<$PrismaModel> | $Enums.CreditNoteType
+}
+
+export type NestedEnumCreditNoteStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteStatus | Prisma.EnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteStatus[] | Prisma.ListEnumCreditNoteStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteStatusWithAggregatesFilter<$PrismaModel> | $Enums.CreditNoteStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumCreditNoteStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumCreditNoteStatusFilter<$PrismaModel>
+}
+
+export type NestedEnumCreditNoteTypeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteType | Prisma.EnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteType[] | Prisma.ListEnumCreditNoteTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteTypeWithAggregatesFilter<$PrismaModel> | $Enums.CreditNoteType
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumCreditNoteTypeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumCreditNoteTypeFilter<$PrismaModel>
+}
+
+export type NestedEnumCreditNoteLineTypeFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteLineType | Prisma.EnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteLineTypeFilter<$PrismaModel> | $Enums.CreditNoteLineType
+}
+
+export type NestedEnumCreditNoteLineTypeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.CreditNoteLineType | Prisma.EnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  in?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.CreditNoteLineType[] | Prisma.ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumCreditNoteLineTypeWithAggregatesFilter<$PrismaModel> | $Enums.CreditNoteLineType
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumCreditNoteLineTypeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumCreditNoteLineTypeFilter<$PrismaModel>
 }
 
 export type NestedUuidFilter<$PrismaModel = never> = {

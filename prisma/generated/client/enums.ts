@@ -144,6 +144,31 @@ export const InvoiceStatus = {
 export type InvoiceStatus = (typeof InvoiceStatus)[keyof typeof InvoiceStatus]
 
 
+export const CreditNoteStatus = {
+  issued: 'issued',
+  void: 'void'
+} as const
+
+export type CreditNoteStatus = (typeof CreditNoteStatus)[keyof typeof CreditNoteStatus]
+
+
+export const CreditNoteType = {
+  pre_payment: 'pre_payment',
+  post_payment: 'post_payment',
+  mixed: 'mixed'
+} as const
+
+export type CreditNoteType = (typeof CreditNoteType)[keyof typeof CreditNoteType]
+
+
+export const CreditNoteLineType = {
+  invoice_line_item: 'invoice_line_item',
+  custom_line_item: 'custom_line_item'
+} as const
+
+export type CreditNoteLineType = (typeof CreditNoteLineType)[keyof typeof CreditNoteLineType]
+
+
 export const PaymentStatus = {
   pending: 'pending',
   processing: 'processing',

@@ -416,6 +416,8 @@ export const ModelName = {
   InvoiceItem: 'InvoiceItem',
   Payment: 'Payment',
   Refund: 'Refund',
+  CreditNote: 'CreditNote',
+  CreditNoteLineItem: 'CreditNoteLineItem',
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
@@ -435,7 +437,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1845,6 +1847,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    CreditNote: {
+      payload: Prisma.$CreditNotePayload<ExtArgs>
+      fields: Prisma.CreditNoteFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.CreditNoteFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.CreditNoteFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>
+        }
+        findFirst: {
+          args: Prisma.CreditNoteFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.CreditNoteFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>
+        }
+        findMany: {
+          args: Prisma.CreditNoteFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>[]
+        }
+        create: {
+          args: Prisma.CreditNoteCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>
+        }
+        createMany: {
+          args: Prisma.CreditNoteCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.CreditNoteCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>[]
+        }
+        delete: {
+          args: Prisma.CreditNoteDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>
+        }
+        update: {
+          args: Prisma.CreditNoteUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>
+        }
+        deleteMany: {
+          args: Prisma.CreditNoteDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.CreditNoteUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.CreditNoteUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>[]
+        }
+        upsert: {
+          args: Prisma.CreditNoteUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNotePayload>
+        }
+        aggregate: {
+          args: Prisma.CreditNoteAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateCreditNote>
+        }
+        groupBy: {
+          args: Prisma.CreditNoteGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CreditNoteGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.CreditNoteCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CreditNoteCountAggregateOutputType> | number
+        }
+      }
+    }
+    CreditNoteLineItem: {
+      payload: Prisma.$CreditNoteLineItemPayload<ExtArgs>
+      fields: Prisma.CreditNoteLineItemFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.CreditNoteLineItemFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.CreditNoteLineItemFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>
+        }
+        findFirst: {
+          args: Prisma.CreditNoteLineItemFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.CreditNoteLineItemFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>
+        }
+        findMany: {
+          args: Prisma.CreditNoteLineItemFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>[]
+        }
+        create: {
+          args: Prisma.CreditNoteLineItemCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>
+        }
+        createMany: {
+          args: Prisma.CreditNoteLineItemCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.CreditNoteLineItemCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>[]
+        }
+        delete: {
+          args: Prisma.CreditNoteLineItemDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>
+        }
+        update: {
+          args: Prisma.CreditNoteLineItemUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>
+        }
+        deleteMany: {
+          args: Prisma.CreditNoteLineItemDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.CreditNoteLineItemUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.CreditNoteLineItemUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>[]
+        }
+        upsert: {
+          args: Prisma.CreditNoteLineItemUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CreditNoteLineItemPayload>
+        }
+        aggregate: {
+          args: Prisma.CreditNoteLineItemAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateCreditNoteLineItem>
+        }
+        groupBy: {
+          args: Prisma.CreditNoteLineItemGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CreditNoteLineItemGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.CreditNoteLineItemCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CreditNoteLineItemCountAggregateOutputType> | number
+        }
+      }
+    }
     InvoiceNumberCounter: {
       payload: Prisma.$InvoiceNumberCounterPayload<ExtArgs>
       fields: Prisma.InvoiceNumberCounterFieldRefs
@@ -2453,6 +2603,8 @@ export const InvoiceScalarFieldEnum = {
   paidAt: 'paidAt',
   voidedAt: 'voidedAt',
   gatewayPaymentIntentId: 'gatewayPaymentIntentId',
+  prePaymentCreditNotesAmount: 'prePaymentCreditNotesAmount',
+  postPaymentCreditNotesAmount: 'postPaymentCreditNotesAmount',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
@@ -2573,6 +2725,53 @@ export const RefundScalarFieldEnum = {
 } as const
 
 export type RefundScalarFieldEnum = (typeof RefundScalarFieldEnum)[keyof typeof RefundScalarFieldEnum]
+
+
+export const CreditNoteScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  invoiceId: 'invoiceId',
+  customerId: 'customerId',
+  number: 'number',
+  status: 'status',
+  type: 'type',
+  currency: 'currency',
+  subtotal: 'subtotal',
+  tax: 'tax',
+  total: 'total',
+  prePaymentAmount: 'prePaymentAmount',
+  postPaymentAmount: 'postPaymentAmount',
+  refundAmount: 'refundAmount',
+  creditAmount: 'creditAmount',
+  outOfBandAmount: 'outOfBandAmount',
+  refundId: 'refundId',
+  reason: 'reason',
+  memo: 'memo',
+  voidedAt: 'voidedAt',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type CreditNoteScalarFieldEnum = (typeof CreditNoteScalarFieldEnum)[keyof typeof CreditNoteScalarFieldEnum]
+
+
+export const CreditNoteLineItemScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  creditNoteId: 'creditNoteId',
+  type: 'type',
+  invoiceLineItemId: 'invoiceLineItemId',
+  position: 'position',
+  description: 'description',
+  quantity: 'quantity',
+  unitAmountDecimal: 'unitAmountDecimal',
+  amount: 'amount',
+  taxAmounts: 'taxAmounts',
+  createdAt: 'createdAt'
+} as const
+
+export type CreditNoteLineItemScalarFieldEnum = (typeof CreditNoteLineItemScalarFieldEnum)[keyof typeof CreditNoteLineItemScalarFieldEnum]
 
 
 export const InvoiceNumberCounterScalarFieldEnum = {
@@ -2985,6 +3184,48 @@ export type ListEnumPaymentStatusFieldRefInput<$PrismaModel> = FieldRefInputType
 
 
 /**
+ * Reference to a field of type 'CreditNoteStatus'
+ */
+export type EnumCreditNoteStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CreditNoteStatus'>
+    
+
+
+/**
+ * Reference to a field of type 'CreditNoteStatus[]'
+ */
+export type ListEnumCreditNoteStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CreditNoteStatus[]'>
+    
+
+
+/**
+ * Reference to a field of type 'CreditNoteType'
+ */
+export type EnumCreditNoteTypeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CreditNoteType'>
+    
+
+
+/**
+ * Reference to a field of type 'CreditNoteType[]'
+ */
+export type ListEnumCreditNoteTypeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CreditNoteType[]'>
+    
+
+
+/**
+ * Reference to a field of type 'CreditNoteLineType'
+ */
+export type EnumCreditNoteLineTypeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CreditNoteLineType'>
+    
+
+
+/**
+ * Reference to a field of type 'CreditNoteLineType[]'
+ */
+export type ListEnumCreditNoteLineTypeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CreditNoteLineType[]'>
+    
+
+
+/**
  * Reference to a field of type 'CommandStatus'
  */
 export type EnumCommandStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'CommandStatus'>
@@ -3181,6 +3422,8 @@ export type GlobalOmitConfig = {
   invoiceItem?: Prisma.InvoiceItemOmit
   payment?: Prisma.PaymentOmit
   refund?: Prisma.RefundOmit
+  creditNote?: Prisma.CreditNoteOmit
+  creditNoteLineItem?: Prisma.CreditNoteLineItemOmit
   invoiceNumberCounter?: Prisma.InvoiceNumberCounterOmit
   exchangeRate?: Prisma.ExchangeRateOmit
   processedCommand?: Prisma.ProcessedCommandOmit

@@ -70,6 +70,8 @@ export const ModelName = {
   InvoiceItem: 'InvoiceItem',
   Payment: 'Payment',
   Refund: 'Refund',
+  CreditNote: 'CreditNote',
+  CreditNoteLineItem: 'CreditNoteLineItem',
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
@@ -365,6 +367,8 @@ export const InvoiceScalarFieldEnum = {
   paidAt: 'paidAt',
   voidedAt: 'voidedAt',
   gatewayPaymentIntentId: 'gatewayPaymentIntentId',
+  prePaymentCreditNotesAmount: 'prePaymentCreditNotesAmount',
+  postPaymentCreditNotesAmount: 'postPaymentCreditNotesAmount',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
@@ -485,6 +489,53 @@ export const RefundScalarFieldEnum = {
 } as const
 
 export type RefundScalarFieldEnum = (typeof RefundScalarFieldEnum)[keyof typeof RefundScalarFieldEnum]
+
+
+export const CreditNoteScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  invoiceId: 'invoiceId',
+  customerId: 'customerId',
+  number: 'number',
+  status: 'status',
+  type: 'type',
+  currency: 'currency',
+  subtotal: 'subtotal',
+  tax: 'tax',
+  total: 'total',
+  prePaymentAmount: 'prePaymentAmount',
+  postPaymentAmount: 'postPaymentAmount',
+  refundAmount: 'refundAmount',
+  creditAmount: 'creditAmount',
+  outOfBandAmount: 'outOfBandAmount',
+  refundId: 'refundId',
+  reason: 'reason',
+  memo: 'memo',
+  voidedAt: 'voidedAt',
+  metadata: 'metadata',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type CreditNoteScalarFieldEnum = (typeof CreditNoteScalarFieldEnum)[keyof typeof CreditNoteScalarFieldEnum]
+
+
+export const CreditNoteLineItemScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  creditNoteId: 'creditNoteId',
+  type: 'type',
+  invoiceLineItemId: 'invoiceLineItemId',
+  position: 'position',
+  description: 'description',
+  quantity: 'quantity',
+  unitAmountDecimal: 'unitAmountDecimal',
+  amount: 'amount',
+  taxAmounts: 'taxAmounts',
+  createdAt: 'createdAt'
+} as const
+
+export type CreditNoteLineItemScalarFieldEnum = (typeof CreditNoteLineItemScalarFieldEnum)[keyof typeof CreditNoteLineItemScalarFieldEnum]
 
 
 export const InvoiceNumberCounterScalarFieldEnum = {

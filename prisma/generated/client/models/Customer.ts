@@ -320,6 +320,7 @@ export type CustomerWhereInput = {
   invoiceItems?: Prisma.InvoiceItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
+  creditNotes?: Prisma.CreditNoteListRelationFilter
 }
 
 export type CustomerOrderByWithRelationInput = {
@@ -350,6 +351,7 @@ export type CustomerOrderByWithRelationInput = {
   invoiceItems?: Prisma.InvoiceItemOrderByRelationAggregateInput
   payments?: Prisma.PaymentOrderByRelationAggregateInput
   refunds?: Prisma.RefundOrderByRelationAggregateInput
+  creditNotes?: Prisma.CreditNoteOrderByRelationAggregateInput
 }
 
 export type CustomerWhereUniqueInput = Prisma.AtLeast<{
@@ -384,6 +386,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   invoiceItems?: Prisma.InvoiceItemListRelationFilter
   payments?: Prisma.PaymentListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
+  creditNotes?: Prisma.CreditNoteListRelationFilter
 }, "id" | "organizationId_id">
 
 export type CustomerOrderByWithAggregationInput = {
@@ -464,6 +467,7 @@ export type CustomerCreateInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateInput = {
@@ -493,6 +497,7 @@ export type CustomerUncheckedCreateInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUpdateInput = {
@@ -521,6 +526,7 @@ export type CustomerUpdateInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateInput = {
@@ -550,6 +556,7 @@ export type CustomerUncheckedUpdateInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyInput = {
@@ -854,6 +861,20 @@ export type CustomerUpdateOneRequiredWithoutRefundsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutRefundsInput, Prisma.CustomerUpdateWithoutRefundsInput>, Prisma.CustomerUncheckedUpdateWithoutRefundsInput>
 }
 
+export type CustomerCreateNestedOneWithoutCreditNotesInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutCreditNotesInput, Prisma.CustomerUncheckedCreateWithoutCreditNotesInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutCreditNotesInput
+  connect?: Prisma.CustomerWhereUniqueInput
+}
+
+export type CustomerUpdateOneRequiredWithoutCreditNotesNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutCreditNotesInput, Prisma.CustomerUncheckedCreateWithoutCreditNotesInput>
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutCreditNotesInput
+  upsert?: Prisma.CustomerUpsertWithoutCreditNotesInput
+  connect?: Prisma.CustomerWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutCreditNotesInput, Prisma.CustomerUpdateWithoutCreditNotesInput>, Prisma.CustomerUncheckedUpdateWithoutCreditNotesInput>
+}
+
 export type CustomerCreateWithoutPaymentMethodsInput = {
   id: string
   email?: string | null
@@ -879,6 +900,7 @@ export type CustomerCreateWithoutPaymentMethodsInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
@@ -907,6 +929,7 @@ export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutPaymentMethodsInput = {
@@ -939,6 +962,7 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
@@ -966,6 +990,7 @@ export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutDefaultPaymentMethodInput = {
@@ -1014,6 +1039,7 @@ export type CustomerUpdateWithoutPaymentMethodsInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
@@ -1042,6 +1068,7 @@ export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUpsertWithWhereUniqueWithoutDefaultPaymentMethodInput = {
@@ -1110,6 +1137,7 @@ export type CustomerCreateWithoutSubscriptionsInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
@@ -1138,6 +1166,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutSubscriptionsInput = {
@@ -1181,6 +1210,7 @@ export type CustomerUpdateWithoutSubscriptionsInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
@@ -1209,6 +1239,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutSubscriptionSchedulesInput = {
@@ -1236,6 +1267,7 @@ export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
@@ -1264,6 +1296,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutSubscriptionSchedulesInput = {
@@ -1307,6 +1340,7 @@ export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
@@ -1335,6 +1369,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutInvoicesInput = {
@@ -1362,6 +1397,7 @@ export type CustomerCreateWithoutInvoicesInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoicesInput = {
@@ -1390,6 +1426,7 @@ export type CustomerUncheckedCreateWithoutInvoicesInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutInvoicesInput = {
@@ -1433,6 +1470,7 @@ export type CustomerUpdateWithoutInvoicesInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoicesInput = {
@@ -1461,6 +1499,7 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutInvoiceItemsInput = {
@@ -1488,6 +1527,7 @@ export type CustomerCreateWithoutInvoiceItemsInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
@@ -1516,6 +1556,7 @@ export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutInvoiceItemsInput = {
@@ -1559,6 +1600,7 @@ export type CustomerUpdateWithoutInvoiceItemsInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
@@ -1587,6 +1629,7 @@ export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutPaymentsInput = {
@@ -1614,6 +1657,7 @@ export type CustomerCreateWithoutPaymentsInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentsInput = {
@@ -1642,6 +1686,7 @@ export type CustomerUncheckedCreateWithoutPaymentsInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutPaymentsInput = {
@@ -1685,6 +1730,7 @@ export type CustomerUpdateWithoutPaymentsInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentsInput = {
@@ -1713,6 +1759,7 @@ export type CustomerUncheckedUpdateWithoutPaymentsInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateWithoutRefundsInput = {
@@ -1740,6 +1787,7 @@ export type CustomerCreateWithoutRefundsInput = {
   invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerUncheckedCreateWithoutRefundsInput = {
@@ -1768,6 +1816,7 @@ export type CustomerUncheckedCreateWithoutRefundsInput = {
   invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
   invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
 }
 
 export type CustomerCreateOrConnectWithoutRefundsInput = {
@@ -1811,6 +1860,7 @@ export type CustomerUpdateWithoutRefundsInput = {
   invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutRefundsInput = {
@@ -1839,6 +1889,137 @@ export type CustomerUncheckedUpdateWithoutRefundsInput = {
   invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerCreateWithoutCreditNotesInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodCreateNestedManyWithoutCustomerInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
+  subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerUncheckedCreateWithoutCreditNotesInput = {
+  id: string
+  organizationId: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: string | null
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerCreateOrConnectWithoutCreditNotesInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutCreditNotesInput, Prisma.CustomerUncheckedCreateWithoutCreditNotesInput>
+}
+
+export type CustomerUpsertWithoutCreditNotesInput = {
+  update: Prisma.XOR<Prisma.CustomerUpdateWithoutCreditNotesInput, Prisma.CustomerUncheckedUpdateWithoutCreditNotesInput>
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutCreditNotesInput, Prisma.CustomerUncheckedCreateWithoutCreditNotesInput>
+  where?: Prisma.CustomerWhereInput
+}
+
+export type CustomerUpdateToOneWithWhereWithoutCreditNotesInput = {
+  where?: Prisma.CustomerWhereInput
+  data: Prisma.XOR<Prisma.CustomerUpdateWithoutCreditNotesInput, Prisma.CustomerUncheckedUpdateWithoutCreditNotesInput>
+}
+
+export type CustomerUpdateWithoutCreditNotesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUpdateManyWithoutCustomerNestedInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
+  subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerUncheckedUpdateWithoutCreditNotesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerCreateManyDefaultPaymentMethodInput = {
@@ -1886,6 +2067,7 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
@@ -1913,6 +2095,7 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
 }
 
 export type CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput = {
@@ -1948,6 +2131,7 @@ export type CustomerCountOutputType = {
   invoiceItems: number
   payments: number
   refunds: number
+  creditNotes: number
 }
 
 export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -1958,6 +2142,7 @@ export type CustomerCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensio
   invoiceItems?: boolean | CustomerCountOutputTypeCountInvoiceItemsArgs
   payments?: boolean | CustomerCountOutputTypeCountPaymentsArgs
   refunds?: boolean | CustomerCountOutputTypeCountRefundsArgs
+  creditNotes?: boolean | CustomerCountOutputTypeCountCreditNotesArgs
 }
 
 /**
@@ -2019,6 +2204,13 @@ export type CustomerCountOutputTypeCountRefundsArgs<ExtArgs extends runtime.Type
   where?: Prisma.RefundWhereInput
 }
 
+/**
+ * CustomerCountOutputType without action
+ */
+export type CustomerCountOutputTypeCountCreditNotesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.CreditNoteWhereInput
+}
+
 
 export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -2048,6 +2240,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   invoiceItems?: boolean | Prisma.Customer$invoiceItemsArgs<ExtArgs>
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   refunds?: boolean | Prisma.Customer$refundsArgs<ExtArgs>
+  creditNotes?: boolean | Prisma.Customer$creditNotesArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
 
@@ -2129,6 +2322,7 @@ export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArg
   invoiceItems?: boolean | Prisma.Customer$invoiceItemsArgs<ExtArgs>
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   refunds?: boolean | Prisma.Customer$refundsArgs<ExtArgs>
+  creditNotes?: boolean | Prisma.Customer$creditNotesArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CustomerIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2149,6 +2343,7 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     invoiceItems: Prisma.$InvoiceItemPayload<ExtArgs>[]
     payments: Prisma.$PaymentPayload<ExtArgs>[]
     refunds: Prisma.$RefundPayload<ExtArgs>[]
+    creditNotes: Prisma.$CreditNotePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2590,6 +2785,7 @@ export interface Prisma__CustomerClient<T, Null = never, ExtArgs extends runtime
   invoiceItems<T extends Prisma.Customer$invoiceItemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$invoiceItemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   payments<T extends Prisma.Customer$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   refunds<T extends Prisma.Customer$refundsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$refundsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RefundPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  creditNotes<T extends Prisma.Customer$creditNotesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$creditNotesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CreditNotePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -3223,6 +3419,30 @@ export type Customer$refundsArgs<ExtArgs extends runtime.Types.Extensions.Intern
   take?: number
   skip?: number
   distinct?: Prisma.RefundScalarFieldEnum | Prisma.RefundScalarFieldEnum[]
+}
+
+/**
+ * Customer.creditNotes
+ */
+export type Customer$creditNotesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the CreditNote
+   */
+  select?: Prisma.CreditNoteSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the CreditNote
+   */
+  omit?: Prisma.CreditNoteOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.CreditNoteInclude<ExtArgs> | null
+  where?: Prisma.CreditNoteWhereInput
+  orderBy?: Prisma.CreditNoteOrderByWithRelationInput | Prisma.CreditNoteOrderByWithRelationInput[]
+  cursor?: Prisma.CreditNoteWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.CreditNoteScalarFieldEnum | Prisma.CreditNoteScalarFieldEnum[]
 }
 
 /**

@@ -36,6 +36,8 @@ export type InvoiceAvgAggregateOutputType = {
   startingBalance: number | null
   endingBalance: number | null
   attemptCount: number | null
+  prePaymentCreditNotesAmount: number | null
+  postPaymentCreditNotesAmount: number | null
 }
 
 export type InvoiceSumAggregateOutputType = {
@@ -48,6 +50,8 @@ export type InvoiceSumAggregateOutputType = {
   startingBalance: bigint | null
   endingBalance: bigint | null
   attemptCount: number | null
+  prePaymentCreditNotesAmount: bigint | null
+  postPaymentCreditNotesAmount: bigint | null
 }
 
 export type InvoiceMinAggregateOutputType = {
@@ -77,6 +81,8 @@ export type InvoiceMinAggregateOutputType = {
   paidAt: Date | null
   voidedAt: Date | null
   gatewayPaymentIntentId: string | null
+  prePaymentCreditNotesAmount: bigint | null
+  postPaymentCreditNotesAmount: bigint | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -108,6 +114,8 @@ export type InvoiceMaxAggregateOutputType = {
   paidAt: Date | null
   voidedAt: Date | null
   gatewayPaymentIntentId: string | null
+  prePaymentCreditNotesAmount: bigint | null
+  postPaymentCreditNotesAmount: bigint | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -139,6 +147,8 @@ export type InvoiceCountAggregateOutputType = {
   paidAt: number
   voidedAt: number
   gatewayPaymentIntentId: number
+  prePaymentCreditNotesAmount: number
+  postPaymentCreditNotesAmount: number
   metadata: number
   createdAt: number
   updatedAt: number
@@ -156,6 +166,8 @@ export type InvoiceAvgAggregateInputType = {
   startingBalance?: true
   endingBalance?: true
   attemptCount?: true
+  prePaymentCreditNotesAmount?: true
+  postPaymentCreditNotesAmount?: true
 }
 
 export type InvoiceSumAggregateInputType = {
@@ -168,6 +180,8 @@ export type InvoiceSumAggregateInputType = {
   startingBalance?: true
   endingBalance?: true
   attemptCount?: true
+  prePaymentCreditNotesAmount?: true
+  postPaymentCreditNotesAmount?: true
 }
 
 export type InvoiceMinAggregateInputType = {
@@ -197,6 +211,8 @@ export type InvoiceMinAggregateInputType = {
   paidAt?: true
   voidedAt?: true
   gatewayPaymentIntentId?: true
+  prePaymentCreditNotesAmount?: true
+  postPaymentCreditNotesAmount?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -228,6 +244,8 @@ export type InvoiceMaxAggregateInputType = {
   paidAt?: true
   voidedAt?: true
   gatewayPaymentIntentId?: true
+  prePaymentCreditNotesAmount?: true
+  postPaymentCreditNotesAmount?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -259,6 +277,8 @@ export type InvoiceCountAggregateInputType = {
   paidAt?: true
   voidedAt?: true
   gatewayPaymentIntentId?: true
+  prePaymentCreditNotesAmount?: true
+  postPaymentCreditNotesAmount?: true
   metadata?: true
   createdAt?: true
   updatedAt?: true
@@ -378,6 +398,8 @@ export type InvoiceGroupByOutputType = {
   paidAt: Date | null
   voidedAt: Date | null
   gatewayPaymentIntentId: string | null
+  prePaymentCreditNotesAmount: bigint
+  postPaymentCreditNotesAmount: bigint
   metadata: runtime.JsonValue
   createdAt: Date
   updatedAt: Date
@@ -433,6 +455,8 @@ export type InvoiceWhereInput = {
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   gatewayPaymentIntentId?: Prisma.StringNullableFilter<"Invoice"> | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   metadata?: Prisma.JsonFilter<"Invoice">
   createdAt?: Prisma.DateTimeFilter<"Invoice"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Invoice"> | Date | string
@@ -442,6 +466,7 @@ export type InvoiceWhereInput = {
   payments?: Prisma.PaymentListRelationFilter
   items?: Prisma.InvoiceItemListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
+  creditNotes?: Prisma.CreditNoteListRelationFilter
 }
 
 export type InvoiceOrderByWithRelationInput = {
@@ -471,6 +496,8 @@ export type InvoiceOrderByWithRelationInput = {
   paidAt?: Prisma.SortOrderInput | Prisma.SortOrder
   voidedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   gatewayPaymentIntentId?: Prisma.SortOrderInput | Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -480,6 +507,7 @@ export type InvoiceOrderByWithRelationInput = {
   payments?: Prisma.PaymentOrderByRelationAggregateInput
   items?: Prisma.InvoiceItemOrderByRelationAggregateInput
   refunds?: Prisma.RefundOrderByRelationAggregateInput
+  creditNotes?: Prisma.CreditNoteOrderByRelationAggregateInput
 }
 
 export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
@@ -514,6 +542,8 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   gatewayPaymentIntentId?: Prisma.StringNullableFilter<"Invoice"> | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   metadata?: Prisma.JsonFilter<"Invoice">
   createdAt?: Prisma.DateTimeFilter<"Invoice"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Invoice"> | Date | string
@@ -523,6 +553,7 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   payments?: Prisma.PaymentListRelationFilter
   items?: Prisma.InvoiceItemListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
+  creditNotes?: Prisma.CreditNoteListRelationFilter
 }, "id" | "organizationId_number" | "organizationId_id">
 
 export type InvoiceOrderByWithAggregationInput = {
@@ -552,6 +583,8 @@ export type InvoiceOrderByWithAggregationInput = {
   paidAt?: Prisma.SortOrderInput | Prisma.SortOrder
   voidedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   gatewayPaymentIntentId?: Prisma.SortOrderInput | Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -592,6 +625,8 @@ export type InvoiceScalarWhereWithAggregatesInput = {
   paidAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   gatewayPaymentIntentId?: Prisma.StringNullableWithAggregatesFilter<"Invoice"> | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntWithAggregatesFilter<"Invoice"> | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntWithAggregatesFilter<"Invoice"> | bigint | number
   metadata?: Prisma.JsonWithAggregatesFilter<"Invoice">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Invoice"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Invoice"> | Date | string
@@ -621,6 +656,8 @@ export type InvoiceCreateInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -630,6 +667,7 @@ export type InvoiceCreateInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateInput = {
@@ -659,6 +697,8 @@ export type InvoiceUncheckedCreateInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -666,6 +706,7 @@ export type InvoiceUncheckedCreateInput = {
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUpdateInput = {
@@ -692,6 +733,8 @@ export type InvoiceUpdateInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -701,6 +744,7 @@ export type InvoiceUpdateInput = {
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateInput = {
@@ -730,6 +774,8 @@ export type InvoiceUncheckedUpdateInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -737,6 +783,7 @@ export type InvoiceUncheckedUpdateInput = {
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateManyInput = {
@@ -766,6 +813,8 @@ export type InvoiceCreateManyInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -795,6 +844,8 @@ export type InvoiceUpdateManyMutationInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -827,6 +878,8 @@ export type InvoiceUncheckedUpdateManyInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -879,6 +932,8 @@ export type InvoiceCountOrderByAggregateInput = {
   paidAt?: Prisma.SortOrder
   voidedAt?: Prisma.SortOrder
   gatewayPaymentIntentId?: Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -894,6 +949,8 @@ export type InvoiceAvgOrderByAggregateInput = {
   startingBalance?: Prisma.SortOrder
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
 }
 
 export type InvoiceMaxOrderByAggregateInput = {
@@ -923,6 +980,8 @@ export type InvoiceMaxOrderByAggregateInput = {
   paidAt?: Prisma.SortOrder
   voidedAt?: Prisma.SortOrder
   gatewayPaymentIntentId?: Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -954,6 +1013,8 @@ export type InvoiceMinOrderByAggregateInput = {
   paidAt?: Prisma.SortOrder
   voidedAt?: Prisma.SortOrder
   gatewayPaymentIntentId?: Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -968,6 +1029,8 @@ export type InvoiceSumOrderByAggregateInput = {
   startingBalance?: Prisma.SortOrder
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
+  prePaymentCreditNotesAmount?: Prisma.SortOrder
+  postPaymentCreditNotesAmount?: Prisma.SortOrder
 }
 
 export type InvoiceScalarRelationFilter = {
@@ -1126,6 +1189,20 @@ export type InvoiceUpdateOneRequiredWithoutRefundsNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.InvoiceUpdateToOneWithWhereWithoutRefundsInput, Prisma.InvoiceUpdateWithoutRefundsInput>, Prisma.InvoiceUncheckedUpdateWithoutRefundsInput>
 }
 
+export type InvoiceCreateNestedOneWithoutCreditNotesInput = {
+  create?: Prisma.XOR<Prisma.InvoiceCreateWithoutCreditNotesInput, Prisma.InvoiceUncheckedCreateWithoutCreditNotesInput>
+  connectOrCreate?: Prisma.InvoiceCreateOrConnectWithoutCreditNotesInput
+  connect?: Prisma.InvoiceWhereUniqueInput
+}
+
+export type InvoiceUpdateOneRequiredWithoutCreditNotesNestedInput = {
+  create?: Prisma.XOR<Prisma.InvoiceCreateWithoutCreditNotesInput, Prisma.InvoiceUncheckedCreateWithoutCreditNotesInput>
+  connectOrCreate?: Prisma.InvoiceCreateOrConnectWithoutCreditNotesInput
+  upsert?: Prisma.InvoiceUpsertWithoutCreditNotesInput
+  connect?: Prisma.InvoiceWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.InvoiceUpdateToOneWithWhereWithoutCreditNotesInput, Prisma.InvoiceUpdateWithoutCreditNotesInput>, Prisma.InvoiceUncheckedUpdateWithoutCreditNotesInput>
+}
+
 export type InvoiceCreateWithoutCustomerInput = {
   id: string
   number?: string | null
@@ -1150,6 +1227,8 @@ export type InvoiceCreateWithoutCustomerInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1158,6 +1237,7 @@ export type InvoiceCreateWithoutCustomerInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutCustomerInput = {
@@ -1185,6 +1265,8 @@ export type InvoiceUncheckedCreateWithoutCustomerInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1192,6 +1274,7 @@ export type InvoiceUncheckedCreateWithoutCustomerInput = {
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutCustomerInput = {
@@ -1250,6 +1333,8 @@ export type InvoiceScalarWhereInput = {
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   gatewayPaymentIntentId?: Prisma.StringNullableFilter<"Invoice"> | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFilter<"Invoice"> | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFilter<"Invoice"> | bigint | number
   metadata?: Prisma.JsonFilter<"Invoice">
   createdAt?: Prisma.DateTimeFilter<"Invoice"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Invoice"> | Date | string
@@ -1279,6 +1364,8 @@ export type InvoiceCreateWithoutSubscriptionInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1287,6 +1374,7 @@ export type InvoiceCreateWithoutSubscriptionInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
@@ -1314,6 +1402,8 @@ export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1321,6 +1411,7 @@ export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutSubscriptionInput = {
@@ -1373,6 +1464,8 @@ export type InvoiceCreateWithoutLinesInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1381,6 +1474,7 @@ export type InvoiceCreateWithoutLinesInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutLinesInput = {
@@ -1410,12 +1504,15 @@ export type InvoiceUncheckedCreateWithoutLinesInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutLinesInput = {
@@ -1458,6 +1555,8 @@ export type InvoiceUpdateWithoutLinesInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1466,6 +1565,7 @@ export type InvoiceUpdateWithoutLinesInput = {
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutLinesInput = {
@@ -1495,12 +1595,15 @@ export type InvoiceUncheckedUpdateWithoutLinesInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateWithoutItemsInput = {
@@ -1527,6 +1630,8 @@ export type InvoiceCreateWithoutItemsInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1535,6 +1640,7 @@ export type InvoiceCreateWithoutItemsInput = {
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutItemsInput = {
@@ -1564,12 +1670,15 @@ export type InvoiceUncheckedCreateWithoutItemsInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutItemsInput = {
@@ -1612,6 +1721,8 @@ export type InvoiceUpdateWithoutItemsInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1620,6 +1731,7 @@ export type InvoiceUpdateWithoutItemsInput = {
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutItemsInput = {
@@ -1649,12 +1761,15 @@ export type InvoiceUncheckedUpdateWithoutItemsInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateWithoutPaymentsInput = {
@@ -1681,6 +1796,8 @@ export type InvoiceCreateWithoutPaymentsInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1689,6 +1806,7 @@ export type InvoiceCreateWithoutPaymentsInput = {
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutPaymentsInput = {
@@ -1718,12 +1836,15 @@ export type InvoiceUncheckedCreateWithoutPaymentsInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
   refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutPaymentsInput = {
@@ -1766,6 +1887,8 @@ export type InvoiceUpdateWithoutPaymentsInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1774,6 +1897,7 @@ export type InvoiceUpdateWithoutPaymentsInput = {
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutPaymentsInput = {
@@ -1803,12 +1927,15 @@ export type InvoiceUncheckedUpdateWithoutPaymentsInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateWithoutRefundsInput = {
@@ -1835,6 +1962,8 @@ export type InvoiceCreateWithoutRefundsInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1843,6 +1972,7 @@ export type InvoiceCreateWithoutRefundsInput = {
   lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceUncheckedCreateWithoutRefundsInput = {
@@ -1872,12 +2002,15 @@ export type InvoiceUncheckedCreateWithoutRefundsInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
   lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
   payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
   items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutInvoiceInput
 }
 
 export type InvoiceCreateOrConnectWithoutRefundsInput = {
@@ -1920,6 +2053,8 @@ export type InvoiceUpdateWithoutRefundsInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1928,6 +2063,7 @@ export type InvoiceUpdateWithoutRefundsInput = {
   lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutRefundsInput = {
@@ -1957,12 +2093,181 @@ export type InvoiceUncheckedUpdateWithoutRefundsInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
+}
+
+export type InvoiceCreateWithoutCreditNotesInput = {
+  id: string
+  number?: string | null
+  status?: $Enums.InvoiceStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  billingReason?: string | null
+  periodStart: Date | string
+  periodEnd: Date | string
+  subtotal?: bigint | number
+  tax?: bigint | number
+  total?: bigint | number
+  amountDue?: bigint | number
+  amountPaid?: bigint | number
+  amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
+  attemptCount?: number
+  nextPaymentAttempt?: Date | string | null
+  dueDate?: Date | string | null
+  finalizedAt?: Date | string | null
+  paidAt?: Date | string | null
+  voidedAt?: Date | string | null
+  gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  customer: Prisma.CustomerCreateNestedOneWithoutInvoicesInput
+  subscription?: Prisma.SubscriptionCreateNestedOneWithoutInvoicesInput
+  lines?: Prisma.InvoiceLineItemCreateNestedManyWithoutInvoiceInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutInvoiceInput
+  items?: Prisma.InvoiceItemCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutInvoiceInput
+}
+
+export type InvoiceUncheckedCreateWithoutCreditNotesInput = {
+  id: string
+  organizationId: string
+  customerId: string
+  subscriptionId?: string | null
+  number?: string | null
+  status?: $Enums.InvoiceStatus
+  currency: string
+  collectionMethod?: $Enums.CollectionMethod
+  billingReason?: string | null
+  periodStart: Date | string
+  periodEnd: Date | string
+  subtotal?: bigint | number
+  tax?: bigint | number
+  total?: bigint | number
+  amountDue?: bigint | number
+  amountPaid?: bigint | number
+  amountRemaining?: bigint | number
+  startingBalance?: bigint | number
+  endingBalance?: bigint | number | null
+  attemptCount?: number
+  nextPaymentAttempt?: Date | string | null
+  dueDate?: Date | string | null
+  finalizedAt?: Date | string | null
+  paidAt?: Date | string | null
+  voidedAt?: Date | string | null
+  gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  lines?: Prisma.InvoiceLineItemUncheckedCreateNestedManyWithoutInvoiceInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutInvoiceInput
+  items?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutInvoiceInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutInvoiceInput
+}
+
+export type InvoiceCreateOrConnectWithoutCreditNotesInput = {
+  where: Prisma.InvoiceWhereUniqueInput
+  create: Prisma.XOR<Prisma.InvoiceCreateWithoutCreditNotesInput, Prisma.InvoiceUncheckedCreateWithoutCreditNotesInput>
+}
+
+export type InvoiceUpsertWithoutCreditNotesInput = {
+  update: Prisma.XOR<Prisma.InvoiceUpdateWithoutCreditNotesInput, Prisma.InvoiceUncheckedUpdateWithoutCreditNotesInput>
+  create: Prisma.XOR<Prisma.InvoiceCreateWithoutCreditNotesInput, Prisma.InvoiceUncheckedCreateWithoutCreditNotesInput>
+  where?: Prisma.InvoiceWhereInput
+}
+
+export type InvoiceUpdateToOneWithWhereWithoutCreditNotesInput = {
+  where?: Prisma.InvoiceWhereInput
+  data: Prisma.XOR<Prisma.InvoiceUpdateWithoutCreditNotesInput, Prisma.InvoiceUncheckedUpdateWithoutCreditNotesInput>
+}
+
+export type InvoiceUpdateWithoutCreditNotesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  billingReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  periodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  subtotal?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  tax?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  total?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
+  nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutInvoicesNestedInput
+  subscription?: Prisma.SubscriptionUpdateOneWithoutInvoicesNestedInput
+  lines?: Prisma.InvoiceLineItemUpdateManyWithoutInvoiceNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
+  items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+}
+
+export type InvoiceUncheckedUpdateWithoutCreditNotesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  number?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  status?: Prisma.EnumInvoiceStatusFieldUpdateOperationsInput | $Enums.InvoiceStatus
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  billingReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  periodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  subtotal?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  tax?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  total?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountDue?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountPaid?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amountRemaining?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  startingBalance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
+  nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  lines?: Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
+  items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceCreateManyCustomerInput = {
@@ -1990,6 +2295,8 @@ export type InvoiceCreateManyCustomerInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -2019,6 +2326,8 @@ export type InvoiceUpdateWithoutCustomerInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2027,6 +2336,7 @@ export type InvoiceUpdateWithoutCustomerInput = {
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutCustomerInput = {
@@ -2054,6 +2364,8 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2061,6 +2373,7 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
@@ -2088,6 +2401,8 @@ export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2118,6 +2433,8 @@ export type InvoiceCreateManySubscriptionInput = {
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
   gatewayPaymentIntentId?: string | null
+  prePaymentCreditNotesAmount?: bigint | number
+  postPaymentCreditNotesAmount?: bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -2147,6 +2464,8 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2155,6 +2474,7 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
   payments?: Prisma.PaymentUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
@@ -2182,6 +2502,8 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2189,6 +2511,7 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutInvoiceNestedInput
   items?: Prisma.InvoiceItemUncheckedUpdateManyWithoutInvoiceNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutInvoiceNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutInvoiceNestedInput
 }
 
 export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
@@ -2216,6 +2539,8 @@ export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   gatewayPaymentIntentId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  prePaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  postPaymentCreditNotesAmount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2231,6 +2556,7 @@ export type InvoiceCountOutputType = {
   payments: number
   items: number
   refunds: number
+  creditNotes: number
 }
 
 export type InvoiceCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2238,6 +2564,7 @@ export type InvoiceCountOutputTypeSelect<ExtArgs extends runtime.Types.Extension
   payments?: boolean | InvoiceCountOutputTypeCountPaymentsArgs
   items?: boolean | InvoiceCountOutputTypeCountItemsArgs
   refunds?: boolean | InvoiceCountOutputTypeCountRefundsArgs
+  creditNotes?: boolean | InvoiceCountOutputTypeCountCreditNotesArgs
 }
 
 /**
@@ -2278,6 +2605,13 @@ export type InvoiceCountOutputTypeCountRefundsArgs<ExtArgs extends runtime.Types
   where?: Prisma.RefundWhereInput
 }
 
+/**
+ * InvoiceCountOutputType without action
+ */
+export type InvoiceCountOutputTypeCountCreditNotesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.CreditNoteWhereInput
+}
+
 
 export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -2306,6 +2640,8 @@ export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   paidAt?: boolean
   voidedAt?: boolean
   gatewayPaymentIntentId?: boolean
+  prePaymentCreditNotesAmount?: boolean
+  postPaymentCreditNotesAmount?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -2315,6 +2651,7 @@ export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   payments?: boolean | Prisma.Invoice$paymentsArgs<ExtArgs>
   items?: boolean | Prisma.Invoice$itemsArgs<ExtArgs>
   refunds?: boolean | Prisma.Invoice$refundsArgs<ExtArgs>
+  creditNotes?: boolean | Prisma.Invoice$creditNotesArgs<ExtArgs>
   _count?: boolean | Prisma.InvoiceCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["invoice"]>
 
@@ -2345,6 +2682,8 @@ export type InvoiceSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   paidAt?: boolean
   voidedAt?: boolean
   gatewayPaymentIntentId?: boolean
+  prePaymentCreditNotesAmount?: boolean
+  postPaymentCreditNotesAmount?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -2379,6 +2718,8 @@ export type InvoiceSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   paidAt?: boolean
   voidedAt?: boolean
   gatewayPaymentIntentId?: boolean
+  prePaymentCreditNotesAmount?: boolean
+  postPaymentCreditNotesAmount?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -2413,12 +2754,14 @@ export type InvoiceSelectScalar = {
   paidAt?: boolean
   voidedAt?: boolean
   gatewayPaymentIntentId?: boolean
+  prePaymentCreditNotesAmount?: boolean
+  postPaymentCreditNotesAmount?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
+export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "prePaymentCreditNotesAmount" | "postPaymentCreditNotesAmount" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
 export type InvoiceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   subscription?: boolean | Prisma.Invoice$subscriptionArgs<ExtArgs>
@@ -2426,6 +2769,7 @@ export type InvoiceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs
   payments?: boolean | Prisma.Invoice$paymentsArgs<ExtArgs>
   items?: boolean | Prisma.Invoice$itemsArgs<ExtArgs>
   refunds?: boolean | Prisma.Invoice$refundsArgs<ExtArgs>
+  creditNotes?: boolean | Prisma.Invoice$creditNotesArgs<ExtArgs>
   _count?: boolean | Prisma.InvoiceCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type InvoiceIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2446,6 +2790,7 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     payments: Prisma.$PaymentPayload<ExtArgs>[]
     items: Prisma.$InvoiceItemPayload<ExtArgs>[]
     refunds: Prisma.$RefundPayload<ExtArgs>[]
+    creditNotes: Prisma.$CreditNotePayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2480,6 +2825,15 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
     paidAt: Date | null
     voidedAt: Date | null
     gatewayPaymentIntentId: string | null
+    /**
+     * What issued credit notes took off the amount due before it was paid (minor units).
+     */
+    prePaymentCreditNotesAmount: bigint
+    /**
+     * What issued credit notes gave back of the amount paid: refunded, credited to the
+     * customer's balance or out of band (minor units).
+     */
+    postPaymentCreditNotesAmount: bigint
     /**
      * @json Metadata
      */
@@ -2886,6 +3240,7 @@ export interface Prisma__InvoiceClient<T, Null = never, ExtArgs extends runtime.
   payments<T extends Prisma.Invoice$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   items<T extends Prisma.Invoice$itemsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$itemsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$InvoiceItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   refunds<T extends Prisma.Invoice$refundsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$refundsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RefundPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  creditNotes<T extends Prisma.Invoice$creditNotesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Invoice$creditNotesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CreditNotePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2941,6 +3296,8 @@ export interface InvoiceFieldRefs {
   readonly paidAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly voidedAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly gatewayPaymentIntentId: Prisma.FieldRef<"Invoice", 'String'>
+  readonly prePaymentCreditNotesAmount: Prisma.FieldRef<"Invoice", 'BigInt'>
+  readonly postPaymentCreditNotesAmount: Prisma.FieldRef<"Invoice", 'BigInt'>
   readonly metadata: Prisma.FieldRef<"Invoice", 'Json'>
   readonly createdAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Invoice", 'DateTime'>
@@ -3457,6 +3814,30 @@ export type Invoice$refundsArgs<ExtArgs extends runtime.Types.Extensions.Interna
   take?: number
   skip?: number
   distinct?: Prisma.RefundScalarFieldEnum | Prisma.RefundScalarFieldEnum[]
+}
+
+/**
+ * Invoice.creditNotes
+ */
+export type Invoice$creditNotesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the CreditNote
+   */
+  select?: Prisma.CreditNoteSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the CreditNote
+   */
+  omit?: Prisma.CreditNoteOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.CreditNoteInclude<ExtArgs> | null
+  where?: Prisma.CreditNoteWhereInput
+  orderBy?: Prisma.CreditNoteOrderByWithRelationInput | Prisma.CreditNoteOrderByWithRelationInput[]
+  cursor?: Prisma.CreditNoteWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.CreditNoteScalarFieldEnum | Prisma.CreditNoteScalarFieldEnum[]
 }
 
 /**

@@ -323,6 +323,7 @@ export type InvoiceLineItemWhereInput = {
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
   subscriptionItem?: Prisma.XOR<Prisma.SubscriptionItemNullableScalarRelationFilter, Prisma.SubscriptionItemWhereInput> | null
   price?: Prisma.XOR<Prisma.PriceNullableScalarRelationFilter, Prisma.PriceWhereInput> | null
+  creditNoteLines?: Prisma.CreditNoteLineItemListRelationFilter
 }
 
 export type InvoiceLineItemOrderByWithRelationInput = {
@@ -347,10 +348,12 @@ export type InvoiceLineItemOrderByWithRelationInput = {
   invoice?: Prisma.InvoiceOrderByWithRelationInput
   subscriptionItem?: Prisma.SubscriptionItemOrderByWithRelationInput
   price?: Prisma.PriceOrderByWithRelationInput
+  creditNoteLines?: Prisma.CreditNoteLineItemOrderByRelationAggregateInput
 }
 
 export type InvoiceLineItemWhereUniqueInput = Prisma.AtLeast<{
   id?: string
+  organizationId_id?: Prisma.InvoiceLineItemOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.InvoiceLineItemWhereInput | Prisma.InvoiceLineItemWhereInput[]
   OR?: Prisma.InvoiceLineItemWhereInput[]
   NOT?: Prisma.InvoiceLineItemWhereInput | Prisma.InvoiceLineItemWhereInput[]
@@ -374,7 +377,8 @@ export type InvoiceLineItemWhereUniqueInput = Prisma.AtLeast<{
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
   subscriptionItem?: Prisma.XOR<Prisma.SubscriptionItemNullableScalarRelationFilter, Prisma.SubscriptionItemWhereInput> | null
   price?: Prisma.XOR<Prisma.PriceNullableScalarRelationFilter, Prisma.PriceWhereInput> | null
-}, "id">
+  creditNoteLines?: Prisma.CreditNoteLineItemListRelationFilter
+}, "id" | "organizationId_id">
 
 export type InvoiceLineItemOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -444,6 +448,7 @@ export type InvoiceLineItemCreateInput = {
   invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
   subscriptionItem?: Prisma.SubscriptionItemCreateNestedOneWithoutInvoiceLineItemsInput
   price?: Prisma.PriceCreateNestedOneWithoutInvoiceLineItemsInput
+  creditNoteLines?: Prisma.CreditNoteLineItemCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemUncheckedCreateInput = {
@@ -465,6 +470,7 @@ export type InvoiceLineItemUncheckedCreateInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemUpdateInput = {
@@ -485,6 +491,7 @@ export type InvoiceLineItemUpdateInput = {
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
   subscriptionItem?: Prisma.SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput
   price?: Prisma.PriceUpdateOneWithoutInvoiceLineItemsNestedInput
+  creditNoteLines?: Prisma.CreditNoteLineItemUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateInput = {
@@ -506,6 +513,7 @@ export type InvoiceLineItemUncheckedUpdateInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemCreateManyInput = {
@@ -577,6 +585,11 @@ export type InvoiceLineItemOrderByRelationAggregateInput = {
   _count?: Prisma.SortOrder
 }
 
+export type InvoiceLineItemOrganizationIdIdCompoundUniqueInput = {
+  organizationId: string
+  id: string
+}
+
 export type InvoiceLineItemCountOrderByAggregateInput = {
   id?: Prisma.SortOrder
   organizationId?: Prisma.SortOrder
@@ -646,6 +659,11 @@ export type InvoiceLineItemSumOrderByAggregateInput = {
   quantity?: Prisma.SortOrder
   unitAmountDecimal?: Prisma.SortOrder
   amount?: Prisma.SortOrder
+}
+
+export type InvoiceLineItemNullableScalarRelationFilter = {
+  is?: Prisma.InvoiceLineItemWhereInput | null
+  isNot?: Prisma.InvoiceLineItemWhereInput | null
 }
 
 export type InvoiceLineItemCreateNestedManyWithoutPriceInput = {
@@ -774,6 +792,22 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceNestedInput = {
   deleteMany?: Prisma.InvoiceLineItemScalarWhereInput | Prisma.InvoiceLineItemScalarWhereInput[]
 }
 
+export type InvoiceLineItemCreateNestedOneWithoutCreditNoteLinesInput = {
+  create?: Prisma.XOR<Prisma.InvoiceLineItemCreateWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUncheckedCreateWithoutCreditNoteLinesInput>
+  connectOrCreate?: Prisma.InvoiceLineItemCreateOrConnectWithoutCreditNoteLinesInput
+  connect?: Prisma.InvoiceLineItemWhereUniqueInput
+}
+
+export type InvoiceLineItemUpdateOneWithoutCreditNoteLinesNestedInput = {
+  create?: Prisma.XOR<Prisma.InvoiceLineItemCreateWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUncheckedCreateWithoutCreditNoteLinesInput>
+  connectOrCreate?: Prisma.InvoiceLineItemCreateOrConnectWithoutCreditNoteLinesInput
+  upsert?: Prisma.InvoiceLineItemUpsertWithoutCreditNoteLinesInput
+  disconnect?: Prisma.InvoiceLineItemWhereInput | boolean
+  delete?: Prisma.InvoiceLineItemWhereInput | boolean
+  connect?: Prisma.InvoiceLineItemWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.InvoiceLineItemUpdateToOneWithWhereWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUpdateWithoutCreditNoteLinesInput>, Prisma.InvoiceLineItemUncheckedUpdateWithoutCreditNoteLinesInput>
+}
+
 export type InvoiceLineItemCreateWithoutPriceInput = {
   id: string
   position?: number
@@ -791,6 +825,7 @@ export type InvoiceLineItemCreateWithoutPriceInput = {
   createdAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
   subscriptionItem?: Prisma.SubscriptionItemCreateNestedOneWithoutInvoiceLineItemsInput
+  creditNoteLines?: Prisma.CreditNoteLineItemCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemUncheckedCreateWithoutPriceInput = {
@@ -810,6 +845,7 @@ export type InvoiceLineItemUncheckedCreateWithoutPriceInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemCreateOrConnectWithoutPriceInput = {
@@ -879,6 +915,7 @@ export type InvoiceLineItemCreateWithoutSubscriptionItemInput = {
   createdAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
   price?: Prisma.PriceCreateNestedOneWithoutInvoiceLineItemsInput
+  creditNoteLines?: Prisma.CreditNoteLineItemCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemUncheckedCreateWithoutSubscriptionItemInput = {
@@ -898,6 +935,7 @@ export type InvoiceLineItemUncheckedCreateWithoutSubscriptionItemInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemCreateOrConnectWithoutSubscriptionItemInput = {
@@ -943,6 +981,7 @@ export type InvoiceLineItemCreateWithoutInvoiceInput = {
   createdAt?: Date | string
   subscriptionItem?: Prisma.SubscriptionItemCreateNestedOneWithoutInvoiceLineItemsInput
   price?: Prisma.PriceCreateNestedOneWithoutInvoiceLineItemsInput
+  creditNoteLines?: Prisma.CreditNoteLineItemCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemUncheckedCreateWithoutInvoiceInput = {
@@ -962,6 +1001,7 @@ export type InvoiceLineItemUncheckedCreateWithoutInvoiceInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedCreateNestedManyWithoutInvoiceLineItemInput
 }
 
 export type InvoiceLineItemCreateOrConnectWithoutInvoiceInput = {
@@ -988,6 +1028,104 @@ export type InvoiceLineItemUpdateWithWhereUniqueWithoutInvoiceInput = {
 export type InvoiceLineItemUpdateManyWithWhereWithoutInvoiceInput = {
   where: Prisma.InvoiceLineItemScalarWhereInput
   data: Prisma.XOR<Prisma.InvoiceLineItemUpdateManyMutationInput, Prisma.InvoiceLineItemUncheckedUpdateManyWithoutInvoiceInput>
+}
+
+export type InvoiceLineItemCreateWithoutCreditNoteLinesInput = {
+  id: string
+  position?: number
+  description: string
+  quantity?: number
+  unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
+  amount: bigint | number
+  currency: string
+  periodStart: Date | string
+  periodEnd: Date | string
+  proration?: boolean
+  breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  invoice: Prisma.InvoiceCreateNestedOneWithoutLinesInput
+  subscriptionItem?: Prisma.SubscriptionItemCreateNestedOneWithoutInvoiceLineItemsInput
+  price?: Prisma.PriceCreateNestedOneWithoutInvoiceLineItemsInput
+}
+
+export type InvoiceLineItemUncheckedCreateWithoutCreditNoteLinesInput = {
+  id: string
+  organizationId: string
+  invoiceId: string
+  subscriptionItemId?: string | null
+  priceId?: string | null
+  position?: number
+  description: string
+  quantity?: number
+  unitAmountDecimal?: runtime.Decimal | runtime.DecimalJsLike | number | string | null
+  amount: bigint | number
+  currency: string
+  periodStart: Date | string
+  periodEnd: Date | string
+  proration?: boolean
+  breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+}
+
+export type InvoiceLineItemCreateOrConnectWithoutCreditNoteLinesInput = {
+  where: Prisma.InvoiceLineItemWhereUniqueInput
+  create: Prisma.XOR<Prisma.InvoiceLineItemCreateWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUncheckedCreateWithoutCreditNoteLinesInput>
+}
+
+export type InvoiceLineItemUpsertWithoutCreditNoteLinesInput = {
+  update: Prisma.XOR<Prisma.InvoiceLineItemUpdateWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUncheckedUpdateWithoutCreditNoteLinesInput>
+  create: Prisma.XOR<Prisma.InvoiceLineItemCreateWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUncheckedCreateWithoutCreditNoteLinesInput>
+  where?: Prisma.InvoiceLineItemWhereInput
+}
+
+export type InvoiceLineItemUpdateToOneWithWhereWithoutCreditNoteLinesInput = {
+  where?: Prisma.InvoiceLineItemWhereInput
+  data: Prisma.XOR<Prisma.InvoiceLineItemUpdateWithoutCreditNoteLinesInput, Prisma.InvoiceLineItemUncheckedUpdateWithoutCreditNoteLinesInput>
+}
+
+export type InvoiceLineItemUpdateWithoutCreditNoteLinesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  position?: Prisma.IntFieldUpdateOperationsInput | number
+  description?: Prisma.StringFieldUpdateOperationsInput | string
+  quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
+  amount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  periodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
+  subscriptionItem?: Prisma.SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput
+  price?: Prisma.PriceUpdateOneWithoutInvoiceLineItemsNestedInput
+}
+
+export type InvoiceLineItemUncheckedUpdateWithoutCreditNoteLinesInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
+  subscriptionItemId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  priceId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  position?: Prisma.IntFieldUpdateOperationsInput | number
+  description?: Prisma.StringFieldUpdateOperationsInput | string
+  quantity?: Prisma.IntFieldUpdateOperationsInput | number
+  unitAmountDecimal?: Prisma.NullableDecimalFieldUpdateOperationsInput | runtime.Decimal | runtime.DecimalJsLike | number | string | null
+  amount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  periodStart?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  periodEnd?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  proration?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  breakdown?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type InvoiceLineItemCreateManyPriceInput = {
@@ -1026,6 +1164,7 @@ export type InvoiceLineItemUpdateWithoutPriceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
   subscriptionItem?: Prisma.SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput
+  creditNoteLines?: Prisma.CreditNoteLineItemUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateWithoutPriceInput = {
@@ -1045,6 +1184,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutPriceInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateManyWithoutPriceInput = {
@@ -1102,6 +1242,7 @@ export type InvoiceLineItemUpdateWithoutSubscriptionItemInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutLinesNestedInput
   price?: Prisma.PriceUpdateOneWithoutInvoiceLineItemsNestedInput
+  creditNoteLines?: Prisma.CreditNoteLineItemUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateWithoutSubscriptionItemInput = {
@@ -1121,6 +1262,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutSubscriptionItemInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateManyWithoutSubscriptionItemInput = {
@@ -1178,6 +1320,7 @@ export type InvoiceLineItemUpdateWithoutInvoiceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   subscriptionItem?: Prisma.SubscriptionItemUpdateOneWithoutInvoiceLineItemsNestedInput
   price?: Prisma.PriceUpdateOneWithoutInvoiceLineItemsNestedInput
+  creditNoteLines?: Prisma.CreditNoteLineItemUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateWithoutInvoiceInput = {
@@ -1197,6 +1340,7 @@ export type InvoiceLineItemUncheckedUpdateWithoutInvoiceInput = {
   taxAmounts?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNoteLines?: Prisma.CreditNoteLineItemUncheckedUpdateManyWithoutInvoiceLineItemNestedInput
 }
 
 export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceInput = {
@@ -1218,6 +1362,35 @@ export type InvoiceLineItemUncheckedUpdateManyWithoutInvoiceInput = {
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
+
+/**
+ * Count Type InvoiceLineItemCountOutputType
+ */
+
+export type InvoiceLineItemCountOutputType = {
+  creditNoteLines: number
+}
+
+export type InvoiceLineItemCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  creditNoteLines?: boolean | InvoiceLineItemCountOutputTypeCountCreditNoteLinesArgs
+}
+
+/**
+ * InvoiceLineItemCountOutputType without action
+ */
+export type InvoiceLineItemCountOutputTypeDefaultArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the InvoiceLineItemCountOutputType
+   */
+  select?: Prisma.InvoiceLineItemCountOutputTypeSelect<ExtArgs> | null
+}
+
+/**
+ * InvoiceLineItemCountOutputType without action
+ */
+export type InvoiceLineItemCountOutputTypeCountCreditNoteLinesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.CreditNoteLineItemWhereInput
+}
 
 
 export type InvoiceLineItemSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1242,6 +1415,8 @@ export type InvoiceLineItemSelect<ExtArgs extends runtime.Types.Extensions.Inter
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   subscriptionItem?: boolean | Prisma.InvoiceLineItem$subscriptionItemArgs<ExtArgs>
   price?: boolean | Prisma.InvoiceLineItem$priceArgs<ExtArgs>
+  creditNoteLines?: boolean | Prisma.InvoiceLineItem$creditNoteLinesArgs<ExtArgs>
+  _count?: boolean | Prisma.InvoiceLineItemCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["invoiceLineItem"]>
 
 export type InvoiceLineItemSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1318,6 +1493,8 @@ export type InvoiceLineItemInclude<ExtArgs extends runtime.Types.Extensions.Inte
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   subscriptionItem?: boolean | Prisma.InvoiceLineItem$subscriptionItemArgs<ExtArgs>
   price?: boolean | Prisma.InvoiceLineItem$priceArgs<ExtArgs>
+  creditNoteLines?: boolean | Prisma.InvoiceLineItem$creditNoteLinesArgs<ExtArgs>
+  _count?: boolean | Prisma.InvoiceLineItemCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type InvoiceLineItemIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
@@ -1336,6 +1513,7 @@ export type $InvoiceLineItemPayload<ExtArgs extends runtime.Types.Extensions.Int
     invoice: Prisma.$InvoicePayload<ExtArgs>
     subscriptionItem: Prisma.$SubscriptionItemPayload<ExtArgs> | null
     price: Prisma.$PricePayload<ExtArgs> | null
+    creditNoteLines: Prisma.$CreditNoteLineItemPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1769,6 +1947,7 @@ export interface Prisma__InvoiceLineItemClient<T, Null = never, ExtArgs extends 
   invoice<T extends Prisma.InvoiceDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.InvoiceDefaultArgs<ExtArgs>>): Prisma.Prisma__InvoiceClient<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   subscriptionItem<T extends Prisma.InvoiceLineItem$subscriptionItemArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.InvoiceLineItem$subscriptionItemArgs<ExtArgs>>): Prisma.Prisma__SubscriptionItemClient<runtime.Types.Result.GetResult<Prisma.$SubscriptionItemPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   price<T extends Prisma.InvoiceLineItem$priceArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.InvoiceLineItem$priceArgs<ExtArgs>>): Prisma.Prisma__PriceClient<runtime.Types.Result.GetResult<Prisma.$PricePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
+  creditNoteLines<T extends Prisma.InvoiceLineItem$creditNoteLinesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.InvoiceLineItem$creditNoteLinesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CreditNoteLineItemPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2252,6 +2431,30 @@ export type InvoiceLineItem$priceArgs<ExtArgs extends runtime.Types.Extensions.I
    */
   include?: Prisma.PriceInclude<ExtArgs> | null
   where?: Prisma.PriceWhereInput
+}
+
+/**
+ * InvoiceLineItem.creditNoteLines
+ */
+export type InvoiceLineItem$creditNoteLinesArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the CreditNoteLineItem
+   */
+  select?: Prisma.CreditNoteLineItemSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the CreditNoteLineItem
+   */
+  omit?: Prisma.CreditNoteLineItemOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.CreditNoteLineItemInclude<ExtArgs> | null
+  where?: Prisma.CreditNoteLineItemWhereInput
+  orderBy?: Prisma.CreditNoteLineItemOrderByWithRelationInput | Prisma.CreditNoteLineItemOrderByWithRelationInput[]
+  cursor?: Prisma.CreditNoteLineItemWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.CreditNoteLineItemScalarFieldEnum | Prisma.CreditNoteLineItemScalarFieldEnum[]
 }
 
 /**

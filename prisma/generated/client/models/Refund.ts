@@ -290,6 +290,7 @@ export type RefundWhereInput = {
   payment?: Prisma.XOR<Prisma.PaymentScalarRelationFilter, Prisma.PaymentWhereInput>
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
+  creditNote?: Prisma.XOR<Prisma.CreditNoteNullableScalarRelationFilter, Prisma.CreditNoteWhereInput> | null
 }
 
 export type RefundOrderByWithRelationInput = {
@@ -310,6 +311,7 @@ export type RefundOrderByWithRelationInput = {
   payment?: Prisma.PaymentOrderByWithRelationInput
   invoice?: Prisma.InvoiceOrderByWithRelationInput
   customer?: Prisma.CustomerOrderByWithRelationInput
+  creditNote?: Prisma.CreditNoteOrderByWithRelationInput
 }
 
 export type RefundWhereUniqueInput = Prisma.AtLeast<{
@@ -335,6 +337,7 @@ export type RefundWhereUniqueInput = Prisma.AtLeast<{
   payment?: Prisma.XOR<Prisma.PaymentScalarRelationFilter, Prisma.PaymentWhereInput>
   invoice?: Prisma.XOR<Prisma.InvoiceScalarRelationFilter, Prisma.InvoiceWhereInput>
   customer?: Prisma.XOR<Prisma.CustomerScalarRelationFilter, Prisma.CustomerWhereInput>
+  creditNote?: Prisma.XOR<Prisma.CreditNoteNullableScalarRelationFilter, Prisma.CreditNoteWhereInput> | null
 }, "id" | "organizationId_gatewayRefundId" | "organizationId_id">
 
 export type RefundOrderByWithAggregationInput = {
@@ -393,6 +396,7 @@ export type RefundCreateInput = {
   payment: Prisma.PaymentCreateNestedOneWithoutRefundsInput
   invoice: Prisma.InvoiceCreateNestedOneWithoutRefundsInput
   customer: Prisma.CustomerCreateNestedOneWithoutRefundsInput
+  creditNote?: Prisma.CreditNoteCreateNestedOneWithoutRefundInput
 }
 
 export type RefundUncheckedCreateInput = {
@@ -410,6 +414,7 @@ export type RefundUncheckedCreateInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  creditNote?: Prisma.CreditNoteUncheckedCreateNestedOneWithoutRefundInput
 }
 
 export type RefundUpdateInput = {
@@ -426,6 +431,7 @@ export type RefundUpdateInput = {
   payment?: Prisma.PaymentUpdateOneRequiredWithoutRefundsNestedInput
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutRefundsNestedInput
   customer?: Prisma.CustomerUpdateOneRequiredWithoutRefundsNestedInput
+  creditNote?: Prisma.CreditNoteUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateInput = {
@@ -443,6 +449,7 @@ export type RefundUncheckedUpdateInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNote?: Prisma.CreditNoteUncheckedUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundCreateManyInput = {
@@ -567,6 +574,11 @@ export type RefundMinOrderByAggregateInput = {
 
 export type RefundSumOrderByAggregateInput = {
   amount?: Prisma.SortOrder
+}
+
+export type RefundNullableScalarRelationFilter = {
+  is?: Prisma.RefundWhereInput | null
+  isNot?: Prisma.RefundWhereInput | null
 }
 
 export type RefundCreateNestedManyWithoutCustomerInput = {
@@ -695,6 +707,22 @@ export type RefundUncheckedUpdateManyWithoutPaymentNestedInput = {
   deleteMany?: Prisma.RefundScalarWhereInput | Prisma.RefundScalarWhereInput[]
 }
 
+export type RefundCreateNestedOneWithoutCreditNoteInput = {
+  create?: Prisma.XOR<Prisma.RefundCreateWithoutCreditNoteInput, Prisma.RefundUncheckedCreateWithoutCreditNoteInput>
+  connectOrCreate?: Prisma.RefundCreateOrConnectWithoutCreditNoteInput
+  connect?: Prisma.RefundWhereUniqueInput
+}
+
+export type RefundUpdateOneWithoutCreditNoteNestedInput = {
+  create?: Prisma.XOR<Prisma.RefundCreateWithoutCreditNoteInput, Prisma.RefundUncheckedCreateWithoutCreditNoteInput>
+  connectOrCreate?: Prisma.RefundCreateOrConnectWithoutCreditNoteInput
+  upsert?: Prisma.RefundUpsertWithoutCreditNoteInput
+  disconnect?: Prisma.RefundWhereInput | boolean
+  delete?: Prisma.RefundWhereInput | boolean
+  connect?: Prisma.RefundWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.RefundUpdateToOneWithWhereWithoutCreditNoteInput, Prisma.RefundUpdateWithoutCreditNoteInput>, Prisma.RefundUncheckedUpdateWithoutCreditNoteInput>
+}
+
 export type RefundCreateWithoutCustomerInput = {
   id: string
   amount: bigint | number
@@ -708,6 +736,7 @@ export type RefundCreateWithoutCustomerInput = {
   updatedAt?: Date | string
   payment: Prisma.PaymentCreateNestedOneWithoutRefundsInput
   invoice: Prisma.InvoiceCreateNestedOneWithoutRefundsInput
+  creditNote?: Prisma.CreditNoteCreateNestedOneWithoutRefundInput
 }
 
 export type RefundUncheckedCreateWithoutCustomerInput = {
@@ -723,6 +752,7 @@ export type RefundUncheckedCreateWithoutCustomerInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  creditNote?: Prisma.CreditNoteUncheckedCreateNestedOneWithoutRefundInput
 }
 
 export type RefundCreateOrConnectWithoutCustomerInput = {
@@ -784,6 +814,7 @@ export type RefundCreateWithoutInvoiceInput = {
   updatedAt?: Date | string
   payment: Prisma.PaymentCreateNestedOneWithoutRefundsInput
   customer: Prisma.CustomerCreateNestedOneWithoutRefundsInput
+  creditNote?: Prisma.CreditNoteCreateNestedOneWithoutRefundInput
 }
 
 export type RefundUncheckedCreateWithoutInvoiceInput = {
@@ -799,6 +830,7 @@ export type RefundUncheckedCreateWithoutInvoiceInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  creditNote?: Prisma.CreditNoteUncheckedCreateNestedOneWithoutRefundInput
 }
 
 export type RefundCreateOrConnectWithoutInvoiceInput = {
@@ -840,6 +872,7 @@ export type RefundCreateWithoutPaymentInput = {
   updatedAt?: Date | string
   invoice: Prisma.InvoiceCreateNestedOneWithoutRefundsInput
   customer: Prisma.CustomerCreateNestedOneWithoutRefundsInput
+  creditNote?: Prisma.CreditNoteCreateNestedOneWithoutRefundInput
 }
 
 export type RefundUncheckedCreateWithoutPaymentInput = {
@@ -855,6 +888,7 @@ export type RefundUncheckedCreateWithoutPaymentInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
+  creditNote?: Prisma.CreditNoteUncheckedCreateNestedOneWithoutRefundInput
 }
 
 export type RefundCreateOrConnectWithoutPaymentInput = {
@@ -881,6 +915,88 @@ export type RefundUpdateWithWhereUniqueWithoutPaymentInput = {
 export type RefundUpdateManyWithWhereWithoutPaymentInput = {
   where: Prisma.RefundScalarWhereInput
   data: Prisma.XOR<Prisma.RefundUpdateManyMutationInput, Prisma.RefundUncheckedUpdateManyWithoutPaymentInput>
+}
+
+export type RefundCreateWithoutCreditNoteInput = {
+  id: string
+  amount: bigint | number
+  currency: string
+  status: string
+  reason?: string | null
+  gatewayRefundId: string
+  failureReason?: string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  payment: Prisma.PaymentCreateNestedOneWithoutRefundsInput
+  invoice: Prisma.InvoiceCreateNestedOneWithoutRefundsInput
+  customer: Prisma.CustomerCreateNestedOneWithoutRefundsInput
+}
+
+export type RefundUncheckedCreateWithoutCreditNoteInput = {
+  id: string
+  organizationId: string
+  paymentId: string
+  invoiceId: string
+  customerId: string
+  amount: bigint | number
+  currency: string
+  status: string
+  reason?: string | null
+  gatewayRefundId: string
+  failureReason?: string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Date | string
+  updatedAt?: Date | string
+}
+
+export type RefundCreateOrConnectWithoutCreditNoteInput = {
+  where: Prisma.RefundWhereUniqueInput
+  create: Prisma.XOR<Prisma.RefundCreateWithoutCreditNoteInput, Prisma.RefundUncheckedCreateWithoutCreditNoteInput>
+}
+
+export type RefundUpsertWithoutCreditNoteInput = {
+  update: Prisma.XOR<Prisma.RefundUpdateWithoutCreditNoteInput, Prisma.RefundUncheckedUpdateWithoutCreditNoteInput>
+  create: Prisma.XOR<Prisma.RefundCreateWithoutCreditNoteInput, Prisma.RefundUncheckedCreateWithoutCreditNoteInput>
+  where?: Prisma.RefundWhereInput
+}
+
+export type RefundUpdateToOneWithWhereWithoutCreditNoteInput = {
+  where?: Prisma.RefundWhereInput
+  data: Prisma.XOR<Prisma.RefundUpdateWithoutCreditNoteInput, Prisma.RefundUncheckedUpdateWithoutCreditNoteInput>
+}
+
+export type RefundUpdateWithoutCreditNoteInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  amount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.StringFieldUpdateOperationsInput | string
+  reason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayRefundId?: Prisma.StringFieldUpdateOperationsInput | string
+  failureReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  payment?: Prisma.PaymentUpdateOneRequiredWithoutRefundsNestedInput
+  invoice?: Prisma.InvoiceUpdateOneRequiredWithoutRefundsNestedInput
+  customer?: Prisma.CustomerUpdateOneRequiredWithoutRefundsNestedInput
+}
+
+export type RefundUncheckedUpdateWithoutCreditNoteInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  paymentId?: Prisma.StringFieldUpdateOperationsInput | string
+  invoiceId?: Prisma.StringFieldUpdateOperationsInput | string
+  customerId?: Prisma.StringFieldUpdateOperationsInput | string
+  amount?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  currency?: Prisma.StringFieldUpdateOperationsInput | string
+  status?: Prisma.StringFieldUpdateOperationsInput | string
+  reason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayRefundId?: Prisma.StringFieldUpdateOperationsInput | string
+  failureReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type RefundCreateManyCustomerInput = {
@@ -911,6 +1027,7 @@ export type RefundUpdateWithoutCustomerInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   payment?: Prisma.PaymentUpdateOneRequiredWithoutRefundsNestedInput
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutRefundsNestedInput
+  creditNote?: Prisma.CreditNoteUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateWithoutCustomerInput = {
@@ -926,6 +1043,7 @@ export type RefundUncheckedUpdateWithoutCustomerInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNote?: Prisma.CreditNoteUncheckedUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateManyWithoutCustomerInput = {
@@ -971,6 +1089,7 @@ export type RefundUpdateWithoutInvoiceInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   payment?: Prisma.PaymentUpdateOneRequiredWithoutRefundsNestedInput
   customer?: Prisma.CustomerUpdateOneRequiredWithoutRefundsNestedInput
+  creditNote?: Prisma.CreditNoteUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateWithoutInvoiceInput = {
@@ -986,6 +1105,7 @@ export type RefundUncheckedUpdateWithoutInvoiceInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNote?: Prisma.CreditNoteUncheckedUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateManyWithoutInvoiceInput = {
@@ -1031,6 +1151,7 @@ export type RefundUpdateWithoutPaymentInput = {
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   invoice?: Prisma.InvoiceUpdateOneRequiredWithoutRefundsNestedInput
   customer?: Prisma.CustomerUpdateOneRequiredWithoutRefundsNestedInput
+  creditNote?: Prisma.CreditNoteUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateWithoutPaymentInput = {
@@ -1046,6 +1167,7 @@ export type RefundUncheckedUpdateWithoutPaymentInput = {
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  creditNote?: Prisma.CreditNoteUncheckedUpdateOneWithoutRefundNestedInput
 }
 
 export type RefundUncheckedUpdateManyWithoutPaymentInput = {
@@ -1083,6 +1205,7 @@ export type RefundSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   payment?: boolean | Prisma.PaymentDefaultArgs<ExtArgs>
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
+  creditNote?: boolean | Prisma.Refund$creditNoteArgs<ExtArgs>
 }, ExtArgs["result"]["refund"]>
 
 export type RefundSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -1147,6 +1270,7 @@ export type RefundInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   payment?: boolean | Prisma.PaymentDefaultArgs<ExtArgs>
   invoice?: boolean | Prisma.InvoiceDefaultArgs<ExtArgs>
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
+  creditNote?: boolean | Prisma.Refund$creditNoteArgs<ExtArgs>
 }
 export type RefundIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   payment?: boolean | Prisma.PaymentDefaultArgs<ExtArgs>
@@ -1165,6 +1289,7 @@ export type $RefundPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     payment: Prisma.$PaymentPayload<ExtArgs>
     invoice: Prisma.$InvoicePayload<ExtArgs>
     customer: Prisma.$CustomerPayload<ExtArgs>
+    creditNote: Prisma.$CreditNotePayload<ExtArgs> | null
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1590,6 +1715,7 @@ export interface Prisma__RefundClient<T, Null = never, ExtArgs extends runtime.T
   payment<T extends Prisma.PaymentDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.PaymentDefaultArgs<ExtArgs>>): Prisma.Prisma__PaymentClient<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   invoice<T extends Prisma.InvoiceDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.InvoiceDefaultArgs<ExtArgs>>): Prisma.Prisma__InvoiceClient<runtime.Types.Result.GetResult<Prisma.$InvoicePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
   customer<T extends Prisma.CustomerDefaultArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.CustomerDefaultArgs<ExtArgs>>): Prisma.Prisma__CustomerClient<runtime.Types.Result.GetResult<Prisma.$CustomerPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | Null, Null, ExtArgs, GlobalOmitOptions>
+  creditNote<T extends Prisma.Refund$creditNoteArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Refund$creditNoteArgs<ExtArgs>>): Prisma.Prisma__CreditNoteClient<runtime.Types.Result.GetResult<Prisma.$CreditNotePayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2031,6 +2157,25 @@ export type RefundDeleteManyArgs<ExtArgs extends runtime.Types.Extensions.Intern
    * Limit how many Refunds to delete.
    */
   limit?: number
+}
+
+/**
+ * Refund.creditNote
+ */
+export type Refund$creditNoteArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the CreditNote
+   */
+  select?: Prisma.CreditNoteSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the CreditNote
+   */
+  omit?: Prisma.CreditNoteOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.CreditNoteInclude<ExtArgs> | null
+  where?: Prisma.CreditNoteWhereInput
 }
 
 /**

@@ -1,0 +1,1 @@
+"""Credit notes: what they credit (pure), their writes and reads."""
