@@ -47,9 +47,9 @@ api/dashboard/node_modules/.installed: api/dashboard/package.json api/dashboard/
 	cd api/dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run vendor
 	@touch $@
 
-# headless Chromium for the dashboard's screenshot test (Debian's package)
+# headless Chromium for the dashboard's screenshot test, DejaVu Sans for invoice PDFs (Debian's packages)
 chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@{ command -v chromium >/dev/null && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
 
 stack: install
 	$(BILLING) stack up
