@@ -186,6 +186,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "currency": None,
         "balance": 0,
         "invoicePrefix": None,
+        "preferredLocales": ["en-US"],
         "invoiceSettings": {},
         "defaultPaymentMethodId": None,
         "gatewayCustomerId": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 from litestar import Response
@@ -10,7 +11,8 @@ from pydantic import BaseModel
 from api.auth import Caller
 from api.bus import CommandBus, EarlierOutcome, Pending, Replayed
 from billing.db.pagination import Page
-from billing.errors import BillingError
+from billing.documents.pdf import Document, render_pdf
+from billing.errors import BillingError, ResourceMissing
 from contracts.commands import Command
 from contracts.envelopes import CommandOutcome
 
@@ -88,3 +90,15 @@ def search_response(page: Page[Any], resource: type[BaseModel], url: str) -> dic
     body["object"] = "search_result"
     body["nextPage"] = body["data"][-1]["id"] if page.has_more else None
     return body
+
+
+async def pdf_response(document: Document | None, resource: str, resource_id: str) -> Response[bytes]:
+    """The document as an inline PDF named after it; rendered off the event loop (laying
+    out a long invoice takes a while and would stall every other request)."""
+    if document is None:
+        raise ResourceMissing(resource, resource_id)
+    content = await asyncio.to_thread(render_pdf, document)
+    filename = (document.number or f"{resource_id}-draft").replace('"', "")
+    return Response(
+        content, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{filename}.pdf"'}
+    )

@@ -5,7 +5,7 @@ The resource that comes back is `contracts.resources.Customer`, generated from P
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import EmailStr, Field
 
@@ -14,6 +14,9 @@ from contracts.common import Address, Metadata, MetadataUpdate, RequestModel, Sh
 from contracts.resources import Customer
 
 INVOICE_PREFIX_PATTERN = r"^[A-Z0-9]{3,12}$"
+# a BCP 47 language tag as Stripe takes them: "en", "de-DE", "zh-Hant-TW"
+LocaleTag = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$", max_length=35)]
+PreferredLocales = Annotated[list[LocaleTag], Field(max_length=10)]
 
 
 class InvoiceSettings(RequestModel):
@@ -34,6 +37,7 @@ class CustomerCreate(Command[Customer]):
     balance: int = Field(default=0, ge=-(10**15), le=10**15, description="Minor units")
     invoicePrefix: str | None = Field(default=None, pattern=INVOICE_PREFIX_PATTERN)
     invoiceSettings: InvoiceSettings | None = None
+    preferredLocales: PreferredLocales = Field(default_factory=list)
 
 
 class CustomerUpdate(RequestModel):
@@ -49,6 +53,7 @@ class CustomerUpdate(RequestModel):
     balance: int | None = Field(default=None, ge=-(10**15), le=10**15)
     invoicePrefix: str | None = Field(default=None, pattern=INVOICE_PREFIX_PATTERN)
     invoiceSettings: InvoiceSettings | None = None
+    preferredLocales: PreferredLocales | None = Field(default=None, description="null clears")
 
 
 class CustomerUpdateCommand(Command[Customer]):

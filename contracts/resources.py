@@ -89,6 +89,10 @@ class Customer(Resource):
     currency: str | None = Field(description="Fixed by the customer's first subscription; ISO 4217, lowercase.")
     balance: int = Field(description="Minor units; negative is a credit the customer holds.")
     invoicePrefix: str | None = Field(validation_alias=AliasChoices("invoice_prefix", "invoicePrefix"))
+    preferredLocales: list[StrictStr] = Field(
+        validation_alias=AliasChoices("preferred_locales", "preferredLocales"),
+        description='Stripe\'s preferred_locales: language tags in order of preference ("de-DE", "fr");\nthe first one the invoice PDF can print sets its amounts and dates.',
+    )
     invoiceSettings: InvoiceSettings = Field(validation_alias=AliasChoices("invoice_settings", "invoiceSettings"))
     defaultPaymentMethodId: str | None = Field(
         validation_alias=AliasChoices("default_payment_method_id", "defaultPaymentMethodId")

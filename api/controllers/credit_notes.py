@@ -14,10 +14,11 @@ from api.auth import Caller
 from api.bus import IDEMPOTENCY_MISMATCH, CommandBus, Replayed
 from api.controllers.payment_methods import gateway_key, organization_gateway, ours
 from api.params import CustomerFilter, IdempotencyKey
-from api.responses import command_response, list_response, run_command
+from api.responses import command_response, list_response, pdf_response, run_command
 from billing.credit_notes import repository, service
 from billing.db.pagination import PageRequest
 from billing.db.sessions import tenant_session
+from billing.documents.sources import credit_note_document
 from billing.errors import IdempotencyError, InvalidRequest, ResourceMissing
 from billing.payments import refunds
 from billing.payments.gateway import GatewayError
@@ -96,6 +97,15 @@ class CreditNoteController(Controller):
         if note is None:
             raise ResourceMissing("credit_note", credit_note_id)
         return note
+
+    @get(
+        "/{credit_note_id:str}/pdf",
+        summary="The credit note as a PDF",
+        description="Amounts and dates in the customer's first preferred locale the PDF can print (else en-US).",
+        media_type="application/pdf",
+    )
+    async def pdf(self, credit_note_id: str, db: AsyncSession) -> Response[bytes]:
+        return await pdf_response(await credit_note_document(db, credit_note_id), "credit_note", credit_note_id)
 
     @get("/", summary="List credit notes, newest first")
     async def index(

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.bus import CommandBus
 from api.params import CustomerFilter, IdempotencyKey
-from api.responses import list_response, run_command
+from api.responses import list_response, pdf_response, run_command
 from billing import clock
 from billing.db.pagination import CreatedRange, PageRequest
+from billing.documents.sources import invoice_document
 from billing.errors import ResourceMissing
 from billing.invoices.preview import upcoming_invoice
 from billing.invoices.repository import get_invoice, list_invoices
@@ -55,6 +56,15 @@ class InvoiceController(Controller):
         if invoice is None:
             raise ResourceMissing("invoice", invoice_id)
         return invoice
+
+    @get(
+        "/{invoice_id:str}/pdf",
+        summary="The invoice as a PDF",
+        description="Amounts and dates in the customer's first preferred locale the PDF can print (else en-US).",
+        media_type="application/pdf",
+    )
+    async def pdf(self, invoice_id: str, db: AsyncSession) -> Response[bytes]:
+        return await pdf_response(await invoice_document(db, invoice_id), "invoice", invoice_id)
 
     @get("/", summary="List invoices, newest first")
     async def index(

@@ -119,7 +119,7 @@ async def plan_credit_note(session: AsyncSession, request: CreditNoteCreate, *, 
     if request.lines is not None:
         lines = requested_lines(request.lines, await _creditable_lines(session, invoice))
     elif request.amount is not None:
-        lines = [custom_line(request.memo or "Credit", 1, request.amount)]
+        lines = [custom_line("Adjustment", 1, request.amount)]
     else:
         raise InvalidRequest("Give lines or amount.", code="parameter_missing", param="lines")
     totals = credit_note_totals(

@@ -32,6 +32,7 @@ _COLUMN_OF = {
     "balance": "balance",
     "invoicePrefix": "invoice_prefix",
     "invoiceSettings": "invoice_settings",
+    "preferredLocales": "preferred_locales",
 }
 
 
@@ -87,6 +88,7 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
         balance=data.balance,
         invoice_prefix=data.invoicePrefix,
         invoice_settings=_json(data.invoiceSettings) or {},
+        preferred_locales=list(data.preferredLocales),
         default_payment_method_id=None,
         gateway_customer_id=None,
         deleted=False,
@@ -120,6 +122,8 @@ async def update_customer(session: AsyncSession, customer_id: str, changes: dict
                 await _check_default_payment_method(session, customer.id, default)
             customer.invoice_settings = settings
             record_default_payment_method(customer, default)
+        elif field == "preferredLocales":
+            customer.preferred_locales = list(value or [])  # null clears: no preference
         elif field == "balance" and value is None:
             raise InvalidRequest("balance cannot be null.", code="parameter_invalid_integer", param="balance")
         else:

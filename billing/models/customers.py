@@ -59,6 +59,13 @@ class Customer(Base):
         comment="Minor units; negative is a credit the customer holds.",
     )
     invoice_prefix: Mapped[str | None] = mapped_column("invoice_prefix", String(12), nullable=True)
+    preferred_locales: Mapped[Any] = mapped_column(
+        "preferred_locales",
+        JSONB(),
+        nullable=False,
+        server_default=text("'[]'"),
+        comment='Stripe\'s preferred_locales: language tags in order of preference ("de-DE", "fr");\nthe first one the invoice PDF can print sets its amounts and dates.',
+    )
     invoice_settings: Mapped[Any] = mapped_column(
         "invoice_settings", JSONB(), nullable=False, server_default=text("'{}'")
     )

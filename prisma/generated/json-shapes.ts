@@ -110,6 +110,9 @@ export type CustomerJsonFields = {
   address: Address | null;
   shipping: Shipping | null;
   metadata: Metadata;
+  /** Stripe's preferred_locales: language tags in order of preference ("de-DE", "fr");
+the first one the invoice PDF can print sets its amounts and dates. */
+  preferredLocales: string[];
   invoiceSettings: InvoiceSettings;
 };
 

@@ -196,6 +196,12 @@ NOT_YET_COVERED: dict[str, str] = {}
 NOT_JSON: dict[str, str] = {
     "/dashboard": "analytics: HTML pages, redirects and static files of the dashboard",
 }
+# In the OpenAPI document, yet not JSON: documents whose 200 is a PDF (its text is checked by
+# tests/api/test_document_pdfs.py); their errors are JSON like any other's.
+NOT_JSON_DOCUMENTED: dict[str, str] = {
+    "/v1/invoices/{invoice_id}/pdf": "billing: application/pdf",
+    "/v1/credit-notes/{credit_note_id}/pdf": "billing: application/pdf",
+}
 
 PRISMA = PROJECT_ROOT / "prisma"
 
@@ -1732,7 +1738,10 @@ async def every_get_endpoint(ctx: Context) -> None:
 
 
 def _not_yet_covered(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in [*NOT_YET_COVERED, *NOT_JSON])
+    return any(
+        path == prefix or path.startswith(prefix + "/")
+        for prefix in [*NOT_YET_COVERED, *NOT_JSON, *NOT_JSON_DOCUMENTED]
+    )
 
 
 # ----------------------------------------------------------------------------- TypeScript
@@ -1850,6 +1859,7 @@ def test_every_endpoint_is_recorded(recorded: Recorder) -> None:
     assert all(r.status == 202 for r in recorded.recordings if (r.method, r.path) in ANSWERS_202 and r.status < 300)
     # the HTML routes stay out of the OpenAPI document: a JSON route added there is not skipped silently
     assert not [f"{m} {p}" for m, p in recorded.templates if any(p == x or p.startswith(x + "/") for x in NOT_JSON)]
+    assert set(NOT_JSON_DOCUMENTED) <= {p for _, p in recorded.templates}  # no stale entry hides a route
     assert {r.status for r in recorded.recordings} >= {200, 201, 202, 400, 401, 402, 404, 405, 413, 503}
 
 

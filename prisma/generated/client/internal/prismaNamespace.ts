@@ -2371,6 +2371,7 @@ export const CustomerScalarFieldEnum = {
   currency: 'currency',
   balance: 'balance',
   invoicePrefix: 'invoicePrefix',
+  preferredLocales: 'preferredLocales',
   invoiceSettings: 'invoiceSettings',
   defaultPaymentMethodId: 'defaultPaymentMethodId',
   gatewayCustomerId: 'gatewayCustomerId',

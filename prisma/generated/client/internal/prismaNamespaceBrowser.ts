@@ -135,6 +135,7 @@ export const CustomerScalarFieldEnum = {
   currency: 'currency',
   balance: 'balance',
   invoicePrefix: 'invoicePrefix',
+  preferredLocales: 'preferredLocales',
   invoiceSettings: 'invoiceSettings',
   defaultPaymentMethodId: 'defaultPaymentMethodId',
   gatewayCustomerId: 'gatewayCustomerId',

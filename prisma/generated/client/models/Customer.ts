@@ -83,6 +83,7 @@ export type CustomerCountAggregateOutputType = {
   currency: number
   balance: number
   invoicePrefix: number
+  preferredLocales: number
   invoiceSettings: number
   defaultPaymentMethodId: number
   gatewayCustomerId: number
@@ -151,6 +152,7 @@ export type CustomerCountAggregateInputType = {
   currency?: true
   balance?: true
   invoicePrefix?: true
+  preferredLocales?: true
   invoiceSettings?: true
   defaultPaymentMethodId?: true
   gatewayCustomerId?: true
@@ -260,6 +262,7 @@ export type CustomerGroupByOutputType = {
   currency: string | null
   balance: bigint
   invoicePrefix: string | null
+  preferredLocales: runtime.JsonValue
   invoiceSettings: runtime.JsonValue
   defaultPaymentMethodId: string | null
   gatewayCustomerId: string | null
@@ -305,6 +308,7 @@ export type CustomerWhereInput = {
   currency?: Prisma.StringNullableFilter<"Customer"> | string | null
   balance?: Prisma.BigIntFilter<"Customer"> | bigint | number
   invoicePrefix?: Prisma.StringNullableFilter<"Customer"> | string | null
+  preferredLocales?: Prisma.JsonFilter<"Customer">
   invoiceSettings?: Prisma.JsonFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
@@ -336,6 +340,7 @@ export type CustomerOrderByWithRelationInput = {
   currency?: Prisma.SortOrderInput | Prisma.SortOrder
   balance?: Prisma.SortOrder
   invoicePrefix?: Prisma.SortOrderInput | Prisma.SortOrder
+  preferredLocales?: Prisma.SortOrder
   invoiceSettings?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrderInput | Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -371,6 +376,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   currency?: Prisma.StringNullableFilter<"Customer"> | string | null
   balance?: Prisma.BigIntFilter<"Customer"> | bigint | number
   invoicePrefix?: Prisma.StringNullableFilter<"Customer"> | string | null
+  preferredLocales?: Prisma.JsonFilter<"Customer">
   invoiceSettings?: Prisma.JsonFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
@@ -402,6 +408,7 @@ export type CustomerOrderByWithAggregationInput = {
   currency?: Prisma.SortOrderInput | Prisma.SortOrder
   balance?: Prisma.SortOrder
   invoicePrefix?: Prisma.SortOrderInput | Prisma.SortOrder
+  preferredLocales?: Prisma.SortOrder
   invoiceSettings?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrderInput | Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -432,6 +439,7 @@ export type CustomerScalarWhereWithAggregatesInput = {
   currency?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
   balance?: Prisma.BigIntWithAggregatesFilter<"Customer"> | bigint | number
   invoicePrefix?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
+  preferredLocales?: Prisma.JsonWithAggregatesFilter<"Customer">
   invoiceSettings?: Prisma.JsonWithAggregatesFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
@@ -453,6 +461,7 @@ export type CustomerCreateInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -483,6 +492,7 @@ export type CustomerUncheckedCreateInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -512,6 +522,7 @@ export type CustomerUpdateInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -542,6 +553,7 @@ export type CustomerUncheckedUpdateInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -572,6 +584,7 @@ export type CustomerCreateManyInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -593,6 +606,7 @@ export type CustomerUpdateManyMutationInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -614,6 +628,7 @@ export type CustomerUncheckedUpdateManyInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -641,6 +656,7 @@ export type CustomerCountOrderByAggregateInput = {
   currency?: Prisma.SortOrder
   balance?: Prisma.SortOrder
   invoicePrefix?: Prisma.SortOrder
+  preferredLocales?: Prisma.SortOrder
   invoiceSettings?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrder
@@ -887,6 +903,7 @@ export type CustomerCreateWithoutPaymentMethodsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -916,6 +933,7 @@ export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -949,6 +967,7 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -977,6 +996,7 @@ export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1026,6 +1046,7 @@ export type CustomerUpdateWithoutPaymentMethodsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1055,6 +1076,7 @@ export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1103,6 +1125,7 @@ export type CustomerScalarWhereInput = {
   currency?: Prisma.StringNullableFilter<"Customer"> | string | null
   balance?: Prisma.BigIntFilter<"Customer"> | bigint | number
   invoicePrefix?: Prisma.StringNullableFilter<"Customer"> | string | null
+  preferredLocales?: Prisma.JsonFilter<"Customer">
   invoiceSettings?: Prisma.JsonFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
@@ -1124,6 +1147,7 @@ export type CustomerCreateWithoutSubscriptionsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1153,6 +1177,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1197,6 +1222,7 @@ export type CustomerUpdateWithoutSubscriptionsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1226,6 +1252,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1254,6 +1281,7 @@ export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1283,6 +1311,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1327,6 +1356,7 @@ export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1356,6 +1386,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1384,6 +1415,7 @@ export type CustomerCreateWithoutInvoicesInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1413,6 +1445,7 @@ export type CustomerUncheckedCreateWithoutInvoicesInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1457,6 +1490,7 @@ export type CustomerUpdateWithoutInvoicesInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1486,6 +1520,7 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1514,6 +1549,7 @@ export type CustomerCreateWithoutInvoiceItemsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1543,6 +1579,7 @@ export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1587,6 +1624,7 @@ export type CustomerUpdateWithoutInvoiceItemsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1616,6 +1654,7 @@ export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1644,6 +1683,7 @@ export type CustomerCreateWithoutPaymentsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1673,6 +1713,7 @@ export type CustomerUncheckedCreateWithoutPaymentsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1717,6 +1758,7 @@ export type CustomerUpdateWithoutPaymentsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1746,6 +1788,7 @@ export type CustomerUncheckedUpdateWithoutPaymentsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1774,6 +1817,7 @@ export type CustomerCreateWithoutRefundsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1803,6 +1847,7 @@ export type CustomerUncheckedCreateWithoutRefundsInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1847,6 +1892,7 @@ export type CustomerUpdateWithoutRefundsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -1876,6 +1922,7 @@ export type CustomerUncheckedUpdateWithoutRefundsInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1904,6 +1951,7 @@ export type CustomerCreateWithoutCreditNotesInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -1933,6 +1981,7 @@ export type CustomerUncheckedCreateWithoutCreditNotesInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
@@ -1977,6 +2026,7 @@ export type CustomerUpdateWithoutCreditNotesInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -2006,6 +2056,7 @@ export type CustomerUncheckedUpdateWithoutCreditNotesInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -2034,6 +2085,7 @@ export type CustomerCreateManyDefaultPaymentMethodInput = {
   currency?: string | null
   balance?: bigint | number
   invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
   deleted?: boolean
@@ -2054,6 +2106,7 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -2082,6 +2135,7 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -2110,6 +2164,7 @@ export type CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput = {
   currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
@@ -2225,6 +2280,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   currency?: boolean
   balance?: boolean
   invoicePrefix?: boolean
+  preferredLocales?: boolean
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
@@ -2257,6 +2313,7 @@ export type CustomerSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exte
   currency?: boolean
   balance?: boolean
   invoicePrefix?: boolean
+  preferredLocales?: boolean
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
@@ -2280,6 +2337,7 @@ export type CustomerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exte
   currency?: boolean
   balance?: boolean
   invoicePrefix?: boolean
+  preferredLocales?: boolean
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
@@ -2303,6 +2361,7 @@ export type CustomerSelectScalar = {
   currency?: boolean
   balance?: boolean
   invoicePrefix?: boolean
+  preferredLocales?: boolean
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
@@ -2312,7 +2371,7 @@ export type CustomerSelectScalar = {
   updatedAt?: boolean
 }
 
-export type CustomerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "email" | "name" | "phone" | "description" | "address" | "shipping" | "metadata" | "currency" | "balance" | "invoicePrefix" | "invoiceSettings" | "defaultPaymentMethodId" | "gatewayCustomerId" | "deleted" | "deletedAt" | "createdAt" | "updatedAt", ExtArgs["result"]["customer"]>
+export type CustomerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "email" | "name" | "phone" | "description" | "address" | "shipping" | "metadata" | "currency" | "balance" | "invoicePrefix" | "preferredLocales" | "invoiceSettings" | "defaultPaymentMethodId" | "gatewayCustomerId" | "deleted" | "deletedAt" | "createdAt" | "updatedAt", ExtArgs["result"]["customer"]>
 export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   paymentMethods?: boolean | Prisma.Customer$paymentMethodsArgs<ExtArgs>
   defaultPaymentMethod?: boolean | Prisma.Customer$defaultPaymentMethodArgs<ExtArgs>
@@ -2373,6 +2432,12 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
      */
     balance: bigint
     invoicePrefix: string | null
+    /**
+     * Stripe's preferred_locales: language tags in order of preference ("de-DE", "fr");
+     * the first one the invoice PDF can print sets its amounts and dates.
+     * @json string[]
+     */
+    preferredLocales: runtime.JsonValue
     /**
      * @json InvoiceSettings
      */
@@ -2827,6 +2892,7 @@ export interface CustomerFieldRefs {
   readonly currency: Prisma.FieldRef<"Customer", 'String'>
   readonly balance: Prisma.FieldRef<"Customer", 'BigInt'>
   readonly invoicePrefix: Prisma.FieldRef<"Customer", 'String'>
+  readonly preferredLocales: Prisma.FieldRef<"Customer", 'Json'>
   readonly invoiceSettings: Prisma.FieldRef<"Customer", 'Json'>
   readonly defaultPaymentMethodId: Prisma.FieldRef<"Customer", 'String'>
   readonly gatewayCustomerId: Prisma.FieldRef<"Customer", 'String'>
