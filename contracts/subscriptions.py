@@ -51,6 +51,9 @@ class TrialSettings(RequestModel):
     endBehavior: TrialEndBehavior = Field(default_factory=TrialEndBehavior)
 
 
+PaymentBehavior = Literal["allow_incomplete", "default_incomplete", "error_if_incomplete"]
+
+
 class SubscriptionCreate(Command[SubscriptionDetails]):
     command_type: ClassVar[str] = "subscription.create"
 
@@ -68,6 +71,14 @@ class SubscriptionCreate(Command[SubscriptionDetails]):
     billingCycleAnchor: AwareDatetime | None = None
     cancelAtPeriodEnd: bool = False
     defaultTaxRates: TaxRateIds = Field(default_factory=list, description="Tax rates on every line (Stripe's)")
+    paymentBehavior: PaymentBehavior = Field(
+        default="allow_incomplete",
+        description=(
+            "A first invoice to charge: allow_incomplete charges it now (incomplete until paid); "
+            "default_incomplete leaves it open for POST /v1/invoices/{id}/pay; error_if_incomplete charges it "
+            "now and answers 402 unless it is paid (the subscription then ends incomplete_expired)"
+        ),
+    )
     metadata: Metadata = Field(default_factory=dict)
 
 

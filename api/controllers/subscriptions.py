@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import Caller
 from api.bus import CommandBus
+from api.first_payment import settled_or_refused
 from api.params import CustomerFilter, IdempotencyKey, Limit, SearchPage, SearchQuery
 from api.responses import list_response, run_command, search_response
 from billing.db.pagination import CreatedRange, PageRequest
@@ -22,6 +23,7 @@ from billing.subscriptions.repository import (
     search_subscriptions,
 )
 from contracts.enums import SubscriptionStatus
+from contracts.settings import Settings
 from contracts.subscriptions import (
     CancellationFeedback,
     SubscriptionCancel,
@@ -30,6 +32,9 @@ from contracts.subscriptions import (
     SubscriptionUpdate,
     SubscriptionUpdateCommand,
 )
+
+# how many command timeouts error_if_incomplete waits for the first payment's outcome
+FIRST_PAYMENT_WAIT_COMMANDS = 4
 
 
 class SubscriptionController(Controller):
@@ -43,14 +48,26 @@ class SubscriptionController(Controller):
             "The first invoice is created and finalized at once. With a trial it is for zero and the "
             "subscription is trialing; with collectionMethod send_invoice the subscription is active and "
             "the invoice open until its due date; with charge_automatically and an amount due the "
-            "subscription is incomplete until the invoice is paid."
+            "subscription is incomplete until the invoice is paid (paymentBehavior: charged now, left for "
+            "POST /v1/invoices/{id}/pay, or charged now and refused with a 402 unless paid)."
         ),
         status_code=201,
     )
     async def create(
-        self, data: SubscriptionCreate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+        self,
+        data: SubscriptionCreate,
+        caller: Caller,
+        bus: CommandBus,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionDetails]:
-        return await run_command(bus, caller, data, idempotency_key, created=True)
+        response = await run_command(bus, caller, data, idempotency_key, created=True)
+        if data.paymentBehavior != "error_if_incomplete" or response.status_code != 201:
+            return response
+        # the charge is the payment worker's, after the command: a few command round trips
+        wait = FIRST_PAYMENT_WAIT_COMMANDS * settings.command_timeout_seconds
+        return await settled_or_refused(response, caller, bus, sessions, wait)
 
     @get("/search", summary="Search subscriptions: status:'active' AND metadata['plan']:'pro'")
     async def search(

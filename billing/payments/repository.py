@@ -1,4 +1,4 @@
-"""Tenant-scoped payment method reads, for the API and for the services' checks.
+"""Tenant-scoped payment method and payment reads, for the API and for the services' checks.
 
 Every function takes a tenant session (`billing.db.sessions.tenant_session`), which adds the
 organization filter to each query: another tenant's customer or payment method is simply
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.pagination import Page, PageRequest, paginate
 from billing.db.sessions import tenant_of
-from billing.models import Customer, CustomerPaymentMethod, ProcessedCommand, Subscription
+from billing.models import Customer, CustomerPaymentMethod, Payment, ProcessedCommand, Subscription
 from contracts.enums import CommandStatus, PaymentMethodType, SubscriptionStatus
 
 # Subscriptions that still bill the customer: everything but the ended ones.
@@ -134,3 +134,13 @@ async def recorded_gateway_events(
         ProcessedCommand.result["gatewayPaymentMethodId"].astext == gateway_payment_method_id,
     )
     return list((await session.scalars(statement)).all())
+
+
+async def latest_attempt(session: AsyncSession, invoice_id: str) -> Payment | None:
+    """The invoice's newest payment attempt (the first one, for a new subscription's invoice)."""
+    tenant_of(session)
+    return (
+        await session.scalars(
+            select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.attempt_number.desc()).limit(1)
+        )
+    ).one_or_none()

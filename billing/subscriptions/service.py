@@ -231,10 +231,18 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
     await invoices.finalize(session, invoice, invoice_lines, customer, now, days_until_due=command.daysUntilDue)
     subscription.status = _initial_status(subscription, invoice)
     payment = None
-    if subscription.status is SubscriptionStatus.incomplete:
+    if subscription.status is SubscriptionStatus.incomplete and command.paymentBehavior != "default_incomplete":
         method = await attempts.payment_method_for(session, customer, subscription)
-        if method is not None:  # without one the invoice waits, open, for a payment method
+        if method is not None:
             payment = await attempts.record_attempt(session, invoice, method)
+        elif command.paymentBehavior == "error_if_incomplete":  # it could only fail: nothing is written
+            raise InvalidRequest(
+                "error_if_incomplete charges the first invoice now, and the customer has no default payment "
+                "method: pass defaultPaymentMethod, or use default_incomplete.",
+                code="invoice_no_payment_method",
+                param="defaultPaymentMethod",
+            )
+        # allow_incomplete without one: the invoice waits, open, for a payment method
     await session.flush()
     return CreatedSubscription(subscription, items, invoice, invoice_lines, payment)
 

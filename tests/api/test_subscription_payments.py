@@ -31,7 +31,7 @@ from contracts.envelopes import Actor, CommandEnvelope
 from contracts.invoices import PaymentOutcome
 from contracts.settings import get_settings
 from producers.publisher import create_broker, publish_command
-from tests.api.conftest import TenantClient
+from tests.api.conftest import TenantClient, assert_error
 from tests.api.test_payment_methods import _free_port, connected_tenant
 from tests.api.test_stripe_webhooks import deliver, event
 
@@ -337,3 +337,73 @@ async def test_a_declined_first_payment_is_paid_later_with_another_card_and_acti
     assert no_card.status_code == 400 and no_card.json()["error"]["code"] == "invoice_no_payment_method"
     missing = await client.post("/v1/invoices/in_missing000000000000000000/pay", json={})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "resource_missing"
+
+
+_PRICES: dict[str, str] = {}
+
+
+async def _subscription_post(client: TenantClient, customer: dict[str, Any], **fields: Any) -> Any:
+    """POST /v1/subscriptions of one monthly price (made once per organization)."""
+    price = _PRICES.get(client.tenant.organization_id)
+    if price is None:
+        product = (await client.post("/v1/products", json={"name": "Behaviour plan"})).json()
+        body = {"product": product["id"], "currency": "eur", "unitAmount": 1999, "recurring": {"interval": "month"}}
+        price = _PRICES[client.tenant.organization_id] = (await client.post("/v1/prices", json=body)).json()["id"]
+    headers = fields.pop("headers", {})
+    body = {"customer": customer["id"], "items": [{"price": price}], **fields}
+    return await client.post("/v1/subscriptions", json=body, headers=headers)
+
+
+async def test_error_if_incomplete_answers_once_the_first_payment_is_known(
+    api: Any, session_factory: Any, payment_worker: None
+) -> None:
+    client = (await connected_tenant(api, session_factory, "Error if incomplete")).client
+    paying = await billable_customer(client, session_factory, "pm_succeeds")
+    paid = await _subscription_post(client, paying, paymentBehavior="error_if_incomplete")
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["status"] == "active"  # answered after the worker's charge, not before
+    assert (await client.get(f"/v1/invoices/{paid.json()['latestInvoice']}")).json()["status"] == "paid"
+
+    declining = await billable_customer(client, session_factory, "pm_declines")
+    key = {"Idempotency-Key": f"eii-{secrets.token_hex(6)}"}
+    declined = await _subscription_post(client, declining, paymentBehavior="error_if_incomplete", headers=key)
+    error = assert_error(declined, 402, "card_declined", None, type_="card_error")
+    assert "insufficient_funds" in error["message"]
+    (ended,) = (await client.get("/v1/subscriptions", params={"customer": declining["id"]})).json()["data"]
+    assert ended["status"] == "incomplete_expired"
+    assert (await client.get(f"/v1/invoices/{ended['latestInvoice']}")).json()["status"] == "void"
+    retried = await _subscription_post(client, declining, paymentBehavior="error_if_incomplete", headers=key)
+    assert_error(retried, 402, "card_declined", None, type_="card_error")  # the same answer, nothing more made
+    listed = (await client.get("/v1/subscriptions", params={"customer": declining["id"]})).json()
+    assert [s["id"] for s in listed["data"]] == [ended["id"]]
+
+    # without a payment method it could only fail: refused, nothing written
+    carless = (await client.post("/v1/customers", json={"email": "nocard@example.com"})).json()
+    refused = await _subscription_post(client, carless, paymentBehavior="error_if_incomplete")
+    assert_error(refused, 400, "invoice_no_payment_method", "defaultPaymentMethod")
+    assert (await client.get("/v1/subscriptions", params={"customer": carless["id"]})).json()["data"] == []
+    assert (await client.get(f"/v1/customers/{carless['id']}")).json()["currency"] is None
+
+
+async def test_default_incomplete_charges_nothing_until_the_invoice_is_paid(
+    api: Any, session_factory: Any, payment_worker: None
+) -> None:
+    client = (await connected_tenant(api, session_factory, "Default incomplete")).client
+    customer = await billable_customer(client, session_factory, "pm_succeeds")
+    created = await _subscription_post(client, customer, paymentBehavior="default_incomplete")
+    assert created.status_code == 201, created.text
+    subscription = created.json()
+    assert subscription["status"] == "incomplete"
+    await asyncio.sleep(0.5)
+    async with session_factory() as session:
+        payments = (
+            await session.scalars(select(Payment).where(Payment.invoice_id == subscription["latestInvoice"]))
+        ).all()
+    assert payments == []  # the customer has a card, and nothing was charged
+    paid = await client.post(f"/v1/invoices/{subscription['latestInvoice']}/pay", json={})
+    assert paid.status_code == 200, paid.text
+    async with asyncio.timeout(20):
+        while (await client.get(f"/v1/subscriptions/{subscription['id']}")).json()["status"] != "active":
+            await asyncio.sleep(0.1)
+    invalid = await _subscription_post(client, customer, paymentBehavior="pending_if_incomplete")
+    assert_error(invalid, 400, "parameter_invalid", "paymentBehavior")
