@@ -1,4 +1,4 @@
-"""Subscription commands: parse, call billing.subscriptions.service, report what happened."""
+"""Subscription commands: parse, call billing.subscriptions (service, renewals), report what happened."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock
 from billing.invoices import repository as invoice_reads
+from billing.subscriptions import renewals, service
 from billing.subscriptions import repository as subscription_reads
-from billing.subscriptions import service
 from consumers.registry import Applied, CommandRouter
-from contracts.enums import InvoiceStatus
+from contracts.enums import InvoiceStatus, SubscriptionStatus
 from contracts.events import (
     INVOICE_CREATED,
     INVOICE_FINALIZED,
@@ -19,6 +19,7 @@ from contracts.events import (
     PAYMENT_CREATED,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
+    SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_UPDATED,
     DomainEvent,
 )
@@ -28,6 +29,7 @@ from contracts.subscriptions import (
     SubscriptionCancel,
     SubscriptionCreate,
     SubscriptionDetails,
+    SubscriptionRenew,
     SubscriptionUpdateCommand,
 )
 
@@ -91,6 +93,19 @@ async def _change_events(session: AsyncSession, changed: service.ChangedSubscrip
     if changed.payment is not None:
         events.append(PAYMENT_CREATED.of(Payment.model_validate(changed.payment).model_dump(mode="json")))
     return events
+
+
+# what a period's end tells beyond an update: the subscription ended, or paused at a trial's end
+_RENEWAL_EVENT = {SubscriptionStatus.canceled: SUBSCRIPTION_DELETED, SubscriptionStatus.paused: SUBSCRIPTION_PAUSED}
+
+
+@router.handles(SubscriptionRenew)
+async def renew(session: AsyncSession, command: SubscriptionRenew) -> Applied[SubscriptionDetails]:
+    changed = await renewals.renew_subscription(session, command, clock.now())
+    (subscription,) = await subscription_reads.details(session, [changed.subscription])
+    resource = subscription.model_dump(mode="json")
+    event = _RENEWAL_EVENT.get(subscription.status, SUBSCRIPTION_UPDATED)
+    return Applied("subscription", resource, [event.of(resource), *await _change_events(session, changed)])
 
 
 @router.handles(SubscriptionCancel)

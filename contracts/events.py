@@ -100,6 +100,7 @@ STRIPE_ACCOUNT_DISCONNECTED: EventType[StripeAccount] = EventType("stripe_accoun
 SUBSCRIPTION_CREATED: EventType[SubscriptionDetails] = EventType("customer.subscription.created")
 SUBSCRIPTION_UPDATED: EventType[SubscriptionDetails] = EventType("customer.subscription.updated")
 SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subscription.deleted")
+SUBSCRIPTION_PAUSED: EventType[SubscriptionDetails] = EventType("customer.subscription.paused")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

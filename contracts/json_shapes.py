@@ -116,6 +116,23 @@ class PauseCollection(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class TrialEndBehavior(TypedDict):
+    "What happens when a trial ends."
+
+    missingPaymentMethod: Annotated[
+        Literal["cancel", "create_invoice", "pause"],
+        Field(description="charge_automatically without a payment method: cancel, invoice anyway (past_due) or pause"),
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class TrialSettings(TypedDict):
+    "Stripe's trial_settings."
+
+    endBehavior: TrialEndBehavior
+
+
+@with_config(ConfigDict(extra="forbid"))
 class TaxAmount(TypedDict):
     "One tax rate's tax on an invoice line (Stripe's tax_amounts), rounded once."
 
@@ -149,4 +166,6 @@ __all__ = [
     "StripeAddress",
     "StripeBillingDetails",
     "TaxAmount",
+    "TrialEndBehavior",
+    "TrialSettings",
 ]

@@ -48,6 +48,7 @@ from contracts.json_shapes import (
     Shipping,
     StripeBillingDetails,
     TaxAmount,
+    TrialSettings,
 )
 
 
@@ -235,6 +236,10 @@ class Subscription(Resource):
     pauseCollection: PauseCollection | None = Field(
         validation_alias=AliasChoices("pause_collection", "pauseCollection"),
         description="Stripe's pause_collection: {behavior, resumesAt}.",
+    )
+    trialSettings: TrialSettings = Field(
+        validation_alias=AliasChoices("trial_settings", "trialSettings"),
+        description="What the trial's end does without a payment method (Stripe's trial_settings).",
     )
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))

@@ -144,6 +144,18 @@ class CancellationFeedback(StrEnum):
     unused = "unused"
 
 
+class SubscriptionRenew(Command[SubscriptionDetails]):
+    """The end of the period that ends at `periodEnd`: the subscription ends (cancel at
+    period end), ends its trial, or advances and is invoiced (billing.subscriptions.renewals).
+    Published once per period by whatever keeps time; a repeat finds the period advanced
+    and changes nothing."""
+
+    command_type: ClassVar[str] = "subscription.renew"
+
+    id: str = Field(max_length=64)
+    periodEnd: AwareDatetime
+
+
 class SubscriptionCancel(Command[SubscriptionDetails]):
     """Cancel now. `prorate` credits the unused time of the current period on a final
     invoice, finalized at once, whose credit goes to the customer's balance. `invoiceNow`

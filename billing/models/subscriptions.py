@@ -96,6 +96,13 @@ class Subscription(Base):
         nullable=True,
         comment="Stripe's pause_collection: {behavior, resumesAt}.",
     )
+    trial_settings: Mapped[Any] = mapped_column(
+        "trial_settings",
+        JSONB(),
+        nullable=False,
+        server_default=text('\'{"endBehavior": {"missingPaymentMethod": "create_invoice"}}\''),
+        comment="What the trial's end does without a payment method (Stripe's trial_settings).",
+    )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(
         "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")

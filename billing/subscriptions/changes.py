@@ -167,10 +167,13 @@ async def plan_change(
     try:
         remaining_share(period, at)
     except InvalidPeriod as error:
-        raise InvalidRequest(str(error), code="parameter_invalid", param="prorationDate") from None
+        if changes.items is not None:
+            raise InvalidRequest(str(error), code="parameter_invalid", param="prorationDate") from None
+        at = period.end  # no change: the preview of a renewal that is due now
     behavior = changes.prorationBehavior or ProrationBehavior.create_prorations
-    if subscription.status is SubscriptionStatus.trialing:
-        behavior = ProrationBehavior.none  # nothing is charged during a trial, nothing to prorate
+    if subscription.status is SubscriptionStatus.trialing or changes.items is None:
+        # nothing is charged during a trial, and no change has nothing to prorate
+        behavior = ProrationBehavior.none
     items_after = list(after.values())
     prorations = (
         []

@@ -208,6 +208,7 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
         trial_end=trial_end,
         cancel_at_period_end=command.cancelAtPeriodEnd,
         cancel_at=period.end if command.cancelAtPeriodEnd else None,
+        trial_settings=command.trialSettings.model_dump(mode="json"),
         metadata_=command.metadata,
     )
     session.add(subscription)
@@ -379,7 +380,7 @@ async def _apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: 
     )
     for item in pending:
         item.invoice_id = invoice.id
-    payment = await _collect(session, subscription, invoice, invoice_lines, customer, now)
+    payment = await collect(session, subscription, invoice, invoice_lines, customer, now)
     return ChangedSubscription(subscription, invoice, invoice_lines, payment)
 
 
@@ -397,7 +398,7 @@ def _pause_collection(request: PauseCollectionRequest | None, now: datetime) -> 
     )
 
 
-async def _collect(
+async def collect(
     session: AsyncSession,
     subscription: Subscription,
     invoice: Invoice,

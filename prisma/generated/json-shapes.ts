@@ -87,6 +87,17 @@ export type PauseCollection = {
   resumesAt: string | null;
 };
 
+/** What happens when a trial ends. */
+export type TrialEndBehavior = {
+  /** charge_automatically without a payment method: cancel, invoice anyway (past_due) or pause */
+  missingPaymentMethod: "cancel" | "create_invoice" | "pause";
+};
+
+/** Stripe's trial_settings. */
+export type TrialSettings = {
+  endBehavior: TrialEndBehavior;
+};
+
 /** One tax rate's tax on an invoice line (Stripe's tax_amounts), rounded once. */
 export type TaxAmount = {
   taxRateId: string;
@@ -152,6 +163,8 @@ export type MeterJsonFields = {
 export type SubscriptionJsonFields = {
   /** Stripe's pause_collection: {behavior, resumesAt}. */
   pauseCollection: PauseCollection | null;
+  /** What the trial's end does without a payment method (Stripe's trial_settings). */
+  trialSettings: TrialSettings;
   metadata: Metadata;
 };
 

@@ -2505,6 +2505,7 @@ export const SubscriptionScalarFieldEnum = {
   cancellationReason: 'cancellationReason',
   endedAt: 'endedAt',
   pauseCollection: 'pauseCollection',
+  trialSettings: 'trialSettings',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'

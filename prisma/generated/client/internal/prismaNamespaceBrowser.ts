@@ -269,6 +269,7 @@ export const SubscriptionScalarFieldEnum = {
   cancellationReason: 'cancellationReason',
   endedAt: 'endedAt',
   pauseCollection: 'pauseCollection',
+  trialSettings: 'trialSettings',
   metadata: 'metadata',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'

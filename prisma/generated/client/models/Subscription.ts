@@ -103,6 +103,7 @@ export type SubscriptionCountAggregateOutputType = {
   cancellationReason: number
   endedAt: number
   pauseCollection: number
+  trialSettings: number
   metadata: number
   createdAt: number
   updatedAt: number
@@ -187,6 +188,7 @@ export type SubscriptionCountAggregateInputType = {
   cancellationReason?: true
   endedAt?: true
   pauseCollection?: true
+  trialSettings?: true
   metadata?: true
   createdAt?: true
   updatedAt?: true
@@ -300,6 +302,7 @@ export type SubscriptionGroupByOutputType = {
   cancellationReason: string | null
   endedAt: Date | null
   pauseCollection: runtime.JsonValue | null
+  trialSettings: runtime.JsonValue
   metadata: runtime.JsonValue
   createdAt: Date
   updatedAt: Date
@@ -349,6 +352,7 @@ export type SubscriptionWhereInput = {
   cancellationReason?: Prisma.StringNullableFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableFilter<"Subscription">
+  trialSettings?: Prisma.JsonFilter<"Subscription">
   metadata?: Prisma.JsonFilter<"Subscription">
   createdAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
@@ -381,6 +385,7 @@ export type SubscriptionOrderByWithRelationInput = {
   cancellationReason?: Prisma.SortOrderInput | Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   pauseCollection?: Prisma.SortOrderInput | Prisma.SortOrder
+  trialSettings?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -417,6 +422,7 @@ export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
   cancellationReason?: Prisma.StringNullableFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableFilter<"Subscription">
+  trialSettings?: Prisma.JsonFilter<"Subscription">
   metadata?: Prisma.JsonFilter<"Subscription">
   createdAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
@@ -449,6 +455,7 @@ export type SubscriptionOrderByWithAggregationInput = {
   cancellationReason?: Prisma.SortOrderInput | Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   pauseCollection?: Prisma.SortOrderInput | Prisma.SortOrder
+  trialSettings?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -483,6 +490,7 @@ export type SubscriptionScalarWhereWithAggregatesInput = {
   cancellationReason?: Prisma.StringNullableWithAggregatesFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableWithAggregatesFilter<"Subscription">
+  trialSettings?: Prisma.JsonWithAggregatesFilter<"Subscription">
   metadata?: Prisma.JsonWithAggregatesFilter<"Subscription">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Subscription"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Subscription"> | Date | string
@@ -507,6 +515,7 @@ export type SubscriptionCreateInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -539,6 +548,7 @@ export type SubscriptionUncheckedCreateInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -568,6 +578,7 @@ export type SubscriptionUpdateInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -600,6 +611,7 @@ export type SubscriptionUncheckedUpdateInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -631,6 +643,7 @@ export type SubscriptionCreateManyInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -655,6 +668,7 @@ export type SubscriptionUpdateManyMutationInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -681,6 +695,7 @@ export type SubscriptionUncheckedUpdateManyInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -722,6 +737,7 @@ export type SubscriptionCountOrderByAggregateInput = {
   cancellationReason?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   pauseCollection?: Prisma.SortOrder
+  trialSettings?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
@@ -938,6 +954,7 @@ export type SubscriptionCreateWithoutCustomerInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -967,6 +984,7 @@ export type SubscriptionUncheckedCreateWithoutCustomerInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1027,6 +1045,7 @@ export type SubscriptionScalarWhereInput = {
   cancellationReason?: Prisma.StringNullableFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableFilter<"Subscription">
+  trialSettings?: Prisma.JsonFilter<"Subscription">
   metadata?: Prisma.JsonFilter<"Subscription">
   createdAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
@@ -1051,6 +1070,7 @@ export type SubscriptionCreateWithoutItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1082,6 +1102,7 @@ export type SubscriptionUncheckedCreateWithoutItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1126,6 +1147,7 @@ export type SubscriptionUpdateWithoutItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1157,6 +1179,7 @@ export type SubscriptionUncheckedUpdateWithoutItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1185,6 +1208,7 @@ export type SubscriptionCreateWithoutTaxRatesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1216,6 +1240,7 @@ export type SubscriptionUncheckedCreateWithoutTaxRatesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1260,6 +1285,7 @@ export type SubscriptionUpdateWithoutTaxRatesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1291,6 +1317,7 @@ export type SubscriptionUncheckedUpdateWithoutTaxRatesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1319,6 +1346,7 @@ export type SubscriptionCreateWithoutScheduleInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1350,6 +1378,7 @@ export type SubscriptionUncheckedCreateWithoutScheduleInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1394,6 +1423,7 @@ export type SubscriptionUpdateWithoutScheduleInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1425,6 +1455,7 @@ export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1453,6 +1484,7 @@ export type SubscriptionCreateWithoutInvoicesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1484,6 +1516,7 @@ export type SubscriptionUncheckedCreateWithoutInvoicesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1528,6 +1561,7 @@ export type SubscriptionUpdateWithoutInvoicesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1559,6 +1593,7 @@ export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1587,6 +1622,7 @@ export type SubscriptionCreateWithoutInvoiceItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1618,6 +1654,7 @@ export type SubscriptionUncheckedCreateWithoutInvoiceItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1662,6 +1699,7 @@ export type SubscriptionUpdateWithoutInvoiceItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1693,6 +1731,7 @@ export type SubscriptionUncheckedUpdateWithoutInvoiceItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1721,6 +1760,7 @@ export type SubscriptionCreateManyCustomerInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
   updatedAt?: Date | string
@@ -1745,6 +1785,7 @@ export type SubscriptionUpdateWithoutCustomerInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1774,6 +1815,7 @@ export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1803,6 +1845,7 @@ export type SubscriptionUncheckedUpdateManyWithoutCustomerInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1887,6 +1930,7 @@ export type SubscriptionSelect<ExtArgs extends runtime.Types.Extensions.Internal
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -1920,6 +1964,7 @@ export type SubscriptionSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -1947,6 +1992,7 @@ export type SubscriptionSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
@@ -1974,12 +2020,13 @@ export type SubscriptionSelectScalar = {
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type SubscriptionOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "status" | "currency" | "collectionMethod" | "daysUntilDue" | "defaultPaymentMethodId" | "startDate" | "billingCycleAnchor" | "currentPeriodStart" | "currentPeriodEnd" | "trialStart" | "trialEnd" | "cancelAt" | "cancelAtPeriodEnd" | "canceledAt" | "cancellationReason" | "endedAt" | "pauseCollection" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscription"]>
+export type SubscriptionOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "status" | "currency" | "collectionMethod" | "daysUntilDue" | "defaultPaymentMethodId" | "startDate" | "billingCycleAnchor" | "currentPeriodStart" | "currentPeriodEnd" | "trialStart" | "trialEnd" | "cancelAt" | "cancelAtPeriodEnd" | "canceledAt" | "cancellationReason" | "endedAt" | "pauseCollection" | "trialSettings" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscription"]>
 export type SubscriptionInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   items?: boolean | Prisma.Subscription$itemsArgs<ExtArgs>
@@ -2031,6 +2078,11 @@ export type $SubscriptionPayload<ExtArgs extends runtime.Types.Extensions.Intern
      * @json PauseCollection
      */
     pauseCollection: runtime.JsonValue | null
+    /**
+     * What the trial's end does without a payment method (Stripe's trial_settings).
+     * @json TrialSettings
+     */
+    trialSettings: runtime.JsonValue
     /**
      * @json Metadata
      */
@@ -2486,6 +2538,7 @@ export interface SubscriptionFieldRefs {
   readonly cancellationReason: Prisma.FieldRef<"Subscription", 'String'>
   readonly endedAt: Prisma.FieldRef<"Subscription", 'DateTime'>
   readonly pauseCollection: Prisma.FieldRef<"Subscription", 'Json'>
+  readonly trialSettings: Prisma.FieldRef<"Subscription", 'Json'>
   readonly metadata: Prisma.FieldRef<"Subscription", 'Json'>
   readonly createdAt: Prisma.FieldRef<"Subscription", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Subscription", 'DateTime'>

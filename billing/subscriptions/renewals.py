@@ -1,0 +1,109 @@
+"""A subscription's period end: one renewal command per period (`subscription.renew`
+with the period's end, so a repeat finds the period advanced and changes nothing).
+
+At the end of a period the subscription, in Stripe's order:
+- ends, when it was set to cancel at the period's end (customer.subscription.deleted);
+- ends its trial: with a payment method (or send_invoice) it becomes active and is
+  invoiced; without one, `trialSettings.endBehavior.missingPaymentMethod` cancels it,
+  pauses it (no invoice until resumed) or invoices it anyway (past_due: nothing can pay);
+- otherwise advances to the next period and invoices it: the pending invoice items (a
+  create_prorations change's lines) and each licensed item in advance, the lines the
+  upcoming-invoice preview shows, finalized and charged as every subscription invoice is
+  (or handled as a paused collection says).
+
+Metered items are billed in arrears by the renewal issue's scheduler with ClickHouse's
+quantities; this command bills licensed items and what is pending.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.db.sessions import get_one
+from billing.errors import InvalidRequest, ResourceMissing
+from billing.invoices import service as invoices
+from billing.invoices.lines import item_line
+from billing.models import Subscription
+from billing.payments import attempts
+from billing.payments.repository import get_live_customer
+from billing.subscriptions import changes
+from billing.subscriptions.periods import Period, next_period
+from billing.subscriptions.service import ChangedSubscription, collect
+from billing.subscriptions.status import TERMINAL, SubscriptionEvent, next_status
+from contracts.enums import CollectionMethod, SubscriptionStatus
+from contracts.subscriptions import SubscriptionRenew
+
+# what a renewal does not renew: a first invoice unpaid (it expires instead), a pause
+_NOT_RENEWED = frozenset({SubscriptionStatus.incomplete, SubscriptionStatus.paused})
+
+
+async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, now: datetime) -> ChangedSubscription:
+    subscription = await get_one(session, Subscription, Subscription.id, command.id, for_update=True)
+    if subscription is None:
+        raise ResourceMissing("subscription", command.id)
+    if subscription.status in TERMINAL or subscription.current_period_end != command.periodEnd:
+        return ChangedSubscription(subscription)  # renewed (or ended) already: a repeat changes nothing
+    period_end = subscription.current_period_end
+    if now < period_end:
+        raise InvalidRequest(
+            f"The period of {subscription.id} ends at {period_end.isoformat()}; it renews then, not before.",
+            code="subscription_not_due",
+            param="periodEnd",
+        )
+    if subscription.status in _NOT_RENEWED:
+        raise InvalidRequest(
+            f"A subscription that is {subscription.status} does not renew.",
+            code="subscription_status_invalid",
+        )
+    if subscription.cancel_at_period_end:
+        subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
+        subscription.canceled_at = subscription.ended_at = period_end
+        subscription.cancel_at_period_end, subscription.cancel_at = False, None
+        await session.flush()
+        return ChangedSubscription(subscription)
+    customer = await get_live_customer(session, subscription.customer_id, for_update=True)
+    assert customer is not None  # a live subscription's customer is live
+    if subscription.status is SubscriptionStatus.trialing:
+        payable = (
+            subscription.collection_method is CollectionMethod.send_invoice
+            or await attempts.payment_method_for(session, customer, subscription) is not None
+        )
+        missing = subscription.trial_settings["endBehavior"]["missingPaymentMethod"]
+        if payable:
+            subscription.status = next_status(subscription.status, SubscriptionEvent.trial_ended)
+        elif missing == "cancel":
+            subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
+            subscription.canceled_at = subscription.ended_at = period_end
+            subscription.cancellation_reason = "trial_ended_without_payment_method"
+            await session.flush()
+            return ChangedSubscription(subscription)
+        elif missing == "pause":
+            subscription.status = next_status(subscription.status, SubscriptionEvent.trial_ended_without_payment_method)
+            await session.flush()
+            return ChangedSubscription(subscription)
+        else:  # create_invoice: invoiced, and with nothing to pay it with, past_due
+            subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_payment_failed)
+    items = await changes.current_items(session, subscription)
+    period = Period(subscription.current_period_start, period_end)
+    pending = await changes.pending_items(session, subscription)
+    lines = [
+        *(item_line(item) for item in pending),
+        *changes.renewal_lines(items, subscription.currency, period, subscription.billing_cycle_anchor),
+    ]
+    upcoming = next_period(period, subscription.billing_cycle_anchor, items[0].interval)
+    subscription.current_period_start, subscription.current_period_end = upcoming.start, upcoming.end
+    invoice, invoice_lines = await invoices.create_draft(
+        session,
+        customer,
+        lines,
+        currency=subscription.currency,
+        period=upcoming,
+        billing_reason="subscription_cycle",
+        subscription=subscription,
+    )
+    for item in pending:
+        item.invoice_id = invoice.id
+    payment = await collect(session, subscription, invoice, invoice_lines, customer, now)
+    return ChangedSubscription(subscription, invoice, invoice_lines, payment)

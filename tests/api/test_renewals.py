@@ -1,0 +1,178 @@
+"""A period's end through the real stack: a `subscription.renew` command published to
+Kafka (as the scheduler will) advances the period and invoices it exactly as the
+upcoming-invoice preview said, with a create_prorations change's lines on it; a repeat
+changes nothing; a period not ended yet is refused; cancel-at-period-end ends the
+subscription; a trial's end follows trialSettings (invoice and activate, cancel or pause).
+
+The test stands in for time: it moves a subscription's current period into the past."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from billing import clock
+from billing.ids import new_id
+from billing.models import ProcessedCommand, Subscription
+from billing.subscriptions.periods import Interval, first_period
+from contracts.enums import CommandStatus, RecurringInterval
+from contracts.envelopes import Actor, CommandEnvelope
+from contracts.subscriptions import SubscriptionRenew
+from producers.publisher import create_broker, publish_command
+from tests.api.conftest import TenantClient
+from tests.api.test_subscriptions import customer, invoice_of, ok, price, subscribe
+
+MONTH = Interval(RecurringInterval.month, 1)
+
+
+async def period_ended(session_factory: Any, subscription_id: str, *, trial: bool = False) -> datetime:
+    """Moves the subscription's current period (and trial) a month back, so it has just ended."""
+    period = first_period(clock.now() - timedelta(days=35), MONTH)
+    async with session_factory() as session, session.begin():
+        row = await session.get(Subscription, subscription_id)
+        row.current_period_start, row.current_period_end = period.start, period.end
+        row.billing_cycle_anchor = period.end if trial else period.start
+        row.start_date = period.start
+        if trial:
+            row.trial_start, row.trial_end = period.start, period.end
+        if row.cancel_at is not None:
+            row.cancel_at = period.end
+    return period.end
+
+
+async def renew(client: TenantClient, session_factory: Any, subscription_id: str, period_end: datetime) -> Any:
+    """Publishes the renewal to Kafka and waits for the consumer's record of it."""
+    command = SubscriptionRenew(id=subscription_id, periodEnd=period_end)
+    envelope = CommandEnvelope(
+        commandId=new_id("subscription"),
+        type=command.command_type,
+        organizationId=client.tenant.organization_id,
+        actor=Actor(type="system", id="renewal-test"),
+        issuedAt=clock.now(),
+        payload=command.payload(),
+    )
+    broker = create_broker()
+    await broker.start()
+    try:
+        await publish_command(broker, envelope)
+    finally:
+        await broker.stop()
+    async with asyncio.timeout(20):
+        while True:
+            async with session_factory() as session:
+                row = await session.get(ProcessedCommand, envelope.commandId)
+            if row is not None:
+                return row
+            await asyncio.sleep(0.05)
+
+
+async def test_a_renewal_invoices_the_next_period_as_previewed_once(
+    api_client: TenantClient, session_factory: Any
+) -> None:
+    buyer = await customer(api_client)
+    seats = await price(api_client, name="Renewed seats", unitAmount=1000)
+    created = await subscribe(
+        api_client,
+        customer=buyer["id"],
+        items=[{"price": seats["id"], "quantity": 2}],
+        collectionMethod="send_invoice",
+        daysUntilDue=30,
+    )
+    period_end = await period_ended(session_factory, created["id"])
+    # a mid-period change made with create_prorations waits for the renewal's invoice
+    (item,) = created["items"]
+    async with session_factory() as session, session.begin():
+        row = await session.get(Subscription, created["id"])
+        halfway = row.current_period_start + (row.current_period_end - row.current_period_start) / 2
+    changed = await api_client.patch(
+        f"/v1/subscriptions/{created['id']}",
+        json={"items": [{"id": item["id"], "quantity": 3}], "prorationDate": halfway.isoformat()},
+    )
+    assert changed.status_code == 200, changed.text
+    preview = await ok(
+        await api_client.post("/v1/invoices/upcoming", json={"customer": buyer["id"], "subscription": created["id"]})
+    )
+
+    early = await renew(api_client, session_factory, created["id"], period_end + timedelta(days=31))
+    assert early.status is CommandStatus.succeeded  # not this period's end: a repeat's no-op
+    applied = await renew(api_client, session_factory, created["id"], period_end)
+    assert applied.status is CommandStatus.succeeded, applied.error
+    renewed = await ok(await api_client.get(f"/v1/subscriptions/{created['id']}"))
+    assert renewed["currentPeriodStart"] == preview["periodStart"] and renewed["status"] == "active"
+    invoice = await invoice_of(api_client, renewed)
+    assert invoice["billingReason"] == "subscription_cycle" and invoice["status"] == "open"
+    assert [(line["description"], line["amount"], line["proration"]) for line in invoice["lines"]] == [
+        (line["description"], line["amount"], line["proration"]) for line in preview["lines"]
+    ]
+    assert (invoice["periodStart"], invoice["periodEnd"]) == (preview["periodStart"], preview["periodEnd"])
+    assert (invoice["total"], invoice["amountDue"]) == (preview["total"], preview["amountDue"])
+    assert invoice["lines"][-1]["amount"] == 3000 and sum(line["proration"] for line in invoice["lines"]) == 2
+
+    again = await renew(api_client, session_factory, created["id"], period_end)  # a repeat
+    assert again.status is CommandStatus.succeeded
+    invoices = (await api_client.get("/v1/invoices", params={"subscription": created["id"]})).json()["data"]
+    assert [i["billingReason"] for i in invoices] == ["subscription_cycle", "subscription_create"]
+
+    # the new period has not ended: refused, nothing written
+    not_due = await renew(
+        api_client, session_factory, created["id"], datetime.fromisoformat(renewed["currentPeriodEnd"])
+    )
+    assert (not_due.status, not_due.error["code"], not_due.error["param"]) == (
+        CommandStatus.failed,
+        "subscription_not_due",
+        "periodEnd",
+    )
+
+
+async def test_cancel_at_period_end_ends_the_subscription_at_its_renewal(
+    api_client: TenantClient, session_factory: Any
+) -> None:
+    created = await subscribe(
+        api_client,
+        customer=(await customer(api_client))["id"],
+        items=[{"price": (await price(api_client))["id"]}],
+        collectionMethod="send_invoice",
+        daysUntilDue=30,
+        cancelAtPeriodEnd=True,
+    )
+    period_end = await period_ended(session_factory, created["id"])
+    applied = await renew(api_client, session_factory, created["id"], period_end)
+    assert applied.status is CommandStatus.succeeded, applied.error
+    ended = await ok(await api_client.get(f"/v1/subscriptions/{created['id']}"))
+    assert (ended["status"], ended["cancelAtPeriodEnd"], ended["endedAt"] is not None) == ("canceled", False, True)
+    invoices = (await api_client.get("/v1/invoices", params={"subscription": created["id"]})).json()["data"]
+    assert len(invoices) == 1  # nothing billed for a period that does not come
+
+
+async def test_a_trials_end_follows_its_settings(api_client: TenantClient, session_factory: Any) -> None:
+    plan = await price(api_client, name="Trial plan", unitAmount=2500)
+    outcomes = {}
+    for missing in ("create_invoice", "cancel", "pause"):
+        created = await subscribe(
+            api_client,
+            customer=(await customer(api_client))["id"],  # no payment method
+            items=[{"price": plan["id"]}],
+            trialPeriodDays=14,
+            trialSettings={"endBehavior": {"missingPaymentMethod": missing}},
+        )
+        assert created["trialSettings"] == {"endBehavior": {"missingPaymentMethod": missing}}
+        period_end = await period_ended(session_factory, created["id"], trial=True)
+        applied = await renew(api_client, session_factory, created["id"], period_end)
+        assert applied.status is CommandStatus.succeeded, applied.error
+        after = await ok(await api_client.get(f"/v1/subscriptions/{created['id']}"))
+        invoices = (await api_client.get("/v1/invoices", params={"subscription": created["id"]})).json()["data"]
+        outcomes[missing] = (after["status"], [(i["billingReason"], i["total"], i["status"]) for i in invoices])
+    assert outcomes == {
+        # invoiced for the first paid period, nothing to pay it with: past_due
+        "create_invoice": ("past_due", [("subscription_cycle", 2500, "open"), ("subscription_create", 0, "paid")]),
+        "cancel": ("canceled", [("subscription_create", 0, "paid")]),
+        "pause": ("paused", [("subscription_create", 0, "paid")]),
+    }
+    async with session_factory() as session:
+        paused = (await session.scalars(select(Subscription).where(Subscription.status == "paused").limit(5))).all()
+    assert paused  # a paused subscription is not renewed again until resumed
+    refused = await renew(api_client, session_factory, paused[0].id, paused[0].current_period_end)
+    assert (refused.status, refused.error["code"]) == (CommandStatus.failed, "subscription_status_invalid")
