@@ -16,6 +16,7 @@ from api.card_guard import CardDataGuard
 from api.controllers.analytics import AnalyticsController, AnalyticsStores
 from api.controllers.api_keys import ApiKeyController
 from api.controllers.attributes import AttributeDefinitionController
+from api.controllers.billing_settings import BillingSettingsController
 from api.controllers.commands import CommandController
 from api.controllers.credit_notes import CreditNoteController
 from api.controllers.customers import CustomerController
@@ -69,6 +70,7 @@ BILLING = [
     RefundController,
     CreditNoteController,
     TaxRateController,
+    BillingSettingsController,
 ]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]
 

@@ -1,4 +1,4 @@
-"""API key commands."""
+"""Organization commands: API keys and billing settings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.organizations import service
+from billing.organizations import billing_settings, service
 from consumers.registry import Applied, CommandRouter
 from contracts.api_keys import IssueApiKeyCommand, RecordApiKeyUseCommand, RevokeApiKeyCommand, RollApiKeyCommand
-from contracts.events import API_KEY_CREATED, API_KEY_REVOKED, API_KEY_ROLLED, EventType
+from contracts.billing_settings import BillingSettings, BillingSettingsUpdate
+from contracts.events import API_KEY_CREATED, API_KEY_REVOKED, API_KEY_ROLLED, BILLING_SETTINGS_UPDATED, EventType
 from contracts.resources import ApiKey
 
 router = CommandRouter()
@@ -44,3 +45,9 @@ async def revoke(session: AsyncSession, command: RevokeApiKeyCommand) -> Applied
 async def record_use(session: AsyncSession, command: RecordApiKeyUseCommand) -> Applied[dict[str, Any]]:
     moved = await service.record_api_key_use(session, {use.id: use.usedAt for use in command.uses})
     return Applied("api_key_use", {"keysUpdated": moved})  # bookkeeping: no domain event
+
+
+@router.handles(BillingSettingsUpdate)
+async def update_billing_settings(session: AsyncSession, command: BillingSettingsUpdate) -> Applied[BillingSettings]:
+    settings = (await billing_settings.update_billing_settings(session, command)).model_dump(mode="json")
+    return Applied("billing_settings", settings, [BILLING_SETTINGS_UPDATED.of(settings)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
 
+from contracts.billing_settings import BillingSettings
 from contracts.credit_notes import CreditNoteDetails
 from contracts.invoices import InvoiceDetails
 from contracts.payments import StripeAccount
@@ -72,6 +73,7 @@ CUSTOMER_DELETED: EventType[Customer] = EventType("customer.deleted")
 API_KEY_CREATED: EventType[ApiKey] = EventType("api_key.created")
 API_KEY_ROLLED: EventType[ApiKey] = EventType("api_key.rolled")
 API_KEY_REVOKED: EventType[ApiKey] = EventType("api_key.revoked")
+BILLING_SETTINGS_UPDATED: EventType[BillingSettings] = EventType("billing_settings.updated")
 
 METER_CREATED: EventType[Meter] = EventType("meter.created")
 METER_UPDATED: EventType[Meter] = EventType("meter.updated")

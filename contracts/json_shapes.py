@@ -116,6 +116,50 @@ class PauseCollection(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class ChangeRule(TypedDict):
+    "When a plan change of one direction takes effect and how it is prorated."
+
+    timing: Annotated[
+        Literal["immediately", "period_end"], Field(description="period_end: at the next renewal, never prorated")
+    ]
+    prorationBehavior: Annotated[
+        Literal["create_prorations", "none", "always_invoice"] | None,
+        Field(description="null: the one the request asks for"),
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ChangeRules(TypedDict):
+    "An organization's plan change rules; the direction is decided by the amount per billing interval."
+
+    upgrade: ChangeRule
+    downgrade: ChangeRule
+    lateral: Annotated[ChangeRule, Field(description="the same amount per interval")]
+    creditProducts: Annotated[
+        list[StrictStr], Field(description="products (prepaid credits) whose changes are never prorated")
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ScheduledItemChange(TypedDict):
+    "One item change kept for the next renewal, as the update gave it."
+
+    id: NotRequired[StrictStr]
+    price: NotRequired[StrictStr]
+    quantity: NotRequired[StrictInt]
+    deleted: NotRequired[StrictBool]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ScheduledChange(TypedDict):
+    "A plan change the organization's rules deferred to the period's end."
+
+    items: list[ScheduledItemChange]
+    effectiveAt: Annotated[StrictStr, Field(description="ISO-8601: the current period's end")]
+    direction: Literal["upgrade", "downgrade", "lateral"]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class TrialEndBehavior(TypedDict):
     "What happens when a trial ends."
 
@@ -155,6 +199,8 @@ class SchedulePhaseItem(TypedDict):
 __all__ = [
     "Address",
     "AttributeValue",
+    "ChangeRule",
+    "ChangeRules",
     "InvoiceSettings",
     "Metadata",
     "PauseCollection",
@@ -162,6 +208,8 @@ __all__ = [
     "PriceTier",
     "PriceTransformQuantity",
     "SchedulePhaseItem",
+    "ScheduledChange",
+    "ScheduledItemChange",
     "Shipping",
     "StripeAddress",
     "StripeBillingDetails",

@@ -38,12 +38,14 @@ from contracts.enums import (
 from contracts.json_shapes import (
     Address,
     AttributeValue,
+    ChangeRules,
     InvoiceSettings,
     Metadata,
     PauseCollection,
     PriceCurrencyOption,
     PriceTier,
     PriceTransformQuantity,
+    ScheduledChange,
     SchedulePhaseItem,
     Shipping,
     StripeBillingDetails,
@@ -62,6 +64,10 @@ class Organization(Resource):
     id: str
     name: str
     reportingCurrency: str = Field(validation_alias=AliasChoices("reporting_currency", "reportingCurrency"))
+    changeRules: ChangeRules = Field(
+        validation_alias=AliasChoices("change_rules", "changeRules"),
+        description="When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).",
+    )
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -236,6 +242,10 @@ class Subscription(Resource):
     pauseCollection: PauseCollection | None = Field(
         validation_alias=AliasChoices("pause_collection", "pauseCollection"),
         description="Stripe's pause_collection: {behavior, resumesAt}.",
+    )
+    scheduledChange: ScheduledChange | None = Field(
+        validation_alias=AliasChoices("scheduled_change", "scheduledChange"),
+        description="A plan change the organization's rules deferred to the period's end; the renewal applies it.",
     )
     trialSettings: TrialSettings = Field(
         validation_alias=AliasChoices("trial_settings", "trialSettings"),

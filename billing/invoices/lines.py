@@ -155,3 +155,9 @@ def proration_draft_lines(
             )
         )
     return drafts
+
+
+def amount_per_interval(items: Sequence[ItemToBill], currency: str) -> int:
+    """What `items` charge each full billing period: how a plan change's direction is
+    measured (billing.subscriptions.change_rules)."""
+    return sum(quote(item.terms, item.quantity, currency).total for item in items)

@@ -46,15 +46,20 @@ async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceReques
     customer = await get_one(session, Customer, Customer.id, subscription.customer_id)
     assert customer is not None  # a subscription's customer is kept (Restrict)
     check_update(subscription.status, frozenset({"items"} if request.subscriptionItems is not None else ()))
-    plan = await changes.plan_change(
-        session,
-        subscription,
-        SubscriptionItemChanges(
-            items=request.subscriptionItems,
-            prorationBehavior=request.subscriptionProrationBehavior,
-            prorationDate=request.subscriptionProrationDate,
-        ),
-        now,
+    scheduled = await changes.scheduled_plan(session, subscription, now)
+    plan = (
+        scheduled  # the renewal applies the change kept for it, then bills the next period
+        if scheduled is not None and request.subscriptionItems is None
+        else await changes.plan_change(
+            session,
+            subscription,
+            SubscriptionItemChanges(
+                items=request.subscriptionItems,
+                prorationBehavior=request.subscriptionProrationBehavior,
+                prorationDate=request.subscriptionProrationDate,
+            ),
+            now,
+        )
     )
     pending = [item_line(item) for item in await changes.pending_items(session, subscription)]
     now_lines = changes.invoiced_now(plan, pending) if request.subscriptionItems is not None else None

@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, func, text
-from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.models.base import Base
@@ -22,6 +23,15 @@ class Organization(Base):
     name: Mapped[str] = mapped_column("name", String(200), nullable=False)
     reporting_currency: Mapped[str] = mapped_column(
         "reporting_currency", String(3), nullable=False, server_default=text("'usd'")
+    )
+    change_rules: Mapped[Any] = mapped_column(
+        "change_rules",
+        JSONB(),
+        nullable=False,
+        server_default=text(
+            '\'{"lateral": {"timing": "immediately", "prorationBehavior": null}, "upgrade": {"timing": "immediately", "prorationBehavior": null}, "downgrade": {"timing": "immediately", "prorationBehavior": null}, "creditProducts": []}\''
+        ),
+        comment="When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).",
     )
     stripe_secret_key_encrypted: Mapped[str | None] = mapped_column(
         "stripe_secret_key_encrypted", Text(), nullable=True

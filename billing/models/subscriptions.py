@@ -96,6 +96,12 @@ class Subscription(Base):
         nullable=True,
         comment="Stripe's pause_collection: {behavior, resumesAt}.",
     )
+    scheduled_change: Mapped[Any | None] = mapped_column(
+        "scheduled_change",
+        JSONB(none_as_null=True),
+        nullable=True,
+        comment="A plan change the organization's rules deferred to the period's end; the renewal applies it.",
+    )
     trial_settings: Mapped[Any] = mapped_column(
         "trial_settings",
         JSONB(),

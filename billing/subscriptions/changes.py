@@ -23,7 +23,7 @@ from billing.models import InvoiceItem, Price, Subscription, SubscriptionItem
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, next_period, utc
 from billing.subscriptions.proration import remaining_share
 from contracts.enums import PriceType, ProrationBehavior, RecurringInterval, SubscriptionStatus, UsageType
-from contracts.subscriptions import SubscriptionItemChanges
+from contracts.subscriptions import SubscriptionItemChange, SubscriptionItemChanges
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,18 @@ async def plan_change(
         )
     )
     return PlannedChange(subscription, before, items_after, removed, period, at, behavior, prorations)
+
+
+async def scheduled_plan(session: AsyncSession, subscription: Subscription, now: datetime) -> PlannedChange | None:
+    """The change the organization's rules kept for the period's end, planned against the
+    current items without proration (it starts with the next period); None without one."""
+    if subscription.scheduled_change is None:
+        return None
+    items = [SubscriptionItemChange(**change) for change in subscription.scheduled_change["items"]]
+    changes = SubscriptionItemChanges(
+        items=items, prorationBehavior=ProrationBehavior.none, prorationDate=subscription.current_period_start
+    )
+    return await plan_change(session, subscription, changes, now)
 
 
 async def pending_items(session: AsyncSession, subscription: Subscription) -> list[InvoiceItem]:

@@ -6,7 +6,8 @@ At the end of a period the subscription, in Stripe's order:
 - ends its trial: with a payment method (or send_invoice) it becomes active and is
   invoiced; without one, `trialSettings.endBehavior.missingPaymentMethod` cancels it,
   pauses it (no invoice until resumed) or invoices it anyway (past_due: nothing can pay);
-- otherwise advances to the next period and invoices it: the pending invoice items (a
+- otherwise applies the plan change the organization's rules kept for the period's end,
+  then advances to the next period and invoices it: the pending invoice items (a
   create_prorations change's lines) and each licensed item in advance, the lines the
   upcoming-invoice preview shows, finalized and charged as every subscription invoice is
   (or handled as a paused collection says).
@@ -22,7 +23,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.sessions import get_one
-from billing.errors import InvalidRequest, ResourceMissing
+from billing.errors import BillingError, InvalidRequest, ResourceMissing
 from billing.invoices import service as invoices
 from billing.invoices.lines import item_line
 from billing.models import Subscription
@@ -30,13 +31,26 @@ from billing.payments import attempts
 from billing.payments.repository import get_live_customer
 from billing.subscriptions import changes
 from billing.subscriptions.periods import Period, next_period
-from billing.subscriptions.service import ChangedSubscription, collect
+from billing.subscriptions.service import ChangedSubscription, apply_plan, collect
 from billing.subscriptions.status import TERMINAL, SubscriptionEvent, next_status
 from contracts.enums import CollectionMethod, SubscriptionStatus
 from contracts.subscriptions import SubscriptionRenew
 
 # what a renewal does not renew: a first invoice unpaid (it expires instead), a pause
 _NOT_RENEWED = frozenset({SubscriptionStatus.incomplete, SubscriptionStatus.paused})
+
+
+async def _apply_scheduled_change(session: AsyncSession, subscription: Subscription, now: datetime) -> None:
+    """The change the rules kept for this moment, made before the next period is billed.
+    One that no longer applies (its price archived since, say) is dropped: the
+    subscription renews as it is rather than not at all."""
+    try:
+        plan = await changes.scheduled_plan(session, subscription, now)
+    except BillingError:
+        plan = None
+    if plan is not None:
+        await apply_plan(session, plan, now)
+    subscription.scheduled_change = None
 
 
 async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, now: datetime) -> ChangedSubscription:
@@ -85,6 +99,7 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
             return ChangedSubscription(subscription)
         else:  # create_invoice: invoiced, and with nothing to pay it with, past_due
             subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_payment_failed)
+    await _apply_scheduled_change(session, subscription, now)
     items = await changes.current_items(session, subscription)
     period = Period(subscription.current_period_start, period_end)
     pending = await changes.pending_items(session, subscription)

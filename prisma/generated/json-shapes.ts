@@ -87,6 +87,40 @@ export type PauseCollection = {
   resumesAt: string | null;
 };
 
+/** When a plan change of one direction takes effect and how it is prorated. */
+export type ChangeRule = {
+  /** period_end: at the next renewal, never prorated */
+  timing: "immediately" | "period_end";
+  /** null: the one the request asks for */
+  prorationBehavior: "create_prorations" | "none" | "always_invoice" | null;
+};
+
+/** An organization's plan change rules; the direction is decided by the amount per billing interval. */
+export type ChangeRules = {
+  upgrade: ChangeRule;
+  downgrade: ChangeRule;
+  /** the same amount per interval */
+  lateral: ChangeRule;
+  /** products (prepaid credits) whose changes are never prorated */
+  creditProducts: string[];
+};
+
+/** One item change kept for the next renewal, as the update gave it. */
+export type ScheduledItemChange = {
+  id?: string;
+  price?: string;
+  quantity?: number;
+  deleted?: boolean;
+};
+
+/** A plan change the organization's rules deferred to the period's end. */
+export type ScheduledChange = {
+  items: ScheduledItemChange[];
+  /** ISO-8601: the current period's end */
+  effectiveAt: string;
+  direction: "upgrade" | "downgrade" | "lateral";
+};
+
 /** What happens when a trial ends. */
 export type TrialEndBehavior = {
   /** charge_automatically without a payment method: cancel, invoice anyway (past_due) or pause */
@@ -114,6 +148,12 @@ export type SchedulePhaseItem = {
   priceId: string;
   /** absent for metered prices */
   quantity?: number;
+};
+
+/** `Organization`'s Json fields as the API answers them. */
+export type OrganizationJsonFields = {
+  /** When plan changes take effect, by direction (GET/PATCH /v1/billing-settings). */
+  changeRules: ChangeRules;
 };
 
 /** `Customer`'s Json fields as the API answers them. */
@@ -163,6 +203,8 @@ export type MeterJsonFields = {
 export type SubscriptionJsonFields = {
   /** Stripe's pause_collection: {behavior, resumesAt}. */
   pauseCollection: PauseCollection | null;
+  /** A plan change the organization's rules deferred to the period's end; the renewal applies it. */
+  scheduledChange: ScheduledChange | null;
   /** What the trial's end does without a payment method (Stripe's trial_settings). */
   trialSettings: TrialSettings;
   metadata: Metadata;

@@ -22,6 +22,7 @@ import type {
 } from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
 import type {
+  ChangeRules,
   CreditNoteJsonFields,
   CreditNoteLineItemJsonFields,
   InvoiceJsonFields,
@@ -343,6 +344,13 @@ export type SubscriptionDetails = Refine<ApiResource<Subscription>, Subscription
 /** An invoice as the API answers it: with its lines (amounts in the invoice's minor unit). */
 export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
   lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
+};
+
+/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules. */
+export type BillingSettings = {
+  object: "billing_settings";
+  organizationId: string;
+  changeRules: ChangeRules;
 };
 
 /** A credit note as the API answers it: with its lines (amounts in its invoice's minor unit). */

@@ -168,6 +168,8 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/refunds"): REFUND,
     ("GET", "/v1/refunds"): f"ApiList<{REFUND}>",
     ("GET", "/v1/refunds/{refund_id}"): REFUND,
+    ("GET", "/v1/billing-settings"): "BillingSettings",
+    ("PATCH", "/v1/billing-settings"): "BillingSettings",
     ("POST", "/v1/credit-notes"): "CreditNoteDetails",
     ("GET", "/v1/credit-notes"): "ApiList<CreditNoteDetails>",
     ("GET", "/v1/credit-notes/{credit_note_id}"): "CreditNoteDetails",
@@ -1604,6 +1606,15 @@ async def billing(ctx: Context) -> None:
             "subscriptionItems": change,
             "subscriptionProrationBehavior": "always_invoice",
         },
+    )
+    await record(client, "GET", "/v1/billing-settings", expect=200, name="billing_settings_retrieve")
+    await record(
+        client,
+        "PATCH",
+        "/v1/billing-settings",
+        expect=200,
+        name="billing_settings_update",
+        json={"changeRules": {"lateral": {"timing": "immediately", "prorationBehavior": None}}},
     )
     await record(
         client,

@@ -98,6 +98,7 @@ export const OrganizationScalarFieldEnum = {
   id: 'id',
   name: 'name',
   reportingCurrency: 'reportingCurrency',
+  changeRules: 'changeRules',
   stripeSecretKeyEncrypted: 'stripeSecretKeyEncrypted',
   stripeWebhookSecretEncrypted: 'stripeWebhookSecretEncrypted',
   createdAt: 'createdAt',
@@ -269,6 +270,7 @@ export const SubscriptionScalarFieldEnum = {
   cancellationReason: 'cancellationReason',
   endedAt: 'endedAt',
   pauseCollection: 'pauseCollection',
+  scheduledChange: 'scheduledChange',
   trialSettings: 'trialSettings',
   metadata: 'metadata',
   createdAt: 'createdAt',
@@ -602,19 +604,19 @@ export const SortOrder = {
 export type SortOrder = (typeof SortOrder)[keyof typeof SortOrder]
 
 
+export const JsonNullValueInput = {
+  JsonNull: JsonNull
+} as const
+
+export type JsonNullValueInput = (typeof JsonNullValueInput)[keyof typeof JsonNullValueInput]
+
+
 export const NullableJsonNullValueInput = {
   DbNull: DbNull,
   JsonNull: JsonNull
 } as const
 
 export type NullableJsonNullValueInput = (typeof NullableJsonNullValueInput)[keyof typeof NullableJsonNullValueInput]
-
-
-export const JsonNullValueInput = {
-  JsonNull: JsonNull
-} as const
-
-export type JsonNullValueInput = (typeof JsonNullValueInput)[keyof typeof JsonNullValueInput]
 
 
 export const QueryMode = {
@@ -625,14 +627,6 @@ export const QueryMode = {
 export type QueryMode = (typeof QueryMode)[keyof typeof QueryMode]
 
 
-export const NullsOrder = {
-  first: 'first',
-  last: 'last'
-} as const
-
-export type NullsOrder = (typeof NullsOrder)[keyof typeof NullsOrder]
-
-
 export const JsonNullValueFilter = {
   DbNull: DbNull,
   JsonNull: JsonNull,
@@ -640,4 +634,12 @@ export const JsonNullValueFilter = {
 } as const
 
 export type JsonNullValueFilter = (typeof JsonNullValueFilter)[keyof typeof JsonNullValueFilter]
+
+
+export const NullsOrder = {
+  first: 'first',
+  last: 'last'
+} as const
+
+export type NullsOrder = (typeof NullsOrder)[keyof typeof NullsOrder]
 

@@ -48,6 +48,7 @@ export type OrganizationCountAggregateOutputType = {
   id: number
   name: number
   reportingCurrency: number
+  changeRules: number
   stripeSecretKeyEncrypted: number
   stripeWebhookSecretEncrypted: number
   createdAt: number
@@ -80,6 +81,7 @@ export type OrganizationCountAggregateInputType = {
   id?: true
   name?: true
   reportingCurrency?: true
+  changeRules?: true
   stripeSecretKeyEncrypted?: true
   stripeWebhookSecretEncrypted?: true
   createdAt?: true
@@ -163,6 +165,7 @@ export type OrganizationGroupByOutputType = {
   id: string
   name: string
   reportingCurrency: string
+  changeRules: runtime.JsonValue
   stripeSecretKeyEncrypted: string | null
   stripeWebhookSecretEncrypted: string | null
   createdAt: Date
@@ -194,6 +197,7 @@ export type OrganizationWhereInput = {
   id?: Prisma.StringFilter<"Organization"> | string
   name?: Prisma.StringFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
+  changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Organization"> | Date | string
@@ -205,6 +209,7 @@ export type OrganizationOrderByWithRelationInput = {
   id?: Prisma.SortOrder
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
+  changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -219,6 +224,7 @@ export type OrganizationWhereUniqueInput = Prisma.AtLeast<{
   NOT?: Prisma.OrganizationWhereInput | Prisma.OrganizationWhereInput[]
   name?: Prisma.StringFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
+  changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Organization"> | Date | string
@@ -230,6 +236,7 @@ export type OrganizationOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
+  changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -246,6 +253,7 @@ export type OrganizationScalarWhereWithAggregatesInput = {
   id?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   name?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringWithAggregatesFilter<"Organization"> | string
+  changeRules?: Prisma.JsonWithAggregatesFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Organization"> | Date | string
@@ -256,6 +264,7 @@ export type OrganizationCreateInput = {
   id: string
   name: string
   reportingCurrency?: string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
   createdAt?: Date | string
@@ -267,6 +276,7 @@ export type OrganizationUncheckedCreateInput = {
   id: string
   name: string
   reportingCurrency?: string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
   createdAt?: Date | string
@@ -278,6 +288,7 @@ export type OrganizationUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -289,6 +300,7 @@ export type OrganizationUncheckedUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -300,6 +312,7 @@ export type OrganizationCreateManyInput = {
   id: string
   name: string
   reportingCurrency?: string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
   createdAt?: Date | string
@@ -310,6 +323,7 @@ export type OrganizationUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -320,6 +334,7 @@ export type OrganizationUncheckedUpdateManyInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -330,6 +345,7 @@ export type OrganizationCountOrderByAggregateInput = {
   id?: Prisma.SortOrder
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
+  changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -391,6 +407,7 @@ export type OrganizationCreateWithoutApiKeysInput = {
   id: string
   name: string
   reportingCurrency?: string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
   createdAt?: Date | string
@@ -401,6 +418,7 @@ export type OrganizationUncheckedCreateWithoutApiKeysInput = {
   id: string
   name: string
   reportingCurrency?: string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
   createdAt?: Date | string
@@ -427,6 +445,7 @@ export type OrganizationUpdateWithoutApiKeysInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -437,6 +456,7 @@ export type OrganizationUncheckedUpdateWithoutApiKeysInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -478,6 +498,7 @@ export type OrganizationSelect<ExtArgs extends runtime.Types.Extensions.Internal
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
   createdAt?: boolean
@@ -490,6 +511,7 @@ export type OrganizationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
   createdAt?: boolean
@@ -500,6 +522,7 @@ export type OrganizationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
   createdAt?: boolean
@@ -510,13 +533,14 @@ export type OrganizationSelectScalar = {
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
+export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
 export type OrganizationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Organization$apiKeysArgs<ExtArgs>
   _count?: boolean | Prisma.OrganizationCountOutputTypeDefaultArgs<ExtArgs>
@@ -533,6 +557,11 @@ export type $OrganizationPayload<ExtArgs extends runtime.Types.Extensions.Intern
     id: string
     name: string
     reportingCurrency: string
+    /**
+     * When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).
+     * @json ChangeRules
+     */
+    changeRules: runtime.JsonValue
     /**
      * @hidden
      */
@@ -970,6 +999,7 @@ export interface OrganizationFieldRefs {
   readonly id: Prisma.FieldRef<"Organization", 'String'>
   readonly name: Prisma.FieldRef<"Organization", 'String'>
   readonly reportingCurrency: Prisma.FieldRef<"Organization", 'String'>
+  readonly changeRules: Prisma.FieldRef<"Organization", 'Json'>
   readonly stripeSecretKeyEncrypted: Prisma.FieldRef<"Organization", 'String'>
   readonly stripeWebhookSecretEncrypted: Prisma.FieldRef<"Organization", 'String'>
   readonly createdAt: Prisma.FieldRef<"Organization", 'DateTime'>

@@ -103,6 +103,7 @@ export type SubscriptionCountAggregateOutputType = {
   cancellationReason: number
   endedAt: number
   pauseCollection: number
+  scheduledChange: number
   trialSettings: number
   metadata: number
   createdAt: number
@@ -188,6 +189,7 @@ export type SubscriptionCountAggregateInputType = {
   cancellationReason?: true
   endedAt?: true
   pauseCollection?: true
+  scheduledChange?: true
   trialSettings?: true
   metadata?: true
   createdAt?: true
@@ -302,6 +304,7 @@ export type SubscriptionGroupByOutputType = {
   cancellationReason: string | null
   endedAt: Date | null
   pauseCollection: runtime.JsonValue | null
+  scheduledChange: runtime.JsonValue | null
   trialSettings: runtime.JsonValue
   metadata: runtime.JsonValue
   createdAt: Date
@@ -352,6 +355,7 @@ export type SubscriptionWhereInput = {
   cancellationReason?: Prisma.StringNullableFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableFilter<"Subscription">
+  scheduledChange?: Prisma.JsonNullableFilter<"Subscription">
   trialSettings?: Prisma.JsonFilter<"Subscription">
   metadata?: Prisma.JsonFilter<"Subscription">
   createdAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
@@ -385,6 +389,7 @@ export type SubscriptionOrderByWithRelationInput = {
   cancellationReason?: Prisma.SortOrderInput | Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   pauseCollection?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledChange?: Prisma.SortOrderInput | Prisma.SortOrder
   trialSettings?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -422,6 +427,7 @@ export type SubscriptionWhereUniqueInput = Prisma.AtLeast<{
   cancellationReason?: Prisma.StringNullableFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableFilter<"Subscription">
+  scheduledChange?: Prisma.JsonNullableFilter<"Subscription">
   trialSettings?: Prisma.JsonFilter<"Subscription">
   metadata?: Prisma.JsonFilter<"Subscription">
   createdAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
@@ -455,6 +461,7 @@ export type SubscriptionOrderByWithAggregationInput = {
   cancellationReason?: Prisma.SortOrderInput | Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   pauseCollection?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledChange?: Prisma.SortOrderInput | Prisma.SortOrder
   trialSettings?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -490,6 +497,7 @@ export type SubscriptionScalarWhereWithAggregatesInput = {
   cancellationReason?: Prisma.StringNullableWithAggregatesFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableWithAggregatesFilter<"Subscription">
+  scheduledChange?: Prisma.JsonNullableWithAggregatesFilter<"Subscription">
   trialSettings?: Prisma.JsonWithAggregatesFilter<"Subscription">
   metadata?: Prisma.JsonWithAggregatesFilter<"Subscription">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Subscription"> | Date | string
@@ -515,6 +523,7 @@ export type SubscriptionCreateInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -548,6 +557,7 @@ export type SubscriptionUncheckedCreateInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -578,6 +588,7 @@ export type SubscriptionUpdateInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -611,6 +622,7 @@ export type SubscriptionUncheckedUpdateInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -643,6 +655,7 @@ export type SubscriptionCreateManyInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -668,6 +681,7 @@ export type SubscriptionUpdateManyMutationInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -695,6 +709,7 @@ export type SubscriptionUncheckedUpdateManyInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -737,6 +752,7 @@ export type SubscriptionCountOrderByAggregateInput = {
   cancellationReason?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   pauseCollection?: Prisma.SortOrder
+  scheduledChange?: Prisma.SortOrder
   trialSettings?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -954,6 +970,7 @@ export type SubscriptionCreateWithoutCustomerInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -984,6 +1001,7 @@ export type SubscriptionUncheckedCreateWithoutCustomerInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1045,6 +1063,7 @@ export type SubscriptionScalarWhereInput = {
   cancellationReason?: Prisma.StringNullableFilter<"Subscription"> | string | null
   endedAt?: Prisma.DateTimeNullableFilter<"Subscription"> | Date | string | null
   pauseCollection?: Prisma.JsonNullableFilter<"Subscription">
+  scheduledChange?: Prisma.JsonNullableFilter<"Subscription">
   trialSettings?: Prisma.JsonFilter<"Subscription">
   metadata?: Prisma.JsonFilter<"Subscription">
   createdAt?: Prisma.DateTimeFilter<"Subscription"> | Date | string
@@ -1070,6 +1089,7 @@ export type SubscriptionCreateWithoutItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1102,6 +1122,7 @@ export type SubscriptionUncheckedCreateWithoutItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1147,6 +1168,7 @@ export type SubscriptionUpdateWithoutItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1179,6 +1201,7 @@ export type SubscriptionUncheckedUpdateWithoutItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1208,6 +1231,7 @@ export type SubscriptionCreateWithoutTaxRatesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1240,6 +1264,7 @@ export type SubscriptionUncheckedCreateWithoutTaxRatesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1285,6 +1310,7 @@ export type SubscriptionUpdateWithoutTaxRatesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1317,6 +1343,7 @@ export type SubscriptionUncheckedUpdateWithoutTaxRatesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1346,6 +1373,7 @@ export type SubscriptionCreateWithoutScheduleInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1378,6 +1406,7 @@ export type SubscriptionUncheckedCreateWithoutScheduleInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1423,6 +1452,7 @@ export type SubscriptionUpdateWithoutScheduleInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1455,6 +1485,7 @@ export type SubscriptionUncheckedUpdateWithoutScheduleInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1484,6 +1515,7 @@ export type SubscriptionCreateWithoutInvoicesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1516,6 +1548,7 @@ export type SubscriptionUncheckedCreateWithoutInvoicesInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1561,6 +1594,7 @@ export type SubscriptionUpdateWithoutInvoicesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1593,6 +1627,7 @@ export type SubscriptionUncheckedUpdateWithoutInvoicesInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1622,6 +1657,7 @@ export type SubscriptionCreateWithoutInvoiceItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1654,6 +1690,7 @@ export type SubscriptionUncheckedCreateWithoutInvoiceItemsInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1699,6 +1736,7 @@ export type SubscriptionUpdateWithoutInvoiceItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1731,6 +1769,7 @@ export type SubscriptionUncheckedUpdateWithoutInvoiceItemsInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1760,6 +1799,7 @@ export type SubscriptionCreateManyCustomerInput = {
   cancellationReason?: string | null
   endedAt?: Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Date | string
@@ -1785,6 +1825,7 @@ export type SubscriptionUpdateWithoutCustomerInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1815,6 +1856,7 @@ export type SubscriptionUncheckedUpdateWithoutCustomerInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1845,6 +1887,7 @@ export type SubscriptionUncheckedUpdateManyWithoutCustomerInput = {
   cancellationReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   pauseCollection?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  scheduledChange?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
   trialSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1930,6 +1973,7 @@ export type SubscriptionSelect<ExtArgs extends runtime.Types.Extensions.Internal
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  scheduledChange?: boolean
   trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
@@ -1964,6 +2008,7 @@ export type SubscriptionSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  scheduledChange?: boolean
   trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
@@ -1992,6 +2037,7 @@ export type SubscriptionSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  scheduledChange?: boolean
   trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
@@ -2020,13 +2066,14 @@ export type SubscriptionSelectScalar = {
   cancellationReason?: boolean
   endedAt?: boolean
   pauseCollection?: boolean
+  scheduledChange?: boolean
   trialSettings?: boolean
   metadata?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type SubscriptionOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "status" | "currency" | "collectionMethod" | "daysUntilDue" | "defaultPaymentMethodId" | "startDate" | "billingCycleAnchor" | "currentPeriodStart" | "currentPeriodEnd" | "trialStart" | "trialEnd" | "cancelAt" | "cancelAtPeriodEnd" | "canceledAt" | "cancellationReason" | "endedAt" | "pauseCollection" | "trialSettings" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscription"]>
+export type SubscriptionOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "status" | "currency" | "collectionMethod" | "daysUntilDue" | "defaultPaymentMethodId" | "startDate" | "billingCycleAnchor" | "currentPeriodStart" | "currentPeriodEnd" | "trialStart" | "trialEnd" | "cancelAt" | "cancelAtPeriodEnd" | "canceledAt" | "cancellationReason" | "endedAt" | "pauseCollection" | "scheduledChange" | "trialSettings" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscription"]>
 export type SubscriptionInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   items?: boolean | Prisma.Subscription$itemsArgs<ExtArgs>
@@ -2078,6 +2125,11 @@ export type $SubscriptionPayload<ExtArgs extends runtime.Types.Extensions.Intern
      * @json PauseCollection
      */
     pauseCollection: runtime.JsonValue | null
+    /**
+     * A plan change the organization's rules deferred to the period's end; the renewal applies it.
+     * @json ScheduledChange
+     */
+    scheduledChange: runtime.JsonValue | null
     /**
      * What the trial's end does without a payment method (Stripe's trial_settings).
      * @json TrialSettings
@@ -2538,6 +2590,7 @@ export interface SubscriptionFieldRefs {
   readonly cancellationReason: Prisma.FieldRef<"Subscription", 'String'>
   readonly endedAt: Prisma.FieldRef<"Subscription", 'DateTime'>
   readonly pauseCollection: Prisma.FieldRef<"Subscription", 'Json'>
+  readonly scheduledChange: Prisma.FieldRef<"Subscription", 'Json'>
   readonly trialSettings: Prisma.FieldRef<"Subscription", 'Json'>
   readonly metadata: Prisma.FieldRef<"Subscription", 'Json'>
   readonly createdAt: Prisma.FieldRef<"Subscription", 'DateTime'>

@@ -1,0 +1,37 @@
+"""/v1/billing-settings: the organization's plan change rules."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, patch
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.bus import CommandBus
+from api.params import IdempotencyKey
+from api.responses import run_command
+from billing.organizations.billing_settings import get_billing_settings
+from contracts.billing_settings import BillingSettings, BillingSettingsUpdate
+
+
+class BillingSettingsController(Controller):
+    path = "/v1/billing-settings"
+    tags = ["subscriptions"]
+
+    @get("/", summary="The organization's billing settings (plan change rules)")
+    async def retrieve(self, db: AsyncSession) -> BillingSettings:
+        return await get_billing_settings(db)
+
+    @patch(
+        "/",
+        summary="Replace the plan change rules",
+        description=(
+            "A change's direction is decided by the amount per billing interval before and after it. "
+            "period_end keeps the change for the next renewal (never prorated); immediately applies it with "
+            "the rule's prorationBehavior, else the request's. Changes involving a credit product are never "
+            "prorated."
+        ),
+    )
+    async def update(
+        self, data: BillingSettingsUpdate, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[BillingSettings]:
+        return await run_command(bus, caller, data, idempotency_key)
