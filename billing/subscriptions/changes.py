@@ -8,7 +8,7 @@ same line functions, so the preview and the invoice agree to the minor unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices.lines import DraftLine, ItemToBill, advance_line, proration_draft_lines
 from billing.models import InvoiceItem, Price, Subscription, SubscriptionItem
-from billing.subscriptions.periods import Interval, InvalidPeriod, Period, next_period, utc
+from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, next_period, utc
 from billing.subscriptions.proration import remaining_share
 from contracts.enums import PriceType, ProrationBehavior, RecurringInterval, SubscriptionStatus, UsageType
 from contracts.subscriptions import SubscriptionItemChange, SubscriptionItemChanges
@@ -43,6 +43,9 @@ class PlannedChange:
     at: datetime
     behavior: ProrationBehavior
     prorations: list[DraftLine]  # empty unless the behaviour prorates
+    # an interval change (Stripe's rule): a new cycle from `at`, its first period invoiced now
+    new_period: Period | None = None
+    new_period_lines: list[DraftLine] = field(default_factory=list)
 
 
 def interval_label(interval: Interval) -> str:
@@ -155,10 +158,15 @@ async def plan_change(
     if not after:
         raise InvalidRequest("A subscription needs at least one item.", code="parameter_invalid", param="items")
     intervals = {billed.interval for billed in after.values()}
-    if intervals != {before[0].interval}:
+    if len(intervals) != 1:
         raise InvalidRequest(
-            "Every item must keep the subscription's interval "
-            f"(every {interval_label(before[0].interval)}); changing the interval is not supported yet.",
+            "Every item of a subscription must have the same interval.", code="price_interval_mismatch", param="items"
+        )
+    (interval,) = intervals
+    interval_changes = interval != before[0].interval
+    if interval_changes and subscription.status is SubscriptionStatus.trialing:
+        raise InvalidRequest(
+            "The interval cannot change during a trial: end the trial or change it once the trial is over.",
             code="price_interval_mismatch",
             param="items",
         )
@@ -175,16 +183,25 @@ async def plan_change(
         # nothing is charged during a trial, and no change has nothing to prorate
         behavior = ProrationBehavior.none
     items_after = list(after.values())
+    licensed_before = [b.item for b in before if b.licensed]
+    licensed_after = [b.item for b in items_after if b.licensed]
+    if interval_changes:
+        # Stripe's rule: the cycle restarts now, the unused time is credited (unless
+        # prorationBehavior none) and the new interval's first period is invoiced at once
+        new_period = first_period(at, interval)
+        credits = (
+            []
+            if behavior is ProrationBehavior.none
+            else proration_draft_lines(licensed_before, [], subscription.currency, period, at)
+        )
+        charges = [advance_line(item, subscription.currency, new_period, new_period) for item in licensed_after]
+        return PlannedChange(
+            subscription, before, items_after, removed, period, at, behavior, credits, new_period, charges
+        )
     prorations = (
         []
         if behavior is ProrationBehavior.none
-        else proration_draft_lines(
-            [b.item for b in before if b.licensed],
-            [b.item for b in items_after if b.licensed],
-            subscription.currency,
-            period,
-            at,
-        )
+        else proration_draft_lines(licensed_before, licensed_after, subscription.currency, period, at)
     )
     return PlannedChange(subscription, before, items_after, removed, period, at, behavior, prorations)
 
@@ -221,13 +238,17 @@ def renewal_lines(plan_items: list[BilledItem], currency: str, period: Period, a
 
 
 def invoiced_now(plan: PlannedChange, pending: list[DraftLine]) -> list[DraftLine] | None:
-    """The lines always_invoice puts on an invoice at once (what was pending, then the
-    change's prorations), or None when the change invoices nothing now."""
+    """The lines a change invoices at once: always_invoice's (what was pending, then the
+    change's prorations) and an interval change's (those, then the new first period), or
+    None when the change invoices nothing now."""
+    if plan.new_period is not None:
+        return [*pending, *plan.prorations, *plan.new_period_lines]
     if plan.behavior is not ProrationBehavior.always_invoice:
         return None
     return [*pending, *plan.prorations]
 
 
 def change_period(plan: PlannedChange) -> Period:
-    """The span an invoice made by the change covers: from the change to the period's end."""
-    return Period(plan.at, plan.period.end)
+    """The span an invoice made by the change covers: from the change to the period's end
+    (an interval change's: its new first period)."""
+    return plan.new_period or Period(plan.at, plan.period.end)

@@ -315,7 +315,8 @@ async def update_subscription(
         return ChangedSubscription(subscription)
     plan = await changes_.plan_change(session, subscription, update, now)
     decision = await _decide(session, plan, update.prorationBehavior)
-    if decision.timing is ChangeTiming.period_end:  # kept for the renewal, which applies it
+    # an interval change restarts the cycle now (Stripe's rule), whatever the timing rule says
+    if decision.timing is ChangeTiming.period_end and plan.new_period is None:  # kept for the renewal
         subscription.scheduled_change = ScheduledChange(
             items=[cast(ScheduledItemChange, c.model_dump(mode="json", exclude_unset=True)) for c in update.items],
             effectiveAt=subscription.current_period_end.isoformat(),
@@ -386,8 +387,13 @@ async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: d
             next_position += 1
         else:
             row.price_id, row.quantity = billed.item.price_id, billed.item.quantity
+    if plan.new_period is not None:  # the cycle restarts at the change
+        subscription.billing_cycle_anchor = plan.at
+        subscription.current_period_start, subscription.current_period_end = plan.new_period.start, plan.new_period.end
+        if subscription.cancel_at_period_end:
+            subscription.cancel_at = plan.new_period.end
     await session.flush()
-    if plan.behavior is ProrationBehavior.create_prorations:
+    if plan.behavior is ProrationBehavior.create_prorations and plan.new_period is None:
         session.add_all(
             InvoiceItem(
                 id=new_id("invoice_item"),

@@ -130,6 +130,50 @@ async def test_no_proration_changes_the_next_renewal_only(api_client: TenantClie
     assert [line["amount"] for line in upcoming["lines"]] == [6000]
 
 
+async def test_an_interval_change_restarts_the_cycle_and_invoices_the_new_period_now(
+    api_client: TenantClient,
+) -> None:
+    """Monthly at 3000 to yearly at 30000 a quarter into the month (Stripe's rule): the
+    unused time credited, the first year charged in full, invoiced at once; the cycle is
+    anchored at the change. The preview shows that invoice to the minor unit."""
+    created, _, _ = await basic_and_pro(api_client)
+    yearly = await price(api_client, "Basic yearly", unitAmount=30000, recurring={"interval": "year"})
+    period_start, period_end = parse(created["currentPeriodStart"]), parse(created["currentPeriodEnd"])
+    moment = period_start + (period_end - period_start) / 4
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    at = moment.isoformat()
+    credit = -half_up(3000 * share_left(period_start, period_end, moment))
+    change = [{"id": created["items"][0]["id"], "price": yearly["id"]}]
+    preview = await ok(
+        await api_client.post(
+            "/v1/invoices/upcoming",
+            json={
+                "customer": created["customerId"],
+                "subscription": created["id"],
+                "subscriptionItems": change,
+                "subscriptionProrationDate": at,
+            },
+        )
+    )
+    changed = await ok(
+        await api_client.patch(f"/v1/subscriptions/{created['id']}", json={"items": change, "prorationDate": at})
+    )
+    assert (parse(changed["billingCycleAnchor"]), parse(changed["currentPeriodStart"])) == (moment, moment)
+    assert parse(changed["currentPeriodEnd"]) == moment.replace(year=moment.year + 1)
+    invoice = await ok(await api_client.get(f"/v1/invoices/{changed['latestInvoice']}"))
+    assert invoice["billingReason"] == "subscription_update"
+    assert [(line["amount"], line["proration"]) for line in invoice["lines"]] == [(credit, True), (30000, False)]
+    assert (invoice["total"], invoice["periodEnd"]) == (30000 + credit, changed["currentPeriodEnd"])
+    assert [{k: line[k] for k in COMPARED} for line in preview["lines"]] == [
+        {k: line[k] for k in COMPARED} for line in invoice["lines"]
+    ]
+    assert (preview["total"], preview["periodStart"], preview["billingReason"]) == (
+        invoice["total"],
+        invoice["periodStart"],
+        "subscription_update",
+    )
+
+
 async def test_bad_plan_changes_are_refused_and_change_nothing(api_client: TenantClient) -> None:
     created, basic, _ = await basic_and_pro(api_client)
     yearly = await price(api_client, "Yearly", recurring={"interval": "year"})
@@ -137,7 +181,7 @@ async def test_bad_plan_changes_are_refused_and_change_nothing(api_client: Tenan
     item = created["items"][0]["id"]
     after_end = (parse(created["currentPeriodEnd"]) + timedelta(days=1)).isoformat()
     cases = [
-        ({"items": [{"id": item, "price": yearly["id"]}]}, 400, "price_interval_mismatch", "items"),
+        ({"items": [{"price": yearly["id"]}]}, 400, "price_interval_mismatch", "items"),  # mixed intervals
         ({"items": [{"id": "si_missing0000000000000000"}]}, 404, "resource_missing", "items[0][id]"),
         ({"items": [{"id": item, "deleted": True}]}, 400, "parameter_invalid", "items"),
         ({"items": [{"price": basic["id"]}]}, 400, "parameter_invalid", "items[0][price]"),
