@@ -15,6 +15,19 @@ from contracts.resources import CreditNote as CreditNoteResource
 from contracts.resources import CreditNoteLineItem as CreditNoteLineItemResource
 
 
+async def credit_note_lines(session: AsyncSession, credit_note_id: str) -> list[CreditNoteLineItem]:
+    """A credit note's lines in their order on it."""
+    return list(
+        (
+            await session.scalars(
+                select(CreditNoteLineItem)
+                .where(CreditNoteLineItem.credit_note_id == credit_note_id)
+                .order_by(CreditNoteLineItem.position, CreditNoteLineItem.id)
+            )
+        ).all()
+    )
+
+
 async def details(session: AsyncSession, notes: Sequence[CreditNote]) -> list[CreditNoteDetails]:
     lines = (
         await session.scalars(

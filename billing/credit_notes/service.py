@@ -24,14 +24,15 @@ from billing.credit_notes.amounts import (
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
-from billing.invoices.service import stored_taxes
+from billing.invoices.repository import invoice_lines
+from billing.invoices.service import stored_taxes, tax_amounts
 from billing.invoices.status import InvoiceAction, after
+from billing.invoices.totals import LineTaxes
 from billing.models import (
     CreditNote,
     CreditNoteLineItem,
     Customer,
     Invoice,
-    InvoiceLineItem,
     Payment,
     Refund,
     Subscription,
@@ -40,7 +41,6 @@ from billing.payments import refunds
 from billing.subscriptions.status import SubscriptionEvent, next_status
 from contracts.credit_notes import CreditNoteCreate, CreditNoteIssue
 from contracts.enums import CreditNoteStatus, InvoiceStatus, PaymentStatus
-from contracts.json_shapes import TaxAmount
 from contracts.refunds import RefundCreate, RefundReason, RefundRecord
 
 CREDITABLE: Final = frozenset({InvoiceStatus.open, InvoiceStatus.uncollectible, InvoiceStatus.paid})
@@ -71,13 +71,7 @@ class CreditNotePlan:
 
 
 async def _creditable_lines(session: AsyncSession, invoice: Invoice) -> list[CreditableLine]:
-    rows = (
-        await session.scalars(
-            select(InvoiceLineItem)
-            .where(InvoiceLineItem.invoice_id == invoice.id)
-            .order_by(InvoiceLineItem.position, InvoiceLineItem.id)
-        )
-    ).all()
+    rows = await invoice_lines(session, invoice.id)
     credited = dict(
         (
             await session.execute(
@@ -159,15 +153,6 @@ class IssuedCreditNote:
     payment: Payment | None
     paid_invoice: bool  # the credit note left nothing to pay: the invoice is paid now
     subscription: Subscription | None  # the invoice's, when paying it changed its status
-
-
-def _tax_amounts(line: CreditedLine) -> list[TaxAmount]:
-    return [
-        TaxAmount(
-            taxRateId=tax.tax_rate_id, inclusive=tax.inclusive, taxableAmount=tax.taxable_amount, amount=tax.amount
-        )
-        for tax in line.taxes
-    ]
 
 
 async def _record_refund(session: AsyncSession, command: CreditNoteIssue, plan: CreditNotePlan) -> Refund | None:
@@ -257,7 +242,7 @@ async def issue_credit_note(session: AsyncSession, command: CreditNoteIssue, now
             quantity=line.quantity,
             unit_amount_decimal=line.unit_amount_decimal,
             amount=line.amount,
-            tax_amounts=_tax_amounts(line),
+            tax_amounts=tax_amounts(LineTaxes(line.amount, line.taxes)),
         )
         for position, line in enumerate(plan.lines)
     )

@@ -12,15 +12,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.credit_notes.repository import credit_note_lines
 from billing.db.sessions import get_one, tenant_of
 from billing.documents.formatting import document_locale, format_money
 from billing.documents.pdf import Document, DocumentLine
+from billing.invoices.repository import invoice_lines
 from billing.models import (
     CreditNote,
-    CreditNoteLineItem,
     Customer,
     Invoice,
-    InvoiceLineItem,
     Organization,
     TaxRate,
 )
@@ -90,13 +90,7 @@ async def invoice_document(session: AsyncSession, invoice_id: str) -> Document |
     invoice = await get_one(session, Invoice, Invoice.id, invoice_id)
     if invoice is None:
         return None
-    lines = (
-        await session.scalars(
-            select(InvoiceLineItem)
-            .where(InvoiceLineItem.invoice_id == invoice.id)
-            .order_by(InvoiceLineItem.position, InvoiceLineItem.id)
-        )
-    ).all()
+    lines = await invoice_lines(session, invoice.id)
     customer = await _customer(session, invoice.customer_id)
     rates = await _tax_rates(session, (line.tax_amounts for line in lines))
     locale = document_locale(customer.preferred_locales or [], currency=invoice.currency)
@@ -157,13 +151,7 @@ async def credit_note_document(session: AsyncSession, credit_note_id: str) -> Do
         return None
     invoice = await get_one(session, Invoice, Invoice.id, note.invoice_id)
     assert invoice is not None  # a credit note's invoice is kept (Restrict)
-    lines = (
-        await session.scalars(
-            select(CreditNoteLineItem)
-            .where(CreditNoteLineItem.credit_note_id == note.id)
-            .order_by(CreditNoteLineItem.position, CreditNoteLineItem.id)
-        )
-    ).all()
+    lines = await credit_note_lines(session, note.id)
     customer = await _customer(session, note.customer_id)
     rates = await _tax_rates(session, (line.tax_amounts for line in lines))
     locale = document_locale(customer.preferred_locales or [], currency=note.currency)

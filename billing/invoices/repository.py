@@ -16,6 +16,19 @@ from contracts.resources import Invoice as InvoiceResource
 from contracts.resources import InvoiceLineItem as InvoiceLineItemResource
 
 
+async def invoice_lines(session: AsyncSession, invoice_id: str) -> list[InvoiceLineItem]:
+    """An invoice's lines in their order on it."""
+    return list(
+        (
+            await session.scalars(
+                select(InvoiceLineItem)
+                .where(InvoiceLineItem.invoice_id == invoice_id)
+                .order_by(InvoiceLineItem.position, InvoiceLineItem.id)
+            )
+        ).all()
+    )
+
+
 async def details(session: AsyncSession, invoices: Sequence[Invoice]) -> list[InvoiceDetails]:
     ids = [invoice.id for invoice in invoices]
     lines = (

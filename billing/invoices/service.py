@@ -17,6 +17,7 @@ from billing.invoices.collection import check_collection
 from billing.invoices.items import oldest_pending_currency, pending_one_off_items
 from billing.invoices.lines import DraftLine, item_line
 from billing.invoices.numbering import InvoiceNumbering, take_invoice_number
+from billing.invoices.repository import invoice_lines
 from billing.invoices.status import InvoiceAction, after, check_deletable
 from billing.invoices.totals import LineTaxes, LineTaxRates, TaxLine, invoice_totals, line_taxes
 from billing.models import Customer, Invoice, InvoiceLineItem, Payment, Subscription
@@ -223,18 +224,6 @@ async def _invoice_for_update(session: AsyncSession, invoice_id: str) -> Invoice
     return invoice
 
 
-async def _lines(session: AsyncSession, invoice: Invoice) -> list[InvoiceLineItem]:
-    return list(
-        (
-            await session.scalars(
-                select(InvoiceLineItem)
-                .where(InvoiceLineItem.invoice_id == invoice.id)
-                .order_by(InvoiceLineItem.position, InvoiceLineItem.id)
-            )
-        ).all()
-    )
-
-
 async def finalize_invoice(session: AsyncSession, invoice_id: str, now: datetime) -> FinalizedInvoice:
     """draft -> open (or paid, when nothing is due), numbered; charge_automatically with an
     amount due records a payment attempt for the payment worker, as a subscription's does."""
@@ -244,7 +233,7 @@ async def finalize_invoice(session: AsyncSession, invoice_id: str, now: datetime
         raise InvalidRequest(
             "This invoice's customer was deleted; it cannot be finalized.", code="invoice_not_editable"
         )
-    rows = await _lines(session, invoice)
+    rows = await invoice_lines(session, invoice.id)
     await finalize(session, invoice, rows, customer, now)
     payment = None
     if invoice.status is InvoiceStatus.open and invoice.collection_method is CollectionMethod.charge_automatically:
