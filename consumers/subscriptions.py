@@ -20,6 +20,7 @@ from contracts.events import (
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
     SUBSCRIPTION_PAUSED,
+    SUBSCRIPTION_RESUMED,
     SUBSCRIPTION_UPDATED,
     DomainEvent,
 )
@@ -30,6 +31,7 @@ from contracts.subscriptions import (
     SubscriptionCreate,
     SubscriptionDetails,
     SubscriptionRenew,
+    SubscriptionResume,
     SubscriptionUpdateCommand,
 )
 
@@ -106,6 +108,16 @@ async def renew(session: AsyncSession, command: SubscriptionRenew) -> Applied[Su
     resource = subscription.model_dump(mode="json")
     event = _RENEWAL_EVENT.get(subscription.status, SUBSCRIPTION_UPDATED)
     return Applied("subscription", resource, [event.of(resource), *await _change_events(session, changed)])
+
+
+@router.handles(SubscriptionResume)
+async def resume(session: AsyncSession, command: SubscriptionResume) -> Applied[SubscriptionDetails]:
+    changed = await renewals.resume_subscription(session, command, clock.now())
+    (subscription,) = await subscription_reads.details(session, [changed.subscription])
+    resource = subscription.model_dump(mode="json")
+    return Applied(
+        "subscription", resource, [SUBSCRIPTION_RESUMED.of(resource), *await _change_events(session, changed)]
+    )
 
 
 @router.handles(SubscriptionCancel)

@@ -103,6 +103,7 @@ SUBSCRIPTION_CREATED: EventType[SubscriptionDetails] = EventType("customer.subsc
 SUBSCRIPTION_UPDATED: EventType[SubscriptionDetails] = EventType("customer.subscription.updated")
 SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subscription.deleted")
 SUBSCRIPTION_PAUSED: EventType[SubscriptionDetails] = EventType("customer.subscription.paused")
+SUBSCRIPTION_RESUMED: EventType[SubscriptionDetails] = EventType("customer.subscription.resumed")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

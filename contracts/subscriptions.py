@@ -156,6 +156,16 @@ class SubscriptionRenew(Command[SubscriptionDetails]):
     periodEnd: AwareDatetime
 
 
+class SubscriptionResume(Command[SubscriptionDetails]):
+    """paused -> active (Stripe's POST /v1/subscriptions/{id}/resume): a new cycle from
+    now, its first period invoiced and charged. A charge_automatically subscription needs
+    a payment method first (a missing one is why a trial's end paused it)."""
+
+    command_type: ClassVar[str] = "subscription.resume"
+
+    id: str = Field(max_length=64)
+
+
 class SubscriptionCancel(Command[SubscriptionDetails]):
     """Cancel now. `prorate` credits the unused time of the current period on a final
     invoice, finalized at once, whose credit goes to the customer's balance. `invoiceNow`

@@ -29,6 +29,7 @@ from contracts.subscriptions import (
     SubscriptionCancel,
     SubscriptionCreate,
     SubscriptionDetails,
+    SubscriptionResume,
     SubscriptionUpdate,
     SubscriptionUpdateCommand,
 )
@@ -119,6 +120,20 @@ class SubscriptionController(Controller):
             id=subscription_id, changes=data.model_dump(mode="json", exclude_unset=True)
         )
         return await run_command(bus, caller, command, idempotency_key)
+
+    @post(
+        "/{subscription_id:str}/resume",
+        summary="Resume a paused subscription",
+        description=(
+            "A new cycle from now, its first period invoiced and charged; with charge_automatically the "
+            "customer needs a payment method first."
+        ),
+        status_code=200,
+    )
+    async def resume(
+        self, subscription_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[SubscriptionDetails]:
+        return await run_command(bus, caller, SubscriptionResume(id=subscription_id), idempotency_key)
 
     @delete(
         "/{subscription_id:str}",

@@ -12,6 +12,9 @@ At the end of a period the subscription, in Stripe's order:
   upcoming-invoice preview shows, finalized and charged as every subscription invoice is
   (or handled as a paused collection says).
 
+A paused subscription is resumed by `subscription.resume`: a new cycle from that moment,
+its first period invoiced and charged.
+
 Metered items are billed in arrears by the renewal issue's scheduler with ClickHouse's
 quantities; this command bills licensed items and what is pending.
 """
@@ -25,16 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one
 from billing.errors import BillingError, InvalidRequest, ResourceMissing
 from billing.invoices import service as invoices
-from billing.invoices.lines import item_line
+from billing.invoices.lines import advance_line, item_line
 from billing.models import Subscription
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer
 from billing.subscriptions import changes
-from billing.subscriptions.periods import Period, next_period
+from billing.subscriptions.periods import Period, first_period, next_period
 from billing.subscriptions.service import ChangedSubscription, apply_plan, collect
 from billing.subscriptions.status import TERMINAL, SubscriptionEvent, next_status
 from contracts.enums import CollectionMethod, SubscriptionStatus
-from contracts.subscriptions import SubscriptionRenew
+from contracts.subscriptions import SubscriptionRenew, SubscriptionResume
 
 # what a renewal does not renew: a first invoice unpaid (it expires instead), a pause
 _NOT_RENEWED = frozenset({SubscriptionStatus.incomplete, SubscriptionStatus.paused})
@@ -115,6 +118,51 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
         lines,
         currency=subscription.currency,
         period=upcoming,
+        billing_reason="subscription_cycle",
+        subscription=subscription,
+    )
+    for item in pending:
+        item.invoice_id = invoice.id
+    payment = await collect(session, subscription, invoice, invoice_lines, customer, now)
+    return ChangedSubscription(subscription, invoice, invoice_lines, payment)
+
+
+async def resume_subscription(session: AsyncSession, command: SubscriptionResume, now: datetime) -> ChangedSubscription:
+    subscription = await get_one(session, Subscription, Subscription.id, command.id, for_update=True)
+    if subscription is None:
+        raise ResourceMissing("subscription", command.id)
+    if subscription.status is not SubscriptionStatus.paused:
+        raise InvalidRequest(
+            f"Only a paused subscription can be resumed; this one is {subscription.status}.",
+            code="subscription_not_paused",
+        )
+    customer = await get_live_customer(session, subscription.customer_id, for_update=True)
+    assert customer is not None  # a live subscription's customer is live
+    if (
+        subscription.collection_method is CollectionMethod.charge_automatically
+        and await attempts.payment_method_for(session, customer, subscription) is None
+    ):
+        raise InvalidRequest(
+            "The customer has no default payment method to charge the resumed subscription with: attach one "
+            "(or set the subscription's defaultPaymentMethod) first.",
+            code="invoice_no_payment_method",
+        )
+    subscription.status = next_status(subscription.status, SubscriptionEvent.resumed)
+    items = await changes.current_items(session, subscription)
+    cycle = first_period(now, items[0].interval)
+    subscription.billing_cycle_anchor = now
+    subscription.current_period_start, subscription.current_period_end = cycle.start, cycle.end
+    pending = await changes.pending_items(session, subscription)
+    lines = [
+        *(item_line(item) for item in pending),
+        *(advance_line(b.item, subscription.currency, cycle, cycle) for b in items if b.licensed),
+    ]
+    invoice, invoice_lines = await invoices.create_draft(
+        session,
+        customer,
+        lines,
+        currency=subscription.currency,
+        period=cycle,
         billing_reason="subscription_cycle",
         subscription=subscription,
     )

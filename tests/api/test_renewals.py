@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from billing import clock
 from billing.ids import new_id
-from billing.models import ProcessedCommand, Subscription
+from billing.models import Customer, CustomerPaymentMethod, Payment, ProcessedCommand, Subscription
 from billing.subscriptions.periods import Interval, first_period
-from contracts.enums import CommandStatus, RecurringInterval
+from contracts.enums import CommandStatus, PaymentMethodType, RecurringInterval
 from contracts.envelopes import Actor, CommandEnvelope
 from contracts.subscriptions import SubscriptionRenew
 from producers.publisher import create_broker, publish_command
-from tests.api.conftest import TenantClient
+from tests.api.conftest import TenantClient, assert_error
 from tests.api.test_subscriptions import customer, invoice_of, ok, price, subscribe
 
 MONTH = Interval(RecurringInterval.month, 1)
@@ -176,3 +176,49 @@ async def test_a_trials_end_follows_its_settings(api_client: TenantClient, sessi
     assert paused  # a paused subscription is not renewed again until resumed
     refused = await renew(api_client, session_factory, paused[0].id, paused[0].current_period_end)
     assert (refused.status, refused.error["code"]) == (CommandStatus.failed, "subscription_status_invalid")
+
+
+async def test_a_paused_subscription_resumes_with_a_new_cycle_once_it_can_pay(
+    api_client: TenantClient, session_factory: Any
+) -> None:
+    buyer = await customer(api_client)
+    plan = await price(api_client, name="Resumed plan", unitAmount=2500)
+    created = await subscribe(
+        api_client,
+        customer=buyer["id"],
+        items=[{"price": plan["id"]}],
+        trialPeriodDays=7,
+        trialSettings={"endBehavior": {"missingPaymentMethod": "pause"}},
+    )
+    assert_error(
+        await api_client.post(f"/v1/subscriptions/{created['id']}/resume"), 400, "subscription_not_paused", None
+    )
+    period_end = await period_ended(session_factory, created["id"], trial=True)
+    await renew(api_client, session_factory, created["id"], period_end)
+    url = f"/v1/subscriptions/{created['id']}/resume"
+    assert_error(await api_client.post(url), 400, "invoice_no_payment_method", None)  # still nothing to pay with
+    async with session_factory() as session, session.begin():
+        method = CustomerPaymentMethod(
+            id=new_id("payment_method"),
+            organization_id=api_client.tenant.organization_id,
+            customer_id=buyer["id"],
+            gateway_payment_method_id="pm_card_visa",
+            type=PaymentMethodType.card,
+        )
+        session.add(method)
+        await session.flush()
+        (await session.get(Customer, buyer["id"])).default_payment_method_id = method.id
+    before = clock.now()
+    resumed = await ok(await api_client.post(url))
+    assert resumed["status"] == "active"
+    start = datetime.fromisoformat(resumed["currentPeriodStart"])
+    assert start >= before and resumed["billingCycleAnchor"] == resumed["currentPeriodStart"]
+    invoice = await invoice_of(api_client, resumed)
+    assert (invoice["total"], invoice["status"], invoice["periodStart"]) == (
+        2500,
+        "open",
+        resumed["currentPeriodStart"],
+    )
+    async with session_factory() as session:
+        (attempt,) = (await session.scalars(select(Payment).where(Payment.invoice_id == invoice["id"]))).all()
+    assert (attempt.amount, attempt.payment_method_id) == (2500, method.id)  # charged like every invoice
