@@ -46,23 +46,27 @@ async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceReques
     customer = await get_one(session, Customer, Customer.id, subscription.customer_id)
     assert customer is not None  # a subscription's customer is kept (Restrict)
     check_update(subscription.status, frozenset({"items"} if request.subscriptionItems is not None else ()))
-    scheduled = await changes.scheduled_plan(session, subscription, now)
-    plan = (
-        scheduled  # the renewal applies the change kept for it, then bills the next period
-        if scheduled is not None and request.subscriptionItems is None
-        else await changes.plan_change(
-            session,
-            subscription,
-            SubscriptionItemChanges(
-                items=request.subscriptionItems,
-                prorationBehavior=request.subscriptionProrationBehavior,
-                prorationDate=request.subscriptionProrationDate,
-            ),
-            now,
-        )
+    proposed = SubscriptionItemChanges(
+        items=request.subscriptionItems,
+        prorationBehavior=request.subscriptionProrationBehavior,
+        prorationDate=request.subscriptionProrationDate,
     )
+    # what the update would do: the organization's rules decide when the change is made
+    # (one kept for the period's end shows on the renewal) and how it is prorated
+    made_now = request.subscriptionItems is not None
+    scheduled = await changes.scheduled_plan(session, subscription, now)
+    if request.subscriptionItems is not None:
+        ruled = await changes.ruled_plan(session, subscription, proposed, now)
+        plan = ruled.plan
+        if ruled.deferred is not None:
+            plan = await changes.deferred_plan(session, subscription, request.subscriptionItems, now)
+            made_now = False
+    elif scheduled is not None:
+        plan = scheduled  # the renewal makes the change kept for it, then bills the next period
+    else:
+        plan = await changes.plan_change(session, subscription, proposed, now)
     pending = [item_line(item) for item in await changes.pending_items(session, subscription)]
-    now_lines = changes.invoiced_now(plan, pending) if request.subscriptionItems is not None else None
+    now_lines = changes.invoiced_now(plan, pending) if made_now else None
     if now_lines is not None:
         lines, period, reason = now_lines, changes.change_period(plan), "subscription_update"
     else:

@@ -18,8 +18,10 @@ from billing.catalog.pricing import UnsupportedCurrency
 from billing.catalog.repository import get_price, get_product, price_terms
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
-from billing.invoices.lines import DraftLine, ItemToBill, advance_line, proration_draft_lines
+from billing.invoices.lines import DraftLine, ItemToBill, advance_line, amount_per_interval, proration_draft_lines
 from billing.models import InvoiceItem, Price, Subscription, SubscriptionItem
+from billing.organizations.billing_settings import change_rules, get_billing_settings
+from billing.subscriptions.change_rules import ChangeDecision, ChangeTiming, decide_change
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, next_period, utc
 from billing.subscriptions.proration import remaining_share
 from contracts.enums import PriceType, ProrationBehavior, RecurringInterval, SubscriptionStatus, UsageType
@@ -206,16 +208,68 @@ async def plan_change(
     return PlannedChange(subscription, before, items_after, removed, period, at, behavior, prorations)
 
 
-async def scheduled_plan(session: AsyncSession, subscription: Subscription, now: datetime) -> PlannedChange | None:
-    """The change the organization's rules kept for the period's end, planned against the
-    current items without proration (it starts with the next period); None without one."""
-    if subscription.scheduled_change is None:
-        return None
-    items = [SubscriptionItemChange(**change) for change in subscription.scheduled_change["items"]]
+@dataclass(frozen=True)
+class RuledChange:
+    plan: PlannedChange  # with the proration behaviour the rule gives
+    deferred: ChangeDecision | None  # the rule keeps the change for the period's end
+
+
+async def _decide(session: AsyncSession, plan: PlannedChange, requested: ProrationBehavior | None) -> ChangeDecision:
+    """The organization's rule for this change, by its direction (the amount per interval
+    before and after) and whether it touches a credit product."""
+    rules, credit_products = change_rules((await get_billing_settings(session)).changeRules)
+    currency = plan.subscription.currency
+    before = {b.item.key: b.item for b in plan.before}
+    after = {b.item.key: b.item for b in plan.after}
+    touched = [
+        item for key, item in [*before.items(), *after.items()] if (before.get(key), after.get(key)) != (item, item)
+    ]
+    involves_credit = False
+    for item in touched:
+        price = await get_price(session, item.price_id)
+        involves_credit = involves_credit or (price is not None and price.product_id in credit_products)
+    return decide_change(
+        rules,
+        amount_per_interval([b.item for b in plan.before if b.licensed], currency),
+        amount_per_interval([b.item for b in plan.after if b.licensed], currency),
+        requested,
+        involves_credit_product=involves_credit,
+    )
+
+
+async def ruled_plan(
+    session: AsyncSession, subscription: Subscription, changes: SubscriptionItemChanges, now: datetime
+) -> RuledChange:
+    """`changes` as the organization's change rules have them made: at once with the rule's
+    proration behaviour, or kept for the period's end. An interval change restarts the
+    cycle now (Stripe's rule), whatever the timing rule says."""
+    plan = await plan_change(session, subscription, changes, now)
+    decision = await _decide(session, plan, changes.prorationBehavior)
+    if decision.timing is ChangeTiming.period_end and plan.new_period is None:
+        return RuledChange(plan, decision)
+    if decision.proration_behavior is not plan.behavior:
+        ruled = changes.model_copy(update={"prorationBehavior": decision.proration_behavior})
+        plan = await plan_change(session, subscription, ruled, now)
+    return RuledChange(plan, None)
+
+
+async def deferred_plan(
+    session: AsyncSession, subscription: Subscription, items: list[SubscriptionItemChange], now: datetime
+) -> PlannedChange:
+    """A change kept for the period's end, planned against the current items without
+    proration (it starts with the next period)."""
     changes = SubscriptionItemChanges(
         items=items, prorationBehavior=ProrationBehavior.none, prorationDate=subscription.current_period_start
     )
     return await plan_change(session, subscription, changes, now)
+
+
+async def scheduled_plan(session: AsyncSession, subscription: Subscription, now: datetime) -> PlannedChange | None:
+    """The change the organization's rules kept for the period's end; None without one."""
+    if subscription.scheduled_change is None:
+        return None
+    items = [SubscriptionItemChange(**change) for change in subscription.scheduled_change["items"]]
+    return await deferred_plan(session, subscription, items, now)
 
 
 async def pending_items(session: AsyncSession, subscription: Subscription) -> list[InvoiceItem]:

@@ -11,7 +11,6 @@ from typing import Any, cast
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.catalog.repository import get_price
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
@@ -20,7 +19,6 @@ from billing.invoices.collection import billing_currency, check_collection
 from billing.invoices.lines import (
     DraftLine,
     advance_line,
-    amount_per_interval,
     item_line,
     proration_draft_lines,
     trial_line,
@@ -38,12 +36,10 @@ from billing.models import (
     SubscriptionTaxRate,
     TaxRate,
 )
-from billing.organizations.billing_settings import change_rules, get_billing_settings
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
 from billing.subscriptions import changes as changes_
-from billing.subscriptions.change_rules import ChangeDecision, ChangeTiming, decide_change
 from billing.subscriptions.pause import PauseBehavior, paused_behavior
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
 from billing.subscriptions.status import INITIAL, SubscriptionEvent, check_update, next_status
@@ -313,47 +309,17 @@ async def update_subscription(
     if update.items is None:
         await session.flush()
         return ChangedSubscription(subscription)
-    plan = await changes_.plan_change(session, subscription, update, now)
-    decision = await _decide(session, plan, update.prorationBehavior)
-    # an interval change restarts the cycle now (Stripe's rule), whatever the timing rule says
-    if decision.timing is ChangeTiming.period_end and plan.new_period is None:  # kept for the renewal
+    ruled = await changes_.ruled_plan(session, subscription, update, now)
+    if ruled.deferred is not None:  # kept for the renewal, which makes it
         subscription.scheduled_change = ScheduledChange(
             items=[cast(ScheduledItemChange, c.model_dump(mode="json", exclude_unset=True)) for c in update.items],
             effectiveAt=subscription.current_period_end.isoformat(),
-            direction=decision.direction.value,
+            direction=ruled.deferred.direction.value,
         )
         await session.flush()
         return ChangedSubscription(subscription)
     subscription.scheduled_change = None  # a change made now replaces one kept for later
-    if decision.proration_behavior is not plan.behavior:
-        ruled = update.model_copy(update={"prorationBehavior": decision.proration_behavior})
-        plan = await changes_.plan_change(session, subscription, ruled, now)
-    return await apply_plan(session, plan, now)
-
-
-async def _decide(
-    session: AsyncSession, plan: changes_.PlannedChange, requested: ProrationBehavior | None
-) -> ChangeDecision:
-    """The organization's rule for this change, by its direction (the amount per interval
-    before and after) and whether it touches a credit product."""
-    rules, credit_products = change_rules((await get_billing_settings(session)).changeRules)
-    currency = plan.subscription.currency
-    before = {b.item.key: b.item for b in plan.before}
-    after = {b.item.key: b.item for b in plan.after}
-    touched = [
-        item for key, item in [*before.items(), *after.items()] if (before.get(key), after.get(key)) != (item, item)
-    ]
-    involves_credit = False
-    for item in touched:
-        price = await get_price(session, item.price_id)
-        involves_credit = involves_credit or (price is not None and price.product_id in credit_products)
-    return decide_change(
-        rules,
-        amount_per_interval([b.item for b in plan.before if b.licensed], currency),
-        amount_per_interval([b.item for b in plan.after if b.licensed], currency),
-        requested,
-        involves_credit_product=involves_credit,
-    )
+    return await apply_plan(session, ruled.plan, now)
 
 
 async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: datetime) -> ChangedSubscription:

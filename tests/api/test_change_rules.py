@@ -52,6 +52,12 @@ async def test_a_downgrade_waits_for_the_period_end_and_an_upgrade_is_invoiced_n
         daysUntilDue=30,
     )
     (item,) = created["items"]
+    proposal = {"customer": created["customerId"], "subscription": created["id"]}
+    one_seat = [{"id": item["id"], "quantity": 1}]
+    previewed = await ok(await client.post("/v1/invoices/upcoming", json={**proposal, "subscriptionItems": one_seat}))
+    # the rule keeps the downgrade for the period's end: the preview is that renewal
+    assert previewed["billingReason"] == "subscription_cycle"
+    assert [(line["quantity"], line["amount"], line["proration"]) for line in previewed["lines"]] == [(1, 1000, False)]
     downgraded = await ok(
         await client.patch(f"/v1/subscriptions/{created['id']}", json={"items": [{"id": item["id"], "quantity": 1}]})
     )
@@ -81,6 +87,18 @@ async def test_a_downgrade_waits_for_the_period_end_and_an_upgrade_is_invoiced_n
     assert (invoice["total"], invoice["periodStart"]) == (preview["total"], preview["periodStart"])
 
     # an upgrade at the new period's start: always_invoice by the rule, the full difference now
+    five_seats = [{"id": item["id"], "quantity": 5}]
+    upgrade_preview = await ok(
+        await client.post(
+            "/v1/invoices/upcoming",
+            json={
+                **proposal,
+                "subscriptionItems": five_seats,
+                "subscriptionProrationDate": renewed["currentPeriodStart"],
+            },
+        )
+    )
+    assert (upgrade_preview["billingReason"], upgrade_preview["total"]) == ("subscription_update", 4000)
     upgraded = await ok(
         await client.patch(
             f"/v1/subscriptions/{created['id']}",
