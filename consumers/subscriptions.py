@@ -30,6 +30,7 @@ from contracts.subscriptions import (
     SubscriptionCancel,
     SubscriptionCreate,
     SubscriptionDetails,
+    SubscriptionExpireIncomplete,
     SubscriptionRenew,
     SubscriptionResume,
     SubscriptionUpdateCommand,
@@ -108,6 +109,20 @@ async def renew(session: AsyncSession, command: SubscriptionRenew) -> Applied[Su
     resource = subscription.model_dump(mode="json")
     event = _RENEWAL_EVENT.get(subscription.status, SUBSCRIPTION_UPDATED)
     return Applied("subscription", resource, [event.of(resource), *await _change_events(session, changed)])
+
+
+@router.handles(SubscriptionExpireIncomplete)
+async def expire_incomplete(
+    session: AsyncSession, command: SubscriptionExpireIncomplete
+) -> Applied[SubscriptionDetails]:
+    changed, expired = await renewals.expire_incomplete(session, command, clock.now())
+    (subscription,) = await subscription_reads.details(session, [changed.subscription])
+    resource = subscription.model_dump(mode="json")
+    if not expired:
+        return Applied("subscription", resource)  # paid since, or expired before: nothing happened
+    return Applied(
+        "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await _change_events(session, changed)]
+    )
 
 
 @router.handles(SubscriptionResume)

@@ -156,6 +156,16 @@ class SubscriptionRenew(Command[SubscriptionDetails]):
     periodEnd: AwareDatetime
 
 
+class SubscriptionExpireIncomplete(Command[SubscriptionDetails]):
+    """An incomplete subscription whose first invoice is still unpaid 23 hours after its
+    creation ends incomplete_expired, the invoice voided (Stripe's rule); one paid since is
+    left as it is. Published by whatever keeps time."""
+
+    command_type: ClassVar[str] = "subscription.expire_incomplete"
+
+    id: str = Field(max_length=64)
+
+
 class SubscriptionResume(Command[SubscriptionDetails]):
     """paused -> active (Stripe's POST /v1/subscriptions/{id}/resume): a new cycle from
     now, its first period invoiced and charged. A charge_automatically subscription needs

@@ -12,7 +12,8 @@ At the end of a period the subscription, in Stripe's order:
   upcoming-invoice preview shows, finalized and charged as every subscription invoice is
   (or handled as a paused collection says).
 
-A paused subscription is resumed by `subscription.resume`: a new cycle from that moment,
+An incomplete subscription still unpaid 23 hours after its creation expires by
+`subscription.expire_incomplete`. A paused subscription is resumed by `subscription.resume`: a new cycle from that moment,
 its first period invoiced and charged.
 
 Metered items are billed in arrears by the renewal issue's scheduler with ClickHouse's
@@ -21,7 +22,8 @@ quantities; this command bills licensed items and what is pending.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +39,7 @@ from billing.subscriptions.periods import Period, first_period, next_period
 from billing.subscriptions.service import ChangedSubscription, apply_plan, collect
 from billing.subscriptions.status import TERMINAL, SubscriptionEvent, next_status
 from contracts.enums import CollectionMethod, SubscriptionStatus
-from contracts.subscriptions import SubscriptionRenew, SubscriptionResume
+from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionRenew, SubscriptionResume
 
 # what a renewal does not renew: a first invoice unpaid (it expires instead), a pause
 _NOT_RENEWED = frozenset({SubscriptionStatus.incomplete, SubscriptionStatus.paused})
@@ -170,3 +172,28 @@ async def resume_subscription(session: AsyncSession, command: SubscriptionResume
         item.invoice_id = invoice.id
     payment = await collect(session, subscription, invoice, invoice_lines, customer, now)
     return ChangedSubscription(subscription, invoice, invoice_lines, payment)
+
+
+# Stripe's: how long a first invoice may stay unpaid before its subscription expires
+INCOMPLETE_EXPIRES_AFTER: Final = timedelta(hours=23)
+
+
+async def expire_incomplete(
+    session: AsyncSession, command: SubscriptionExpireIncomplete, now: datetime
+) -> tuple[ChangedSubscription, bool]:
+    """The subscription, and whether this expired it."""
+    subscription = await get_one(session, Subscription, Subscription.id, command.id, for_update=True)
+    if subscription is None:
+        raise ResourceMissing("subscription", command.id)
+    if subscription.status is not SubscriptionStatus.incomplete:
+        return ChangedSubscription(subscription), False  # paid (or ended) since: nothing expires
+    due = subscription.created_at + INCOMPLETE_EXPIRES_AFTER
+    if now < due:
+        raise InvalidRequest(
+            f"The first invoice of {subscription.id} may be paid until {due.isoformat()}; it expires then.",
+            code="subscription_not_due",
+        )
+    subscription.status = next_status(subscription.status, SubscriptionEvent.first_invoice_expired)
+    subscription.ended_at = now
+    voided = await invoices.void_open_invoices(session, subscription, now)
+    return ChangedSubscription(subscription, voided=voided), True

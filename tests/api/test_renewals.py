@@ -18,9 +18,10 @@ from billing import clock
 from billing.ids import new_id
 from billing.models import Customer, CustomerPaymentMethod, Payment, ProcessedCommand, Subscription
 from billing.subscriptions.periods import Interval, first_period
+from contracts.commands import Command
 from contracts.enums import CommandStatus, PaymentMethodType, RecurringInterval
 from contracts.envelopes import Actor, CommandEnvelope
-from contracts.subscriptions import SubscriptionRenew
+from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionRenew
 from producers.publisher import create_broker, publish_command
 from tests.api.conftest import TenantClient, assert_error
 from tests.api.test_subscriptions import customer, invoice_of, ok, price, subscribe
@@ -44,8 +45,11 @@ async def period_ended(session_factory: Any, subscription_id: str, *, trial: boo
 
 
 async def renew(client: TenantClient, session_factory: Any, subscription_id: str, period_end: datetime) -> Any:
-    """Publishes the renewal to Kafka and waits for the consumer's record of it."""
-    command = SubscriptionRenew(id=subscription_id, periodEnd=period_end)
+    return await publish(client, session_factory, SubscriptionRenew(id=subscription_id, periodEnd=period_end))
+
+
+async def publish(client: TenantClient, session_factory: Any, command: Command[Any]) -> Any:
+    """Publishes a command to Kafka (as the scheduler will) and waits for the consumer's record of it."""
     envelope = CommandEnvelope(
         commandId=new_id("subscription"),
         type=command.command_type,
@@ -222,3 +226,24 @@ async def test_a_paused_subscription_resumes_with_a_new_cycle_once_it_can_pay(
     async with session_factory() as session:
         (attempt,) = (await session.scalars(select(Payment).where(Payment.invoice_id == invoice["id"]))).all()
     assert (attempt.amount, attempt.payment_method_id) == (2500, method.id)  # charged like every invoice
+
+
+async def test_an_unpaid_first_invoice_expires_its_subscription_after_23_hours(
+    api_client: TenantClient, session_factory: Any
+) -> None:
+    created = await subscribe(
+        api_client, customer=(await customer(api_client))["id"], items=[{"price": (await price(api_client))["id"]}]
+    )
+    assert created["status"] == "incomplete"  # no payment method: the first invoice waits
+    expire = SubscriptionExpireIncomplete(id=created["id"])
+    early = await publish(api_client, session_factory, expire)
+    assert (early.status, early.error["code"]) == (CommandStatus.failed, "subscription_not_due")
+    async with session_factory() as session, session.begin():
+        (await session.get(Subscription, created["id"])).created_at = clock.now() - timedelta(hours=23, seconds=1)
+    expired = await publish(api_client, session_factory, expire)
+    assert expired.status is CommandStatus.succeeded, expired.error
+    ended = await ok(await api_client.get(f"/v1/subscriptions/{created['id']}"))
+    assert (ended["status"], ended["endedAt"] is not None) == ("incomplete_expired", True)
+    assert (await invoice_of(api_client, ended))["status"] == "void"
+    again = await publish(api_client, session_factory, expire)  # a repeat changes nothing
+    assert again.status is CommandStatus.succeeded and again.result["status"] == "incomplete_expired"
