@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one
 from billing.errors import BillingError, InvalidRequest, ResourceMissing
 from billing.invoices import service as invoices
-from billing.invoices.lines import advance_line, item_line
-from billing.models import Subscription
+from billing.invoices.lines import DraftLine, advance_line, item_line
+from billing.models import Customer, Subscription
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer
 from billing.subscriptions import changes
@@ -107,19 +107,24 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
     await _apply_scheduled_change(session, subscription, now)
     items = await changes.current_items(session, subscription)
     period = Period(subscription.current_period_start, period_end)
-    pending = await changes.pending_items(session, subscription)
-    lines = [
-        *(item_line(item) for item in pending),
-        *changes.renewal_lines(items, subscription.currency, period, subscription.billing_cycle_anchor),
-    ]
+    advance = changes.renewal_lines(items, subscription.currency, period, subscription.billing_cycle_anchor)
     upcoming = next_period(period, subscription.billing_cycle_anchor, items[0].interval)
     subscription.current_period_start, subscription.current_period_end = upcoming.start, upcoming.end
+    return await _bill_period(session, subscription, customer, advance, now)
+
+
+async def _bill_period(
+    session: AsyncSession, subscription: Subscription, customer: Customer, advance: list[DraftLine], now: datetime
+) -> ChangedSubscription:
+    """The invoice of the subscription's (new) current period: what is pending, then the
+    items in advance; finalized and charged, or as a paused collection says."""
+    pending = await changes.pending_items(session, subscription)
     invoice, invoice_lines = await invoices.create_draft(
         session,
         customer,
-        lines,
+        [*(item_line(item) for item in pending), *advance],
         currency=subscription.currency,
-        period=upcoming,
+        period=Period(subscription.current_period_start, subscription.current_period_end),
         billing_reason="subscription_cycle",
         subscription=subscription,
     )
@@ -154,24 +159,8 @@ async def resume_subscription(session: AsyncSession, command: SubscriptionResume
     cycle = first_period(now, items[0].interval)
     subscription.billing_cycle_anchor = now
     subscription.current_period_start, subscription.current_period_end = cycle.start, cycle.end
-    pending = await changes.pending_items(session, subscription)
-    lines = [
-        *(item_line(item) for item in pending),
-        *(advance_line(b.item, subscription.currency, cycle, cycle) for b in items if b.licensed),
-    ]
-    invoice, invoice_lines = await invoices.create_draft(
-        session,
-        customer,
-        lines,
-        currency=subscription.currency,
-        period=cycle,
-        billing_reason="subscription_cycle",
-        subscription=subscription,
-    )
-    for item in pending:
-        item.invoice_id = invoice.id
-    payment = await collect(session, subscription, invoice, invoice_lines, customer, now)
-    return ChangedSubscription(subscription, invoice, invoice_lines, payment)
+    advance = [advance_line(b.item, subscription.currency, cycle, cycle) for b in items if b.licensed]
+    return await _bill_period(session, subscription, customer, advance, now)
 
 
 # Stripe's: how long a first invoice may stay unpaid before its subscription expires
