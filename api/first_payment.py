@@ -1,9 +1,9 @@
 """`paymentBehavior: error_if_incomplete`: a new subscription is answered only once its
-first payment is known. The payment worker charges it after the creating command commits
-(never inside it), so the request waits for the attempt's outcome: paid, the subscription
-(active) is answered; declined or needing 3-D Secure, the subscription is ended
-(incomplete_expired, its invoice voided, by the cancel command under a key derived from
-the subscription, so a retried request ends it once) and the answer is Stripe's 402."""
+first payment is known (billing.subscriptions.payment_behavior says what it means). The
+payment worker charges it after the creating command commits (never inside it), so the
+request waits for the attempt's outcome. A refused one ends the subscription by the
+cancel command, under a key derived from the subscription, so a retried request ends it
+once and is answered the same."""
 
 from __future__ import annotations
 
@@ -17,26 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.auth import Caller
 from api.bus import CommandBus
 from billing.db.sessions import tenant_session
-from billing.errors import BillingError, ServiceUnavailable
+from billing.errors import ServiceUnavailable
 from billing.payments.repository import latest_attempt
+from billing.subscriptions.payment_behavior import first_payment_outcome
 from billing.subscriptions.repository import get_subscription
-from contracts.enums import PaymentStatus, SubscriptionStatus
+from contracts.enums import SubscriptionStatus
 from contracts.subscriptions import SubscriptionCancel
 
 _WAITING: Final = frozenset({SubscriptionStatus.incomplete, SubscriptionStatus.incomplete_expired})
 _POLL_SECONDS: Final = 0.1
-
-
-class FirstPaymentFailed(BillingError):
-    type = "card_error"
-    status = 402
-
-
-def _refusal(status: PaymentStatus, failure_code: str | None, decline_code: str | None, message: str | None) -> str:
-    if status is PaymentStatus.requires_action:
-        return "The first payment needs the customer's authentication (3-D Secure); error_if_incomplete refuses it."
-    reason = f" ({decline_code})" if decline_code else ""
-    return f"The first payment failed{reason}: {message or failure_code or 'declined'}"
 
 
 async def settled_or_refused(
@@ -47,7 +36,7 @@ async def settled_or_refused(
     wait_seconds: float,
 ) -> Response[Any]:
     """`response` (a created subscription) once its first payment succeeded, refreshed;
-    else the subscription ended and a 402 raised. Within `wait_seconds`, or 503."""
+    else the subscription ended and the refusal raised. Within `wait_seconds`, or 503."""
     created = response.content
     if SubscriptionStatus(created["status"]) not in _WAITING:
         return response  # nothing to charge (a trial, nothing due, send_invoice)
@@ -57,9 +46,10 @@ async def settled_or_refused(
             payment = await latest_attempt(session, created["latestInvoice"])
             subscription = await get_subscription(session, created["id"])
         assert payment is not None and subscription is not None  # error_if_incomplete records the attempt
-        if payment.status is PaymentStatus.succeeded:
+        outcome = first_payment_outcome(payment)
+        if outcome is not None and outcome.refusal is None:
             return Response(subscription.model_dump(mode="json"), status_code=201, headers=response.headers)
-        if payment.status in (PaymentStatus.failed, PaymentStatus.requires_action):
+        if outcome is not None:
             break
         if time.monotonic() > deadline:
             raise ServiceUnavailable(
@@ -74,11 +64,5 @@ async def settled_or_refused(
         SubscriptionCancel(id=created["id"]),
         f"error_if_incomplete:{created['id']}",
     )
-    raise FirstPaymentFailed(
-        _refusal(payment.status, payment.failure_code, payment.decline_code, payment.failure_message),
-        code=(
-            "invoice_payment_intent_requires_action"
-            if payment.status is PaymentStatus.requires_action
-            else payment.failure_code or "card_declined"
-        ),
-    )
+    assert outcome.refusal is not None
+    raise outcome.refusal

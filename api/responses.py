@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from litestar import Response
 from pydantic import BaseModel
 
 from api.auth import Caller
-from api.bus import CommandBus, EarlierOutcome, Pending, Replayed
+from api.bus import IDEMPOTENCY_MISMATCH, CommandBus, EarlierOutcome, Pending, Replayed
 from billing.db.pagination import Page
 from billing.documents.pdf import Document, render_pdf
-from billing.errors import BillingError, ResourceMissing
+from billing.errors import BillingError, IdempotencyError, ResourceMissing
 from contracts.commands import Command
 from contracts.envelopes import CommandOutcome
 
@@ -90,6 +91,21 @@ def search_response(page: Page[Any], resource: type[BaseModel], url: str) -> dic
     body["object"] = "search_result"
     body["nextPage"] = body["data"][-1]["id"] if page.has_more else None
     return body
+
+
+def replayed_gateway_write(
+    earlier: EarlierOutcome, command_type: str, idempotency_key: str | None, answers: Callable[[dict[str, Any]], bool]
+) -> Response[Any] | None:
+    """For a write that calls a gateway before its command (a refund, a credit note's
+    refund): the first answer to its Idempotency-Key, so a retry makes no second call;
+    None when nothing was made under the key yet. The key of another request, or of
+    another write, is refused."""
+    first = earlier.outcome
+    if first is None:
+        return None
+    if first.commandType != command_type or (first.result is not None and not answers(first.result)):
+        raise IdempotencyError(IDEMPOTENCY_MISMATCH.format(key=idempotency_key), code="idempotency_key_in_use")
+    return command_response(Replayed.model_validate(first.model_dump()), created=True)
 
 
 async def pdf_response(document: Document | None, resource: str, resource_id: str) -> Response[bytes]:

@@ -11,16 +11,15 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import Caller
-from api.bus import IDEMPOTENCY_MISMATCH, CommandBus, Replayed
+from api.bus import CommandBus
 from api.controllers.payment_methods import gateway_key, organization_gateway, ours
 from api.params import CustomerFilter, IdempotencyKey
-from api.responses import command_response, list_response, pdf_response, run_command
+from api.responses import list_response, pdf_response, replayed_gateway_write, run_command
 from billing.credit_notes import repository, service
 from billing.db.pagination import PageRequest
 from billing.db.sessions import tenant_session
 from billing.documents.sources import credit_note_document
-from billing.errors import IdempotencyError, InvalidRequest, ResourceMissing
-from billing.payments import refunds
+from billing.errors import ResourceMissing
 from billing.payments.gateway import GatewayError
 from billing.payments.stripe_gateway import StripeGatewayPool
 from contracts.credit_notes import CreditNoteCreate, CreditNoteDetails, CreditNoteIssue, CreditNoteVoid, GatewayRefund
@@ -54,13 +53,11 @@ class CreditNoteController(Controller):
         if not data.refundAmount:  # nothing to ask Stripe: the command checks and issues it
             return await run_command(bus, caller, command, idempotency_key, created=True)
         earlier = await bus.earlier(caller.organization_id, idempotency_key)
-        if earlier.outcome is not None:  # refunded and issued: its answer, without a second refund
-            first = earlier.outcome
-            if first.commandType != CreditNoteIssue.command_type or (
-                first.result is not None and not service.answers(data, first.result)
-            ):
-                raise IdempotencyError(IDEMPOTENCY_MISMATCH.format(key=idempotency_key), code="idempotency_key_in_use")
-            return command_response(Replayed.model_validate(first.model_dump()), created=True)
+        replayed = replayed_gateway_write(
+            earlier, CreditNoteIssue.command_type, idempotency_key, lambda first: service.answers(data, first)
+        )
+        if replayed is not None:  # refunded and issued: its answer, without a second refund
+            return replayed
         # every rule checked in a transaction of its own that ends before Stripe is called
         async with tenant_session(sessions, caller.organization_id) as session:
             plan = await service.plan_credit_note(session, data, for_update=False)
@@ -75,17 +72,11 @@ class CreditNoteController(Controller):
             )
         except GatewayError as error:
             raise ours(error) from None
-        status = made.status or "pending"
-        if status in refunds.UNREFUNDED:
-            raise InvalidRequest(
-                f"Stripe did not refund ({made.failure_reason or status}); no credit note was issued.",
-                code="refund_failed",
-                param="refundAmount",
-            )
+        # a refund Stripe did not make is refused by the command (billing.credit_notes.service)
         command.refund = GatewayRefund(
             paymentId=payment.id,
             amount=made.amount,
-            status=status,
+            status=made.status or "pending",
             gatewayRefundId=made.id,
             failureReason=made.failure_reason,
         )

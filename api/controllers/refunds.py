@@ -9,13 +9,13 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import Caller
-from api.bus import IDEMPOTENCY_MISMATCH, CommandBus, Replayed
+from api.bus import CommandBus
 from api.controllers.payment_methods import gateway_key, organization_gateway, ours
 from api.params import IdempotencyKey
-from api.responses import command_response, list_response, run_command
+from api.responses import list_response, replayed_gateway_write, run_command
 from billing.db.pagination import PageRequest
 from billing.db.sessions import tenant_session
-from billing.errors import IdempotencyError, ResourceMissing
+from billing.errors import ResourceMissing
 from billing.payments import refunds
 from billing.payments.gateway import GatewayError
 from billing.payments.stripe_gateway import StripeGatewayPool
@@ -47,13 +47,11 @@ class RefundController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Refund]:
         earlier = await bus.earlier(caller.organization_id, idempotency_key)
-        if earlier.outcome is not None:  # made and recorded: its answer, without a second call
-            first = earlier.outcome
-            if first.commandType != RefundRecord.command_type or (
-                first.result is not None and not refunds.asks_for(data, first.result)
-            ):
-                raise IdempotencyError(IDEMPOTENCY_MISMATCH.format(key=idempotency_key), code="idempotency_key_in_use")
-            return command_response(Replayed.model_validate(first.model_dump()), created=True)
+        replayed = replayed_gateway_write(
+            earlier, RefundRecord.command_type, idempotency_key, lambda first: refunds.asks_for(data, first)
+        )
+        if replayed is not None:
+            return replayed
         # what to refund, read in a transaction of its own that ends before Stripe is called
         async with tenant_session(sessions, caller.organization_id) as session:
             payment, amount = await refunds.payment_to_refund(session, data)

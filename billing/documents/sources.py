@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.credit_notes.repository import credit_note_lines
-from billing.db.sessions import get_one, tenant_of
+from billing.db.sessions import get_one
 from billing.documents.formatting import document_locale, format_money
 from billing.documents.pdf import Document, DocumentLine
 from billing.invoices.repository import invoice_lines
@@ -24,6 +24,7 @@ from billing.models import (
     Organization,
     TaxRate,
 )
+from billing.organizations.service import own_column
 from contracts.enums import InvoiceStatus
 
 
@@ -69,12 +70,6 @@ async def _tax_rates(session: AsyncSession, lines_taxes: Iterable[Sequence[Mappi
     return {rate.id: rate for rate in (await session.scalars(select(TaxRate).where(TaxRate.id.in_(ids)))).all()}
 
 
-async def _issuer(session: AsyncSession) -> str:
-    organization_id = tenant_of(session)
-    name = await session.scalar(select(Organization.name).where(Organization.id == organization_id))
-    return name or organization_id
-
-
 async def _customer(session: AsyncSession, customer_id: str) -> Customer:
     customer = await get_one(session, Customer, Customer.id, customer_id)
     assert customer is not None  # an invoice's customer is kept (Restrict), deleted ones too
@@ -97,7 +92,7 @@ async def invoice_document(session: AsyncSession, invoice_id: str) -> Document |
     return Document(
         title="Invoice",
         number=invoice.number,
-        issuer=await _issuer(session),
+        issuer=await own_column(session, Organization.name),
         bill_to=bill_to(customer),
         facts=invoice_facts(invoice),
         currency=invoice.currency,
@@ -112,7 +107,7 @@ async def invoice_document(session: AsyncSession, invoice_id: str) -> Document |
             )
             for line in lines
         ],
-        totals=invoice_totals(invoice, tax_totals((line.tax_amounts for line in lines), rates)),
+        totals=invoice_total_rows(invoice, tax_totals((line.tax_amounts for line in lines), rates)),
         created_at=invoice.finalized_at or invoice.created_at,
         notes=_footer(customer),
     )
@@ -130,7 +125,7 @@ def invoice_facts(invoice: Invoice) -> list[tuple[str, Any]]:
     return facts
 
 
-def invoice_totals(invoice: Invoice, taxes: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+def invoice_total_rows(invoice: Invoice, taxes: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
     """Stripe's order: subtotal, each tax, total, what credit notes and the balance took
     off, what was paid; the amount still due last."""
     totals = [("Subtotal", invoice.subtotal), *taxes, ("Total", invoice.total)]
@@ -168,7 +163,7 @@ async def credit_note_document(session: AsyncSession, credit_note_id: str) -> Do
     return Document(
         title="Credit note",
         number=note.number,
-        issuer=await _issuer(session),
+        issuer=await own_column(session, Organization.name),
         bill_to=bill_to(customer),
         facts=facts,
         currency=note.currency,

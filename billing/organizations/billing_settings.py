@@ -4,7 +4,7 @@ session; the update never commits."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import clock
@@ -12,6 +12,7 @@ from billing.catalog.repository import get_product
 from billing.db.sessions import tenant_of
 from billing.errors import ResourceMissing
 from billing.models import Organization
+from billing.organizations.service import own_column
 from billing.subscriptions.change_rules import ChangeRule, ChangeRules, ChangeTiming
 from contracts.billing_settings import BillingSettings, BillingSettingsUpdate
 from contracts.enums import ProrationBehavior
@@ -20,10 +21,9 @@ from contracts.json_shapes import ChangeRules as StoredRules
 
 
 async def get_billing_settings(session: AsyncSession) -> BillingSettings:
-    organization_id = tenant_of(session)
-    stored = await session.scalar(select(Organization.change_rules).where(Organization.id == organization_id))
-    assert stored is not None  # the tenant's own organization exists
-    return BillingSettings(organizationId=organization_id, changeRules=stored)
+    return BillingSettings(
+        organizationId=tenant_of(session), changeRules=await own_column(session, Organization.change_rules)
+    )
 
 
 async def update_billing_settings(session: AsyncSession, command: BillingSettingsUpdate) -> BillingSettings:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from billing.db.sessions import get_one, matched_rows, tenant_of
 from billing.errors import ResourceMissing
 from billing.ids import new_id
 from billing.models import ApiKey, Organization
 from billing.organizations.keys import NewKey, hash_secret, new_key
+
+T = TypeVar("T")
+
+
+async def own_column(session: AsyncSession, column: InstrumentedAttribute[T]) -> T:
+    """One column of the tenant session's own organization: the tenant role is granted the
+    organizations table column by column (never the Stripe secrets), so never the row."""
+    value = await session.scalar(select(column).where(Organization.id == tenant_of(session)))
+    assert value is not None  # the tenant's own organization exists, its columns are required
+    return value
 
 
 async def create_organization(

@@ -10,10 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+from billing import clock
+from billing.credit_notes.service import issue_credit_note
+from billing.db.sessions import tenant_session
+from billing.errors import InvalidRequest
 from billing.ids import new_id
 from billing.models import CreditNote, Outbox, Payment, Refund
+from contracts.credit_notes import CreditNoteIssue, GatewayRefund
 from contracts.enums import PaymentStatus
 from tests.api.conftest import assert_error
 from tests.api.test_payment_methods import connected_tenant
@@ -160,6 +166,15 @@ async def test_after_payment_a_credit_note_refunds_and_credits_the_balance_the_n
     }
     unsplit = {**body, "creditAmount": 998}
     assert_error(await client.post("/v1/credit-notes", json=unsplit), 400, "parameter_invalid", "refundAmount")
+    # a refund Stripe did not make issues no credit note (the API publishes what Stripe answered)
+    declined = GatewayRefund(
+        paymentId=payment.id, amount=1000, status="failed", gatewayRefundId="re_declined", failureReason="lost_card"
+    )
+    async with tenant_session(session_factory, org.organization_id) as session:
+        with pytest.raises(InvalidRequest) as refused:
+            await issue_credit_note(session, CreditNoteIssue(**body, refund=declined), clock.now())
+    assert (refused.value.code, refused.value.param) == ("refund_failed", "refundAmount")
+    assert await count(session_factory, CreditNote, org.organization_id) == 0
     key = {"Idempotency-Key": f"credit-{uuid.uuid4()}"}
     response = await client.post("/v1/credit-notes", json=body, headers=key)
     assert response.status_code == 201, response.text
