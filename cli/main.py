@@ -15,6 +15,7 @@ import typer
 from cli.analytics import analytics_app
 from cli.errors import fail, id_of, run, run_async, text_of
 from cli.heap import settle_heap
+from cli.scheduler import renewals_app, scheduler
 from contracts.settings import Settings, get_settings, unsafe_settings
 from stack.cli import stack_app
 
@@ -35,6 +36,8 @@ app.add_typer(org_app, name="org")
 contracts_app = typer.Typer(help="Message contracts for other systems.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(analytics_app, name="analytics")  # migrate, consume, replay, usage
+app.add_typer(renewals_app, name="renewals")  # run
+app.command()(scheduler)
 
 OrganizationId = Annotated[
     str, typer.Argument(metavar="ORGANIZATION", help="organization id (org_...)", callback=id_of("organization"))
@@ -94,14 +97,15 @@ def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
 @app.command()
 def consume() -> None:
-    """Run the command consumer, the outbox relay and the payment worker until SIGINT/SIGTERM."""
+    """Run the command consumer, the outbox relay, the payment worker and the scheduler until SIGINT/SIGTERM."""
     from consumers.app import run_command_consumer
     from consumers.payment_worker import run_payment_worker
+    from consumers.scheduler import run_scheduler
 
     _safe_settings()
     _logging()
     settle_heap()
-    asyncio.run(_until_signalled(run_command_consumer, run_payment_worker))
+    asyncio.run(_until_signalled(run_command_consumer, run_payment_worker, run_scheduler))
 
 
 async def _serve_api(stop: asyncio.Event) -> None:
@@ -133,13 +137,19 @@ def dev(
     from analytics.consumer import run_analytics_consumer
     from consumers.app import run_command_consumer
     from consumers.payment_worker import run_payment_worker
+    from consumers.scheduler import run_scheduler
 
     settings = _safe_settings()
     _logging()
     if seed:
         secret = run_async(_seed_demo)
         typer.echo(dev_banner(f"http://{settings.api_host}:{settings.api_port}", secret))
-    runners: list[Callable[[asyncio.Event], Awaitable[object]]] = [run_command_consumer, run_payment_worker, _serve_api]
+    runners: list[Callable[[asyncio.Event], Awaitable[object]]] = [
+        run_command_consumer,
+        run_payment_worker,
+        run_scheduler,
+        _serve_api,
+    ]
     if analytics:  # usage.events and billing.events -> ClickHouse, beside the API
         runners.append(lambda stop: run_analytics_consumer(settings, stop))
     settle_heap()

@@ -21,6 +21,7 @@ from contracts.events import (
     SUBSCRIPTION_DELETED,
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
+    SUBSCRIPTION_TRIAL_WILL_END,
     SUBSCRIPTION_UPDATED,
     DomainEvent,
 )
@@ -31,6 +32,7 @@ from contracts.subscriptions import (
     SubscriptionCreate,
     SubscriptionDetails,
     SubscriptionExpireIncomplete,
+    SubscriptionNotifyTrialEnding,
     SubscriptionRenew,
     SubscriptionResume,
     SubscriptionUpdateCommand,
@@ -123,6 +125,16 @@ async def expire_incomplete(
     return Applied(
         "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await _change_events(session, changed)]
     )
+
+
+@router.handles(SubscriptionNotifyTrialEnding)
+async def notify_trial_ending(
+    session: AsyncSession, command: SubscriptionNotifyTrialEnding
+) -> Applied[SubscriptionDetails]:
+    row, told = await renewals.notify_trial_ending(session, command, clock.now())
+    (subscription,) = await subscription_reads.details(session, [row])
+    resource = subscription.model_dump(mode="json")
+    return Applied("subscription", resource, [SUBSCRIPTION_TRIAL_WILL_END.of(resource)] if told else [])
 
 
 @router.handles(SubscriptionResume)

@@ -104,6 +104,7 @@ SUBSCRIPTION_UPDATED: EventType[SubscriptionDetails] = EventType("customer.subsc
 SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subscription.deleted")
 SUBSCRIPTION_PAUSED: EventType[SubscriptionDetails] = EventType("customer.subscription.paused")
 SUBSCRIPTION_RESUMED: EventType[SubscriptionDetails] = EventType("customer.subscription.resumed")
+SUBSCRIPTION_TRIAL_WILL_END: EventType[SubscriptionDetails] = EventType("customer.subscription.trial_will_end")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

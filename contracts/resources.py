@@ -605,6 +605,25 @@ class ProcessedCommand(Resource):
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
+class ScheduledCommand(Resource):
+    """Due work the scheduler published as a command, one row per unit of work under the
+    command's deterministic id: a second scheduler, or the next pass, publishes it no more.
+    """
+
+    commandId: str = Field(validation_alias=AliasChoices("command_id", "commandId"))
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    type: str
+    subjectId: str = Field(
+        validation_alias=AliasChoices("subject_id", "subjectId"),
+        description="The object the work is due on (a subscription).",
+    )
+    dueAt: datetime = Field(
+        validation_alias=AliasChoices("due_at", "dueAt"),
+        description="When the work fell due, by the clock of the subject's customer.",
+    )
+    publishedAt: datetime = Field(validation_alias=AliasChoices("published_at", "publishedAt"))
+
+
 class Outbox(Resource):
     """The transactional outbox: written in the command's transaction, relayed to Kafka after."""
 
@@ -639,6 +658,7 @@ __all__ = [
     "ProductAttributeDefinition",
     "Refund",
     "Resource",
+    "ScheduledCommand",
     "Subscription",
     "SubscriptionItem",
     "SubscriptionSchedule",

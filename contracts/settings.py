@@ -76,6 +76,10 @@ class Settings:
         )
     )
     secret_encryption_keys: str = field(default_factory=lambda: _env("BILLING_ENCRYPTION_KEYS", ""))
+    # how often the scheduler looks for due work (a pass takes every unit due, in batches)
+    scheduler_interval_seconds: float = field(
+        default_factory=lambda: float(_env("BILLING_SCHEDULER_INTERVAL_SECONDS", "1"))
+    )
 
     @property
     def local(self) -> bool:

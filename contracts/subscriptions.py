@@ -166,6 +166,18 @@ class SubscriptionExpireIncomplete(Command[SubscriptionDetails]):
     id: str = Field(max_length=64)
 
 
+class SubscriptionNotifyTrialEnding(Command[SubscriptionDetails]):
+    """Three days before the trial that ends at `trialEnd` (at once for a shorter trial):
+    `customer.subscription.trial_will_end`, Stripe's reminder to add a payment method.
+    Changes nothing; one a trial since ended, extended or shortened finds another
+    `trialEnd` and tells nothing."""
+
+    command_type: ClassVar[str] = "subscription.notify_trial_ending"
+
+    id: str = Field(max_length=64)
+    trialEnd: AwareDatetime
+
+
 class SubscriptionResume(Command[SubscriptionDetails]):
     """paused -> active (Stripe's POST /v1/subscriptions/{id}/resume): a new cycle from
     now, its first period invoiced and charged. A charge_automatically subscription needs

@@ -6,7 +6,7 @@
 from billing.models.base import Base
 from billing.models.catalog import Meter, Price, Product, ProductAttributeDefinition
 from billing.models.customers import Customer, CustomerPaymentMethod
-from billing.models.delivery import Outbox, ProcessedCommand
+from billing.models.delivery import Outbox, ProcessedCommand, ScheduledCommand
 from billing.models.fx import ExchangeRate
 from billing.models.invoices import (
     CreditNote,
@@ -84,6 +84,7 @@ __all__ = [
     "ProrationBehavior",
     "RecurringInterval",
     "Refund",
+    "ScheduledCommand",
     "Subscription",
     "SubscriptionItem",
     "SubscriptionSchedule",

@@ -51,6 +51,37 @@ class ProcessedCommand(Base):
     )
 
 
+class ScheduledCommand(Base):
+    """Due work the scheduler published as a command, one row per unit of work under the
+    command's deterministic id: a second scheduler, or the next pass, publishes it no more.
+    """
+
+    __tablename__ = "scheduled_commands"
+    __table_args__ = (
+        Index("scheduled_commands_organization_id_idx", "organization_id"),
+        Index("scheduled_commands_subject_id_type_due_at_key", "subject_id", "type", "due_at", unique=True),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    command_id: Mapped[str] = mapped_column(
+        "command_id", String(255), primary_key=True, autoincrement=False, nullable=False
+    )
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    type: Mapped[str] = mapped_column("type", String(100), nullable=False)
+    subject_id: Mapped[str] = mapped_column(
+        "subject_id", String(64), nullable=False, comment="The object the work is due on (a subscription)."
+    )
+    due_at: Mapped[datetime] = mapped_column(
+        "due_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        comment="When the work fell due, by the clock of the subject's customer.",
+    )
+    published_at: Mapped[datetime] = mapped_column(
+        "published_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
 class Outbox(Base):
     """The transactional outbox: written in the command's transaction, relayed to Kafka after."""
 

@@ -30,6 +30,14 @@ class Invoice(Base):
         Index("invoices_organization_id_id_key", "organization_id", "id", unique=True),
         Index("invoices_organization_id_idx", "organization_id"),
         Index("invoices_organization_id_number_key", "organization_id", "number", unique=True),
+        Index(
+            "invoices_subscription_id_period_start_period_end_billing_re_key",
+            "subscription_id",
+            "period_start",
+            "period_end",
+            "billing_reason",
+            unique=True,
+        ),
         ForeignKeyConstraint(
             ["organization_id", "customer_id"],
             ["customers.organization_id", "customers.id"],

@@ -12,7 +12,8 @@ At the end of a period the subscription, in Stripe's order:
   upcoming-invoice preview shows, finalized and charged as every subscription invoice is
   (or handled as a paused collection says).
 
-An incomplete subscription still unpaid 23 hours after its creation expires by
+Three days before a trial ends (at once for a shorter one) `subscription.notify_trial_ending`
+tells `customer.subscription.trial_will_end`. An incomplete subscription still unpaid 23 hours after its creation expires by
 `subscription.expire_incomplete`. A paused subscription is resumed by `subscription.resume`: a new cycle from that moment,
 its first period invoiced and charged.
 
@@ -39,10 +40,17 @@ from billing.subscriptions.periods import Period, first_period, next_period
 from billing.subscriptions.service import ChangedSubscription, apply_plan, collect
 from billing.subscriptions.status import TERMINAL, SubscriptionEvent, next_status
 from contracts.enums import CollectionMethod, SubscriptionStatus
-from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionRenew, SubscriptionResume
+from contracts.subscriptions import (
+    SubscriptionExpireIncomplete,
+    SubscriptionNotifyTrialEnding,
+    SubscriptionRenew,
+    SubscriptionResume,
+)
 
 # what a renewal does not renew: a first invoice unpaid (it expires instead), a pause
 _NOT_RENEWED = frozenset({SubscriptionStatus.incomplete, SubscriptionStatus.paused})
+# what renews at its period's end (what the scheduler looks for)
+RENEWED: Final = frozenset(SubscriptionStatus) - TERMINAL - _NOT_RENEWED
 
 
 async def _apply_scheduled_change(session: AsyncSession, subscription: Subscription, now: datetime) -> None:
@@ -186,3 +194,28 @@ async def expire_incomplete(
     subscription.ended_at = now
     voided = await invoices.void_open_invoices(session, subscription, now)
     return ChangedSubscription(subscription, voided=voided), True
+
+
+# Stripe's: how long before a trial's end `customer.subscription.trial_will_end` is told
+TRIAL_WILL_END_BEFORE: Final = timedelta(days=3)
+
+
+async def notify_trial_ending(
+    session: AsyncSession, command: SubscriptionNotifyTrialEnding, now: datetime
+) -> tuple[Subscription, bool]:
+    """The subscription, and whether its trial still ends at `trialEnd` (so the reminder is
+    told); the command changes nothing."""
+    subscription = await get_one(session, Subscription, Subscription.id, command.id)
+    if subscription is None:
+        raise ResourceMissing("subscription", command.id)
+    if subscription.status is not SubscriptionStatus.trialing or subscription.trial_end != command.trialEnd:
+        return subscription, False  # the trial ended, or moved, since: its own reminder tells
+    due = command.trialEnd - TRIAL_WILL_END_BEFORE
+    if now < due:
+        raise InvalidRequest(
+            f"The trial of {subscription.id} ends at {command.trialEnd.isoformat()}; its reminder is due at "
+            f"{due.isoformat()}, not before.",
+            code="subscription_not_due",
+            param="trialEnd",
+        )
+    return subscription, True

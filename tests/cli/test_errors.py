@@ -142,12 +142,23 @@ def test_roll_prints_the_new_key_id_and_when_the_old_one_stops(organization: dic
         (("org", "create", ""), "give 1 to 200 characters (got 0)"),
         (("org", "create", "n" * 201), "give 1 to 200 characters (got 201)"),
         (("analytics", "usage", "--org", "acme", "--meter", "api_call"), "'acme' is not an organization id"),
+        (("renewals", "run", "--organization", "acme"), "'acme' is not an organization id"),
+        (("scheduler", "--batch-size", "0"), "'--batch-size'"),
     ],
 )
 def test_a_malformed_argument_is_a_usage_error(args: tuple[str, ...], says: str) -> None:
     done = billing(*args)
     assert done.returncode == 2 and done.stdout == ""
     assert says in " ".join(re.sub(r"[│╭╮╰╯─]", " ", done.stderr).split()), done.stderr
+
+
+def test_renewals_run_refuses_a_time_not_come_or_unreadable() -> None:
+    done = billing("renewals", "run", "--until", "2999-01-01T00:00:00Z")
+    assert done.returncode == 1 and done.stderr.startswith("error: --until 2999-01-01T00:00:00+00:00 is in the future")
+    refused(
+        billing("renewals", "run", "--until", "soon"),
+        "cannot read 'soon' as a time (ISO-8601, epoch seconds, or 6h / 2d)",
+    )
 
 
 def _free_port() -> int:

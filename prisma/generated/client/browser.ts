@@ -167,6 +167,13 @@ export type ExchangeRate = Prisma.ExchangeRateModel
  */
 export type ProcessedCommand = Prisma.ProcessedCommandModel
 /**
+ * Model ScheduledCommand
+ * Due work the scheduler published as a command, one row per unit of work under the
+ * command's deterministic id: a second scheduler, or the next pass, publishes it no more.
+ * @domain delivery
+ */
+export type ScheduledCommand = Prisma.ScheduledCommandModel
+/**
  * Model Outbox
  * The transactional outbox: written in the command's transaction, relayed to Kafka after.
  * @domain delivery

@@ -421,6 +421,7 @@ export const ModelName = {
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
+  ScheduledCommand: 'ScheduledCommand',
   Outbox: 'Outbox'
 } as const
 
@@ -437,7 +438,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "scheduledCommand" | "outbox"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -2217,6 +2218,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    ScheduledCommand: {
+      payload: Prisma.$ScheduledCommandPayload<ExtArgs>
+      fields: Prisma.ScheduledCommandFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.ScheduledCommandFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.ScheduledCommandFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>
+        }
+        findFirst: {
+          args: Prisma.ScheduledCommandFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.ScheduledCommandFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>
+        }
+        findMany: {
+          args: Prisma.ScheduledCommandFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>[]
+        }
+        create: {
+          args: Prisma.ScheduledCommandCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>
+        }
+        createMany: {
+          args: Prisma.ScheduledCommandCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.ScheduledCommandCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>[]
+        }
+        delete: {
+          args: Prisma.ScheduledCommandDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>
+        }
+        update: {
+          args: Prisma.ScheduledCommandUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>
+        }
+        deleteMany: {
+          args: Prisma.ScheduledCommandDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.ScheduledCommandUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.ScheduledCommandUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>[]
+        }
+        upsert: {
+          args: Prisma.ScheduledCommandUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$ScheduledCommandPayload>
+        }
+        aggregate: {
+          args: Prisma.ScheduledCommandAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateScheduledCommand>
+        }
+        groupBy: {
+          args: Prisma.ScheduledCommandGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ScheduledCommandGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.ScheduledCommandCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.ScheduledCommandCountAggregateOutputType> | number
+        }
+      }
+    }
     Outbox: {
       payload: Prisma.$OutboxPayload<ExtArgs>
       fields: Prisma.OutboxFieldRefs
@@ -2816,6 +2891,18 @@ export const ProcessedCommandScalarFieldEnum = {
 } as const
 
 export type ProcessedCommandScalarFieldEnum = (typeof ProcessedCommandScalarFieldEnum)[keyof typeof ProcessedCommandScalarFieldEnum]
+
+
+export const ScheduledCommandScalarFieldEnum = {
+  commandId: 'commandId',
+  organizationId: 'organizationId',
+  type: 'type',
+  subjectId: 'subjectId',
+  dueAt: 'dueAt',
+  publishedAt: 'publishedAt'
+} as const
+
+export type ScheduledCommandScalarFieldEnum = (typeof ScheduledCommandScalarFieldEnum)[keyof typeof ScheduledCommandScalarFieldEnum]
 
 
 export const OutboxScalarFieldEnum = {
@@ -3431,6 +3518,7 @@ export type GlobalOmitConfig = {
   invoiceNumberCounter?: Prisma.InvoiceNumberCounterOmit
   exchangeRate?: Prisma.ExchangeRateOmit
   processedCommand?: Prisma.ProcessedCommandOmit
+  scheduledCommand?: Prisma.ScheduledCommandOmit
   outbox?: Prisma.OutboxOmit
 }
 

@@ -75,6 +75,7 @@ export const ModelName = {
   InvoiceNumberCounter: 'InvoiceNumberCounter',
   ExchangeRate: 'ExchangeRate',
   ProcessedCommand: 'ProcessedCommand',
+  ScheduledCommand: 'ScheduledCommand',
   Outbox: 'Outbox'
 } as const
 
@@ -580,6 +581,18 @@ export const ProcessedCommandScalarFieldEnum = {
 } as const
 
 export type ProcessedCommandScalarFieldEnum = (typeof ProcessedCommandScalarFieldEnum)[keyof typeof ProcessedCommandScalarFieldEnum]
+
+
+export const ScheduledCommandScalarFieldEnum = {
+  commandId: 'commandId',
+  organizationId: 'organizationId',
+  type: 'type',
+  subjectId: 'subjectId',
+  dueAt: 'dueAt',
+  publishedAt: 'publishedAt'
+} as const
+
+export type ScheduledCommandScalarFieldEnum = (typeof ScheduledCommandScalarFieldEnum)[keyof typeof ScheduledCommandScalarFieldEnum]
 
 
 export const OutboxScalarFieldEnum = {

@@ -513,6 +513,7 @@ export type InvoiceOrderByWithRelationInput = {
 export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   organizationId_number?: Prisma.InvoiceOrganizationIdNumberCompoundUniqueInput
+  subscriptionId_periodStart_periodEnd_billingReason?: Prisma.InvoiceSubscriptionIdPeriodStartPeriodEndBillingReasonCompoundUniqueInput
   organizationId_id?: Prisma.InvoiceOrganizationIdIdCompoundUniqueInput
   AND?: Prisma.InvoiceWhereInput | Prisma.InvoiceWhereInput[]
   OR?: Prisma.InvoiceWhereInput[]
@@ -554,7 +555,7 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   items?: Prisma.InvoiceItemListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
   creditNotes?: Prisma.CreditNoteListRelationFilter
-}, "id" | "organizationId_number" | "organizationId_id">
+}, "id" | "organizationId_number" | "subscriptionId_periodStart_periodEnd_billingReason" | "organizationId_id">
 
 export type InvoiceOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -898,6 +899,13 @@ export type InvoiceOrderByRelationAggregateInput = {
 export type InvoiceOrganizationIdNumberCompoundUniqueInput = {
   organizationId: string
   number: string
+}
+
+export type InvoiceSubscriptionIdPeriodStartPeriodEndBillingReasonCompoundUniqueInput = {
+  subscriptionId: string
+  periodStart: Date | string
+  periodEnd: Date | string
+  billingReason: string
 }
 
 export type InvoiceOrganizationIdIdCompoundUniqueInput = {

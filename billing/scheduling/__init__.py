@@ -1,0 +1,1 @@
+"""Due work: what falls due when (due.py), claimed once across schedulers (service.py)."""

@@ -1,0 +1,68 @@
+"""What falls due, found in Postgres by the scheduler: each kind of due work is a query
+over the rows that carry its time (a subscription's period end, trial end, creation) and
+the command that does the work, published once per unit under a deterministic id.
+
+A unit is one (command type, subject, due time): the period that ends at that moment, the
+trial that ends three days later. Its command carries the same time, so a command that
+arrives after the subscription moved on (renewed, the trial moved) finds another time and
+changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, literal
+
+from billing.models import Subscription
+from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
+from contracts.commands import Command
+from contracts.enums import SubscriptionStatus
+from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
+
+
+@dataclass(frozen=True)
+class DueKind:
+    """One kind of due work on subscriptions."""
+
+    command_type: str
+    # when a subscription's unit falls due (an expression over its row)
+    due_at: SQLColumnExpression[Any]
+    # whether it is due by `now`
+    is_due: Callable[[ColumnElement[datetime]], ColumnElement[bool]]
+    # the command for the subscription `id` whose unit fell due at `due_at`
+    command: Callable[[str, datetime], Command[Any]]
+
+
+_trial_reminder_at = Subscription.trial_end - literal(TRIAL_WILL_END_BEFORE)
+_expires_at = Subscription.created_at + literal(INCOMPLETE_EXPIRES_AFTER)
+
+# in the order a pass publishes them: a trial's reminder before the trial's end
+DUE_KINDS: Final = (
+    DueKind(
+        SubscriptionNotifyTrialEnding.command_type,
+        _trial_reminder_at,
+        # a trial ended already is the renewal's: its reminder would come too late to help
+        lambda now: and_(
+            Subscription.status == SubscriptionStatus.trialing,
+            _trial_reminder_at <= now,
+            Subscription.trial_end > now,
+        ),
+        lambda id, due_at: SubscriptionNotifyTrialEnding(id=id, trialEnd=due_at + TRIAL_WILL_END_BEFORE),
+    ),
+    DueKind(
+        SubscriptionRenew.command_type,
+        Subscription.current_period_end,
+        # over the (status, current_period_end) index
+        lambda now: and_(Subscription.status.in_(RENEWED), Subscription.current_period_end <= now),
+        lambda id, due_at: SubscriptionRenew(id=id, periodEnd=due_at),
+    ),
+    DueKind(
+        SubscriptionExpireIncomplete.command_type,
+        _expires_at,
+        lambda now: and_(Subscription.status == SubscriptionStatus.incomplete, _expires_at <= now),
+        lambda id, due_at: SubscriptionExpireIncomplete(id=id),
+    ),
+)

@@ -1,0 +1,111 @@
+"""The scheduler: finds due work in Postgres (billing/scheduling) and publishes one
+command per unit to `billing.commands`, where the command consumer applies it.
+
+Each batch is claimed, published and acknowledged by Kafka, then committed: Kafka holds
+every command whose claim is committed, and a crash in between leaves the units
+unclaimed for the next pass, which publishes the same command ids again (answered as
+duplicates). Any number of schedulers may run: each locks the rows it claims and skips
+the ones another holds. Commands are keyed by organization, as every command is, so one
+subscription's commands are applied in the order they were published.
+
+Runs inside `billing consume` and `billing dev`, as `billing scheduler`, and one pass at a
+time as `billing renewals run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from typing import Final
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing import clock
+from billing.db.sessions import create_engine, create_session_factory
+from billing.scheduling.due import DUE_KINDS
+from billing.scheduling.service import DueWork, claim_due, count_due
+from contracts.settings import Settings, get_settings, require_safe_settings
+from producers.publisher import Publisher, create_broker, publish_command
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE: Final = 500
+# work is due this long after its moment: the consumer's clock, on another machine, must
+# find it due too (a renewal it found early would be refused, and its claim kept)
+CLOCK_MARGIN: Final = timedelta(seconds=1)
+
+
+def due_by() -> datetime:
+    """The moment a pass takes work up to: now, less the margin."""
+    return clock.now() - CLOCK_MARGIN
+
+
+async def count_pass(
+    sessions: async_sessionmaker[AsyncSession], now: datetime, organization_ids: Collection[str] | None = None
+) -> int:
+    """How many units a pass up to `now` would publish."""
+    async with sessions() as session:
+        return sum([await count_due(session, kind, now, organization_ids) for kind in DUE_KINDS])
+
+
+async def run_pass(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: Publisher | KafkaBroker,
+    now: datetime,
+    *,
+    batch_size: int = BATCH_SIZE,
+    organization_ids: Collection[str] | None = None,
+    published: Callable[[list[DueWork]], None] = lambda works: None,
+) -> Counter[str]:
+    """Publishes every unit due by `now` (of the given organizations, or all), batch by
+    batch; `published` hears of each batch once it is committed. How many of each type."""
+    counts: Counter[str] = Counter()
+    for kind in DUE_KINDS:
+        while True:
+            async with sessions() as session, session.begin():
+                found, works = await claim_due(session, kind, now, batch_size, organization_ids)
+                if not found:
+                    break
+                issued_at = clock.now()
+                await asyncio.gather(*(publish_command(publisher, work.envelope(issued_at)) for work in works))
+            counts[kind.command_type] += len(works)
+            if works:
+                published(works)
+    return counts
+
+
+async def run_scheduler(
+    stop: asyncio.Event,
+    settings: Settings | None = None,
+    *,
+    organization_ids: Collection[str] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> None:
+    """A pass every `scheduler_interval_seconds` until `stop` is set. A pass that fails
+    (Postgres or Kafka away) is logged and the next one tries again: nothing was claimed."""
+    settings = settings or get_settings()
+    require_safe_settings(settings)
+    engine = create_engine(settings.database_url, pool_size=2)
+    sessions = create_session_factory(engine)
+    broker = create_broker(settings)
+    publisher = Publisher(broker)
+    await broker.start()
+    try:
+        while not stop.is_set():
+            try:
+                counts = await run_pass(
+                    sessions, publisher, due_by(), batch_size=batch_size, organization_ids=organization_ids
+                )
+                if counts:
+                    log.info("scheduler published %s", dict(counts))
+            except Exception:
+                log.exception("a scheduler pass failed; the next one tries again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.scheduler_interval_seconds)
+    finally:
+        await publisher.stop()
+        await engine.dispose()
