@@ -16,23 +16,27 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, literal
 
-from billing.models import Subscription
+from billing.models import Invoice, Subscription, SubscriptionSchedule
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
 from contracts.commands import Command
 from contracts.enums import SubscriptionStatus
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 
+# what due work is on: each has its id, organization and customer (whose clock tells the time)
+Subject = type[Subscription] | type[Invoice] | type[SubscriptionSchedule]
+
 
 @dataclass(frozen=True)
 class DueKind:
-    """One kind of due work on subscriptions."""
+    """One kind of due work: on rows of `subject`, due at `due_at`."""
 
     command_type: str
-    # when a subscription's unit falls due (an expression over its row)
+    subject: Subject
+    # when a unit falls due (an expression over its subject row)
     due_at: SQLColumnExpression[Any]
     # whether it is due by `now`
     is_due: Callable[[ColumnElement[datetime]], ColumnElement[bool]]
-    # the command for the subscription `id` whose unit fell due at `due_at`
+    # the command for the subject `id` whose unit fell due at `due_at`
     command: Callable[[str, datetime], Command[Any]]
 
 
@@ -43,6 +47,7 @@ _expires_at = Subscription.created_at + literal(INCOMPLETE_EXPIRES_AFTER)
 DUE_KINDS: Final = (
     DueKind(
         SubscriptionNotifyTrialEnding.command_type,
+        Subscription,
         _trial_reminder_at,
         # a trial ended already is the renewal's: its reminder would come too late to help
         lambda now: and_(
@@ -54,6 +59,7 @@ DUE_KINDS: Final = (
     ),
     DueKind(
         SubscriptionRenew.command_type,
+        Subscription,
         Subscription.current_period_end,
         # over the (status, current_period_end) index
         lambda now: and_(Subscription.status.in_(RENEWED), Subscription.current_period_end <= now),
@@ -61,6 +67,7 @@ DUE_KINDS: Final = (
     ),
     DueKind(
         SubscriptionExpireIncomplete.command_type,
+        Subscription,
         _expires_at,
         lambda now: and_(Subscription.status == SubscriptionStatus.incomplete, _expires_at <= now),
         lambda id, due_at: SubscriptionExpireIncomplete(id=id),

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.models import ScheduledCommand, Subscription
+from billing.models import ScheduledCommand
 from billing.scheduling.due import DueKind
 from contracts.commands import Command
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for
@@ -53,13 +53,13 @@ class DueWork:
 
 def _unclaimed(kind: DueKind, now: datetime, organization_ids: Collection[str] | None) -> list[ColumnElement[bool]]:
     claimed = exists().where(
-        ScheduledCommand.subject_id == Subscription.id,
+        ScheduledCommand.subject_id == kind.subject.id,
         ScheduledCommand.type == kind.command_type,
         ScheduledCommand.due_at == kind.due_at,
     )
     conditions = [kind.is_due(literal(now)), ~claimed]
     if organization_ids is not None:
-        conditions.append(Subscription.organization_id.in_(organization_ids))
+        conditions.append(kind.subject.organization_id.in_(organization_ids))
     return conditions
 
 
@@ -67,7 +67,7 @@ async def count_due(
     session: AsyncSession, kind: DueKind, now: datetime, organization_ids: Collection[str] | None = None
 ) -> int:
     """How many units of `kind` are due by `now` and not claimed yet."""
-    statement = select(func.count()).select_from(Subscription).where(*_unclaimed(kind, now, organization_ids))
+    statement = select(func.count()).select_from(kind.subject).where(*_unclaimed(kind, now, organization_ids))
     return (await session.scalar(statement)) or 0
 
 
@@ -82,11 +82,11 @@ async def claim_due(
     transaction: how many due rows it found, and the units it claimed (a row another
     claim took in between is not among them)."""
     statement = (
-        select(Subscription.organization_id, Subscription.id, kind.due_at)
+        select(kind.subject.organization_id, kind.subject.id, kind.due_at)
         .where(*_unclaimed(kind, now, organization_ids))
         .order_by(kind.due_at)
         .limit(limit)
-        .with_for_update(of=Subscription, skip_locked=True)
+        .with_for_update(of=kind.subject, skip_locked=True)
     )
     found = [
         DueWork(organization_id, subject_id, due_at, kind.command(subject_id, due_at))
