@@ -36,6 +36,7 @@ from api.controllers.setup_intents import SetupIntentController
 from api.controllers.stripe_account import StripeAccountController
 from api.controllers.subscriptions import SubscriptionController
 from api.controllers.tax_rates import TaxRateController
+from api.controllers.test_clocks import TestClockController
 from api.controllers.usage_events import UsageEventController
 from api.controllers.webhooks import StripeWebhookController
 from api.dashboard import DASHBOARD
@@ -70,6 +71,7 @@ BILLING = [
     RefundController,
     CreditNoteController,
     TaxRateController,
+    TestClockController,
     BillingSettingsController,
 ]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]

@@ -30,6 +30,7 @@ PREFIXES = {
     "refund": "rfd",
     "credit_note": "cn",
     "credit_note_line_item": "cnli",
+    "test_clock": "clock",
 }
 
 

@@ -37,6 +37,7 @@ from consumers import (
     payments,
     subscriptions,
     tax_rates,
+    test_clocks,
 )
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
@@ -65,6 +66,7 @@ ROUTES = merge_routes(
     invoices.router,
     credit_notes.router,
     tax_rates.router,
+    test_clocks.router,
 )
 RETRY_WINDOW_SECONDS = 120.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock
+from billing.clocks import service as clocks
 from billing.credit_notes import repository as credit_note_reads
 from billing.credit_notes import service
 from billing.invoices import repository as invoice_reads
@@ -46,7 +46,7 @@ async def _applied(
 
 @router.handles(CreditNoteIssue)
 async def issue(session: AsyncSession, command: CreditNoteIssue) -> Applied[CreditNoteDetails]:
-    issued = await service.issue_credit_note(session, command, clock.now())
+    issued = await service.issue_credit_note(session, command, await clocks.now_for(session, Invoice, command.invoice))
     invoice_event = INVOICE_PAID if issued.paid_invoice else INVOICE_UPDATED
     applied = await _applied(session, issued.credit_note, issued.invoice, CREDIT_NOTE_CREATED, invoice_event)
     if issued.refund is not None and issued.payment is not None:
@@ -60,5 +60,5 @@ async def issue(session: AsyncSession, command: CreditNoteIssue) -> Applied[Cred
 
 @router.handles(CreditNoteVoid)
 async def void(session: AsyncSession, command: CreditNoteVoid) -> Applied[CreditNoteDetails]:
-    voided = await service.void_credit_note(session, command.id, clock.now())
+    voided = await service.void_credit_note(session, command.id, await clocks.now_for(session, CreditNote, command.id))
     return await _applied(session, voided.credit_note, voided.invoice, CREDIT_NOTE_VOIDED, INVOICE_UPDATED)

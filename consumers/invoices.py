@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock
+from billing.clocks import service as clocks
 from billing.errors import ResourceMissing
 from billing.invoices import items as invoice_items
 from billing.invoices import repository as invoice_reads
 from billing.invoices import service as invoices
 from billing.models import Invoice
+from billing.models import Payment as PaymentRow
 from billing.payments import attempts
 from billing.subscriptions import repository as subscription_reads
 from consumers.registry import Applied, CommandRouter
@@ -73,7 +74,7 @@ async def outcome_events(session: AsyncSession, applied: attempts.AppliedOutcome
 
 @router.handles(PaymentOutcome)
 async def apply_outcome(session: AsyncSession, command: PaymentOutcome) -> Applied[Payment]:
-    applied = await attempts.apply_outcome(session, command, clock.now())
+    applied = await attempts.apply_outcome(session, command, await clocks.now_for(session, PaymentRow, command.payment))
     payment = Payment.model_validate(applied.payment).model_dump(mode="json")
     return Applied("payment", payment, await outcome_events(session, applied))
 
@@ -97,7 +98,11 @@ async def _invoice(
 
 @router.handles(InvoiceItemCreate)
 async def create_item(session: AsyncSession, command: InvoiceItemCreate) -> Applied[InvoiceItem]:
-    item = InvoiceItem.model_validate(await invoice_items.create_invoice_item(session, command, clock.now()))
+    item = InvoiceItem.model_validate(
+        await invoice_items.create_invoice_item(
+            session, command, await clocks.now_for_customer(session, command.customer)
+        )
+    )
     resource = item.model_dump(mode="json")
     return Applied("invoice_item", resource, [INVOICE_ITEM_CREATED.of(resource)])
 
@@ -111,13 +116,13 @@ async def delete_item(session: AsyncSession, command: InvoiceItemDelete) -> Appl
 
 @router.handles(InvoiceCreate)
 async def create(session: AsyncSession, command: InvoiceCreate) -> Applied[InvoiceDetails]:
-    created = await invoices.create_one_off(session, command, clock.now())
+    created = await invoices.create_one_off(session, command, await clocks.now_for_customer(session, command.customer))
     return await _invoice(session, created, INVOICE_CREATED)
 
 
 @router.handles(InvoiceFinalize)
 async def finalize(session: AsyncSession, command: InvoiceFinalize) -> Applied[InvoiceDetails]:
-    finalized = await invoices.finalize_invoice(session, command.id, clock.now())
+    finalized = await invoices.finalize_invoice(session, command.id, await clocks.now_for(session, Invoice, command.id))
     paid = [INVOICE_PAID] if finalized.invoice.status is InvoiceStatus.paid else []
     applied = await _invoice(session, finalized.invoice, INVOICE_FINALIZED, *paid)
     if finalized.payment is not None:
@@ -127,7 +132,11 @@ async def finalize(session: AsyncSession, command: InvoiceFinalize) -> Applied[I
 
 @router.handles(InvoiceVoid)
 async def void(session: AsyncSession, command: InvoiceVoid) -> Applied[InvoiceDetails]:
-    return await _invoice(session, await invoices.void_invoice(session, command.id, clock.now()), INVOICE_VOIDED)
+    return await _invoice(
+        session,
+        await invoices.void_invoice(session, command.id, await clocks.now_for(session, Invoice, command.id)),
+        INVOICE_VOIDED,
+    )
 
 
 @router.handles(InvoiceMarkUncollectible)

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock
+from billing.clocks import service as clocks
+from billing.models import Payment as PaymentRow
 from billing.organizations import stripe_account
 from billing.payments import attempts, refunds, service
 from billing.payments.service import EventReceipt
@@ -115,7 +116,11 @@ async def record_payment(
     )
     events = list(receipt.events)
     if payment is not None:
-        applied = await attempts.apply_outcome(session, attempts.webhook_outcome(payment.id, command), clock.now())
+        applied = await attempts.apply_outcome(
+            session,
+            attempts.webhook_outcome(payment.id, command),
+            await clocks.now_for(session, PaymentRow, payment.id),
+        )
         events += await outcome_events(session, applied)
     return Applied("stripe_event", receipt.receipt, events)
 

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing import clock
 from billing.db.sessions import create_engine, create_session_factory
 from billing.scheduling.due import DUE_KINDS
-from billing.scheduling.service import DueWork, claim_due, count_due
+from billing.scheduling.service import DueWork, claim_due, claim_test_clock_steps, count_due
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.publisher import Publisher, create_broker, publish_command
 
@@ -61,20 +61,28 @@ async def run_pass(
     organization_ids: Collection[str] | None = None,
     published: Callable[[list[DueWork]], None] = lambda works: None,
 ) -> Counter[str]:
-    """Publishes every unit due by `now` (of the given organizations, or all), batch by
-    batch; `published` hears of each batch once it is committed. How many of each type."""
+    """Publishes every unit due by `now` (or, for a test clock's customers, by its time), of
+    the given organizations or all, batch by batch, then a step for each advancing test
+    clock with nothing left in flight; `published` hears of each batch once it is
+    committed. How many of each type."""
     counts: Counter[str] = Counter()
-    for kind in DUE_KINDS:
+
+    async def publish_claimed(claim: Callable[[AsyncSession], Awaitable[tuple[int, list[DueWork]]]]) -> None:
         while True:
             async with sessions() as session, session.begin():
-                found, works = await claim_due(session, kind, now, batch_size, organization_ids)
+                found, works = await claim(session)
                 if not found:
-                    break
+                    return
                 issued_at = clock.now()
                 await asyncio.gather(*(publish_command(publisher, work.envelope(issued_at)) for work in works))
-            counts[kind.command_type] += len(works)
+            counts.update(work.command.command_type for work in works)
             if works:
                 published(works)
+
+    for kind in DUE_KINDS:
+        await publish_claimed(lambda session: claim_due(session, kind, now, batch_size, organization_ids))  # noqa: B023 (awaited at once)
+    # last: a test clock moves on once what its time made due is applied
+    await publish_claimed(lambda session: claim_test_clock_steps(session, batch_size, organization_ids))
     return counts
 
 

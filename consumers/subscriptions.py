@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import clock
+from billing.clocks import service as clocks
 from billing.invoices import repository as invoice_reads
+from billing.models import Subscription
 from billing.subscriptions import renewals, service
 from billing.subscriptions import repository as subscription_reads
 from consumers.registry import Applied, CommandRouter
@@ -41,6 +44,11 @@ from contracts.subscriptions import (
 router = CommandRouter()
 
 
+async def _now(session: AsyncSession, subscription_id: str) -> datetime:
+    """Now for the subscription's customer (its test clock's time, if it has one)."""
+    return await clocks.now_for(session, Subscription, subscription_id)
+
+
 # where a new invoice went after its finalization: paid when nothing was due; marked
 # uncollectible or voided while the subscription's collection is paused
 _SETTLED = {
@@ -66,7 +74,9 @@ def new_invoice_events(invoice: InvoiceDetails) -> list[DomainEvent]:
 
 @router.handles(SubscriptionCreate)
 async def create(session: AsyncSession, command: SubscriptionCreate) -> Applied[SubscriptionDetails]:
-    created = await service.create_subscription(session, command, clock.now())
+    created = await service.create_subscription(
+        session, command, await clocks.now_for_customer(session, command.customer)
+    )
     (subscription,) = await subscription_reads.details(session, [created.subscription])
     (invoice,) = await invoice_reads.details(session, [created.invoice])
     resource = subscription.model_dump(mode="json")
@@ -78,7 +88,7 @@ async def create(session: AsyncSession, command: SubscriptionCreate) -> Applied[
 
 @router.handles(SubscriptionUpdateCommand)
 async def update(session: AsyncSession, command: SubscriptionUpdateCommand) -> Applied[SubscriptionDetails]:
-    changed = await service.update_subscription(session, command.id, command.changes, clock.now())
+    changed = await service.update_subscription(session, command.id, command.changes, await _now(session, command.id))
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     return Applied(
@@ -106,7 +116,7 @@ _RENEWAL_EVENT = {SubscriptionStatus.canceled: SUBSCRIPTION_DELETED, Subscriptio
 
 @router.handles(SubscriptionRenew)
 async def renew(session: AsyncSession, command: SubscriptionRenew) -> Applied[SubscriptionDetails]:
-    changed = await renewals.renew_subscription(session, command, clock.now())
+    changed = await renewals.renew_subscription(session, command, await _now(session, command.id))
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     event = _RENEWAL_EVENT.get(subscription.status, SUBSCRIPTION_UPDATED)
@@ -117,7 +127,7 @@ async def renew(session: AsyncSession, command: SubscriptionRenew) -> Applied[Su
 async def expire_incomplete(
     session: AsyncSession, command: SubscriptionExpireIncomplete
 ) -> Applied[SubscriptionDetails]:
-    changed, expired = await renewals.expire_incomplete(session, command, clock.now())
+    changed, expired = await renewals.expire_incomplete(session, command, await _now(session, command.id))
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     if not expired:
@@ -131,7 +141,7 @@ async def expire_incomplete(
 async def notify_trial_ending(
     session: AsyncSession, command: SubscriptionNotifyTrialEnding
 ) -> Applied[SubscriptionDetails]:
-    row, told = await renewals.notify_trial_ending(session, command, clock.now())
+    row, told = await renewals.notify_trial_ending(session, command, await _now(session, command.id))
     (subscription,) = await subscription_reads.details(session, [row])
     resource = subscription.model_dump(mode="json")
     return Applied("subscription", resource, [SUBSCRIPTION_TRIAL_WILL_END.of(resource)] if told else [])
@@ -139,7 +149,7 @@ async def notify_trial_ending(
 
 @router.handles(SubscriptionResume)
 async def resume(session: AsyncSession, command: SubscriptionResume) -> Applied[SubscriptionDetails]:
-    changed = await renewals.resume_subscription(session, command, clock.now())
+    changed = await renewals.resume_subscription(session, command, await _now(session, command.id))
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     return Applied(
@@ -149,7 +159,7 @@ async def resume(session: AsyncSession, command: SubscriptionResume) -> Applied[
 
 @router.handles(SubscriptionCancel)
 async def cancel(session: AsyncSession, command: SubscriptionCancel) -> Applied[SubscriptionDetails]:
-    changed = await service.cancel_subscription(session, command, clock.now())
+    changed = await service.cancel_subscription(session, command, await _now(session, command.id))
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     return Applied(

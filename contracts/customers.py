@@ -38,6 +38,9 @@ class CustomerCreate(Command[Customer]):
     invoicePrefix: str | None = Field(default=None, pattern=INVOICE_PREFIX_PATTERN)
     invoiceSettings: InvoiceSettings | None = None
     preferredLocales: PreferredLocales = Field(default_factory=list)
+    testClock: str | None = Field(
+        default=None, max_length=64, description="a test clock whose time is the customer's now (test mode)"
+    )
 
 
 class CustomerUpdate(RequestModel):

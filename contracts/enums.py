@@ -140,6 +140,12 @@ class CommandStatus(StrEnum):
     failed = "failed"
 
 
+class TestClockStatus(StrEnum):
+    ready = "ready"
+    advancing = "advancing"
+    internal_failure = "internal_failure"
+
+
 __all__ = [
     "AttributeType",
     "BillingScheme",
@@ -158,6 +164,7 @@ __all__ = [
     "SubscriptionScheduleEndBehavior",
     "SubscriptionScheduleStatus",
     "SubscriptionStatus",
+    "TestClockStatus",
     "TiersMode",
     "UsageType",
 ]

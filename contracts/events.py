@@ -27,6 +27,7 @@ from contracts.resources import (
     ProductAttributeDefinition,
     Refund,
     TaxRate,
+    TestClock,
 )
 from contracts.subscriptions import SubscriptionDetails
 
@@ -105,6 +106,12 @@ SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subsc
 SUBSCRIPTION_PAUSED: EventType[SubscriptionDetails] = EventType("customer.subscription.paused")
 SUBSCRIPTION_RESUMED: EventType[SubscriptionDetails] = EventType("customer.subscription.resumed")
 SUBSCRIPTION_TRIAL_WILL_END: EventType[SubscriptionDetails] = EventType("customer.subscription.trial_will_end")
+
+# Stripe's names: test clocks are test helpers
+TEST_CLOCK_CREATED: EventType[TestClock] = EventType("test_helpers.test_clock.created")
+TEST_CLOCK_ADVANCING: EventType[TestClock] = EventType("test_helpers.test_clock.advancing")
+TEST_CLOCK_READY: EventType[TestClock] = EventType("test_helpers.test_clock.ready")
+TEST_CLOCK_DELETED: EventType[TestClock] = EventType("test_helpers.test_clock.deleted")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

@@ -141,6 +141,21 @@ class ChangeRules(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class Dunning(TypedDict):
+    "An organization's retries of failed subscription payments (Stripe's custom retry schedule)."
+
+    retryAfterDays: Annotated[
+        list[StrictInt | StrictFloat], Field(description="days after the first failure of each retry, ascending")
+    ]
+    invoiceAfterLastRetry: Annotated[
+        Literal["open", "uncollectible"], Field(description="the invoice once the last retry failed")
+    ]
+    subscriptionAfterLastRetry: Annotated[
+        Literal["canceled", "unpaid", "past_due"], Field(description="the subscription once the last retry failed")
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class ScheduledItemChange(TypedDict):
     "One item change kept for the next renewal, as the update gave it."
 
@@ -201,6 +216,7 @@ __all__ = [
     "AttributeValue",
     "ChangeRule",
     "ChangeRules",
+    "Dunning",
     "InvoiceSettings",
     "Metadata",
     "PauseCollection",

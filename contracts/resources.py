@@ -32,6 +32,7 @@ from contracts.enums import (
     SubscriptionScheduleEndBehavior,
     SubscriptionScheduleStatus,
     SubscriptionStatus,
+    TestClockStatus,
     TiersMode,
     UsageType,
 )
@@ -39,6 +40,7 @@ from contracts.json_shapes import (
     Address,
     AttributeValue,
     ChangeRules,
+    Dunning,
     InvoiceSettings,
     Metadata,
     PauseCollection,
@@ -64,6 +66,9 @@ class Organization(Resource):
     id: str
     name: str
     reportingCurrency: str = Field(validation_alias=AliasChoices("reporting_currency", "reportingCurrency"))
+    dunning: Dunning = Field(
+        description="What a failed subscription payment does next (GET/PATCH /v1/billing-settings)."
+    )
     changeRules: ChangeRules = Field(
         validation_alias=AliasChoices("change_rules", "changeRules"),
         description="When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).",
@@ -105,8 +110,37 @@ class Customer(Resource):
         validation_alias=AliasChoices("default_payment_method_id", "defaultPaymentMethodId")
     )
     gatewayCustomerId: str | None = Field(validation_alias=AliasChoices("gateway_customer_id", "gatewayCustomerId"))
+    testClockId: str | None = Field(
+        validation_alias=AliasChoices("test_clock_id", "testClockId"),
+        description='The test clock whose time is this customer\'s "now" (set at creation, test mode only).',
+    )
     deleted: bool
     deletedAt: datetime | None = Field(validation_alias=AliasChoices("deleted_at", "deletedAt"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
+class TestClock(Resource):
+    """Stripe's test clock: a frozen time for the customers created on it, moved forward on
+    request; the scheduler then does what fell due for them, in order. Test mode only.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    name: str | None
+    frozenTime: datetime = Field(
+        validation_alias=AliasChoices("frozen_time", "frozenTime"),
+        description="The clock's time: its customers' \"now\".",
+    )
+    status: TestClockStatus
+    advancingTo: datetime | None = Field(
+        validation_alias=AliasChoices("advancing_to", "advancingTo"),
+        description="While advancing, the time the clock is moving to.",
+    )
+    deletesAfter: datetime = Field(
+        validation_alias=AliasChoices("deletes_after", "deletesAfter"),
+        description="When the clock and its customers are deleted by themselves (30 days after creation).",
+    )
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
     updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
@@ -622,6 +656,10 @@ class ScheduledCommand(Resource):
         description="When the work fell due, by the clock of the subject's customer.",
     )
     publishedAt: datetime = Field(validation_alias=AliasChoices("published_at", "publishedAt"))
+    testClockId: str | None = Field(
+        validation_alias=AliasChoices("test_clock_id", "testClockId"),
+        description="The test clock whose time the work fell due by; an advancing clock waits for it.",
+    )
 
 
 class Outbox(Resource):
@@ -665,4 +703,5 @@ __all__ = [
     "SubscriptionSchedulePhase",
     "SubscriptionTaxRate",
     "TaxRate",
+    "TestClock",
 ]

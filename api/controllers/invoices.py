@@ -12,7 +12,7 @@ from api.auth import Caller
 from api.bus import CommandBus
 from api.params import CustomerFilter, IdempotencyKey
 from api.responses import list_response, pdf_response, run_command
-from billing import clock
+from billing.clocks import service as clocks
 from billing.db.pagination import CreatedRange, PageRequest
 from billing.documents.sources import invoice_document
 from billing.errors import ResourceMissing
@@ -48,7 +48,7 @@ class InvoiceController(Controller):
         status_code=200,
     )
     async def upcoming(self, data: UpcomingInvoiceRequest, db: AsyncSession) -> InvoicePreview:
-        return await upcoming_invoice(db, data, clock.now())
+        return await upcoming_invoice(db, data, await clocks.now_for_customer(db, data.customer))
 
     @get("/{invoice_id:str}", summary="Retrieve an invoice with its lines")
     async def retrieve(self, invoice_id: str, db: AsyncSession) -> InvoiceDetails:

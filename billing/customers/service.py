@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clock import now
 from billing.customers.repository import get_customer
-from billing.db.sessions import tenant_of
+from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
-from billing.models import Customer, CustomerPaymentMethod
+from billing.models import Customer, CustomerPaymentMethod, TestClock
 from billing.requests.patch import merge_metadata, parse_changes
 from contracts.customers import CustomerCreate, CustomerUpdate
 
@@ -71,6 +71,8 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
             code="resource_missing",
             param="invoiceSettings[defaultPaymentMethod]",
         )
+    if data.testClock is not None and await get_one(session, TestClock, TestClock.id, data.testClock) is None:
+        raise ResourceMissing("test_clock", data.testClock, param="testClock")
     created = now()
     # every column is given, so the resource is complete without a round trip: the
     # consumer writes a batch's rows together
@@ -91,6 +93,7 @@ async def create_customer(session: AsyncSession, data: CustomerCreate) -> Custom
         preferred_locales=list(data.preferredLocales),
         default_payment_method_id=None,
         gateway_customer_id=None,
+        test_clock_id=data.testClock,
         deleted=False,
         deleted_at=None,
         created_at=created,

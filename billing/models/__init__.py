@@ -5,7 +5,7 @@
 
 from billing.models.base import Base
 from billing.models.catalog import Meter, Price, Product, ProductAttributeDefinition
-from billing.models.customers import Customer, CustomerPaymentMethod
+from billing.models.customers import Customer, CustomerPaymentMethod, TestClock
 from billing.models.delivery import Outbox, ProcessedCommand, ScheduledCommand
 from billing.models.fx import ExchangeRate
 from billing.models.invoices import (
@@ -45,6 +45,7 @@ from contracts.enums import (
     SubscriptionScheduleEndBehavior,
     SubscriptionScheduleStatus,
     SubscriptionStatus,
+    TestClockStatus,
     TiersMode,
     UsageType,
 )
@@ -94,6 +95,8 @@ __all__ = [
     "SubscriptionStatus",
     "SubscriptionTaxRate",
     "TaxRate",
+    "TestClock",
+    "TestClockStatus",
     "TiersMode",
     "UsageType",
 ]

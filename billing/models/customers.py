@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.models.base import Base
-from contracts.enums import PaymentMethodType
+from contracts.enums import PaymentMethodType, TestClockStatus
 
 if TYPE_CHECKING:
     from billing.models.invoices import CreditNote, Invoice, InvoiceItem, Refund
@@ -28,6 +28,7 @@ class Customer(Base):
         Index("customers_organization_id_email_idx", "organization_id", "email"),
         Index("customers_organization_id_id_key", "organization_id", "id", unique=True),
         Index("customers_organization_id_idx", "organization_id"),
+        Index("customers_test_clock_id_idx", "test_clock_id"),
         ForeignKeyConstraint(
             ["organization_id", "default_payment_method_id"],
             ["customer_payment_methods.organization_id", "customer_payment_methods.id"],
@@ -35,6 +36,13 @@ class Customer(Base):
             ondelete="SET NULL (default_payment_method_id)",
             onupdate="CASCADE",
             use_alter=True,
+        ),
+        ForeignKeyConstraint(
+            ["organization_id", "test_clock_id"],
+            ["test_clocks.organization_id", "test_clocks.id"],
+            name="customers_organization_id_test_clock_id_fkey",
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
         ),
     )
     __mapper_args__ = {"eager_defaults": True}
@@ -73,6 +81,12 @@ class Customer(Base):
         "default_payment_method_id", String(64), nullable=True
     )
     gateway_customer_id: Mapped[str | None] = mapped_column("gateway_customer_id", String(255), nullable=True)
+    test_clock_id: Mapped[str | None] = mapped_column(
+        "test_clock_id",
+        String(64),
+        nullable=True,
+        comment='The test clock whose time is this customer\'s "now" (set at creation, test mode only).',
+    )
     deleted: Mapped[bool] = mapped_column("deleted", Boolean(), nullable=False, server_default=text("false"))
     deleted_at: Mapped[datetime | None] = mapped_column(
         "deleted_at", TIMESTAMP(timezone=True, precision=3), nullable=True
@@ -147,6 +161,72 @@ class Customer(Base):
         "CreditNote",
         back_populates="customer",
         primaryjoin="and_(CreditNote.organization_id == Customer.organization_id, foreign(CreditNote.customer_id) == Customer.id)",
+        lazy="raise",
+        passive_deletes="all",
+    )
+    test_clock: Mapped[TestClock | None] = relationship(
+        "TestClock",
+        back_populates="customers",
+        primaryjoin="and_(Customer.organization_id == TestClock.organization_id, foreign(Customer.test_clock_id) == TestClock.id)",
+        lazy="raise",
+    )
+
+
+class TestClock(Base):
+    """Stripe's test clock: a frozen time for the customers created on it, moved forward on
+    request; the scheduler then does what fell due for them, in order. Test mode only.
+    """
+
+    __tablename__ = "test_clocks"
+    __table_args__ = (
+        Index("test_clocks_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("test_clocks_organization_id_idx", "organization_id"),
+        Index("test_clocks_status_idx", "status"),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    name: Mapped[str | None] = mapped_column("name", String(300), nullable=True)
+    frozen_time: Mapped[datetime] = mapped_column(
+        "frozen_time",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        comment="The clock's time: its customers' \"now\".",
+    )
+    status: Mapped[TestClockStatus] = mapped_column(
+        "status",
+        Enum(TestClockStatus, name="TestClockStatus", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'ready'"),
+    )
+    advancing_to: Mapped[datetime | None] = mapped_column(
+        "advancing_to",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=True,
+        comment="While advancing, the time the clock is moving to.",
+    )
+    deletes_after: Mapped[datetime] = mapped_column(
+        "deletes_after",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        comment="When the clock and its customers are deleted by themselves (30 days after creation).",
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        "updated_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=False,
+        server_default=text("CURRENT_TIMESTAMP"),
+        onupdate=func.now(),
+    )
+
+    customers: Mapped[list[Customer]] = relationship(
+        "Customer",
+        back_populates="test_clock",
+        primaryjoin="and_(Customer.organization_id == TestClock.organization_id, foreign(Customer.test_clock_id) == TestClock.id)",
         lazy="raise",
         passive_deletes="all",
     )

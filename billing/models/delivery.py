@@ -59,7 +59,8 @@ class ScheduledCommand(Base):
     __tablename__ = "scheduled_commands"
     __table_args__ = (
         Index("scheduled_commands_organization_id_idx", "organization_id"),
-        Index("scheduled_commands_subject_id_type_due_at_key", "subject_id", "type", "due_at", unique=True),
+        Index("scheduled_commands_subject_id_type_due_at_idx", "subject_id", "type", "due_at"),
+        Index("scheduled_commands_test_clock_id_idx", "test_clock_id"),
     )
     __mapper_args__ = {"eager_defaults": True}
 
@@ -79,6 +80,12 @@ class ScheduledCommand(Base):
     )
     published_at: Mapped[datetime] = mapped_column(
         "published_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+    test_clock_id: Mapped[str | None] = mapped_column(
+        "test_clock_id",
+        String(64),
+        nullable=True,
+        comment="The test clock whose time the work fell due by; an advancing clock waits for it.",
     )
 
 

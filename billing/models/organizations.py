@@ -24,6 +24,15 @@ class Organization(Base):
     reporting_currency: Mapped[str] = mapped_column(
         "reporting_currency", String(3), nullable=False, server_default=text("'usd'")
     )
+    dunning: Mapped[Any] = mapped_column(
+        "dunning",
+        JSONB(),
+        nullable=False,
+        server_default=text(
+            '\'{"retryAfterDays": [1, 3, 5, 7], "invoiceAfterLastRetry": "open", "subscriptionAfterLastRetry": "canceled"}\''
+        ),
+        comment="What a failed subscription payment does next (GET/PATCH /v1/billing-settings).",
+    )
     change_rules: Mapped[Any] = mapped_column(
         "change_rules",
         JSONB(),

@@ -35,13 +35,13 @@ class DueKind:
     # when a unit falls due (an expression over its subject row)
     due_at: SQLColumnExpression[Any]
     # whether it is due by `now`
-    is_due: Callable[[ColumnElement[datetime]], ColumnElement[bool]]
+    is_due: Callable[[SQLColumnExpression[Any]], ColumnElement[bool]]
     # the command for the subject `id` whose unit fell due at `due_at`
     command: Callable[[str, datetime], Command[Any]]
 
 
 _trial_reminder_at = Subscription.trial_end - literal(TRIAL_WILL_END_BEFORE)
-_expires_at = Subscription.created_at + literal(INCOMPLETE_EXPIRES_AFTER)
+_expires_at = Subscription.start_date + literal(INCOMPLETE_EXPIRES_AFTER)
 
 # in the order a pass publishes them: a trial's reminder before the trial's end
 DUE_KINDS: Final = (

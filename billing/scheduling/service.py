@@ -5,8 +5,13 @@ other rows rather than wait) and records one `scheduled_commands` row per unit, 
 transaction the caller commits only after Kafka acknowledged the commands. A crash
 before that commit leaves no claim and the next pass publishes the same commands again
 (the same ids: the consumer's dedupe answers the repeat); after it, the claim stands and
-nothing is published twice. The unique (subject, type, due time) is the last word should
-two claims ever meet."""
+nothing is published twice. The claim's key is the command id, derived from the command
+(its type and payload: the subscription and the period end of a renewal): the last word
+should two claims ever meet.
+
+Work is due by its customer's time: the wall clock's, or its test clock's frozen time
+(billing/clocks). An advancing test clock is stepped on once nothing is in flight for its
+customers: no command published for them unapplied, no payment of theirs at the gateway."""
 
 from __future__ import annotations
 
@@ -15,16 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, literal, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.models import ScheduledCommand
+from billing.models import Customer, Payment, ProcessedCommand, ScheduledCommand, TestClock
 from billing.scheduling.due import DueKind
 from contracts.commands import Command
-from contracts.envelopes import Actor, CommandEnvelope, command_id_for
+from contracts.enums import PaymentStatus, TestClockStatus
+from contracts.envelopes import Actor, CommandEnvelope, command_id_for, request_hash
+from contracts.test_clocks import TestClockStep
 
 ACTOR = Actor(type="system", id="scheduler")
+# a payment in these is still at the gateway: its outcome comes back as a command
+_AT_THE_GATEWAY = (PaymentStatus.pending, PaymentStatus.processing)
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,14 @@ class DueWork:
     subject_id: str
     due_at: datetime
     command: Command[Any]
+    # the test clock whose time made it due
+    test_clock_id: str | None = None
 
     @property
     def command_id(self) -> str:
         """The same for the same unit, whichever scheduler publishes it and however often."""
-        unit = f"scheduler:{self.command.command_type}:{self.subject_id}:{self.due_at.isoformat()}"
-        return command_id_for(self.organization_id, unit)
+        unit = request_hash(self.command.command_type, self.command.payload())
+        return command_id_for(self.organization_id, f"scheduler:{unit}")
 
     def envelope(self, issued_at: datetime) -> CommandEnvelope:
         return CommandEnvelope(
@@ -51,24 +62,45 @@ class DueWork:
         )
 
 
-def _unclaimed(kind: DueKind, now: datetime, organization_ids: Collection[str] | None) -> list[ColumnElement[bool]]:
+def _due(
+    kind: DueKind, columns: list[Any], now: datetime, by_test_clock: bool, organization_ids: Collection[str] | None
+) -> Select[Any]:
+    """The units of `kind` due and unclaimed: for customers on the wall clock by `now`, or
+    for customers on a test clock by its time."""
+    subject = kind.subject
+    statement = select(*columns).join(
+        Customer, and_(Customer.organization_id == subject.organization_id, Customer.id == subject.customer_id)
+    )
+    moment: ColumnElement[datetime]
+    if by_test_clock:
+        statement = statement.join(
+            TestClock,
+            and_(TestClock.organization_id == Customer.organization_id, TestClock.id == Customer.test_clock_id),
+        )
+        moment = TestClock.frozen_time.expression
+    else:
+        statement = statement.where(Customer.test_clock_id.is_(None))
+        moment = literal(now)
     claimed = exists().where(
-        ScheduledCommand.subject_id == kind.subject.id,
+        ScheduledCommand.subject_id == subject.id,
         ScheduledCommand.type == kind.command_type,
         ScheduledCommand.due_at == kind.due_at,
     )
-    conditions = [kind.is_due(literal(now)), ~claimed]
+    statement = statement.where(kind.is_due(moment), ~claimed)
     if organization_ids is not None:
-        conditions.append(kind.subject.organization_id.in_(organization_ids))
-    return conditions
+        statement = statement.where(subject.organization_id.in_(organization_ids))
+    return statement
 
 
 async def count_due(
     session: AsyncSession, kind: DueKind, now: datetime, organization_ids: Collection[str] | None = None
 ) -> int:
-    """How many units of `kind` are due by `now` and not claimed yet."""
-    statement = select(func.count()).select_from(kind.subject).where(*_unclaimed(kind, now, organization_ids))
-    return (await session.scalar(statement)) or 0
+    """How many units of `kind` are due (by `now`, or their test clock's time) and not claimed yet."""
+    counted = 0
+    for by_test_clock in (False, True):
+        statement = _due(kind, [func.count()], now, by_test_clock, organization_ids).select_from(kind.subject)
+        counted += (await session.scalar(statement)) or 0
+    return counted
 
 
 async def claim_due(
@@ -78,22 +110,71 @@ async def claim_due(
     limit: int,
     organization_ids: Collection[str] | None = None,
 ) -> tuple[int, list[DueWork]]:
-    """Up to `limit` units of `kind` due by `now`, earliest first, claimed in the session's
-    transaction: how many due rows it found, and the units it claimed (a row another
-    claim took in between is not among them)."""
-    statement = (
-        select(kind.subject.organization_id, kind.subject.id, kind.due_at)
-        .where(*_unclaimed(kind, now, organization_ids))
-        .order_by(kind.due_at)
-        .limit(limit)
-        .with_for_update(of=kind.subject, skip_locked=True)
+    """Up to `limit` units of `kind` due (by `now`, or their test clock's time), earliest
+    first, claimed in the session's transaction: how many due rows it found, and the units
+    it claimed (a row another claim took in between is not among them)."""
+    subject = kind.subject
+    found: list[DueWork] = []
+    for by_test_clock in (False, True):
+        statement = (
+            _due(
+                kind,
+                [subject.organization_id, subject.id, kind.due_at, Customer.test_clock_id],
+                now,
+                by_test_clock,
+                organization_ids,
+            )
+            .select_from(subject)
+            .order_by(kind.due_at)
+            .limit(limit)
+            .with_for_update(of=subject, skip_locked=True)
+        )
+        found = [
+            DueWork(organization_id, subject_id, due_at, kind.command(subject_id, due_at), test_clock_id)
+            for organization_id, subject_id, due_at, test_clock_id in (await session.execute(statement)).tuples()
+        ]
+        if found:
+            break
+    return len(found), await _claim(session, found)
+
+
+async def claim_test_clock_steps(
+    session: AsyncSession, limit: int, organization_ids: Collection[str] | None = None
+) -> tuple[int, list[DueWork]]:
+    """A step for each advancing test clock with nothing in flight for its customers (as
+    claim_due answers)."""
+    unapplied = exists().where(
+        ScheduledCommand.test_clock_id == TestClock.id,
+        ~exists().where(ProcessedCommand.command_id == ScheduledCommand.command_id),
     )
-    found = [
-        DueWork(organization_id, subject_id, due_at, kind.command(subject_id, due_at))
-        for organization_id, subject_id, due_at in (await session.execute(statement)).tuples()
+    charging = exists().where(
+        Customer.organization_id == TestClock.organization_id,
+        Customer.test_clock_id == TestClock.id,
+        Payment.organization_id == Customer.organization_id,
+        Payment.customer_id == Customer.id,
+        Payment.status.in_(_AT_THE_GATEWAY),
+    )
+    statement = (
+        select(TestClock.organization_id, TestClock.id, TestClock.frozen_time, TestClock.advancing_to)
+        .where(TestClock.status == TestClockStatus.advancing, ~unapplied, ~charging)
+        .limit(limit)
+        .with_for_update(of=TestClock, skip_locked=True)
+    )
+    if organization_ids is not None:
+        statement = statement.where(TestClock.organization_id.in_(organization_ids))
+    steps = [
+        DueWork(
+            organization_id, clock_id, frozen, TestClockStep(id=clock_id, frozenTime=frozen, advancingTo=to), clock_id
+        )
+        for organization_id, clock_id, frozen, to in (await session.execute(statement)).tuples()
     ]
+    return len(steps), await _claim(session, steps)
+
+
+async def _claim(session: AsyncSession, found: list[DueWork]) -> list[DueWork]:
+    """The units of `found` this claim won (a concurrent one may have taken some)."""
     if not found:
-        return 0, []
+        return []
     claims = (
         insert(ScheduledCommand)
         .values(
@@ -101,9 +182,10 @@ async def claim_due(
                 {
                     "command_id": work.command_id,
                     "organization_id": work.organization_id,
-                    "type": kind.command_type,
+                    "type": work.command.command_type,
                     "subject_id": work.subject_id,
                     "due_at": work.due_at,
+                    "test_clock_id": work.test_clock_id,
                 }
                 for work in found
             ]
@@ -112,4 +194,4 @@ async def claim_due(
         .returning(ScheduledCommand.command_id)
     )
     won = set((await session.scalars(claims)).all())
-    return len(found), [work for work in found if work.command_id in won]
+    return [work for work in found if work.command_id in won]

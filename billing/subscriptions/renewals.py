@@ -184,7 +184,7 @@ async def expire_incomplete(
         raise ResourceMissing("subscription", command.id)
     if subscription.status is not SubscriptionStatus.incomplete:
         return ChangedSubscription(subscription), False  # paid (or ended) since: nothing expires
-    due = subscription.created_at + INCOMPLETE_EXPIRES_AFTER
+    due = subscription.start_date + INCOMPLETE_EXPIRES_AFTER
     if now < due:
         raise InvalidRequest(
             f"The first invoice of {subscription.id} may be paid until {due.isoformat()}; it expires then.",

@@ -105,6 +105,16 @@ export type ChangeRules = {
   creditProducts: string[];
 };
 
+/** An organization's retries of failed subscription payments (Stripe's custom retry schedule). */
+export type Dunning = {
+  /** days after the first failure of each retry, ascending */
+  retryAfterDays: number[];
+  /** the invoice once the last retry failed */
+  invoiceAfterLastRetry: "open" | "uncollectible";
+  /** the subscription once the last retry failed */
+  subscriptionAfterLastRetry: "canceled" | "unpaid" | "past_due";
+};
+
 /** One item change kept for the next renewal, as the update gave it. */
 export type ScheduledItemChange = {
   id?: string;
@@ -152,6 +162,8 @@ export type SchedulePhaseItem = {
 
 /** `Organization`'s Json fields as the API answers them. */
 export type OrganizationJsonFields = {
+  /** What a failed subscription payment does next (GET/PATCH /v1/billing-settings). */
+  dunning: Dunning;
   /** When plan changes take effect, by direction (GET/PATCH /v1/billing-settings). */
   changeRules: ChangeRules;
 };

@@ -238,7 +238,7 @@ async def test_an_unpaid_first_invoice_expires_its_subscription_after_23_hours(
     early = await publish(api_client, session_factory, expire)
     assert (early.status, early.error["code"]) == (CommandStatus.failed, "subscription_not_due")
     async with session_factory() as session, session.begin():
-        (await session.get(Subscription, created["id"])).created_at = clock.now() - timedelta(hours=23, seconds=1)
+        (await session.get(Subscription, created["id"])).start_date = clock.now() - timedelta(hours=23, seconds=1)
     expired = await publish(api_client, session_factory, expire)
     assert expired.status is CommandStatus.succeeded, expired.error
     ended = await ok(await api_client.get(f"/v1/subscriptions/{created['id']}"))

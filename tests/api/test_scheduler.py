@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from billing.scheduling.service import DueWork
 from consumers.scheduler import due_by, run_pass
 from contracts.enums import CommandStatus
 from contracts.settings import PROJECT_ROOT
-from contracts.subscriptions import SubscriptionRenew
+from contracts.subscriptions import SubscriptionNotifyTrialEnding, SubscriptionRenew
 from producers.publisher import create_broker
 from tests.api.conftest import TenantClient, new_tenant
 from tests.api.test_credit_notes import events
@@ -139,7 +139,7 @@ async def test_one_pass_renews_reminds_and_expires_and_the_next_publishes_nothin
     assert (trialing["status"], later_trial["status"], unpaid["status"]) == ("trialing", "trialing", "incomplete")
     async with session_factory() as session, session.begin():
         row = await session.get(Subscription, unpaid["id"])
-        row.created_at = clock.now() - timedelta(hours=23, minutes=1)
+        row.start_date = clock.now() - timedelta(hours=23, minutes=1)
 
     scheduler = Pass(session_factory, client.tenant.organization_id)
     counts = await scheduler.run()
@@ -283,13 +283,18 @@ async def test_a_scheduler_killed_mid_pass_and_restarted_invoices_each_period_on
 
 
 def test_a_unit_of_work_has_one_command_id_whoever_publishes_it() -> None:
+    """The id comes from the command: the subscription, the period end and the action."""
     moment = clock.now()
-    work = DueWork("org_a", "sub_1", moment, SubscriptionRenew(id="sub_1", periodEnd=moment))
-    same = DueWork("org_a", "sub_1", moment, SubscriptionRenew(id="sub_1", periodEnd=moment))
-    later = DueWork("org_a", "sub_1", moment + timedelta(days=30), SubscriptionRenew(id="sub_1", periodEnd=moment))
-    other_tenant = DueWork("org_b", "sub_1", moment, SubscriptionRenew(id="sub_1", periodEnd=moment))
-    assert work.command_id == same.command_id
-    assert len({work.command_id, later.command_id, other_tenant.command_id}) == 3
+
+    def renewal(organization_id: str, period_end: datetime) -> DueWork:
+        return DueWork(organization_id, "sub_1", period_end, SubscriptionRenew(id="sub_1", periodEnd=period_end))
+
+    work = renewal("org_a", moment)
+    later = renewal("org_a", moment + timedelta(days=30))
+    other_tenant = renewal("org_b", moment)
+    reminder = DueWork("org_a", "sub_1", moment, SubscriptionNotifyTrialEnding(id="sub_1", trialEnd=moment))
+    assert work.command_id == renewal("org_a", moment).command_id
+    assert len({work.command_id, later.command_id, other_tenant.command_id, reminder.command_id}) == 4
     assert work.envelope(moment).commandId == work.command_id
 
 

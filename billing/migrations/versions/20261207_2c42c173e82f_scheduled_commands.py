@@ -49,10 +49,10 @@ def upgrade() -> None:
     )
     op.create_index("scheduled_commands_organization_id_idx", "scheduled_commands", ["organization_id"], unique=False)
     op.create_index(
-        "scheduled_commands_subject_id_type_due_at_key",
+        "scheduled_commands_subject_id_type_due_at_idx",
         "scheduled_commands",
         ["subject_id", "type", "due_at"],
-        unique=True,
+        unique=False,
     )
     op.create_index(
         "invoices_subscription_id_period_start_period_end_billing_re_key",
@@ -70,6 +70,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP POLICY IF EXISTS tenant_isolation ON scheduled_commands")
     op.drop_index("invoices_subscription_id_period_start_period_end_billing_re_key", table_name="invoices")
-    op.drop_index("scheduled_commands_subject_id_type_due_at_key", table_name="scheduled_commands")
+    op.drop_index("scheduled_commands_subject_id_type_due_at_idx", table_name="scheduled_commands")
     op.drop_index("scheduled_commands_organization_id_idx", table_name="scheduled_commands")
     op.drop_table("scheduled_commands")

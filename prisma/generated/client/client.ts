@@ -57,6 +57,13 @@ export type ApiKey = Prisma.ApiKeyModel
  */
 export type Customer = Prisma.CustomerModel
 /**
+ * Model TestClock
+ * Stripe's test clock: a frozen time for the customers created on it, moved forward on
+ * request; the scheduler then does what fell due for them, in order. Test mode only.
+ * @domain customers
+ */
+export type TestClock = Prisma.TestClockModel
+/**
  * Model CustomerPaymentMethod
  * @domain customers
  */

@@ -277,6 +277,23 @@ export type BoolWithAggregatesFilter<$PrismaModel = never> = {
   _max?: Prisma.NestedBoolFilter<$PrismaModel>
 }
 
+export type EnumTestClockStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.TestClockStatus | Prisma.EnumTestClockStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumTestClockStatusFilter<$PrismaModel> | $Enums.TestClockStatus
+}
+
+export type EnumTestClockStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.TestClockStatus | Prisma.EnumTestClockStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumTestClockStatusWithAggregatesFilter<$PrismaModel> | $Enums.TestClockStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumTestClockStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumTestClockStatusFilter<$PrismaModel>
+}
+
 export type EnumPaymentMethodTypeFilter<$PrismaModel = never> = {
   equals?: $Enums.PaymentMethodType | Prisma.EnumPaymentMethodTypeFieldRefInput<$PrismaModel>
   in?: $Enums.PaymentMethodType[] | Prisma.ListEnumPaymentMethodTypeFieldRefInput<$PrismaModel>
@@ -993,6 +1010,23 @@ export type NestedBoolWithAggregatesFilter<$PrismaModel = never> = {
   _count?: Prisma.NestedIntFilter<$PrismaModel>
   _min?: Prisma.NestedBoolFilter<$PrismaModel>
   _max?: Prisma.NestedBoolFilter<$PrismaModel>
+}
+
+export type NestedEnumTestClockStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.TestClockStatus | Prisma.EnumTestClockStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumTestClockStatusFilter<$PrismaModel> | $Enums.TestClockStatus
+}
+
+export type NestedEnumTestClockStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.TestClockStatus | Prisma.EnumTestClockStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.TestClockStatus[] | Prisma.ListEnumTestClockStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumTestClockStatusWithAggregatesFilter<$PrismaModel> | $Enums.TestClockStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumTestClockStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumTestClockStatusFilter<$PrismaModel>
 }
 
 export type NestedEnumPaymentMethodTypeFilter<$PrismaModel = never> = {

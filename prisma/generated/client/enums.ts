@@ -186,3 +186,12 @@ export const CommandStatus = {
 } as const
 
 export type CommandStatus = (typeof CommandStatus)[keyof typeof CommandStatus]
+
+
+export const TestClockStatus = {
+  ready: 'ready',
+  advancing: 'advancing',
+  internal_failure: 'internal_failure'
+} as const
+
+export type TestClockStatus = (typeof TestClockStatus)[keyof typeof TestClockStatus]

@@ -11,6 +11,7 @@
 export type * from './models/Organization.ts'
 export type * from './models/ApiKey.ts'
 export type * from './models/Customer.ts'
+export type * from './models/TestClock.ts'
 export type * from './models/CustomerPaymentMethod.ts'
 export type * from './models/ProductAttributeDefinition.ts'
 export type * from './models/Product.ts'

@@ -400,6 +400,7 @@ export const ModelName = {
   Organization: 'Organization',
   ApiKey: 'ApiKey',
   Customer: 'Customer',
+  TestClock: 'TestClock',
   CustomerPaymentMethod: 'CustomerPaymentMethod',
   ProductAttributeDefinition: 'ProductAttributeDefinition',
   Product: 'Product',
@@ -438,7 +439,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "scheduledCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "testClock" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "processedCommand" | "scheduledCommand" | "outbox"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -661,6 +662,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         count: {
           args: Prisma.CustomerCountArgs<ExtArgs>
           result: runtime.Types.Utils.Optional<Prisma.CustomerCountAggregateOutputType> | number
+        }
+      }
+    }
+    TestClock: {
+      payload: Prisma.$TestClockPayload<ExtArgs>
+      fields: Prisma.TestClockFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TestClockFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TestClockFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>
+        }
+        findFirst: {
+          args: Prisma.TestClockFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TestClockFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>
+        }
+        findMany: {
+          args: Prisma.TestClockFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>[]
+        }
+        create: {
+          args: Prisma.TestClockCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>
+        }
+        createMany: {
+          args: Prisma.TestClockCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TestClockCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>[]
+        }
+        delete: {
+          args: Prisma.TestClockDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>
+        }
+        update: {
+          args: Prisma.TestClockUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>
+        }
+        deleteMany: {
+          args: Prisma.TestClockDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TestClockUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TestClockUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>[]
+        }
+        upsert: {
+          args: Prisma.TestClockUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TestClockPayload>
+        }
+        aggregate: {
+          args: Prisma.TestClockAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTestClock>
+        }
+        groupBy: {
+          args: Prisma.TestClockGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TestClockGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TestClockCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TestClockCountAggregateOutputType> | number
         }
       }
     }
@@ -2409,6 +2484,7 @@ export const OrganizationScalarFieldEnum = {
   id: 'id',
   name: 'name',
   reportingCurrency: 'reportingCurrency',
+  dunning: 'dunning',
   changeRules: 'changeRules',
   stripeSecretKeyEncrypted: 'stripeSecretKeyEncrypted',
   stripeWebhookSecretEncrypted: 'stripeWebhookSecretEncrypted',
@@ -2451,6 +2527,7 @@ export const CustomerScalarFieldEnum = {
   invoiceSettings: 'invoiceSettings',
   defaultPaymentMethodId: 'defaultPaymentMethodId',
   gatewayCustomerId: 'gatewayCustomerId',
+  testClockId: 'testClockId',
   deleted: 'deleted',
   deletedAt: 'deletedAt',
   createdAt: 'createdAt',
@@ -2458,6 +2535,21 @@ export const CustomerScalarFieldEnum = {
 } as const
 
 export type CustomerScalarFieldEnum = (typeof CustomerScalarFieldEnum)[keyof typeof CustomerScalarFieldEnum]
+
+
+export const TestClockScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  name: 'name',
+  frozenTime: 'frozenTime',
+  status: 'status',
+  advancingTo: 'advancingTo',
+  deletesAfter: 'deletesAfter',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TestClockScalarFieldEnum = (typeof TestClockScalarFieldEnum)[keyof typeof TestClockScalarFieldEnum]
 
 
 export const CustomerPaymentMethodScalarFieldEnum = {
@@ -2899,7 +2991,8 @@ export const ScheduledCommandScalarFieldEnum = {
   type: 'type',
   subjectId: 'subjectId',
   dueAt: 'dueAt',
-  publishedAt: 'publishedAt'
+  publishedAt: 'publishedAt',
+  testClockId: 'testClockId'
 } as const
 
 export type ScheduledCommandScalarFieldEnum = (typeof ScheduledCommandScalarFieldEnum)[keyof typeof ScheduledCommandScalarFieldEnum]
@@ -3033,6 +3126,20 @@ export type ListBigIntFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaMod
  * Reference to a field of type 'Boolean'
  */
 export type BooleanFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Boolean'>
+    
+
+
+/**
+ * Reference to a field of type 'TestClockStatus'
+ */
+export type EnumTestClockStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'TestClockStatus'>
+    
+
+
+/**
+ * Reference to a field of type 'TestClockStatus[]'
+ */
+export type ListEnumTestClockStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'TestClockStatus[]'>
     
 
 
@@ -3497,6 +3604,7 @@ export type GlobalOmitConfig = {
   organization?: Prisma.OrganizationOmit
   apiKey?: Prisma.ApiKeyOmit
   customer?: Prisma.CustomerOmit
+  testClock?: Prisma.TestClockOmit
   customerPaymentMethod?: Prisma.CustomerPaymentMethodOmit
   productAttributeDefinition?: Prisma.ProductAttributeDefinitionOmit
   product?: Prisma.ProductOmit

@@ -54,6 +54,7 @@ export const ModelName = {
   Organization: 'Organization',
   ApiKey: 'ApiKey',
   Customer: 'Customer',
+  TestClock: 'TestClock',
   CustomerPaymentMethod: 'CustomerPaymentMethod',
   ProductAttributeDefinition: 'ProductAttributeDefinition',
   Product: 'Product',
@@ -99,6 +100,7 @@ export const OrganizationScalarFieldEnum = {
   id: 'id',
   name: 'name',
   reportingCurrency: 'reportingCurrency',
+  dunning: 'dunning',
   changeRules: 'changeRules',
   stripeSecretKeyEncrypted: 'stripeSecretKeyEncrypted',
   stripeWebhookSecretEncrypted: 'stripeWebhookSecretEncrypted',
@@ -141,6 +143,7 @@ export const CustomerScalarFieldEnum = {
   invoiceSettings: 'invoiceSettings',
   defaultPaymentMethodId: 'defaultPaymentMethodId',
   gatewayCustomerId: 'gatewayCustomerId',
+  testClockId: 'testClockId',
   deleted: 'deleted',
   deletedAt: 'deletedAt',
   createdAt: 'createdAt',
@@ -148,6 +151,21 @@ export const CustomerScalarFieldEnum = {
 } as const
 
 export type CustomerScalarFieldEnum = (typeof CustomerScalarFieldEnum)[keyof typeof CustomerScalarFieldEnum]
+
+
+export const TestClockScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  name: 'name',
+  frozenTime: 'frozenTime',
+  status: 'status',
+  advancingTo: 'advancingTo',
+  deletesAfter: 'deletesAfter',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TestClockScalarFieldEnum = (typeof TestClockScalarFieldEnum)[keyof typeof TestClockScalarFieldEnum]
 
 
 export const CustomerPaymentMethodScalarFieldEnum = {
@@ -589,7 +607,8 @@ export const ScheduledCommandScalarFieldEnum = {
   type: 'type',
   subjectId: 'subjectId',
   dueAt: 'dueAt',
-  publishedAt: 'publishedAt'
+  publishedAt: 'publishedAt',
+  testClockId: 'testClockId'
 } as const
 
 export type ScheduledCommandScalarFieldEnum = (typeof ScheduledCommandScalarFieldEnum)[keyof typeof ScheduledCommandScalarFieldEnum]

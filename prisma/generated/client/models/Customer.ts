@@ -46,6 +46,7 @@ export type CustomerMinAggregateOutputType = {
   invoicePrefix: string | null
   defaultPaymentMethodId: string | null
   gatewayCustomerId: string | null
+  testClockId: string | null
   deleted: boolean | null
   deletedAt: Date | null
   createdAt: Date | null
@@ -64,6 +65,7 @@ export type CustomerMaxAggregateOutputType = {
   invoicePrefix: string | null
   defaultPaymentMethodId: string | null
   gatewayCustomerId: string | null
+  testClockId: string | null
   deleted: boolean | null
   deletedAt: Date | null
   createdAt: Date | null
@@ -87,6 +89,7 @@ export type CustomerCountAggregateOutputType = {
   invoiceSettings: number
   defaultPaymentMethodId: number
   gatewayCustomerId: number
+  testClockId: number
   deleted: number
   deletedAt: number
   createdAt: number
@@ -115,6 +118,7 @@ export type CustomerMinAggregateInputType = {
   invoicePrefix?: true
   defaultPaymentMethodId?: true
   gatewayCustomerId?: true
+  testClockId?: true
   deleted?: true
   deletedAt?: true
   createdAt?: true
@@ -133,6 +137,7 @@ export type CustomerMaxAggregateInputType = {
   invoicePrefix?: true
   defaultPaymentMethodId?: true
   gatewayCustomerId?: true
+  testClockId?: true
   deleted?: true
   deletedAt?: true
   createdAt?: true
@@ -156,6 +161,7 @@ export type CustomerCountAggregateInputType = {
   invoiceSettings?: true
   defaultPaymentMethodId?: true
   gatewayCustomerId?: true
+  testClockId?: true
   deleted?: true
   deletedAt?: true
   createdAt?: true
@@ -266,6 +272,7 @@ export type CustomerGroupByOutputType = {
   invoiceSettings: runtime.JsonValue
   defaultPaymentMethodId: string | null
   gatewayCustomerId: string | null
+  testClockId: string | null
   deleted: boolean
   deletedAt: Date | null
   createdAt: Date
@@ -312,6 +319,7 @@ export type CustomerWhereInput = {
   invoiceSettings?: Prisma.JsonFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
+  testClockId?: Prisma.StringNullableFilter<"Customer"> | string | null
   deleted?: Prisma.BoolFilter<"Customer"> | boolean
   deletedAt?: Prisma.DateTimeNullableFilter<"Customer"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"Customer"> | Date | string
@@ -325,6 +333,7 @@ export type CustomerWhereInput = {
   payments?: Prisma.PaymentListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
   creditNotes?: Prisma.CreditNoteListRelationFilter
+  testClock?: Prisma.XOR<Prisma.TestClockNullableScalarRelationFilter, Prisma.TestClockWhereInput> | null
 }
 
 export type CustomerOrderByWithRelationInput = {
@@ -344,6 +353,7 @@ export type CustomerOrderByWithRelationInput = {
   invoiceSettings?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrderInput | Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrderInput | Prisma.SortOrder
+  testClockId?: Prisma.SortOrderInput | Prisma.SortOrder
   deleted?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -357,6 +367,7 @@ export type CustomerOrderByWithRelationInput = {
   payments?: Prisma.PaymentOrderByRelationAggregateInput
   refunds?: Prisma.RefundOrderByRelationAggregateInput
   creditNotes?: Prisma.CreditNoteOrderByRelationAggregateInput
+  testClock?: Prisma.TestClockOrderByWithRelationInput
 }
 
 export type CustomerWhereUniqueInput = Prisma.AtLeast<{
@@ -380,6 +391,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   invoiceSettings?: Prisma.JsonFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
+  testClockId?: Prisma.StringNullableFilter<"Customer"> | string | null
   deleted?: Prisma.BoolFilter<"Customer"> | boolean
   deletedAt?: Prisma.DateTimeNullableFilter<"Customer"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"Customer"> | Date | string
@@ -393,6 +405,7 @@ export type CustomerWhereUniqueInput = Prisma.AtLeast<{
   payments?: Prisma.PaymentListRelationFilter
   refunds?: Prisma.RefundListRelationFilter
   creditNotes?: Prisma.CreditNoteListRelationFilter
+  testClock?: Prisma.XOR<Prisma.TestClockNullableScalarRelationFilter, Prisma.TestClockWhereInput> | null
 }, "id" | "organizationId_id">
 
 export type CustomerOrderByWithAggregationInput = {
@@ -412,6 +425,7 @@ export type CustomerOrderByWithAggregationInput = {
   invoiceSettings?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrderInput | Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrderInput | Prisma.SortOrder
+  testClockId?: Prisma.SortOrderInput | Prisma.SortOrder
   deleted?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -443,6 +457,7 @@ export type CustomerScalarWhereWithAggregatesInput = {
   invoiceSettings?: Prisma.JsonWithAggregatesFilter<"Customer">
   defaultPaymentMethodId?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
   gatewayCustomerId?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
+  testClockId?: Prisma.StringNullableWithAggregatesFilter<"Customer"> | string | null
   deleted?: Prisma.BoolWithAggregatesFilter<"Customer"> | boolean
   deletedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Customer"> | Date | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Customer"> | Date | string
@@ -477,6 +492,7 @@ export type CustomerCreateInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateInput = {
@@ -496,6 +512,7 @@ export type CustomerUncheckedCreateInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -538,6 +555,7 @@ export type CustomerUpdateInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateInput = {
@@ -557,6 +575,7 @@ export type CustomerUncheckedUpdateInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -588,6 +607,7 @@ export type CustomerCreateManyInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -632,6 +652,7 @@ export type CustomerUncheckedUpdateManyInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -660,6 +681,7 @@ export type CustomerCountOrderByAggregateInput = {
   invoiceSettings?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -682,6 +704,7 @@ export type CustomerMaxOrderByAggregateInput = {
   invoicePrefix?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -700,6 +723,7 @@ export type CustomerMinOrderByAggregateInput = {
   invoicePrefix?: Prisma.SortOrder
   defaultPaymentMethodId?: Prisma.SortOrder
   gatewayCustomerId?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrder
   deleted?: Prisma.SortOrder
   deletedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -708,11 +732,6 @@ export type CustomerMinOrderByAggregateInput = {
 
 export type CustomerSumOrderByAggregateInput = {
   balance?: Prisma.SortOrder
-}
-
-export type CustomerScalarRelationFilter = {
-  is?: Prisma.CustomerWhereInput
-  isNot?: Prisma.CustomerWhereInput
 }
 
 export type CustomerListRelationFilter = {
@@ -725,6 +744,11 @@ export type CustomerOrderByRelationAggregateInput = {
   _count?: Prisma.SortOrder
 }
 
+export type CustomerScalarRelationFilter = {
+  is?: Prisma.CustomerWhereInput
+  isNot?: Prisma.CustomerWhereInput
+}
+
 export type BigIntFieldUpdateOperationsInput = {
   set?: bigint | number
   increment?: bigint | number
@@ -735,6 +759,48 @@ export type BigIntFieldUpdateOperationsInput = {
 
 export type BoolFieldUpdateOperationsInput = {
   set?: boolean
+}
+
+export type CustomerCreateNestedManyWithoutTestClockInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutTestClockInput, Prisma.CustomerUncheckedCreateWithoutTestClockInput> | Prisma.CustomerCreateWithoutTestClockInput[] | Prisma.CustomerUncheckedCreateWithoutTestClockInput[]
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutTestClockInput | Prisma.CustomerCreateOrConnectWithoutTestClockInput[]
+  createMany?: Prisma.CustomerCreateManyTestClockInputEnvelope
+  connect?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+}
+
+export type CustomerUncheckedCreateNestedManyWithoutTestClockInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutTestClockInput, Prisma.CustomerUncheckedCreateWithoutTestClockInput> | Prisma.CustomerCreateWithoutTestClockInput[] | Prisma.CustomerUncheckedCreateWithoutTestClockInput[]
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutTestClockInput | Prisma.CustomerCreateOrConnectWithoutTestClockInput[]
+  createMany?: Prisma.CustomerCreateManyTestClockInputEnvelope
+  connect?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+}
+
+export type CustomerUpdateManyWithoutTestClockNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutTestClockInput, Prisma.CustomerUncheckedCreateWithoutTestClockInput> | Prisma.CustomerCreateWithoutTestClockInput[] | Prisma.CustomerUncheckedCreateWithoutTestClockInput[]
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutTestClockInput | Prisma.CustomerCreateOrConnectWithoutTestClockInput[]
+  upsert?: Prisma.CustomerUpsertWithWhereUniqueWithoutTestClockInput | Prisma.CustomerUpsertWithWhereUniqueWithoutTestClockInput[]
+  createMany?: Prisma.CustomerCreateManyTestClockInputEnvelope
+  set?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  disconnect?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  delete?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  connect?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  update?: Prisma.CustomerUpdateWithWhereUniqueWithoutTestClockInput | Prisma.CustomerUpdateWithWhereUniqueWithoutTestClockInput[]
+  updateMany?: Prisma.CustomerUpdateManyWithWhereWithoutTestClockInput | Prisma.CustomerUpdateManyWithWhereWithoutTestClockInput[]
+  deleteMany?: Prisma.CustomerScalarWhereInput | Prisma.CustomerScalarWhereInput[]
+}
+
+export type CustomerUncheckedUpdateManyWithoutTestClockNestedInput = {
+  create?: Prisma.XOR<Prisma.CustomerCreateWithoutTestClockInput, Prisma.CustomerUncheckedCreateWithoutTestClockInput> | Prisma.CustomerCreateWithoutTestClockInput[] | Prisma.CustomerUncheckedCreateWithoutTestClockInput[]
+  connectOrCreate?: Prisma.CustomerCreateOrConnectWithoutTestClockInput | Prisma.CustomerCreateOrConnectWithoutTestClockInput[]
+  upsert?: Prisma.CustomerUpsertWithWhereUniqueWithoutTestClockInput | Prisma.CustomerUpsertWithWhereUniqueWithoutTestClockInput[]
+  createMany?: Prisma.CustomerCreateManyTestClockInputEnvelope
+  set?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  disconnect?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  delete?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  connect?: Prisma.CustomerWhereUniqueInput | Prisma.CustomerWhereUniqueInput[]
+  update?: Prisma.CustomerUpdateWithWhereUniqueWithoutTestClockInput | Prisma.CustomerUpdateWithWhereUniqueWithoutTestClockInput[]
+  updateMany?: Prisma.CustomerUpdateManyWithWhereWithoutTestClockInput | Prisma.CustomerUpdateManyWithWhereWithoutTestClockInput[]
+  deleteMany?: Prisma.CustomerScalarWhereInput | Prisma.CustomerScalarWhereInput[]
 }
 
 export type CustomerCreateNestedOneWithoutPaymentMethodsInput = {
@@ -891,6 +957,119 @@ export type CustomerUpdateOneRequiredWithoutCreditNotesNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.CustomerUpdateToOneWithWhereWithoutCreditNotesInput, Prisma.CustomerUpdateWithoutCreditNotesInput>, Prisma.CustomerUncheckedUpdateWithoutCreditNotesInput>
 }
 
+export type CustomerCreateWithoutTestClockInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodCreateNestedManyWithoutCustomerInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodCreateNestedOneWithoutDefaultForInput
+  subscriptions?: Prisma.SubscriptionCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerUncheckedCreateWithoutTestClockInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: string | null
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptions?: Prisma.SubscriptionUncheckedCreateNestedManyWithoutCustomerInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedCreateNestedManyWithoutCustomerInput
+  invoices?: Prisma.InvoiceUncheckedCreateNestedManyWithoutCustomerInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedCreateNestedManyWithoutCustomerInput
+  payments?: Prisma.PaymentUncheckedCreateNestedManyWithoutCustomerInput
+  refunds?: Prisma.RefundUncheckedCreateNestedManyWithoutCustomerInput
+  creditNotes?: Prisma.CreditNoteUncheckedCreateNestedManyWithoutCustomerInput
+}
+
+export type CustomerCreateOrConnectWithoutTestClockInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutTestClockInput, Prisma.CustomerUncheckedCreateWithoutTestClockInput>
+}
+
+export type CustomerCreateManyTestClockInputEnvelope = {
+  data: Prisma.CustomerCreateManyTestClockInput | Prisma.CustomerCreateManyTestClockInput[]
+  skipDuplicates?: boolean
+}
+
+export type CustomerUpsertWithWhereUniqueWithoutTestClockInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  update: Prisma.XOR<Prisma.CustomerUpdateWithoutTestClockInput, Prisma.CustomerUncheckedUpdateWithoutTestClockInput>
+  create: Prisma.XOR<Prisma.CustomerCreateWithoutTestClockInput, Prisma.CustomerUncheckedCreateWithoutTestClockInput>
+}
+
+export type CustomerUpdateWithWhereUniqueWithoutTestClockInput = {
+  where: Prisma.CustomerWhereUniqueInput
+  data: Prisma.XOR<Prisma.CustomerUpdateWithoutTestClockInput, Prisma.CustomerUncheckedUpdateWithoutTestClockInput>
+}
+
+export type CustomerUpdateManyWithWhereWithoutTestClockInput = {
+  where: Prisma.CustomerScalarWhereInput
+  data: Prisma.XOR<Prisma.CustomerUpdateManyMutationInput, Prisma.CustomerUncheckedUpdateManyWithoutTestClockInput>
+}
+
+export type CustomerScalarWhereInput = {
+  AND?: Prisma.CustomerScalarWhereInput | Prisma.CustomerScalarWhereInput[]
+  OR?: Prisma.CustomerScalarWhereInput[]
+  NOT?: Prisma.CustomerScalarWhereInput | Prisma.CustomerScalarWhereInput[]
+  id?: Prisma.StringFilter<"Customer"> | string
+  organizationId?: Prisma.StringFilter<"Customer"> | string
+  email?: Prisma.StringNullableFilter<"Customer"> | string | null
+  name?: Prisma.StringNullableFilter<"Customer"> | string | null
+  phone?: Prisma.StringNullableFilter<"Customer"> | string | null
+  description?: Prisma.StringNullableFilter<"Customer"> | string | null
+  address?: Prisma.JsonNullableFilter<"Customer">
+  shipping?: Prisma.JsonNullableFilter<"Customer">
+  metadata?: Prisma.JsonFilter<"Customer">
+  currency?: Prisma.StringNullableFilter<"Customer"> | string | null
+  balance?: Prisma.BigIntFilter<"Customer"> | bigint | number
+  invoicePrefix?: Prisma.StringNullableFilter<"Customer"> | string | null
+  preferredLocales?: Prisma.JsonFilter<"Customer">
+  invoiceSettings?: Prisma.JsonFilter<"Customer">
+  defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
+  gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
+  testClockId?: Prisma.StringNullableFilter<"Customer"> | string | null
+  deleted?: Prisma.BoolFilter<"Customer"> | boolean
+  deletedAt?: Prisma.DateTimeNullableFilter<"Customer"> | Date | string | null
+  createdAt?: Prisma.DateTimeFilter<"Customer"> | Date | string
+  updatedAt?: Prisma.DateTimeFilter<"Customer"> | Date | string
+}
+
 export type CustomerCreateWithoutPaymentMethodsInput = {
   id: string
   email?: string | null
@@ -918,6 +1097,7 @@ export type CustomerCreateWithoutPaymentMethodsInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
@@ -937,6 +1117,7 @@ export type CustomerUncheckedCreateWithoutPaymentMethodsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -982,6 +1163,7 @@ export type CustomerCreateWithoutDefaultPaymentMethodInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
@@ -999,6 +1181,7 @@ export type CustomerUncheckedCreateWithoutDefaultPaymentMethodInput = {
   preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1061,6 +1244,7 @@ export type CustomerUpdateWithoutPaymentMethodsInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
@@ -1080,6 +1264,7 @@ export type CustomerUncheckedUpdateWithoutPaymentMethodsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1109,32 +1294,6 @@ export type CustomerUpdateManyWithWhereWithoutDefaultPaymentMethodInput = {
   data: Prisma.XOR<Prisma.CustomerUpdateManyMutationInput, Prisma.CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput>
 }
 
-export type CustomerScalarWhereInput = {
-  AND?: Prisma.CustomerScalarWhereInput | Prisma.CustomerScalarWhereInput[]
-  OR?: Prisma.CustomerScalarWhereInput[]
-  NOT?: Prisma.CustomerScalarWhereInput | Prisma.CustomerScalarWhereInput[]
-  id?: Prisma.StringFilter<"Customer"> | string
-  organizationId?: Prisma.StringFilter<"Customer"> | string
-  email?: Prisma.StringNullableFilter<"Customer"> | string | null
-  name?: Prisma.StringNullableFilter<"Customer"> | string | null
-  phone?: Prisma.StringNullableFilter<"Customer"> | string | null
-  description?: Prisma.StringNullableFilter<"Customer"> | string | null
-  address?: Prisma.JsonNullableFilter<"Customer">
-  shipping?: Prisma.JsonNullableFilter<"Customer">
-  metadata?: Prisma.JsonFilter<"Customer">
-  currency?: Prisma.StringNullableFilter<"Customer"> | string | null
-  balance?: Prisma.BigIntFilter<"Customer"> | bigint | number
-  invoicePrefix?: Prisma.StringNullableFilter<"Customer"> | string | null
-  preferredLocales?: Prisma.JsonFilter<"Customer">
-  invoiceSettings?: Prisma.JsonFilter<"Customer">
-  defaultPaymentMethodId?: Prisma.StringNullableFilter<"Customer"> | string | null
-  gatewayCustomerId?: Prisma.StringNullableFilter<"Customer"> | string | null
-  deleted?: Prisma.BoolFilter<"Customer"> | boolean
-  deletedAt?: Prisma.DateTimeNullableFilter<"Customer"> | Date | string | null
-  createdAt?: Prisma.DateTimeFilter<"Customer"> | Date | string
-  updatedAt?: Prisma.DateTimeFilter<"Customer"> | Date | string
-}
-
 export type CustomerCreateWithoutSubscriptionsInput = {
   id: string
   email?: string | null
@@ -1162,6 +1321,7 @@ export type CustomerCreateWithoutSubscriptionsInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
@@ -1181,6 +1341,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1237,6 +1398,7 @@ export type CustomerUpdateWithoutSubscriptionsInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
@@ -1256,6 +1418,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1296,6 +1459,7 @@ export type CustomerCreateWithoutSubscriptionSchedulesInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
@@ -1315,6 +1479,7 @@ export type CustomerUncheckedCreateWithoutSubscriptionSchedulesInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1371,6 +1536,7 @@ export type CustomerUpdateWithoutSubscriptionSchedulesInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
@@ -1390,6 +1556,7 @@ export type CustomerUncheckedUpdateWithoutSubscriptionSchedulesInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1430,6 +1597,7 @@ export type CustomerCreateWithoutInvoicesInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoicesInput = {
@@ -1449,6 +1617,7 @@ export type CustomerUncheckedCreateWithoutInvoicesInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1505,6 +1674,7 @@ export type CustomerUpdateWithoutInvoicesInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoicesInput = {
@@ -1524,6 +1694,7 @@ export type CustomerUncheckedUpdateWithoutInvoicesInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1564,6 +1735,7 @@ export type CustomerCreateWithoutInvoiceItemsInput = {
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
@@ -1583,6 +1755,7 @@ export type CustomerUncheckedCreateWithoutInvoiceItemsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1639,6 +1812,7 @@ export type CustomerUpdateWithoutInvoiceItemsInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
@@ -1658,6 +1832,7 @@ export type CustomerUncheckedUpdateWithoutInvoiceItemsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1698,6 +1873,7 @@ export type CustomerCreateWithoutPaymentsInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutPaymentsInput = {
@@ -1717,6 +1893,7 @@ export type CustomerUncheckedCreateWithoutPaymentsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1773,6 +1950,7 @@ export type CustomerUpdateWithoutPaymentsInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutPaymentsInput = {
@@ -1792,6 +1970,7 @@ export type CustomerUncheckedUpdateWithoutPaymentsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1832,6 +2011,7 @@ export type CustomerCreateWithoutRefundsInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   creditNotes?: Prisma.CreditNoteCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutRefundsInput = {
@@ -1851,6 +2031,7 @@ export type CustomerUncheckedCreateWithoutRefundsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -1907,6 +2088,7 @@ export type CustomerUpdateWithoutRefundsInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutRefundsInput = {
@@ -1926,6 +2108,7 @@ export type CustomerUncheckedUpdateWithoutRefundsInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -1966,6 +2149,7 @@ export type CustomerCreateWithoutCreditNotesInput = {
   invoiceItems?: Prisma.InvoiceItemCreateNestedManyWithoutCustomerInput
   payments?: Prisma.PaymentCreateNestedManyWithoutCustomerInput
   refunds?: Prisma.RefundCreateNestedManyWithoutCustomerInput
+  testClock?: Prisma.TestClockCreateNestedOneWithoutCustomersInput
 }
 
 export type CustomerUncheckedCreateWithoutCreditNotesInput = {
@@ -1985,6 +2169,7 @@ export type CustomerUncheckedCreateWithoutCreditNotesInput = {
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   defaultPaymentMethodId?: string | null
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -2041,11 +2226,94 @@ export type CustomerUpdateWithoutCreditNotesInput = {
   invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutCreditNotesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   organizationId?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptions?: Prisma.SubscriptionUncheckedUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUncheckedUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUncheckedUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerCreateManyTestClockInput = {
+  id: string
+  email?: string | null
+  name?: string | null
+  phone?: string | null
+  description?: string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: string | null
+  balance?: bigint | number
+  invoicePrefix?: string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: string | null
+  gatewayCustomerId?: string | null
+  deleted?: boolean
+  deletedAt?: Date | string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+}
+
+export type CustomerUpdateWithoutTestClockInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  paymentMethods?: Prisma.CustomerPaymentMethodUpdateManyWithoutCustomerNestedInput
+  defaultPaymentMethod?: Prisma.CustomerPaymentMethodUpdateOneWithoutDefaultForNestedInput
+  subscriptions?: Prisma.SubscriptionUpdateManyWithoutCustomerNestedInput
+  subscriptionSchedules?: Prisma.SubscriptionScheduleUpdateManyWithoutCustomerNestedInput
+  invoices?: Prisma.InvoiceUpdateManyWithoutCustomerNestedInput
+  invoiceItems?: Prisma.InvoiceItemUpdateManyWithoutCustomerNestedInput
+  payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
+  refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerUncheckedUpdateWithoutTestClockInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
   email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -2071,6 +2339,29 @@ export type CustomerUncheckedUpdateWithoutCreditNotesInput = {
   invoiceItems?: Prisma.InvoiceItemUncheckedUpdateManyWithoutCustomerNestedInput
   payments?: Prisma.PaymentUncheckedUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUncheckedUpdateManyWithoutCustomerNestedInput
+  creditNotes?: Prisma.CreditNoteUncheckedUpdateManyWithoutCustomerNestedInput
+}
+
+export type CustomerUncheckedUpdateManyWithoutTestClockInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  email?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  phone?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  description?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  address?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  shipping?: Prisma.NullableJsonNullValueInput | runtime.InputJsonValue
+  metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  balance?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  invoicePrefix?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type CustomerCreateManyDefaultPaymentMethodInput = {
@@ -2088,6 +2379,7 @@ export type CustomerCreateManyDefaultPaymentMethodInput = {
   preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: string | null
+  testClockId?: string | null
   deleted?: boolean
   deletedAt?: Date | string | null
   createdAt?: Date | string
@@ -2121,6 +2413,7 @@ export type CustomerUpdateWithoutDefaultPaymentMethodInput = {
   payments?: Prisma.PaymentUpdateManyWithoutCustomerNestedInput
   refunds?: Prisma.RefundUpdateManyWithoutCustomerNestedInput
   creditNotes?: Prisma.CreditNoteUpdateManyWithoutCustomerNestedInput
+  testClock?: Prisma.TestClockUpdateOneWithoutCustomersNestedInput
 }
 
 export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
@@ -2138,6 +2431,7 @@ export type CustomerUncheckedUpdateWithoutDefaultPaymentMethodInput = {
   preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2167,6 +2461,7 @@ export type CustomerUncheckedUpdateManyWithoutDefaultPaymentMethodInput = {
   preferredLocales?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoiceSettings?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   gatewayCustomerId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   deleted?: Prisma.BoolFieldUpdateOperationsInput | boolean
   deletedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -2284,6 +2579,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
+  testClockId?: boolean
   deleted?: boolean
   deletedAt?: boolean
   createdAt?: boolean
@@ -2297,6 +2593,7 @@ export type CustomerSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   refunds?: boolean | Prisma.Customer$refundsArgs<ExtArgs>
   creditNotes?: boolean | Prisma.Customer$creditNotesArgs<ExtArgs>
+  testClock?: boolean | Prisma.Customer$testClockArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
 
@@ -2317,11 +2614,13 @@ export type CustomerSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exte
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
+  testClockId?: boolean
   deleted?: boolean
   deletedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   defaultPaymentMethod?: boolean | Prisma.Customer$defaultPaymentMethodArgs<ExtArgs>
+  testClock?: boolean | Prisma.Customer$testClockArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
 
 export type CustomerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -2341,11 +2640,13 @@ export type CustomerSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exte
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
+  testClockId?: boolean
   deleted?: boolean
   deletedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   defaultPaymentMethod?: boolean | Prisma.Customer$defaultPaymentMethodArgs<ExtArgs>
+  testClock?: boolean | Prisma.Customer$testClockArgs<ExtArgs>
 }, ExtArgs["result"]["customer"]>
 
 export type CustomerSelectScalar = {
@@ -2365,13 +2666,14 @@ export type CustomerSelectScalar = {
   invoiceSettings?: boolean
   defaultPaymentMethodId?: boolean
   gatewayCustomerId?: boolean
+  testClockId?: boolean
   deleted?: boolean
   deletedAt?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type CustomerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "email" | "name" | "phone" | "description" | "address" | "shipping" | "metadata" | "currency" | "balance" | "invoicePrefix" | "preferredLocales" | "invoiceSettings" | "defaultPaymentMethodId" | "gatewayCustomerId" | "deleted" | "deletedAt" | "createdAt" | "updatedAt", ExtArgs["result"]["customer"]>
+export type CustomerOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "email" | "name" | "phone" | "description" | "address" | "shipping" | "metadata" | "currency" | "balance" | "invoicePrefix" | "preferredLocales" | "invoiceSettings" | "defaultPaymentMethodId" | "gatewayCustomerId" | "testClockId" | "deleted" | "deletedAt" | "createdAt" | "updatedAt", ExtArgs["result"]["customer"]>
 export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   paymentMethods?: boolean | Prisma.Customer$paymentMethodsArgs<ExtArgs>
   defaultPaymentMethod?: boolean | Prisma.Customer$defaultPaymentMethodArgs<ExtArgs>
@@ -2382,13 +2684,16 @@ export type CustomerInclude<ExtArgs extends runtime.Types.Extensions.InternalArg
   payments?: boolean | Prisma.Customer$paymentsArgs<ExtArgs>
   refunds?: boolean | Prisma.Customer$refundsArgs<ExtArgs>
   creditNotes?: boolean | Prisma.Customer$creditNotesArgs<ExtArgs>
+  testClock?: boolean | Prisma.Customer$testClockArgs<ExtArgs>
   _count?: boolean | Prisma.CustomerCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type CustomerIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   defaultPaymentMethod?: boolean | Prisma.Customer$defaultPaymentMethodArgs<ExtArgs>
+  testClock?: boolean | Prisma.Customer$testClockArgs<ExtArgs>
 }
 export type CustomerIncludeUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   defaultPaymentMethod?: boolean | Prisma.Customer$defaultPaymentMethodArgs<ExtArgs>
+  testClock?: boolean | Prisma.Customer$testClockArgs<ExtArgs>
 }
 
 export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
@@ -2403,6 +2708,7 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     payments: Prisma.$PaymentPayload<ExtArgs>[]
     refunds: Prisma.$RefundPayload<ExtArgs>[]
     creditNotes: Prisma.$CreditNotePayload<ExtArgs>[]
+    testClock: Prisma.$TestClockPayload<ExtArgs> | null
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -2444,6 +2750,10 @@ export type $CustomerPayload<ExtArgs extends runtime.Types.Extensions.InternalAr
     invoiceSettings: runtime.JsonValue
     defaultPaymentMethodId: string | null
     gatewayCustomerId: string | null
+    /**
+     * The test clock whose time is this customer's "now" (set at creation, test mode only).
+     */
+    testClockId: string | null
     deleted: boolean
     deletedAt: Date | null
     createdAt: Date
@@ -2851,6 +3161,7 @@ export interface Prisma__CustomerClient<T, Null = never, ExtArgs extends runtime
   payments<T extends Prisma.Customer$paymentsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$paymentsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$PaymentPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   refunds<T extends Prisma.Customer$refundsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$refundsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$RefundPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   creditNotes<T extends Prisma.Customer$creditNotesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$creditNotesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$CreditNotePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  testClock<T extends Prisma.Customer$testClockArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Customer$testClockArgs<ExtArgs>>): Prisma.Prisma__TestClockClient<runtime.Types.Result.GetResult<Prisma.$TestClockPayload<ExtArgs>, T, "findUniqueOrThrow", GlobalOmitOptions> | null, null, ExtArgs, GlobalOmitOptions>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -2896,6 +3207,7 @@ export interface CustomerFieldRefs {
   readonly invoiceSettings: Prisma.FieldRef<"Customer", 'Json'>
   readonly defaultPaymentMethodId: Prisma.FieldRef<"Customer", 'String'>
   readonly gatewayCustomerId: Prisma.FieldRef<"Customer", 'String'>
+  readonly testClockId: Prisma.FieldRef<"Customer", 'String'>
   readonly deleted: Prisma.FieldRef<"Customer", 'Boolean'>
   readonly deletedAt: Prisma.FieldRef<"Customer", 'DateTime'>
   readonly createdAt: Prisma.FieldRef<"Customer", 'DateTime'>
@@ -3509,6 +3821,25 @@ export type Customer$creditNotesArgs<ExtArgs extends runtime.Types.Extensions.In
   take?: number
   skip?: number
   distinct?: Prisma.CreditNoteScalarFieldEnum | Prisma.CreditNoteScalarFieldEnum[]
+}
+
+/**
+ * Customer.testClock
+ */
+export type Customer$testClockArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the TestClock
+   */
+  select?: Prisma.TestClockSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the TestClock
+   */
+  omit?: Prisma.TestClockOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.TestClockInclude<ExtArgs> | null
+  where?: Prisma.TestClockWhereInput
 }
 
 /**

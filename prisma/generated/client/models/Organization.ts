@@ -48,6 +48,7 @@ export type OrganizationCountAggregateOutputType = {
   id: number
   name: number
   reportingCurrency: number
+  dunning: number
   changeRules: number
   stripeSecretKeyEncrypted: number
   stripeWebhookSecretEncrypted: number
@@ -81,6 +82,7 @@ export type OrganizationCountAggregateInputType = {
   id?: true
   name?: true
   reportingCurrency?: true
+  dunning?: true
   changeRules?: true
   stripeSecretKeyEncrypted?: true
   stripeWebhookSecretEncrypted?: true
@@ -165,6 +167,7 @@ export type OrganizationGroupByOutputType = {
   id: string
   name: string
   reportingCurrency: string
+  dunning: runtime.JsonValue
   changeRules: runtime.JsonValue
   stripeSecretKeyEncrypted: string | null
   stripeWebhookSecretEncrypted: string | null
@@ -197,6 +200,7 @@ export type OrganizationWhereInput = {
   id?: Prisma.StringFilter<"Organization"> | string
   name?: Prisma.StringFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
+  dunning?: Prisma.JsonFilter<"Organization">
   changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
@@ -209,6 +213,7 @@ export type OrganizationOrderByWithRelationInput = {
   id?: Prisma.SortOrder
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
+  dunning?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -224,6 +229,7 @@ export type OrganizationWhereUniqueInput = Prisma.AtLeast<{
   NOT?: Prisma.OrganizationWhereInput | Prisma.OrganizationWhereInput[]
   name?: Prisma.StringFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
+  dunning?: Prisma.JsonFilter<"Organization">
   changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
@@ -236,6 +242,7 @@ export type OrganizationOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
+  dunning?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -253,6 +260,7 @@ export type OrganizationScalarWhereWithAggregatesInput = {
   id?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   name?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringWithAggregatesFilter<"Organization"> | string
+  dunning?: Prisma.JsonWithAggregatesFilter<"Organization">
   changeRules?: Prisma.JsonWithAggregatesFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
@@ -264,6 +272,7 @@ export type OrganizationCreateInput = {
   id: string
   name: string
   reportingCurrency?: string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -276,6 +285,7 @@ export type OrganizationUncheckedCreateInput = {
   id: string
   name: string
   reportingCurrency?: string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -288,6 +298,7 @@ export type OrganizationUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -300,6 +311,7 @@ export type OrganizationUncheckedUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -312,6 +324,7 @@ export type OrganizationCreateManyInput = {
   id: string
   name: string
   reportingCurrency?: string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -323,6 +336,7 @@ export type OrganizationUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -334,6 +348,7 @@ export type OrganizationUncheckedUpdateManyInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -345,6 +360,7 @@ export type OrganizationCountOrderByAggregateInput = {
   id?: Prisma.SortOrder
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
+  dunning?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrder
@@ -407,6 +423,7 @@ export type OrganizationCreateWithoutApiKeysInput = {
   id: string
   name: string
   reportingCurrency?: string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -418,6 +435,7 @@ export type OrganizationUncheckedCreateWithoutApiKeysInput = {
   id: string
   name: string
   reportingCurrency?: string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -445,6 +463,7 @@ export type OrganizationUpdateWithoutApiKeysInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -456,6 +475,7 @@ export type OrganizationUncheckedUpdateWithoutApiKeysInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
+  dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -498,6 +518,7 @@ export type OrganizationSelect<ExtArgs extends runtime.Types.Extensions.Internal
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  dunning?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -511,6 +532,7 @@ export type OrganizationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  dunning?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -522,6 +544,7 @@ export type OrganizationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  dunning?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -533,6 +556,7 @@ export type OrganizationSelectScalar = {
   id?: boolean
   name?: boolean
   reportingCurrency?: boolean
+  dunning?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -540,7 +564,7 @@ export type OrganizationSelectScalar = {
   updatedAt?: boolean
 }
 
-export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
+export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "dunning" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
 export type OrganizationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Organization$apiKeysArgs<ExtArgs>
   _count?: boolean | Prisma.OrganizationCountOutputTypeDefaultArgs<ExtArgs>
@@ -557,6 +581,11 @@ export type $OrganizationPayload<ExtArgs extends runtime.Types.Extensions.Intern
     id: string
     name: string
     reportingCurrency: string
+    /**
+     * What a failed subscription payment does next (GET/PATCH /v1/billing-settings).
+     * @json Dunning
+     */
+    dunning: runtime.JsonValue
     /**
      * When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).
      * @json ChangeRules
@@ -999,6 +1028,7 @@ export interface OrganizationFieldRefs {
   readonly id: Prisma.FieldRef<"Organization", 'String'>
   readonly name: Prisma.FieldRef<"Organization", 'String'>
   readonly reportingCurrency: Prisma.FieldRef<"Organization", 'String'>
+  readonly dunning: Prisma.FieldRef<"Organization", 'Json'>
   readonly changeRules: Prisma.FieldRef<"Organization", 'Json'>
   readonly stripeSecretKeyEncrypted: Prisma.FieldRef<"Organization", 'String'>
   readonly stripeWebhookSecretEncrypted: Prisma.FieldRef<"Organization", 'String'>

@@ -33,6 +33,7 @@ export type ScheduledCommandMinAggregateOutputType = {
   subjectId: string | null
   dueAt: Date | null
   publishedAt: Date | null
+  testClockId: string | null
 }
 
 export type ScheduledCommandMaxAggregateOutputType = {
@@ -42,6 +43,7 @@ export type ScheduledCommandMaxAggregateOutputType = {
   subjectId: string | null
   dueAt: Date | null
   publishedAt: Date | null
+  testClockId: string | null
 }
 
 export type ScheduledCommandCountAggregateOutputType = {
@@ -51,6 +53,7 @@ export type ScheduledCommandCountAggregateOutputType = {
   subjectId: number
   dueAt: number
   publishedAt: number
+  testClockId: number
   _all: number
 }
 
@@ -62,6 +65,7 @@ export type ScheduledCommandMinAggregateInputType = {
   subjectId?: true
   dueAt?: true
   publishedAt?: true
+  testClockId?: true
 }
 
 export type ScheduledCommandMaxAggregateInputType = {
@@ -71,6 +75,7 @@ export type ScheduledCommandMaxAggregateInputType = {
   subjectId?: true
   dueAt?: true
   publishedAt?: true
+  testClockId?: true
 }
 
 export type ScheduledCommandCountAggregateInputType = {
@@ -80,6 +85,7 @@ export type ScheduledCommandCountAggregateInputType = {
   subjectId?: true
   dueAt?: true
   publishedAt?: true
+  testClockId?: true
   _all?: true
 }
 
@@ -162,6 +168,7 @@ export type ScheduledCommandGroupByOutputType = {
   subjectId: string
   dueAt: Date
   publishedAt: Date
+  testClockId: string | null
   _count: ScheduledCommandCountAggregateOutputType | null
   _min: ScheduledCommandMinAggregateOutputType | null
   _max: ScheduledCommandMaxAggregateOutputType | null
@@ -192,6 +199,7 @@ export type ScheduledCommandWhereInput = {
   subjectId?: Prisma.StringFilter<"ScheduledCommand"> | string
   dueAt?: Prisma.DateTimeFilter<"ScheduledCommand"> | Date | string
   publishedAt?: Prisma.DateTimeFilter<"ScheduledCommand"> | Date | string
+  testClockId?: Prisma.StringNullableFilter<"ScheduledCommand"> | string | null
 }
 
 export type ScheduledCommandOrderByWithRelationInput = {
@@ -201,11 +209,11 @@ export type ScheduledCommandOrderByWithRelationInput = {
   subjectId?: Prisma.SortOrder
   dueAt?: Prisma.SortOrder
   publishedAt?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrderInput | Prisma.SortOrder
 }
 
 export type ScheduledCommandWhereUniqueInput = Prisma.AtLeast<{
   commandId?: string
-  subjectId_type_dueAt?: Prisma.ScheduledCommandSubjectIdTypeDueAtCompoundUniqueInput
   AND?: Prisma.ScheduledCommandWhereInput | Prisma.ScheduledCommandWhereInput[]
   OR?: Prisma.ScheduledCommandWhereInput[]
   NOT?: Prisma.ScheduledCommandWhereInput | Prisma.ScheduledCommandWhereInput[]
@@ -214,7 +222,8 @@ export type ScheduledCommandWhereUniqueInput = Prisma.AtLeast<{
   subjectId?: Prisma.StringFilter<"ScheduledCommand"> | string
   dueAt?: Prisma.DateTimeFilter<"ScheduledCommand"> | Date | string
   publishedAt?: Prisma.DateTimeFilter<"ScheduledCommand"> | Date | string
-}, "commandId" | "subjectId_type_dueAt">
+  testClockId?: Prisma.StringNullableFilter<"ScheduledCommand"> | string | null
+}, "commandId">
 
 export type ScheduledCommandOrderByWithAggregationInput = {
   commandId?: Prisma.SortOrder
@@ -223,6 +232,7 @@ export type ScheduledCommandOrderByWithAggregationInput = {
   subjectId?: Prisma.SortOrder
   dueAt?: Prisma.SortOrder
   publishedAt?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.ScheduledCommandCountOrderByAggregateInput
   _max?: Prisma.ScheduledCommandMaxOrderByAggregateInput
   _min?: Prisma.ScheduledCommandMinOrderByAggregateInput
@@ -238,6 +248,7 @@ export type ScheduledCommandScalarWhereWithAggregatesInput = {
   subjectId?: Prisma.StringWithAggregatesFilter<"ScheduledCommand"> | string
   dueAt?: Prisma.DateTimeWithAggregatesFilter<"ScheduledCommand"> | Date | string
   publishedAt?: Prisma.DateTimeWithAggregatesFilter<"ScheduledCommand"> | Date | string
+  testClockId?: Prisma.StringNullableWithAggregatesFilter<"ScheduledCommand"> | string | null
 }
 
 export type ScheduledCommandCreateInput = {
@@ -247,6 +258,7 @@ export type ScheduledCommandCreateInput = {
   subjectId: string
   dueAt: Date | string
   publishedAt?: Date | string
+  testClockId?: string | null
 }
 
 export type ScheduledCommandUncheckedCreateInput = {
@@ -256,6 +268,7 @@ export type ScheduledCommandUncheckedCreateInput = {
   subjectId: string
   dueAt: Date | string
   publishedAt?: Date | string
+  testClockId?: string | null
 }
 
 export type ScheduledCommandUpdateInput = {
@@ -265,6 +278,7 @@ export type ScheduledCommandUpdateInput = {
   subjectId?: Prisma.StringFieldUpdateOperationsInput | string
   dueAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   publishedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
 }
 
 export type ScheduledCommandUncheckedUpdateInput = {
@@ -274,6 +288,7 @@ export type ScheduledCommandUncheckedUpdateInput = {
   subjectId?: Prisma.StringFieldUpdateOperationsInput | string
   dueAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   publishedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
 }
 
 export type ScheduledCommandCreateManyInput = {
@@ -283,6 +298,7 @@ export type ScheduledCommandCreateManyInput = {
   subjectId: string
   dueAt: Date | string
   publishedAt?: Date | string
+  testClockId?: string | null
 }
 
 export type ScheduledCommandUpdateManyMutationInput = {
@@ -292,6 +308,7 @@ export type ScheduledCommandUpdateManyMutationInput = {
   subjectId?: Prisma.StringFieldUpdateOperationsInput | string
   dueAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   publishedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
 }
 
 export type ScheduledCommandUncheckedUpdateManyInput = {
@@ -301,12 +318,7 @@ export type ScheduledCommandUncheckedUpdateManyInput = {
   subjectId?: Prisma.StringFieldUpdateOperationsInput | string
   dueAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   publishedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-}
-
-export type ScheduledCommandSubjectIdTypeDueAtCompoundUniqueInput = {
-  subjectId: string
-  type: string
-  dueAt: Date | string
+  testClockId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
 }
 
 export type ScheduledCommandCountOrderByAggregateInput = {
@@ -316,6 +328,7 @@ export type ScheduledCommandCountOrderByAggregateInput = {
   subjectId?: Prisma.SortOrder
   dueAt?: Prisma.SortOrder
   publishedAt?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrder
 }
 
 export type ScheduledCommandMaxOrderByAggregateInput = {
@@ -325,6 +338,7 @@ export type ScheduledCommandMaxOrderByAggregateInput = {
   subjectId?: Prisma.SortOrder
   dueAt?: Prisma.SortOrder
   publishedAt?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrder
 }
 
 export type ScheduledCommandMinOrderByAggregateInput = {
@@ -334,6 +348,7 @@ export type ScheduledCommandMinOrderByAggregateInput = {
   subjectId?: Prisma.SortOrder
   dueAt?: Prisma.SortOrder
   publishedAt?: Prisma.SortOrder
+  testClockId?: Prisma.SortOrder
 }
 
 
@@ -345,6 +360,7 @@ export type ScheduledCommandSelect<ExtArgs extends runtime.Types.Extensions.Inte
   subjectId?: boolean
   dueAt?: boolean
   publishedAt?: boolean
+  testClockId?: boolean
 }, ExtArgs["result"]["scheduledCommand"]>
 
 export type ScheduledCommandSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -354,6 +370,7 @@ export type ScheduledCommandSelectCreateManyAndReturn<ExtArgs extends runtime.Ty
   subjectId?: boolean
   dueAt?: boolean
   publishedAt?: boolean
+  testClockId?: boolean
 }, ExtArgs["result"]["scheduledCommand"]>
 
 export type ScheduledCommandSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
@@ -363,6 +380,7 @@ export type ScheduledCommandSelectUpdateManyAndReturn<ExtArgs extends runtime.Ty
   subjectId?: boolean
   dueAt?: boolean
   publishedAt?: boolean
+  testClockId?: boolean
 }, ExtArgs["result"]["scheduledCommand"]>
 
 export type ScheduledCommandSelectScalar = {
@@ -372,9 +390,10 @@ export type ScheduledCommandSelectScalar = {
   subjectId?: boolean
   dueAt?: boolean
   publishedAt?: boolean
+  testClockId?: boolean
 }
 
-export type ScheduledCommandOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"commandId" | "organizationId" | "type" | "subjectId" | "dueAt" | "publishedAt", ExtArgs["result"]["scheduledCommand"]>
+export type ScheduledCommandOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"commandId" | "organizationId" | "type" | "subjectId" | "dueAt" | "publishedAt" | "testClockId", ExtArgs["result"]["scheduledCommand"]>
 
 export type $ScheduledCommandPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "ScheduledCommand"
@@ -392,6 +411,10 @@ export type $ScheduledCommandPayload<ExtArgs extends runtime.Types.Extensions.In
      */
     dueAt: Date
     publishedAt: Date
+    /**
+     * The test clock whose time the work fell due by; an advancing clock waits for it.
+     */
+    testClockId: string | null
   }, ExtArgs["result"]["scheduledCommand"]>
   composites: {}
 }
@@ -821,6 +844,7 @@ export interface ScheduledCommandFieldRefs {
   readonly subjectId: Prisma.FieldRef<"ScheduledCommand", 'String'>
   readonly dueAt: Prisma.FieldRef<"ScheduledCommand", 'DateTime'>
   readonly publishedAt: Prisma.FieldRef<"ScheduledCommand", 'DateTime'>
+  readonly testClockId: Prisma.FieldRef<"ScheduledCommand", 'String'>
 }
     
 
