@@ -12,12 +12,13 @@ from billing.errors import ResourceMissing
 from billing.invoices import items as invoice_items
 from billing.invoices import repository as invoice_reads
 from billing.invoices import service as invoices
+from billing.models import Customer as CustomerRow
 from billing.models import Invoice
 from billing.models import Payment as PaymentRow
-from billing.payments import attempts
+from billing.payments import attempts, retries
 from billing.subscriptions import repository as subscription_reads
 from consumers.registry import Applied, CommandRouter
-from contracts.enums import InvoiceStatus
+from contracts.enums import InvoiceStatus, SubscriptionStatus
 from contracts.events import (
     INVOICE_CREATED,
     INVOICE_DELETED,
@@ -31,6 +32,7 @@ from contracts.events import (
     INVOICE_VOIDED,
     PAYMENT_CREATED,
     PAYMENT_UPDATED,
+    SUBSCRIPTION_DELETED,
     SUBSCRIPTION_UPDATED,
     DomainEvent,
     EventType,
@@ -43,6 +45,7 @@ from contracts.invoices import (
     InvoiceFinalize,
     InvoiceMarkUncollectible,
     InvoicePay,
+    InvoiceRetryPayment,
     InvoiceVoid,
     PaymentOutcome,
 )
@@ -66,10 +69,21 @@ async def outcome_events(session: AsyncSession, applied: attempts.AppliedOutcome
     if invoice_event is not None:
         (invoice,) = await invoice_reads.details(session, [applied.invoice])
         events.append(invoice_event.of(invoice.model_dump(mode="json")))
+        if applied.retries_ended and invoice.status is InvoiceStatus.uncollectible:
+            events.append(INVOICE_MARKED_UNCOLLECTIBLE.of(invoice.model_dump(mode="json")))
     if applied.subscription is not None and applied.subscription_changed:
         (subscription,) = await subscription_reads.details(session, [applied.subscription])
-        events.append(SUBSCRIPTION_UPDATED.of(subscription.model_dump(mode="json")))
+        ended = subscription.status is SubscriptionStatus.canceled
+        events.append(
+            (SUBSCRIPTION_DELETED if ended else SUBSCRIPTION_UPDATED).of(subscription.model_dump(mode="json"))
+        )
     return events
+
+
+async def retried_with_new_default(session: AsyncSession, customer: CustomerRow) -> list[DomainEvent]:
+    """A customer's new default payment method tries its open past_due invoices at once."""
+    payments = await retries.retry_with_new_default(session, customer)
+    return [PAYMENT_CREATED.of(Payment.model_validate(payment).model_dump(mode="json")) for payment in payments]
 
 
 @router.handles(PaymentOutcome)
@@ -77,6 +91,14 @@ async def apply_outcome(session: AsyncSession, command: PaymentOutcome) -> Appli
     applied = await attempts.apply_outcome(session, command, await clocks.now_for(session, PaymentRow, command.payment))
     payment = Payment.model_validate(applied.payment).model_dump(mode="json")
     return Applied("payment", payment, await outcome_events(session, applied))
+
+
+@router.handles(InvoiceRetryPayment)
+async def retry_payment(session: AsyncSession, command: InvoiceRetryPayment) -> Applied[InvoiceDetails]:
+    invoice, payment = await retries.retry_payment(session, command, await clocks.now_for(session, Invoice, command.id))
+    (details,) = await invoice_reads.details(session, [invoice])
+    events = [] if payment is None else [PAYMENT_CREATED.of(Payment.model_validate(payment).model_dump(mode="json"))]
+    return Applied("invoice", details.model_dump(mode="json"), events)
 
 
 @router.handles(InvoicePay)

@@ -16,7 +16,7 @@ from billing.models import Payment as PaymentRow
 from billing.organizations import stripe_account
 from billing.payments import attempts, refunds, service
 from billing.payments.service import EventReceipt
-from consumers.invoices import outcome_events
+from consumers.invoices import outcome_events, retried_with_new_default
 from consumers.registry import Applied, CommandRouter
 from contracts.events import (
     CUSTOMER_UPDATED,
@@ -74,8 +74,11 @@ async def detach(session: AsyncSession, command: DetachPaymentMethodCommand) -> 
 
 @router.handles(SetDefaultPaymentMethodCommand)
 async def set_default(session: AsyncSession, command: SetDefaultPaymentMethodCommand) -> Applied[Customer]:
-    resource = _customer(await service.set_default_payment_method(session, command.customerId, command.paymentMethodId))
-    return Applied("customer", resource, [CUSTOMER_UPDATED.of(resource)])
+    customer = await service.set_default_payment_method(session, command.customerId, command.paymentMethodId)
+    resource = _customer(customer)
+    return Applied(
+        "customer", resource, [CUSTOMER_UPDATED.of(resource), *await retried_with_new_default(session, customer)]
+    )
 
 
 @router.handles(ConnectStripeAccountCommand)

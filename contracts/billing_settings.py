@@ -1,16 +1,18 @@
 """An organization's billing settings: its plan change rules (when a change of each
-direction takes effect and how it is prorated), answered and replaced as a whole."""
+direction takes effect and how it is prorated) and its dunning (when a failed subscription
+payment is retried, and what happens after the last retry). Each section is answered whole
+and replaced whole by the PATCH that gives it."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from contracts.commands import Command
 from contracts.common import RequestModel
 from contracts.enums import ProrationBehavior
-from contracts.json_shapes import ChangeRules
+from contracts.json_shapes import ChangeRules, Dunning
 
 
 class ChangeRuleRequest(RequestModel):
@@ -31,15 +33,31 @@ class ChangeRulesRequest(RequestModel):
     )
 
 
+class DunningRequest(RequestModel):
+    """Stripe's custom retry schedule and its "if all retries fail" settings; the defaults
+    are the organization's to begin with."""
+
+    retryAfterDays: list[Annotated[int, Field(ge=0, le=60)]] = Field(
+        default_factory=lambda: [1, 3, 5, 7],
+        max_length=10,
+        description="Each retry, in days after the attempt before it (an empty list: no retries)",
+    )
+    invoiceAfterLastRetry: Literal["open", "uncollectible"] = "open"
+    subscriptionAfterLastRetry: Literal["canceled", "unpaid", "past_due"] = "canceled"
+
+
 class BillingSettings(BaseModel):
     object: Literal["billing_settings"] = "billing_settings"
     organizationId: str
     changeRules: ChangeRules
+    dunning: Dunning
 
 
 class BillingSettingsUpdate(Command[BillingSettings]):
-    """`PATCH /v1/billing-settings`: `changeRules` replaces the rules as a whole."""
+    """`PATCH /v1/billing-settings`: each section given replaces that section as a whole;
+    one left out is unchanged."""
 
     command_type: ClassVar[str] = "billing_settings.update"
 
-    changeRules: ChangeRulesRequest
+    changeRules: ChangeRulesRequest | None = None
+    dunning: DunningRequest | None = None

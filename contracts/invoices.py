@@ -21,6 +21,18 @@ class InvoiceDetails(Invoice):
     lines: list[InvoiceLineItem]
 
 
+class InvoiceRetryPayment(Command[InvoiceDetails]):
+    """The dunning schedule's retry of a subscription invoice, due at `nextPaymentAttempt`
+    (published by the scheduler): a new attempt with the subscription's payment method. One
+    for an invoice paid, retried or rescheduled since changes nothing; none is made once
+    the subscription has ended."""
+
+    command_type: ClassVar[str] = "invoice.retry_payment"
+
+    id: str = Field(max_length=64)
+    nextPaymentAttempt: AwareDatetime
+
+
 class PaymentOutcome(Command[Payment]):
     """What the gateway answered for a payment attempt, applied once (the payment worker
     publishes it with a command id derived from the payment, so a repeat is a duplicate)."""

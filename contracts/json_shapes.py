@@ -145,7 +145,7 @@ class Dunning(TypedDict):
     "An organization's retries of failed subscription payments (Stripe's custom retry schedule)."
 
     retryAfterDays: Annotated[
-        list[StrictInt | StrictFloat], Field(description="days after the first failure of each retry, ascending")
+        list[StrictInt | StrictFloat], Field(description="each retry, in days after the attempt before it")
     ]
     invoiceAfterLastRetry: Annotated[
         Literal["open", "uncollectible"], Field(description="the invoice once the last retry failed")

@@ -379,7 +379,16 @@ class Invoice(Resource):
     )
     attemptCount: int = Field(validation_alias=AliasChoices("attempt_count", "attemptCount"))
     nextPaymentAttempt: datetime | None = Field(
-        validation_alias=AliasChoices("next_payment_attempt", "nextPaymentAttempt")
+        validation_alias=AliasChoices("next_payment_attempt", "nextPaymentAttempt"),
+        description="When the dunning schedule retries the payment next; null when no retry is scheduled.",
+    )
+    scheduledRetries: int = Field(
+        validation_alias=AliasChoices("scheduled_retries", "scheduledRetries"),
+        description="How many of the dunning schedule's retries were made (a payment asked for by hand is not one).",
+    )
+    retriesEndedAt: datetime | None = Field(
+        validation_alias=AliasChoices("retries_ended_at", "retriesEndedAt"),
+        description="When automatic retries stopped for good: the last one failed, or a hard decline.",
     )
     dueDate: datetime | None = Field(validation_alias=AliasChoices("due_date", "dueDate"))
     finalizedAt: datetime | None = Field(validation_alias=AliasChoices("finalized_at", "finalizedAt"))

@@ -1,4 +1,4 @@
-"""/v1/billing-settings: the organization's plan change rules."""
+"""/v1/billing-settings: the organization's plan change rules and dunning."""
 
 from __future__ import annotations
 
@@ -17,18 +17,21 @@ class BillingSettingsController(Controller):
     path = "/v1/billing-settings"
     tags = ["subscriptions"]
 
-    @get("/", summary="The organization's billing settings (plan change rules)")
+    @get("/", summary="The organization's billing settings (plan change rules, dunning)")
     async def retrieve(self, db: AsyncSession) -> BillingSettings:
         return await get_billing_settings(db)
 
     @patch(
         "/",
-        summary="Replace the plan change rules",
+        summary="Replace the plan change rules, the dunning settings, or both",
         description=(
+            "Each section given replaces that section; one left out is unchanged. "
             "A change's direction is decided by the amount per billing interval before and after it. "
             "period_end keeps the change for the next renewal (never prorated); immediately applies it with "
             "the rule's prorationBehavior, else the request's. Changes involving a credit product are never "
-            "prorated."
+            "prorated. Dunning: retryAfterDays is Stripe's custom retry schedule (each retry that many days after "
+            "the attempt before it; hard declines are never retried), then the invoice and the subscription become "
+            "what invoiceAfterLastRetry and subscriptionAfterLastRetry say."
         ),
     )
     async def update(

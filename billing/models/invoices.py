@@ -101,7 +101,23 @@ class Invoice(Base):
     )
     attempt_count: Mapped[int] = mapped_column("attempt_count", Integer(), nullable=False, server_default=text("0"))
     next_payment_attempt: Mapped[datetime | None] = mapped_column(
-        "next_payment_attempt", TIMESTAMP(timezone=True, precision=3), nullable=True
+        "next_payment_attempt",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=True,
+        comment="When the dunning schedule retries the payment next; null when no retry is scheduled.",
+    )
+    scheduled_retries: Mapped[int] = mapped_column(
+        "scheduled_retries",
+        Integer(),
+        nullable=False,
+        server_default=text("0"),
+        comment="How many of the dunning schedule's retries were made (a payment asked for by hand is not one).",
+    )
+    retries_ended_at: Mapped[datetime | None] = mapped_column(
+        "retries_ended_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=True,
+        comment="When automatic retries stopped for good: the last one failed, or a hard decline.",
     )
     due_date: Mapped[datetime | None] = mapped_column("due_date", TIMESTAMP(timezone=True, precision=3), nullable=True)
     finalized_at: Mapped[datetime | None] = mapped_column(

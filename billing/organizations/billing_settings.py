@@ -1,4 +1,4 @@
-"""An organization's billing settings: its plan change rules, stored on the organization
+"""An organization's billing settings: its plan change rules and dunning, stored on the organization
 (a column its tenant role may read and write). Reads and the update run in a tenant
 session; the update never commits."""
 
@@ -22,20 +22,26 @@ from contracts.json_shapes import ChangeRules as StoredRules
 
 async def get_billing_settings(session: AsyncSession) -> BillingSettings:
     return BillingSettings(
-        organizationId=tenant_of(session), changeRules=await own_column(session, Organization.change_rules)
+        organizationId=tenant_of(session),
+        changeRules=await own_column(session, Organization.change_rules),
+        dunning=await own_column(session, Organization.dunning),
     )
 
 
 async def update_billing_settings(session: AsyncSession, command: BillingSettingsUpdate) -> BillingSettings:
     organization_id = tenant_of(session)
-    for index, product_id in enumerate(command.changeRules.creditProducts):
-        if await get_product(session, product_id) is None:
-            raise ResourceMissing("product", product_id, param=f"changeRules[creditProducts][{index}]")
-    await session.execute(
-        update(Organization)
-        .where(Organization.id == organization_id)
-        .values(change_rules=command.changeRules.model_dump(mode="json"), updated_at=clock.now())
-    )
+    sections: dict[str, object] = {}
+    if command.changeRules is not None:
+        for index, product_id in enumerate(command.changeRules.creditProducts):
+            if await get_product(session, product_id) is None:
+                raise ResourceMissing("product", product_id, param=f"changeRules[creditProducts][{index}]")
+        sections["change_rules"] = command.changeRules.model_dump(mode="json")
+    if command.dunning is not None:
+        sections["dunning"] = command.dunning.model_dump(mode="json")
+    if sections:
+        await session.execute(
+            update(Organization).where(Organization.id == organization_id).values(**sections, updated_at=clock.now())
+        )
     return await get_billing_settings(session)
 
 

@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
+from billing.invoices import dunning
 from billing.invoices.status import InvoiceAction, after
-from billing.models import Customer, CustomerPaymentMethod, Invoice, Payment, Subscription
+from billing.models import Customer, CustomerPaymentMethod, Invoice, Organization, Payment, Subscription
+from billing.organizations.service import own_column
 from billing.payments.gateway import PaymentResult
 from billing.subscriptions.status import SubscriptionEvent, next_status
-from contracts.enums import InvoiceStatus, PaymentStatus
+from contracts.enums import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from contracts.invoices import PaymentOutcome
 from contracts.payments import RecordPaymentFailed, RecordPaymentSucceeded
 
@@ -104,6 +106,8 @@ class AppliedOutcome:
     subscription: Subscription | None
     changed: bool  # False: the outcome was applied before (a repeat from the worker or a webhook)
     subscription_changed: bool
+    # this failure spent the dunning schedule (or was a hard decline): what comes after it happened
+    retries_ended: bool = False
 
 
 _SETTLED = frozenset({PaymentStatus.succeeded, PaymentStatus.failed})
@@ -132,6 +136,7 @@ async def apply_outcome(session: AsyncSession, outcome: PaymentOutcome, now: dat
     payment.failure_message, payment.next_action_url = outcome.failureMessage, outcome.nextActionUrl
     invoice.gateway_payment_intent_id = payment.gateway_payment_intent_id
     subscription_before = subscription.status if subscription else None
+    retries_ended = False
     if status is PaymentStatus.succeeded:
         if invoice.status not in (InvoiceStatus.open, InvoiceStatus.uncollectible):
             raise InvalidRequest(
@@ -143,10 +148,13 @@ async def apply_outcome(session: AsyncSession, outcome: PaymentOutcome, now: dat
         invoice.amount_paid += payment.amount
         invoice.amount_remaining = invoice.amount_due - invoice.amount_paid
         invoice.paid_at = now
+        invoice.next_payment_attempt = None  # paid: nothing left to retry
         if subscription is not None:
             subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_paid)
     elif status is PaymentStatus.failed and subscription is not None:
         subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_payment_failed)
+        hard = dunning.is_hard_decline(payment.failure_code, payment.decline_code)
+        retries_ended = await after_failure(session, invoice, subscription, now, hard_decline=hard)
     await session.flush()
     return AppliedOutcome(
         payment,
@@ -154,7 +162,43 @@ async def apply_outcome(session: AsyncSession, outcome: PaymentOutcome, now: dat
         subscription,
         changed=True,
         subscription_changed=subscription is not None and subscription.status != subscription_before,
+        retries_ended=retries_ended,
     )
+
+
+async def after_failure(
+    session: AsyncSession, invoice: Invoice, subscription: Subscription, now: datetime, *, hard_decline: bool
+) -> bool:
+    """Dunning (billing/invoices/dunning.py) after a failed payment of a subscription's
+    invoice: the next scheduled retry, or, once they are spent or the decline is hard,
+    what the organization says comes after the last one. A first invoice is not retried
+    (its subscription expires instead); while a retry is scheduled, a failure of a payment
+    asked for by hand changes nothing. Whether this ended the retries."""
+    if (
+        subscription.status is SubscriptionStatus.incomplete
+        or invoice.status is not InvoiceStatus.open
+        or invoice.next_payment_attempt is not None
+        or invoice.retries_ended_at is not None
+    ):
+        return False
+    settings = await own_column(session, Organization.dunning)
+    if not hard_decline:
+        retry_at = dunning.next_retry(settings, invoice.scheduled_retries, now)
+        if retry_at is not None:
+            invoice.next_payment_attempt = retry_at
+            return False
+    invoice.retries_ended_at = now
+    after_last = dunning.after_last_retry(settings)
+    if after_last.invoice == "uncollectible":
+        invoice.status = after(invoice.status, InvoiceAction.mark_uncollectible)
+    if after_last.subscription == "canceled":
+        subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
+        subscription.canceled_at = subscription.ended_at = now
+        subscription.cancel_at_period_end, subscription.cancel_at = False, None
+        subscription.cancellation_reason = "payment_failed"
+    elif after_last.subscription == "unpaid":
+        subscription.status = next_status(subscription.status, SubscriptionEvent.retries_exhausted)
+    return True
 
 
 _IN_FLIGHT = frozenset({PaymentStatus.pending, PaymentStatus.processing})

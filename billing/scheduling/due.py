@@ -1,5 +1,6 @@
 """What falls due, found in Postgres by the scheduler: each kind of due work is a query
-over the rows that carry its time (a subscription's period end, trial end, creation) and
+over the rows that carry its time (a subscription's period end, trial end and start, an
+invoice's next payment attempt) and
 the command that does the work, published once per unit under a deterministic id.
 
 A unit is one (command type, subject, due time): the period that ends at that moment, the
@@ -14,12 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, literal
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, literal
 
 from billing.models import Invoice, Subscription, SubscriptionSchedule
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
+from billing.subscriptions.status import TERMINAL
 from contracts.commands import Command
-from contracts.enums import SubscriptionStatus
+from contracts.enums import InvoiceStatus, SubscriptionStatus
+from contracts.invoices import InvoiceRetryPayment
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 
 # what due work is on: each has its id, organization and customer (whose clock tells the time)
@@ -64,6 +67,22 @@ DUE_KINDS: Final = (
         # over the (status, current_period_end) index
         lambda now: and_(Subscription.status.in_(RENEWED), Subscription.current_period_end <= now),
         lambda id, due_at: SubscriptionRenew(id=id, periodEnd=due_at),
+    ),
+    DueKind(
+        InvoiceRetryPayment.command_type,
+        Invoice,
+        Invoice.next_payment_attempt,
+        # never once the subscription has ended (polar#6542): its retries stop with it
+        lambda now: and_(
+            Invoice.status == InvoiceStatus.open,
+            Invoice.next_payment_attempt <= now,
+            exists().where(
+                Subscription.organization_id == Invoice.organization_id,
+                Subscription.id == Invoice.subscription_id,
+                Subscription.status.not_in(TERMINAL),
+            ),
+        ),
+        lambda id, due_at: InvoiceRetryPayment(id=id, nextPaymentAttempt=due_at),
     ),
     DueKind(
         SubscriptionExpireIncomplete.command_type,

@@ -62,6 +62,7 @@ TRANSITIONS: Final[dict[tuple[SubscriptionStatus, SubscriptionEvent], Subscripti
     (S.past_due, E.retries_exhausted): S.unpaid,
     (S.past_due, E.canceled): S.canceled,
     (S.unpaid, E.invoice_paid): S.active,
+    (S.unpaid, E.invoice_payment_failed): S.unpaid,
     (S.unpaid, E.canceled): S.canceled,
     (S.paused, E.resumed): S.active,
     (S.paused, E.canceled): S.canceled,

@@ -107,7 +107,7 @@ export type ChangeRules = {
 
 /** An organization's retries of failed subscription payments (Stripe's custom retry schedule). */
 export type Dunning = {
-  /** days after the first failure of each retry, ascending */
+  /** each retry, in days after the attempt before it */
   retryAfterDays: number[];
   /** the invoice once the last retry failed */
   invoiceAfterLastRetry: "open" | "uncollectible";

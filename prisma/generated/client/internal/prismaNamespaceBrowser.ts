@@ -385,6 +385,8 @@ export const InvoiceScalarFieldEnum = {
   endingBalance: 'endingBalance',
   attemptCount: 'attemptCount',
   nextPaymentAttempt: 'nextPaymentAttempt',
+  scheduledRetries: 'scheduledRetries',
+  retriesEndedAt: 'retriesEndedAt',
   dueDate: 'dueDate',
   finalizedAt: 'finalizedAt',
   paidAt: 'paidAt',

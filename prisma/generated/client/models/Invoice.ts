@@ -36,6 +36,7 @@ export type InvoiceAvgAggregateOutputType = {
   startingBalance: number | null
   endingBalance: number | null
   attemptCount: number | null
+  scheduledRetries: number | null
   prePaymentCreditNotesAmount: number | null
   postPaymentCreditNotesAmount: number | null
 }
@@ -50,6 +51,7 @@ export type InvoiceSumAggregateOutputType = {
   startingBalance: bigint | null
   endingBalance: bigint | null
   attemptCount: number | null
+  scheduledRetries: number | null
   prePaymentCreditNotesAmount: bigint | null
   postPaymentCreditNotesAmount: bigint | null
 }
@@ -76,6 +78,8 @@ export type InvoiceMinAggregateOutputType = {
   endingBalance: bigint | null
   attemptCount: number | null
   nextPaymentAttempt: Date | null
+  scheduledRetries: number | null
+  retriesEndedAt: Date | null
   dueDate: Date | null
   finalizedAt: Date | null
   paidAt: Date | null
@@ -109,6 +113,8 @@ export type InvoiceMaxAggregateOutputType = {
   endingBalance: bigint | null
   attemptCount: number | null
   nextPaymentAttempt: Date | null
+  scheduledRetries: number | null
+  retriesEndedAt: Date | null
   dueDate: Date | null
   finalizedAt: Date | null
   paidAt: Date | null
@@ -142,6 +148,8 @@ export type InvoiceCountAggregateOutputType = {
   endingBalance: number
   attemptCount: number
   nextPaymentAttempt: number
+  scheduledRetries: number
+  retriesEndedAt: number
   dueDate: number
   finalizedAt: number
   paidAt: number
@@ -166,6 +174,7 @@ export type InvoiceAvgAggregateInputType = {
   startingBalance?: true
   endingBalance?: true
   attemptCount?: true
+  scheduledRetries?: true
   prePaymentCreditNotesAmount?: true
   postPaymentCreditNotesAmount?: true
 }
@@ -180,6 +189,7 @@ export type InvoiceSumAggregateInputType = {
   startingBalance?: true
   endingBalance?: true
   attemptCount?: true
+  scheduledRetries?: true
   prePaymentCreditNotesAmount?: true
   postPaymentCreditNotesAmount?: true
 }
@@ -206,6 +216,8 @@ export type InvoiceMinAggregateInputType = {
   endingBalance?: true
   attemptCount?: true
   nextPaymentAttempt?: true
+  scheduledRetries?: true
+  retriesEndedAt?: true
   dueDate?: true
   finalizedAt?: true
   paidAt?: true
@@ -239,6 +251,8 @@ export type InvoiceMaxAggregateInputType = {
   endingBalance?: true
   attemptCount?: true
   nextPaymentAttempt?: true
+  scheduledRetries?: true
+  retriesEndedAt?: true
   dueDate?: true
   finalizedAt?: true
   paidAt?: true
@@ -272,6 +286,8 @@ export type InvoiceCountAggregateInputType = {
   endingBalance?: true
   attemptCount?: true
   nextPaymentAttempt?: true
+  scheduledRetries?: true
+  retriesEndedAt?: true
   dueDate?: true
   finalizedAt?: true
   paidAt?: true
@@ -393,6 +409,8 @@ export type InvoiceGroupByOutputType = {
   endingBalance: bigint | null
   attemptCount: number
   nextPaymentAttempt: Date | null
+  scheduledRetries: number
+  retriesEndedAt: Date | null
   dueDate: Date | null
   finalizedAt: Date | null
   paidAt: Date | null
@@ -450,6 +468,8 @@ export type InvoiceWhereInput = {
   endingBalance?: Prisma.BigIntNullableFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
+  scheduledRetries?: Prisma.IntFilter<"Invoice"> | number
+  retriesEndedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -491,6 +511,8 @@ export type InvoiceOrderByWithRelationInput = {
   endingBalance?: Prisma.SortOrderInput | Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
+  retriesEndedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   dueDate?: Prisma.SortOrderInput | Prisma.SortOrder
   finalizedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   paidAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -538,6 +560,8 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   endingBalance?: Prisma.BigIntNullableFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
+  scheduledRetries?: Prisma.IntFilter<"Invoice"> | number
+  retriesEndedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -579,6 +603,8 @@ export type InvoiceOrderByWithAggregationInput = {
   endingBalance?: Prisma.SortOrderInput | Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrderInput | Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
+  retriesEndedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   dueDate?: Prisma.SortOrderInput | Prisma.SortOrder
   finalizedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   paidAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -621,6 +647,8 @@ export type InvoiceScalarWhereWithAggregatesInput = {
   endingBalance?: Prisma.BigIntNullableWithAggregatesFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntWithAggregatesFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
+  scheduledRetries?: Prisma.IntWithAggregatesFilter<"Invoice"> | number
+  retriesEndedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
@@ -652,6 +680,8 @@ export type InvoiceCreateInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -693,6 +723,8 @@ export type InvoiceUncheckedCreateInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -729,6 +761,8 @@ export type InvoiceUpdateInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -770,6 +804,8 @@ export type InvoiceUncheckedUpdateInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -809,6 +845,8 @@ export type InvoiceCreateManyInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -840,6 +878,8 @@ export type InvoiceUpdateManyMutationInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -874,6 +914,8 @@ export type InvoiceUncheckedUpdateManyInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -935,6 +977,8 @@ export type InvoiceCountOrderByAggregateInput = {
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
+  retriesEndedAt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
   finalizedAt?: Prisma.SortOrder
   paidAt?: Prisma.SortOrder
@@ -957,6 +1001,7 @@ export type InvoiceAvgOrderByAggregateInput = {
   startingBalance?: Prisma.SortOrder
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
   prePaymentCreditNotesAmount?: Prisma.SortOrder
   postPaymentCreditNotesAmount?: Prisma.SortOrder
 }
@@ -983,6 +1028,8 @@ export type InvoiceMaxOrderByAggregateInput = {
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
+  retriesEndedAt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
   finalizedAt?: Prisma.SortOrder
   paidAt?: Prisma.SortOrder
@@ -1016,6 +1063,8 @@ export type InvoiceMinOrderByAggregateInput = {
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
   nextPaymentAttempt?: Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
+  retriesEndedAt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
   finalizedAt?: Prisma.SortOrder
   paidAt?: Prisma.SortOrder
@@ -1037,6 +1086,7 @@ export type InvoiceSumOrderByAggregateInput = {
   startingBalance?: Prisma.SortOrder
   endingBalance?: Prisma.SortOrder
   attemptCount?: Prisma.SortOrder
+  scheduledRetries?: Prisma.SortOrder
   prePaymentCreditNotesAmount?: Prisma.SortOrder
   postPaymentCreditNotesAmount?: Prisma.SortOrder
 }
@@ -1230,6 +1280,8 @@ export type InvoiceCreateWithoutCustomerInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1268,6 +1320,8 @@ export type InvoiceUncheckedCreateWithoutCustomerInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1336,6 +1390,8 @@ export type InvoiceScalarWhereInput = {
   endingBalance?: Prisma.BigIntNullableFilter<"Invoice"> | bigint | number | null
   attemptCount?: Prisma.IntFilter<"Invoice"> | number
   nextPaymentAttempt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
+  scheduledRetries?: Prisma.IntFilter<"Invoice"> | number
+  retriesEndedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -1367,6 +1423,8 @@ export type InvoiceCreateWithoutSubscriptionInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1405,6 +1463,8 @@ export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1467,6 +1527,8 @@ export type InvoiceCreateWithoutLinesInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1507,6 +1569,8 @@ export type InvoiceUncheckedCreateWithoutLinesInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1558,6 +1622,8 @@ export type InvoiceUpdateWithoutLinesInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1598,6 +1664,8 @@ export type InvoiceUncheckedUpdateWithoutLinesInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1633,6 +1701,8 @@ export type InvoiceCreateWithoutItemsInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1673,6 +1743,8 @@ export type InvoiceUncheckedCreateWithoutItemsInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1724,6 +1796,8 @@ export type InvoiceUpdateWithoutItemsInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1764,6 +1838,8 @@ export type InvoiceUncheckedUpdateWithoutItemsInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1799,6 +1875,8 @@ export type InvoiceCreateWithoutPaymentsInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1839,6 +1917,8 @@ export type InvoiceUncheckedCreateWithoutPaymentsInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -1890,6 +1970,8 @@ export type InvoiceUpdateWithoutPaymentsInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1930,6 +2012,8 @@ export type InvoiceUncheckedUpdateWithoutPaymentsInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1965,6 +2049,8 @@ export type InvoiceCreateWithoutRefundsInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -2005,6 +2091,8 @@ export type InvoiceUncheckedCreateWithoutRefundsInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -2056,6 +2144,8 @@ export type InvoiceUpdateWithoutRefundsInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2096,6 +2186,8 @@ export type InvoiceUncheckedUpdateWithoutRefundsInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2131,6 +2223,8 @@ export type InvoiceCreateWithoutCreditNotesInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -2171,6 +2265,8 @@ export type InvoiceUncheckedCreateWithoutCreditNotesInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -2222,6 +2318,8 @@ export type InvoiceUpdateWithoutCreditNotesInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2262,6 +2360,8 @@ export type InvoiceUncheckedUpdateWithoutCreditNotesInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2298,6 +2398,8 @@ export type InvoiceCreateManyCustomerInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -2329,6 +2431,8 @@ export type InvoiceUpdateWithoutCustomerInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2367,6 +2471,8 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2404,6 +2510,8 @@ export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2436,6 +2544,8 @@ export type InvoiceCreateManySubscriptionInput = {
   endingBalance?: bigint | number | null
   attemptCount?: number
   nextPaymentAttempt?: Date | string | null
+  scheduledRetries?: number
+  retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
@@ -2467,6 +2577,8 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2505,6 +2617,8 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2542,6 +2656,8 @@ export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
   endingBalance?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   attemptCount?: Prisma.IntFieldUpdateOperationsInput | number
   nextPaymentAttempt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
+  retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2643,6 +2759,8 @@ export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
+  scheduledRetries?: boolean
+  retriesEndedAt?: boolean
   dueDate?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
@@ -2685,6 +2803,8 @@ export type InvoiceSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
+  scheduledRetries?: boolean
+  retriesEndedAt?: boolean
   dueDate?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
@@ -2721,6 +2841,8 @@ export type InvoiceSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
+  scheduledRetries?: boolean
+  retriesEndedAt?: boolean
   dueDate?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
@@ -2757,6 +2879,8 @@ export type InvoiceSelectScalar = {
   endingBalance?: boolean
   attemptCount?: boolean
   nextPaymentAttempt?: boolean
+  scheduledRetries?: boolean
+  retriesEndedAt?: boolean
   dueDate?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
@@ -2769,7 +2893,7 @@ export type InvoiceSelectScalar = {
   updatedAt?: boolean
 }
 
-export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "prePaymentCreditNotesAmount" | "postPaymentCreditNotesAmount" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
+export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "scheduledRetries" | "retriesEndedAt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "prePaymentCreditNotesAmount" | "postPaymentCreditNotesAmount" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
 export type InvoiceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   subscription?: boolean | Prisma.Invoice$subscriptionArgs<ExtArgs>
@@ -2827,7 +2951,18 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
      */
     endingBalance: bigint | null
     attemptCount: number
+    /**
+     * When the dunning schedule retries the payment next; null when no retry is scheduled.
+     */
     nextPaymentAttempt: Date | null
+    /**
+     * How many of the dunning schedule's retries were made (a payment asked for by hand is not one).
+     */
+    scheduledRetries: number
+    /**
+     * When automatic retries stopped for good: the last one failed, or a hard decline.
+     */
+    retriesEndedAt: Date | null
     dueDate: Date | null
     finalizedAt: Date | null
     paidAt: Date | null
@@ -3299,6 +3434,8 @@ export interface InvoiceFieldRefs {
   readonly endingBalance: Prisma.FieldRef<"Invoice", 'BigInt'>
   readonly attemptCount: Prisma.FieldRef<"Invoice", 'Int'>
   readonly nextPaymentAttempt: Prisma.FieldRef<"Invoice", 'DateTime'>
+  readonly scheduledRetries: Prisma.FieldRef<"Invoice", 'Int'>
+  readonly retriesEndedAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly dueDate: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly finalizedAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly paidAt: Prisma.FieldRef<"Invoice", 'DateTime'>
