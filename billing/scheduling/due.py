@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, exists, literal
+from sqlalchemy import TIMESTAMP, ColumnElement, SQLColumnExpression, and_, exists, literal, type_coerce
 
 from billing.models import Invoice, Subscription, SubscriptionSchedule
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
@@ -43,8 +43,10 @@ class DueKind:
     command: Callable[[str, datetime], Command[Any]]
 
 
-_trial_reminder_at = Subscription.trial_end - literal(TRIAL_WILL_END_BEFORE)
-_expires_at = Subscription.start_date + literal(INCOMPLETE_EXPIRES_AFTER)
+# timestamptz, as the columns: a moment compared with them is bound as one (not a naive timestamp)
+_MOMENT = TIMESTAMP(timezone=True)
+_trial_reminder_at = type_coerce(Subscription.trial_end - literal(TRIAL_WILL_END_BEFORE), _MOMENT)
+_expires_at = type_coerce(Subscription.start_date + literal(INCOMPLETE_EXPIRES_AFTER), _MOMENT)
 
 # in the order a pass publishes them: a trial's reminder before the trial's end
 DUE_KINDS: Final = (

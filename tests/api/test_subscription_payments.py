@@ -69,6 +69,15 @@ def payment_intent_answer(form: dict[str, str]) -> tuple[int, dict[str, Any]]:
             "payment_intent": intent,
         }
         return 402, {"error": error}
+    if pm_id == "pm_expired":  # a hard decline: Stripe answers it with the card error's code
+        intent = _intent(pm_id, amount, currency, "requires_payment_method")
+        error = {
+            "type": "card_error",
+            "code": "expired_card",
+            "message": "Your card has expired.",
+            "payment_intent": intent,
+        }
+        return 402, {"error": error}
     if pm_id == "pm_needs_3ds":
         action = {"type": "redirect_to_url", "redirect_to_url": {"url": "https://hooks.stripe.com/3ds/scripted"}}
         return 200, _intent(pm_id, amount, currency, "requires_action", next_action=action)
@@ -119,9 +128,11 @@ async def payment_worker() -> AsyncIterator[None]:
     await serving
 
 
-async def billable_customer(client: TenantClient, session_factory: Any, *pm_ids: str) -> dict[str, Any]:
-    """A customer with a Stripe customer and the given saved cards, the first its default."""
-    customer = (await client.post("/v1/customers", json={"email": "payer@example.com"})).json()
+async def billable_customer(
+    client: TenantClient, session_factory: Any, *pm_ids: str, **fields: Any
+) -> dict[str, Any]:
+    """A customer (of `fields`) with a Stripe customer and the given saved cards, the first its default."""
+    customer = (await client.post("/v1/customers", json={"email": "payer@example.com", **fields})).json()
     organization_id = client.tenant.organization_id
     async with session_factory() as session, session.begin():
         row = await session.get(Customer, customer["id"])
