@@ -190,6 +190,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "invoiceSettings": {},
         "defaultPaymentMethodId": None,
         "gatewayCustomerId": None,
+        "testClockId": None,
         "deleted": False,
         "deletedAt": None,
         "createdAt": _TIME,

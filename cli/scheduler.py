@@ -144,7 +144,7 @@ async def _follow(
                             ProcessedCommand.command_id.in_(waiting[start : start + 5000])
                         )
                     )
-                    for command_id, status, error in rows.tuples():
+                    for command_id, status, error in rows:
                         outcomes[command_id] = (str(status), (error or {}).get("code"))
             progress.update(task, completed=len(outcomes))
             if len(outcomes) < len(ids):

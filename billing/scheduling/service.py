@@ -131,7 +131,7 @@ async def claim_due(
         )
         found = [
             DueWork(organization_id, subject_id, due_at, kind.command(subject_id, due_at), test_clock_id)
-            for organization_id, subject_id, due_at, test_clock_id in (await session.execute(statement)).tuples()
+            for organization_id, subject_id, due_at, test_clock_id in await session.execute(statement)
         ]
         if found:
             break
@@ -166,7 +166,7 @@ async def claim_test_clock_steps(
         DueWork(
             organization_id, clock_id, frozen, TestClockStep(id=clock_id, frozenTime=frozen, advancingTo=to), clock_id
         )
-        for organization_id, clock_id, frozen, to in (await session.execute(statement)).tuples()
+        for organization_id, clock_id, frozen, to in await session.execute(statement)
     ]
     return len(steps), await _claim(session, steps)
 

@@ -24,6 +24,7 @@ import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } fr
 import type {
   ChangeRules,
   CreditNoteJsonFields,
+  Dunning,
   CreditNoteLineItemJsonFields,
   InvoiceJsonFields,
   InvoiceLineItemJsonFields,
@@ -346,11 +347,12 @@ export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
   lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
 };
 
-/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules. */
+/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules and dunning. */
 export type BillingSettings = {
   object: "billing_settings";
   organizationId: string;
   changeRules: ChangeRules;
+  dunning: Dunning;
 };
 
 /** A credit note as the API answers it: with its lines (amounts in its invoice's minor unit). */

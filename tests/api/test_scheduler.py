@@ -79,7 +79,7 @@ async def cycle_invoices(session_factory: Any, subscription_ids: list[str]) -> C
             .where(Invoice.subscription_id.in_(subscription_ids), Invoice.billing_reason == "subscription_cycle")
             .group_by(Invoice.subscription_id)
         )
-    return Counter(dict(rows.tuples().all()))
+    return Counter(dict(rows.all()))
 
 
 class Pass:

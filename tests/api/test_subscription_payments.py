@@ -128,9 +128,7 @@ async def payment_worker() -> AsyncIterator[None]:
     await serving
 
 
-async def billable_customer(
-    client: TenantClient, session_factory: Any, *pm_ids: str, **fields: Any
-) -> dict[str, Any]:
+async def billable_customer(client: TenantClient, session_factory: Any, *pm_ids: str, **fields: Any) -> dict[str, Any]:
     """A customer (of `fields`) with a Stripe customer and the given saved cards, the first its default."""
     customer = (await client.post("/v1/customers", json={"email": "payer@example.com", **fields})).json()
     organization_id = client.tenant.organization_id

@@ -94,6 +94,7 @@ PAYMENT_METHOD = "Refine<ApiResource<CustomerPaymentMethod>, CustomerPaymentMeth
 TAX_RATE = "Refine<ApiResource<TaxRate>, TaxRateJsonFields>"
 INVOICE_ITEM = "Refine<ApiResource<InvoiceItem>, InvoiceItemJsonFields>"
 REFUND = "Refine<ApiResource<Refund>, RefundJsonFields>"
+TEST_CLOCK = "ApiResource<TestClock>"
 RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("POST", "/v1/customers"): CUSTOMER,
     ("GET", "/v1/customers"): f"ApiList<{CUSTOMER}>",
@@ -179,6 +180,11 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/tax-rates"): f"ApiList<{TAX_RATE}>",
     ("GET", "/v1/tax-rates/{tax_rate_id}"): TAX_RATE,
     ("PATCH", "/v1/tax-rates/{tax_rate_id}"): TAX_RATE,
+    ("POST", "/v1/test-clocks"): TEST_CLOCK,
+    ("GET", "/v1/test-clocks"): f"ApiList<{TEST_CLOCK}>",
+    ("GET", "/v1/test-clocks/{test_clock_id}"): TEST_CLOCK,
+    ("POST", "/v1/test-clocks/{test_clock_id}/advance"): TEST_CLOCK,
+    ("DELETE", "/v1/test-clocks/{test_clock_id}"): TEST_CLOCK,
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -1617,6 +1623,35 @@ async def billing(ctx: Context) -> None:
         name="billing_settings_update",
         json={"changeRules": {"lateral": {"timing": "immediately", "prorationBehavior": None}}},
     )
+    await record(
+        client,
+        "PATCH",
+        "/v1/billing-settings",
+        expect=200,
+        name="billing_settings_update_dunning",
+        json={"dunning": {"retryAfterDays": [2, 4], "subscriptionAfterLastRetry": "unpaid"}},
+    )
+    clock = (
+        await record(
+            client,
+            "POST",
+            "/v1/test-clocks",
+            expect=201,
+            name="test_clock_create",
+            json={"frozenTime": "2027-01-01T00:00:00Z", "name": "Contract year"},
+        )
+    ).json()
+    await record(client, "GET", f"/v1/test-clocks/{clock['id']}", expect=200, name="test_clock_retrieve")
+    await record(client, "GET", "/v1/test-clocks", expect=200, name="test_clock_list")
+    await record(
+        client,
+        "POST",
+        f"/v1/test-clocks/{clock['id']}/advance",
+        expect=200,
+        name="test_clock_advance",
+        json={"frozenTime": "2027-02-01T00:00:00Z"},
+    )
+    await record(client, "DELETE", f"/v1/test-clocks/{clock['id']}", expect=200, name="test_clock_delete")
     await record(
         client,
         "PATCH",
