@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
     from billing.scheduling.service import DueWork
 
-renewals_app = typer.Typer(help="Due work: renewals, trial reminders, expiries.", no_args_is_help=True)
+renewals_app = typer.Typer(
+    help="Due work: renewals, trial reminders, payment retries, expiries, test clocks.", no_args_is_help=True
+)
 
 Organizations = Annotated[
     list[str] | None,
@@ -65,7 +67,8 @@ def renewals_run(
     ] = 120,
 ) -> None:
     """One pass of the scheduler: publish the commands for the work due (renewals, trial
-    reminders, incomplete expiries), then follow the consumer applying them."""
+    reminders, payment retries, incomplete expiries, test clock steps), then follow the
+    consumer applying them."""
     from analytics.replay import parse_since
     from consumers.scheduler import due_by
 

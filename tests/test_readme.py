@@ -184,6 +184,8 @@ async def billing_dev(database_url: str, stripe_api_base: str) -> AsyncIterator[
         "BILLING_API_HOST": "127.0.0.1",
         "BILLING_API_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
+        # the test clock example waits on the scheduler's passes: five a second, not one
+        "BILLING_SCHEDULER_INTERVAL_SECONDS": "0.2",
     }
     log = data / "billing-dev.log"
     started = time.monotonic()

@@ -140,3 +140,33 @@ async def test_credit_products_are_never_prorated_and_bad_rules_are_refused(api:
     assert len(await invoices_of(client, created["id"])) == 1
     pending = (await client.get("/v1/invoiceitems", params={"customer": created["customerId"]})).json()["data"]
     assert pending == []
+
+
+async def test_dunning_settings_are_replaced_section_by_section_and_checked(api: Any, session_factory: Any) -> None:
+    client = TenantClient(api, await new_tenant(session_factory, "Dunning settings"))
+    initial = await ok(await client.get("/v1/billing-settings"))
+    assert initial["dunning"] == {
+        "retryAfterDays": [1, 3, 5, 7],
+        "invoiceAfterLastRetry": "open",
+        "subscriptionAfterLastRetry": "canceled",
+    }
+    changed = await ok(
+        await client.patch(
+            "/v1/billing-settings", json={"dunning": {"retryAfterDays": [2], "invoiceAfterLastRetry": "uncollectible"}}
+        )
+    )
+    assert changed["dunning"] == {
+        "retryAfterDays": [2],
+        "invoiceAfterLastRetry": "uncollectible",
+        "subscriptionAfterLastRetry": "canceled",
+    }
+    assert changed["changeRules"] == initial["changeRules"]  # a section left out is unchanged
+    rules = {"downgrade": {"timing": "period_end", "prorationBehavior": None}}
+    assert (await ok(await client.patch("/v1/billing-settings", json={"changeRules": rules})))["dunning"] == changed[
+        "dunning"
+    ]
+    too_late = await client.patch("/v1/billing-settings", json={"dunning": {"retryAfterDays": [1, 61]}})
+    assert_error(too_late, 400, "parameter_invalid", "dunning[retryAfterDays][1]")
+    unknown = await client.patch("/v1/billing-settings", json={"dunning": {"subscriptionAfterLastRetry": "deleted"}})
+    assert_error(unknown, 400, "parameter_invalid", "dunning[subscriptionAfterLastRetry]")
+    assert (await ok(await client.get("/v1/billing-settings")))["dunning"] == changed["dunning"]
