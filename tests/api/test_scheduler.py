@@ -28,7 +28,7 @@ from billing.scheduling.service import DueWork
 from consumers.scheduler import due_by, run_pass
 from contracts.enums import CommandStatus
 from contracts.settings import PROJECT_ROOT
-from contracts.subscriptions import SubscriptionNotifyTrialEnding, SubscriptionRenew
+from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 from producers.publisher import create_broker
 from tests.api.conftest import TenantClient, new_tenant
 from tests.api.test_credit_notes import events
@@ -144,14 +144,14 @@ async def test_one_pass_renews_reminds_and_expires_and_the_next_publishes_nothin
     scheduler = Pass(session_factory, client.tenant.organization_id)
     counts = await scheduler.run()
     assert counts == {
-        "subscription.renew": 1,
-        "subscription.notify_trial_ending": 1,
-        "subscription.expire_incomplete": 1,
+        SubscriptionRenew.command_type: 1,
+        SubscriptionNotifyTrialEnding.command_type: 1,
+        SubscriptionExpireIncomplete.command_type: 1,
     }
     by_type = {work.command.command_type: work for work in scheduler.published}
-    assert by_type["subscription.renew"].subject_id == ended
-    assert by_type["subscription.notify_trial_ending"].subject_id == trialing["id"]
-    assert by_type["subscription.expire_incomplete"].subject_id == unpaid["id"]
+    assert by_type[SubscriptionRenew.command_type].subject_id == ended
+    assert by_type[SubscriptionNotifyTrialEnding.command_type].subject_id == trialing["id"]
+    assert by_type[SubscriptionExpireIncomplete.command_type].subject_id == unpaid["id"]
     records = await applied(session_factory, [work.command_id for work in scheduler.published])
     assert {row.status for row in records.values()} == {CommandStatus.succeeded}, [r.error for r in records.values()]
 
@@ -181,7 +181,7 @@ async def test_two_schedulers_at_once_publish_each_unit_once(api: Any, session_f
     )
     counts = await asyncio.gather(first.run(batch_size=3), second.run(batch_size=3))
     published = [work.command_id for work in first.published + second.published]
-    assert sum(count["subscription.renew"] for count in counts) == 30 == len(set(published)) == len(published)
+    assert sum(count[SubscriptionRenew.command_type] for count in counts) == 30 == len(set(published)) == len(published)
     assert first.published and second.published  # both took part
     await applied(session_factory, published)
     assert await cycle_invoices(session_factory, ids) == Counter(dict.fromkeys(ids, 1))
@@ -318,8 +318,10 @@ async def test_renewals_run_publishes_one_pass_and_reports_what_the_consumer_did
     output = (await process.communicate())[0].decode()
     assert process.returncode == 0, output
     assert "3 units of work" in output
-    (row,) = [line for line in output.splitlines() if "subscription.renew" in line]
-    assert [cell.strip() for cell in row.split("│")[1:6]] == ["subscription.renew", "3", "3", "0", "0"], output
+    (row,) = [line for line in output.splitlines() if SubscriptionRenew.command_type in line]
+    assert [cell.strip() for cell in row.split("│")[1:6]] == [SubscriptionRenew.command_type, "3", "3", "0", "0"], (
+        output
+    )
     assert await cycle_invoices(session_factory, ids) == Counter(dict.fromkeys(ids, 1))
 
     again = await asyncio.create_subprocess_exec(
