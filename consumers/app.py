@@ -35,6 +35,7 @@ from consumers import (
     meters,
     organizations,
     payments,
+    subscription_schedules,
     subscriptions,
     tax_rates,
 )
@@ -62,6 +63,7 @@ ROUTES = merge_routes(
     payments.router,
     meters.router,
     subscriptions.router,
+    subscription_schedules.router,
     invoices.router,
     credit_notes.router,
     tax_rates.router,

@@ -28,6 +28,7 @@ from contracts.resources import (
     Refund,
     TaxRate,
 )
+from contracts.subscription_schedules import SubscriptionScheduleDetails
 from contracts.subscriptions import SubscriptionDetails
 
 DataT = TypeVar("DataT")
@@ -105,6 +106,13 @@ SUBSCRIPTION_DELETED: EventType[SubscriptionDetails] = EventType("customer.subsc
 SUBSCRIPTION_PAUSED: EventType[SubscriptionDetails] = EventType("customer.subscription.paused")
 SUBSCRIPTION_RESUMED: EventType[SubscriptionDetails] = EventType("customer.subscription.resumed")
 SUBSCRIPTION_TRIAL_WILL_END: EventType[SubscriptionDetails] = EventType("customer.subscription.trial_will_end")
+
+SUBSCRIPTION_SCHEDULE_CREATED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.created")
+SUBSCRIPTION_SCHEDULE_UPDATED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.updated")
+SUBSCRIPTION_SCHEDULE_RELEASED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.released")
+SUBSCRIPTION_SCHEDULE_CANCELED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.canceled")
+# the last phase ended; endBehavior then released the subscription or canceled it
+SUBSCRIPTION_SCHEDULE_COMPLETED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.completed")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, literal
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, func, literal, select
 
-from billing.models import Invoice, Subscription, SubscriptionSchedule
+from billing.models import Invoice, Subscription, SubscriptionSchedule, SubscriptionSchedulePhase
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
 from contracts.commands import Command
-from contracts.enums import SubscriptionStatus
+from contracts.enums import SubscriptionScheduleStatus, SubscriptionStatus
+from contracts.subscription_schedules import SubscriptionScheduleAdvance
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 
 # what due work is on: each has its id, organization and customer (whose clock tells the time)
@@ -42,8 +43,27 @@ class DueKind:
 
 _trial_reminder_at = Subscription.trial_end - literal(TRIAL_WILL_END_BEFORE)
 _expires_at = Subscription.created_at + literal(INCOMPLETE_EXPIRES_AFTER)
+# a schedule's next boundary (billing.subscription_schedules.phases.next_boundary): its
+# first phase's start until it starts, then the end of the phase it is in
+_Phase = SubscriptionSchedulePhase
+_next_boundary = (
+    select(
+        case(
+            (SubscriptionSchedule.status == SubscriptionScheduleStatus.not_started, _Phase.start_date),
+            else_=_Phase.end_date,
+        )
+    )
+    .where(
+        _Phase.schedule_id == SubscriptionSchedule.id,
+        _Phase.position == func.coalesce(SubscriptionSchedule.current_phase_index, 0),
+    )
+    .correlate(SubscriptionSchedule)
+    .scalar_subquery()
+)
+_SCHEDULED = (SubscriptionScheduleStatus.not_started, SubscriptionScheduleStatus.active)
 
-# in the order a pass publishes them: a trial's reminder before the trial's end
+# in the order a pass publishes them: a trial's reminder before the trial's end; a
+# schedule's boundary before the renewal at the same moment, which then bills the new phase
 DUE_KINDS: Final = (
     DueKind(
         SubscriptionNotifyTrialEnding.command_type,
@@ -56,6 +76,13 @@ DUE_KINDS: Final = (
             Subscription.trial_end > now,
         ),
         lambda id, due_at: SubscriptionNotifyTrialEnding(id=id, trialEnd=due_at + TRIAL_WILL_END_BEFORE),
+    ),
+    DueKind(
+        SubscriptionScheduleAdvance.command_type,
+        SubscriptionSchedule,
+        _next_boundary,
+        lambda now: and_(SubscriptionSchedule.status.in_(_SCHEDULED), _next_boundary <= now),
+        lambda id, due_at: SubscriptionScheduleAdvance(id=id, boundary=due_at),
     ),
     DueKind(
         SubscriptionRenew.command_type,
