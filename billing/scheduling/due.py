@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, exists, func, literal, select
 
 from billing.models import Invoice, Subscription, SubscriptionSchedule, SubscriptionSchedulePhase
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
@@ -61,6 +61,13 @@ _next_boundary = (
     .scalar_subquery()
 )
 _SCHEDULED = (SubscriptionScheduleStatus.not_started, SubscriptionScheduleStatus.active)
+# a renewal due before the boundary comes first (a later pass takes the boundary): the
+# phase then changes the period it falls in
+_renewal_first = exists().where(
+    Subscription.id == SubscriptionSchedule.subscription_id,
+    Subscription.status.in_(RENEWED),
+    Subscription.current_period_end < _next_boundary,
+)
 
 # in the order a pass publishes them: a trial's reminder before the trial's end; a
 # schedule's boundary before the renewal at the same moment, which then bills the new phase
@@ -81,7 +88,7 @@ DUE_KINDS: Final = (
         SubscriptionScheduleAdvance.command_type,
         SubscriptionSchedule,
         _next_boundary,
-        lambda now: and_(SubscriptionSchedule.status.in_(_SCHEDULED), _next_boundary <= now),
+        lambda now: and_(SubscriptionSchedule.status.in_(_SCHEDULED), _next_boundary <= now, ~_renewal_first),
         lambda id, due_at: SubscriptionScheduleAdvance(id=id, boundary=due_at),
     ),
     DueKind(

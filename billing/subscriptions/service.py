@@ -324,7 +324,17 @@ async def update_subscription(
 
 async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: datetime) -> ChangedSubscription:
     """Writes the planned items, then what the proration behaviour asks: pending invoice
-    items (create_prorations), an invoice charged now (always_invoice), or nothing (none)."""
+    items (create_prorations), an invoice charged now (always_invoice), or nothing (none).
+    The items that go are deleted last: the change's credit lines for them refer to them
+    and are taxed by their tax rates."""
+    changed = await _write_plan(session, plan, now)
+    for item_id in plan.removed:
+        await session.delete(await session.get_one(SubscriptionItem, item_id))
+    await session.flush()
+    return changed
+
+
+async def _write_plan(session: AsyncSession, plan: changes_.PlannedChange, now: datetime) -> ChangedSubscription:
     subscription = plan.subscription
     organization_id = tenant_of(session)
     rows = {
@@ -334,9 +344,6 @@ async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: d
         ).all()
     }
     next_position = max((row.position for row in rows.values()), default=-1) + 1  # an added item goes last
-    for item_id in plan.removed:
-        await session.delete(rows.pop(item_id))
-    await session.flush()
     for billed in plan.after:
         row = rows.get(billed.item.key)
         if row is None:
