@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -50,7 +51,7 @@ def test_phases_are_contiguous_and_each_at_moment_is_in_exactly_one(
 ) -> None:
     spans = phase_spans([PhaseTiming(None, None, count, interval) for count, interval in phases], start)
     assert spans[0].start == start
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in pairwise(spans):
         assert before.end == after.start
     for index, span in enumerate(spans):
         assert phase_at(spans, span.start) == index
