@@ -18,11 +18,14 @@ from billing import clock
 from billing.models import Invoice, InvoiceItem, Subscription, SubscriptionSchedule, SubscriptionSchedulePhase
 from billing.money.amounts import round_ratio_to_minor
 from billing.subscriptions.periods import milliseconds_between
+from contracts.subscription_schedules import SubscriptionScheduleAdvance
+from contracts.subscriptions import SubscriptionRenew
 from tests.api.conftest import TenantClient, assert_error
 from tests.api.test_scheduler import Pass, applied
 from tests.api.test_subscriptions import customer, ok, parse, price
 
 SENT = {"collectionMethod": "send_invoice", "daysUntilDue": 30}
+ADVANCE, RENEW = SubscriptionScheduleAdvance.command_type, SubscriptionRenew.command_type
 
 
 async def schedule(client: TenantClient, **body: Any) -> dict[str, Any]:
@@ -140,7 +143,7 @@ async def test_three_phases_follow_their_boundaries_and_proration_then_release(
 
     # phase 1 starts mid-period (create_prorations): 3 seats, the change's lines wait
     await travel_to(session_factory, created["id"], parse(phases[1]["startDate"]))
-    assert await scheduler_pass(api_client, session_factory) == ["subscription_schedule.advance"]
+    assert await scheduler_pass(api_client, session_factory) == [ADVANCE]
     row = await stored(session_factory, subscription_id)
     moved = await ok(await api_client.get(f"/v1/subscription-schedules/{created['id']}"))
     boundary = parse(moved["phases"][1]["startDate"])
@@ -157,7 +160,7 @@ async def test_three_phases_follow_their_boundaries_and_proration_then_release(
 
     # the period ends inside phase 1: the renewal invoices 3 seats and the prorations
     await travel_to(session_factory, created["id"], row.current_period_end)
-    assert await scheduler_pass(api_client, session_factory) == ["subscription.renew"]
+    assert await scheduler_pass(api_client, session_factory) == [RENEW]
     renewal = await latest_invoice(api_client, subscription_id)
     assert renewal["billingReason"] == "subscription_cycle"
     assert [line["amount"] for line in renewal["lines"]] == [credit, charge, 3000]
@@ -165,13 +168,13 @@ async def test_three_phases_follow_their_boundaries_and_proration_then_release(
     # and once more before phase 2
     row = await stored(session_factory, subscription_id)
     await travel_to(session_factory, created["id"], row.current_period_end)
-    assert await scheduler_pass(api_client, session_factory) == ["subscription.renew"]
+    assert await scheduler_pass(api_client, session_factory) == [RENEW]
     assert (await latest_invoice(api_client, subscription_id))["total"] == 3000
 
     # phase 2 starts mid-period (always_invoice): an invoice now for the change
     moved = await ok(await api_client.get(f"/v1/subscription-schedules/{created['id']}"))
     await travel_to(session_factory, created["id"], parse(moved["phases"][2]["startDate"]))
-    assert await scheduler_pass(api_client, session_factory) == ["subscription_schedule.advance"]
+    assert await scheduler_pass(api_client, session_factory) == [ADVANCE]
     row = await stored(session_factory, subscription_id)
     moved = await ok(await api_client.get(f"/v1/subscription-schedules/{created['id']}"))
     boundary = parse(moved["phases"][2]["startDate"])
@@ -185,10 +188,10 @@ async def test_three_phases_follow_their_boundaries_and_proration_then_release(
 
     # the renewal inside phase 2 bills pro; then the last phase ends: released
     await travel_to(session_factory, created["id"], row.current_period_end)
-    assert await scheduler_pass(api_client, session_factory) == ["subscription.renew"]
+    assert await scheduler_pass(api_client, session_factory) == [RENEW]
     assert (await latest_invoice(api_client, subscription_id))["total"] == 5000
     await travel_to(session_factory, created["id"], parse(moved["phases"][2]["endDate"]))
-    assert await scheduler_pass(api_client, session_factory) == ["subscription_schedule.advance"]
+    assert await scheduler_pass(api_client, session_factory) == [ADVANCE]
     ended = await ok(await api_client.get(f"/v1/subscription-schedules/{created['id']}"))
     assert (ended["status"], ended["subscriptionId"], ended["releasedSubscriptionId"]) == (
         "released",
@@ -223,14 +226,14 @@ async def test_boundaries_at_period_ends_are_the_renewals_then_cancel_ends_the_s
 
     # the boundary is the period's end: the items change unprorated, the renewal bills them
     await travel_months(session_factory, created["id"], 1)
-    assert await scheduler_pass(api_client, session_factory) == ["subscription_schedule.advance", "subscription.renew"]
+    assert await scheduler_pass(api_client, session_factory) == [ADVANCE, RENEW]
     assert await pending_prorations(session_factory, subscription_id) == []
     renewal = await latest_invoice(api_client, subscription_id)
     assert (renewal["billingReason"], [line["amount"] for line in renewal["lines"]]) == ("subscription_cycle", [2000])
 
     # the last phase ends with the period: the subscription ends, no new period is billed
     await travel_months(session_factory, created["id"], 1)
-    assert await scheduler_pass(api_client, session_factory) == ["subscription_schedule.advance", "subscription.renew"]
+    assert await scheduler_pass(api_client, session_factory) == [ADVANCE, RENEW]
     ended = await ok(await api_client.get(f"/v1/subscription-schedules/{created['id']}"))
     assert (ended["status"], ended["subscriptionId"]) == ("completed", subscription_id)
     subscription = await ok(await api_client.get(f"/v1/subscriptions/{subscription_id}"))
@@ -262,7 +265,7 @@ async def test_a_future_schedule_starts_its_subscription_at_its_start(
     assert created["metadata"] == {"deal": "Q1"}
     assert await scheduler_pass(api_client, session_factory) == []
     await travel_to(session_factory, created["id"], start)
-    assert await scheduler_pass(api_client, session_factory) == ["subscription_schedule.advance"]
+    assert await scheduler_pass(api_client, session_factory) == [ADVANCE]
     started = await ok(await api_client.get(f"/v1/subscription-schedules/{created['id']}"))
     assert started["status"] == "active" and started["currentPhaseIndex"] == 0
     subscription = await ok(await api_client.get(f"/v1/subscriptions/{started['subscriptionId']}"))
