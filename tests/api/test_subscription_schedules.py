@@ -18,13 +18,37 @@ from billing import clock
 from billing.models import Invoice, InvoiceItem, Subscription, SubscriptionSchedule, SubscriptionSchedulePhase
 from billing.money.amounts import round_ratio_to_minor
 from billing.subscriptions.periods import milliseconds_between
+from contracts.events import (
+    SUBSCRIPTION_CREATED,
+    SUBSCRIPTION_DELETED,
+    SUBSCRIPTION_SCHEDULE_CANCELED,
+    SUBSCRIPTION_SCHEDULE_COMPLETED,
+    SUBSCRIPTION_SCHEDULE_CREATED,
+    SUBSCRIPTION_SCHEDULE_RELEASED,
+    SUBSCRIPTION_SCHEDULE_UPDATED,
+    SUBSCRIPTION_UPDATED,
+)
 from contracts.subscription_schedules import SubscriptionScheduleAdvance
 from contracts.subscriptions import SubscriptionRenew
 from tests.api.conftest import TenantClient, assert_error
-from tests.api.test_scheduler import Pass, applied
+from tests.api.test_credit_notes import events
+from tests.api.test_scheduler import Pass, applied, fresh_client
 from tests.api.test_subscriptions import customer, ok, parse, price
 
 SENT = {"collectionMethod": "send_invoice", "daysUntilDue": 30}
+TOLD = [
+    event.name
+    for event in (
+        SUBSCRIPTION_SCHEDULE_CREATED,
+        SUBSCRIPTION_SCHEDULE_UPDATED,
+        SUBSCRIPTION_SCHEDULE_RELEASED,
+        SUBSCRIPTION_SCHEDULE_CANCELED,
+        SUBSCRIPTION_SCHEDULE_COMPLETED,
+        SUBSCRIPTION_CREATED,
+        SUBSCRIPTION_UPDATED,
+        SUBSCRIPTION_DELETED,
+    )
+]
 ADVANCE, RENEW = SubscriptionScheduleAdvance.command_type, SubscriptionRenew.command_type
 
 
@@ -106,14 +130,32 @@ def share(amount: int, period_start: datetime, period_end: datetime, at: datetim
     )
 
 
+def as_requested(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored phases as an update sends them back."""
+    return [
+        {
+            "items": [{"price": item["priceId"], "quantity": item["quantity"]} for item in phase["items"]],
+            "startDate": phase["startDate"],
+            "endDate": phase["endDate"],
+            "prorationBehavior": phase["prorationBehavior"],
+        }
+        for phase in phases
+    ]
+
+
+async def told(client: TenantClient, session_factory: Any, *ids: str) -> list[str]:
+    """The schedule and subscription events told of these objects, in order."""
+    found = await events(session_factory, client.tenant.organization_id, *TOLD)
+    return [name for name, data in found if data["id"] in ids]
+
+
 async def latest_invoice(client: TenantClient, subscription_id: str) -> dict[str, Any]:
     subscription = await ok(await client.get(f"/v1/subscriptions/{subscription_id}"))
     return await ok(await client.get(f"/v1/invoices/{subscription['latestInvoice']}"))
 
 
-async def test_three_phases_follow_their_boundaries_and_proration_then_release(
-    api_client: TenantClient, session_factory: Any
-) -> None:
+async def test_three_phases_follow_their_boundaries_and_proration_then_release(api: Any, session_factory: Any) -> None:
+    api_client = await fresh_client(api, session_factory, "Three-phase schedule")
     buyer = await customer(api_client)
     seats = await price(api_client, name="Scheduled seats", unitAmount=1000)
     pro = await price(api_client, name="Scheduled pro", unitAmount=5000)
@@ -157,6 +199,25 @@ async def test_three_phases_follow_their_boundaries_and_proration_then_release(
     subscription = await ok(await api_client.get(f"/v1/subscriptions/{subscription_id}"))
     assert [(item["priceId"], item["quantity"]) for item in subscription["items"]] == [(seats["id"], 3)]
     assert await scheduler_pass(api_client, session_factory) == []  # nothing more is due
+    # phase 0 has ended: an update must send it as it was
+    changed_past = [
+        {**phase, "items": [{"price": pro["id"]}]} if index == 0 else phase
+        for index, phase in enumerate(as_requested(moved["phases"]))
+    ]
+    assert_error(
+        await api_client.post(f"/v1/subscription-schedules/{created['id']}", json={"phases": changed_past}),
+        400,
+        "parameter_invalid",
+        "phases[0]",
+    )
+    unchanged = await ok(
+        await api_client.post(
+            f"/v1/subscription-schedules/{created['id']}", json={"phases": as_requested(moved["phases"])}
+        )
+    )
+    assert [(p["startDate"], p["endDate"], p["items"]) for p in unchanged["phases"]] == [
+        (p["startDate"], p["endDate"], p["items"]) for p in moved["phases"]
+    ]
 
     # the period ends inside phase 1: the renewal invoices 3 seats and the prorations
     await travel_to(session_factory, created["id"], row.current_period_end)
@@ -203,11 +264,25 @@ async def test_three_phases_follow_their_boundaries_and_proration_then_release(
     assert subscription["status"] == "active"  # it goes on by itself
     assert [(item["priceId"], item["quantity"]) for item in subscription["items"]] == [(pro["id"], 1)]
     assert await scheduler_pass(api_client, session_factory) == []
+    update, renewed = SUBSCRIPTION_SCHEDULE_UPDATED.name, SUBSCRIPTION_UPDATED.name
+    assert await told(api_client, session_factory, created["id"], subscription_id) == [
+        SUBSCRIPTION_SCHEDULE_CREATED.name,
+        SUBSCRIPTION_CREATED.name,
+        *(update, renewed),  # phase 1
+        update,  # the update that kept the phases
+        renewed,
+        renewed,
+        *(update, renewed),  # phase 2
+        renewed,
+        SUBSCRIPTION_SCHEDULE_COMPLETED.name,
+        SUBSCRIPTION_SCHEDULE_RELEASED.name,
+    ]
 
 
 async def test_boundaries_at_period_ends_are_the_renewals_then_cancel_ends_the_subscription(
-    api_client: TenantClient, session_factory: Any
+    api: Any, session_factory: Any
 ) -> None:
+    api_client = await fresh_client(api, session_factory, "Cycle schedule")
     buyer = await customer(api_client)
     seats = await price(api_client, name="Cycle seats", unitAmount=1000)
     created = await schedule(
@@ -245,11 +320,13 @@ async def test_boundaries_at_period_ends_are_the_renewals_then_cancel_ends_the_s
             .where(Invoice.subscription_id == subscription_id, Invoice.billing_reason == "subscription_cycle")
         )
     assert cycles == 1
+    names = await told(api_client, session_factory, created["id"], subscription_id)
+    completed = names.index(SUBSCRIPTION_SCHEDULE_COMPLETED.name)
+    assert names[completed : completed + 2] == [SUBSCRIPTION_SCHEDULE_COMPLETED.name, SUBSCRIPTION_DELETED.name]
 
 
-async def test_a_future_schedule_starts_its_subscription_at_its_start(
-    api_client: TenantClient, session_factory: Any
-) -> None:
+async def test_a_future_schedule_starts_its_subscription_at_its_start(api: Any, session_factory: Any) -> None:
+    api_client = await fresh_client(api, session_factory, "Future schedule")
     buyer = await customer(api_client)
     seats = await price(api_client, name="Later seats", unitAmount=1000)
     start = clock.now() + timedelta(days=3)
@@ -273,7 +350,8 @@ async def test_a_future_schedule_starts_its_subscription_at_its_start(
     assert subscription["status"] == "active"
 
 
-async def test_list_update_release_and_cancel(api_client: TenantClient) -> None:
+async def test_list_update_release_and_cancel(api: Any, session_factory: Any) -> None:
+    api_client = await fresh_client(api, session_factory, "Managed schedules")
     buyer = await customer(api_client)
     seats = await price(api_client, name="Managed seats", unitAmount=1000)
     gold = await price(api_client, name="Managed gold", unitAmount=2000)
