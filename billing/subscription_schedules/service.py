@@ -159,9 +159,9 @@ async def _valid_phases(
     ]
     spans = phase_spans(timings, start)
     trial_end = spans[0].end if first.trial else first.trialEnd
-    if trial_end is not None and not (now < trial_end <= spans[0].end):
+    if trial_end is not None and not (max(now, spans[0].start) < trial_end <= spans[0].end):
         raise InvalidRequest(
-            "The first phase's trial must end in the future and no later than the phase.",
+            "The first phase's trial must end in the future, inside the phase.",
             code="parameter_invalid",
             param=_param(0, "trialEnd"),
         )
@@ -236,7 +236,7 @@ async def create_schedule(session: AsyncSession, command: SubscriptionScheduleCr
     await session.flush()
     if start > now:
         return ScheduleChange(schedule, Transition.created)
-    created = await _start(session, schedule, valid.rows[0], now)
+    created = await _start(session, schedule, valid.rows[0])
     return ScheduleChange(schedule, Transition.created, created=created)
 
 
@@ -305,9 +305,11 @@ async def _wrap_subscription(
 
 
 async def _start(
-    session: AsyncSession, schedule: SubscriptionSchedule, first: Phase, now: datetime
+    session: AsyncSession, schedule: SubscriptionSchedule, first: Phase
 ) -> subscriptions.CreatedSubscription:
-    """The first phase begins: its subscription, created as POST /v1/subscriptions creates one."""
+    """The first phase begins: its subscription, created as POST /v1/subscriptions creates
+    one, from the phase's start (however late the scheduler is), so that its periods and
+    the phases counted in them meet."""
     created = await subscriptions.create_subscription(
         session,
         SubscriptionCreate(
@@ -321,7 +323,7 @@ async def _start(
             collectionMethod=schedule.collection_method,
             daysUntilDue=schedule.days_until_due,
         ),
-        now,
+        first.start_date,
     )
     schedule.subscription_id = created.subscription.id
     schedule.status, schedule.current_phase_index = S.active, 0
@@ -425,7 +427,7 @@ async def advance_schedule(
             param="boundary",
         )
     if schedule.status is S.not_started:
-        return ScheduleChange(schedule, Transition.started, created=await _start(session, schedule, phases[0], now))
+        return ScheduleChange(schedule, Transition.started, created=await _start(session, schedule, phases[0]))
     subscription = await _subscription(session, schedule)
     if subscription.status in TERMINAL:  # ended under the schedule: nothing left to drive
         schedule.status, schedule.canceled_at = S.canceled, now
@@ -504,9 +506,9 @@ async def update_schedule(
     customer = await get_live_customer(session, schedule.customer_id, for_update=True)
     if customer is None:
         raise ResourceMissing("customer", schedule.customer_id, param="customer")
-    if schedule.status is S.not_started:
+    if schedule.status is S.not_started and update.phases[0].startDate is not None:
         start = _start_of(None, update.phases[0].startDate, now)
-    else:
+    else:  # where it starts (or started)
         start = before[0].start_date
     valid = await _valid_phases(session, schedule.id, customer, update.phases, start, now)
     current = schedule.current_phase_index
@@ -520,6 +522,6 @@ async def update_schedule(
     session.add_all(valid.rows)
     await session.flush()
     if schedule.status is S.not_started and valid.rows[0].start_date <= now:
-        created = await _start(session, schedule, valid.rows[0], now)
+        created = await _start(session, schedule, valid.rows[0])
         return ScheduleChange(schedule, Transition.updated, created=created)
     return ScheduleChange(schedule, Transition.updated, changed=changed)

@@ -348,6 +348,9 @@ async def test_a_future_schedule_starts_its_subscription_at_its_start(api: Any, 
     subscription = await ok(await api_client.get(f"/v1/subscriptions/{started['subscriptionId']}"))
     assert [(item["priceId"], item["quantity"]) for item in subscription["items"]] == [(seats["id"], 4)]
     assert subscription["status"] == "active"
+    # it starts where the phase does, however late the pass: its periods meet the phases
+    assert parse(subscription["currentPeriodStart"]) == parse(started["phases"][0]["startDate"])
+    assert parse(subscription["currentPeriodEnd"]) == parse(started["phases"][0]["endDate"])
 
 
 async def test_list_update_release_and_cancel(api: Any, session_factory: Any) -> None:
