@@ -25,7 +25,7 @@ from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices.collection import billing_currency
-from billing.models import Customer, Price, Subscription, SubscriptionItem, SubscriptionSchedule
+from billing.models import Customer, Subscription, SubscriptionItem, SubscriptionSchedule
 from billing.models import SubscriptionSchedulePhase as Phase
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
@@ -85,36 +85,8 @@ class ScheduleChange:
     changed: subscriptions.ChangedSubscription | None = None
 
 
-@dataclass(frozen=True)
-class _ValidPhases:
-    rows: list[Phase]
-    prices: list[list[Price]]
-    currency: str
-
-
 def _param(index: int, field: str) -> str:
     return f"phases[{index}][{field}]"
-
-
-async def _phase_prices(session: AsyncSession, index: int, request: SchedulePhaseRequest, currency: str) -> list[Price]:
-    """A phase's prices: this organization's, active, recurring, each once, one interval."""
-    prices: list[Price] = []
-    for position, item in enumerate(request.items):
-        param = f"phases[{index}][items][{position}][price]"
-        price = await changes_.usable_price(session, item.price, param)
-        if any(earlier.id == price.id for earlier in prices):
-            raise InvalidRequest(
-                f"The price {price.id} is in the phase twice; set its quantity instead.",
-                code="parameter_invalid",
-                param=param,
-            )
-        if prices and changes_.price_interval(price) != changes_.price_interval(prices[0]):
-            raise InvalidRequest(
-                "Every item of a phase must bill at the same interval.", code="price_interval_mismatch", param=param
-            )
-        changes_.check_price_currency(price, currency, param)
-        prices.append(price)
-    return prices
 
 
 async def _valid_phases(
@@ -124,7 +96,7 @@ async def _valid_phases(
     requests: list[SchedulePhaseRequest],
     start: datetime,
     now: datetime,
-) -> _ValidPhases:
+) -> list[Phase]:
     """The phase rows for `requests`, checked: prices, one currency, contiguous spans,
     trials and payment methods; nothing written."""
     first = requests[0]
@@ -140,14 +112,19 @@ async def _valid_phases(
                 code="parameter_invalid",
                 param=_param(index, "currency"),
             )
-    first_price = await changes_.usable_price(session, first.items[0].price, "phases[0][items][0][price]")
+    prices = [
+        await subscriptions.item_prices(session, [item.price for item in request.items], _param(index, "items"))
+        for index, request in enumerate(requests)
+    ]
     try:
         currency = billing_currency(
-            customer.currency, first.currency, first_price.currency, what="a subscription schedule"
+            customer.currency, first.currency, prices[0][0].currency, what="a subscription schedule"
         )
     except InvalidRequest as error:
         raise InvalidRequest(error.message, code=error.code, param=_param(0, "currency")) from None
-    prices = [await _phase_prices(session, index, request, currency) for index, request in enumerate(requests)]
+    for index, phase_prices in enumerate(prices):
+        for position, price in enumerate(phase_prices):
+            changes_.check_price_currency(price, currency, f"phases[{index}][items][{position}][price]")
     timings = [
         PhaseTiming(
             start_date=None if request.startDate == "now" else request.startDate,
@@ -188,7 +165,7 @@ async def _valid_phases(
         )
         for index, (request, span) in enumerate(zip(requests, spans, strict=True))
     ]
-    return _ValidPhases(rows, prices, currency)
+    return rows
 
 
 def _start_of(requested: datetime | str | None, first_phase: datetime | str | None, now: datetime) -> datetime:
@@ -229,14 +206,14 @@ async def create_schedule(session: AsyncSession, command: SubscriptionScheduleCr
         days_until_due=command.daysUntilDue,
         metadata_=command.metadata,
     )
-    valid = await _valid_phases(session, schedule.id, customer, command.phases, start, now)
+    rows = await _valid_phases(session, schedule.id, customer, command.phases, start, now)
     session.add(schedule)
     await session.flush()
-    session.add_all(valid.rows)
+    session.add_all(rows)
     await session.flush()
     if start > now:
         return ScheduleChange(schedule, Transition.created)
-    created = await _start(session, schedule, valid.rows[0])
+    created = await _start(session, schedule, rows[0])
     return ScheduleChange(schedule, Transition.created, created=created)
 
 
@@ -510,18 +487,18 @@ async def update_schedule(
         start = _start_of(None, update.phases[0].startDate, now)
     else:  # where it starts (or started)
         start = before[0].start_date
-    valid = await _valid_phases(session, schedule.id, customer, update.phases, start, now)
+    rows = await _valid_phases(session, schedule.id, customer, update.phases, start, now)
     current = schedule.current_phase_index
     changed = None
     if current is not None:
-        check_kept([_terms(row) for row in before], [_terms(row) for row in valid.rows], current, now)
-        if _terms(valid.rows[current]).items != _terms(before[current]).items:
+        check_kept([_terms(row) for row in before], [_terms(row) for row in rows], current, now)
+        if _terms(rows[current]).items != _terms(before[current]).items:
             # the phase in effect has other items now: the subscription takes them at once
-            changed = await _enter_phase(session, await _subscription(session, schedule), valid.rows[current], now, now)
+            changed = await _enter_phase(session, await _subscription(session, schedule), rows[current], now, now)
     await session.execute(delete(Phase).where(Phase.schedule_id == schedule.id))
-    session.add_all(valid.rows)
+    session.add_all(rows)
     await session.flush()
-    if schedule.status is S.not_started and valid.rows[0].start_date <= now:
-        created = await _start(session, schedule, valid.rows[0])
+    if schedule.status is S.not_started and rows[0].start_date <= now:
+        created = await _start(session, schedule, rows[0])
         return ScheduleChange(schedule, Transition.updated, created=created)
     return ScheduleChange(schedule, Transition.updated, changed=changed)
