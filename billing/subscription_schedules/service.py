@@ -25,7 +25,7 @@ from billing.db.sessions import get_one, tenant_of
 from billing.errors import InvalidRequest, ResourceMissing
 from billing.ids import new_id
 from billing.invoices.collection import billing_currency
-from billing.models import Customer, Subscription, SubscriptionItem, SubscriptionSchedule
+from billing.models import Customer, Subscription, SubscriptionSchedule
 from billing.models import SubscriptionSchedulePhase as Phase
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
@@ -185,7 +185,7 @@ def _start_of(requested: datetime | str | None, first_phase: datetime | str | No
 
 async def create_schedule(session: AsyncSession, command: SubscriptionScheduleCreate, now: datetime) -> ScheduleChange:
     if command.fromSubscription is not None:
-        return await _wrap_subscription(session, command, now)
+        return await _wrap_subscription(session, command)
     if command.customer is None:
         raise InvalidRequest(
             "A schedule needs a customer and phases, or fromSubscription.", code="parameter_missing", param="customer"
@@ -217,9 +217,7 @@ async def create_schedule(session: AsyncSession, command: SubscriptionScheduleCr
     return ScheduleChange(schedule, Transition.created, created=created)
 
 
-async def _wrap_subscription(
-    session: AsyncSession, command: SubscriptionScheduleCreate, now: datetime
-) -> ScheduleChange:
+async def _wrap_subscription(session: AsyncSession, command: SubscriptionScheduleCreate) -> ScheduleChange:
     """Stripe's from_subscription: one phase, the subscription's items to its period's end."""
     if command.phases is not None or command.startDate is not None or command.customer is not None:
         raise InvalidRequest(
@@ -243,13 +241,7 @@ async def _wrap_subscription(
             code="subscription_schedule_exists",
             param="fromSubscription",
         )
-    items = (
-        await session.scalars(
-            select(SubscriptionItem)
-            .where(SubscriptionItem.subscription_id == subscription.id)
-            .order_by(SubscriptionItem.position, SubscriptionItem.created_at, SubscriptionItem.id)
-        )
-    ).all()
+    items = await changes_.current_items(session, subscription)
     schedule = SubscriptionSchedule(
         id=new_id("subscription_schedule"),
         organization_id=subscription.organization_id,
@@ -272,7 +264,7 @@ async def _wrap_subscription(
             position=0,
             start_date=subscription.current_period_start,
             end_date=subscription.current_period_end,
-            items=[SchedulePhaseItem(priceId=item.price_id, quantity=item.quantity) for item in items],
+            items=[SchedulePhaseItem(priceId=b.item.price_id, quantity=b.item.quantity) for b in items],
             currency=subscription.currency,
             default_payment_method_id=subscription.default_payment_method_id,
         )
@@ -340,17 +332,17 @@ async def _subscription(session: AsyncSession, schedule: SubscriptionSchedule) -
     return subscription
 
 
-def _item_changes(current: list[SubscriptionItem], phase: Phase) -> list[SubscriptionItemChange]:
+def _item_changes(current: list[changes_.BilledItem], phase: Phase) -> list[SubscriptionItemChange]:
     """The plan change from the subscription's items to the phase's: an item whose price
     stays takes the phase's quantity, the others go, the phase's new prices arrive."""
     wanted = {item["priceId"]: item.get("quantity", 1) for item in phase.items}
     kept = [
-        SubscriptionItemChange(id=row.id, quantity=wanted[row.price_id])
-        if row.price_id in wanted
-        else SubscriptionItemChange(id=row.id, deleted=True)
-        for row in current
+        SubscriptionItemChange(id=b.item.key, quantity=wanted[b.item.price_id])
+        if b.item.price_id in wanted
+        else SubscriptionItemChange(id=b.item.key, deleted=True)
+        for b in current
     ]
-    present = {row.price_id for row in current}
+    present = {b.item.price_id for b in current}
     added = [
         SubscriptionItemChange(price=price, quantity=quantity)
         for price, quantity in wanted.items()
@@ -366,16 +358,7 @@ async def _enter_phase(
     the period's end the change is the renewal's to invoice, unprorated."""
     if phase.default_payment_method_id is not None:
         subscription.default_payment_method_id = phase.default_payment_method_id
-    current = list(
-        (
-            await session.scalars(
-                select(SubscriptionItem)
-                .where(SubscriptionItem.subscription_id == subscription.id)
-                .order_by(SubscriptionItem.position, SubscriptionItem.created_at, SubscriptionItem.id)
-            )
-        ).all()
-    )
-    items = _item_changes(current, phase)
+    items = _item_changes(await changes_.current_items(session, subscription), phase)
     if at >= subscription.current_period_end:
         plan = await changes_.deferred_plan(session, subscription, items, now)
     else:
