@@ -34,6 +34,7 @@ from api.controllers.products import ProductController
 from api.controllers.refunds import RefundController
 from api.controllers.setup_intents import SetupIntentController
 from api.controllers.stripe_account import StripeAccountController
+from api.controllers.subscription_schedules import SubscriptionScheduleController
 from api.controllers.subscriptions import SubscriptionController
 from api.controllers.tax_rates import TaxRateController
 from api.controllers.test_clocks import TestClockController
@@ -66,6 +67,7 @@ CATALOG = [AttributeDefinitionController, ProductController, PriceController, Ex
 PAYMENTS = [PaymentMethodController, SetupIntentController, StripeAccountController, StripeWebhookController]
 BILLING = [
     SubscriptionController,
+    SubscriptionScheduleController,
     InvoiceController,
     InvoiceItemController,
     RefundController,

@@ -78,12 +78,18 @@ async def create(session: AsyncSession, command: SubscriptionCreate) -> Applied[
         session, command, await clocks.now_for_customer(session, command.customer)
     )
     (subscription,) = await subscription_reads.details(session, [created.subscription])
-    (invoice,) = await invoice_reads.details(session, [created.invoice])
     resource = subscription.model_dump(mode="json")
-    events = [SUBSCRIPTION_CREATED.of(resource), *new_invoice_events(invoice)]
+    return Applied("subscription", resource, await created_events(session, created))
+
+
+async def created_events(session: AsyncSession, created: service.CreatedSubscription) -> list[DomainEvent]:
+    """A new subscription, its first invoice and the payment it asks for."""
+    (subscription,) = await subscription_reads.details(session, [created.subscription])
+    (invoice,) = await invoice_reads.details(session, [created.invoice])
+    events = [SUBSCRIPTION_CREATED.of(subscription.model_dump(mode="json")), *new_invoice_events(invoice)]
     if created.payment is not None:
         events.append(PAYMENT_CREATED.of(Payment.model_validate(created.payment).model_dump(mode="json")))
-    return Applied("subscription", resource, events)
+    return events
 
 
 @router.handles(SubscriptionUpdateCommand)
@@ -92,11 +98,11 @@ async def update(session: AsyncSession, command: SubscriptionUpdateCommand) -> A
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     return Applied(
-        "subscription", resource, [SUBSCRIPTION_UPDATED.of(resource), *await _change_events(session, changed)]
+        "subscription", resource, [SUBSCRIPTION_UPDATED.of(resource), *await change_events(session, changed)]
     )
 
 
-async def _change_events(session: AsyncSession, changed: service.ChangedSubscription) -> list[DomainEvent]:
+async def change_events(session: AsyncSession, changed: service.ChangedSubscription) -> list[DomainEvent]:
     """The invoice a change made (or voided) and the payment it asks for."""
     if changed.voided is not None:
         (voided,) = await invoice_reads.details(session, [changed.voided])
@@ -120,7 +126,7 @@ async def renew(session: AsyncSession, command: SubscriptionRenew) -> Applied[Su
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     event = _RENEWAL_EVENT.get(subscription.status, SUBSCRIPTION_UPDATED)
-    return Applied("subscription", resource, [event.of(resource), *await _change_events(session, changed)])
+    return Applied("subscription", resource, [event.of(resource), *await change_events(session, changed)])
 
 
 @router.handles(SubscriptionExpireIncomplete)
@@ -133,7 +139,7 @@ async def expire_incomplete(
     if not expired:
         return Applied("subscription", resource)  # paid since, or expired before: nothing happened
     return Applied(
-        "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await _change_events(session, changed)]
+        "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await change_events(session, changed)]
     )
 
 
@@ -153,7 +159,7 @@ async def resume(session: AsyncSession, command: SubscriptionResume) -> Applied[
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     return Applied(
-        "subscription", resource, [SUBSCRIPTION_RESUMED.of(resource), *await _change_events(session, changed)]
+        "subscription", resource, [SUBSCRIPTION_RESUMED.of(resource), *await change_events(session, changed)]
     )
 
 
@@ -163,5 +169,5 @@ async def cancel(session: AsyncSession, command: SubscriptionCancel) -> Applied[
     (subscription,) = await subscription_reads.details(session, [changed.subscription])
     resource = subscription.model_dump(mode="json")
     return Applied(
-        "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await _change_events(session, changed)]
+        "subscription", resource, [SUBSCRIPTION_DELETED.of(resource), *await change_events(session, changed)]
     )

@@ -29,6 +29,7 @@ from contracts.resources import (
     TaxRate,
     TestClock,
 )
+from contracts.subscription_schedules import SubscriptionScheduleDetails
 from contracts.subscriptions import SubscriptionDetails
 
 DataT = TypeVar("DataT")
@@ -112,6 +113,13 @@ TEST_CLOCK_CREATED: EventType[TestClock] = EventType("test_helpers.test_clock.cr
 TEST_CLOCK_ADVANCING: EventType[TestClock] = EventType("test_helpers.test_clock.advancing")
 TEST_CLOCK_READY: EventType[TestClock] = EventType("test_helpers.test_clock.ready")
 TEST_CLOCK_DELETED: EventType[TestClock] = EventType("test_helpers.test_clock.deleted")
+
+SUBSCRIPTION_SCHEDULE_CREATED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.created")
+SUBSCRIPTION_SCHEDULE_UPDATED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.updated")
+SUBSCRIPTION_SCHEDULE_RELEASED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.released")
+SUBSCRIPTION_SCHEDULE_CANCELED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.canceled")
+# the last phase ended; endBehavior then released the subscription or canceled it
+SUBSCRIPTION_SCHEDULE_COMPLETED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.completed")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

@@ -326,7 +326,16 @@ class SubscriptionSchedule(Resource):
     subscriptionId: str | None = Field(validation_alias=AliasChoices("subscription_id", "subscriptionId"))
     status: SubscriptionScheduleStatus
     endBehavior: SubscriptionScheduleEndBehavior = Field(validation_alias=AliasChoices("end_behavior", "endBehavior"))
+    collectionMethod: CollectionMethod = Field(
+        validation_alias=AliasChoices("collection_method", "collectionMethod"),
+        description="Stripe's default_settings: how the schedule's subscription collects its invoices.",
+    )
+    daysUntilDue: int | None = Field(validation_alias=AliasChoices("days_until_due", "daysUntilDue"))
     currentPhaseIndex: int | None = Field(validation_alias=AliasChoices("current_phase_index", "currentPhaseIndex"))
+    releasedSubscriptionId: str | None = Field(
+        validation_alias=AliasChoices("released_subscription_id", "releasedSubscriptionId"),
+        description="The subscription the schedule let go of (released by request or at its end).",
+    )
     releasedAt: datetime | None = Field(validation_alias=AliasChoices("released_at", "releasedAt"))
     canceledAt: datetime | None = Field(validation_alias=AliasChoices("canceled_at", "canceledAt"))
     completedAt: datetime | None = Field(validation_alias=AliasChoices("completed_at", "completedAt"))
@@ -347,6 +356,13 @@ class SubscriptionSchedulePhase(Resource):
     trialEnd: datetime | None = Field(validation_alias=AliasChoices("trial_end", "trialEnd"))
     prorationBehavior: ProrationBehavior = Field(
         validation_alias=AliasChoices("proration_behavior", "prorationBehavior")
+    )
+    currency: str | None = Field(
+        description="The subscription's currency, set on the first phase (default: the customer's, else the first price's)."
+    )
+    defaultPaymentMethodId: str | None = Field(
+        validation_alias=AliasChoices("default_payment_method_id", "defaultPaymentMethodId"),
+        description="Set on the subscription when the phase starts.",
     )
     metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
 

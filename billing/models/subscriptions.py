@@ -354,7 +354,21 @@ class SubscriptionSchedule(Base):
         nullable=False,
         server_default=text("'release'"),
     )
+    collection_method: Mapped[CollectionMethod] = mapped_column(
+        "collection_method",
+        Enum(CollectionMethod, name="CollectionMethod", native_enum=True, create_constraint=False),
+        nullable=False,
+        server_default=text("'charge_automatically'"),
+        comment="Stripe's default_settings: how the schedule's subscription collects its invoices.",
+    )
+    days_until_due: Mapped[int | None] = mapped_column("days_until_due", Integer(), nullable=True)
     current_phase_index: Mapped[int | None] = mapped_column("current_phase_index", Integer(), nullable=True)
+    released_subscription_id: Mapped[str | None] = mapped_column(
+        "released_subscription_id",
+        String(64),
+        nullable=True,
+        comment="The subscription the schedule let go of (released by request or at its end).",
+    )
     released_at: Mapped[datetime | None] = mapped_column(
         "released_at", TIMESTAMP(timezone=True, precision=3), nullable=True
     )
@@ -428,6 +442,15 @@ class SubscriptionSchedulePhase(Base):
         Enum(ProrationBehavior, name="ProrationBehavior", native_enum=True, create_constraint=False),
         nullable=False,
         server_default=text("'create_prorations'"),
+    )
+    currency: Mapped[str | None] = mapped_column(
+        "currency",
+        String(3),
+        nullable=True,
+        comment="The subscription's currency, set on the first phase (default: the customer's, else the first price's).",
+    )
+    default_payment_method_id: Mapped[str | None] = mapped_column(
+        "default_payment_method_id", String(64), nullable=True, comment="Set on the subscription when the phase starts."
     )
     metadata_: Mapped[Any] = mapped_column("metadata", JSONB(), nullable=False, server_default=text("'{}'"))
 

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import TIMESTAMP, ColumnElement, SQLColumnExpression, and_, exists, literal, type_coerce
+from sqlalchemy import TIMESTAMP, ColumnElement, SQLColumnExpression, and_, case, exists, func, literal, select, type_coerce
 
-from billing.models import Invoice, Subscription, SubscriptionSchedule
+from billing.models import Invoice, Subscription, SubscriptionSchedule, SubscriptionSchedulePhase
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
 from billing.subscriptions.status import TERMINAL
 from contracts.commands import Command
-from contracts.enums import InvoiceStatus, SubscriptionStatus
+from contracts.enums import InvoiceStatus, SubscriptionScheduleStatus, SubscriptionStatus
 from contracts.invoices import InvoiceRetryPayment
+from contracts.subscription_schedules import SubscriptionScheduleAdvance
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 
 # what due work is on: each has its id, organization and customer (whose clock tells the time)
@@ -47,8 +48,34 @@ class DueKind:
 _MOMENT = TIMESTAMP(timezone=True)
 _trial_reminder_at = type_coerce(Subscription.trial_end - literal(TRIAL_WILL_END_BEFORE), _MOMENT)
 _expires_at = type_coerce(Subscription.start_date + literal(INCOMPLETE_EXPIRES_AFTER), _MOMENT)
+# a schedule's next boundary (billing.subscription_schedules.phases.next_boundary): its
+# first phase's start until it starts, then the end of the phase it is in
+_Phase = SubscriptionSchedulePhase
+_next_boundary = (
+    select(
+        case(
+            (SubscriptionSchedule.status == SubscriptionScheduleStatus.not_started, _Phase.start_date),
+            else_=_Phase.end_date,
+        )
+    )
+    .where(
+        _Phase.schedule_id == SubscriptionSchedule.id,
+        _Phase.position == func.coalesce(SubscriptionSchedule.current_phase_index, 0),
+    )
+    .correlate(SubscriptionSchedule)
+    .scalar_subquery()
+)
+_SCHEDULED = (SubscriptionScheduleStatus.not_started, SubscriptionScheduleStatus.active)
+# a renewal due before the boundary comes first (a later pass takes the boundary): the
+# phase then changes the period it falls in
+_renewal_first = exists().where(
+    Subscription.id == SubscriptionSchedule.subscription_id,
+    Subscription.status.in_(RENEWED),
+    Subscription.current_period_end < _next_boundary,
+)
 
-# in the order a pass publishes them: a trial's reminder before the trial's end
+# in the order a pass publishes them: a trial's reminder before the trial's end; a
+# schedule's boundary before the renewal at the same moment, which then bills the new phase
 DUE_KINDS: Final = (
     DueKind(
         SubscriptionNotifyTrialEnding.command_type,
@@ -61,6 +88,13 @@ DUE_KINDS: Final = (
             Subscription.trial_end > now,
         ),
         lambda id, due_at: SubscriptionNotifyTrialEnding(id=id, trialEnd=due_at + TRIAL_WILL_END_BEFORE),
+    ),
+    DueKind(
+        SubscriptionScheduleAdvance.command_type,
+        SubscriptionSchedule,
+        _next_boundary,
+        lambda now: and_(SubscriptionSchedule.status.in_(_SCHEDULED), _next_boundary <= now, ~_renewal_first),
+        lambda id, due_at: SubscriptionScheduleAdvance(id=id, boundary=due_at),
     ),
     DueKind(
         SubscriptionRenew.command_type,

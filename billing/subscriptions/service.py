@@ -4,6 +4,7 @@ commit)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -63,12 +64,13 @@ class CreatedSubscription:
     payment: Payment | None  # the first invoice's charge, for the payment worker
 
 
-async def _prices(session: AsyncSession, command: SubscriptionCreate) -> list[Price]:
-    """The items' prices: this organization's, active, recurring, each once, one interval."""
+async def item_prices(session: AsyncSession, price_ids: Sequence[str], items_param: str = "items") -> list[Price]:
+    """The prices of a subscription's items (`{items_param}[i][price]` in errors): this
+    organization's, active, recurring, each once, one interval."""
     prices: list[Price] = []
-    for index, item in enumerate(command.items):
-        param = f"items[{index}][price]"
-        price = await changes_.usable_price(session, item.price, param)
+    for index, price_id in enumerate(price_ids):
+        param = f"{items_param}[{index}][price]"
+        price = await changes_.usable_price(session, price_id, param)
         if any(earlier.id == price.id for earlier in prices):
             raise InvalidRequest(
                 f"The price {price.id} is on the subscription twice; set its quantity instead.",
@@ -158,7 +160,7 @@ async def create_subscription(session: AsyncSession, command: SubscriptionCreate
         and await get_payment_method(session, customer.id, command.defaultPaymentMethod) is None
     ):
         raise ResourceMissing("payment_method", command.defaultPaymentMethod, param="defaultPaymentMethod")
-    prices = await _prices(session, command)
+    prices = await item_prices(session, [item.price for item in command.items])
     default_tax_rates = await usable_tax_rates(session, command.defaultTaxRates, "defaultTaxRates")
     item_tax_rates = [
         await usable_tax_rates(session, item.taxRates, f"items[{index}][taxRates]")
@@ -324,7 +326,17 @@ async def update_subscription(
 
 async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: datetime) -> ChangedSubscription:
     """Writes the planned items, then what the proration behaviour asks: pending invoice
-    items (create_prorations), an invoice charged now (always_invoice), or nothing (none)."""
+    items (create_prorations), an invoice charged now (always_invoice), or nothing (none).
+    The items that go are deleted last: the change's credit lines for them refer to them
+    and are taxed by their tax rates."""
+    changed = await _write_plan(session, plan, now)
+    for item_id in plan.removed:
+        await session.delete(await session.get_one(SubscriptionItem, item_id))
+    await session.flush()
+    return changed
+
+
+async def _write_plan(session: AsyncSession, plan: changes_.PlannedChange, now: datetime) -> ChangedSubscription:
     subscription = plan.subscription
     organization_id = tenant_of(session)
     rows = {
@@ -334,9 +346,6 @@ async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: d
         ).all()
     }
     next_position = max((row.position for row in rows.values()), default=-1) + 1  # an added item goes last
-    for item_id in plan.removed:
-        await session.delete(rows.pop(item_id))
-    await session.flush()
     for billed in plan.after:
         row = rows.get(billed.item.key)
         if row is None:

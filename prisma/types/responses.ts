@@ -9,8 +9,8 @@
 // /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
 // data). The payments part types the organization's Stripe account, setup intents and
 // the answer to Stripe's webhooks. The billing part types subscriptions with their items
-// and tax rates, invoices and credit notes with their lines, and the upcoming-invoice
-// preview.
+// and tax rates, subscription schedules with their phases, invoices and credit notes with
+// their lines, and the upcoming-invoice preview.
 
 import type {
   CreditNote,
@@ -19,6 +19,8 @@ import type {
   InvoiceLineItem,
   Subscription,
   SubscriptionItem,
+  SubscriptionSchedule,
+  SubscriptionSchedulePhase,
 } from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
 import type {
@@ -30,6 +32,8 @@ import type {
   InvoiceLineItemJsonFields,
   SubscriptionItemJsonFields,
   SubscriptionJsonFields,
+  SubscriptionScheduleJsonFields,
+  SubscriptionSchedulePhaseJsonFields,
   TaxAmount,
 } from "../generated/json-shapes.ts";
 import type { ApiResource } from "./api.ts";
@@ -340,6 +344,13 @@ export type SubscriptionDetails = Refine<ApiResource<Subscription>, Subscription
   /** tax rate ids on every line whose item has none of its own */
   defaultTaxRates: string[];
   latestInvoice: string | null;
+};
+
+/** A subscription schedule as the API answers it: with its phases in order and the current one's span. */
+export type SubscriptionScheduleDetails = Refine<ApiResource<SubscriptionSchedule>, SubscriptionScheduleJsonFields> & {
+  phases: Refine<ApiResource<SubscriptionSchedulePhase>, SubscriptionSchedulePhaseJsonFields>[];
+  /** while the schedule is active */
+  currentPhase: { startDate: string; endDate: string } | null;
 };
 
 /** An invoice as the API answers it: with its lines (amounts in the invoice's minor unit). */

@@ -154,6 +154,12 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("PATCH", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
     ("DELETE", "/v1/subscriptions/{subscription_id}"): "SubscriptionDetails",
     ("POST", "/v1/subscriptions/{subscription_id}/resume"): "SubscriptionDetails",
+    ("POST", "/v1/subscription-schedules"): "SubscriptionScheduleDetails",
+    ("GET", "/v1/subscription-schedules"): "ApiList<SubscriptionScheduleDetails>",
+    ("GET", "/v1/subscription-schedules/{schedule_id}"): "SubscriptionScheduleDetails",
+    ("POST", "/v1/subscription-schedules/{schedule_id}"): "SubscriptionScheduleDetails",
+    ("POST", "/v1/subscription-schedules/{schedule_id}/release"): "SubscriptionScheduleDetails",
+    ("POST", "/v1/subscription-schedules/{schedule_id}/cancel"): "SubscriptionScheduleDetails",
     ("GET", "/v1/invoices"): "ApiList<InvoiceDetails>",
     ("GET", "/v1/invoices/{invoice_id}"): "InvoiceDetails",
     ("POST", "/v1/invoices/{invoice_id}/pay"): "InvoiceDetails",
@@ -1515,6 +1521,89 @@ async def one_off_invoices(ctx: Context) -> None:
     await record(client, "POST", f"{url}/finalize", expect=200, name="invoice_finalize")
     await record(client, "POST", f"{url}/mark-uncollectible", expect=200, name="invoice_mark_uncollectible")
     await record(client, "POST", f"{url}/void", expect=200, name="invoice_void")
+
+
+@scenario
+async def subscription_schedules(ctx: Context) -> None:
+    """A schedule of two phases started now, listed, updated and released; one waiting
+    for its start, canceled; one wrapping an existing subscription; a refused phase."""
+    record, client = ctx.record, ctx.client
+    buyer = (await client.post("/v1/customers", json={"email": "scheduled@example.com"})).json()
+    product = (await client.post("/v1/products", json={"name": "Scheduled plan"})).json()
+    plan = (
+        await client.post(
+            "/v1/prices",
+            json={"product": product["id"], "currency": "usd", "unitAmount": 1200, "recurring": {"interval": "month"}},
+        )
+    ).json()
+    url = "/v1/subscription-schedules"
+    body = {"customer": buyer["id"], "collectionMethod": "send_invoice", "daysUntilDue": 14}
+    phases = [
+        {"items": [{"price": plan["id"]}], "iterations": 1, "metadata": {"step": "intro"}},
+        {"items": [{"price": plan["id"], "quantity": 3}], "iterations": 2},
+    ]
+    running = (
+        await record(
+            client,
+            "POST",
+            url,
+            expect=201,
+            name="subscription_schedule_create",
+            json={**body, "startDate": "now", "phases": phases},
+        )
+    ).json()
+    later = (datetime.now(UTC) + timedelta(days=5)).isoformat()
+    waiting = (
+        await record(
+            client,
+            "POST",
+            url,
+            expect=201,
+            name="subscription_schedule_create_not_started",
+            json={**body, "startDate": later, "endBehavior": "cancel", "phases": phases[:1]},
+        )
+    ).json()
+    await record(client, "GET", f"{url}/{running['id']}", expect=200, name="subscription_schedule_retrieve")
+    await record(client, "GET", url, expect=200, name="subscription_schedule_list", params={"customer": buyer["id"]})
+    stored = running["phases"]
+    update = [
+        {"items": [{"price": plan["id"]}], "startDate": stored[0]["startDate"], "endDate": stored[0]["endDate"]},
+        {"items": [{"price": plan["id"], "quantity": 2}], "iterations": 3, "prorationBehavior": "none"},
+    ]
+    await record(
+        client,
+        "POST",
+        f"{url}/{running['id']}",
+        expect=200,
+        name="subscription_schedule_update",
+        json={"phases": update, "metadata": {"deal": "annual"}},
+    )
+    await record(
+        client,
+        "POST",
+        f"{url}/{running['id']}",
+        expect=400,
+        name="subscription_schedule_update_past",
+        json={"phases": [{**update[0], "startDate": later}]},
+    )
+    await record(client, "POST", f"{url}/{running['id']}/release", expect=200, name="subscription_schedule_release")
+    await record(client, "POST", f"{url}/{waiting['id']}/cancel", expect=200, name="subscription_schedule_cancel")
+    await record(
+        client,
+        "POST",
+        url,
+        expect=201,
+        name="subscription_schedule_create_from_subscription",
+        json={"fromSubscription": running["subscriptionId"]},
+    )
+    await record(
+        client,
+        "POST",
+        url,
+        expect=400,
+        name="subscription_schedule_create_bad_phase",
+        json={**body, "phases": [{"items": [{"price": plan["id"]}]}]},
+    )
 
 
 @scenario

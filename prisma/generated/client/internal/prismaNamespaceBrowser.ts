@@ -334,7 +334,10 @@ export const SubscriptionScheduleScalarFieldEnum = {
   subscriptionId: 'subscriptionId',
   status: 'status',
   endBehavior: 'endBehavior',
+  collectionMethod: 'collectionMethod',
+  daysUntilDue: 'daysUntilDue',
   currentPhaseIndex: 'currentPhaseIndex',
+  releasedSubscriptionId: 'releasedSubscriptionId',
   releasedAt: 'releasedAt',
   canceledAt: 'canceledAt',
   completedAt: 'completedAt',
@@ -357,6 +360,8 @@ export const SubscriptionSchedulePhaseScalarFieldEnum = {
   iterations: 'iterations',
   trialEnd: 'trialEnd',
   prorationBehavior: 'prorationBehavior',
+  currency: 'currency',
+  defaultPaymentMethodId: 'defaultPaymentMethodId',
   metadata: 'metadata'
 } as const
 

@@ -27,10 +27,12 @@ export type AggregateSubscriptionSchedule = {
 }
 
 export type SubscriptionScheduleAvgAggregateOutputType = {
+  daysUntilDue: number | null
   currentPhaseIndex: number | null
 }
 
 export type SubscriptionScheduleSumAggregateOutputType = {
+  daysUntilDue: number | null
   currentPhaseIndex: number | null
 }
 
@@ -41,7 +43,10 @@ export type SubscriptionScheduleMinAggregateOutputType = {
   subscriptionId: string | null
   status: $Enums.SubscriptionScheduleStatus | null
   endBehavior: $Enums.SubscriptionScheduleEndBehavior | null
+  collectionMethod: $Enums.CollectionMethod | null
+  daysUntilDue: number | null
   currentPhaseIndex: number | null
+  releasedSubscriptionId: string | null
   releasedAt: Date | null
   canceledAt: Date | null
   completedAt: Date | null
@@ -56,7 +61,10 @@ export type SubscriptionScheduleMaxAggregateOutputType = {
   subscriptionId: string | null
   status: $Enums.SubscriptionScheduleStatus | null
   endBehavior: $Enums.SubscriptionScheduleEndBehavior | null
+  collectionMethod: $Enums.CollectionMethod | null
+  daysUntilDue: number | null
   currentPhaseIndex: number | null
+  releasedSubscriptionId: string | null
   releasedAt: Date | null
   canceledAt: Date | null
   completedAt: Date | null
@@ -71,7 +79,10 @@ export type SubscriptionScheduleCountAggregateOutputType = {
   subscriptionId: number
   status: number
   endBehavior: number
+  collectionMethod: number
+  daysUntilDue: number
   currentPhaseIndex: number
+  releasedSubscriptionId: number
   releasedAt: number
   canceledAt: number
   completedAt: number
@@ -83,10 +94,12 @@ export type SubscriptionScheduleCountAggregateOutputType = {
 
 
 export type SubscriptionScheduleAvgAggregateInputType = {
+  daysUntilDue?: true
   currentPhaseIndex?: true
 }
 
 export type SubscriptionScheduleSumAggregateInputType = {
+  daysUntilDue?: true
   currentPhaseIndex?: true
 }
 
@@ -97,7 +110,10 @@ export type SubscriptionScheduleMinAggregateInputType = {
   subscriptionId?: true
   status?: true
   endBehavior?: true
+  collectionMethod?: true
+  daysUntilDue?: true
   currentPhaseIndex?: true
+  releasedSubscriptionId?: true
   releasedAt?: true
   canceledAt?: true
   completedAt?: true
@@ -112,7 +128,10 @@ export type SubscriptionScheduleMaxAggregateInputType = {
   subscriptionId?: true
   status?: true
   endBehavior?: true
+  collectionMethod?: true
+  daysUntilDue?: true
   currentPhaseIndex?: true
+  releasedSubscriptionId?: true
   releasedAt?: true
   canceledAt?: true
   completedAt?: true
@@ -127,7 +146,10 @@ export type SubscriptionScheduleCountAggregateInputType = {
   subscriptionId?: true
   status?: true
   endBehavior?: true
+  collectionMethod?: true
+  daysUntilDue?: true
   currentPhaseIndex?: true
+  releasedSubscriptionId?: true
   releasedAt?: true
   canceledAt?: true
   completedAt?: true
@@ -230,7 +252,10 @@ export type SubscriptionScheduleGroupByOutputType = {
   subscriptionId: string | null
   status: $Enums.SubscriptionScheduleStatus
   endBehavior: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod: $Enums.CollectionMethod
+  daysUntilDue: number | null
   currentPhaseIndex: number | null
+  releasedSubscriptionId: string | null
   releasedAt: Date | null
   canceledAt: Date | null
   completedAt: Date | null
@@ -269,7 +294,10 @@ export type SubscriptionScheduleWhereInput = {
   subscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFilter<"SubscriptionSchedule"> | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
   currentPhaseIndex?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
+  releasedSubscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   releasedAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
   canceledAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
   completedAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
@@ -288,7 +316,10 @@ export type SubscriptionScheduleOrderByWithRelationInput = {
   subscriptionId?: Prisma.SortOrderInput | Prisma.SortOrder
   status?: Prisma.SortOrder
   endBehavior?: Prisma.SortOrder
+  collectionMethod?: Prisma.SortOrder
+  daysUntilDue?: Prisma.SortOrderInput | Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrderInput | Prisma.SortOrder
+  releasedSubscriptionId?: Prisma.SortOrderInput | Prisma.SortOrder
   releasedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   canceledAt?: Prisma.SortOrderInput | Prisma.SortOrder
   completedAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -312,7 +343,10 @@ export type SubscriptionScheduleWhereUniqueInput = Prisma.AtLeast<{
   subscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFilter<"SubscriptionSchedule"> | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
   currentPhaseIndex?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
+  releasedSubscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   releasedAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
   canceledAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
   completedAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
@@ -331,7 +365,10 @@ export type SubscriptionScheduleOrderByWithAggregationInput = {
   subscriptionId?: Prisma.SortOrderInput | Prisma.SortOrder
   status?: Prisma.SortOrder
   endBehavior?: Prisma.SortOrder
+  collectionMethod?: Prisma.SortOrder
+  daysUntilDue?: Prisma.SortOrderInput | Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrderInput | Prisma.SortOrder
+  releasedSubscriptionId?: Prisma.SortOrderInput | Prisma.SortOrder
   releasedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   canceledAt?: Prisma.SortOrderInput | Prisma.SortOrder
   completedAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -355,7 +392,10 @@ export type SubscriptionScheduleScalarWhereWithAggregatesInput = {
   subscriptionId?: Prisma.StringNullableWithAggregatesFilter<"SubscriptionSchedule"> | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusWithAggregatesFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorWithAggregatesFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodWithAggregatesFilter<"SubscriptionSchedule"> | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.IntNullableWithAggregatesFilter<"SubscriptionSchedule"> | number | null
   currentPhaseIndex?: Prisma.IntNullableWithAggregatesFilter<"SubscriptionSchedule"> | number | null
+  releasedSubscriptionId?: Prisma.StringNullableWithAggregatesFilter<"SubscriptionSchedule"> | string | null
   releasedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SubscriptionSchedule"> | Date | string | null
   canceledAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SubscriptionSchedule"> | Date | string | null
   completedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"SubscriptionSchedule"> | Date | string | null
@@ -368,7 +408,10 @@ export type SubscriptionScheduleCreateInput = {
   id: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -387,7 +430,10 @@ export type SubscriptionScheduleUncheckedCreateInput = {
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -401,7 +447,10 @@ export type SubscriptionScheduleUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -420,7 +469,10 @@ export type SubscriptionScheduleUncheckedUpdateInput = {
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -437,7 +489,10 @@ export type SubscriptionScheduleCreateManyInput = {
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -450,7 +505,10 @@ export type SubscriptionScheduleUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -466,7 +524,10 @@ export type SubscriptionScheduleUncheckedUpdateManyInput = {
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -507,7 +568,10 @@ export type SubscriptionScheduleCountOrderByAggregateInput = {
   subscriptionId?: Prisma.SortOrder
   status?: Prisma.SortOrder
   endBehavior?: Prisma.SortOrder
+  collectionMethod?: Prisma.SortOrder
+  daysUntilDue?: Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrder
+  releasedSubscriptionId?: Prisma.SortOrder
   releasedAt?: Prisma.SortOrder
   canceledAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
@@ -517,6 +581,7 @@ export type SubscriptionScheduleCountOrderByAggregateInput = {
 }
 
 export type SubscriptionScheduleAvgOrderByAggregateInput = {
+  daysUntilDue?: Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrder
 }
 
@@ -527,7 +592,10 @@ export type SubscriptionScheduleMaxOrderByAggregateInput = {
   subscriptionId?: Prisma.SortOrder
   status?: Prisma.SortOrder
   endBehavior?: Prisma.SortOrder
+  collectionMethod?: Prisma.SortOrder
+  daysUntilDue?: Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrder
+  releasedSubscriptionId?: Prisma.SortOrder
   releasedAt?: Prisma.SortOrder
   canceledAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
@@ -542,7 +610,10 @@ export type SubscriptionScheduleMinOrderByAggregateInput = {
   subscriptionId?: Prisma.SortOrder
   status?: Prisma.SortOrder
   endBehavior?: Prisma.SortOrder
+  collectionMethod?: Prisma.SortOrder
+  daysUntilDue?: Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrder
+  releasedSubscriptionId?: Prisma.SortOrder
   releasedAt?: Prisma.SortOrder
   canceledAt?: Prisma.SortOrder
   completedAt?: Prisma.SortOrder
@@ -551,6 +622,7 @@ export type SubscriptionScheduleMinOrderByAggregateInput = {
 }
 
 export type SubscriptionScheduleSumOrderByAggregateInput = {
+  daysUntilDue?: Prisma.SortOrder
   currentPhaseIndex?: Prisma.SortOrder
 }
 
@@ -659,7 +731,10 @@ export type SubscriptionScheduleCreateWithoutCustomerInput = {
   id: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -675,7 +750,10 @@ export type SubscriptionScheduleUncheckedCreateWithoutCustomerInput = {
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -721,7 +799,10 @@ export type SubscriptionScheduleScalarWhereInput = {
   subscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFilter<"SubscriptionSchedule"> | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFilter<"SubscriptionSchedule"> | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
   currentPhaseIndex?: Prisma.IntNullableFilter<"SubscriptionSchedule"> | number | null
+  releasedSubscriptionId?: Prisma.StringNullableFilter<"SubscriptionSchedule"> | string | null
   releasedAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
   canceledAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
   completedAt?: Prisma.DateTimeNullableFilter<"SubscriptionSchedule"> | Date | string | null
@@ -734,7 +815,10 @@ export type SubscriptionScheduleCreateWithoutSubscriptionInput = {
   id: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -750,7 +834,10 @@ export type SubscriptionScheduleUncheckedCreateWithoutSubscriptionInput = {
   customerId: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -780,7 +867,10 @@ export type SubscriptionScheduleUpdateWithoutSubscriptionInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -796,7 +886,10 @@ export type SubscriptionScheduleUncheckedUpdateWithoutSubscriptionInput = {
   customerId?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -810,7 +903,10 @@ export type SubscriptionScheduleCreateWithoutPhasesInput = {
   id: string
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -828,7 +924,10 @@ export type SubscriptionScheduleUncheckedCreateWithoutPhasesInput = {
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -857,7 +956,10 @@ export type SubscriptionScheduleUpdateWithoutPhasesInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -875,7 +977,10 @@ export type SubscriptionScheduleUncheckedUpdateWithoutPhasesInput = {
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -889,7 +994,10 @@ export type SubscriptionScheduleCreateManyCustomerInput = {
   subscriptionId?: string | null
   status?: $Enums.SubscriptionScheduleStatus
   endBehavior?: $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: $Enums.CollectionMethod
+  daysUntilDue?: number | null
   currentPhaseIndex?: number | null
+  releasedSubscriptionId?: string | null
   releasedAt?: Date | string | null
   canceledAt?: Date | string | null
   completedAt?: Date | string | null
@@ -902,7 +1010,10 @@ export type SubscriptionScheduleUpdateWithoutCustomerInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -918,7 +1029,10 @@ export type SubscriptionScheduleUncheckedUpdateWithoutCustomerInput = {
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -933,7 +1047,10 @@ export type SubscriptionScheduleUncheckedUpdateManyWithoutCustomerInput = {
   subscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   status?: Prisma.EnumSubscriptionScheduleStatusFieldUpdateOperationsInput | $Enums.SubscriptionScheduleStatus
   endBehavior?: Prisma.EnumSubscriptionScheduleEndBehaviorFieldUpdateOperationsInput | $Enums.SubscriptionScheduleEndBehavior
+  collectionMethod?: Prisma.EnumCollectionMethodFieldUpdateOperationsInput | $Enums.CollectionMethod
+  daysUntilDue?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   currentPhaseIndex?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  releasedSubscriptionId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   releasedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   canceledAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   completedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -980,7 +1097,10 @@ export type SubscriptionScheduleSelect<ExtArgs extends runtime.Types.Extensions.
   subscriptionId?: boolean
   status?: boolean
   endBehavior?: boolean
+  collectionMethod?: boolean
+  daysUntilDue?: boolean
   currentPhaseIndex?: boolean
+  releasedSubscriptionId?: boolean
   releasedAt?: boolean
   canceledAt?: boolean
   completedAt?: boolean
@@ -1000,7 +1120,10 @@ export type SubscriptionScheduleSelectCreateManyAndReturn<ExtArgs extends runtim
   subscriptionId?: boolean
   status?: boolean
   endBehavior?: boolean
+  collectionMethod?: boolean
+  daysUntilDue?: boolean
   currentPhaseIndex?: boolean
+  releasedSubscriptionId?: boolean
   releasedAt?: boolean
   canceledAt?: boolean
   completedAt?: boolean
@@ -1018,7 +1141,10 @@ export type SubscriptionScheduleSelectUpdateManyAndReturn<ExtArgs extends runtim
   subscriptionId?: boolean
   status?: boolean
   endBehavior?: boolean
+  collectionMethod?: boolean
+  daysUntilDue?: boolean
   currentPhaseIndex?: boolean
+  releasedSubscriptionId?: boolean
   releasedAt?: boolean
   canceledAt?: boolean
   completedAt?: boolean
@@ -1036,7 +1162,10 @@ export type SubscriptionScheduleSelectScalar = {
   subscriptionId?: boolean
   status?: boolean
   endBehavior?: boolean
+  collectionMethod?: boolean
+  daysUntilDue?: boolean
   currentPhaseIndex?: boolean
+  releasedSubscriptionId?: boolean
   releasedAt?: boolean
   canceledAt?: boolean
   completedAt?: boolean
@@ -1045,7 +1174,7 @@ export type SubscriptionScheduleSelectScalar = {
   updatedAt?: boolean
 }
 
-export type SubscriptionScheduleOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "status" | "endBehavior" | "currentPhaseIndex" | "releasedAt" | "canceledAt" | "completedAt" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscriptionSchedule"]>
+export type SubscriptionScheduleOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "status" | "endBehavior" | "collectionMethod" | "daysUntilDue" | "currentPhaseIndex" | "releasedSubscriptionId" | "releasedAt" | "canceledAt" | "completedAt" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["subscriptionSchedule"]>
 export type SubscriptionScheduleInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   subscription?: boolean | Prisma.SubscriptionSchedule$subscriptionArgs<ExtArgs>
@@ -1075,7 +1204,16 @@ export type $SubscriptionSchedulePayload<ExtArgs extends runtime.Types.Extension
     subscriptionId: string | null
     status: $Enums.SubscriptionScheduleStatus
     endBehavior: $Enums.SubscriptionScheduleEndBehavior
+    /**
+     * Stripe's default_settings: how the schedule's subscription collects its invoices.
+     */
+    collectionMethod: $Enums.CollectionMethod
+    daysUntilDue: number | null
     currentPhaseIndex: number | null
+    /**
+     * The subscription the schedule let go of (released by request or at its end).
+     */
+    releasedSubscriptionId: string | null
     releasedAt: Date | null
     canceledAt: Date | null
     completedAt: Date | null
@@ -1517,7 +1655,10 @@ export interface SubscriptionScheduleFieldRefs {
   readonly subscriptionId: Prisma.FieldRef<"SubscriptionSchedule", 'String'>
   readonly status: Prisma.FieldRef<"SubscriptionSchedule", 'SubscriptionScheduleStatus'>
   readonly endBehavior: Prisma.FieldRef<"SubscriptionSchedule", 'SubscriptionScheduleEndBehavior'>
+  readonly collectionMethod: Prisma.FieldRef<"SubscriptionSchedule", 'CollectionMethod'>
+  readonly daysUntilDue: Prisma.FieldRef<"SubscriptionSchedule", 'Int'>
   readonly currentPhaseIndex: Prisma.FieldRef<"SubscriptionSchedule", 'Int'>
+  readonly releasedSubscriptionId: Prisma.FieldRef<"SubscriptionSchedule", 'String'>
   readonly releasedAt: Prisma.FieldRef<"SubscriptionSchedule", 'DateTime'>
   readonly canceledAt: Prisma.FieldRef<"SubscriptionSchedule", 'DateTime'>
   readonly completedAt: Prisma.FieldRef<"SubscriptionSchedule", 'DateTime'>

@@ -46,6 +46,8 @@ export type SubscriptionSchedulePhaseMinAggregateOutputType = {
   iterations: number | null
   trialEnd: Date | null
   prorationBehavior: $Enums.ProrationBehavior | null
+  currency: string | null
+  defaultPaymentMethodId: string | null
 }
 
 export type SubscriptionSchedulePhaseMaxAggregateOutputType = {
@@ -58,6 +60,8 @@ export type SubscriptionSchedulePhaseMaxAggregateOutputType = {
   iterations: number | null
   trialEnd: Date | null
   prorationBehavior: $Enums.ProrationBehavior | null
+  currency: string | null
+  defaultPaymentMethodId: string | null
 }
 
 export type SubscriptionSchedulePhaseCountAggregateOutputType = {
@@ -71,6 +75,8 @@ export type SubscriptionSchedulePhaseCountAggregateOutputType = {
   iterations: number
   trialEnd: number
   prorationBehavior: number
+  currency: number
+  defaultPaymentMethodId: number
   metadata: number
   _all: number
 }
@@ -96,6 +102,8 @@ export type SubscriptionSchedulePhaseMinAggregateInputType = {
   iterations?: true
   trialEnd?: true
   prorationBehavior?: true
+  currency?: true
+  defaultPaymentMethodId?: true
 }
 
 export type SubscriptionSchedulePhaseMaxAggregateInputType = {
@@ -108,6 +116,8 @@ export type SubscriptionSchedulePhaseMaxAggregateInputType = {
   iterations?: true
   trialEnd?: true
   prorationBehavior?: true
+  currency?: true
+  defaultPaymentMethodId?: true
 }
 
 export type SubscriptionSchedulePhaseCountAggregateInputType = {
@@ -121,6 +131,8 @@ export type SubscriptionSchedulePhaseCountAggregateInputType = {
   iterations?: true
   trialEnd?: true
   prorationBehavior?: true
+  currency?: true
+  defaultPaymentMethodId?: true
   metadata?: true
   _all?: true
 }
@@ -222,6 +234,8 @@ export type SubscriptionSchedulePhaseGroupByOutputType = {
   iterations: number | null
   trialEnd: Date | null
   prorationBehavior: $Enums.ProrationBehavior
+  currency: string | null
+  defaultPaymentMethodId: string | null
   metadata: runtime.JsonValue
   _count: SubscriptionSchedulePhaseCountAggregateOutputType | null
   _avg: SubscriptionSchedulePhaseAvgAggregateOutputType | null
@@ -259,6 +273,8 @@ export type SubscriptionSchedulePhaseWhereInput = {
   iterations?: Prisma.IntNullableFilter<"SubscriptionSchedulePhase"> | number | null
   trialEnd?: Prisma.DateTimeNullableFilter<"SubscriptionSchedulePhase"> | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFilter<"SubscriptionSchedulePhase"> | $Enums.ProrationBehavior
+  currency?: Prisma.StringNullableFilter<"SubscriptionSchedulePhase"> | string | null
+  defaultPaymentMethodId?: Prisma.StringNullableFilter<"SubscriptionSchedulePhase"> | string | null
   metadata?: Prisma.JsonFilter<"SubscriptionSchedulePhase">
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput>
 }
@@ -274,6 +290,8 @@ export type SubscriptionSchedulePhaseOrderByWithRelationInput = {
   iterations?: Prisma.SortOrderInput | Prisma.SortOrder
   trialEnd?: Prisma.SortOrderInput | Prisma.SortOrder
   prorationBehavior?: Prisma.SortOrder
+  currency?: Prisma.SortOrderInput | Prisma.SortOrder
+  defaultPaymentMethodId?: Prisma.SortOrderInput | Prisma.SortOrder
   metadata?: Prisma.SortOrder
   schedule?: Prisma.SubscriptionScheduleOrderByWithRelationInput
 }
@@ -293,6 +311,8 @@ export type SubscriptionSchedulePhaseWhereUniqueInput = Prisma.AtLeast<{
   iterations?: Prisma.IntNullableFilter<"SubscriptionSchedulePhase"> | number | null
   trialEnd?: Prisma.DateTimeNullableFilter<"SubscriptionSchedulePhase"> | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFilter<"SubscriptionSchedulePhase"> | $Enums.ProrationBehavior
+  currency?: Prisma.StringNullableFilter<"SubscriptionSchedulePhase"> | string | null
+  defaultPaymentMethodId?: Prisma.StringNullableFilter<"SubscriptionSchedulePhase"> | string | null
   metadata?: Prisma.JsonFilter<"SubscriptionSchedulePhase">
   schedule?: Prisma.XOR<Prisma.SubscriptionScheduleScalarRelationFilter, Prisma.SubscriptionScheduleWhereInput>
 }, "id" | "scheduleId_position">
@@ -308,6 +328,8 @@ export type SubscriptionSchedulePhaseOrderByWithAggregationInput = {
   iterations?: Prisma.SortOrderInput | Prisma.SortOrder
   trialEnd?: Prisma.SortOrderInput | Prisma.SortOrder
   prorationBehavior?: Prisma.SortOrder
+  currency?: Prisma.SortOrderInput | Prisma.SortOrder
+  defaultPaymentMethodId?: Prisma.SortOrderInput | Prisma.SortOrder
   metadata?: Prisma.SortOrder
   _count?: Prisma.SubscriptionSchedulePhaseCountOrderByAggregateInput
   _avg?: Prisma.SubscriptionSchedulePhaseAvgOrderByAggregateInput
@@ -330,6 +352,8 @@ export type SubscriptionSchedulePhaseScalarWhereWithAggregatesInput = {
   iterations?: Prisma.IntNullableWithAggregatesFilter<"SubscriptionSchedulePhase"> | number | null
   trialEnd?: Prisma.DateTimeNullableWithAggregatesFilter<"SubscriptionSchedulePhase"> | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorWithAggregatesFilter<"SubscriptionSchedulePhase"> | $Enums.ProrationBehavior
+  currency?: Prisma.StringNullableWithAggregatesFilter<"SubscriptionSchedulePhase"> | string | null
+  defaultPaymentMethodId?: Prisma.StringNullableWithAggregatesFilter<"SubscriptionSchedulePhase"> | string | null
   metadata?: Prisma.JsonWithAggregatesFilter<"SubscriptionSchedulePhase">
 }
 
@@ -342,6 +366,8 @@ export type SubscriptionSchedulePhaseCreateInput = {
   iterations?: number | null
   trialEnd?: Date | string | null
   prorationBehavior?: $Enums.ProrationBehavior
+  currency?: string | null
+  defaultPaymentMethodId?: string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   schedule: Prisma.SubscriptionScheduleCreateNestedOneWithoutPhasesInput
 }
@@ -357,6 +383,8 @@ export type SubscriptionSchedulePhaseUncheckedCreateInput = {
   iterations?: number | null
   trialEnd?: Date | string | null
   prorationBehavior?: $Enums.ProrationBehavior
+  currency?: string | null
+  defaultPaymentMethodId?: string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -369,6 +397,8 @@ export type SubscriptionSchedulePhaseUpdateInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   schedule?: Prisma.SubscriptionScheduleUpdateOneRequiredWithoutPhasesNestedInput
 }
@@ -384,6 +414,8 @@ export type SubscriptionSchedulePhaseUncheckedUpdateInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -398,6 +430,8 @@ export type SubscriptionSchedulePhaseCreateManyInput = {
   iterations?: number | null
   trialEnd?: Date | string | null
   prorationBehavior?: $Enums.ProrationBehavior
+  currency?: string | null
+  defaultPaymentMethodId?: string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -410,6 +444,8 @@ export type SubscriptionSchedulePhaseUpdateManyMutationInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -424,6 +460,8 @@ export type SubscriptionSchedulePhaseUncheckedUpdateManyInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -453,6 +491,8 @@ export type SubscriptionSchedulePhaseCountOrderByAggregateInput = {
   iterations?: Prisma.SortOrder
   trialEnd?: Prisma.SortOrder
   prorationBehavior?: Prisma.SortOrder
+  currency?: Prisma.SortOrder
+  defaultPaymentMethodId?: Prisma.SortOrder
   metadata?: Prisma.SortOrder
 }
 
@@ -471,6 +511,8 @@ export type SubscriptionSchedulePhaseMaxOrderByAggregateInput = {
   iterations?: Prisma.SortOrder
   trialEnd?: Prisma.SortOrder
   prorationBehavior?: Prisma.SortOrder
+  currency?: Prisma.SortOrder
+  defaultPaymentMethodId?: Prisma.SortOrder
 }
 
 export type SubscriptionSchedulePhaseMinOrderByAggregateInput = {
@@ -483,6 +525,8 @@ export type SubscriptionSchedulePhaseMinOrderByAggregateInput = {
   iterations?: Prisma.SortOrder
   trialEnd?: Prisma.SortOrder
   prorationBehavior?: Prisma.SortOrder
+  currency?: Prisma.SortOrder
+  defaultPaymentMethodId?: Prisma.SortOrder
 }
 
 export type SubscriptionSchedulePhaseSumOrderByAggregateInput = {
@@ -545,6 +589,8 @@ export type SubscriptionSchedulePhaseCreateWithoutScheduleInput = {
   iterations?: number | null
   trialEnd?: Date | string | null
   prorationBehavior?: $Enums.ProrationBehavior
+  currency?: string | null
+  defaultPaymentMethodId?: string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -557,6 +603,8 @@ export type SubscriptionSchedulePhaseUncheckedCreateWithoutScheduleInput = {
   iterations?: number | null
   trialEnd?: Date | string | null
   prorationBehavior?: $Enums.ProrationBehavior
+  currency?: string | null
+  defaultPaymentMethodId?: string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -600,6 +648,8 @@ export type SubscriptionSchedulePhaseScalarWhereInput = {
   iterations?: Prisma.IntNullableFilter<"SubscriptionSchedulePhase"> | number | null
   trialEnd?: Prisma.DateTimeNullableFilter<"SubscriptionSchedulePhase"> | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFilter<"SubscriptionSchedulePhase"> | $Enums.ProrationBehavior
+  currency?: Prisma.StringNullableFilter<"SubscriptionSchedulePhase"> | string | null
+  defaultPaymentMethodId?: Prisma.StringNullableFilter<"SubscriptionSchedulePhase"> | string | null
   metadata?: Prisma.JsonFilter<"SubscriptionSchedulePhase">
 }
 
@@ -612,6 +662,8 @@ export type SubscriptionSchedulePhaseCreateManyScheduleInput = {
   iterations?: number | null
   trialEnd?: Date | string | null
   prorationBehavior?: $Enums.ProrationBehavior
+  currency?: string | null
+  defaultPaymentMethodId?: string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -624,6 +676,8 @@ export type SubscriptionSchedulePhaseUpdateWithoutScheduleInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -636,6 +690,8 @@ export type SubscriptionSchedulePhaseUncheckedUpdateWithoutScheduleInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -648,6 +704,8 @@ export type SubscriptionSchedulePhaseUncheckedUpdateManyWithoutScheduleInput = {
   iterations?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   trialEnd?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   prorationBehavior?: Prisma.EnumProrationBehaviorFieldUpdateOperationsInput | $Enums.ProrationBehavior
+  currency?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  defaultPaymentMethodId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   metadata?: Prisma.JsonNullValueInput | runtime.InputJsonValue
 }
 
@@ -664,6 +722,8 @@ export type SubscriptionSchedulePhaseSelect<ExtArgs extends runtime.Types.Extens
   iterations?: boolean
   trialEnd?: boolean
   prorationBehavior?: boolean
+  currency?: boolean
+  defaultPaymentMethodId?: boolean
   metadata?: boolean
   schedule?: boolean | Prisma.SubscriptionScheduleDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["subscriptionSchedulePhase"]>
@@ -679,6 +739,8 @@ export type SubscriptionSchedulePhaseSelectCreateManyAndReturn<ExtArgs extends r
   iterations?: boolean
   trialEnd?: boolean
   prorationBehavior?: boolean
+  currency?: boolean
+  defaultPaymentMethodId?: boolean
   metadata?: boolean
   schedule?: boolean | Prisma.SubscriptionScheduleDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["subscriptionSchedulePhase"]>
@@ -694,6 +756,8 @@ export type SubscriptionSchedulePhaseSelectUpdateManyAndReturn<ExtArgs extends r
   iterations?: boolean
   trialEnd?: boolean
   prorationBehavior?: boolean
+  currency?: boolean
+  defaultPaymentMethodId?: boolean
   metadata?: boolean
   schedule?: boolean | Prisma.SubscriptionScheduleDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["subscriptionSchedulePhase"]>
@@ -709,10 +773,12 @@ export type SubscriptionSchedulePhaseSelectScalar = {
   iterations?: boolean
   trialEnd?: boolean
   prorationBehavior?: boolean
+  currency?: boolean
+  defaultPaymentMethodId?: boolean
   metadata?: boolean
 }
 
-export type SubscriptionSchedulePhaseOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "scheduleId" | "position" | "startDate" | "endDate" | "items" | "iterations" | "trialEnd" | "prorationBehavior" | "metadata", ExtArgs["result"]["subscriptionSchedulePhase"]>
+export type SubscriptionSchedulePhaseOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "scheduleId" | "position" | "startDate" | "endDate" | "items" | "iterations" | "trialEnd" | "prorationBehavior" | "currency" | "defaultPaymentMethodId" | "metadata", ExtArgs["result"]["subscriptionSchedulePhase"]>
 export type SubscriptionSchedulePhaseInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   schedule?: boolean | Prisma.SubscriptionScheduleDefaultArgs<ExtArgs>
 }
@@ -743,6 +809,14 @@ export type $SubscriptionSchedulePhasePayload<ExtArgs extends runtime.Types.Exte
     iterations: number | null
     trialEnd: Date | null
     prorationBehavior: $Enums.ProrationBehavior
+    /**
+     * The subscription's currency, set on the first phase (default: the customer's, else the first price's).
+     */
+    currency: string | null
+    /**
+     * Set on the subscription when the phase starts.
+     */
+    defaultPaymentMethodId: string | null
     /**
      * @json Metadata
      */
@@ -1181,6 +1255,8 @@ export interface SubscriptionSchedulePhaseFieldRefs {
   readonly iterations: Prisma.FieldRef<"SubscriptionSchedulePhase", 'Int'>
   readonly trialEnd: Prisma.FieldRef<"SubscriptionSchedulePhase", 'DateTime'>
   readonly prorationBehavior: Prisma.FieldRef<"SubscriptionSchedulePhase", 'ProrationBehavior'>
+  readonly currency: Prisma.FieldRef<"SubscriptionSchedulePhase", 'String'>
+  readonly defaultPaymentMethodId: Prisma.FieldRef<"SubscriptionSchedulePhase", 'String'>
   readonly metadata: Prisma.FieldRef<"SubscriptionSchedulePhase", 'Json'>
 }
     
