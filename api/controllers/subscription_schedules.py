@@ -46,11 +46,11 @@ class SubscriptionScheduleController(Controller):
     ) -> Response[SubscriptionScheduleDetails]:
         return await run_command(bus, caller, data, idempotency_key, created=True)
 
-    @get("/{schedule_id:str}", summary="Retrieve a subscription schedule with its phases")
-    async def retrieve(self, schedule_id: str, db: AsyncSession) -> SubscriptionScheduleDetails:
-        schedule = await get_schedule(db, schedule_id)
+    @get("/{subscription_schedule_id:str}", summary="Retrieve a subscription schedule with its phases")
+    async def retrieve(self, subscription_schedule_id: str, db: AsyncSession) -> SubscriptionScheduleDetails:
+        schedule = await get_schedule(db, subscription_schedule_id)
         if schedule is None:
-            raise ResourceMissing("subscription_schedule", schedule_id)
+            raise ResourceMissing("subscription_schedule", subscription_schedule_id)
         return schedule
 
     @get("/", summary="List subscription schedules, newest first")
@@ -65,7 +65,7 @@ class SubscriptionScheduleController(Controller):
         return list_response(page, SubscriptionScheduleDetails, self.path)
 
     @post(
-        "/{schedule_id:str}",
+        "/{subscription_schedule_id:str}",
         summary="Update a subscription schedule (absent fields unchanged)",
         description=(
             "phases replaces the phases: the ones that ended must be sent as they are and the current one keeps "
@@ -75,33 +75,33 @@ class SubscriptionScheduleController(Controller):
     )
     async def update(
         self,
-        schedule_id: str,
+        subscription_schedule_id: str,
         data: SubscriptionScheduleUpdate,
         caller: Caller,
         bus: CommandBus,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionScheduleDetails]:
         command = SubscriptionScheduleUpdateCommand(
-            id=schedule_id, changes=data.model_dump(mode="json", exclude_unset=True)
+            id=subscription_schedule_id, changes=data.model_dump(mode="json", exclude_unset=True)
         )
         return await run_command(bus, caller, command, idempotency_key)
 
     @post(
-        "/{schedule_id:str}/release",
+        "/{subscription_schedule_id:str}/release",
         summary="Release a subscription schedule: its subscription goes on as it is",
         status_code=200,
     )
     async def release(
-        self, schedule_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+        self, subscription_schedule_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
     ) -> Response[SubscriptionScheduleDetails]:
-        return await run_command(bus, caller, SubscriptionScheduleRelease(id=schedule_id), idempotency_key)
+        return await run_command(bus, caller, SubscriptionScheduleRelease(id=subscription_schedule_id), idempotency_key)
 
     @post(
-        "/{schedule_id:str}/cancel",
+        "/{subscription_schedule_id:str}/cancel",
         summary="Cancel a subscription schedule and its subscription now",
         status_code=200,
     )
     async def cancel(
-        self, schedule_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+        self, subscription_schedule_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
     ) -> Response[SubscriptionScheduleDetails]:
-        return await run_command(bus, caller, SubscriptionScheduleCancel(id=schedule_id), idempotency_key)
+        return await run_command(bus, caller, SubscriptionScheduleCancel(id=subscription_schedule_id), idempotency_key)

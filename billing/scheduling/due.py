@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import TIMESTAMP, ColumnElement, SQLColumnExpression, and_, case, exists, func, literal, select, type_coerce
+from sqlalchemy import (
+    TIMESTAMP,
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
 
 from billing.models import Invoice, Subscription, SubscriptionSchedule, SubscriptionSchedulePhase
 from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TRIAL_WILL_END_BEFORE
