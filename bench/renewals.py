@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -34,14 +33,13 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.write_path import asyncpg_dsn, closed_loop, cpu_seconds, spawn, wait_healthy  # noqa: E402
+from bench.write_path import bench_stack, closed_loop, cpu_seconds, spawn, wait_healthy  # noqa: E402
 from billing import clock  # noqa: E402
 from billing.catalog.service import create_price, create_product  # noqa: E402
 from billing.db.sessions import create_engine, create_session_factory, tenant_session  # noqa: E402
@@ -79,18 +77,6 @@ def tiered_total(quantity: int) -> int:
     first = min(quantity, 5) * 1000
     rest = quantity - 5
     return first + (rest * 800 + 500 if rest > 0 else 0)
-
-
-async def prepare_database(base_url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    admin = await asyncpg.connect(asyncpg_dsn(make_url(base_url).set(database="postgres").render_as_string(False)))
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await admin.close()
-    return make_url(base_url).set(database=DATABASE).render_as_string(hide_password=False)
 
 
 async def seed(database_url: str, organizations: int, subscriptions: int) -> tuple[str, dict[str, int]]:
@@ -223,25 +209,8 @@ async def main() -> None:
     args = parser.parse_args()
     count = args.subscriptions - args.subscriptions % args.organizations
 
-    settings = get_settings()
-    database_url = await prepare_database(settings.database_url)
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
-    port = 8000 + (os.getpid() % 500) + 100
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "BILLING_API_PORT": str(port),
-        "BILLING_RATE_LIMIT_PER_SECOND": "1000000",
-        "BILLING_COMMAND_TIMEOUT": "30",
-    }
-    logs = settings.data_dir / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "cli.main", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    os.environ["KAFKA_TOPIC_PREFIX"] = prefix
-    from producers.topics import ensure_topics
-
-    await ensure_topics(settings.kafka_bootstrap_servers, prefix=prefix)
+    database_url, env, logs = await bench_stack(DATABASE)
+    port = int(env["BILLING_API_PORT"])
     seeding = time.monotonic()
     secret, expected = await seed(database_url, args.organizations, count)
     print(f"seeded {count:,} subscriptions in {args.organizations} organizations in {time.monotonic() - seeding:.1f} s")

@@ -47,16 +47,41 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def prepare_database(base_url: str) -> str:
+async def prepare_database(base_url: str, database: str = BENCH_DATABASE) -> str:
     admin = await asyncpg.connect(
         asyncpg_dsn(make_url(base_url).set(database="postgres").render_as_string(hide_password=False))
     )
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+        await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {database}")
     finally:
         await admin.close()
-    return make_url(base_url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+    return make_url(base_url).set(database=database).render_as_string(hide_password=False)
+
+
+async def bench_stack(database: str = BENCH_DATABASE) -> tuple[str, dict[str, str], Path]:
+    """A migrated database and Kafka topics of the bench's own, and the environment that
+    points `billing` processes at them: (database URL, environment, log directory)."""
+    settings = get_settings()
+    database_url = await prepare_database(settings.database_url, database)
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    port = 8000 + (os.getpid() % 500) + 100
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "BILLING_API_PORT": str(port),
+        "BILLING_RATE_LIMIT_PER_SECOND": "1000000",
+        "BILLING_COMMAND_TIMEOUT": "30",
+    }
+    logs = settings.data_dir / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "cli.main", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    os.environ["KAFKA_TOPIC_PREFIX"] = prefix
+    from producers.topics import ensure_topics
+
+    await ensure_topics(settings.kafka_bootstrap_servers, prefix=prefix)
+    return database_url, env, logs
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -188,25 +213,8 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; medians are printed")
     args = parser.parse_args()
 
-    settings = get_settings()
-    database_url = await prepare_database(settings.database_url)
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
-    port = 8000 + (os.getpid() % 500) + 100
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "BILLING_API_PORT": str(port),
-        "BILLING_RATE_LIMIT_PER_SECOND": "1000000",
-        "BILLING_COMMAND_TIMEOUT": "30",
-    }
-    logs = settings.data_dir / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "cli.main", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    os.environ["KAFKA_TOPIC_PREFIX"] = prefix
-    from producers.topics import ensure_topics
-
-    await ensure_topics(settings.kafka_bootstrap_servers, prefix=prefix)
+    database_url, env, logs = await bench_stack()
+    port = int(env["BILLING_API_PORT"])
     created = subprocess.run(
         [sys.executable, "-m", "cli.main", "org", "create", "Bench"],
         cwd=ROOT,
