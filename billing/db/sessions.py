@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Result, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.orm.interfaces import ORMOption
 
 from billing.models import Base
 from contracts.settings import get_settings
@@ -134,7 +135,16 @@ def _add_tenant_filter(state: ORMExecuteState) -> None:
         return
     if state.execution_options.get("skip_tenant_filter"):
         return
-    for model in tenant_owned_models():
-        state.statement = state.statement.options(
-            with_loader_criteria(model, lambda cls: cls.organization_id == organization_id, include_aliases=True)
-        )
+    state.statement = state.statement.options(*_tenant_criteria(organization_id))
+
+
+@lru_cache(maxsize=4096)
+def _tenant_criteria(organization_id: str) -> tuple[ORMOption, ...]:
+    """The tenant filter of one organization: a criteria option per tenant-owned model,
+    built once per organization rather than for every statement (building them, and
+    cloning the statement once per model, was a seventh of a renewal's CPU: py-spy over
+    bench/renewals.py)."""
+    return tuple(
+        with_loader_criteria(model, lambda cls: cls.organization_id == organization_id, include_aliases=True)
+        for model in tenant_owned_models()
+    )
