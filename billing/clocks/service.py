@@ -27,7 +27,6 @@ from billing.ids import new_id
 from billing.models import (
     CreditNote,
     Customer,
-    CustomerPaymentMethod,
     Invoice,
     InvoiceItem,
     Payment,
@@ -45,7 +44,7 @@ from contracts.test_clocks import TestClockAdvance, TestClockCreate, TestClockSt
 LIFETIME: Final = timedelta(days=30)
 
 # the objects whose customer's time the rules ask for
-TimedModel = type[Subscription] | type[Invoice] | type[Payment] | type[CreditNote] | type[CustomerPaymentMethod]
+TimedModel = type[Subscription] | type[Invoice] | type[Payment] | type[CreditNote]
 
 
 async def now_for_customer(session: AsyncSession, customer_id: str | ScalarSelect[str]) -> datetime:

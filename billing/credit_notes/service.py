@@ -37,14 +37,13 @@ from billing.models import (
     Refund,
     Subscription,
 )
-from billing.payments import refunds
+from billing.payments import attempts, refunds
 from billing.subscriptions.status import SubscriptionEvent, next_status
 from contracts.credit_notes import CreditNoteCreate, CreditNoteIssue
-from contracts.enums import CreditNoteStatus, InvoiceStatus, PaymentStatus
+from contracts.enums import CreditNoteStatus, InvoiceStatus
 from contracts.refunds import RefundCreate, RefundReason, RefundRecord
 
 CREDITABLE: Final = frozenset({InvoiceStatus.open, InvoiceStatus.uncollectible, InvoiceStatus.paid})
-_IN_FLIGHT: Final = (PaymentStatus.pending, PaymentStatus.processing)
 # a refund's reason, from the credit note's (Stripe's refunds know fewer)
 _REFUND_REASON: Final[dict[str, RefundReason]] = {"duplicate": "duplicate", "fraudulent": "fraudulent"}
 
@@ -127,9 +126,7 @@ async def plan_credit_note(session: AsyncSession, request: CreditNoteCreate, *, 
         totals, refund=request.refundAmount, credit=request.creditAmount, out_of_band=request.outOfBandAmount
     )
     if totals.pre_payment_amount:
-        in_flight = await session.scalar(
-            select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(_IN_FLIGHT)).limit(1)
-        )
+        in_flight = await attempts.payment_in_flight(session, invoice.id)
         if in_flight is not None:
             raise InvalidRequest(
                 f"A payment of this invoice is in progress ({in_flight}): what is left to pay cannot change "

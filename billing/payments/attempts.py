@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from billing.invoices.status import InvoiceAction, after
 from billing.models import Customer, CustomerPaymentMethod, Invoice, Organization, Payment, Subscription
 from billing.organizations.service import own_column
 from billing.payments.gateway import PaymentResult
+from billing.subscriptions.ending import end_canceled
 from billing.subscriptions.status import SubscriptionEvent, next_status
 from contracts.enums import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from contracts.invoices import PaymentOutcome
@@ -192,16 +194,21 @@ async def after_failure(
     if after_last.invoice == "uncollectible":
         invoice.status = after(invoice.status, InvoiceAction.mark_uncollectible)
     if after_last.subscription == "canceled":
-        subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
-        subscription.canceled_at = subscription.ended_at = now
-        subscription.cancel_at_period_end, subscription.cancel_at = False, None
-        subscription.cancellation_reason = "payment_failed"
+        end_canceled(subscription, now, "payment_failed")
     elif after_last.subscription == "unpaid":
         subscription.status = next_status(subscription.status, SubscriptionEvent.retries_exhausted)
     return True
 
 
-_IN_FLIGHT = frozenset({PaymentStatus.pending, PaymentStatus.processing})
+# a payment in these is at the gateway: its outcome is still to come, as a command
+IN_FLIGHT: Final = frozenset({PaymentStatus.pending, PaymentStatus.processing})
+
+
+async def payment_in_flight(session: AsyncSession, invoice_id: str) -> str | None:
+    """The id of a payment of the invoice that is at the gateway, if one is."""
+    return await session.scalar(
+        select(Payment.id).where(Payment.invoice_id == invoice_id, Payment.status.in_(IN_FLIGHT)).limit(1)
+    )
 
 
 @dataclass(frozen=True)
@@ -218,9 +225,7 @@ async def pay_invoice(session: AsyncSession, invoice_id: str, payment_method_id:
     after(invoice.status, InvoiceAction.pay)  # a draft, paid or void invoice is refused here
     if invoice.amount_remaining <= 0:
         raise InvalidRequest("This invoice has nothing left to pay.", code="invoice_not_payable")
-    in_flight = await session.scalar(
-        select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(_IN_FLIGHT)).limit(1)
-    )
+    in_flight = await payment_in_flight(session, invoice.id)
     if in_flight is not None:
         raise InvalidRequest(
             f"A payment of this invoice is already in progress ({in_flight}); its outcome comes first.",

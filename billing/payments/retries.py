@@ -18,10 +18,9 @@ from billing.models import Customer, CustomerPaymentMethod, Invoice, Payment, Su
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer
 from billing.subscriptions.status import TERMINAL
-from contracts.enums import InvoiceStatus, PaymentStatus, SubscriptionStatus
+from contracts.enums import InvoiceStatus, SubscriptionStatus
 from contracts.invoices import InvoiceRetryPayment
 
-_IN_FLIGHT: Final = (PaymentStatus.pending, PaymentStatus.processing)
 # what a customer's new default payment method is tried on at once (Stripe's behaviour)
 _BEHIND: Final = (SubscriptionStatus.past_due, SubscriptionStatus.unpaid)
 
@@ -50,10 +49,7 @@ async def retry_payment(
     if subscription is None or subscription.status in TERMINAL:
         invoice.retries_ended_at = now  # retries stop the moment a subscription ends (polar#6542)
         return invoice, None
-    in_flight = await session.scalar(
-        select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(_IN_FLIGHT)).limit(1)
-    )
-    if in_flight is not None:
+    if await attempts.payment_in_flight(session, invoice.id) is not None:
         return invoice, None  # an attempt asked for by hand is at the gateway: its outcome reschedules
     invoice.scheduled_retries += 1
     customer = await get_live_customer(session, invoice.customer_id)
@@ -86,7 +82,7 @@ async def retry_with_new_default(session: AsyncSession, customer: Customer) -> l
                 Invoice.status == InvoiceStatus.open,
                 Invoice.amount_remaining > 0,
                 Subscription.status.in_(_BEHIND),
-                ~exists().where(Payment.invoice_id == Invoice.id, Payment.status.in_(_IN_FLIGHT)),
+                ~exists().where(Payment.invoice_id == Invoice.id, Payment.status.in_(attempts.IN_FLIGHT)),
             )
             .order_by(Invoice.created_at)
             .with_for_update(of=Invoice)

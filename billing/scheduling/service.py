@@ -25,15 +25,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import Customer, Payment, ProcessedCommand, ScheduledCommand, TestClock
+from billing.payments.attempts import IN_FLIGHT
 from billing.scheduling.due import DueKind
 from contracts.commands import Command
-from contracts.enums import PaymentStatus, TestClockStatus
+from contracts.enums import TestClockStatus
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for, request_hash
 from contracts.test_clocks import TestClockStep
 
 ACTOR = Actor(type="system", id="scheduler")
-# a payment in these is still at the gateway: its outcome comes back as a command
-_AT_THE_GATEWAY = (PaymentStatus.pending, PaymentStatus.processing)
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ async def claim_test_clock_steps(
         Customer.test_clock_id == TestClock.id,
         Payment.organization_id == Customer.organization_id,
         Payment.customer_id == Customer.id,
-        Payment.status.in_(_AT_THE_GATEWAY),
+        Payment.status.in_(IN_FLIGHT),
     )
     statement = (
         select(TestClock.organization_id, TestClock.id, TestClock.frozen_time, TestClock.advancing_to)

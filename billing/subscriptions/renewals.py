@@ -36,6 +36,7 @@ from billing.models import Customer, Subscription
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer
 from billing.subscriptions import changes
+from billing.subscriptions.ending import end_canceled
 from billing.subscriptions.periods import Period, first_period, next_period
 from billing.subscriptions.service import ChangedSubscription, apply_plan, collect
 from billing.subscriptions.status import TERMINAL, SubscriptionEvent, next_status
@@ -85,9 +86,7 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
             code="subscription_status_invalid",
         )
     if subscription.cancel_at_period_end:
-        subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
-        subscription.canceled_at = subscription.ended_at = period_end
-        subscription.cancel_at_period_end, subscription.cancel_at = False, None
+        end_canceled(subscription, period_end)
         await session.flush()
         return ChangedSubscription(subscription)
     customer = await get_live_customer(session, subscription.customer_id, for_update=True)
@@ -101,9 +100,7 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
         if payable:
             subscription.status = next_status(subscription.status, SubscriptionEvent.trial_ended)
         elif missing == "cancel":
-            subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
-            subscription.canceled_at = subscription.ended_at = period_end
-            subscription.cancellation_reason = "trial_ended_without_payment_method"
+            end_canceled(subscription, period_end, "trial_ended_without_payment_method")
             await session.flush()
             return ChangedSubscription(subscription)
         elif missing == "pause":

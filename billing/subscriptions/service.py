@@ -41,9 +41,10 @@ from billing.payments import attempts
 from billing.payments.repository import get_live_customer, get_payment_method
 from billing.requests.patch import merge_metadata, parse_changes
 from billing.subscriptions import changes as changes_
+from billing.subscriptions.ending import end_canceled
 from billing.subscriptions.pause import PauseBehavior, paused_behavior
 from billing.subscriptions.periods import Interval, InvalidPeriod, Period, first_period, period_at
-from billing.subscriptions.status import INITIAL, SubscriptionEvent, check_update, next_status
+from billing.subscriptions.status import INITIAL, check_update
 from billing.tax_rates.repository import usable_tax_rates
 from contracts.enums import (
     CollectionMethod,
@@ -461,12 +462,7 @@ async def cancel_subscription(session: AsyncSession, command: SubscriptionCancel
     """Cancel now (Stripe's DELETE /v1/subscriptions/{id})."""
     subscription = await _live_subscription(session, command.id)
     was = subscription.status
-    subscription.status = next_status(subscription.status, SubscriptionEvent.canceled)
-    subscription.canceled_at = subscription.ended_at = now
-    subscription.cancel_at_period_end = False
-    subscription.cancel_at = None
-    if command.feedback is not None:
-        subscription.cancellation_reason = str(command.feedback)
+    end_canceled(subscription, now, str(command.feedback) if command.feedback is not None else None)
     if subscription.status is SubscriptionStatus.incomplete_expired:
         # the unpaid first invoice is voided, as Stripe does
         voided = await invoices.void_open_invoices(session, subscription, now)
