@@ -159,13 +159,26 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
     assert (await ok(await client.get(f"/v1/subscriptions/{sub}")))["status"] == "past_due"
     await advance(client, session_factory, clock, failed_at + timedelta(days=4, hours=12))
     retried = await ok(await client.get(f"/v1/invoices/{unpaid['id']}"))
-    assert (retried["status"], retried["attemptCount"]) == ("open", 3)
+    assert (retried["status"], retried["attemptCount"], retried["scheduledRetries"]) == ("open", 3, 2)
     assert parse(retried["nextPaymentAttempt"]) == failed_at + timedelta(days=9)  # the third retry, 5 days on
+
+    # a payment asked for by hand is not one of the schedule's retries: it fails, the schedule stands
+    asked = await client.post(f"/v1/invoices/{unpaid['id']}/pay", json={})
+    assert asked.status_code == 200, asked.text
+    async with asyncio.timeout(20):
+        while (await attempts_of(session_factory, unpaid["id"]))[-1][0] != "failed" or len(
+            await attempts_of(session_factory, unpaid["id"])
+        ) < 4:
+            await asyncio.sleep(0.05)
+    by_hand = await ok(await client.get(f"/v1/invoices/{unpaid['id']}"))
+    assert (by_hand["attemptCount"], by_hand["scheduledRetries"]) == (4, 2)
+    assert parse(by_hand["nextPaymentAttempt"]) == failed_at + timedelta(days=9)
     failures = await events(session_factory, organization_id, "invoice.payment_failed")
     assert [parse(data["nextPaymentAttempt"]) for _, data in failures if data["id"] == unpaid["id"]] == [
         failed_at + timedelta(days=1),
         failed_at + timedelta(days=4),
         failed_at + timedelta(days=9),
+        failed_at + timedelta(days=9),  # the payment asked for by hand: the schedule unchanged
     ]
 
     # a new default card retries the open invoice at once and recovers the subscription
@@ -184,6 +197,7 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
         ("failed", declining),
         ("failed", declining),
         ("failed", declining),
+        ("failed", declining),  # the one asked for by hand
         ("succeeded", fresh),
     ]
 
