@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.customers import service
-from billing.customers.repository import get_customer
 from consumers.invoices import retried_with_new_default
 from consumers.registry import Applied, CommandRouter
 from contracts.customers import CustomerCreate, CustomerDeleteCommand, CustomerUpdateCommand
@@ -27,11 +26,9 @@ async def create(session: AsyncSession, command: CustomerCreate) -> Applied[Cust
 
 @router.handles(CustomerUpdateCommand)
 async def update(session: AsyncSession, command: CustomerUpdateCommand) -> Applied[Customer]:
-    before = await get_customer(session, command.id) if "invoiceSettings" in command.changes else None
-    default_before = before.default_payment_method_id if before is not None else None
-    customer = await service.update_customer(session, command.id, command.changes)
+    customer, new_default = await service.update_customer(session, command.id, command.changes)
     applied = _applied(customer, CUSTOMER_UPDATED)
-    if before is not None and customer.default_payment_method_id not in (None, default_before):
+    if new_default:
         applied.events.extend(await retried_with_new_default(session, customer))
     return applied
 

@@ -110,10 +110,12 @@ async def _live_customer(session: AsyncSession, customer_id: str) -> Customer:
     return customer
 
 
-async def update_customer(session: AsyncSession, customer_id: str, changes: dict[str, Any]) -> Customer:
-    """`changes` holds only the fields the client sent; null clears a field."""
+async def update_customer(session: AsyncSession, customer_id: str, changes: dict[str, Any]) -> tuple[Customer, bool]:
+    """`changes` holds only the fields the client sent; null clears a field. The customer,
+    and whether it has a new default payment method (dunning tries it at once)."""
     update = parse_changes(CustomerUpdate, changes)
     customer = await _live_customer(session, customer_id)
+    default_before = customer.default_payment_method_id
     for field in update.model_fields_set:
         value = getattr(update, field)
         if field == "metadata":
@@ -132,7 +134,8 @@ async def update_customer(session: AsyncSession, customer_id: str, changes: dict
         else:
             setattr(customer, _COLUMN_OF[field], _json(value) if field in _JSON_FIELDS else value)
     customer.updated_at = now()
-    return customer
+    new_default = customer.default_payment_method_id not in (None, default_before)
+    return customer, new_default
 
 
 async def delete_customer(session: AsyncSession, customer_id: str) -> Customer:
