@@ -43,7 +43,7 @@ from consumers import (
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
 from contracts.settings import Settings, get_settings, require_safe_settings
-from producers.publisher import Publisher, create_broker
+from producers.publisher import Publisher, create_broker, start_broker
 from producers.relay import OutboxRelay
 from producers.topics import BILLING_COMMANDS, BILLING_COMMANDS_DLQ, topic
 
@@ -197,7 +197,9 @@ async def run_command_consumer(
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     consumer = build_command_consumer(sessions, settings)
-    await consumer.broker.start()
+    if not await start_broker(consumer.broker, stop, "the command consumer"):
+        await engine.dispose()
+        return
     relay_task = asyncio.create_task(consumer.relay.run(stop))
     try:
         await consumer.wait_assigned()

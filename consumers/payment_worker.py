@@ -37,7 +37,7 @@ from contracts.envelopes import Actor, CommandEnvelope, EventEnvelope, command_i
 from contracts.events import PAYMENT_CREATED
 from contracts.invoices import PaymentOutcome
 from contracts.settings import Settings, get_settings
-from producers.publisher import Publisher, create_broker, publish_command
+from producers.publisher import Publisher, create_broker, publish_command, start_broker
 from producers.topics import BILLING_EVENTS, topic
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,10 @@ async def run_payment_worker(
     broker = create_broker(settings)
     gateways = StripeGatewayPool(settings=settings)
     subscriber = build_payment_worker(broker, Publisher(broker), sessions, gateways, settings)
-    await broker.start()
+    if not await start_broker(broker, stop, "the payment worker"):
+        await gateways.aclose()
+        await engine.dispose()
+        return
     try:
         async with asyncio.timeout(30):
             while not (subscriber.consumer and subscriber.consumer.assignment()):  # noqa: ASYNC110 (no event on assignment)

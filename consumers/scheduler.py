@@ -29,7 +29,7 @@ from billing.db.sessions import create_engine, create_session_factory
 from billing.scheduling.due import DUE_KINDS
 from billing.scheduling.service import DueWork, claim_due, claim_test_clock_steps, count_due
 from contracts.settings import Settings, get_settings, require_safe_settings
-from producers.publisher import Publisher, create_broker, publish_command
+from producers.publisher import Publisher, create_broker, publish_command, start_broker
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ async def run_scheduler(
     sessions = create_session_factory(engine)
     broker = create_broker(settings)
     publisher = Publisher(broker)
-    await broker.start()
+    if not await start_broker(broker, stop, "the scheduler"):
+        await engine.dispose()
+        return
     try:
         while not stop.is_set():
             try:

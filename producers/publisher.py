@@ -9,6 +9,7 @@ id), and every later send fails with the same error until the process restarts."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidProducerEpoch,
     KafkaConnectionError,
+    KafkaError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
     UnknownProducerId,
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
 # a producer that cannot stop (its broker away) is dropped after this long
 STOP_TIMEOUT_SECONDS = 5.0
+# waits between attempts to start a broker while Kafka is away: doubling up to the last
+START_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
 def create_broker(settings: Settings | None = None) -> KafkaBroker:
@@ -51,6 +55,26 @@ def create_broker(settings: Settings | None = None) -> KafkaBroker:
         # writes two lines per batch on the hot path
         log_level=logging.DEBUG,
     )
+
+
+async def start_broker(broker: KafkaBroker, stop: asyncio.Event, what: str) -> bool:
+    """Starts `broker` (its producer and subscribers), waiting for Kafka while it is away:
+    a consumer process started during an outage, or restarted by a supervisor then, waits
+    for the broker rather than exiting. False if `stop` was set first."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await broker.start()
+            return True
+        except (KafkaError, OSError) as error:
+            delay = START_RETRY_SECONDS[min(attempt, len(START_RETRY_SECONDS) - 1)]
+            log.warning("%s: Kafka is not reachable (%r); trying again in %.1f s", what, error, delay)
+            with contextlib.suppress(Exception):  # what started of it is dropped either way
+                await broker.stop()
+        attempt += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+    return False
 
 
 class Publisher:

@@ -344,6 +344,11 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
             kafka_down = time.monotonic()
             # clients that do not wait for each other: many sends held by the producers at once
             burst = [asyncio.create_task(load.run(load.next_command(n), time.monotonic() + 120)) for n in range(BURST)]
+            # the command consumer killed again and started while Kafka is away: it waits for
+            # the broker rather than exiting
+            processes.running["consumer"].send_signal(signal.SIGKILL)
+            processes.running["consumer"].wait(timeout=10)
+            processes.start("consumer", "consume")
             await _wait_until(lambda: _down_named(client, "kafka", health_seen), 15, "/health naming kafka down")
             # longer than the producers' request timeout (10 s): batches expire while later ones
             # wait, the gap in their sequence numbers that a broker answers OutOfOrderSequenceNumber
@@ -366,7 +371,7 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
 
             stop.set()
             await asyncio.gather(*workers, *burst)
-            for name in ("api", "analytics"):
+            for name in ("api", "consumer", "analytics"):
                 assert processes.running[name].poll() is None, f"{name} exited; {processes.tail(name)}"
 
             accepted = [c for c in load.commands if c.final in (200, 201, 202)]
@@ -381,7 +386,16 @@ async def test_writes_survive_a_consumer_kill_a_kafka_restart_and_a_postgres_res
                     )
                     return len(rows) == len(expected)
 
-                await _wait_until(all_applied, 60, "every accepted command applied")
+                try:
+                    await _wait_until(all_applied, 60, "every accepted command applied")
+                except AssertionError as unapplied:
+                    applied = {r["command_id"] for r in await conn.fetch("select command_id from processed_commands")}
+                    missing = [expected[i].key for i in expected if i not in applied]
+                    consumer = processes.running["consumer"].poll()
+                    raise AssertionError(
+                        f"{unapplied}: {len(missing)} of {len(expected)} unapplied (e.g. {missing[:3]}); "
+                        f"consumer exit code {consumer}; {processes.tail('consumer', 6000)}"
+                    ) from None
                 await _wait_until(lambda: _all_sent(conn), 30, "every outbox row relayed")
                 await asyncio.sleep(1)  # a duplicate still in flight would show now
                 reconciliation = await _reconcile(conn, organization["organization"], load.commands, expected, issued)
