@@ -421,3 +421,19 @@ def usage_for_meter(
         group_by=group_by,
         property_filters={str(k): str(v) for k, v in (filters or {}).items()} or None,
     )
+
+
+async def meter_total(
+    store: AnalyticsStore,
+    organization_id: str,
+    meter: MeterDefinition,
+    customer_id: str,
+    start: datetime,
+    end: datetime,
+) -> Decimal | None:
+    """One customer's total of `meter` over [start, end), the figure a metered invoice line
+    bills (the usage route's ungrouped row for that customer), in a worker thread."""
+    rows = await asyncio.to_thread(
+        lambda: usage_for_meter(store, organization_id, meter, start=start, end=end, customer_id=customer_id)
+    )
+    return rows[0].value

@@ -90,7 +90,8 @@ async def _renewals_pass(moment: datetime, organization_ids: list[str] | None, b
     from rich.progress import Progress
 
     from billing.db.sessions import create_engine, create_session_factory
-    from consumers.scheduler import count_pass, run_pass
+    from consumers.scheduler import ClickHouseUsage, count_pass, run_pass
+    from contracts.settings import get_settings
     from producers.publisher import Publisher, create_broker
 
     console = Console()
@@ -113,7 +114,13 @@ async def _renewals_pass(moment: datetime, organization_ids: list[str] | None, b
                 progress.update(task, advance=len(works))
 
             await run_pass(
-                sessions, publisher, moment, batch_size=batch_size, organization_ids=organization_ids, published=advance
+                sessions,
+                publisher,
+                moment,
+                batch_size=batch_size,
+                organization_ids=organization_ids,
+                published=advance,
+                meter_total=ClickHouseUsage(get_settings().clickhouse_url),
             )
             progress.update(task, total=len(published))
         outcomes = await _follow(sessions, published, wait, console) if wait and published else {}

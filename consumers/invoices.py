@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.clocks import service as clocks
 from billing.errors import ResourceMissing
+from billing.invoices import drafts
 from billing.invoices import items as invoice_items
 from billing.invoices import repository as invoice_reads
 from billing.invoices import service as invoices
@@ -18,6 +19,7 @@ from billing.models import Payment as PaymentRow
 from billing.payments import attempts, retries
 from billing.subscriptions import repository as subscription_reads
 from consumers.registry import Applied, CommandRouter
+from consumers.subscriptions import finalized_invoice_events
 from contracts.enums import InvoiceStatus, SubscriptionStatus
 from contracts.events import (
     INVOICE_CREATED,
@@ -43,6 +45,7 @@ from contracts.invoices import (
     InvoiceDelete,
     InvoiceDetails,
     InvoiceFinalize,
+    InvoiceFinalizeDraft,
     InvoiceMarkUncollectible,
     InvoicePay,
     InvoiceRetryPayment,
@@ -150,6 +153,18 @@ async def finalize(session: AsyncSession, command: InvoiceFinalize) -> Applied[I
     if finalized.payment is not None:
         applied.events.append(PAYMENT_CREATED.of(Payment.model_validate(finalized.payment).model_dump(mode="json")))
     return applied
+
+
+@router.handles(InvoiceFinalizeDraft)
+async def finalize_draft(session: AsyncSession, command: InvoiceFinalizeDraft) -> Applied[InvoiceDetails]:
+    invoice, payment, finalized = await drafts.finalize_draft(
+        session, command, await clocks.now_for(session, Invoice, command.id)
+    )
+    (details,) = await invoice_reads.details(session, [invoice])
+    events = finalized_invoice_events(details) if finalized else []
+    if payment is not None:
+        events.append(PAYMENT_CREATED.of(Payment.model_validate(payment).model_dump(mode="json")))
+    return Applied("invoice", details.model_dump(mode="json"), events)
 
 
 @router.handles(InvoiceVoid)

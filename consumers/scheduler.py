@@ -19,15 +19,21 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Final
 
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from analytics import queries
+from analytics.store import AnalyticsStore, StoreError, get_store
 from billing import clock
 from billing.db.sessions import create_engine, create_session_factory
 from billing.scheduling.due import DUE_KINDS
 from billing.scheduling.service import DueWork, claim_due, claim_test_clock_steps, count_due
+from billing.scheduling.usage import MeterTotal, UsageUnavailable, measure
+from billing.subscriptions.periods import Period
+from contracts.resources import Meter as MeterResource
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.publisher import Publisher, create_broker, publish_command, start_broker
 
@@ -52,6 +58,25 @@ async def count_pass(
         return sum([await count_due(session, kind, now, organization_ids) for kind in DUE_KINDS])
 
 
+class ClickHouseUsage:
+    """Meter totals from the process's analytics store (analytics/store.get_store), opened
+    on first use: a scheduler only needs ClickHouse when a draft has metered lines."""
+
+    def __init__(self, clickhouse_url: str) -> None:
+        self.clickhouse_url = clickhouse_url
+        self._store: AnalyticsStore | None = None
+
+    async def __call__(
+        self, organization_id: str, meter: MeterResource, customer_id: str, period: Period
+    ) -> Decimal | None:
+        if self._store is None:
+            try:
+                self._store = await asyncio.to_thread(get_store, self.clickhouse_url)
+            except StoreError as error:
+                raise UsageUnavailable(f"ClickHouse is not readable from this scheduler: {error}") from error
+        return await queries.meter_total(self._store, organization_id, meter, customer_id, period.start, period.end)
+
+
 async def run_pass(
     sessions: async_sessionmaker[AsyncSession],
     publisher: Publisher | KafkaBroker,
@@ -60,19 +85,21 @@ async def run_pass(
     batch_size: int = BATCH_SIZE,
     organization_ids: Collection[str] | None = None,
     published: Callable[[list[DueWork]], None] = lambda works: None,
+    meter_total: MeterTotal | None = None,
 ) -> Counter[str]:
     """Publishes every unit due by `now` (or, for a test clock's customers, by its time), of
     the given organizations or all, batch by batch, then a step for each advancing test
     clock with nothing left in flight; `published` hears of each batch once it is
-    committed. How many of each type."""
+    committed. A draft's metered lines are measured with `meter_total`. How many of each type."""
     counts: Counter[str] = Counter()
 
     async def publish_claimed(claim: Callable[[AsyncSession], Awaitable[tuple[int, list[DueWork]]]]) -> None:
         while True:
             async with sessions() as session, session.begin():
-                found, works = await claim(session)
+                found, claimed = await claim(session)
                 if not found:
                     return
+                works = await measure(session, claimed, meter_total)
                 issued_at = clock.now()
                 await asyncio.gather(*(publish_command(publisher, work.envelope(issued_at)) for work in works))
             counts.update(work.command.command_type for work in works)
@@ -101,6 +128,7 @@ async def run_scheduler(
     sessions = create_session_factory(engine)
     broker = create_broker(settings)
     publisher = Publisher(broker)
+    meter_total = ClickHouseUsage(settings.clickhouse_url)
     if not await start_broker(broker, stop, "the scheduler"):
         await engine.dispose()
         return
@@ -108,7 +136,12 @@ async def run_scheduler(
         while not stop.is_set():
             try:
                 counts = await run_pass(
-                    sessions, publisher, due_by(), batch_size=batch_size, organization_ids=organization_ids
+                    sessions,
+                    publisher,
+                    due_by(),
+                    batch_size=batch_size,
+                    organization_ids=organization_ids,
+                    meter_total=meter_total,
                 )
                 if counts:
                     log.info("scheduler published %s", dict(counts))

@@ -58,18 +58,19 @@ _SETTLED = {
 }
 
 
-def new_invoice_events(invoice: InvoiceDetails) -> list[DomainEvent]:
-    """A new invoice: created; unless kept a draft (a paused collection), finalized; and
-    what became of it at once."""
-    data = invoice.model_dump(mode="json")
-    events = [INVOICE_CREATED.of(data)]
+def finalized_invoice_events(invoice: InvoiceDetails) -> list[DomainEvent]:
+    """An invoice unless still a draft (a paused collection's, or a renewal's in its draft
+    period): finalized, and what became of it at once."""
     if invoice.status is InvoiceStatus.draft:
-        return events
-    events.append(INVOICE_FINALIZED.of(data))
+        return []
+    data = invoice.model_dump(mode="json")
     settled = _SETTLED.get(invoice.status)
-    if settled is not None:
-        events.append(settled.of(data))
-    return events
+    return [INVOICE_FINALIZED.of(data), *([settled.of(data)] if settled is not None else [])]
+
+
+def new_invoice_events(invoice: InvoiceDetails) -> list[DomainEvent]:
+    """A new invoice: created, and the events of its finalization when it was finalized at once."""
+    return [INVOICE_CREATED.of(invoice.model_dump(mode="json")), *finalized_invoice_events(invoice)]
 
 
 @router.handles(SubscriptionCreate)

@@ -1,7 +1,8 @@
 """An organization's billing settings: its plan change rules (when a change of each
-direction takes effect and how it is prorated) and its dunning (when a failed subscription
-payment is retried, and what happens after the last retry). Each section is answered whole
-and replaced whole by the PATCH that gives it."""
+direction takes effect and how it is prorated), its dunning (when a failed subscription
+payment is retried, and what happens after the last retry) and its invoicing (how long a
+renewal's invoice stays a draft). Each section is answered whole and replaced whole by the
+PATCH that gives it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pydantic import BaseModel, Field
 from contracts.commands import Command
 from contracts.common import RequestModel
 from contracts.enums import ProrationBehavior
-from contracts.json_shapes import ChangeRules, Dunning
+from contracts.json_shapes import ChangeRules, Dunning, Invoicing
 
 
 class ChangeRuleRequest(RequestModel):
@@ -46,11 +47,27 @@ class DunningRequest(RequestModel):
     subscriptionAfterLastRetry: Literal["canceled", "unpaid", "past_due"] = "canceled"
 
 
+# Stripe's draft period is about an hour; three days is the longest a renewal may wait unbilled
+MAX_RENEWAL_DRAFT_MINUTES = 3 * 24 * 60
+
+
+class InvoicingRequest(RequestModel):
+    renewalDraftMinutes: int = Field(
+        default=60,
+        ge=0,
+        le=MAX_RENEWAL_DRAFT_MINUTES,
+        description="How long a renewal's invoice stays a draft before it is finalized and charged (Stripe: about "
+        "an hour; 0: at once, except for metered items, finalized by the scheduler's next pass). Usage events of the "
+        "ended period that reach ClickHouse by then are billed; later ones are not.",
+    )
+
+
 class BillingSettings(BaseModel):
     object: Literal["billing_settings"] = "billing_settings"
     organizationId: str
     changeRules: ChangeRules
     dunning: Dunning
+    invoicing: Invoicing
 
 
 class BillingSettingsUpdate(Command[BillingSettings]):
@@ -61,3 +78,4 @@ class BillingSettingsUpdate(Command[BillingSettings]):
 
     changeRules: ChangeRulesRequest | None = None
     dunning: DunningRequest | None = None
+    invoicing: InvoicingRequest | None = None

@@ -33,6 +33,27 @@ class InvoiceRetryPayment(Command[InvoiceDetails]):
     nextPaymentAttempt: AwareDatetime
 
 
+class MeteredUsage(BaseModel):
+    """The billable quantity of one metered line: its meter's total for the customer over the
+    line's period, read from ClickHouse by the scheduler, rounded up to a whole unit."""
+
+    line: str = Field(max_length=64)
+    quantity: StrictInt = Field(ge=0)
+
+
+class InvoiceFinalizeDraft(Command[InvoiceDetails]):
+    """The scheduler's finalization of a renewal's draft at `automaticallyFinalizesAt` (the
+    organization's draft period after the renewal): its metered lines priced at `usage`,
+    then finalized and charged as the subscription's invoices are. One for a draft finalized,
+    deleted or rescheduled since changes nothing."""
+
+    command_type: ClassVar[str] = "invoice.finalize_draft"
+
+    id: str = Field(max_length=64)
+    automaticallyFinalizesAt: AwareDatetime
+    usage: list[MeteredUsage] = Field(default_factory=list, max_length=MAX_ITEMS)
+
+
 class PaymentOutcome(Command[Payment]):
     """What the gateway answered for a payment attempt, applied once (the payment worker
     publishes it with a command id derived from the payment, so a repeat is a duplicate)."""

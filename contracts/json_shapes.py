@@ -156,6 +156,18 @@ class Dunning(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class Invoicing(TypedDict):
+    "An organization's invoicing settings."
+
+    renewalDraftMinutes: Annotated[
+        StrictInt | StrictFloat,
+        Field(
+            description="how long a renewal's invoice stays a draft before it is finalized and charged; usage of the ended period that arrives by then is billed (Stripe: about an hour)"
+        ),
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class ScheduledItemChange(TypedDict):
     "One item change kept for the next renewal, as the update gave it."
 
@@ -218,6 +230,7 @@ __all__ = [
     "ChangeRules",
     "Dunning",
     "InvoiceSettings",
+    "Invoicing",
     "Metadata",
     "PauseCollection",
     "PriceCurrencyOption",

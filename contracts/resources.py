@@ -42,6 +42,7 @@ from contracts.json_shapes import (
     ChangeRules,
     Dunning,
     InvoiceSettings,
+    Invoicing,
     Metadata,
     PauseCollection,
     PriceCurrencyOption,
@@ -68,6 +69,9 @@ class Organization(Resource):
     reportingCurrency: str = Field(validation_alias=AliasChoices("reporting_currency", "reportingCurrency"))
     dunning: Dunning = Field(
         description="What a failed subscription payment does next (GET/PATCH /v1/billing-settings)."
+    )
+    invoicing: Invoicing = Field(
+        description="How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings)."
     )
     changeRules: ChangeRules = Field(
         validation_alias=AliasChoices("change_rules", "changeRules"),
@@ -407,6 +411,10 @@ class Invoice(Resource):
         description="When automatic retries stopped for good: the last one failed, or a hard decline.",
     )
     dueDate: datetime | None = Field(validation_alias=AliasChoices("due_date", "dueDate"))
+    automaticallyFinalizesAt: datetime | None = Field(
+        validation_alias=AliasChoices("automatically_finalizes_at", "automaticallyFinalizesAt"),
+        description="When the scheduler finalizes this draft (a renewal's, after the organization's draft period); null: finalized by hand.",
+    )
     finalizedAt: datetime | None = Field(validation_alias=AliasChoices("finalized_at", "finalizedAt"))
     paidAt: datetime | None = Field(validation_alias=AliasChoices("paid_at", "paidAt"))
     voidedAt: datetime | None = Field(validation_alias=AliasChoices("voided_at", "voidedAt"))

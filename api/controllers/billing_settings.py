@@ -1,4 +1,4 @@
-"""/v1/billing-settings: the organization's plan change rules and dunning."""
+"""/v1/billing-settings: the organization's plan change rules, dunning and invoicing."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ class BillingSettingsController(Controller):
     path = "/v1/billing-settings"
     tags = ["subscriptions"]
 
-    @get("/", summary="The organization's billing settings (plan change rules, dunning)")
+    @get("/", summary="The organization's billing settings (plan change rules, dunning, invoicing)")
     async def retrieve(self, db: AsyncSession) -> BillingSettings:
         return await get_billing_settings(db)
 
     @patch(
         "/",
-        summary="Replace the plan change rules, the dunning settings, or both",
+        summary="Replace the plan change rules, the dunning settings, the invoicing settings, or any of them",
         description=(
             "Each section given replaces that section; one left out is unchanged. "
             "A change's direction is decided by the amount per billing interval before and after it. "
@@ -31,7 +31,9 @@ class BillingSettingsController(Controller):
             "the rule's prorationBehavior, else the request's. Changes involving a credit product are never "
             "prorated. Dunning: retryAfterDays is Stripe's custom retry schedule (each retry that many days after "
             "the attempt before it; hard declines are never retried), then the invoice and the subscription become "
-            "what invoiceAfterLastRetry and subscriptionAfterLastRetry say."
+            "what invoiceAfterLastRetry and subscriptionAfterLastRetry say. Invoicing: renewalDraftMinutes is how long a "
+            "renewal's invoice stays a draft (its metered lines count the ended period's usage until then), then the "
+            "scheduler finalizes and charges it."
         ),
     )
     async def update(

@@ -5,15 +5,18 @@ One function decides what an item costs on an invoice, so the invoice a subscrip
 creates and the preview of it are the same computation. Licensed items are billed in
 advance for the period; a period shorter than the item's full interval (a later billing
 cycle anchor) is prorated from the full-period amount, rounded once; a trial bills every
-item at zero. Metered items are billed in arrears and get no line in advance.
+item at zero. Metered items are billed in arrears: a renewal's invoice has a line for the
+period that ended, priced at the usage its meter counted (a whole quantity: a fractional
+total is rounded up, as a partly used unit is a used one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from billing.catalog.pricing import PriceTerms, Quote, quote
@@ -101,6 +104,21 @@ def advance_line(item: ItemToBill, currency: str, period: Period, full_period: P
         period,
         proration=True,
         breakdown=_breakdown(priced),
+    )
+
+
+def billable_quantity(total: Decimal | None) -> int:
+    """A meter's total over a period as the quantity billed: none counted is zero, a fraction rounds up."""
+    if total is None or total <= 0:
+        return 0
+    return int(total.to_integral_value(rounding=ROUND_CEILING))
+
+
+def usage_line(item: ItemToBill, currency: str, period: Period, quantity: int) -> DraftLine:
+    """A metered item in arrears: `quantity` used over `period`, priced by the item's price."""
+    line = advance_line(dataclasses.replace(item, quantity=quantity), currency, period, period)
+    return dataclasses.replace(
+        line, description=f"{line.description} used {period.start:%d %b} - {period.end:%d %b %Y}"
     )
 
 

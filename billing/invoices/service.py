@@ -140,6 +140,7 @@ async def finalize(
     """draft -> open with a gapless number, the customer's balance applied; an invoice with
     nothing left to pay is paid at once, as Stripe does."""
     invoice.status = after(invoice.status, InvoiceAction.finalize)
+    invoice.automatically_finalizes_at = None  # finalized by hand, or by the scheduler
     totals = invoice_totals([stored_taxes(line) for line in lines], customer_balance=customer.balance)
     invoice.number = await take_invoice_number(session, customer, InvoiceNumbering.organization)
     invoice.starting_balance = totals.starting_balance

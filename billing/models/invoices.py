@@ -30,6 +30,7 @@ class Invoice(Base):
         Index("invoices_organization_id_id_key", "organization_id", "id", unique=True),
         Index("invoices_organization_id_idx", "organization_id"),
         Index("invoices_organization_id_number_key", "organization_id", "number", unique=True),
+        Index("invoices_status_automatically_finalizes_at_idx", "status", "automatically_finalizes_at"),
         Index(
             "invoices_subscription_id_period_start_period_end_billing_re_key",
             "subscription_id",
@@ -120,6 +121,12 @@ class Invoice(Base):
         comment="When automatic retries stopped for good: the last one failed, or a hard decline.",
     )
     due_date: Mapped[datetime | None] = mapped_column("due_date", TIMESTAMP(timezone=True, precision=3), nullable=True)
+    automatically_finalizes_at: Mapped[datetime | None] = mapped_column(
+        "automatically_finalizes_at",
+        TIMESTAMP(timezone=True, precision=3),
+        nullable=True,
+        comment="When the scheduler finalizes this draft (a renewal's, after the organization's draft period); null: finalized by hand.",
+    )
     finalized_at: Mapped[datetime | None] = mapped_column(
         "finalized_at", TIMESTAMP(timezone=True, precision=3), nullable=True
     )

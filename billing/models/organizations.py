@@ -33,6 +33,13 @@ class Organization(Base):
         ),
         comment="What a failed subscription payment does next (GET/PATCH /v1/billing-settings).",
     )
+    invoicing: Mapped[Any] = mapped_column(
+        "invoicing",
+        JSONB(),
+        nullable=False,
+        server_default=text("'{\"renewalDraftMinutes\": 60}'"),
+        comment="How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings).",
+    )
     change_rules: Mapped[Any] = mapped_column(
         "change_rules",
         JSONB(),

@@ -1,4 +1,4 @@
-"""An organization's billing settings: its plan change rules and dunning, stored on the organization
+"""An organization's billing settings: its plan change rules, dunning and invoicing, stored on the organization
 (a column its tenant role may read and write). Reads and the update run in a tenant
 session; the update never commits."""
 
@@ -25,6 +25,7 @@ async def get_billing_settings(session: AsyncSession) -> BillingSettings:
         organizationId=tenant_of(session),
         changeRules=await own_column(session, Organization.change_rules),
         dunning=await own_column(session, Organization.dunning),
+        invoicing=await own_column(session, Organization.invoicing),
     )
 
 
@@ -38,6 +39,8 @@ async def update_billing_settings(session: AsyncSession, command: BillingSetting
         sections["change_rules"] = command.changeRules.model_dump(mode="json")
     if command.dunning is not None:
         sections["dunning"] = command.dunning.model_dump(mode="json")
+    if command.invoicing is not None:
+        sections["invoicing"] = command.invoicing.model_dump(mode="json")
     if sections:
         await session.execute(
             update(Organization).where(Organization.id == organization_id).values(**sections, updated_at=clock.now())

@@ -1,7 +1,7 @@
 """What falls due, found in Postgres by the scheduler: each kind of due work is a query
 over the rows that carry its time (a subscription's period end, trial end and start, an
-invoice's next payment attempt) and
-the command that does the work, published once per unit under a deterministic id.
+invoice's next payment attempt, a draft's finalization) and the command that does the
+work, published once per unit under a deterministic id.
 
 A unit is one (command type, subject, due time): the period that ends at that moment, the
 trial that ends three days later. Its command carries the same time, so a command that
@@ -33,7 +33,7 @@ from billing.subscriptions.renewals import INCOMPLETE_EXPIRES_AFTER, RENEWED, TR
 from billing.subscriptions.status import TERMINAL
 from contracts.commands import Command
 from contracts.enums import InvoiceStatus, SubscriptionScheduleStatus, SubscriptionStatus
-from contracts.invoices import InvoiceRetryPayment
+from contracts.invoices import InvoiceFinalizeDraft, InvoiceRetryPayment
 from contracts.subscription_schedules import SubscriptionScheduleAdvance
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 
@@ -114,6 +114,15 @@ DUE_KINDS: Final = (
         # over the (status, current_period_end) index
         lambda now: and_(Subscription.status.in_(RENEWED), Subscription.current_period_end <= now),
         lambda id, due_at: SubscriptionRenew(id=id, periodEnd=due_at),
+    ),
+    DueKind(
+        InvoiceFinalizeDraft.command_type,
+        Invoice,
+        Invoice.automatically_finalizes_at,
+        # over the (status, automatically_finalizes_at) index; its metered lines are measured
+        # when it is claimed (billing/scheduling/usage.py)
+        lambda now: and_(Invoice.status == InvoiceStatus.draft, Invoice.automatically_finalizes_at <= now),
+        lambda id, due_at: InvoiceFinalizeDraft(id=id, automaticallyFinalizesAt=due_at),
     ),
     DueKind(
         InvoiceRetryPayment.command_type,

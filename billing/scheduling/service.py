@@ -43,6 +43,9 @@ class DueWork:
     command: Command[Any]
     # the test clock whose time made it due
     test_clock_id: str | None = None
+    # the command with what was measured when it was claimed (a draft's usage): published
+    # instead of `command`, under `command`'s id (the unit's, whatever was measured)
+    measured: Command[Any] | None = None
 
     @property
     def command_id(self) -> str:
@@ -57,7 +60,7 @@ class DueWork:
             organizationId=self.organization_id,
             actor=ACTOR,
             issuedAt=issued_at,
-            payload=self.command.payload(),
+            payload=(self.measured or self.command).payload(),
         )
 
 

@@ -8,17 +8,19 @@ At the end of a period the subscription, in Stripe's order:
   pauses it (no invoice until resumed) or invoices it anyway (past_due: nothing can pay);
 - otherwise applies the plan change the organization's rules kept for the period's end,
   then advances to the next period and invoices it: the pending invoice items (a
-  create_prorations change's lines) and each licensed item in advance, the lines the
-  upcoming-invoice preview shows, finalized and charged as every subscription invoice is
-  (or handled as a paused collection says).
+  create_prorations change's lines), each metered item in arrears for the period that
+  ended, and each licensed item in advance, the lines the upcoming-invoice preview shows.
+  The invoice stays a draft for the organization's draft period (`invoicing.
+  renewalDraftMinutes`, an hour by default, as Stripe), then the scheduler finalizes it
+  (`invoice.finalize_draft`, billing/invoices/drafts.py) with the metered lines priced at
+  the usage ClickHouse counted by then, and it is charged as every subscription invoice is
+  (or handled as a paused collection says). With no draft period and nothing metered it is
+  finalized and charged at once.
 
 Three days before a trial ends (at once for a shorter one) `subscription.notify_trial_ending`
 tells `customer.subscription.trial_will_end`. An incomplete subscription still unpaid 23 hours after its creation expires by
 `subscription.expire_incomplete`. A paused subscription is resumed by `subscription.resume`: a new cycle from that moment,
 its first period invoiced and charged.
-
-Metered items are billed in arrears by the renewal issue's scheduler with ClickHouse's
-quantities; this command bills licensed items and what is pending.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.db.sessions import get_one
 from billing.errors import BillingError, InvalidRequest, ResourceMissing
 from billing.invoices import service as invoices
-from billing.invoices.lines import DraftLine, advance_line, item_line
-from billing.models import Customer, Subscription
+from billing.invoices.lines import DraftLine, advance_line, item_line, usage_line
+from billing.models import Customer, Organization, Subscription
+from billing.organizations.service import own_column
 from billing.payments import attempts
 from billing.payments.repository import get_live_customer
 from billing.subscriptions import changes
@@ -91,6 +94,13 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
         return ChangedSubscription(subscription)
     customer = await get_live_customer(session, subscription.customer_id, for_update=True)
     assert customer is not None  # a live subscription's customer is live
+    period = Period(subscription.current_period_start, period_end)
+    # usage in a trial is free, as the trial's items are; the items used are the period's,
+    # before a change kept for its end
+    used = (
+        [] if subscription.status is SubscriptionStatus.trialing else await changes.current_items(session, subscription)
+    )
+    arrears = [usage_line(b.item, subscription.currency, period, 0) for b in used if not b.licensed]
     if subscription.status is SubscriptionStatus.trialing:
         payable = (
             subscription.collection_method is CollectionMethod.send_invoice
@@ -111,23 +121,30 @@ async def renew_subscription(session: AsyncSession, command: SubscriptionRenew, 
             subscription.status = next_status(subscription.status, SubscriptionEvent.invoice_payment_failed)
     await _apply_scheduled_change(session, subscription, now)
     items = await changes.current_items(session, subscription)
-    period = Period(subscription.current_period_start, period_end)
     advance = changes.renewal_lines(items, subscription.currency, period, subscription.billing_cycle_anchor)
     upcoming = next_period(period, subscription.billing_cycle_anchor, items[0].interval)
     subscription.current_period_start, subscription.current_period_end = upcoming.start, upcoming.end
-    return await _bill_period(session, subscription, customer, advance, now)
+    draft_minutes = (await own_column(session, Organization.invoicing))["renewalDraftMinutes"]
+    finalizes_at = period_end + timedelta(minutes=draft_minutes) if draft_minutes or arrears else None
+    return await _bill_period(session, subscription, customer, [*arrears, *advance], now, finalizes_at)
 
 
 async def _bill_period(
-    session: AsyncSession, subscription: Subscription, customer: Customer, advance: list[DraftLine], now: datetime
+    session: AsyncSession,
+    subscription: Subscription,
+    customer: Customer,
+    lines: list[DraftLine],
+    now: datetime,
+    finalizes_at: datetime | None = None,
 ) -> ChangedSubscription:
-    """The invoice of the subscription's (new) current period: what is pending, then the
-    items in advance; finalized and charged, or as a paused collection says."""
+    """The invoice of the subscription's (new) current period: what is pending, then
+    `lines`; a draft until `finalizes_at` when given, else finalized and charged, or as a
+    paused collection says."""
     pending = await changes.pending_items(session, subscription)
     invoice, invoice_lines = await invoices.create_draft(
         session,
         customer,
-        [*(item_line(item) for item in pending), *advance],
+        [*(item_line(item) for item in pending), *lines],
         currency=subscription.currency,
         period=Period(subscription.current_period_start, subscription.current_period_end),
         billing_reason="subscription_cycle",
@@ -135,6 +152,10 @@ async def _bill_period(
     )
     for item in pending:
         item.invoice_id = invoice.id
+    if finalizes_at is not None:
+        invoice.automatically_finalizes_at = finalizes_at
+        await session.flush()
+        return ChangedSubscription(subscription, invoice, invoice_lines)
     payment = await collect(session, subscription, invoice, invoice_lines, customer, now)
     return ChangedSubscription(subscription, invoice, invoice_lines, payment)
 

@@ -115,6 +115,12 @@ export type Dunning = {
   subscriptionAfterLastRetry: "canceled" | "unpaid" | "past_due";
 };
 
+/** An organization's invoicing settings. */
+export type Invoicing = {
+  /** how long a renewal's invoice stays a draft before it is finalized and charged; usage of the ended period that arrives by then is billed (Stripe: about an hour) */
+  renewalDraftMinutes: number;
+};
+
 /** One item change kept for the next renewal, as the update gave it. */
 export type ScheduledItemChange = {
   id?: string;
@@ -164,6 +170,8 @@ export type SchedulePhaseItem = {
 export type OrganizationJsonFields = {
   /** What a failed subscription payment does next (GET/PATCH /v1/billing-settings). */
   dunning: Dunning;
+  /** How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings). */
+  invoicing: Invoicing;
   /** When plan changes take effect, by direction (GET/PATCH /v1/billing-settings). */
   changeRules: ChangeRules;
 };

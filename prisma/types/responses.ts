@@ -27,6 +27,7 @@ import type {
   ChangeRules,
   CreditNoteJsonFields,
   Dunning,
+  Invoicing,
   CreditNoteLineItemJsonFields,
   InvoiceJsonFields,
   InvoiceLineItemJsonFields,
@@ -358,12 +359,13 @@ export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
   lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
 };
 
-/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules and dunning. */
+/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules, dunning and invoicing. */
 export type BillingSettings = {
   object: "billing_settings";
   organizationId: string;
   changeRules: ChangeRules;
   dunning: Dunning;
+  invoicing: Invoicing;
 };
 
 /** A credit note as the API answers it: with its lines (amounts in its invoice's minor unit). */

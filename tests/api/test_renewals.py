@@ -16,11 +16,12 @@ from sqlalchemy import select
 
 from billing import clock
 from billing.ids import new_id
-from billing.models import Customer, CustomerPaymentMethod, Payment, ProcessedCommand, Subscription
+from billing.models import Customer, CustomerPaymentMethod, Invoice, Payment, ProcessedCommand, Subscription
 from billing.subscriptions.periods import Interval, first_period
 from contracts.commands import Command
 from contracts.enums import CommandStatus, PaymentMethodType, RecurringInterval
 from contracts.envelopes import Actor, CommandEnvelope
+from contracts.invoices import InvoiceFinalizeDraft
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionRenew
 from producers.publisher import create_broker, publish_command
 from tests.api.conftest import TenantClient, assert_error
@@ -44,8 +45,28 @@ async def period_ended(session_factory: Any, subscription_id: str, *, trial: boo
     return period.end
 
 
-async def renew(client: TenantClient, session_factory: Any, subscription_id: str, period_end: datetime) -> Any:
-    return await publish(client, session_factory, SubscriptionRenew(id=subscription_id, periodEnd=period_end))
+async def renew(
+    client: TenantClient, session_factory: Any, subscription_id: str, period_end: datetime, *, finalize: bool = True
+) -> Any:
+    """Publishes the renewal; then, unless told not to, the finalization of the draft it
+    left (the organization's draft period is over: the period ended days ago), as the
+    scheduler does. The renewal's record."""
+    renewed = await publish(client, session_factory, SubscriptionRenew(id=subscription_id, periodEnd=period_end))
+    if finalize:
+        async with session_factory() as session:
+            drafts = (
+                await session.execute(
+                    select(Invoice.id, Invoice.automatically_finalizes_at).where(
+                        Invoice.subscription_id == subscription_id, Invoice.automatically_finalizes_at.is_not(None)
+                    )
+                )
+            ).all()
+        for invoice_id, finalizes_at in drafts:
+            finalized = await publish(
+                client, session_factory, InvoiceFinalizeDraft(id=invoice_id, automaticallyFinalizesAt=finalizes_at)
+            )
+            assert finalized.status is CommandStatus.succeeded, finalized.error
+    return renewed
 
 
 async def publish(client: TenantClient, session_factory: Any, command: Command[Any]) -> Any:
@@ -102,12 +123,23 @@ async def test_a_renewal_invoices_the_next_period_as_previewed_once(
 
     early = await renew(api_client, session_factory, created["id"], period_end + timedelta(days=31))
     assert early.status is CommandStatus.succeeded  # not this period's end: a repeat's no-op
-    applied = await renew(api_client, session_factory, created["id"], period_end)
+    applied = await renew(api_client, session_factory, created["id"], period_end, finalize=False)
     assert applied.status is CommandStatus.succeeded, applied.error
     renewed = await ok(await api_client.get(f"/v1/subscriptions/{created['id']}"))
     assert renewed["currentPeriodStart"] == preview["periodStart"] and renewed["status"] == "active"
+    # a draft for the organization's draft period (an hour by default, as Stripe's), unnumbered
+    draft = await invoice_of(api_client, renewed)
+    assert (draft["status"], draft["number"]) == ("draft", None)
+    assert parse(draft["automaticallyFinalizesAt"]) == period_end + timedelta(hours=1)
+    finalizing = InvoiceFinalizeDraft(id=draft["id"], automaticallyFinalizesAt=period_end + timedelta(hours=1))
+    finalized = await publish(api_client, session_factory, finalizing)
+    assert finalized.status is CommandStatus.succeeded, finalized.error
     invoice = await invoice_of(api_client, renewed)
     assert invoice["billingReason"] == "subscription_cycle" and invoice["status"] == "open"
+    assert invoice["number"] is not None and invoice["automaticallyFinalizesAt"] is None
+    repeated = await publish(api_client, session_factory, finalizing)  # a repeat (a new command id) changes nothing
+    assert repeated.status is CommandStatus.succeeded
+    assert (await invoice_of(api_client, renewed))["number"] == invoice["number"]
     assert [(line["description"], line["amount"], line["proration"]) for line in invoice["lines"]] == [
         (line["description"], line["amount"], line["proration"]) for line in preview["lines"]
     ]

@@ -25,9 +25,9 @@ from billing import clock
 from billing.ids import new_id
 from billing.models import Invoice, ProcessedCommand, ScheduledCommand, Subscription
 from billing.scheduling.service import DueWork
-from consumers.scheduler import due_by, run_pass
-from contracts.enums import CommandStatus
-from contracts.settings import PROJECT_ROOT
+from consumers.scheduler import ClickHouseUsage, due_by, run_pass
+from contracts.enums import CommandStatus, InvoiceStatus
+from contracts.settings import PROJECT_ROOT, get_settings
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 from producers.publisher import create_broker
 from tests.api.conftest import TenantClient, new_tenant
@@ -36,8 +36,14 @@ from tests.api.test_renewals import period_ended
 from tests.api.test_subscriptions import customer, ok, price, subscribe
 
 
-async def fresh_client(api: Any, session_factory: Any, name: str) -> TenantClient:
-    return TenantClient(api, await new_tenant(session_factory, name))
+async def fresh_client(api: Any, session_factory: Any, name: str, renewal_draft_minutes: int = 0) -> TenantClient:
+    """A new organization; by default its renewals are finalized at once (no draft period),
+    so a pass's renewals are all it publishes."""
+    client = TenantClient(api, await new_tenant(session_factory, name))
+    await ok(
+        await client.patch("/v1/billing-settings", json={"invoicing": {"renewalDraftMinutes": renewal_draft_minutes}})
+    )
+    return client
 
 
 async def ended_subscriptions(client: TenantClient, session_factory: Any, count: int) -> list[str]:
@@ -101,6 +107,10 @@ class Pass:
                 batch_size=batch_size,
                 organization_ids=[self.organization_id],
                 published=self.published.extend,
+                # the test session's ClickHouse (tests/api/test_usage_events), opened once a draft has metered lines
+                meter_total=ClickHouseUsage(
+                    os.environ.get("ANALYTICS_TEST_CLICKHOUSE_URL") or get_settings().clickhouse_url
+                ),
             )
         finally:
             await broker.stop()
@@ -238,7 +248,9 @@ async def claims(session_factory: Any, organization_id: str) -> int:
 async def test_a_scheduler_killed_mid_pass_and_restarted_invoices_each_period_once(
     api: Any, session_factory: Any, database_url: str, tmp_path: Any
 ) -> None:
-    client = await fresh_client(api, session_factory, "Killed scheduler")
+    # with Stripe's hour of draft period: each period ended days ago is renewed, then its
+    # draft finalized, each exactly once
+    client = await fresh_client(api, session_factory, "Killed scheduler", renewal_draft_minutes=60)
     organization_id = client.tenant.organization_id
     ids = await ended_subscriptions(client, session_factory, 40)
     env = {**os.environ, "DATABASE_URL": database_url}
@@ -260,7 +272,7 @@ async def test_a_scheduler_killed_mid_pass_and_restarted_invoices_each_period_on
 
         scheduler = start_scheduler(env, organization_id, log_path)
         deadline = time.monotonic() + 60
-        while (claimed := await claims(session_factory, organization_id)) < len(ids):
+        while (claimed := await claims(session_factory, organization_id)) < 2 * len(ids):
             assert time.monotonic() < deadline, f"{claimed} claims 60 s after the restart: {Path(log_path).read_text()}"
             await asyncio.sleep(0.1)
         async with session_factory() as session:
@@ -272,7 +284,17 @@ async def test_a_scheduler_killed_mid_pass_and_restarted_invoices_each_period_on
         await applied(session_factory, list(published))
         await asyncio.sleep(1.0)  # anything still in flight would show up as a second invoice
         assert await cycle_invoices(session_factory, ids) == Counter(dict.fromkeys(ids, 1))
-        assert await claims(session_factory, organization_id) == len(ids)
+        assert await claims(session_factory, organization_id) == 2 * len(ids)
+        async with session_factory() as session:
+            finalized = (
+                await session.execute(
+                    select(Invoice.status, Invoice.number).where(
+                        Invoice.subscription_id.in_(ids), Invoice.billing_reason == "subscription_cycle"
+                    )
+                )
+            ).all()
+        assert {status for status, _ in finalized} == {InvoiceStatus.open}
+        assert len({number for _, number in finalized}) == len(ids)  # each numbered once
     finally:
         if scheduler.poll() is None:
             scheduler.send_signal(signal.SIGTERM)

@@ -78,10 +78,14 @@ async def attempts_of(session_factory: Any, invoice_id: str) -> list[tuple[str, 
 
 
 async def clocked_subscription(
-    client: TenantClient, session_factory: Any, *cards: str, **subscription: Any
+    client: TenantClient, session_factory: Any, *cards: str, renewal_draft_minutes: int = 0, **subscription: Any
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A test clock at START, a customer on it with `cards` (the first its default) and a
-    monthly 1000-cent subscription: (clock, customer, subscription)."""
+    monthly 1000-cent subscription: (clock, customer, subscription). The organization's
+    renewals are finalized `renewal_draft_minutes` after their period ends (by default at
+    once, so a renewal is charged at the moment the clock reaches it)."""
+    draft_period = {"invoicing": {"renewalDraftMinutes": renewal_draft_minutes}}
+    await ok(await client.patch("/v1/billing-settings", json=draft_period))
     clock = await new_clock(client)
     customer = await billable_customer(client, session_factory, *cards, testClock=clock["id"])
     assert customer["testClockId"] == clock["id"]

@@ -81,6 +81,7 @@ export type InvoiceMinAggregateOutputType = {
   scheduledRetries: number | null
   retriesEndedAt: Date | null
   dueDate: Date | null
+  automaticallyFinalizesAt: Date | null
   finalizedAt: Date | null
   paidAt: Date | null
   voidedAt: Date | null
@@ -116,6 +117,7 @@ export type InvoiceMaxAggregateOutputType = {
   scheduledRetries: number | null
   retriesEndedAt: Date | null
   dueDate: Date | null
+  automaticallyFinalizesAt: Date | null
   finalizedAt: Date | null
   paidAt: Date | null
   voidedAt: Date | null
@@ -151,6 +153,7 @@ export type InvoiceCountAggregateOutputType = {
   scheduledRetries: number
   retriesEndedAt: number
   dueDate: number
+  automaticallyFinalizesAt: number
   finalizedAt: number
   paidAt: number
   voidedAt: number
@@ -219,6 +222,7 @@ export type InvoiceMinAggregateInputType = {
   scheduledRetries?: true
   retriesEndedAt?: true
   dueDate?: true
+  automaticallyFinalizesAt?: true
   finalizedAt?: true
   paidAt?: true
   voidedAt?: true
@@ -254,6 +258,7 @@ export type InvoiceMaxAggregateInputType = {
   scheduledRetries?: true
   retriesEndedAt?: true
   dueDate?: true
+  automaticallyFinalizesAt?: true
   finalizedAt?: true
   paidAt?: true
   voidedAt?: true
@@ -289,6 +294,7 @@ export type InvoiceCountAggregateInputType = {
   scheduledRetries?: true
   retriesEndedAt?: true
   dueDate?: true
+  automaticallyFinalizesAt?: true
   finalizedAt?: true
   paidAt?: true
   voidedAt?: true
@@ -412,6 +418,7 @@ export type InvoiceGroupByOutputType = {
   scheduledRetries: number
   retriesEndedAt: Date | null
   dueDate: Date | null
+  automaticallyFinalizesAt: Date | null
   finalizedAt: Date | null
   paidAt: Date | null
   voidedAt: Date | null
@@ -471,6 +478,7 @@ export type InvoiceWhereInput = {
   scheduledRetries?: Prisma.IntFilter<"Invoice"> | number
   retriesEndedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
+  automaticallyFinalizesAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -514,6 +522,7 @@ export type InvoiceOrderByWithRelationInput = {
   scheduledRetries?: Prisma.SortOrder
   retriesEndedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   dueDate?: Prisma.SortOrderInput | Prisma.SortOrder
+  automaticallyFinalizesAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finalizedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   paidAt?: Prisma.SortOrderInput | Prisma.SortOrder
   voidedAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -563,6 +572,7 @@ export type InvoiceWhereUniqueInput = Prisma.AtLeast<{
   scheduledRetries?: Prisma.IntFilter<"Invoice"> | number
   retriesEndedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
+  automaticallyFinalizesAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -606,6 +616,7 @@ export type InvoiceOrderByWithAggregationInput = {
   scheduledRetries?: Prisma.SortOrder
   retriesEndedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   dueDate?: Prisma.SortOrderInput | Prisma.SortOrder
+  automaticallyFinalizesAt?: Prisma.SortOrderInput | Prisma.SortOrder
   finalizedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   paidAt?: Prisma.SortOrderInput | Prisma.SortOrder
   voidedAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -650,6 +661,7 @@ export type InvoiceScalarWhereWithAggregatesInput = {
   scheduledRetries?: Prisma.IntWithAggregatesFilter<"Invoice"> | number
   retriesEndedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
+  automaticallyFinalizesAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Invoice"> | Date | string | null
@@ -683,6 +695,7 @@ export type InvoiceCreateInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -726,6 +739,7 @@ export type InvoiceUncheckedCreateInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -764,6 +778,7 @@ export type InvoiceUpdateInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -807,6 +822,7 @@ export type InvoiceUncheckedUpdateInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -848,6 +864,7 @@ export type InvoiceCreateManyInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -881,6 +898,7 @@ export type InvoiceUpdateManyMutationInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -917,6 +935,7 @@ export type InvoiceUncheckedUpdateManyInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -980,6 +999,7 @@ export type InvoiceCountOrderByAggregateInput = {
   scheduledRetries?: Prisma.SortOrder
   retriesEndedAt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
+  automaticallyFinalizesAt?: Prisma.SortOrder
   finalizedAt?: Prisma.SortOrder
   paidAt?: Prisma.SortOrder
   voidedAt?: Prisma.SortOrder
@@ -1031,6 +1051,7 @@ export type InvoiceMaxOrderByAggregateInput = {
   scheduledRetries?: Prisma.SortOrder
   retriesEndedAt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
+  automaticallyFinalizesAt?: Prisma.SortOrder
   finalizedAt?: Prisma.SortOrder
   paidAt?: Prisma.SortOrder
   voidedAt?: Prisma.SortOrder
@@ -1066,6 +1087,7 @@ export type InvoiceMinOrderByAggregateInput = {
   scheduledRetries?: Prisma.SortOrder
   retriesEndedAt?: Prisma.SortOrder
   dueDate?: Prisma.SortOrder
+  automaticallyFinalizesAt?: Prisma.SortOrder
   finalizedAt?: Prisma.SortOrder
   paidAt?: Prisma.SortOrder
   voidedAt?: Prisma.SortOrder
@@ -1283,6 +1305,7 @@ export type InvoiceCreateWithoutCustomerInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1323,6 +1346,7 @@ export type InvoiceUncheckedCreateWithoutCustomerInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1393,6 +1417,7 @@ export type InvoiceScalarWhereInput = {
   scheduledRetries?: Prisma.IntFilter<"Invoice"> | number
   retriesEndedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   dueDate?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
+  automaticallyFinalizesAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   finalizedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   paidAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
   voidedAt?: Prisma.DateTimeNullableFilter<"Invoice"> | Date | string | null
@@ -1426,6 +1451,7 @@ export type InvoiceCreateWithoutSubscriptionInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1466,6 +1492,7 @@ export type InvoiceUncheckedCreateWithoutSubscriptionInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1530,6 +1557,7 @@ export type InvoiceCreateWithoutLinesInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1572,6 +1600,7 @@ export type InvoiceUncheckedCreateWithoutLinesInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1625,6 +1654,7 @@ export type InvoiceUpdateWithoutLinesInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1667,6 +1697,7 @@ export type InvoiceUncheckedUpdateWithoutLinesInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1704,6 +1735,7 @@ export type InvoiceCreateWithoutItemsInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1746,6 +1778,7 @@ export type InvoiceUncheckedCreateWithoutItemsInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1799,6 +1832,7 @@ export type InvoiceUpdateWithoutItemsInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1841,6 +1875,7 @@ export type InvoiceUncheckedUpdateWithoutItemsInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -1878,6 +1913,7 @@ export type InvoiceCreateWithoutPaymentsInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1920,6 +1956,7 @@ export type InvoiceUncheckedCreateWithoutPaymentsInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -1973,6 +2010,7 @@ export type InvoiceUpdateWithoutPaymentsInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2015,6 +2053,7 @@ export type InvoiceUncheckedUpdateWithoutPaymentsInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2052,6 +2091,7 @@ export type InvoiceCreateWithoutRefundsInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -2094,6 +2134,7 @@ export type InvoiceUncheckedCreateWithoutRefundsInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -2147,6 +2188,7 @@ export type InvoiceUpdateWithoutRefundsInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2189,6 +2231,7 @@ export type InvoiceUncheckedUpdateWithoutRefundsInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2226,6 +2269,7 @@ export type InvoiceCreateWithoutCreditNotesInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -2268,6 +2312,7 @@ export type InvoiceUncheckedCreateWithoutCreditNotesInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -2321,6 +2366,7 @@ export type InvoiceUpdateWithoutCreditNotesInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2363,6 +2409,7 @@ export type InvoiceUncheckedUpdateWithoutCreditNotesInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2401,6 +2448,7 @@ export type InvoiceCreateManyCustomerInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -2434,6 +2482,7 @@ export type InvoiceUpdateWithoutCustomerInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2474,6 +2523,7 @@ export type InvoiceUncheckedUpdateWithoutCustomerInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2513,6 +2563,7 @@ export type InvoiceUncheckedUpdateManyWithoutCustomerInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2547,6 +2598,7 @@ export type InvoiceCreateManySubscriptionInput = {
   scheduledRetries?: number
   retriesEndedAt?: Date | string | null
   dueDate?: Date | string | null
+  automaticallyFinalizesAt?: Date | string | null
   finalizedAt?: Date | string | null
   paidAt?: Date | string | null
   voidedAt?: Date | string | null
@@ -2580,6 +2632,7 @@ export type InvoiceUpdateWithoutSubscriptionInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2620,6 +2673,7 @@ export type InvoiceUncheckedUpdateWithoutSubscriptionInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2659,6 +2713,7 @@ export type InvoiceUncheckedUpdateManyWithoutSubscriptionInput = {
   scheduledRetries?: Prisma.IntFieldUpdateOperationsInput | number
   retriesEndedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   dueDate?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  automaticallyFinalizesAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   finalizedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   paidAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   voidedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -2762,6 +2817,7 @@ export type InvoiceSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs 
   scheduledRetries?: boolean
   retriesEndedAt?: boolean
   dueDate?: boolean
+  automaticallyFinalizesAt?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
   voidedAt?: boolean
@@ -2806,6 +2862,7 @@ export type InvoiceSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Exten
   scheduledRetries?: boolean
   retriesEndedAt?: boolean
   dueDate?: boolean
+  automaticallyFinalizesAt?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
   voidedAt?: boolean
@@ -2844,6 +2901,7 @@ export type InvoiceSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Exten
   scheduledRetries?: boolean
   retriesEndedAt?: boolean
   dueDate?: boolean
+  automaticallyFinalizesAt?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
   voidedAt?: boolean
@@ -2882,6 +2940,7 @@ export type InvoiceSelectScalar = {
   scheduledRetries?: boolean
   retriesEndedAt?: boolean
   dueDate?: boolean
+  automaticallyFinalizesAt?: boolean
   finalizedAt?: boolean
   paidAt?: boolean
   voidedAt?: boolean
@@ -2893,7 +2952,7 @@ export type InvoiceSelectScalar = {
   updatedAt?: boolean
 }
 
-export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "scheduledRetries" | "retriesEndedAt" | "dueDate" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "prePaymentCreditNotesAmount" | "postPaymentCreditNotesAmount" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
+export type InvoiceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "customerId" | "subscriptionId" | "number" | "status" | "currency" | "collectionMethod" | "billingReason" | "periodStart" | "periodEnd" | "subtotal" | "tax" | "total" | "amountDue" | "amountPaid" | "amountRemaining" | "startingBalance" | "endingBalance" | "attemptCount" | "nextPaymentAttempt" | "scheduledRetries" | "retriesEndedAt" | "dueDate" | "automaticallyFinalizesAt" | "finalizedAt" | "paidAt" | "voidedAt" | "gatewayPaymentIntentId" | "prePaymentCreditNotesAmount" | "postPaymentCreditNotesAmount" | "metadata" | "createdAt" | "updatedAt", ExtArgs["result"]["invoice"]>
 export type InvoiceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   customer?: boolean | Prisma.CustomerDefaultArgs<ExtArgs>
   subscription?: boolean | Prisma.Invoice$subscriptionArgs<ExtArgs>
@@ -2964,6 +3023,10 @@ export type $InvoicePayload<ExtArgs extends runtime.Types.Extensions.InternalArg
      */
     retriesEndedAt: Date | null
     dueDate: Date | null
+    /**
+     * When the scheduler finalizes this draft (a renewal's, after the organization's draft period); null: finalized by hand.
+     */
+    automaticallyFinalizesAt: Date | null
     finalizedAt: Date | null
     paidAt: Date | null
     voidedAt: Date | null
@@ -3437,6 +3500,7 @@ export interface InvoiceFieldRefs {
   readonly scheduledRetries: Prisma.FieldRef<"Invoice", 'Int'>
   readonly retriesEndedAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly dueDate: Prisma.FieldRef<"Invoice", 'DateTime'>
+  readonly automaticallyFinalizesAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly finalizedAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly paidAt: Prisma.FieldRef<"Invoice", 'DateTime'>
   readonly voidedAt: Prisma.FieldRef<"Invoice", 'DateTime'>

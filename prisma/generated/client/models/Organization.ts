@@ -49,6 +49,7 @@ export type OrganizationCountAggregateOutputType = {
   name: number
   reportingCurrency: number
   dunning: number
+  invoicing: number
   changeRules: number
   stripeSecretKeyEncrypted: number
   stripeWebhookSecretEncrypted: number
@@ -83,6 +84,7 @@ export type OrganizationCountAggregateInputType = {
   name?: true
   reportingCurrency?: true
   dunning?: true
+  invoicing?: true
   changeRules?: true
   stripeSecretKeyEncrypted?: true
   stripeWebhookSecretEncrypted?: true
@@ -168,6 +170,7 @@ export type OrganizationGroupByOutputType = {
   name: string
   reportingCurrency: string
   dunning: runtime.JsonValue
+  invoicing: runtime.JsonValue
   changeRules: runtime.JsonValue
   stripeSecretKeyEncrypted: string | null
   stripeWebhookSecretEncrypted: string | null
@@ -201,6 +204,7 @@ export type OrganizationWhereInput = {
   name?: Prisma.StringFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
   dunning?: Prisma.JsonFilter<"Organization">
+  invoicing?: Prisma.JsonFilter<"Organization">
   changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
@@ -214,6 +218,7 @@ export type OrganizationOrderByWithRelationInput = {
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
   dunning?: Prisma.SortOrder
+  invoicing?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -230,6 +235,7 @@ export type OrganizationWhereUniqueInput = Prisma.AtLeast<{
   name?: Prisma.StringFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
   dunning?: Prisma.JsonFilter<"Organization">
+  invoicing?: Prisma.JsonFilter<"Organization">
   changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
@@ -243,6 +249,7 @@ export type OrganizationOrderByWithAggregationInput = {
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
   dunning?: Prisma.SortOrder
+  invoicing?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -261,6 +268,7 @@ export type OrganizationScalarWhereWithAggregatesInput = {
   name?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   reportingCurrency?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   dunning?: Prisma.JsonWithAggregatesFilter<"Organization">
+  invoicing?: Prisma.JsonWithAggregatesFilter<"Organization">
   changeRules?: Prisma.JsonWithAggregatesFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
@@ -273,6 +281,7 @@ export type OrganizationCreateInput = {
   name: string
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -286,6 +295,7 @@ export type OrganizationUncheckedCreateInput = {
   name: string
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -299,6 +309,7 @@ export type OrganizationUpdateInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -312,6 +323,7 @@ export type OrganizationUncheckedUpdateInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -325,6 +337,7 @@ export type OrganizationCreateManyInput = {
   name: string
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -337,6 +350,7 @@ export type OrganizationUpdateManyMutationInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -349,6 +363,7 @@ export type OrganizationUncheckedUpdateManyInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -361,6 +376,7 @@ export type OrganizationCountOrderByAggregateInput = {
   name?: Prisma.SortOrder
   reportingCurrency?: Prisma.SortOrder
   dunning?: Prisma.SortOrder
+  invoicing?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrder
@@ -424,6 +440,7 @@ export type OrganizationCreateWithoutApiKeysInput = {
   name: string
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -436,6 +453,7 @@ export type OrganizationUncheckedCreateWithoutApiKeysInput = {
   name: string
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -464,6 +482,7 @@ export type OrganizationUpdateWithoutApiKeysInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -476,6 +495,7 @@ export type OrganizationUncheckedUpdateWithoutApiKeysInput = {
   name?: Prisma.StringFieldUpdateOperationsInput | string
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -519,6 +539,7 @@ export type OrganizationSelect<ExtArgs extends runtime.Types.Extensions.Internal
   name?: boolean
   reportingCurrency?: boolean
   dunning?: boolean
+  invoicing?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -533,6 +554,7 @@ export type OrganizationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   name?: boolean
   reportingCurrency?: boolean
   dunning?: boolean
+  invoicing?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -545,6 +567,7 @@ export type OrganizationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   name?: boolean
   reportingCurrency?: boolean
   dunning?: boolean
+  invoicing?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -557,6 +580,7 @@ export type OrganizationSelectScalar = {
   name?: boolean
   reportingCurrency?: boolean
   dunning?: boolean
+  invoicing?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -564,7 +588,7 @@ export type OrganizationSelectScalar = {
   updatedAt?: boolean
 }
 
-export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "dunning" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
+export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "dunning" | "invoicing" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
 export type OrganizationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Organization$apiKeysArgs<ExtArgs>
   _count?: boolean | Prisma.OrganizationCountOutputTypeDefaultArgs<ExtArgs>
@@ -586,6 +610,11 @@ export type $OrganizationPayload<ExtArgs extends runtime.Types.Extensions.Intern
      * @json Dunning
      */
     dunning: runtime.JsonValue
+    /**
+     * How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings).
+     * @json Invoicing
+     */
+    invoicing: runtime.JsonValue
     /**
      * When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).
      * @json ChangeRules
@@ -1029,6 +1058,7 @@ export interface OrganizationFieldRefs {
   readonly name: Prisma.FieldRef<"Organization", 'String'>
   readonly reportingCurrency: Prisma.FieldRef<"Organization", 'String'>
   readonly dunning: Prisma.FieldRef<"Organization", 'Json'>
+  readonly invoicing: Prisma.FieldRef<"Organization", 'Json'>
   readonly changeRules: Prisma.FieldRef<"Organization", 'Json'>
   readonly stripeSecretKeyEncrypted: Prisma.FieldRef<"Organization", 'String'>
   readonly stripeWebhookSecretEncrypted: Prisma.FieldRef<"Organization", 'String'>
