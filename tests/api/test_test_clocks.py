@@ -13,21 +13,29 @@ card is charged)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
+from analytics.ingest import UsageSource, get_usage_writer
+from analytics.migrations import migrate
+from analytics.store import get_store
 from billing.models import Organization, Payment
 from billing.organizations.stripe_account import ensure_keyring
 from contracts.settings import get_settings
+from contracts.usage import parse_usage_request
 from tests.api.conftest import TenantClient, assert_error, new_tenant
 from tests.api.test_credit_notes import events
 from tests.api.test_payment_methods import connected_tenant
 from tests.api.test_scheduler import Pass
 from tests.api.test_subscription_payments import billable_customer, payment_worker  # noqa: F401 (a fixture)
-from tests.api.test_subscriptions import ok, parse
+from tests.api.test_subscriptions import ok, parse, price
+from tests.api.test_usage_events import event  # noqa: F401 (sets the session's ClickHouse: ANALYTICS_TEST_CLICKHOUSE_URL)
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -55,6 +63,27 @@ async def advance(client: TenantClient, session_factory: Any, clock: dict[str, A
             await asyncio.sleep(0.02)
 
 
+async def record_usage(organization_id: str, customer_id: str, *events: tuple[datetime, int | Decimal]) -> None:
+    """`api_call` events of the customer at its test clock's times, written to ClickHouse
+    through the analytics consumer's own writer (the API checks a timestamp against the
+    wall clock, not against a customer's test clock)."""
+    store = get_store(os.environ["ANALYTICS_TEST_CLICKHOUSE_URL"])
+    migrate(store)
+    for at, value in events:
+        body = json.dumps(
+            {
+                "eventName": "api_call",
+                "customerId": customer_id,
+                "value": str(value),
+                "identifier": f"call-{at.timestamp()}",
+                "timestamp": at.isoformat(),
+            }
+        )
+        (event,) = parse_usage_request(body, organization_id, received_at=at)
+        result = get_usage_writer(store).write([(event, UsageSource(source="test"))])
+        assert result.inserted == 1
+
+
 async def cycle_invoices(client: TenantClient, subscription_id: str) -> list[dict[str, Any]]:
     """The subscription's renewal invoices, oldest first."""
     listed = await ok(await client.get("/v1/invoices", params={"subscription": subscription_id, "limit": 100}))
@@ -78,12 +107,17 @@ async def attempts_of(session_factory: Any, invoice_id: str) -> list[tuple[str, 
 
 
 async def clocked_subscription(
-    client: TenantClient, session_factory: Any, *cards: str, renewal_draft_minutes: int = 0, **subscription: Any
+    client: TenantClient,
+    session_factory: Any,
+    *cards: str,
+    renewal_draft_minutes: int = 0,
+    more_items: tuple[dict[str, Any], ...] = (),
+    **subscription: Any,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A test clock at START, a customer on it with `cards` (the first its default) and a
-    monthly 1000-cent subscription: (clock, customer, subscription). The organization's
-    renewals are finalized `renewal_draft_minutes` after their period ends (by default at
-    once, so a renewal is charged at the moment the clock reaches it)."""
+    monthly 1000-cent subscription (and `more_items`): (clock, customer, subscription). The
+    organization's renewals are finalized `renewal_draft_minutes` after their period ends
+    (by default at once, so a renewal is charged at the moment the clock reaches it)."""
     draft_period = {"invoicing": {"renewalDraftMinutes": renewal_draft_minutes}}
     await ok(await client.patch("/v1/billing-settings", json=draft_period))
     clock = await new_clock(client)
@@ -99,7 +133,8 @@ async def clocked_subscription(
     )
     created = await ok(
         await client.post(
-            "/v1/subscriptions", json={"customer": customer["id"], "items": [{"price": price["id"]}], **subscription}
+            "/v1/subscriptions",
+            json={"customer": customer["id"], "items": [{"price": price["id"]}, *more_items], **subscription},
         ),
         201,
     )
@@ -111,14 +146,43 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
 ) -> None:
     client = (await connected_tenant(api, session_factory, "A year on a test clock")).client
     organization_id = client.tenant.organization_id
+    meter = await ok(
+        await client.post(
+            "/v1/meters", json={"displayName": "API calls", "eventName": "api_call", "aggregation": "sum"}
+        ),
+        201,
+    )
+    calls = await price(
+        client,
+        name="API calls",
+        unitAmount=10,
+        recurring={"interval": "month", "usageType": "metered", "meter": meter["id"]},
+    )
     clock, customer, created = await clocked_subscription(
-        client, session_factory, "pm_good", "pm_declines", "pm_new", trialPeriodDays=14
+        client,
+        session_factory,
+        "pm_good",
+        "pm_declines",
+        "pm_new",
+        trialPeriodDays=14,
+        more_items=({"price": calls["id"]},),
     )
     sub = created["id"]
     # the clock's time is the customer's now: the trial starts at START, not today
     assert created["status"] == "trialing" and parse(created["trialStart"]) == START
     trial_end = START + timedelta(days=14)
     assert parse(created["trialEnd"]) == trial_end == parse(created["currentPeriodEnd"])
+    # the year's API calls, in ClickHouse: in the trial (free, as the trial's items are), in
+    # the first month, and in the sixth and seventh (a fraction of a call rounds up)
+    await record_usage(
+        organization_id,
+        customer["id"],
+        (START + timedelta(days=2), 50),
+        (trial_end + timedelta(days=3), 20),
+        (trial_end + timedelta(days=20), 10),
+        (month_later(trial_end, 5) + timedelta(days=1), Decimal("12.5")),
+        (month_later(trial_end, 7) - timedelta(minutes=1), 7),
+    )
 
     # the trial ends: reminded three days before, then invoiced and charged at its end
     await advance(client, session_factory, clock, trial_end)
@@ -126,6 +190,7 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
     assert [data["id"] for _, data in reminders] == [sub]
     (first,) = await cycle_invoices(client, sub)
     assert (first["status"], first["total"], parse(first["periodStart"])) == ("paid", 1000, trial_end)
+    assert [line["amount"] for line in first["lines"]] == [1000]  # the trial's usage is not billed
     assert (await ok(await client.get(f"/v1/subscriptions/{sub}")))["status"] == "active"
 
     # five monthly renewals, each with its own period, paid
@@ -134,10 +199,18 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
     assert [(parse(i["periodStart"]), parse(i["periodEnd"])) for i in renewals] == [
         (month_later(trial_end, n), month_later(trial_end, n + 1)) for n in range(6)
     ]
-    assert [(i["status"], i["total"]) for i in renewals] == [("paid", 1000)] * 6
+    assert [(i["status"], i["total"]) for i in renewals] == [("paid", 1000), ("paid", 1300)] + [("paid", 1000)] * 4
+    # the first month's 30 calls, in arrears on the next renewal, for the month that ended
+    usage = renewals[1]["lines"][0]
+    assert (usage["quantity"], usage["amount"], parse(usage["periodStart"]), parse(usage["periodEnd"])) == (
+        30,
+        300,
+        trial_end,
+        month_later(trial_end, 1),
+    )
 
     # a mid-year upgrade at the start of a period: the whole period's difference is prorated
-    (item,) = created["items"]
+    item = next(item for item in created["items"] if item["priceId"] != calls["id"])
     upgraded = await client.patch(f"/v1/subscriptions/{sub}", json={"items": [{"id": item["id"], "quantity": 2}]})
     assert upgraded.status_code == 200, upgraded.text
     await advance(client, session_factory, clock, month_later(trial_end, 6))
@@ -145,9 +218,10 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
     assert [(line["amount"], line["proration"]) for line in seventh["lines"]] == [
         (-1000, True),
         (2000, True),
+        (130, False),  # 12.5 calls: 13
         (2000, False),
     ]
-    assert (seventh["total"], seventh["status"]) == (3000, "paid")
+    assert (seventh["total"], seventh["status"]) == (3130, "paid")
 
     # the card starts declining: the next renewal fails, and is retried 1 and 3 days later
     declining = customer["paymentMethods"]["pm_declines"]
@@ -158,7 +232,7 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
     failed_at = month_later(trial_end, 7)
     await advance(client, session_factory, clock, failed_at)
     unpaid = (await cycle_invoices(client, sub))[-1]
-    assert (unpaid["status"], unpaid["total"], unpaid["attemptCount"]) == ("open", 2000, 1)
+    assert (unpaid["status"], unpaid["total"], unpaid["attemptCount"]) == ("open", 2070, 1)
     assert parse(unpaid["nextPaymentAttempt"]) == failed_at + timedelta(days=1)
     assert (await ok(await client.get(f"/v1/subscriptions/{sub}")))["status"] == "past_due"
     await advance(client, session_factory, clock, failed_at + timedelta(days=4, hours=12))
@@ -195,7 +269,7 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
         while (await ok(await client.get(f"/v1/invoices/{unpaid['id']}")))["status"] != "paid":
             await asyncio.sleep(0.05)
     recovered = await ok(await client.get(f"/v1/invoices/{unpaid['id']}"))
-    assert (recovered["nextPaymentAttempt"], recovered["amountPaid"]) == (None, 2000)
+    assert (recovered["nextPaymentAttempt"], recovered["amountPaid"]) == (None, 2070)
     assert (await ok(await client.get(f"/v1/subscriptions/{sub}")))["status"] == "active"
     assert await attempts_of(session_factory, unpaid["id"]) == [
         ("failed", declining),
@@ -209,7 +283,7 @@ async def test_a_year_on_a_test_clock_trial_renewals_upgrade_dunning_and_recover
     await advance(client, session_factory, clock, month_later(trial_end, 12))
     year = await cycle_invoices(client, sub)
     assert [parse(i["periodStart"]) for i in year] == [month_later(trial_end, n) for n in range(13)]
-    assert [i["total"] for i in year] == [1000] * 6 + [3000] + [2000] * 6
+    assert [i["total"] for i in year] == [1000, 1300] + [1000] * 4 + [3130, 2070] + [2000] * 5
     assert {i["status"] for i in year} == {"paid"}
     told = await events(
         session_factory, organization_id, "customer.subscription.updated", "test_helpers.test_clock.ready"
