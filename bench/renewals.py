@@ -11,8 +11,11 @@ prices: unit amount x quantity; graduated tiers summed tier by tier).
     .venv/bin/python bench/renewals.py [--subscriptions 100000] [--organizations 20] [--repeats 3]
 
 Needs the local stack (`billing stack up`). It uses a database and Kafka topics of its
-own (`billing_bench_renewals`, prefix `bench-<random>.`). Metered prices are not among the
-subscriptions: renewals do not bill usage in arrears yet.
+own (`billing_bench_renewals`, prefix `bench-<random>.`). The periods end an hour and a
+minute before the run, so each renewal's draft period (Stripe's hour, the default) is over
+at once: a renewal is measured through its draft, its finalization and its charge. Metered
+prices are not among the subscriptions yet (their usage would be read from ClickHouse by
+the consume process's scheduler).
 
 stripe-mock answers every off-session confirmation with requires_payment_method, so each
 charge comes back declined and dunning schedules its retry: the payment worker's round
@@ -58,6 +61,7 @@ from billing.subscriptions.periods import Interval, first_period  # noqa: E402
 from contracts.catalog import PriceCreate, ProductCreate  # noqa: E402
 from contracts.enums import (  # noqa: E402
     CollectionMethod,
+    InvoiceStatus,
     PaymentMethodType,
     PaymentStatus,
     RecurringInterval,
@@ -185,10 +189,12 @@ async def seed(database_url: str, organizations: int, subscriptions: int) -> tup
 
 
 async def progress(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
-    """(renewal invoices, charges answered) so far."""
+    """(renewal invoices finalized, charges answered) so far."""
     async with sessions() as session:
         invoices = await session.scalar(
-            select(func.count()).select_from(Invoice).where(Invoice.billing_reason == "subscription_cycle")
+            select(func.count())
+            .select_from(Invoice)
+            .where(Invoice.billing_reason == "subscription_cycle", Invoice.status != InvoiceStatus.draft)
         )
         answered = await session.scalar(
             select(func.count())
@@ -232,12 +238,13 @@ async def main() -> None:
             print(f"  write path run {run + 1}: {done / args.seconds:,.0f} commands/s ({failures} failures)")
         write_path = statistics.median(rates)
 
-        # every period ends now: the scheduler inside `billing consume` takes them on its next pass
+        # every period ended an hour ago (its draft period over): the scheduler inside
+        # `billing consume` renews them on its next pass, and finalizes their drafts on the next
         async with sessions() as session, session.begin():
             await session.execute(
                 update(Subscription).values(
                     current_period_start=Subscription.current_period_start - text("interval '1 day'"),
-                    current_period_end=func.now() - text("interval '2 seconds'"),
+                    current_period_end=func.now() - text("interval '61 minutes'"),
                 )
             )
         due_at = time.monotonic()
@@ -259,7 +266,9 @@ async def main() -> None:
         consumer_cpu = cpu_seconds(processes[0].pid) - cpu_before
         assert invoiced_at is not None
         renewal_rate = count / (invoiced_at - due_at)
-        print(f"renewals: {count:,} invoiced in {invoiced_at - due_at:.1f} s ({renewal_rate:,.0f} renewals/s)")
+        print(
+            f"renewals: {count:,} invoiced and finalized in {invoiced_at - due_at:.1f} s ({renewal_rate:,.0f} renewals/s)"
+        )
         print(f"drained (every charge answered by stripe-mock) in {drained_at - due_at:.1f} s")
         print(
             f"consume process CPU per renewal (consumer, scheduler, payment worker): {1000 * consumer_cpu / count:.2f} ms"

@@ -29,9 +29,10 @@ from analytics import queries
 from analytics.store import AnalyticsStore, StoreError, get_store
 from billing import clock
 from billing.db.sessions import create_engine, create_session_factory
+from billing.meters.usage import MeterTotal
 from billing.scheduling.due import DUE_KINDS
 from billing.scheduling.service import DueWork, claim_due, claim_test_clock_steps, count_due
-from billing.scheduling.usage import MeterTotal, UsageUnavailable, measure
+from billing.scheduling.usage import UsageUnavailable, measure
 from billing.subscriptions.periods import Period
 from contracts.resources import Meter as MeterResource
 from contracts.settings import Settings, get_settings, require_safe_settings

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from analytics.queries import meter_total
 from api.auth import Caller
 from api.bus import CommandBus
+from api.controllers.analytics import AnalyticsStores
 from api.params import CustomerFilter, IdempotencyKey
 from api.responses import list_response, pdf_response, run_command
 from billing.clocks import service as clocks
@@ -18,6 +21,7 @@ from billing.documents.sources import invoice_document
 from billing.errors import ResourceMissing
 from billing.invoices.preview import upcoming_invoice
 from billing.invoices.repository import get_invoice, list_invoices
+from billing.subscriptions.periods import Period
 from contracts.enums import InvoiceStatus
 from contracts.invoices import (
     InvoiceCreate,
@@ -31,6 +35,7 @@ from contracts.invoices import (
     InvoiceVoid,
     UpcomingInvoiceRequest,
 )
+from contracts.resources import Meter
 
 
 class InvoiceController(Controller):
@@ -43,12 +48,20 @@ class InvoiceController(Controller):
         description=(
             "Without subscriptionItems: the next renewal's invoice (pending invoice items first). With them: "
             "always_invoice previews the invoice the change creates now; create_prorations shows the renewal "
-            "with the change's prorations on it; none the renewal at the new prices. Nothing is written."
+            "with the change's prorations on it; none the renewal at the new prices. A renewal's metered items "
+            "show the usage counted so far in the period (503 analytics_unavailable where ClickHouse is not "
+            "readable). Nothing is written."
         ),
         status_code=200,
     )
-    async def upcoming(self, data: UpcomingInvoiceRequest, db: AsyncSession) -> InvoicePreview:
-        return await upcoming_invoice(db, data, await clocks.now_for_customer(db, data.customer))
+    async def upcoming(
+        self, data: UpcomingInvoiceRequest, db: AsyncSession, analytics: AnalyticsStores
+    ) -> InvoicePreview:
+        async def usage_total(organization_id: str, meter: Meter, customer_id: str, period: Period) -> Decimal | None:
+            store = await analytics.get()
+            return await meter_total(store, organization_id, meter, customer_id, period.start, period.end)
+
+        return await upcoming_invoice(db, data, await clocks.now_for_customer(db, data.customer), usage_total)
 
     @get("/{invoice_id:str}", summary="Retrieve an invoice with its lines")
     async def retrieve(self, invoice_id: str, db: AsyncSession) -> InvoiceDetails:

@@ -1,7 +1,8 @@
 """The upcoming invoice: what a subscription's next renewal, or a plan change made now,
 would invoice. Reads only, and computes with the same plan and line functions the change
 and the renewal use (billing.subscriptions.changes), so preview and invoice agree to the
-minor unit."""
+minor unit. A renewal's metered lines show the usage counted so far in the period (the
+renewal bills what is counted when its draft is finalized)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,22 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.catalog.repository import get_price
 from billing.db.sessions import get_one
-from billing.errors import InvalidRequest, ResourceMissing
-from billing.invoices.lines import DraftLine, item_line
+from billing.errors import InvalidRequest, ResourceMissing, ServiceUnavailable
+from billing.invoices.lines import DraftLine, billable_quantity, item_line, usage_line
 from billing.invoices.service import drafted_taxes, tax_amounts
 from billing.invoices.totals import LineTaxes, invoice_totals
+from billing.meters.repository import get_meter
+from billing.meters.usage import MeterTotal
 from billing.models import Customer, Subscription
 from billing.subscriptions import changes
-from billing.subscriptions.periods import next_period
+from billing.subscriptions.periods import Period, next_period
 from billing.subscriptions.status import check_update
 from billing.tax_rates.repository import subscription_tax_rates
-from contracts.enums import ProrationBehavior
+from contracts.enums import ProrationBehavior, SubscriptionStatus
 from contracts.invoices import InvoicePreview, InvoicePreviewLine, UpcomingInvoiceRequest
+from contracts.resources import Meter as MeterResource
 from contracts.subscriptions import SubscriptionItemChanges
 
 
@@ -39,7 +44,39 @@ def _preview_line(line: DraftLine, taxes: LineTaxes) -> InvoicePreviewLine:
     )
 
 
-async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceRequest, now: datetime) -> InvoicePreview:
+async def _usage_so_far(
+    session: AsyncSession, subscription: Subscription, period: Period, now: datetime, meter_total: MeterTotal | None
+) -> list[DraftLine]:
+    """The metered items' lines of the period's renewal, at the usage counted by `now`
+    (none in a trial, as the renewal bills none)."""
+    if subscription.status is SubscriptionStatus.trialing:
+        return []
+    lines = []
+    for billed in await changes.current_items(session, subscription):
+        if billed.licensed:
+            continue
+        price = await get_price(session, billed.item.price_id)
+        meter = await get_meter(session, price.meter_id) if price is not None and price.meter_id else None
+        total = None
+        if meter is not None:
+            if meter_total is None:
+                raise ServiceUnavailable(
+                    "This subscription has metered items and their usage is not readable here (ClickHouse).",
+                    code="analytics_unavailable",
+                )
+            counted = Period(period.start, max(period.start, min(now, period.end)))
+            total = await meter_total(
+                subscription.organization_id, MeterResource.model_validate(meter), subscription.customer_id, counted
+            )
+        lines.append(usage_line(billed.item, subscription.currency, period, billable_quantity(total)))
+    return lines
+
+
+async def upcoming_invoice(
+    session: AsyncSession, request: UpcomingInvoiceRequest, now: datetime, meter_total: MeterTotal | None = None
+) -> InvoicePreview:
+    """`meter_total` reads a metered item's usage (ClickHouse); needed only when the
+    subscription has one."""
     subscription = await get_one(session, Subscription, Subscription.id, request.subscription)
     if subscription is None or subscription.customer_id != request.customer:
         raise ResourceMissing("subscription", request.subscription, param="subscription")
@@ -78,7 +115,8 @@ async def upcoming_invoice(session: AsyncSession, request: UpcomingInvoiceReques
         renewal = changes.renewal_lines(
             plan.after, subscription.currency, plan.period, subscription.billing_cycle_anchor
         )
-        lines = [*pending, *prorations, *renewal]
+        arrears = await _usage_so_far(session, subscription, plan.period, now, meter_total)
+        lines = [*pending, *prorations, *arrears, *renewal]
         period = next_period(plan.period, subscription.billing_cycle_anchor, plan.after[0].interval)
         reason = "subscription_cycle"
     taxes = drafted_taxes(lines, await subscription_tax_rates(session, subscription.id))

@@ -10,22 +10,18 @@ pass of a scheduler that can (`billing dev`, or any process against a ClickHouse
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.invoices.lines import billable_quantity
+from billing.meters.usage import MeterTotal
 from billing.models import Invoice, InvoiceLineItem, Meter, Price
 from billing.scheduling.service import DueWork
 from billing.subscriptions.periods import Period
 from contracts.enums import UsageType
 from contracts.invoices import InvoiceFinalizeDraft, MeteredUsage
 from contracts.resources import Meter as MeterResource
-
-# (organization, meter, customer, period) -> the meter's total, None when nothing was counted
-MeterTotal = Callable[[str, MeterResource, str, Period], Awaitable[Decimal | None]]
 
 
 class UsageUnavailable(RuntimeError):

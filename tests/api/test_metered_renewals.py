@@ -3,7 +3,8 @@ consumed into ClickHouse (chDB) by the analytics consumer; the scheduler's pass 
 subscription (a draft with the ended period's metered line), and its next pass, the draft
 period over, reads each metered line's total from ClickHouse and finalizes the invoice at
 those quantities. Usage of the ended period that arrives within the draft period is
-billed; usage after the finalization, or of the new period, is not."""
+billed; usage after the finalization, or of the new period, is not. The upcoming invoice
+shows the usage counted so far."""
 
 from __future__ import annotations
 
@@ -93,6 +94,13 @@ async def test_metered_usage_is_billed_in_arrears_at_the_draft_periods_end(
     )
     assert sent.status_code == 202, sent.text
     await counted(client, meter, buyer["id"], period_start, 3)
+
+    # the upcoming invoice shows the usage counted so far: 2 + 3.5 calls, 6 billed
+    preview = await ok(
+        await client.post("/v1/invoices/upcoming", json={"customer": buyer["id"], "subscription": created["id"]})
+    )
+    assert [(line["quantity"], line["amount"]) for line in preview["lines"]] == [(6, 150), (2, 2000)]
+    assert preview["total"] == 2150
 
     # the period's end: a draft, its metered line for the ended period at zero until finalized
     await one_pass(scheduler, session_factory, SubscriptionRenew.command_type)
