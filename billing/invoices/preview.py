@@ -115,12 +115,18 @@ async def upcoming_invoice(
         renewal = changes.renewal_lines(
             plan.after, subscription.currency, plan.period, subscription.billing_cycle_anchor
         )
+        # what waits for the renewal has lost its link to the items the change removes, whose
+        # usage the renewal no longer bills
         arrears = await _usage_so_far(session, subscription, plan.period, now, meter_total)
-        lines = [*pending, *prorations, *arrears, *renewal]
+        kept = [line for line in arrears if line.subscription_item_id not in plan.removed]
+        lines = [*changes.unlinked([*pending, *prorations], plan.removed), *kept, *renewal]
         period = next_period(plan.period, subscription.billing_cycle_anchor, plan.after[0].interval)
         reason = "subscription_cycle"
     taxes = drafted_taxes(lines, await subscription_tax_rates(session, subscription.id))
     totals = invoice_totals(taxes, customer_balance=customer.balance)
+    # an invoice made now is taxed before the change deletes its removed items, then its
+    # lines' links to them are gone
+    lines = changes.unlinked(lines, plan.removed)
     return InvoicePreview(
         customerId=customer.id,
         subscriptionId=subscription.id,

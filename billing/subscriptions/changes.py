@@ -8,7 +8,7 @@ same line functions, so the preview and the invoice agree to the minor unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -289,6 +289,16 @@ def renewal_lines(plan_items: list[BilledItem], currency: str, period: Period, a
     """The next period's advance lines for the licensed items (what a renewal bills)."""
     upcoming = next_period(period, anchor, plan_items[0].interval)
     return [advance_line(b.item, currency, upcoming, upcoming) for b in plan_items if b.licensed]
+
+
+def unlinked(lines: list[DraftLine], removed: list[str]) -> list[DraftLine]:
+    """`lines` with no link to the items in `removed`, as they are once the change has
+    deleted those: an invoice line may only refer to a live item (its foreign key sets the
+    link null), and so may a waiting invoice item (apply_plan unlinks it), which the next
+    invoice then taxes by the subscription's default rates."""
+    return [
+        replace(line, subscription_item_id=None) if line.subscription_item_id in removed else line for line in lines
+    ]
 
 
 def invoiced_now(plan: PlannedChange, pending: list[DraftLine]) -> list[DraftLine] | None:

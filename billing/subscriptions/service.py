@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.db.sessions import get_one, tenant_of
@@ -331,6 +331,14 @@ async def apply_plan(session: AsyncSession, plan: changes_.PlannedChange, now: d
     The items that go are deleted last: the change's credit lines for them refer to them
     and are taxed by their tax rates."""
     changed = await _write_plan(session, plan, now)
+    # what still waits for an invoice (a create_prorations change's lines) stops referring
+    # to the items that go, as an invoice line would (changes.unlinked): else the next
+    # invoice could not take it (its line's foreign key to the deleted item)
+    await session.execute(
+        update(InvoiceItem)
+        .where(InvoiceItem.subscription_item_id.in_(plan.removed), InvoiceItem.invoice_id.is_(None))
+        .values(subscription_item_id=None)
+    )
     for item_id in plan.removed:
         await session.delete(await session.get_one(SubscriptionItem, item_id))
     await session.flush()
