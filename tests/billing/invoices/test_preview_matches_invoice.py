@@ -6,7 +6,7 @@ balance, the change (a quantity, a price swapped, an item added or removed) and 
 instant it is prorated at.
 
 Each step calls what the API or the command consumer calls (the preview, then the
-update, then the renewal command's service), on a tenant session of its own, with the
+update, then the renewal command's service and the finalization of its draft), on a tenant session of its own, with the
 moment it happens at passed in as a test clock would give it."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.customers.service import create_customer
+from billing.invoices import drafts
 from billing.invoices.preview import upcoming_invoice
 from billing.invoices.repository import get_invoice
 from billing.subscriptions import renewals, service
@@ -28,7 +29,7 @@ from billing.subscriptions.periods import Interval, Period, first_period, millis
 from billing.tax_rates.service import create_tax_rate
 from contracts.customers import CustomerCreate
 from contracts.enums import ProrationBehavior, RecurringInterval
-from contracts.invoices import InvoiceDetails, InvoicePreview, UpcomingInvoiceRequest
+from contracts.invoices import InvoiceDetails, InvoiceFinalizeDraft, InvoicePreview, UpcomingInvoiceRequest
 from contracts.subscriptions import SubscriptionCreate, SubscriptionRenew
 from contracts.tax_rates import TaxRateCreate
 from tests.api.conftest import new_tenant
@@ -216,6 +217,10 @@ async def test_the_preview_of_a_change_is_the_invoice_it_creates(org: Org, case:
         assert changed.invoice is None  # the change waits for the renewal
         renewal = SubscriptionRenew(id=subscription_id, periodEnd=period.end)
         invoice = (await org.run(lambda s: renewals.renew_subscription(s, renewal, period.end))).invoice
+        # then its draft period ends and the scheduler's command finalizes it (the balance applied)
+        assert invoice is not None and invoice.automatically_finalizes_at is not None
+        finalizing = InvoiceFinalizeDraft(id=invoice.id, automaticallyFinalizesAt=invoice.automatically_finalizes_at)
+        await org.run(lambda s: drafts.finalize_draft(s, finalizing, finalizing.automaticallyFinalizesAt))
     assert invoice is not None
     invoiced = await org.run(lambda s: get_invoice(s, invoice.id))
     assert invoiced is not None
