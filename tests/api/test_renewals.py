@@ -21,7 +21,7 @@ from billing.subscriptions.periods import Interval, first_period
 from contracts.commands import Command
 from contracts.enums import CommandStatus, PaymentMethodType, RecurringInterval
 from contracts.envelopes import Actor, CommandEnvelope
-from contracts.invoices import InvoiceFinalizeDraft
+from contracts.invoices import InvoiceFinalizeDraft, MeteredUsage
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionRenew
 from producers.publisher import create_broker, publish_command
 from tests.api.conftest import TenantClient, assert_error
@@ -132,6 +132,16 @@ async def test_a_renewal_invoices_the_next_period_as_previewed_once(
     assert (draft["status"], draft["number"]) == ("draft", None)
     assert parse(draft["automaticallyFinalizesAt"]) == period_end + timedelta(hours=1)
     finalizing = InvoiceFinalizeDraft(id=draft["id"], automaticallyFinalizesAt=period_end + timedelta(hours=1))
+    # usage is priced on metered lines only, and on this invoice's: refused, the draft unchanged
+    licensed_line = draft["lines"][-1]["id"]
+    refusals = [
+        (finalizing.model_copy(update={"usage": [MeteredUsage(line=licensed_line, quantity=5)]}), "parameter_invalid"),
+        (finalizing.model_copy(update={"usage": [MeteredUsage(line="il_elsewhere", quantity=5)]}), "resource_missing"),
+    ]
+    for refused, code in refusals:
+        record = await publish(api_client, session_factory, refused)
+        assert (record.status, record.error["code"]) == (CommandStatus.failed, code)
+    assert await invoice_of(api_client, renewed) == draft
     finalized = await publish(api_client, session_factory, finalizing)
     assert finalized.status is CommandStatus.succeeded, finalized.error
     invoice = await invoice_of(api_client, renewed)

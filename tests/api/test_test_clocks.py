@@ -27,11 +27,14 @@ from analytics.migrations import migrate
 from analytics.store import get_store
 from billing.models import Organization, Payment
 from billing.organizations.stripe_account import ensure_keyring
+from contracts.enums import CommandStatus
+from contracts.invoices import InvoiceFinalizeDraft
 from contracts.settings import get_settings
 from contracts.usage import parse_usage_request
 from tests.api.conftest import TenantClient, assert_error, new_tenant
 from tests.api.test_credit_notes import events
 from tests.api.test_payment_methods import connected_tenant
+from tests.api.test_renewals import publish
 from tests.api.test_scheduler import Pass
 from tests.api.test_subscription_payments import billable_customer, payment_worker  # noqa: F401 (a fixture)
 from tests.api.test_subscriptions import ok, parse, price
@@ -345,6 +348,31 @@ async def test_spent_retries_cancel_the_subscription_by_default_and_a_hard_decli
     (expired,) = await cycle_invoices(hard_client, hard["id"])
     assert (expired["attemptCount"], expired["nextPaymentAttempt"]) == (1, None)  # never retried
     assert (await ok(await hard_client.get(f"/v1/subscriptions/{hard['id']}")))["status"] == "canceled"
+
+
+async def test_a_renewal_is_a_draft_for_the_draft_period_then_finalized_and_charged(
+    api: Any, session_factory: Any, payment_worker: None
+) -> None:
+    client = (await connected_tenant(api, session_factory, "An hour of draft")).client
+    clock, _, created = await clocked_subscription(client, session_factory, "pm_good", renewal_draft_minutes=60)
+    renewal = month_later(START, 1)
+    await advance(client, session_factory, clock, renewal)
+    (draft,) = await cycle_invoices(client, created["id"])
+    assert (draft["status"], parse(draft["automaticallyFinalizesAt"])) == ("draft", renewal + timedelta(hours=1))
+    # before its time the finalization is refused (the clock's time, not the wall clock's)
+    early = await publish(
+        client,
+        session_factory,
+        InvoiceFinalizeDraft(id=draft["id"], automaticallyFinalizesAt=renewal + timedelta(hours=1)),
+    )
+    assert (early.status, early.error["code"]) == (CommandStatus.failed, "invoice_not_due")
+    await advance(client, session_factory, clock, renewal + timedelta(hours=1))
+    paid = await ok(await client.get(f"/v1/invoices/{draft['id']}"))
+    assert (paid["status"], paid["amountPaid"], parse(paid["finalizedAt"])) == (
+        "paid",
+        1000,
+        renewal + timedelta(hours=1),
+    )
 
 
 async def test_a_canceled_subscription_is_never_retried(api: Any, session_factory: Any, payment_worker: None) -> None:
