@@ -71,10 +71,12 @@ def _unit_amount(priced: Quote) -> Decimal | None:
     return None
 
 
-def _description(item: ItemToBill, unit: Decimal | None, currency: str) -> str:
+def _description(item: ItemToBill, unit: Decimal | None, currency: str, per: str | None = None) -> str:
+    """ "2 × Seats (at 10.00 USD / month)"; `per` says what the unit amount is for instead."""
     described = f"{item.quantity} × {item.product_name}"
     if unit is not None and unit == unit.to_integral_value():
-        return f"{described} (at {format_amount(int(unit), currency)} {currency.upper()} / {item.interval_label})"
+        each = per or f"/ {item.interval_label}"
+        return f"{described} (at {format_amount(int(unit), currency)} {currency.upper()} {each})"
     return described
 
 
@@ -116,10 +118,10 @@ def billable_quantity(total: Decimal | None) -> int:
 
 def usage_line(item: ItemToBill, currency: str, period: Period, quantity: int) -> DraftLine:
     """A metered item in arrears: `quantity` used over `period`, priced by the item's price."""
-    line = advance_line(dataclasses.replace(item, quantity=quantity), currency, period, period)
-    return dataclasses.replace(
-        line, description=f"{line.description} used {period.start:%d %b} - {period.end:%d %b %Y}"
-    )
+    used = dataclasses.replace(item, quantity=quantity)
+    line = advance_line(used, currency, period, period)
+    # the period is the line's own (the PDF prints it under the description)
+    return dataclasses.replace(line, description=_description(used, line.unit_amount_decimal, currency, per="each"))
 
 
 def item_line(item: InvoiceItem) -> DraftLine:

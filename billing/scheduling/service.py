@@ -24,9 +24,10 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, selec
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import clock
 from billing.models import Customer, Payment, ProcessedCommand, ScheduledCommand, TestClock
 from billing.payments.attempts import IN_FLIGHT
-from billing.scheduling.due import DueKind
+from billing.scheduling.due import DUE_KINDS, DueKind
 from contracts.commands import Command
 from contracts.enums import TestClockStatus
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for, request_hash
@@ -170,7 +171,19 @@ async def claim_test_clock_steps(
         )
         for organization_id, clock_id, frozen, to in await session.execute(statement)
     ]
+    # a command applied after this pass looked for due work may have made more due at the
+    # clock's time (a renewal's draft to finalize): the clock waits for the next pass
+    steps = [step for step in steps if not await _due_by_test_clock(session, step.subject_id)]
     return len(steps), await _claim(session, steps)
+
+
+async def _due_by_test_clock(session: AsyncSession, test_clock_id: str) -> bool:
+    """Whether any unit is due, unclaimed, for the clock's customers by its time."""
+    for kind in DUE_KINDS:
+        statement = _due(kind, [func.count()], clock.now(), True, None).select_from(kind.subject)
+        if await session.scalar(statement.where(TestClock.id == test_clock_id)):
+            return True
+    return False
 
 
 async def _claim(session: AsyncSession, found: list[DueWork]) -> list[DueWork]:

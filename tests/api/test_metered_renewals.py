@@ -19,6 +19,7 @@ from contracts.enums import CommandStatus
 from contracts.invoices import InvoiceFinalizeDraft
 from contracts.subscriptions import SubscriptionRenew
 from tests.api.conftest import TenantClient, new_tenant
+from tests.api.test_document_pdfs import pdf_text
 from tests.api.test_renewals import period_ended
 from tests.api.test_scheduler import Pass, applied
 from tests.api.test_subscriptions import customer, invoice_of, ok, parse, price, subscribe
@@ -126,12 +127,14 @@ async def test_metered_usage_is_billed_in_arrears_at_the_draft_periods_end(
     invoice = await ok(await client.get(f"/v1/invoices/{draft['id']}"))
     assert (invoice["status"], invoice["automaticallyFinalizesAt"]) == ("open", None)
     billed = invoice["lines"][0]
-    assert (billed["quantity"], billed["amount"], billed["description"].split(" used ")[0]) == (
+    assert (billed["quantity"], billed["amount"], billed["description"]) == (
         10,
         250,
-        "10 × API calls (at 0.25 USD / month)",
+        "10 × API calls (at 0.25 USD each)",
     )
     assert (invoice["subtotal"], invoice["total"], invoice["amountDue"]) == (2250, 2250, 2250)
+    pdf = await client.get(f"/v1/invoices/{draft['id']}/pdf")
+    assert "10 × API calls (at 0.25 USD each)" in pdf_text(pdf)
 
     # later usage changes nothing: the invoice is finalized, and the pass has nothing to do
     after = await send(

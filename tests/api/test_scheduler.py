@@ -27,13 +27,14 @@ from billing.models import Invoice, ProcessedCommand, ScheduledCommand, Subscrip
 from billing.scheduling.service import DueWork
 from consumers.scheduler import ClickHouseUsage, due_by, run_pass
 from contracts.enums import CommandStatus, InvoiceStatus
-from contracts.settings import PROJECT_ROOT, get_settings
+from contracts.settings import PROJECT_ROOT
 from contracts.subscriptions import SubscriptionExpireIncomplete, SubscriptionNotifyTrialEnding, SubscriptionRenew
 from producers.publisher import create_broker
 from tests.api.conftest import TenantClient, new_tenant
 from tests.api.test_credit_notes import events
 from tests.api.test_renewals import period_ended
 from tests.api.test_subscriptions import customer, ok, price, subscribe
+from tests.api.test_usage_events import SESSION_CLICKHOUSE_URL
 
 
 async def fresh_client(api: Any, session_factory: Any, name: str, renewal_draft_minutes: int = 0) -> TenantClient:
@@ -107,10 +108,8 @@ class Pass:
                 batch_size=batch_size,
                 organization_ids=[self.organization_id],
                 published=self.published.extend,
-                # the test session's ClickHouse (tests/api/test_usage_events), opened once a draft has metered lines
-                meter_total=ClickHouseUsage(
-                    os.environ.get("ANALYTICS_TEST_CLICKHOUSE_URL") or get_settings().clickhouse_url
-                ),
+                # the test session's ClickHouse, opened once a draft has metered lines
+                meter_total=ClickHouseUsage(SESSION_CLICKHOUSE_URL),
             )
         finally:
             await broker.stop()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +37,7 @@ from tests.api.test_renewals import publish
 from tests.api.test_scheduler import Pass
 from tests.api.test_subscription_payments import billable_customer, payment_worker  # noqa: F401 (a fixture)
 from tests.api.test_subscriptions import ok, parse, price
-from tests.api.test_usage_events import event  # noqa: F401 (sets the session's ClickHouse: ANALYTICS_TEST_CLICKHOUSE_URL)
+from tests.api.test_usage_events import SESSION_CLICKHOUSE_URL
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -70,7 +69,7 @@ async def record_usage(organization_id: str, customer_id: str, *events: tuple[da
     """`api_call` events of the customer at its test clock's times, written to ClickHouse
     through the analytics consumer's own writer (the API checks a timestamp against the
     wall clock, not against a customer's test clock)."""
-    store = get_store(os.environ["ANALYTICS_TEST_CLICKHOUSE_URL"])
+    store = get_store(SESSION_CLICKHOUSE_URL)
     migrate(store)
     for at, value in events:
         body = json.dumps(

@@ -36,6 +36,9 @@ from contracts.settings import get_settings
 from contracts.usage import MAX_BATCH_EVENTS
 from tests.api.conftest import Tenant, TenantClient, assert_error, new_tenant, serve
 
+#: the test session's ClickHouse, for whatever in this process reads or writes usage
+SESSION_CLICKHOUSE_URL = os.environ["ANALYTICS_TEST_CLICKHOUSE_URL"]
+
 
 @dataclasses.dataclass
 class AnalyticsStack:
@@ -52,7 +55,7 @@ async def analytics_api(command_consumer: None) -> AsyncIterator[AnalyticsStack]
     if _running:
         yield _running[0]
         return
-    url = os.environ["ANALYTICS_TEST_CLICKHOUSE_URL"]
+    url = SESSION_CLICKHOUSE_URL
     store = await asyncio.to_thread(get_store, url)
     await asyncio.to_thread(migrate, store)
     settings = dataclasses.replace(get_settings(), clickhouse_url=url)
