@@ -31,6 +31,9 @@ PREFIXES = {
     "credit_note": "cn",
     "credit_note_line_item": "cnli",
     "test_clock": "clock",
+    "webhook_endpoint": "we",
+    "webhook_delivery": "whdel",
+    "webhook_attempt": "whatt",
 }
 
 

@@ -146,6 +146,17 @@ class TestClockStatus(StrEnum):
     internal_failure = "internal_failure"
 
 
+class WebhookEndpointStatus(StrEnum):
+    enabled = "enabled"
+    disabled = "disabled"
+
+
+class WebhookDeliveryStatus(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
 __all__ = [
     "AttributeType",
     "BillingScheme",
@@ -167,4 +178,6 @@ __all__ = [
     "TestClockStatus",
     "TiersMode",
     "UsageType",
+    "WebhookDeliveryStatus",
+    "WebhookEndpointStatus",
 ]

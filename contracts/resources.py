@@ -35,6 +35,8 @@ from contracts.enums import (
     TestClockStatus,
     TiersMode,
     UsageType,
+    WebhookDeliveryStatus,
+    WebhookEndpointStatus,
 )
 from contracts.json_shapes import (
     Address,
@@ -654,6 +656,100 @@ class ExchangeRate(Resource):
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
 
 
+class WebhookEndpoint(Resource):
+    """Where an organization receives its events, signed per the Standard Webhooks
+    specification with the endpoint's secret (and, while a rotation overlaps, the one before it).
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    url: str
+    description: str | None
+    enabledEvents: list[StrictStr] = Field(
+        validation_alias=AliasChoices("enabled_events", "enabledEvents"),
+        description='The event types delivered, or ["*"] for every type.',
+    )
+    status: WebhookEndpointStatus
+    disabledReason: str | None = Field(
+        validation_alias=AliasChoices("disabled_reason", "disabledReason"),
+        description="Why it was disabled: `failing` when the platform disabled it, `manual` when the organization did.",
+    )
+    failingSince: datetime | None = Field(
+        validation_alias=AliasChoices("failing_since", "failingSince"),
+        description="Since when every delivery to it has failed; null once one succeeds.",
+    )
+    metadata: Metadata = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    previousSecretExpiresAt: datetime | None = Field(
+        validation_alias=AliasChoices("previous_secret_expires_at", "previousSecretExpiresAt"),
+        description="Until when the secret before the last rotation still signs deliveries, beside the new one.",
+    )
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
+class Event(Resource):
+    """A domain event, kept 30 days: `data` is `{object, previousAttributes}`, whose object is
+    the resource as the API returns it.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    type: str
+    data: JsonValue = Field(
+        description="`{object, previousAttributes}`: any resource the API returns, so no one shape."
+    )
+    commandId: str | None = Field(
+        validation_alias=AliasChoices("command_id", "commandId"), description="The command whose outcome it is."
+    )
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+
+
+class WebhookDelivery(Resource):
+    """One event to one endpoint: pending until a 2xx answer, retried on a schedule (never
+    slept), failed when the schedule is over. Manual redelivery makes it pending again.
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    endpointId: str = Field(validation_alias=AliasChoices("endpoint_id", "endpointId"))
+    eventId: str = Field(validation_alias=AliasChoices("event_id", "eventId"))
+    status: WebhookDeliveryStatus
+    attemptCount: int = Field(
+        validation_alias=AliasChoices("attempt_count", "attemptCount"),
+        description="How many attempts were made, manual ones included.",
+    )
+    scheduledAttempts: int = Field(
+        validation_alias=AliasChoices("scheduled_attempts", "scheduledAttempts"),
+        description="How many of the scheduled attempts were made: the schedule's position.",
+    )
+    nextAttemptAt: datetime | None = Field(validation_alias=AliasChoices("next_attempt_at", "nextAttemptAt"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
+
+
+class WebhookDeliveryAttempt(Resource):
+    """One HTTP request of a delivery: what the endpoint answered, or why there was no answer."""
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    deliveryId: str = Field(validation_alias=AliasChoices("delivery_id", "deliveryId"))
+    attemptedAt: datetime = Field(validation_alias=AliasChoices("attempted_at", "attemptedAt"))
+    durationMs: int = Field(validation_alias=AliasChoices("duration_ms", "durationMs"))
+    succeeded: bool
+    responseStatus: int | None = Field(
+        validation_alias=AliasChoices("response_status", "responseStatus"),
+        description="The HTTP status the endpoint answered; null when it did not (timeout, refused, blocked address).",
+    )
+    responseBody: str | None = Field(
+        validation_alias=AliasChoices("response_body", "responseBody"),
+        description="The first 1,000 characters of the response body.",
+    )
+    error: str | None = Field(
+        description="Why no answer counted: timeout, connection refused, or an address the SSRF guard refuses."
+    )
+    manual: bool
+
+
 class ProcessedCommand(Resource):
     """One row per applied command: the dedupe key and the first outcome."""
 
@@ -714,6 +810,7 @@ __all__ = [
     "CreditNoteLineItem",
     "Customer",
     "CustomerPaymentMethod",
+    "Event",
     "ExchangeRate",
     "Invoice",
     "InvoiceItem",
@@ -737,4 +834,7 @@ __all__ = [
     "SubscriptionTaxRate",
     "TaxRate",
     "TestClock",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
 ]

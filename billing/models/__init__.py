@@ -18,6 +18,7 @@ from billing.models.invoices import (
     Refund,
     TaxRate,
 )
+from billing.models.notifications import Event, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from billing.models.organizations import ApiKey, Organization
 from billing.models.payments import Payment
 from billing.models.subscriptions import (
@@ -48,6 +49,8 @@ from contracts.enums import (
     TestClockStatus,
     TiersMode,
     UsageType,
+    WebhookDeliveryStatus,
+    WebhookEndpointStatus,
 )
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "CreditNoteType",
     "Customer",
     "CustomerPaymentMethod",
+    "Event",
     "ExchangeRate",
     "Invoice",
     "InvoiceItem",
@@ -99,4 +103,9 @@ __all__ = [
     "TestClockStatus",
     "TiersMode",
     "UsageType",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookEndpointStatus",
 ]

@@ -289,3 +289,10 @@ export type CreditNoteLineItemJsonFields = {
   /** Each tax rate's tax credited with this line, rounded once. */
   taxAmounts: TaxAmount[];
 };
+
+/** `WebhookEndpoint`'s Json fields as the API answers them. */
+export type WebhookEndpointJsonFields = {
+  /** The event types delivered, or ["*"] for every type. */
+  enabledEvents: string[];
+  metadata: Metadata;
+};

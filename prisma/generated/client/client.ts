@@ -192,6 +192,33 @@ export type InvoiceNumberCounter = Prisma.InvoiceNumberCounterModel
  */
 export type ExchangeRate = Prisma.ExchangeRateModel
 /**
+ * Model WebhookEndpoint
+ * Where an organization receives its events, signed per the Standard Webhooks
+ * specification with the endpoint's secret (and, while a rotation overlaps, the one before it).
+ * @domain notifications
+ */
+export type WebhookEndpoint = Prisma.WebhookEndpointModel
+/**
+ * Model Event
+ * A domain event, kept 30 days: `data` is `{object, previousAttributes}`, whose object is
+ * the resource as the API returns it.
+ * @domain notifications
+ */
+export type Event = Prisma.EventModel
+/**
+ * Model WebhookDelivery
+ * One event to one endpoint: pending until a 2xx answer, retried on a schedule (never
+ * slept), failed when the schedule is over. Manual redelivery makes it pending again.
+ * @domain notifications
+ */
+export type WebhookDelivery = Prisma.WebhookDeliveryModel
+/**
+ * Model WebhookDeliveryAttempt
+ * One HTTP request of a delivery: what the endpoint answered, or why there was no answer.
+ * @domain notifications
+ */
+export type WebhookDeliveryAttempt = Prisma.WebhookDeliveryAttemptModel
+/**
  * Model ProcessedCommand
  * One row per applied command: the dedupe key and the first outcome.
  * @domain delivery

@@ -195,3 +195,20 @@ export const TestClockStatus = {
 } as const
 
 export type TestClockStatus = (typeof TestClockStatus)[keyof typeof TestClockStatus]
+
+
+export const WebhookEndpointStatus = {
+  enabled: 'enabled',
+  disabled: 'disabled'
+} as const
+
+export type WebhookEndpointStatus = (typeof WebhookEndpointStatus)[keyof typeof WebhookEndpointStatus]
+
+
+export const WebhookDeliveryStatus = {
+  pending: 'pending',
+  succeeded: 'succeeded',
+  failed: 'failed'
+} as const
+
+export type WebhookDeliveryStatus = (typeof WebhookDeliveryStatus)[keyof typeof WebhookDeliveryStatus]
