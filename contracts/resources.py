@@ -724,7 +724,6 @@ class WebhookDelivery(Resource):
     )
     nextAttemptAt: datetime | None = Field(validation_alias=AliasChoices("next_attempt_at", "nextAttemptAt"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
-    updatedAt: datetime = Field(validation_alias=AliasChoices("updated_at", "updatedAt"))
 
 
 class WebhookDeliveryAttempt(Resource):

@@ -14,12 +14,12 @@ from pydantic import AfterValidator, Field
 
 from contracts.commands import Command
 from contracts.common import Metadata, MetadataUpdate, RequestModel
-from contracts.events import EVENT_TYPES
+from contracts.events import COMMAND_FAILED, COMMAND_SUCCEEDED, EVENT_TYPES
 from contracts.resources import WebhookDelivery, WebhookEndpoint
 
 ALL_EVENTS: Final = "*"
 # a command's outcome is the API's own reply channel, not a fact an organization subscribes to
-OUTCOME_EVENTS: Final = frozenset({"command.succeeded", "command.failed"})
+OUTCOME_EVENTS: Final = frozenset({COMMAND_SUCCEEDED.name, COMMAND_FAILED.name})
 MAX_ROTATION_OVERLAP_HOURS: Final = 168
 
 

@@ -181,13 +181,6 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(
         "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
     )
-    updated_at: Mapped[datetime] = mapped_column(
-        "updated_at",
-        TIMESTAMP(timezone=True, precision=3),
-        nullable=False,
-        server_default=text("CURRENT_TIMESTAMP"),
-        onupdate=func.now(),
-    )
 
     endpoint: Mapped[WebhookEndpoint] = relationship(
         "WebhookEndpoint",

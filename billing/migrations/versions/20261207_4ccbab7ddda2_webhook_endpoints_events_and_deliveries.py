@@ -133,12 +133,6 @@ def upgrade() -> None:
             server_default=sa.text("CURRENT_TIMESTAMP"),
             nullable=False,
         ),
-        sa.Column(
-            "updated_at",
-            postgresql.TIMESTAMP(timezone=True, precision=3),
-            server_default=sa.text("CURRENT_TIMESTAMP"),
-            nullable=False,
-        ),
         sa.ForeignKeyConstraint(
             ["organization_id", "endpoint_id"],
             ["webhook_endpoints.organization_id", "webhook_endpoints.id"],

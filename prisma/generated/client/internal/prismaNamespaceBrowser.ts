@@ -640,8 +640,7 @@ export const WebhookDeliveryScalarFieldEnum = {
   scheduledAttempts: 'scheduledAttempts',
   nextAttemptAt: 'nextAttemptAt',
   leasedUntil: 'leasedUntil',
-  createdAt: 'createdAt',
-  updatedAt: 'updatedAt'
+  createdAt: 'createdAt'
 } as const
 
 export type WebhookDeliveryScalarFieldEnum = (typeof WebhookDeliveryScalarFieldEnum)[keyof typeof WebhookDeliveryScalarFieldEnum]

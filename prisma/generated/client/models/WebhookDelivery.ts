@@ -49,7 +49,6 @@ export type WebhookDeliveryMinAggregateOutputType = {
   nextAttemptAt: Date | null
   leasedUntil: Date | null
   createdAt: Date | null
-  updatedAt: Date | null
 }
 
 export type WebhookDeliveryMaxAggregateOutputType = {
@@ -63,7 +62,6 @@ export type WebhookDeliveryMaxAggregateOutputType = {
   nextAttemptAt: Date | null
   leasedUntil: Date | null
   createdAt: Date | null
-  updatedAt: Date | null
 }
 
 export type WebhookDeliveryCountAggregateOutputType = {
@@ -77,7 +75,6 @@ export type WebhookDeliveryCountAggregateOutputType = {
   nextAttemptAt: number
   leasedUntil: number
   createdAt: number
-  updatedAt: number
   _all: number
 }
 
@@ -103,7 +100,6 @@ export type WebhookDeliveryMinAggregateInputType = {
   nextAttemptAt?: true
   leasedUntil?: true
   createdAt?: true
-  updatedAt?: true
 }
 
 export type WebhookDeliveryMaxAggregateInputType = {
@@ -117,7 +113,6 @@ export type WebhookDeliveryMaxAggregateInputType = {
   nextAttemptAt?: true
   leasedUntil?: true
   createdAt?: true
-  updatedAt?: true
 }
 
 export type WebhookDeliveryCountAggregateInputType = {
@@ -131,7 +126,6 @@ export type WebhookDeliveryCountAggregateInputType = {
   nextAttemptAt?: true
   leasedUntil?: true
   createdAt?: true
-  updatedAt?: true
   _all?: true
 }
 
@@ -232,7 +226,6 @@ export type WebhookDeliveryGroupByOutputType = {
   nextAttemptAt: Date | null
   leasedUntil: Date | null
   createdAt: Date
-  updatedAt: Date
   _count: WebhookDeliveryCountAggregateOutputType | null
   _avg: WebhookDeliveryAvgAggregateOutputType | null
   _sum: WebhookDeliverySumAggregateOutputType | null
@@ -269,7 +262,6 @@ export type WebhookDeliveryWhereInput = {
   nextAttemptAt?: Prisma.DateTimeNullableFilter<"WebhookDelivery"> | Date | string | null
   leasedUntil?: Prisma.DateTimeNullableFilter<"WebhookDelivery"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"WebhookDelivery"> | Date | string
-  updatedAt?: Prisma.DateTimeFilter<"WebhookDelivery"> | Date | string
   endpoint?: Prisma.XOR<Prisma.WebhookEndpointScalarRelationFilter, Prisma.WebhookEndpointWhereInput>
   event?: Prisma.XOR<Prisma.EventScalarRelationFilter, Prisma.EventWhereInput>
   attempts?: Prisma.WebhookDeliveryAttemptListRelationFilter
@@ -286,7 +278,6 @@ export type WebhookDeliveryOrderByWithRelationInput = {
   nextAttemptAt?: Prisma.SortOrderInput | Prisma.SortOrder
   leasedUntil?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
-  updatedAt?: Prisma.SortOrder
   endpoint?: Prisma.WebhookEndpointOrderByWithRelationInput
   event?: Prisma.EventOrderByWithRelationInput
   attempts?: Prisma.WebhookDeliveryAttemptOrderByRelationAggregateInput
@@ -308,7 +299,6 @@ export type WebhookDeliveryWhereUniqueInput = Prisma.AtLeast<{
   nextAttemptAt?: Prisma.DateTimeNullableFilter<"WebhookDelivery"> | Date | string | null
   leasedUntil?: Prisma.DateTimeNullableFilter<"WebhookDelivery"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"WebhookDelivery"> | Date | string
-  updatedAt?: Prisma.DateTimeFilter<"WebhookDelivery"> | Date | string
   endpoint?: Prisma.XOR<Prisma.WebhookEndpointScalarRelationFilter, Prisma.WebhookEndpointWhereInput>
   event?: Prisma.XOR<Prisma.EventScalarRelationFilter, Prisma.EventWhereInput>
   attempts?: Prisma.WebhookDeliveryAttemptListRelationFilter
@@ -325,7 +315,6 @@ export type WebhookDeliveryOrderByWithAggregationInput = {
   nextAttemptAt?: Prisma.SortOrderInput | Prisma.SortOrder
   leasedUntil?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
-  updatedAt?: Prisma.SortOrder
   _count?: Prisma.WebhookDeliveryCountOrderByAggregateInput
   _avg?: Prisma.WebhookDeliveryAvgOrderByAggregateInput
   _max?: Prisma.WebhookDeliveryMaxOrderByAggregateInput
@@ -347,7 +336,6 @@ export type WebhookDeliveryScalarWhereWithAggregatesInput = {
   nextAttemptAt?: Prisma.DateTimeNullableWithAggregatesFilter<"WebhookDelivery"> | Date | string | null
   leasedUntil?: Prisma.DateTimeNullableWithAggregatesFilter<"WebhookDelivery"> | Date | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"WebhookDelivery"> | Date | string
-  updatedAt?: Prisma.DateTimeWithAggregatesFilter<"WebhookDelivery"> | Date | string
 }
 
 export type WebhookDeliveryCreateInput = {
@@ -358,7 +346,6 @@ export type WebhookDeliveryCreateInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   endpoint: Prisma.WebhookEndpointCreateNestedOneWithoutDeliveriesInput
   event: Prisma.EventCreateNestedOneWithoutDeliveriesInput
   attempts?: Prisma.WebhookDeliveryAttemptCreateNestedManyWithoutDeliveryInput
@@ -375,7 +362,6 @@ export type WebhookDeliveryUncheckedCreateInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   attempts?: Prisma.WebhookDeliveryAttemptUncheckedCreateNestedManyWithoutDeliveryInput
 }
 
@@ -387,7 +373,6 @@ export type WebhookDeliveryUpdateInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endpoint?: Prisma.WebhookEndpointUpdateOneRequiredWithoutDeliveriesNestedInput
   event?: Prisma.EventUpdateOneRequiredWithoutDeliveriesNestedInput
   attempts?: Prisma.WebhookDeliveryAttemptUpdateManyWithoutDeliveryNestedInput
@@ -404,7 +389,6 @@ export type WebhookDeliveryUncheckedUpdateInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   attempts?: Prisma.WebhookDeliveryAttemptUncheckedUpdateManyWithoutDeliveryNestedInput
 }
 
@@ -419,7 +403,6 @@ export type WebhookDeliveryCreateManyInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
 }
 
 export type WebhookDeliveryUpdateManyMutationInput = {
@@ -430,7 +413,6 @@ export type WebhookDeliveryUpdateManyMutationInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type WebhookDeliveryUncheckedUpdateManyInput = {
@@ -444,7 +426,6 @@ export type WebhookDeliveryUncheckedUpdateManyInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type WebhookDeliveryListRelationFilter = {
@@ -478,7 +459,6 @@ export type WebhookDeliveryCountOrderByAggregateInput = {
   nextAttemptAt?: Prisma.SortOrder
   leasedUntil?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
-  updatedAt?: Prisma.SortOrder
 }
 
 export type WebhookDeliveryAvgOrderByAggregateInput = {
@@ -497,7 +477,6 @@ export type WebhookDeliveryMaxOrderByAggregateInput = {
   nextAttemptAt?: Prisma.SortOrder
   leasedUntil?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
-  updatedAt?: Prisma.SortOrder
 }
 
 export type WebhookDeliveryMinOrderByAggregateInput = {
@@ -511,7 +490,6 @@ export type WebhookDeliveryMinOrderByAggregateInput = {
   nextAttemptAt?: Prisma.SortOrder
   leasedUntil?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
-  updatedAt?: Prisma.SortOrder
 }
 
 export type WebhookDeliverySumOrderByAggregateInput = {
@@ -634,7 +612,6 @@ export type WebhookDeliveryCreateWithoutEndpointInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   event: Prisma.EventCreateNestedOneWithoutDeliveriesInput
   attempts?: Prisma.WebhookDeliveryAttemptCreateNestedManyWithoutDeliveryInput
 }
@@ -648,7 +625,6 @@ export type WebhookDeliveryUncheckedCreateWithoutEndpointInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   attempts?: Prisma.WebhookDeliveryAttemptUncheckedCreateNestedManyWithoutDeliveryInput
 }
 
@@ -692,7 +668,6 @@ export type WebhookDeliveryScalarWhereInput = {
   nextAttemptAt?: Prisma.DateTimeNullableFilter<"WebhookDelivery"> | Date | string | null
   leasedUntil?: Prisma.DateTimeNullableFilter<"WebhookDelivery"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"WebhookDelivery"> | Date | string
-  updatedAt?: Prisma.DateTimeFilter<"WebhookDelivery"> | Date | string
 }
 
 export type WebhookDeliveryCreateWithoutEventInput = {
@@ -703,7 +678,6 @@ export type WebhookDeliveryCreateWithoutEventInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   endpoint: Prisma.WebhookEndpointCreateNestedOneWithoutDeliveriesInput
   attempts?: Prisma.WebhookDeliveryAttemptCreateNestedManyWithoutDeliveryInput
 }
@@ -717,7 +691,6 @@ export type WebhookDeliveryUncheckedCreateWithoutEventInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   attempts?: Prisma.WebhookDeliveryAttemptUncheckedCreateNestedManyWithoutDeliveryInput
 }
 
@@ -755,7 +728,6 @@ export type WebhookDeliveryCreateWithoutAttemptsInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
   endpoint: Prisma.WebhookEndpointCreateNestedOneWithoutDeliveriesInput
   event: Prisma.EventCreateNestedOneWithoutDeliveriesInput
 }
@@ -771,7 +743,6 @@ export type WebhookDeliveryUncheckedCreateWithoutAttemptsInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
 }
 
 export type WebhookDeliveryCreateOrConnectWithoutAttemptsInput = {
@@ -798,7 +769,6 @@ export type WebhookDeliveryUpdateWithoutAttemptsInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endpoint?: Prisma.WebhookEndpointUpdateOneRequiredWithoutDeliveriesNestedInput
   event?: Prisma.EventUpdateOneRequiredWithoutDeliveriesNestedInput
 }
@@ -814,7 +784,6 @@ export type WebhookDeliveryUncheckedUpdateWithoutAttemptsInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type WebhookDeliveryCreateManyEndpointInput = {
@@ -826,7 +795,6 @@ export type WebhookDeliveryCreateManyEndpointInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
 }
 
 export type WebhookDeliveryUpdateWithoutEndpointInput = {
@@ -837,7 +805,6 @@ export type WebhookDeliveryUpdateWithoutEndpointInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   event?: Prisma.EventUpdateOneRequiredWithoutDeliveriesNestedInput
   attempts?: Prisma.WebhookDeliveryAttemptUpdateManyWithoutDeliveryNestedInput
 }
@@ -851,7 +818,6 @@ export type WebhookDeliveryUncheckedUpdateWithoutEndpointInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   attempts?: Prisma.WebhookDeliveryAttemptUncheckedUpdateManyWithoutDeliveryNestedInput
 }
 
@@ -864,7 +830,6 @@ export type WebhookDeliveryUncheckedUpdateManyWithoutEndpointInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 export type WebhookDeliveryCreateManyEventInput = {
@@ -876,7 +841,6 @@ export type WebhookDeliveryCreateManyEventInput = {
   nextAttemptAt?: Date | string | null
   leasedUntil?: Date | string | null
   createdAt?: Date | string
-  updatedAt?: Date | string
 }
 
 export type WebhookDeliveryUpdateWithoutEventInput = {
@@ -887,7 +851,6 @@ export type WebhookDeliveryUpdateWithoutEventInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endpoint?: Prisma.WebhookEndpointUpdateOneRequiredWithoutDeliveriesNestedInput
   attempts?: Prisma.WebhookDeliveryAttemptUpdateManyWithoutDeliveryNestedInput
 }
@@ -901,7 +864,6 @@ export type WebhookDeliveryUncheckedUpdateWithoutEventInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   attempts?: Prisma.WebhookDeliveryAttemptUncheckedUpdateManyWithoutDeliveryNestedInput
 }
 
@@ -914,7 +876,6 @@ export type WebhookDeliveryUncheckedUpdateManyWithoutEventInput = {
   nextAttemptAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   leasedUntil?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
-  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
 
@@ -959,7 +920,6 @@ export type WebhookDeliverySelect<ExtArgs extends runtime.Types.Extensions.Inter
   nextAttemptAt?: boolean
   leasedUntil?: boolean
   createdAt?: boolean
-  updatedAt?: boolean
   endpoint?: boolean | Prisma.WebhookEndpointDefaultArgs<ExtArgs>
   event?: boolean | Prisma.EventDefaultArgs<ExtArgs>
   attempts?: boolean | Prisma.WebhookDelivery$attemptsArgs<ExtArgs>
@@ -977,7 +937,6 @@ export type WebhookDeliverySelectCreateManyAndReturn<ExtArgs extends runtime.Typ
   nextAttemptAt?: boolean
   leasedUntil?: boolean
   createdAt?: boolean
-  updatedAt?: boolean
   endpoint?: boolean | Prisma.WebhookEndpointDefaultArgs<ExtArgs>
   event?: boolean | Prisma.EventDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["webhookDelivery"]>
@@ -993,7 +952,6 @@ export type WebhookDeliverySelectUpdateManyAndReturn<ExtArgs extends runtime.Typ
   nextAttemptAt?: boolean
   leasedUntil?: boolean
   createdAt?: boolean
-  updatedAt?: boolean
   endpoint?: boolean | Prisma.WebhookEndpointDefaultArgs<ExtArgs>
   event?: boolean | Prisma.EventDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["webhookDelivery"]>
@@ -1009,10 +967,9 @@ export type WebhookDeliverySelectScalar = {
   nextAttemptAt?: boolean
   leasedUntil?: boolean
   createdAt?: boolean
-  updatedAt?: boolean
 }
 
-export type WebhookDeliveryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "endpointId" | "eventId" | "status" | "attemptCount" | "scheduledAttempts" | "nextAttemptAt" | "leasedUntil" | "createdAt" | "updatedAt", ExtArgs["result"]["webhookDelivery"]>
+export type WebhookDeliveryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "endpointId" | "eventId" | "status" | "attemptCount" | "scheduledAttempts" | "nextAttemptAt" | "leasedUntil" | "createdAt", ExtArgs["result"]["webhookDelivery"]>
 export type WebhookDeliveryInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   endpoint?: boolean | Prisma.WebhookEndpointDefaultArgs<ExtArgs>
   event?: boolean | Prisma.EventDefaultArgs<ExtArgs>
@@ -1055,7 +1012,6 @@ export type $WebhookDeliveryPayload<ExtArgs extends runtime.Types.Extensions.Int
      */
     leasedUntil: Date | null
     createdAt: Date
-    updatedAt: Date
   }, ExtArgs["result"]["webhookDelivery"]>
   composites: {}
 }
@@ -1492,7 +1448,6 @@ export interface WebhookDeliveryFieldRefs {
   readonly nextAttemptAt: Prisma.FieldRef<"WebhookDelivery", 'DateTime'>
   readonly leasedUntil: Prisma.FieldRef<"WebhookDelivery", 'DateTime'>
   readonly createdAt: Prisma.FieldRef<"WebhookDelivery", 'DateTime'>
-  readonly updatedAt: Prisma.FieldRef<"WebhookDelivery", 'DateTime'>
 }
     
 
