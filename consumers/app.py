@@ -39,6 +39,7 @@ from consumers import (
     subscriptions,
     tax_rates,
     test_clocks,
+    webhook_endpoints,
 )
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
@@ -68,6 +69,7 @@ ROUTES = merge_routes(
     invoices.router,
     credit_notes.router,
     tax_rates.router,
+    webhook_endpoints.router,
     test_clocks.router,
 )
 RETRY_WINDOW_SECONDS = 120.0

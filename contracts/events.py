@@ -28,6 +28,7 @@ from contracts.resources import (
     Refund,
     TaxRate,
     TestClock,
+    WebhookEndpoint,
 )
 from contracts.subscription_schedules import SubscriptionScheduleDetails
 from contracts.subscriptions import SubscriptionDetails
@@ -120,6 +121,12 @@ SUBSCRIPTION_SCHEDULE_RELEASED: EventType[SubscriptionScheduleDetails] = EventTy
 SUBSCRIPTION_SCHEDULE_CANCELED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.canceled")
 # the last phase ended; endBehavior then released the subscription or canceled it
 SUBSCRIPTION_SCHEDULE_COMPLETED: EventType[SubscriptionScheduleDetails] = EventType("subscription_schedule.completed")
+
+WEBHOOK_ENDPOINT_CREATED: EventType[WebhookEndpoint] = EventType("webhook_endpoint.created")
+WEBHOOK_ENDPOINT_UPDATED: EventType[WebhookEndpoint] = EventType("webhook_endpoint.updated")
+WEBHOOK_ENDPOINT_DELETED: EventType[WebhookEndpoint] = EventType("webhook_endpoint.deleted")
+# every delivery failed for five days (billing/notifications/schedule.py): sent once
+WEBHOOK_ENDPOINT_DISABLED: EventType[WebhookEndpoint] = EventType("webhook_endpoint.disabled")
 
 TAX_RATE_CREATED: EventType[TaxRate] = EventType("tax_rate.created")
 TAX_RATE_UPDATED: EventType[TaxRate] = EventType("tax_rate.updated")

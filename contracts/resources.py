@@ -716,11 +716,11 @@ class WebhookDelivery(Resource):
     status: WebhookDeliveryStatus
     attemptCount: int = Field(
         validation_alias=AliasChoices("attempt_count", "attemptCount"),
-        description="How many attempts were made, manual ones included.",
+        description="How many attempts were made, redeliveries included.",
     )
     scheduledAttempts: int = Field(
         validation_alias=AliasChoices("scheduled_attempts", "scheduledAttempts"),
-        description="How many of the scheduled attempts were made: the schedule's position.",
+        description="How many attempts were made since the delivery was last made pending: the retry schedule's position.",
     )
     nextAttemptAt: datetime | None = Field(validation_alias=AliasChoices("next_attempt_at", "nextAttemptAt"))
     createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
@@ -747,7 +747,6 @@ class WebhookDeliveryAttempt(Resource):
     error: str | None = Field(
         description="Why no answer counted: timeout, connection refused, or an address the SSRF guard refuses."
     )
-    manual: bool
 
 
 class ProcessedCommand(Resource):

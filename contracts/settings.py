@@ -80,6 +80,11 @@ class Settings:
     scheduler_interval_seconds: float = field(
         default_factory=lambda: float(_env("BILLING_SCHEDULER_INTERVAL_SECONDS", "1"))
     )
+    # webhook retry and disable times are multiplied by this: a test compresses the three
+    # days of retries and the five days before a failing endpoint is disabled into seconds
+    webhook_time_scale: float = field(default_factory=lambda: float(_env("BILLING_WEBHOOK_TIME_SCALE", "1")))
+    # how often a webhook sender looks for due deliveries besides being woken by new events
+    webhook_poll_seconds: float = field(default_factory=lambda: float(_env("BILLING_WEBHOOK_POLL_SECONDS", "1")))
     # where customer emails are sent: smtp:// (STARTTLS when offered) or smtps:// (TLS), with
     # an optional user:password; `billing stack up` runs a local server on BILLING_SMTP_PORT
     # that stores each message under <data_dir>/mail

@@ -163,14 +163,14 @@ class WebhookDelivery(Base):
         Integer(),
         nullable=False,
         server_default=text("0"),
-        comment="How many attempts were made, manual ones included.",
+        comment="How many attempts were made, redeliveries included.",
     )
     scheduled_attempts: Mapped[int] = mapped_column(
         "scheduled_attempts",
         Integer(),
         nullable=False,
         server_default=text("0"),
-        comment="How many of the scheduled attempts were made: the schedule's position.",
+        comment="How many attempts were made since the delivery was last made pending: the retry schedule's position.",
     )
     next_attempt_at: Mapped[datetime | None] = mapped_column(
         "next_attempt_at", TIMESTAMP(timezone=True, precision=3), nullable=True
@@ -255,7 +255,6 @@ class WebhookDeliveryAttempt(Base):
         nullable=True,
         comment="Why no answer counted: timeout, connection refused, or an address the SSRF guard refuses.",
     )
-    manual: Mapped[bool] = mapped_column("manual", Boolean(), nullable=False, server_default=text("false"))
 
     delivery: Mapped[WebhookDelivery] = relationship(
         "WebhookDelivery",

@@ -3336,8 +3336,7 @@ export const WebhookDeliveryAttemptScalarFieldEnum = {
   succeeded: 'succeeded',
   responseStatus: 'responseStatus',
   responseBody: 'responseBody',
-  error: 'error',
-  manual: 'manual'
+  error: 'error'
 } as const
 
 export type WebhookDeliveryAttemptScalarFieldEnum = (typeof WebhookDeliveryAttemptScalarFieldEnum)[keyof typeof WebhookDeliveryAttemptScalarFieldEnum]

@@ -1042,11 +1042,11 @@ export type $WebhookDeliveryPayload<ExtArgs extends runtime.Types.Extensions.Int
     eventId: string
     status: $Enums.WebhookDeliveryStatus
     /**
-     * How many attempts were made, manual ones included.
+     * How many attempts were made, redeliveries included.
      */
     attemptCount: number
     /**
-     * How many of the scheduled attempts were made: the schedule's position.
+     * How many attempts were made since the delivery was last made pending: the retry schedule's position.
      */
     scheduledAttempts: number
     nextAttemptAt: Date | null

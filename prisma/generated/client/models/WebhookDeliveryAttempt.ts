@@ -47,7 +47,6 @@ export type WebhookDeliveryAttemptMinAggregateOutputType = {
   responseStatus: number | null
   responseBody: string | null
   error: string | null
-  manual: boolean | null
 }
 
 export type WebhookDeliveryAttemptMaxAggregateOutputType = {
@@ -60,7 +59,6 @@ export type WebhookDeliveryAttemptMaxAggregateOutputType = {
   responseStatus: number | null
   responseBody: string | null
   error: string | null
-  manual: boolean | null
 }
 
 export type WebhookDeliveryAttemptCountAggregateOutputType = {
@@ -73,7 +71,6 @@ export type WebhookDeliveryAttemptCountAggregateOutputType = {
   responseStatus: number
   responseBody: number
   error: number
-  manual: number
   _all: number
 }
 
@@ -98,7 +95,6 @@ export type WebhookDeliveryAttemptMinAggregateInputType = {
   responseStatus?: true
   responseBody?: true
   error?: true
-  manual?: true
 }
 
 export type WebhookDeliveryAttemptMaxAggregateInputType = {
@@ -111,7 +107,6 @@ export type WebhookDeliveryAttemptMaxAggregateInputType = {
   responseStatus?: true
   responseBody?: true
   error?: true
-  manual?: true
 }
 
 export type WebhookDeliveryAttemptCountAggregateInputType = {
@@ -124,7 +119,6 @@ export type WebhookDeliveryAttemptCountAggregateInputType = {
   responseStatus?: true
   responseBody?: true
   error?: true
-  manual?: true
   _all?: true
 }
 
@@ -224,7 +218,6 @@ export type WebhookDeliveryAttemptGroupByOutputType = {
   responseStatus: number | null
   responseBody: string | null
   error: string | null
-  manual: boolean
   _count: WebhookDeliveryAttemptCountAggregateOutputType | null
   _avg: WebhookDeliveryAttemptAvgAggregateOutputType | null
   _sum: WebhookDeliveryAttemptSumAggregateOutputType | null
@@ -260,7 +253,6 @@ export type WebhookDeliveryAttemptWhereInput = {
   responseStatus?: Prisma.IntNullableFilter<"WebhookDeliveryAttempt"> | number | null
   responseBody?: Prisma.StringNullableFilter<"WebhookDeliveryAttempt"> | string | null
   error?: Prisma.StringNullableFilter<"WebhookDeliveryAttempt"> | string | null
-  manual?: Prisma.BoolFilter<"WebhookDeliveryAttempt"> | boolean
   delivery?: Prisma.XOR<Prisma.WebhookDeliveryScalarRelationFilter, Prisma.WebhookDeliveryWhereInput>
 }
 
@@ -274,7 +266,6 @@ export type WebhookDeliveryAttemptOrderByWithRelationInput = {
   responseStatus?: Prisma.SortOrderInput | Prisma.SortOrder
   responseBody?: Prisma.SortOrderInput | Prisma.SortOrder
   error?: Prisma.SortOrderInput | Prisma.SortOrder
-  manual?: Prisma.SortOrder
   delivery?: Prisma.WebhookDeliveryOrderByWithRelationInput
 }
 
@@ -291,7 +282,6 @@ export type WebhookDeliveryAttemptWhereUniqueInput = Prisma.AtLeast<{
   responseStatus?: Prisma.IntNullableFilter<"WebhookDeliveryAttempt"> | number | null
   responseBody?: Prisma.StringNullableFilter<"WebhookDeliveryAttempt"> | string | null
   error?: Prisma.StringNullableFilter<"WebhookDeliveryAttempt"> | string | null
-  manual?: Prisma.BoolFilter<"WebhookDeliveryAttempt"> | boolean
   delivery?: Prisma.XOR<Prisma.WebhookDeliveryScalarRelationFilter, Prisma.WebhookDeliveryWhereInput>
 }, "id">
 
@@ -305,7 +295,6 @@ export type WebhookDeliveryAttemptOrderByWithAggregationInput = {
   responseStatus?: Prisma.SortOrderInput | Prisma.SortOrder
   responseBody?: Prisma.SortOrderInput | Prisma.SortOrder
   error?: Prisma.SortOrderInput | Prisma.SortOrder
-  manual?: Prisma.SortOrder
   _count?: Prisma.WebhookDeliveryAttemptCountOrderByAggregateInput
   _avg?: Prisma.WebhookDeliveryAttemptAvgOrderByAggregateInput
   _max?: Prisma.WebhookDeliveryAttemptMaxOrderByAggregateInput
@@ -326,7 +315,6 @@ export type WebhookDeliveryAttemptScalarWhereWithAggregatesInput = {
   responseStatus?: Prisma.IntNullableWithAggregatesFilter<"WebhookDeliveryAttempt"> | number | null
   responseBody?: Prisma.StringNullableWithAggregatesFilter<"WebhookDeliveryAttempt"> | string | null
   error?: Prisma.StringNullableWithAggregatesFilter<"WebhookDeliveryAttempt"> | string | null
-  manual?: Prisma.BoolWithAggregatesFilter<"WebhookDeliveryAttempt"> | boolean
 }
 
 export type WebhookDeliveryAttemptCreateInput = {
@@ -337,7 +325,6 @@ export type WebhookDeliveryAttemptCreateInput = {
   responseStatus?: number | null
   responseBody?: string | null
   error?: string | null
-  manual?: boolean
   delivery: Prisma.WebhookDeliveryCreateNestedOneWithoutAttemptsInput
 }
 
@@ -351,7 +338,6 @@ export type WebhookDeliveryAttemptUncheckedCreateInput = {
   responseStatus?: number | null
   responseBody?: string | null
   error?: string | null
-  manual?: boolean
 }
 
 export type WebhookDeliveryAttemptUpdateInput = {
@@ -362,7 +348,6 @@ export type WebhookDeliveryAttemptUpdateInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
   delivery?: Prisma.WebhookDeliveryUpdateOneRequiredWithoutAttemptsNestedInput
 }
 
@@ -376,7 +361,6 @@ export type WebhookDeliveryAttemptUncheckedUpdateInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
 }
 
 export type WebhookDeliveryAttemptCreateManyInput = {
@@ -389,7 +373,6 @@ export type WebhookDeliveryAttemptCreateManyInput = {
   responseStatus?: number | null
   responseBody?: string | null
   error?: string | null
-  manual?: boolean
 }
 
 export type WebhookDeliveryAttemptUpdateManyMutationInput = {
@@ -400,7 +383,6 @@ export type WebhookDeliveryAttemptUpdateManyMutationInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
 }
 
 export type WebhookDeliveryAttemptUncheckedUpdateManyInput = {
@@ -413,7 +395,6 @@ export type WebhookDeliveryAttemptUncheckedUpdateManyInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
 }
 
 export type WebhookDeliveryAttemptListRelationFilter = {
@@ -436,7 +417,6 @@ export type WebhookDeliveryAttemptCountOrderByAggregateInput = {
   responseStatus?: Prisma.SortOrder
   responseBody?: Prisma.SortOrder
   error?: Prisma.SortOrder
-  manual?: Prisma.SortOrder
 }
 
 export type WebhookDeliveryAttemptAvgOrderByAggregateInput = {
@@ -454,7 +434,6 @@ export type WebhookDeliveryAttemptMaxOrderByAggregateInput = {
   responseStatus?: Prisma.SortOrder
   responseBody?: Prisma.SortOrder
   error?: Prisma.SortOrder
-  manual?: Prisma.SortOrder
 }
 
 export type WebhookDeliveryAttemptMinOrderByAggregateInput = {
@@ -467,7 +446,6 @@ export type WebhookDeliveryAttemptMinOrderByAggregateInput = {
   responseStatus?: Prisma.SortOrder
   responseBody?: Prisma.SortOrder
   error?: Prisma.SortOrder
-  manual?: Prisma.SortOrder
 }
 
 export type WebhookDeliveryAttemptSumOrderByAggregateInput = {
@@ -525,7 +503,6 @@ export type WebhookDeliveryAttemptCreateWithoutDeliveryInput = {
   responseStatus?: number | null
   responseBody?: string | null
   error?: string | null
-  manual?: boolean
 }
 
 export type WebhookDeliveryAttemptUncheckedCreateWithoutDeliveryInput = {
@@ -536,7 +513,6 @@ export type WebhookDeliveryAttemptUncheckedCreateWithoutDeliveryInput = {
   responseStatus?: number | null
   responseBody?: string | null
   error?: string | null
-  manual?: boolean
 }
 
 export type WebhookDeliveryAttemptCreateOrConnectWithoutDeliveryInput = {
@@ -578,7 +554,6 @@ export type WebhookDeliveryAttemptScalarWhereInput = {
   responseStatus?: Prisma.IntNullableFilter<"WebhookDeliveryAttempt"> | number | null
   responseBody?: Prisma.StringNullableFilter<"WebhookDeliveryAttempt"> | string | null
   error?: Prisma.StringNullableFilter<"WebhookDeliveryAttempt"> | string | null
-  manual?: Prisma.BoolFilter<"WebhookDeliveryAttempt"> | boolean
 }
 
 export type WebhookDeliveryAttemptCreateManyDeliveryInput = {
@@ -589,7 +564,6 @@ export type WebhookDeliveryAttemptCreateManyDeliveryInput = {
   responseStatus?: number | null
   responseBody?: string | null
   error?: string | null
-  manual?: boolean
 }
 
 export type WebhookDeliveryAttemptUpdateWithoutDeliveryInput = {
@@ -600,7 +574,6 @@ export type WebhookDeliveryAttemptUpdateWithoutDeliveryInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
 }
 
 export type WebhookDeliveryAttemptUncheckedUpdateWithoutDeliveryInput = {
@@ -611,7 +584,6 @@ export type WebhookDeliveryAttemptUncheckedUpdateWithoutDeliveryInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
 }
 
 export type WebhookDeliveryAttemptUncheckedUpdateManyWithoutDeliveryInput = {
@@ -622,7 +594,6 @@ export type WebhookDeliveryAttemptUncheckedUpdateManyWithoutDeliveryInput = {
   responseStatus?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   responseBody?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   error?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
-  manual?: Prisma.BoolFieldUpdateOperationsInput | boolean
 }
 
 
@@ -637,7 +608,6 @@ export type WebhookDeliveryAttemptSelect<ExtArgs extends runtime.Types.Extension
   responseStatus?: boolean
   responseBody?: boolean
   error?: boolean
-  manual?: boolean
   delivery?: boolean | Prisma.WebhookDeliveryDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["webhookDeliveryAttempt"]>
 
@@ -651,7 +621,6 @@ export type WebhookDeliveryAttemptSelectCreateManyAndReturn<ExtArgs extends runt
   responseStatus?: boolean
   responseBody?: boolean
   error?: boolean
-  manual?: boolean
   delivery?: boolean | Prisma.WebhookDeliveryDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["webhookDeliveryAttempt"]>
 
@@ -665,7 +634,6 @@ export type WebhookDeliveryAttemptSelectUpdateManyAndReturn<ExtArgs extends runt
   responseStatus?: boolean
   responseBody?: boolean
   error?: boolean
-  manual?: boolean
   delivery?: boolean | Prisma.WebhookDeliveryDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["webhookDeliveryAttempt"]>
 
@@ -679,10 +647,9 @@ export type WebhookDeliveryAttemptSelectScalar = {
   responseStatus?: boolean
   responseBody?: boolean
   error?: boolean
-  manual?: boolean
 }
 
-export type WebhookDeliveryAttemptOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "deliveryId" | "attemptedAt" | "durationMs" | "succeeded" | "responseStatus" | "responseBody" | "error" | "manual", ExtArgs["result"]["webhookDeliveryAttempt"]>
+export type WebhookDeliveryAttemptOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "organizationId" | "deliveryId" | "attemptedAt" | "durationMs" | "succeeded" | "responseStatus" | "responseBody" | "error", ExtArgs["result"]["webhookDeliveryAttempt"]>
 export type WebhookDeliveryAttemptInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   delivery?: boolean | Prisma.WebhookDeliveryDefaultArgs<ExtArgs>
 }
@@ -717,7 +684,6 @@ export type $WebhookDeliveryAttemptPayload<ExtArgs extends runtime.Types.Extensi
      * Why no answer counted: timeout, connection refused, or an address the SSRF guard refuses.
      */
     error: string | null
-    manual: boolean
   }, ExtArgs["result"]["webhookDeliveryAttempt"]>
   composites: {}
 }
@@ -1151,7 +1117,6 @@ export interface WebhookDeliveryAttemptFieldRefs {
   readonly responseStatus: Prisma.FieldRef<"WebhookDeliveryAttempt", 'Int'>
   readonly responseBody: Prisma.FieldRef<"WebhookDeliveryAttempt", 'String'>
   readonly error: Prisma.FieldRef<"WebhookDeliveryAttempt", 'String'>
-  readonly manual: Prisma.FieldRef<"WebhookDeliveryAttempt", 'Boolean'>
 }
     
 
