@@ -54,7 +54,13 @@ def _names(services: Iterable[str] | None) -> list[str]:
         return list(SERVICES)
     names = []
     for s in services:
-        s = {"stripe": "stripe-mock", "stripe_mock": "stripe-mock", "chdb": "clickhouse", "pg": "postgres", "mail": "smtp"}.get(s, s)
+        s = {
+            "stripe": "stripe-mock",
+            "stripe_mock": "stripe-mock",
+            "chdb": "clickhouse",
+            "pg": "postgres",
+            "mail": "smtp",
+        }.get(s, s)
         if s not in _SERVICES:
             raise StackError(f"unknown service {s!r}; the stack has {', '.join(SERVICES)}")
         if s not in names:

@@ -40,10 +40,7 @@ def target(settings: Settings) -> SmtpTarget:
     host = parts.hostname or "127.0.0.1"
     port = parts.port or (465 if parts.scheme == "smtps" else 25)
     managed = (
-        parts.scheme == "smtp"
-        and host in LOOPBACK_HOSTS
-        and port == settings.smtp_port
-        and parts.username is None
+        parts.scheme == "smtp" and host in LOOPBACK_HOSTS and port == settings.smtp_port and parts.username is None
     )
     return SmtpTarget(settings.smtp_url, parts.scheme, host, port, managed)
 

@@ -40,8 +40,8 @@ class MaildirHandler:
         head = (
             f"X-Envelope-From: <{envelope.mail_from or ''}>\n"
             f"X-Envelope-To: {', '.join(f'<{rcpt}>' for rcpt in envelope.rcpt_tos)}\n"
-        ).encode("utf-8")
-        path = store(self.directory, head + content)
+        ).encode()
+        path = await asyncio.to_thread(store, self.directory, head + content)
         print(f"stored {path.name}: from {envelope.mail_from} to {', '.join(envelope.rcpt_tos)}", flush=True)
         return "250 Message accepted for delivery"
 
@@ -57,7 +57,6 @@ def store(directory: Path, data: bytes) -> Path:
 
 
 async def serve(host: str, port: int, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
     handler = MaildirHandler(directory)
 
     def factory() -> SMTP:
@@ -88,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True, help="where the .eml files go")
     args: Any = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.dir.resolve()))
+    directory = args.dir.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve(args.host, args.port, directory))
 
 
 if __name__ == "__main__":
