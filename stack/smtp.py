@@ -81,7 +81,12 @@ class SmtpServer(ManagedService):
         return Endpoint(t.managed, mask_url(t.url), t.port)
 
     def signature(self, settings: Settings) -> tuple[str, ...]:
-        return ("stack.smtp_server", f"--port\x00{target(settings).port}")
+        """Ours only when it stores into our mail folder: another checkout's server on the
+        same port is reused, never adopted (its `down` would stop it)."""
+        return (
+            "stack.smtp_server",
+            f"--port\x00{target(settings).port}\x00--dir\x00{mail_dir(settings).resolve()}",
+        )
 
     def health(self, settings: Settings) -> Health:
         error = probe(settings)
