@@ -85,6 +85,13 @@ class Settings:
     webhook_time_scale: float = field(default_factory=lambda: float(_env("BILLING_WEBHOOK_TIME_SCALE", "1")))
     # how often a webhook sender looks for due deliveries besides being woken by new events
     webhook_poll_seconds: float = field(default_factory=lambda: float(_env("BILLING_WEBHOOK_POLL_SECONDS", "1")))
+    # where customer emails are sent: smtp:// (STARTTLS when offered) or smtps:// (TLS), with
+    # an optional user:password; `billing stack up` runs a local server on BILLING_SMTP_PORT
+    # that stores each message under <data_dir>/mail
+    smtp_port: int = field(default_factory=lambda: int(_env("BILLING_SMTP_PORT", "10025")))
+    smtp_url: str = field(
+        default_factory=lambda: _env("SMTP_URL", f"smtp://127.0.0.1:{_env('BILLING_SMTP_PORT', '10025')}")
+    )
 
     @property
     def local(self) -> bool:

@@ -1,4 +1,4 @@
-"""The local stack: Postgres, Apache Kafka (KRaft), ClickHouse (chDB) and stripe-mock.
+"""The local stack: Postgres, Apache Kafka (KRaft), ClickHouse (chDB), stripe-mock and an SMTP server.
 
 Module API (the `billing stack` commands in stack/cli.py are thin wrappers):
 
@@ -8,7 +8,7 @@ Module API (the `billing stack` commands in stack/cli.py are thin wrappers):
     check_reachable(*services)     None, or a message naming `billing stack up` / `make dev`
     require(*services)             raise StackUnavailable(that message)
 
-Services are named "postgres", "kafka", "clickhouse", "stripe-mock" (default: all).
+Services are named "postgres", "kafka", "clickhouse", "stripe-mock", "smtp" (default: all).
 Everything reads contracts.settings; see docs/stack.md.
 """
 

@@ -18,14 +18,14 @@ from .base import ServiceStatus
 
 stack_app = typer.Typer(
     name="stack",
-    help="The local stack: Postgres, Apache Kafka (KRaft), ClickHouse (chDB) and stripe-mock, under .data/.",
+    help="The local stack: Postgres, Apache Kafka (KRaft), ClickHouse (chDB), stripe-mock and an SMTP server (mail in .data/mail), under .data/.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 ServicesArg = Annotated[
     list[str] | None,
-    typer.Argument(help="Services (postgres, kafka, clickhouse, stripe-mock); default: all.", show_default=False),
+    typer.Argument(help="Services (postgres, kafka, clickhouse, stripe-mock, smtp); default: all.", show_default=False),
 ]
 
 

@@ -13,12 +13,12 @@ from typing import Protocol
 
 from contracts.settings import Settings, get_settings
 
-from . import clickhouse, kafka, postgres, stripe_mock
+from . import clickhouse, kafka, postgres, smtp, stripe_mock
 from ._proc import UP_HINT, StackError, run_async
 from .base import ServiceStatus, lock_file
 from .managed import ManagedService
 
-SERVICES: tuple[str, ...] = ("postgres", "kafka", "clickhouse", "stripe-mock")
+SERVICES: tuple[str, ...] = ("postgres", "kafka", "clickhouse", "stripe-mock", "smtp")
 
 
 class _Service(Protocol):
@@ -35,6 +35,7 @@ _MANAGED: dict[str, ManagedService] = {
     "postgres": postgres.SERVICE,
     "kafka": kafka.SERVICE,
     "stripe-mock": stripe_mock.SERVICE,
+    "smtp": smtp.SERVICE,
 }
 _SERVICES: dict[str, _Service] = {**_MANAGED, "clickhouse": clickhouse}
 LOCK_TIMEOUT = 1200  # a first `up` on a fresh machine may apt-get, mvn and go install
@@ -53,7 +54,13 @@ def _names(services: Iterable[str] | None) -> list[str]:
         return list(SERVICES)
     names = []
     for s in services:
-        s = {"stripe": "stripe-mock", "stripe_mock": "stripe-mock", "chdb": "clickhouse", "pg": "postgres"}.get(s, s)
+        s = {
+            "stripe": "stripe-mock",
+            "stripe_mock": "stripe-mock",
+            "chdb": "clickhouse",
+            "pg": "postgres",
+            "mail": "smtp",
+        }.get(s, s)
         if s not in _SERVICES:
             raise StackError(f"unknown service {s!r}; the stack has {', '.join(SERVICES)}")
         if s not in names:
@@ -141,7 +148,7 @@ def down(
     names = _names(services)
     with _stack_lock(settings, say):
         errors = []
-        for name in reversed(names):  # stripe-mock, clickhouse, kafka, postgres
+        for name in reversed(names):  # smtp, stripe-mock, clickhouse, kafka, postgres
             try:
                 _SERVICES[name].stop(settings, say)
             except Exception as exc:
@@ -190,6 +197,7 @@ _SETTING = {
     "kafka": "KAFKA_BOOTSTRAP_SERVERS",
     "clickhouse": "CLICKHOUSE_URL",
     "stripe-mock": "STRIPE_API_BASE",
+    "smtp": "SMTP_URL",
 }
 
 
@@ -203,6 +211,7 @@ def check_reachable(*services: str, settings: Settings | None = None) -> str | N
         "kafka": _kafka_problem,
         "clickhouse": clickhouse.probe,
         "stripe-mock": stripe_mock.probe,
+        "smtp": smtp.probe,
     }
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="stack-check") as pool:
         futures = {n: pool.submit(checks[n], settings) for n in names}

@@ -82,6 +82,13 @@ def test_the_urls_point_at_the_compose_services(compose: dict[str, Any], ours: d
     assert f"{port}:{port}" in ours["api"]["ports"][0]
     assert f"127.0.0.1:{port}/health" in " ".join(ours["api"]["healthcheck"]["test"])
 
+    # customer emails go to Mailpit's SMTP port unless SMTP_URL says otherwise
+    for name in ("api", "consumer"):
+        assert ours[name]["environment"]["SMTP_URL"] == "${SMTP_URL:-smtp://mailpit:1025}", name
+    mailpit = compose["services"]["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert "127.0.0.1:1025:1025" in mailpit["ports"] and mailpit["healthcheck"]["test"]
+
 
 def _command(service: dict[str, Any]) -> list[str]:
     entrypoint = service.get("entrypoint")

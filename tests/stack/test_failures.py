@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import stack
-from stack import kafka, postgres, stripe_mock
+from stack import kafka, postgres, smtp, stripe_mock
 from stack._proc import StackError, ensure_port_free, pid_alive, port_open, spawn_detached, terminate, wait_until
 from stack.cli import stack_app
 
@@ -49,7 +49,7 @@ def test_port_check_passes_on_a_free_port() -> None:
     ensure_port_free("127.0.0.1", port, service="kafka")
 
 
-@pytest.mark.parametrize("service", ["postgres", "kafka", "stripe-mock"])
+@pytest.mark.parametrize("service", ["postgres", "kafka", "stripe-mock", "smtp"])
 def test_up_fails_fast_and_clearly_when_its_port_is_taken(
     service: str, taken_port: int, private_data_dir: Path
 ) -> None:
@@ -59,11 +59,14 @@ def test_up_fails_fast_and_clearly_when_its_port_is_taken(
         database_url=f"postgresql+asyncpg://billing:billing@127.0.0.1:{taken_port}/billing",
         kafka_bootstrap_servers=f"127.0.0.1:{taken_port}",
         stripe_api_base=f"http://127.0.0.1:{taken_port}",
+        smtp_port=taken_port,
+        smtp_url=f"smtp://127.0.0.1:{taken_port}",
     )
     logs = {
         "postgres": postgres.log_file(settings),
         "kafka": kafka.log_file(settings),
         "stripe-mock": stripe_mock.log_file(settings),
+        "smtp": smtp.log_file(settings),
     }
     t0 = time.monotonic()
     with pytest.raises(StackError) as err:
@@ -97,6 +100,8 @@ def test_check_reachable_names_each_missing_service_and_the_command(tmp_path: Pa
         kafka_bootstrap_servers=f"127.0.0.1:{dead}",
         clickhouse_url=f"chdb://{tmp_path / 'no-such-dir'}",
         stripe_api_base=f"http://127.0.0.1:{dead}",
+        smtp_port=dead,
+        smtp_url=f"smtp://127.0.0.1:{dead}",
     )
     t0 = time.monotonic()
     message = stack.check_reachable(settings=settings)
@@ -137,9 +142,11 @@ def test_status_of_a_stack_that_is_not_running(tmp_path: Path) -> None:
         kafka_bootstrap_servers=f"127.0.0.1:{dead}",
         clickhouse_url=f"chdb://{tmp_path / 'clickhouse'}",
         stripe_api_base=f"http://127.0.0.1:{dead}",
+        smtp_port=dead,
+        smtp_url=f"smtp://127.0.0.1:{dead}",
     )
     rows = {r.name: r for r in stack.status(settings=settings)}
-    for name in ("postgres", "kafka", "stripe-mock"):
+    for name in ("postgres", "kafka", "stripe-mock", "smtp"):
         assert not rows[name].healthy
         assert rows[name].pid is None
         assert rows[name].detail.startswith("not running")
