@@ -33,7 +33,7 @@ from billing.db.sessions import create_engine, create_session_factory
 from billing.delivery.outbox import outbox_row
 from billing.models import Outbox
 from billing.notifications.addresses import UnsafeUrl, resolve_safe
-from billing.notifications.deliveries import AttemptResult, DeliveryJob, claim_due, record_attempt
+from billing.notifications.deliveries import RESPONSE_BODY_KEPT, AttemptResult, DeliveryJob, claim_due, record_attempt
 from billing.notifications.events import forget_old_events, record_events
 from billing.notifications.signing import signed_headers
 from billing.organizations.stripe_account import ensure_keyring
@@ -51,7 +51,6 @@ NOTIFICATIONS_GROUP: Final = "billing-notifications"
 PER_ENDPOINT: Final = 4
 IN_FLIGHT: Final = 64
 REQUEST_TIMEOUT: Final = 15.0
-RESPONSE_BODY_READ: Final = 1000
 SWEEP_EVERY: Final = timedelta(hours=1)
 USER_AGENT: Final = "billing-platform-webhooks/1"
 
@@ -90,10 +89,10 @@ async def attempt_delivery(
             body = b""
             async for chunk in response.aiter_bytes():
                 body += chunk
-                if len(body) >= RESPONSE_BODY_READ:
+                if len(body) >= RESPONSE_BODY_KEPT:
                     break
         return result(
-            response_status=response.status_code, response_body=body[:RESPONSE_BODY_READ].decode(errors="replace")
+            response_status=response.status_code, response_body=body[:RESPONSE_BODY_KEPT].decode(errors="replace")
         )
     except UnsafeUrl as error:
         return result(error=str(error))

@@ -6,9 +6,9 @@ secret, space-separated: during a rotation's overlap both secrets sign)."""
 from __future__ import annotations
 
 import base64
-import secrets as random
 from collections.abc import Sequence
 from datetime import datetime
+from secrets import token_bytes
 from typing import Final
 
 from standardwebhooks import Webhook
@@ -18,7 +18,7 @@ SECRET_PREFIX: Final = "whsec_"
 
 def new_secret() -> str:
     """A signing secret as Standard Webhooks spells it: whsec_ and 24 random bytes in base64."""
-    return SECRET_PREFIX + base64.b64encode(random.token_bytes(24)).decode("ascii")
+    return SECRET_PREFIX + base64.b64encode(token_bytes(24)).decode("ascii")
 
 
 def signed_headers(secrets: Sequence[str], message_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
