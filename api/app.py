@@ -20,6 +20,7 @@ from api.controllers.billing_settings import BillingSettingsController
 from api.controllers.commands import CommandController
 from api.controllers.credit_notes import CreditNoteController
 from api.controllers.customers import CustomerController
+from api.controllers.events import EventController
 from api.controllers.exchange_rates import ExchangeRateController
 from api.controllers.invoice_items import InvoiceItemController
 from api.controllers.invoices import InvoiceController
@@ -39,6 +40,8 @@ from api.controllers.subscriptions import SubscriptionController
 from api.controllers.tax_rates import TaxRateController
 from api.controllers.test_clocks import TestClockController
 from api.controllers.usage_events import UsageEventController
+from api.controllers.webhook_deliveries import WebhookDeliveryController
+from api.controllers.webhook_endpoints import WebhookEndpointController
 from api.controllers.webhooks import StripeWebhookController
 from api.dashboard import DASHBOARD
 from api.dashboard.session import SIGNING_PURPOSE as DASHBOARD_SIGNING_PURPOSE
@@ -76,6 +79,7 @@ BILLING = [
     TestClockController,
     BillingSettingsController,
 ]
+NOTIFICATIONS = [WebhookEndpointController, EventController, WebhookDeliveryController]
 ANALYTICS = [MeterController, UsageEventController, AnalyticsController, *DASHBOARD]
 
 
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *CATALOG,
             *PAYMENTS,
             *BILLING,
+            *NOTIFICATIONS,
             *ANALYTICS,
         ],
         dependencies=DEPENDENCIES,

@@ -93,19 +93,25 @@ def search_response(page: Page[Any], resource: type[BaseModel], url: str) -> dic
     return body
 
 
-def replayed_gateway_write(
-    earlier: EarlierOutcome, command_type: str, idempotency_key: str | None, answers: Callable[[dict[str, Any]], bool]
+def replayed_write(
+    earlier: EarlierOutcome,
+    command_type: str,
+    idempotency_key: str | None,
+    answers: Callable[[dict[str, Any]], bool],
+    *,
+    created: bool = True,
 ) -> Response[Any] | None:
-    """For a write that calls a gateway before its command (a refund, a credit note's
-    refund): the first answer to its Idempotency-Key, so a retry makes no second call;
-    None when nothing was made under the key yet. The key of another request, or of
+    """For a write whose command carries what the API made before it (a gateway's answer
+    such as a refund's; a new id or secret): the first answer to its Idempotency-Key, so a
+    retry makes nothing twice; None when nothing was made under the key yet. The key of
+    another request (`answers` says whether the first result answers this one), or of
     another write, is refused."""
     first = earlier.outcome
     if first is None:
         return None
     if first.commandType != command_type or (first.result is not None and not answers(first.result)):
         raise IdempotencyError(IDEMPOTENCY_MISMATCH.format(key=idempotency_key), code="idempotency_key_in_use")
-    return command_response(Replayed.model_validate(first.model_dump()), created=True)
+    return command_response(Replayed.model_validate(first.model_dump()), created=created)
 
 
 async def pdf_response(document: Document | None, resource: str, resource_id: str) -> Response[bytes]:

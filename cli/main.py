@@ -97,15 +97,17 @@ def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
 @app.command()
 def consume() -> None:
-    """Run the command consumer, the outbox relay, the payment worker and the scheduler until SIGINT/SIGTERM."""
+    """Run the command consumer, the outbox relay, the payment worker, the scheduler and the
+    webhook sender until SIGINT/SIGTERM."""
     from consumers.app import run_command_consumer
+    from consumers.notifications import run_notifications
     from consumers.payment_worker import run_payment_worker
     from consumers.scheduler import run_scheduler
 
     _safe_settings()
     _logging()
     settle_heap()
-    asyncio.run(_until_signalled(run_command_consumer, run_payment_worker, run_scheduler))
+    asyncio.run(_until_signalled(run_command_consumer, run_payment_worker, run_scheduler, run_notifications))
 
 
 async def _serve_api(stop: asyncio.Event) -> None:
@@ -136,6 +138,7 @@ def dev(
     """The embedded default: the API and every consumer in one process."""
     from analytics.consumer import run_analytics_consumer
     from consumers.app import run_command_consumer
+    from consumers.notifications import run_notifications
     from consumers.payment_worker import run_payment_worker
     from consumers.scheduler import run_scheduler
 
@@ -148,6 +151,7 @@ def dev(
         run_command_consumer,
         run_payment_worker,
         run_scheduler,
+        run_notifications,
         _serve_api,
     ]
     if analytics:  # usage.events and billing.events -> ClickHouse, beside the API

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field
 from contracts.commands import Command
 from contracts.common import Metadata, MetadataUpdate, RequestModel
 from contracts.events import COMMAND_FAILED, COMMAND_SUCCEEDED, EVENT_TYPES
-from contracts.resources import WebhookDelivery, WebhookEndpoint
+from contracts.resources import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 
 ALL_EVENTS: Final = "*"
 # a command's outcome is the API's own reply channel, not a fact an organization subscribes to
@@ -46,6 +46,18 @@ EnabledEvents = Annotated[
 Url = Annotated[
     str, Field(min_length=1, max_length=2048, description="http(s) URL; public addresses only outside the local stack")
 ]
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    """An endpoint as the write that made its secret answers: the secret, in plain, that once."""
+
+    secret: str = Field(description="whsec_...: verify deliveries with it (Standard Webhooks)")
+
+
+class WebhookDeliveryDetails(WebhookDelivery):
+    """A delivery with its attempts, oldest first."""
+
+    attempts: list[WebhookDeliveryAttempt]
 
 
 class WebhookEndpointCreate(RequestModel):

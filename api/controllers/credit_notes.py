@@ -14,7 +14,7 @@ from api.auth import Caller
 from api.bus import CommandBus
 from api.controllers.payment_methods import gateway_key, organization_gateway, ours
 from api.params import CustomerFilter, IdempotencyKey
-from api.responses import list_response, pdf_response, replayed_gateway_write, run_command
+from api.responses import list_response, pdf_response, replayed_write, run_command
 from billing.credit_notes import repository, service
 from billing.db.pagination import PageRequest
 from billing.db.sessions import tenant_session
@@ -53,7 +53,7 @@ class CreditNoteController(Controller):
         if not data.refundAmount:  # nothing to ask Stripe: the command checks and issues it
             return await run_command(bus, caller, command, idempotency_key, created=True)
         earlier = await bus.earlier(caller.organization_id, idempotency_key)
-        replayed = replayed_gateway_write(
+        replayed = replayed_write(
             earlier, CreditNoteIssue.command_type, idempotency_key, lambda first: service.answers(data, first)
         )
         if replayed is not None:  # refunded and issued: its answer, without a second refund

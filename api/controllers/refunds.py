@@ -12,7 +12,7 @@ from api.auth import Caller
 from api.bus import CommandBus
 from api.controllers.payment_methods import gateway_key, organization_gateway, ours
 from api.params import IdempotencyKey
-from api.responses import list_response, replayed_gateway_write, run_command
+from api.responses import list_response, replayed_write, run_command
 from billing.db.pagination import PageRequest
 from billing.db.sessions import tenant_session
 from billing.errors import ResourceMissing
@@ -47,7 +47,7 @@ class RefundController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Refund]:
         earlier = await bus.earlier(caller.organization_id, idempotency_key)
-        replayed = replayed_gateway_write(
+        replayed = replayed_write(
             earlier, RefundRecord.command_type, idempotency_key, lambda first: refunds.asks_for(data, first)
         )
         if replayed is not None:

@@ -12,6 +12,8 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from billing.errors import InvalidRequest
+
 
 class UnsafeUrl(Exception):
     """The URL may not be called; the message says why, for the endpoint's owner."""
@@ -65,3 +67,12 @@ async def resolve_safe(url: str, *, allow_private: bool) -> str:
                     f"The host {host} resolves to {address}, {reason}: webhooks go to public addresses only."
                 )
     return str(addresses[0])
+
+
+async def check_saved_url(url: str, *, allow_private: bool) -> None:
+    """The guard when an endpoint is saved: a URL that may not be called is refused with
+    a Stripe-shaped error naming `url`, before any command is published."""
+    try:
+        await resolve_safe(url, allow_private=allow_private)
+    except UnsafeUrl as error:
+        raise InvalidRequest(str(error), code="url_invalid", param="url") from error

@@ -27,6 +27,9 @@ from billing.notifications.endpoints import DISABLED_FOR_FAILING, signing_secret
 from billing.notifications.events import event_resource
 from billing.notifications.schedule import next_attempt, should_disable
 from contracts.enums import WebhookDeliveryStatus, WebhookEndpointStatus
+from contracts.resources import WebhookDelivery as WebhookDeliveryResource
+from contracts.resources import WebhookDeliveryAttempt as WebhookDeliveryAttemptResource
+from contracts.webhooks import WebhookDeliveryDetails
 
 # longer than a request may take (15 s) plus the wait for its endpoint's slot
 LEASE: Final = timedelta(seconds=60)
@@ -233,3 +236,15 @@ async def attempts_of(session: AsyncSession, delivery_ids: Collection[str]) -> d
     for attempt in rows:
         found[attempt.delivery_id].append(attempt)
     return found
+
+
+async def with_attempts(session: AsyncSession, rows: Collection[WebhookDelivery]) -> list[WebhookDeliveryDetails]:
+    """The deliveries as the API returns them: each with its attempts inline."""
+    attempts = await attempts_of(session, [row.id for row in rows])
+    return [
+        WebhookDeliveryDetails(
+            **WebhookDeliveryResource.model_validate(row).model_dump(),
+            attempts=[WebhookDeliveryAttemptResource.model_validate(attempt) for attempt in attempts[row.id]],
+        )
+        for row in rows
+    ]

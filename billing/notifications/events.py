@@ -25,6 +25,8 @@ from contracts.resources import Event as EventResource
 from contracts.webhooks import ALL_EVENTS, OUTCOME_EVENTS
 
 RETENTION: Final = timedelta(days=30)
+# `type=invoice.*` in a list filter: every type under that prefix
+WILDCARD: Final = ".*"
 
 
 def event_data(envelope: EventEnvelope) -> dict[str, Any]:
@@ -104,10 +106,15 @@ async def get_event(session: AsyncSession, event_id: str) -> Event | None:
 async def list_events(
     session: AsyncSession, page: PageRequest, *, types: Sequence[str] = (), created: CreatedRange | None = None
 ) -> Page[Event]:
+    """`types` are exact names, or a prefix with WILDCARD (`invoice.*`)."""
     tenant_of(session)
     statement = select(Event)
     if types:
-        statement = statement.where(Event.type.in_(types))
+        exact = [name for name in types if not name.endswith(WILDCARD)]
+        prefixes = [name.removesuffix("*") for name in types if name.endswith(WILDCARD)]
+        statement = statement.where(
+            or_(Event.type.in_(exact), *(Event.type.startswith(prefix, autoescape=True) for prefix in prefixes))
+        )
     if created is not None:
         statement = created.apply(statement, Event.created_at)
     return await paginate(session, statement, Event, page, "event")

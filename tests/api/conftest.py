@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from api.app import create_app
 from billing.models import ProcessedCommand
 from billing.organizations.service import create_organization
 from consumers.app import run_command_consumer
+from consumers.notifications import run_notifications
 from contracts.api_keys import RecordApiKeyUseCommand
 from contracts.settings import Settings, get_settings
 from producers.topics import ensure_topics
@@ -57,7 +59,25 @@ async def command_consumer(database_url: str, kafka_topics: dict[str, int]) -> A
     await asyncio.wait_for(task, timeout=30)
 
 
-def _free_port() -> int:
+# three days of webhook retries in 2.6 s, five days of failing before an endpoint is disabled in 4.3 s
+WEBHOOK_TIME_SCALE = 0.00001
+
+
+@pytest.fixture(scope="module")
+async def notifications(command_consumer: None) -> AsyncIterator[None]:
+    """The notifications consumer as `billing consume` runs it (the event recorder and the
+    webhook sender), with webhook time compressed, for one test module: its sender leases
+    due deliveries of every organization, so it runs only where a module wants it."""
+    settings = dataclasses.replace(get_settings(), webhook_time_scale=WEBHOOK_TIME_SCALE, webhook_poll_seconds=0.05)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_notifications(stop, settings, ready))
+    await asyncio.wait_for(ready.wait(), timeout=60)
+    yield
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -66,7 +86,7 @@ def _free_port() -> int:
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The API served by uvicorn on a free port, in this event loop (beside the consumer)."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from billing.notifications.addresses import UnsafeUrl, resolve_safe
+from billing.errors import InvalidRequest
+from billing.notifications.addresses import UnsafeUrl, check_saved_url, resolve_safe
 
 REFUSED = [
     "http://127.0.0.1:8080/hook",
@@ -36,3 +37,11 @@ async def test_the_local_stack_may_call_its_own_machine() -> None:
 async def test_what_is_not_an_http_url_with_a_host_is_refused(url: str) -> None:
     with pytest.raises(UnsafeUrl):
         await resolve_safe(url, allow_private=True)
+
+
+async def test_saving_an_unsafe_url_is_refused_in_stripes_shape() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        await check_saved_url("http://169.254.169.254/latest/meta-data/", allow_private=False)
+    assert (refused.value.code, refused.value.param) == ("url_invalid", "url")
+    assert "link-local" in refused.value.message
+    await check_saved_url("http://127.0.0.1:4242/hook", allow_private=True)

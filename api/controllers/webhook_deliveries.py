@@ -1,0 +1,59 @@
+"""/v1/webhook-deliveries: the delivery log, one delivery per event and endpoint with
+every attempt (status, response code, duration, the start of the response body), and
+manual redelivery."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import Caller
+from api.bus import CommandBus
+from api.params import IdempotencyKey
+from api.responses import run_command
+from billing.db.pagination import PageRequest
+from billing.errors import ResourceMissing
+from billing.notifications import deliveries
+from contracts.resources import WebhookDelivery
+from contracts.webhooks import WebhookDeliveryDetails, WebhookDeliveryRedeliver
+
+EndpointFilter = Annotated[str | None, Parameter(query="endpoint", max_length=64, required=False)]
+EventFilter = Annotated[str | None, Parameter(query="event", max_length=64, required=False)]
+
+
+class WebhookDeliveryController(Controller):
+    path = "/v1/webhook-deliveries"
+    tags = ["notifications"]
+
+    @get("/", summary="List deliveries with their attempts, newest first, by endpoint or event")
+    async def index(
+        self, db: AsyncSession, page_request: PageRequest, endpoint: EndpointFilter = None, event: EventFilter = None
+    ) -> dict[str, Any]:
+        page = await deliveries.list_deliveries(db, page_request, endpoint_id=endpoint, event_id=event)
+        return {
+            "object": "list",
+            "data": [details.model_dump(mode="json") for details in await deliveries.with_attempts(db, page.items)],
+            "hasMore": page.has_more,
+            "url": self.path,
+        }
+
+    @get("/{delivery_id:str}", summary="Retrieve a delivery with its attempts")
+    async def retrieve(self, delivery_id: str, db: AsyncSession) -> WebhookDeliveryDetails:
+        delivery = await deliveries.get_delivery(db, delivery_id)
+        if delivery is None:
+            raise ResourceMissing("webhook_delivery", delivery_id)
+        [details] = await deliveries.with_attempts(db, [delivery])
+        return details
+
+    @post(
+        "/{delivery_id:str}/redeliver",
+        summary="Send a delivery again now, its retry schedule started over",
+        status_code=200,
+    )
+    async def redeliver(
+        self, delivery_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+    ) -> Response[WebhookDelivery]:
+        return await run_command(bus, caller, WebhookDeliveryRedeliver(id=delivery_id), idempotency_key)
