@@ -64,7 +64,9 @@ class WebhookReceiver:
 async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver.app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(receiver.app, host="127.0.0.1", port=port, log_level="warning", interface="asgi3")
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
