@@ -15,7 +15,6 @@ from api.bus import CommandBus
 from api.params import IdempotencyKey
 from api.responses import run_command
 from billing.db.pagination import PageRequest
-from billing.errors import ResourceMissing
 from billing.notifications import deliveries
 from contracts.resources import WebhookDelivery
 from contracts.webhooks import WebhookDeliveryDetails, WebhookDeliveryRedeliver
@@ -42,10 +41,7 @@ class WebhookDeliveryController(Controller):
 
     @get("/{delivery_id:str}", summary="Retrieve a delivery with its attempts")
     async def retrieve(self, delivery_id: str, db: AsyncSession) -> WebhookDeliveryDetails:
-        delivery = await deliveries.get_delivery(db, delivery_id)
-        if delivery is None:
-            raise ResourceMissing("webhook_delivery", delivery_id)
-        [details] = await deliveries.with_attempts(db, [delivery])
+        [details] = await deliveries.with_attempts(db, [await deliveries.require_delivery(db, delivery_id)])
         return details
 
     @post(
@@ -54,6 +50,12 @@ class WebhookDeliveryController(Controller):
         status_code=200,
     )
     async def redeliver(
-        self, delivery_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+        self,
+        delivery_id: str,
+        caller: Caller,
+        bus: CommandBus,
+        db: AsyncSession,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[WebhookDelivery]:
+        await deliveries.require_delivery(db, delivery_id)  # an unknown id is refused before any command
         return await run_command(bus, caller, WebhookDeliveryRedeliver(id=delivery_id), idempotency_key)

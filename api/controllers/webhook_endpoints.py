@@ -16,7 +16,6 @@ from api.params import IdempotencyKey
 from api.responses import list_response, replayed_write, run_command
 from billing import clock
 from billing.db.pagination import PageRequest
-from billing.errors import ResourceMissing
 from billing.ids import new_id
 from billing.notifications import endpoints
 from billing.notifications.addresses import check_saved_url
@@ -91,10 +90,7 @@ class WebhookEndpointController(Controller):
 
     @get("/{endpoint_id:str}", summary="Retrieve a webhook endpoint (without its secret)")
     async def retrieve(self, endpoint_id: str, db: AsyncSession) -> WebhookEndpoint:
-        endpoint = await endpoints.get_endpoint(db, endpoint_id)
-        if endpoint is None:
-            raise ResourceMissing("webhook_endpoint", endpoint_id)
-        return WebhookEndpoint.model_validate(endpoint)
+        return WebhookEndpoint.model_validate(await endpoints.require_endpoint(db, endpoint_id))
 
     @get("/", summary="List webhook endpoints, newest first")
     async def index(self, db: AsyncSession, page_request: PageRequest) -> dict[str, Any]:
@@ -111,9 +107,11 @@ class WebhookEndpointController(Controller):
         data: WebhookEndpointUpdate,
         caller: Caller,
         bus: CommandBus,
+        db: AsyncSession,
         settings: Settings,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[WebhookEndpoint]:
+        await endpoints.require_endpoint(db, endpoint_id)  # an unknown id is refused before any command
         if data.url is not None:
             await check_saved_url(data.url, allow_private=settings.local)
         command = WebhookEndpointUpdateCommand(id=endpoint_id, changes=data.model_dump(mode="json", exclude_unset=True))
@@ -121,8 +119,14 @@ class WebhookEndpointController(Controller):
 
     @delete("/{endpoint_id:str}", summary="Delete a webhook endpoint and its delivery log", status_code=200)
     async def remove(
-        self, endpoint_id: str, caller: Caller, bus: CommandBus, idempotency_key: IdempotencyKey = None
+        self,
+        endpoint_id: str,
+        caller: Caller,
+        bus: CommandBus,
+        db: AsyncSession,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[WebhookEndpoint]:
+        await endpoints.require_endpoint(db, endpoint_id)
         return await run_command(bus, caller, WebhookEndpointDelete(id=endpoint_id), idempotency_key)
 
     @post(
@@ -150,6 +154,7 @@ class WebhookEndpointController(Controller):
         )
         if replayed is not None:
             return await _with_signing_secret(replayed, db, keyring)
+        await endpoints.require_endpoint(db, endpoint_id)
         command = WebhookSecretRotateCommand(
             id=endpoint_id,
             secretEncrypted=keyring.encrypt(new_secret()),

@@ -197,9 +197,7 @@ async def record_attempt(
 async def redeliver(session: AsyncSession, delivery_id: str, now: datetime) -> WebhookDelivery:
     """Makes a delivery pending and due at once, its retry schedule started over (within
     the three days from its event, it is retried on failure again)."""
-    delivery = await get_one(session, WebhookDelivery, WebhookDelivery.id, delivery_id, for_update=True)
-    if delivery is None:
-        raise ResourceMissing("webhook_delivery", delivery_id)
+    delivery = await require_delivery(session, delivery_id, for_update=True)
     delivery.status = WebhookDeliveryStatus.pending
     delivery.next_attempt_at = now
     delivery.leased_until = None
@@ -208,8 +206,11 @@ async def redeliver(session: AsyncSession, delivery_id: str, now: datetime) -> W
     return delivery
 
 
-async def get_delivery(session: AsyncSession, delivery_id: str) -> WebhookDelivery | None:
-    return await get_one(session, WebhookDelivery, WebhookDelivery.id, delivery_id)
+async def require_delivery(session: AsyncSession, delivery_id: str, *, for_update: bool = False) -> WebhookDelivery:
+    delivery = await get_one(session, WebhookDelivery, WebhookDelivery.id, delivery_id, for_update=for_update)
+    if delivery is None:
+        raise ResourceMissing("webhook_delivery", delivery_id)
+    return delivery
 
 
 async def list_deliveries(

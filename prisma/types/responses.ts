@@ -5,6 +5,7 @@
 // `Refine` narrows a model's Json fields (which Prisma can only type as JsonValue) with the
 // generated `<Model>JsonFields` of prisma/generated/json-shapes.ts (shapes defined once in
 // prisma/json-shapes.toml, validated the same way on the Python side), re-exported here.
+// The notifications part types webhook endpoints, events and deliveries.
 // The catalog part types deletes and quotes; the analytics part usage events' 202,
 // /v1/analytics (usage, summary) and the dashboard's JSON (sign-in link, the page's
 // data). The payments part types the organization's Stripe account, setup intents and
@@ -15,12 +16,16 @@
 import type {
   CreditNote,
   CreditNoteLineItem,
+  Event,
   Invoice,
   InvoiceLineItem,
   Subscription,
   SubscriptionItem,
   SubscriptionSchedule,
   SubscriptionSchedulePhase,
+  WebhookDelivery,
+  WebhookDeliveryAttempt,
+  WebhookEndpoint,
 } from "../generated/client/browser.ts";
 import type { BillingScheme, MeterAggregation, PaymentMethodType, TiersMode } from "../generated/client/enums.ts";
 import type {
@@ -36,6 +41,7 @@ import type {
   SubscriptionScheduleJsonFields,
   SubscriptionSchedulePhaseJsonFields,
   TaxAmount,
+  WebhookEndpointJsonFields,
 } from "../generated/json-shapes.ts";
 import type { ApiResource } from "./api.ts";
 
@@ -404,3 +410,23 @@ export type InvoicePreview = {
   endingBalance: number;
   amountDue: number;
 };
+
+// ------------------------------------------------------------------------ notifications
+
+/** A webhook endpoint as reads answer it (its secrets are never read back). */
+export type WebhookEndpointResource = Refine<
+  ApiResource<WebhookEndpoint, "secretEncrypted" | "previousSecretEncrypted">,
+  WebhookEndpointJsonFields
+>;
+
+/** A domain event, as `/v1/events` answers it and webhooks deliver it. */
+export type EventResource = Omit<ApiResource<Event>, "data"> & {
+  /** the resource as the API returns it, after the change (a singleton such as billing settings has no id) */
+  data: { object: Record<string, unknown>; previousAttributes: Record<string, unknown> | null };
+};
+
+/** A delivery of an event to an endpoint (its lease is the sender's business). */
+export type WebhookDeliveryResource = ApiResource<WebhookDelivery, "leasedUntil">;
+
+/** A delivery as `/v1/webhook-deliveries` answers it: with its attempts, oldest first. */
+export type WebhookDeliveryDetails = WebhookDeliveryResource & { attempts: ApiResource<WebhookDeliveryAttempt>[] };

@@ -63,18 +63,26 @@ async def command_consumer(database_url: str, kafka_topics: dict[str, int]) -> A
 WEBHOOK_TIME_SCALE = 0.00001
 
 
-@pytest.fixture(scope="module")
-async def notifications(command_consumer: None) -> AsyncIterator[None]:
+@asynccontextmanager
+async def notifications_running() -> AsyncIterator[None]:
     """The notifications consumer as `billing consume` runs it (the event recorder and the
-    webhook sender), with webhook time compressed, for one test module: its sender leases
-    due deliveries of every organization, so it runs only where a module wants it."""
+    webhook sender), with webhook time compressed. Its sender leases due deliveries of
+    every organization, so it runs only where a test wants it."""
     settings = dataclasses.replace(get_settings(), webhook_time_scale=WEBHOOK_TIME_SCALE, webhook_poll_seconds=0.05)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_notifications(stop, settings, ready))
     await asyncio.wait_for(ready.wait(), timeout=60)
-    yield
-    stop.set()
-    await asyncio.wait_for(task, timeout=30)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+@pytest.fixture(scope="module")
+async def notifications(command_consumer: None) -> AsyncIterator[None]:
+    async with notifications_running():
+        yield
 
 
 def free_port() -> int:

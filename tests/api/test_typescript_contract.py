@@ -55,7 +55,7 @@ from billing.payments.webhooks import sign_payload
 from contracts.enums import PaymentStatus, SubscriptionStatus
 from contracts.envelopes import command_id_for
 from contracts.settings import PROJECT_ROOT, get_settings
-from tests.api.conftest import Tenant, TenantClient, new_tenant, serve
+from tests.api.conftest import Tenant, TenantClient, new_tenant, notifications_running, serve
 from tests.api.test_payment_methods import scripted_stripe, stripe_secrets  # noqa: F401  (scripted_stripe: a fixture)
 from tests.api.test_usage_events import (  # noqa: F401  (analytics_api: a fixture)
     AnalyticsStack,
@@ -64,6 +64,7 @@ from tests.api.test_usage_events import (  # noqa: F401  (analytics_api: a fixtu
     iso,
     wait_usage,
 )
+from tests.api.webhook_receiver import webhook_receiver
 from tests.typescript import type_check
 
 # the stripe SDK posts its form bodies to httpx as `data=` bytes
@@ -191,6 +192,18 @@ RESPONSE_TYPES: dict[tuple[str, str], str] = {
     ("GET", "/v1/test-clocks/{test_clock_id}"): TEST_CLOCK,
     ("POST", "/v1/test-clocks/{test_clock_id}/advance"): TEST_CLOCK,
     ("DELETE", "/v1/test-clocks/{test_clock_id}"): TEST_CLOCK,
+    # notifications
+    ("POST", "/v1/webhook-endpoints"): "WithSecret<WebhookEndpointResource>",
+    ("GET", "/v1/webhook-endpoints"): "ApiList<WebhookEndpointResource>",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}"): "WebhookEndpointResource",
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): "WebhookEndpointResource",
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): "WebhookEndpointResource",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): "WithSecret<WebhookEndpointResource>",
+    ("GET", "/v1/events"): "ApiList<EventResource>",
+    ("GET", "/v1/events/{event_id}"): "EventResource",
+    ("GET", "/v1/webhook-deliveries"): "ApiList<WebhookDeliveryDetails>",
+    ("GET", "/v1/webhook-deliveries/{delivery_id}"): "WebhookDeliveryDetails",
+    ("POST", "/v1/webhook-deliveries/{delivery_id}/redeliver"): "WebhookDeliveryResource",
 }
 
 # Endpoints whose success IS 202 Accepted with a body of their own (typed in
@@ -1493,6 +1506,49 @@ async def payments(ctx: Context) -> None:
 
 
 @scenario
+async def notifications(ctx: Context) -> None:
+    """A webhook endpoint created, read, listed, updated, its secret rotated; the event of a
+    new customer listed and read, its delivery (to a real HTTP server) listed, read and
+    redelivered; the endpoint deleted."""
+    record, client = ctx.record, ctx.client
+    async with webhook_receiver() as receiver:
+        body = {"url": receiver.url("/contract"), "enabledEvents": ["customer.created"], "description": "Contract"}
+        created = await record(
+            client, "POST", "/v1/webhook-endpoints", expect=201, name="webhook_endpoint_create", json=body
+        )
+        url = f"/v1/webhook-endpoints/{created.json()['id']}"
+        await record(client, "GET", url, expect=200, name="webhook_endpoint_retrieve")
+        await record(client, "GET", "/v1/webhook-endpoints", expect=200, name="webhook_endpoint_list")
+        await record(client, "PATCH", url, expect=200, name="webhook_endpoint_update", json={"metadata": {"team": "a"}})
+        await record(client, "POST", f"{url}/rotate-secret", expect=200, name="webhook_endpoint_rotate", json={})
+        customer = (await client.post("/v1/customers", json={"email": "hooked@example.com"})).json()
+        deliveries = {"endpoint": created.json()["id"]}
+        async with asyncio.timeout(20):
+            while not [
+                d
+                for d in (await client.get("/v1/webhook-deliveries", params=deliveries)).json()["data"]
+                if d["status"] == "succeeded"
+            ]:
+                await asyncio.sleep(0.05)
+        events = await record(client, "GET", "/v1/events", expect=200, name="event_list", params={"type": "customer.*"})
+        (event,) = [e for e in events.json()["data"] if e["data"]["object"]["id"] == customer["id"]]
+        await record(client, "GET", f"/v1/events/{event['id']}", expect=200, name="event_retrieve")
+        listed = await record(
+            client, "GET", "/v1/webhook-deliveries", expect=200, name="webhook_delivery_list", params=deliveries
+        )
+        delivery = listed.json()["data"][0]["id"]
+        await record(client, "GET", f"/v1/webhook-deliveries/{delivery}", expect=200, name="webhook_delivery_retrieve")
+        await record(
+            client,
+            "POST",
+            f"/v1/webhook-deliveries/{delivery}/redeliver",
+            expect=200,
+            name="webhook_delivery_redeliver",
+        )
+        await record(client, "DELETE", url, expect=200, name="webhook_endpoint_delete")
+
+
+@scenario
 async def one_off_invoices(ctx: Context) -> None:
     """Invoice items, a one-off draft of them deleted and made again, finalized, voided;
     another marked uncollectible."""
@@ -1977,8 +2033,9 @@ async def recorded(analytics_api: AnalyticsStack, session_factory, scripted_stri
     ctx = Context(
         Recorder(templates), TenantClient(api, tenant), TenantClient(api, other), api, scripted_stripe, session_factory
     )
-    for run in SCENARIOS:
-        await run(ctx)
+    async with notifications_running():  # events and webhook deliveries, during the recording only
+        for run in SCENARIOS:
+            await run(ctx)
     await every_get_endpoint(ctx)
     return ctx.record
 

@@ -13,6 +13,7 @@ verifies a real delivery."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -160,7 +161,7 @@ async def test_a_failing_endpoint_is_retried_on_schedule_disabled_once_and_redel
         assert len(times) == first["attemptCount"] >= 8
         assert all(not attempt["succeeded"] and attempt["responseStatus"] == 500 for attempt in first["attempts"])
         assert first["attempts"][0]["responseBody"] == "not today"
-        for number, (before, after) in enumerate(zip(times, times[1:], strict=False), start=1):
+        for number, (before, after) in enumerate(itertools.pairwise(times), start=1):
             scheduled = retry_delay(number, WEBHOOK_TIME_SCALE)
             assert scheduled - timedelta(milliseconds=2) <= after - before <= scheduled + timedelta(seconds=1)
         assert times[-1] - parse(first["createdAt"]) <= RETRY_FOR * WEBHOOK_TIME_SCALE + timedelta(seconds=1)
