@@ -1,9 +1,10 @@
 """Notifications: `billing.events` -> events kept 30 days and their webhook deliveries
 (billing/notifications/events.py), and the sender that makes those deliveries.
 
-The recorder is a consumer group of its own on `billing.events`: each event is recorded
-with its deliveries in one transaction before its offset is committed (a repeat is a
-no-op), then the sender is woken. The sender leases due deliveries
+The recorder is a consumer group of its own on `billing.events`: a batch of events is
+recorded with their deliveries in one transaction before its offsets are committed (a
+repeat is a no-op; what is not an event is skipped with a warning), then the sender is
+woken. The sender leases due deliveries
 (billing/notifications/deliveries.py), POSTs each signed event with no transaction open,
 at most `PER_ENDPOINT` at a time to one endpoint and `IN_FLIGHT` in all, so a slow or
 dead endpoint holds only its own slots, and records each attempt. Retries are rows due
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import clock
@@ -37,7 +39,7 @@ from billing.notifications.deliveries import RESPONSE_BODY_KEPT, AttemptResult, 
 from billing.notifications.events import forget_old_events, record_events
 from billing.notifications.signing import signed_headers
 from billing.organizations.stripe_account import ensure_keyring
-from billing.secrets.encryption import Keyring
+from billing.secrets.encryption import Keyring, SecretDecryptionError
 from contracts.envelopes import EventEnvelope, new_event_id
 from contracts.events import WEBHOOK_ENDPOINT_DISABLED
 from contracts.resources import WebhookEndpoint as WebhookEndpointResource
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 NOTIFICATIONS_GROUP: Final = "billing-notifications"
 PER_ENDPOINT: Final = 4
 IN_FLIGHT: Final = 64
+RECORD_BATCH: Final = 500
 REQUEST_TIMEOUT: Final = 15.0
 SWEEP_EVERY: Final = timedelta(hours=1)
 USER_AGENT: Final = "billing-platform-webhooks/1"
@@ -96,6 +99,9 @@ async def attempt_delivery(
         )
     except UnsafeUrl as error:
         return result(error=str(error))
+    except SecretDecryptionError:
+        # a key taken out of BILLING_ENCRYPTION_KEYS too soon: a failed attempt like any other
+        return result(error="the endpoint's signing secret cannot be decrypted with this deployment's keys")
     except httpx.TimeoutException:
         return result(error=f"no answer within {REQUEST_TIMEOUT:g} s")
     except httpx.HTTPError as error:
@@ -196,18 +202,29 @@ class WebhookSender:
 def build_event_recorder(
     broker: KafkaBroker, sessions: async_sessionmaker[AsyncSession], sender: WebhookSender, settings: Settings
 ) -> Any:
+    """Records events in batches (up to RECORD_BATCH in one transaction), so a backlog, such
+    as a new deployment's first pass over the topic, is caught up in minutes, not hours."""
     subscriber = broker.subscriber(
         topic(BILLING_EVENTS),
         group_id=f"{settings.kafka_topic_prefix}{NOTIFICATIONS_GROUP}",
+        batch=True,
+        max_records=RECORD_BATCH,
+        batch_timeout_ms=5,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
 
     @subscriber
-    async def on_event(message: KafkaMessage) -> None:
-        envelope = EventEnvelope.model_validate_json(message.body)
+    async def on_events(message: KafkaMessage) -> None:
+        envelopes = []
+        for record in message.raw_message:
+            try:
+                envelopes.append(EventEnvelope.model_validate_json(record.value))
+            except ValidationError as error:
+                # not an event of ours: nothing to record or deliver, and no reason to stop
+                log.warning("skipped %s[%d]@%d, not an event: %s", record.topic, record.partition, record.offset, error)
         async with sessions() as session, session.begin():
-            made = await record_events(session, [envelope])
+            made = await record_events(session, envelopes)
         if made:
             sender.wake.set()
 

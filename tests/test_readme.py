@@ -161,6 +161,7 @@ class DevProcess:
     banner: str
     demo_key: str
     seconds_to_ready: float
+    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ async def billing_dev(database_url: str, stripe_api_base: str) -> AsyncIterator[
     base = f"http://127.0.0.1:{port}"
     try:
         demo_key = await _wait_ready(process, base, log)
-        yield DevProcess(base, env, log.read_text(errors="replace"), demo_key, time.monotonic() - started)
+        yield DevProcess(base, env, log.read_text(errors="replace"), demo_key, time.monotonic() - started, log)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -251,17 +252,24 @@ async def run_walkthrough(script: Script, dev: DevProcess, workdir: Path) -> Run
         **{name: dev.env[name] for name in ("DATABASE_URL", "KAFKA_TOPIC_PREFIX", "BILLING_DATA_DIR")},
     }
     log.touch()
+    output = workdir / "output.log"
     started = time.monotonic()
-    bash = await asyncio.create_subprocess_exec(
-        "/bin/bash", "-c", script.text, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        output, _ = await asyncio.wait_for(bash.communicate(), timeout=180)
-    except TimeoutError:
-        bash.kill()
-        raise
+    with output.open("wb") as out:
+        bash = await asyncio.create_subprocess_exec(
+            "/bin/bash", "-c", script.text, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            await asyncio.wait_for(bash.wait(), timeout=180)
+        except TimeoutError:
+            bash.kill()
+            await bash.wait()
+            pytest.fail(
+                f"the walk-through did not end within 180 s; its last commands:\n{log.read_text()[-1500:]}\n"
+                f"--- its output:\n{output.read_text(errors='replace')[-2500:]}\n"
+                f"--- billing dev's log:\n{dev.log.read_text(errors='replace')[-4000:]}"
+            )
     records = [line.split("\t") for line in log.read_text().splitlines() if line]
-    return Run(bash.returncode or 0, output.decode(errors="replace"), records, time.monotonic() - started)
+    return Run(bash.returncode or 0, output.read_text(errors="replace"), records, time.monotonic() - started)
 
 
 def block_outputs(output: str, count: int) -> list[str]:
