@@ -27,7 +27,6 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import clock
@@ -40,6 +39,7 @@ from billing.notifications.events import forget_old_events, record_events
 from billing.notifications.signing import signed_headers
 from billing.organizations.stripe_account import ensure_keyring
 from billing.secrets.encryption import Keyring, SecretDecryptionError
+from consumers.events import event_or_none
 from contracts.envelopes import EventEnvelope, new_event_id
 from contracts.events import WEBHOOK_ENDPOINT_DISABLED
 from contracts.resources import WebhookEndpoint as WebhookEndpointResource
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 NOTIFICATIONS_GROUP: Final = "billing-notifications"
 PER_ENDPOINT: Final = 4
 IN_FLIGHT: Final = 64
+# deliveries held beyond those in flight, one round per endpoint queued behind its slots, so
+# a freed slot starts the next request at once instead of after the next claim (a queued one
+# waits at most one request's timeout: well inside its lease)
+QUEUED_ROUNDS: Final = 2
 RECORD_BATCH: Final = 500
 REQUEST_TIMEOUT: Final = 15.0
 SWEEP_EVERY: Final = timedelta(hours=1)
@@ -124,19 +128,20 @@ class WebhookSender:
         self.client = client
         self.wake = asyncio.Event()
         self.sent: Counter[str] = Counter()
-        self._in_flight: Counter[str] = Counter()
+        self._held: Counter[str] = Counter()  # claimed and not yet recorded, by endpoint
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self._requests = asyncio.Semaphore(IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_sweep = clock.now()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self.wake.clear()  # before the claim: a wake-up during it (a slot freed) is kept for the next
             try:
                 await self._claim_and_start()
                 await self._sweep()
             except Exception:
                 log.exception("a webhook claim failed; the next one tries again")
-            self.wake.clear()
             waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(waits, timeout=self.settings.webhook_poll_seconds, return_when=asyncio.FIRST_COMPLETED)
             for wait in waits:
@@ -145,14 +150,15 @@ class WebhookSender:
             await asyncio.wait(self._tasks, timeout=REQUEST_TIMEOUT + 5)
 
     async def _claim_and_start(self) -> None:
-        free = IN_FLIGHT - len(self._tasks)
+        free = IN_FLIGHT * QUEUED_ROUNDS - len(self._tasks)
         if free <= 0:
             return
-        busy = [endpoint for endpoint, count in self._in_flight.items() if count >= PER_ENDPOINT]
+        held_per_endpoint = PER_ENDPOINT * QUEUED_ROUNDS
+        busy = [endpoint for endpoint, count in self._held.items() if count >= held_per_endpoint]
         async with self.sessions() as session, session.begin():
-            jobs = await claim_due(session, clock.now(), free, PER_ENDPOINT, busy)
+            jobs = await claim_due(session, clock.now(), free, held_per_endpoint, busy)
         for job in jobs:
-            self._in_flight[job.endpoint_id] += 1
+            self._held[job.endpoint_id] += 1
             task = asyncio.create_task(self._deliver(job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -160,7 +166,7 @@ class WebhookSender:
     async def _deliver(self, job: DeliveryJob) -> None:
         slot = self._slots.setdefault(job.endpoint_id, asyncio.Semaphore(PER_ENDPOINT))
         try:
-            async with slot:
+            async with slot, self._requests:
                 outcome = await attempt_delivery(self.client, job, self.keyring, allow_private=self.settings.local)
             async with self.sessions() as session, session.begin():
                 disabled = await record_attempt(session, job, outcome, self.settings.webhook_time_scale)
@@ -183,9 +189,9 @@ class WebhookSender:
                 job.delivery_id,
             )
         finally:
-            self._in_flight[job.endpoint_id] -= 1
-            if not self._in_flight[job.endpoint_id]:
-                del self._in_flight[job.endpoint_id]
+            self._held[job.endpoint_id] -= 1
+            if not self._held[job.endpoint_id]:
+                del self._held[job.endpoint_id]
             self.wake.set()  # a slot is free
 
     async def _sweep(self) -> None:
@@ -216,13 +222,7 @@ def build_event_recorder(
 
     @subscriber
     async def on_events(message: KafkaMessage) -> None:
-        envelopes = []
-        for record in message.raw_message:
-            try:
-                envelopes.append(EventEnvelope.model_validate_json(record.value))
-            except ValidationError as error:
-                # not an event of ours: nothing to record or deliver, and no reason to stop
-                log.warning("skipped %s[%d]@%d, not an event: %s", record.topic, record.partition, record.offset, error)
+        envelopes = [event for record in message.raw_message if (event := event_or_none(record)) is not None]
         async with sessions() as session, session.begin():
             made = await record_events(session, envelopes)
         if made:

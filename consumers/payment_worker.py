@@ -32,8 +32,9 @@ from billing.organizations.stripe_account import organization_with_secrets
 from billing.payments.attempts import outcome_of
 from billing.payments.gateway import GatewayError, GatewayUnavailable, PaymentResult
 from billing.payments.stripe_gateway import StripeGatewayPool
+from consumers.events import event_or_none
 from contracts.enums import PaymentStatus
-from contracts.envelopes import Actor, CommandEnvelope, EventEnvelope, command_id_for
+from contracts.envelopes import Actor, CommandEnvelope, command_id_for
 from contracts.events import PAYMENT_CREATED
 from contracts.invoices import PaymentOutcome
 from contracts.settings import Settings, get_settings
@@ -153,8 +154,8 @@ def build_payment_worker(
 
     @subscriber
     async def on_event(message: KafkaMessage) -> None:
-        event = EventEnvelope.model_validate_json(message.body)
-        if event.type != PAYMENT_CREATED.name:
+        event = event_or_none(message.raw_message)
+        if event is None or event.type != PAYMENT_CREATED.name:
             return
         payment_id = str(event.data["id"])
         pending = await pending_charge(sessions, event.organizationId, payment_id)

@@ -55,10 +55,13 @@ async def resolve_safe(url: str, *, allow_private: bool) -> str:
     addresses is refused."""
     _, host, port = parse_url(url)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
-        raise UnsafeUrl(f"The host {host} does not resolve: {error}.") from error
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+        addresses = [ipaddress.ip_address(host)]  # a literal needs no resolver (nor its thread)
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as error:
+            raise UnsafeUrl(f"The host {host} does not resolve: {error}.") from error
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not allow_private:
         for address in addresses:
             reason = refused_reason(address)

@@ -143,7 +143,12 @@ async def record_attempt(
 ) -> WebhookEndpoint | None:
     """Records one attempt and what follows from it: success, the next scheduled time, or
     failed for good; the endpoint's failing streak. The endpoint when this attempt
-    disabled it (the caller emits `webhook_endpoint.disabled`), else None."""
+    disabled it (the caller emits `webhook_endpoint.disabled`), else None. A success,
+    the common case, takes no lock on the endpoint: it clears a failing streak only if
+    there is one (so concurrent successes to one endpoint do not queue on its row)."""
+    if result.succeeded:
+        await _record_success(session, job, result)
+        return None
     endpoint = await session.scalar(
         select(WebhookEndpoint)
         .where(WebhookEndpoint.organization_id == job.organization_id, WebhookEndpoint.id == job.endpoint_id)
@@ -156,26 +161,9 @@ async def record_attempt(
     )
     if endpoint is None or delivery is None:
         return None  # deleted while the request was made
-    session.add(
-        WebhookDeliveryAttempt(
-            id=new_id("webhook_attempt"),
-            organization_id=job.organization_id,
-            delivery_id=job.delivery_id,
-            attempted_at=result.attempted_at,
-            duration_ms=result.duration_ms,
-            succeeded=result.succeeded,
-            response_status=result.response_status,
-            response_body=result.response_body[:RESPONSE_BODY_KEPT] if result.response_body else None,
-            error=result.error[:500] if result.error else None,
-        )
-    )
+    session.add(_attempt_row(job, result))
     delivery.attempt_count += 1
     delivery.leased_until = None
-    if result.succeeded:
-        delivery.status = WebhookDeliveryStatus.succeeded
-        delivery.next_attempt_at = None
-        endpoint.failing_since = None
-        return None
     delivery.scheduled_attempts += 1
     delivery.next_attempt_at = next_attempt(
         delivery.created_at, delivery.scheduled_attempts, result.attempted_at, scale
@@ -192,6 +180,48 @@ async def record_attempt(
         await session.flush()
         return endpoint
     return None
+
+
+def _attempt_row(job: DeliveryJob, result: AttemptResult) -> WebhookDeliveryAttempt:
+    return WebhookDeliveryAttempt(
+        id=new_id("webhook_attempt"),
+        organization_id=job.organization_id,
+        delivery_id=job.delivery_id,
+        attempted_at=result.attempted_at,
+        duration_ms=result.duration_ms,
+        succeeded=result.succeeded,
+        response_status=result.response_status,
+        response_body=result.response_body[:RESPONSE_BODY_KEPT] if result.response_body else None,
+        error=result.error[:500] if result.error else None,
+    )
+
+
+async def _record_success(session: AsyncSession, job: DeliveryJob, result: AttemptResult) -> None:
+    delivered = await session.scalar(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.organization_id == job.organization_id, WebhookDelivery.id == job.delivery_id)
+        .values(
+            status=WebhookDeliveryStatus.succeeded,
+            next_attempt_at=None,
+            leased_until=None,
+            attempt_count=WebhookDelivery.attempt_count + 1,
+        )
+        .returning(WebhookDelivery.id),
+        execution_options={"synchronize_session": False},
+    )
+    if delivered is None:
+        return  # deleted while the request was made
+    session.add(_attempt_row(job, result))
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.organization_id == job.organization_id,
+            WebhookEndpoint.id == job.endpoint_id,
+            WebhookEndpoint.failing_since.is_not(None),
+        )
+        .values(failing_since=None),
+        execution_options={"synchronize_session": False},
+    )
 
 
 async def redeliver(session: AsyncSession, delivery_id: str, now: datetime) -> WebhookDelivery:
