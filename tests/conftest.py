@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from importlib.abc import MetaPathFinder
 from pathlib import Path
 from typing import NoReturn
@@ -201,25 +202,34 @@ async def _connect_admin() -> asyncpg.Connection:
         pytest.fail(f"Postgres is not reachable at {url.host}:{url.port} ({error}): {START_HINT}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    """A freshly created and migrated test database, dropped after the run."""
+@asynccontextmanager
+async def migrated_database(name: str) -> AsyncIterator[str]:
+    """A freshly created and migrated database on the test server, dropped afterwards: its URL."""
     from billing.db.migrate import upgrade
 
     admin = await _connect_admin()
     try:
-        await admin.execute(f"CREATE DATABASE {TEST_DATABASE}")
+        await admin.execute(f"CREATE DATABASE {name}")
     finally:
         await admin.close()
-    url = os.environ["DATABASE_URL"]
+    url = make_url(os.environ["DATABASE_URL"]).set(database=name).render_as_string(hide_password=False)
     # Alembic's env runs its own event loop: keep it off this one
     await asyncio.to_thread(upgrade, url)
-    yield url
-    admin = await _connect_admin()
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+        yield url
     finally:
-        await admin.close()
+        admin = await _connect_admin()
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    """The run's test database."""
+    async with migrated_database(TEST_DATABASE) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ import httpx
 import pytest
 
 from contracts.settings import PROJECT_ROOT
+from tests.conftest import TEST_DATABASE, migrated_database
 
 README = PROJECT_ROOT / "README.md"
 WALKTHROUGH = "## Using the API"
@@ -165,8 +166,16 @@ class DevProcess:
 
 
 @pytest.fixture(scope="module")
-async def billing_dev(database_url: str, stripe_api_base: str) -> AsyncIterator[DevProcess]:
-    """`billing dev` as `make dev` runs it, on topics, consumer groups and a chDB of its own.
+async def readme_database() -> AsyncIterator[str]:
+    async with migrated_database(f"{TEST_DATABASE}_readme") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def billing_dev(readme_database: str, stripe_api_base: str) -> AsyncIterator[DevProcess]:
+    """`billing dev` as `make dev` runs it, on a database, topics, consumer groups and a chDB
+    of its own (on the run's database its scheduler and webhook sender would take up the
+    other tests' due renewals and deliveries, and the walk-through would wait on them).
     Everything here awaits: the session's event loop keeps running the other tests' in-process
     consumers (a loop blocked for seconds would miss their Kafka heartbeats)."""
     from producers.topics import ensure_topics
@@ -177,7 +186,7 @@ async def billing_dev(database_url: str, stripe_api_base: str) -> AsyncIterator[
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": readme_database,
         "KAFKA_TOPIC_PREFIX": prefix,
         "BILLING_DATA_DIR": str(data),
         "CLICKHOUSE_URL": f"chdb://{data}/clickhouse",
