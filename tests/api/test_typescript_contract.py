@@ -1523,7 +1523,7 @@ async def notifications(ctx: Context) -> None:
         await record(client, "POST", f"{url}/rotate-secret", expect=200, name="webhook_endpoint_rotate", json={})
         customer = (await client.post("/v1/customers", json={"email": "hooked@example.com"})).json()
         deliveries = {"endpoint": created.json()["id"]}
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(60):  # the recorder may be catching up on the run's earlier events
             while not [
                 d
                 for d in (await client.get("/v1/webhook-deliveries", params=deliveries)).json()["data"]

@@ -64,6 +64,14 @@ async def test_an_event_is_recorded_once_with_a_delivery_per_subscribed_endpoint
     assert {row.endpoint_id for row in rows} == {every, customers}
 
 
+async def test_an_endpoint_gets_no_event_from_before_it_existed(session_factory: Any) -> None:
+    tenant = await new_tenant(session_factory, "Late endpoint")
+    await endpoint(session_factory, tenant.organization_id, ["*"])
+    earlier = event(tenant.organization_id).model_copy(update={"occurredAt": clock.now() - timedelta(minutes=5)})
+    async with session_factory() as session, session.begin():
+        assert await record_events(session, [earlier, event(tenant.organization_id)]) == 1
+
+
 async def test_failures_are_retried_on_schedule_and_the_endpoint_is_disabled_once(session_factory: Any) -> None:
     tenant = await new_tenant(session_factory, "Failing endpoint")
     endpoint_id = await endpoint(session_factory, tenant.organization_id, ["*"])
