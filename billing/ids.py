@@ -34,6 +34,7 @@ PREFIXES = {
     "webhook_endpoint": "we",
     "webhook_delivery": "whdel",
     "webhook_attempt": "whatt",
+    "customer_email": "cuseml",
 }
 
 

@@ -97,9 +97,10 @@ def api(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
 @app.command()
 def consume() -> None:
-    """Run the command consumer, the outbox relay, the payment worker, the scheduler and the
-    webhook sender until SIGINT/SIGTERM."""
+    """Run the command consumer, the outbox relay, the payment worker, the scheduler, the
+    webhook sender and the customer emails until SIGINT/SIGTERM."""
     from consumers.app import run_command_consumer
+    from consumers.customer_emails import run_customer_emails
     from consumers.notifications import run_notifications
     from consumers.payment_worker import run_payment_worker
     from consumers.scheduler import run_scheduler
@@ -107,7 +108,11 @@ def consume() -> None:
     _safe_settings()
     _logging()
     settle_heap()
-    asyncio.run(_until_signalled(run_command_consumer, run_payment_worker, run_scheduler, run_notifications))
+    asyncio.run(
+        _until_signalled(
+            run_command_consumer, run_payment_worker, run_scheduler, run_notifications, run_customer_emails
+        )
+    )
 
 
 async def _serve_api(stop: asyncio.Event) -> None:
@@ -138,6 +143,7 @@ def dev(
     """The embedded default: the API and every consumer in one process."""
     from analytics.consumer import run_analytics_consumer
     from consumers.app import run_command_consumer
+    from consumers.customer_emails import run_customer_emails
     from consumers.notifications import run_notifications
     from consumers.payment_worker import run_payment_worker
     from consumers.scheduler import run_scheduler
@@ -152,6 +158,7 @@ def dev(
         run_payment_worker,
         run_scheduler,
         run_notifications,
+        run_customer_emails,
         _serve_api,
     ]
     if analytics:  # usage.events and billing.events -> ClickHouse, beside the API

@@ -43,6 +43,7 @@ from consumers import (
 )
 from consumers.pipeline import AppliedBatch, RawCommand, apply_batch, dead_letter_message, is_transient
 from consumers.registry import merge_routes
+from consumers.subscribers import wait_for_assignment
 from contracts.settings import Settings, get_settings, require_safe_settings
 from producers.publisher import Publisher, create_broker, start_broker
 from producers.relay import OutboxRelay
@@ -183,9 +184,7 @@ class CommandConsumer:
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         """Until the group has given this consumer its partitions (commands published
         before that are not lost, only applied later)."""
-        async with asyncio.timeout(timeout):
-            while not (self.subscriber.consumer and self.subscriber.consumer.assignment()):  # noqa: ASYNC110 (aiokafka signals no event on assignment)
-                await asyncio.sleep(0.05)
+        await wait_for_assignment(self.subscriber, timeout)
 
 
 async def run_command_consumer(

@@ -39,7 +39,7 @@ from billing.notifications.events import forget_old_events, record_events
 from billing.notifications.signing import signed_headers
 from billing.organizations.stripe_account import ensure_keyring
 from billing.secrets.encryption import Keyring, SecretDecryptionError
-from consumers.events import event_or_none
+from consumers.subscribers import event_or_none, wait_for_assignment
 from contracts.envelopes import EventEnvelope, new_event_id
 from contracts.events import WEBHOOK_ENDPOINT_DISABLED
 from contracts.resources import WebhookEndpoint as WebhookEndpointResource
@@ -247,9 +247,7 @@ async def run_notifications(
             return
         sending = asyncio.create_task(sender.run(stop))
         try:
-            async with asyncio.timeout(30):
-                while not (subscriber.consumer and subscriber.consumer.assignment()):  # noqa: ASYNC110 (no event on assignment)
-                    await asyncio.sleep(0.05)
+            await wait_for_assignment(subscriber)
             if ready is not None:
                 ready.set()
             await stop.wait()

@@ -32,7 +32,7 @@ from billing.organizations.stripe_account import organization_with_secrets
 from billing.payments.attempts import outcome_of
 from billing.payments.gateway import GatewayError, GatewayUnavailable, PaymentResult
 from billing.payments.stripe_gateway import StripeGatewayPool
-from consumers.events import event_or_none
+from consumers.subscribers import event_or_none, wait_for_assignment
 from contracts.enums import PaymentStatus
 from contracts.envelopes import Actor, CommandEnvelope, command_id_for
 from contracts.events import PAYMENT_CREATED
@@ -192,9 +192,7 @@ async def run_payment_worker(
         await engine.dispose()
         return
     try:
-        async with asyncio.timeout(30):
-            while not (subscriber.consumer and subscriber.consumer.assignment()):  # noqa: ASYNC110 (no event on assignment)
-                await asyncio.sleep(0.05)
+        await wait_for_assignment(subscriber)
         if ready is not None:
             ready.set()
         await stop.wait()

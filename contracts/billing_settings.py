@@ -1,19 +1,19 @@
 """An organization's billing settings: its plan change rules (when a change of each
 direction takes effect and how it is prorated), its dunning (when a failed subscription
-payment is retried, and what happens after the last retry) and its invoicing (how long a
-renewal's invoice stays a draft). Each section is answered whole and replaced whole by the
+payment is retried, and what happens after the last retry), its invoicing (how long a
+renewal's invoice stays a draft) and its customer emails (which, from whom). Each section is answered whole and replaced whole by the
 PATCH that gives it."""
 
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from contracts.commands import Command
 from contracts.common import RequestModel
 from contracts.enums import ProrationBehavior
-from contracts.json_shapes import ChangeRules, Dunning, Invoicing
+from contracts.json_shapes import ChangeRules, Dunning, Emails, Invoicing
 
 
 class ChangeRuleRequest(RequestModel):
@@ -62,12 +62,31 @@ class InvoicingRequest(RequestModel):
     )
 
 
+class EmailsRequest(RequestModel):
+    """Which customer emails are sent (none until enabled), from whom, and where the
+    customers manage their billing (linked from the emails)."""
+
+    fromAddress: EmailStr | None = Field(
+        default=None, description="The sender's address; null: the platform's (BILLING_EMAIL_FROM)"
+    )
+    replyTo: EmailStr | None = Field(default=None, description="Where replies go; null: to the sender")
+    portalUrl: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")] | None = Field(
+        default=None, description="Where customers update their card and see invoices; null: the emails link nowhere"
+    )
+    invoiceFinalized: bool = Field(default=False, description="An invoice to pay by hand (send_invoice), PDF attached")
+    paymentReceipt: bool = Field(default=False, description="A paid invoice's receipt, PDF attached")
+    paymentFailed: bool = Field(default=False, description="A failed payment, with the portal link to update the card")
+    trialWillEnd: bool = Field(default=False, description="A trial ends in three days")
+    cardExpiring: bool = Field(default=False, description="A card expires within 30 days")
+
+
 class BillingSettings(BaseModel):
     object: Literal["billing_settings"] = "billing_settings"
     organizationId: str
     changeRules: ChangeRules
     dunning: Dunning
     invoicing: Invoicing
+    emails: Emails
 
 
 class BillingSettingsUpdate(Command[BillingSettings]):
@@ -79,3 +98,4 @@ class BillingSettingsUpdate(Command[BillingSettings]):
     changeRules: ChangeRulesRequest | None = None
     dunning: DunningRequest | None = None
     invoicing: InvoicingRequest | None = None
+    emails: EmailsRequest | None = None

@@ -168,6 +168,27 @@ class Invoicing(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class Emails(TypedDict):
+    "An organization's customer emails: which are sent (none until enabled), from whom, and its portal's address."
+
+    replyTo: Annotated[StrictStr | None, Field(description="where customers' replies go; null: to the sender")]
+    portalUrl: Annotated[
+        StrictStr | None,
+        Field(description="where customers update their card and see invoices, linked from the emails; null: no link"),
+    ]
+    fromAddress: Annotated[
+        StrictStr | None, Field(description="the sender's address; null: the platform's (BILLING_EMAIL_FROM)")
+    ]
+    cardExpiring: Annotated[StrictBool, Field(description="a card expires within 30 days")]
+    trialWillEnd: Annotated[StrictBool, Field(description="a trial ends in three days")]
+    paymentFailed: Annotated[StrictBool, Field(description="a payment failed, with the portal link to update the card")]
+    paymentReceipt: Annotated[StrictBool, Field(description="an invoice was paid, its PDF attached")]
+    invoiceFinalized: Annotated[
+        StrictBool, Field(description="an invoice to pay by hand (send_invoice) was finalized, its PDF attached")
+    ]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class ScheduledItemChange(TypedDict):
     "One item change kept for the next renewal, as the update gave it."
 
@@ -229,6 +250,7 @@ __all__ = [
     "ChangeRule",
     "ChangeRules",
     "Dunning",
+    "Emails",
     "InvoiceSettings",
     "Invoicing",
     "Metadata",

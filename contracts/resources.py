@@ -43,6 +43,7 @@ from contracts.json_shapes import (
     AttributeValue,
     ChangeRules,
     Dunning,
+    Emails,
     InvoiceSettings,
     Invoicing,
     Metadata,
@@ -74,6 +75,9 @@ class Organization(Resource):
     )
     invoicing: Invoicing = Field(
         description="How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings)."
+    )
+    emails: Emails = Field(
+        description="Which emails its customers get, from whom, and where they manage their billing (GET/PATCH /v1/billing-settings)."
     )
     changeRules: ChangeRules = Field(
         validation_alias=AliasChoices("change_rules", "changeRules"),
@@ -802,11 +806,34 @@ class Outbox(Resource):
     sentAt: datetime | None = Field(validation_alias=AliasChoices("sent_at", "sentAt"))
 
 
+class CustomerEmail(Resource):
+    """One email to a customer, claimed before it is sent so that it goes once: its kind and
+    the key of what it is about (the event's id; a card and its expiry month).
+    """
+
+    id: str
+    organizationId: str = Field(validation_alias=AliasChoices("organization_id", "organizationId"))
+    customerId: str = Field(validation_alias=AliasChoices("customer_id", "customerId"))
+    kind: str = Field(
+        description="invoice_finalized, payment_receipt, payment_failed, trial_will_end or card_expiring."
+    )
+    key: str = Field(description="What it is about: the event's id, or a card's id and expiry month.")
+    recipient: str
+    subject: str
+    status: str = Field(
+        description="sending (claimed), sent, or failed (the server refused it for good; `error` says why)."
+    )
+    error: str | None
+    sentAt: datetime | None = Field(validation_alias=AliasChoices("sent_at", "sentAt"))
+    createdAt: datetime = Field(validation_alias=AliasChoices("created_at", "createdAt"))
+
+
 __all__ = [
     "ApiKey",
     "CreditNote",
     "CreditNoteLineItem",
     "Customer",
+    "CustomerEmail",
     "CustomerPaymentMethod",
     "Event",
     "ExchangeRate",

@@ -88,6 +88,8 @@ class Settings:
     # where customer emails are sent: smtp:// (STARTTLS when offered) or smtps:// (TLS), with
     # an optional user:password; `billing stack up` runs a local server on BILLING_SMTP_PORT
     # that stores each message under <data_dir>/mail
+    # the sender of customer emails when the organization names none (its name is shown beside it)
+    email_from: str = field(default_factory=lambda: _env("BILLING_EMAIL_FROM", "billing@localhost"))
     smtp_port: int = field(default_factory=lambda: int(_env("BILLING_SMTP_PORT", "10025")))
     smtp_url: str = field(
         default_factory=lambda: _env("SMTP_URL", f"smtp://127.0.0.1:{_env('BILLING_SMTP_PORT', '10025')}")

@@ -1,4 +1,4 @@
-"""/v1/billing-settings: the organization's plan change rules, dunning and invoicing."""
+"""/v1/billing-settings: the organization's plan change rules, dunning, invoicing and customer emails."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ class BillingSettingsController(Controller):
     path = "/v1/billing-settings"
     tags = ["subscriptions"]
 
-    @get("/", summary="The organization's billing settings (plan change rules, dunning, invoicing)")
+    @get("/", summary="The organization's billing settings (plan change rules, dunning, invoicing, customer emails)")
     async def retrieve(self, db: AsyncSession) -> BillingSettings:
         return await get_billing_settings(db)
 
     @patch(
         "/",
-        summary="Replace the plan change rules, the dunning settings, the invoicing settings, or any of them",
+        summary="Replace the plan change rules, the dunning, invoicing or email settings, or any of them",
         description=(
             "Each section given replaces that section; one left out is unchanged. "
             "A change's direction is decided by the amount per billing interval before and after it. "
@@ -33,7 +33,8 @@ class BillingSettingsController(Controller):
             "the attempt before it; hard declines are never retried), then the invoice and the subscription become "
             "what invoiceAfterLastRetry and subscriptionAfterLastRetry say. Invoicing: renewalDraftMinutes is how long a "
             "renewal's invoice stays a draft (its metered lines count the ended period's usage until then), then the "
-            "scheduler finalizes and charges it."
+            "scheduler finalizes and charges it. Emails: which customer emails are sent (none until enabled), from "
+            "which address, replies to which, and the portal the emails link to."
         ),
     )
     async def update(

@@ -18,7 +18,7 @@ from billing.models.invoices import (
     Refund,
     TaxRate,
 )
-from billing.models.notifications import Event, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
+from billing.models.notifications import CustomerEmail, Event, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from billing.models.organizations import ApiKey, Organization
 from billing.models.payments import Payment
 from billing.models.subscriptions import (
@@ -66,6 +66,7 @@ __all__ = [
     "CreditNoteStatus",
     "CreditNoteType",
     "Customer",
+    "CustomerEmail",
     "CustomerPaymentMethod",
     "Event",
     "ExchangeRate",

@@ -255,3 +255,43 @@ class WebhookDeliveryAttempt(Base):
         primaryjoin="and_(WebhookDeliveryAttempt.organization_id == WebhookDelivery.organization_id, foreign(WebhookDeliveryAttempt.delivery_id) == WebhookDelivery.id)",
         lazy="raise",
     )
+
+
+class CustomerEmail(Base):
+    """One email to a customer, claimed before it is sent so that it goes once: its kind and
+    the key of what it is about (the event's id; a card and its expiry month).
+    """
+
+    __tablename__ = "customer_emails"
+    __table_args__ = (
+        Index("customer_emails_organization_id_id_key", "organization_id", "id", unique=True),
+        Index("customer_emails_organization_id_idx", "organization_id"),
+        Index("customer_emails_organization_id_kind_key_key", "organization_id", "kind", "key", unique=True),
+    )
+    __mapper_args__ = {"eager_defaults": True}
+
+    id: Mapped[str] = mapped_column("id", String(64), primary_key=True, autoincrement=False, nullable=False)
+    organization_id: Mapped[str] = mapped_column("organization_id", String(64), nullable=False)
+    customer_id: Mapped[str] = mapped_column("customer_id", String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(
+        "kind",
+        String(32),
+        nullable=False,
+        comment="invoice_finalized, payment_receipt, payment_failed, trial_will_end or card_expiring.",
+    )
+    key: Mapped[str] = mapped_column(
+        "key", String(128), nullable=False, comment="What it is about: the event's id, or a card's id and expiry month."
+    )
+    recipient: Mapped[str] = mapped_column("recipient", String(320), nullable=False)
+    subject: Mapped[str] = mapped_column("subject", String(500), nullable=False)
+    status: Mapped[str] = mapped_column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="sending (claimed), sent, or failed (the server refused it for good; `error` says why).",
+    )
+    error: Mapped[str | None] = mapped_column("error", String(500), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column("sent_at", TIMESTAMP(timezone=True, precision=3), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        "created_at", TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )

@@ -40,6 +40,15 @@ class Organization(Base):
         server_default=text("'{\"renewalDraftMinutes\": 60}'"),
         comment="How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings).",
     )
+    emails: Mapped[Any] = mapped_column(
+        "emails",
+        JSONB(),
+        nullable=False,
+        server_default=text(
+            '\'{"replyTo": null, "portalUrl": null, "fromAddress": null, "cardExpiring": false, "trialWillEnd": false, "paymentFailed": false, "paymentReceipt": false, "invoiceFinalized": false}\''
+        ),
+        comment="Which emails its customers get, from whom, and where they manage their billing (GET/PATCH /v1/billing-settings).",
+    )
     change_rules: Mapped[Any] = mapped_column(
         "change_rules",
         JSONB(),

@@ -1,4 +1,4 @@
-"""An organization's billing settings: its plan change rules, dunning and invoicing, stored on the organization
+"""An organization's billing settings: its plan change rules, dunning, invoicing and customer emails, stored on the organization
 (a column its tenant role may read and write). Reads and the update run in a tenant
 session; the update never commits."""
 
@@ -26,6 +26,7 @@ async def get_billing_settings(session: AsyncSession) -> BillingSettings:
         changeRules=await own_column(session, Organization.change_rules),
         dunning=await own_column(session, Organization.dunning),
         invoicing=await own_column(session, Organization.invoicing),
+        emails=await own_column(session, Organization.emails),
     )
 
 
@@ -41,6 +42,8 @@ async def update_billing_settings(session: AsyncSession, command: BillingSetting
         sections["dunning"] = command.dunning.model_dump(mode="json")
     if command.invoicing is not None:
         sections["invoicing"] = command.invoicing.model_dump(mode="json")
+    if command.emails is not None:
+        sections["emails"] = command.emails.model_dump(mode="json")
     if sections:
         await session.execute(
             update(Organization).where(Organization.id == organization_id).values(**sections, updated_at=clock.now())

@@ -121,6 +121,26 @@ export type Invoicing = {
   renewalDraftMinutes: number;
 };
 
+/** An organization's customer emails: which are sent (none until enabled), from whom, and its portal's address. */
+export type Emails = {
+  /** where customers' replies go; null: to the sender */
+  replyTo: string | null;
+  /** where customers update their card and see invoices, linked from the emails; null: no link */
+  portalUrl: string | null;
+  /** the sender's address; null: the platform's (BILLING_EMAIL_FROM) */
+  fromAddress: string | null;
+  /** a card expires within 30 days */
+  cardExpiring: boolean;
+  /** a trial ends in three days */
+  trialWillEnd: boolean;
+  /** a payment failed, with the portal link to update the card */
+  paymentFailed: boolean;
+  /** an invoice was paid, its PDF attached */
+  paymentReceipt: boolean;
+  /** an invoice to pay by hand (send_invoice) was finalized, its PDF attached */
+  invoiceFinalized: boolean;
+};
+
 /** One item change kept for the next renewal, as the update gave it. */
 export type ScheduledItemChange = {
   id?: string;
@@ -172,6 +192,8 @@ export type OrganizationJsonFields = {
   dunning: Dunning;
   /** How long a renewal's invoice stays a draft before it is finalized and charged (GET/PATCH /v1/billing-settings). */
   invoicing: Invoicing;
+  /** Which emails its customers get, from whom, and where they manage their billing (GET/PATCH /v1/billing-settings). */
+  emails: Emails;
   /** When plan changes take effect, by direction (GET/PATCH /v1/billing-settings). */
   changeRules: ChangeRules;
 };

@@ -32,6 +32,7 @@ import type {
   ChangeRules,
   CreditNoteJsonFields,
   Dunning,
+  Emails,
   Invoicing,
   CreditNoteLineItemJsonFields,
   InvoiceJsonFields,
@@ -365,13 +366,14 @@ export type InvoiceDetails = Refine<ApiResource<Invoice>, InvoiceJsonFields> & {
   lines: Refine<ApiResource<InvoiceLineItem>, InvoiceLineItemJsonFields>[];
 };
 
-/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules, dunning and invoicing. */
+/** `GET` and `PATCH /v1/billing-settings`: the organization's plan change rules, dunning, invoicing and emails. */
 export type BillingSettings = {
   object: "billing_settings";
   organizationId: string;
   changeRules: ChangeRules;
   dunning: Dunning;
   invoicing: Invoicing;
+  emails: Emails;
 };
 
 /** A credit note as the API answers it: with its lines (amounts in its invoice's minor unit). */

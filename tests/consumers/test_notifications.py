@@ -1,7 +1,7 @@
 """The notifications consumer on real Kafka and Postgres: what is not an event on
 `billing.events` is skipped and the events around it are recorded; an endpoint whose
 secret this deployment cannot decrypt gets a failed attempt, and the sender goes on. (The
-payment worker reads `billing.events` through the same consumers/events.py.)"""
+payment worker reads `billing.events` through the same consumers/subscribers.py.)"""
 
 from __future__ import annotations
 

@@ -213,3 +213,10 @@ export type ScheduledCommand = Prisma.ScheduledCommandModel
  * @domain delivery
  */
 export type Outbox = Prisma.OutboxModel
+/**
+ * Model CustomerEmail
+ * One email to a customer, claimed before it is sent so that it goes once: its kind and
+ * the key of what it is about (the event's id; a card and its expiry month).
+ * @domain notifications
+ */
+export type CustomerEmail = Prisma.CustomerEmailModel

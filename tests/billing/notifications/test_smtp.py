@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -38,8 +39,15 @@ ACME = Sender("Acme Analytics", "billing@acme.test", reply_to="support@acme.test
 def smtp_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The stack's SMTP server as its own process: (SMTP_URL, the mail folder)."""
     port = free_port_pair()
-    mail = tmp_path / "mail"
-    log = (tmp_path / "smtp.log").open("wb")
+    with running_smtp_server(port, tmp_path) as mail:
+        yield f"smtp://127.0.0.1:{port}", mail
+
+
+@contextmanager
+def running_smtp_server(port: int, directory: Path) -> Iterator[Path]:
+    """The stack's SMTP server on `port`, storing under directory/mail: that folder."""
+    mail = directory / "mail"
+    log = (directory / "smtp.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stack.smtp_server", "--port", str(port), "--dir", str(mail)],
         cwd=PROJECT_ROOT,
@@ -54,9 +62,9 @@ def smtp_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the SMTP server did not start: {(tmp_path / 'smtp.log').read_text()}")
+                    pytest.fail(f"the SMTP server did not start: {(directory / 'smtp.log').read_text()}")
                 time.sleep(0.05)
-        yield f"smtp://127.0.0.1:{port}", mail
+        yield mail
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -427,7 +427,8 @@ export const ModelName = {
   WebhookDeliveryAttempt: 'WebhookDeliveryAttempt',
   ProcessedCommand: 'ProcessedCommand',
   ScheduledCommand: 'ScheduledCommand',
-  Outbox: 'Outbox'
+  Outbox: 'Outbox',
+  CustomerEmail: 'CustomerEmail'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -443,7 +444,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "organization" | "apiKey" | "customer" | "testClock" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "webhookEndpoint" | "event" | "webhookDelivery" | "webhookDeliveryAttempt" | "processedCommand" | "scheduledCommand" | "outbox"
+    modelProps: "organization" | "apiKey" | "customer" | "testClock" | "customerPaymentMethod" | "productAttributeDefinition" | "product" | "price" | "meter" | "subscription" | "subscriptionItem" | "subscriptionTaxRate" | "subscriptionSchedule" | "subscriptionSchedulePhase" | "invoice" | "taxRate" | "invoiceLineItem" | "invoiceItem" | "payment" | "refund" | "creditNote" | "creditNoteLineItem" | "invoiceNumberCounter" | "exchangeRate" | "webhookEndpoint" | "event" | "webhookDelivery" | "webhookDeliveryAttempt" | "processedCommand" | "scheduledCommand" | "outbox" | "customerEmail"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -2741,6 +2742,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    CustomerEmail: {
+      payload: Prisma.$CustomerEmailPayload<ExtArgs>
+      fields: Prisma.CustomerEmailFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.CustomerEmailFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.CustomerEmailFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>
+        }
+        findFirst: {
+          args: Prisma.CustomerEmailFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.CustomerEmailFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>
+        }
+        findMany: {
+          args: Prisma.CustomerEmailFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>[]
+        }
+        create: {
+          args: Prisma.CustomerEmailCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>
+        }
+        createMany: {
+          args: Prisma.CustomerEmailCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.CustomerEmailCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>[]
+        }
+        delete: {
+          args: Prisma.CustomerEmailDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>
+        }
+        update: {
+          args: Prisma.CustomerEmailUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>
+        }
+        deleteMany: {
+          args: Prisma.CustomerEmailDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.CustomerEmailUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.CustomerEmailUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>[]
+        }
+        upsert: {
+          args: Prisma.CustomerEmailUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$CustomerEmailPayload>
+        }
+        aggregate: {
+          args: Prisma.CustomerEmailAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateCustomerEmail>
+        }
+        groupBy: {
+          args: Prisma.CustomerEmailGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CustomerEmailGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.CustomerEmailCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.CustomerEmailCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -2786,6 +2861,7 @@ export const OrganizationScalarFieldEnum = {
   reportingCurrency: 'reportingCurrency',
   dunning: 'dunning',
   invoicing: 'invoicing',
+  emails: 'emails',
   changeRules: 'changeRules',
   stripeSecretKeyEncrypted: 'stripeSecretKeyEncrypted',
   stripeWebhookSecretEncrypted: 'stripeWebhookSecretEncrypted',
@@ -3382,6 +3458,23 @@ export const OutboxScalarFieldEnum = {
 } as const
 
 export type OutboxScalarFieldEnum = (typeof OutboxScalarFieldEnum)[keyof typeof OutboxScalarFieldEnum]
+
+
+export const CustomerEmailScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  customerId: 'customerId',
+  kind: 'kind',
+  key: 'key',
+  recipient: 'recipient',
+  subject: 'subject',
+  status: 'status',
+  error: 'error',
+  sentAt: 'sentAt',
+  createdAt: 'createdAt'
+} as const
+
+export type CustomerEmailScalarFieldEnum = (typeof CustomerEmailScalarFieldEnum)[keyof typeof CustomerEmailScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -4032,6 +4125,7 @@ export type GlobalOmitConfig = {
   processedCommand?: Prisma.ProcessedCommandOmit
   scheduledCommand?: Prisma.ScheduledCommandOmit
   outbox?: Prisma.OutboxOmit
+  customerEmail?: Prisma.CustomerEmailOmit
 }
 
 /* Types for Logging */

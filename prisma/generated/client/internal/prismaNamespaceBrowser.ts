@@ -81,7 +81,8 @@ export const ModelName = {
   WebhookDeliveryAttempt: 'WebhookDeliveryAttempt',
   ProcessedCommand: 'ProcessedCommand',
   ScheduledCommand: 'ScheduledCommand',
-  Outbox: 'Outbox'
+  Outbox: 'Outbox',
+  CustomerEmail: 'CustomerEmail'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -106,6 +107,7 @@ export const OrganizationScalarFieldEnum = {
   reportingCurrency: 'reportingCurrency',
   dunning: 'dunning',
   invoicing: 'invoicing',
+  emails: 'emails',
   changeRules: 'changeRules',
   stripeSecretKeyEncrypted: 'stripeSecretKeyEncrypted',
   stripeWebhookSecretEncrypted: 'stripeWebhookSecretEncrypted',
@@ -702,6 +704,23 @@ export const OutboxScalarFieldEnum = {
 } as const
 
 export type OutboxScalarFieldEnum = (typeof OutboxScalarFieldEnum)[keyof typeof OutboxScalarFieldEnum]
+
+
+export const CustomerEmailScalarFieldEnum = {
+  id: 'id',
+  organizationId: 'organizationId',
+  customerId: 'customerId',
+  kind: 'kind',
+  key: 'key',
+  recipient: 'recipient',
+  subject: 'subject',
+  status: 'status',
+  error: 'error',
+  sentAt: 'sentAt',
+  createdAt: 'createdAt'
+} as const
+
+export type CustomerEmailScalarFieldEnum = (typeof CustomerEmailScalarFieldEnum)[keyof typeof CustomerEmailScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -50,6 +50,7 @@ export type OrganizationCountAggregateOutputType = {
   reportingCurrency: number
   dunning: number
   invoicing: number
+  emails: number
   changeRules: number
   stripeSecretKeyEncrypted: number
   stripeWebhookSecretEncrypted: number
@@ -85,6 +86,7 @@ export type OrganizationCountAggregateInputType = {
   reportingCurrency?: true
   dunning?: true
   invoicing?: true
+  emails?: true
   changeRules?: true
   stripeSecretKeyEncrypted?: true
   stripeWebhookSecretEncrypted?: true
@@ -171,6 +173,7 @@ export type OrganizationGroupByOutputType = {
   reportingCurrency: string
   dunning: runtime.JsonValue
   invoicing: runtime.JsonValue
+  emails: runtime.JsonValue
   changeRules: runtime.JsonValue
   stripeSecretKeyEncrypted: string | null
   stripeWebhookSecretEncrypted: string | null
@@ -205,6 +208,7 @@ export type OrganizationWhereInput = {
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
   dunning?: Prisma.JsonFilter<"Organization">
   invoicing?: Prisma.JsonFilter<"Organization">
+  emails?: Prisma.JsonFilter<"Organization">
   changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
@@ -219,6 +223,7 @@ export type OrganizationOrderByWithRelationInput = {
   reportingCurrency?: Prisma.SortOrder
   dunning?: Prisma.SortOrder
   invoicing?: Prisma.SortOrder
+  emails?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -236,6 +241,7 @@ export type OrganizationWhereUniqueInput = Prisma.AtLeast<{
   reportingCurrency?: Prisma.StringFilter<"Organization"> | string
   dunning?: Prisma.JsonFilter<"Organization">
   invoicing?: Prisma.JsonFilter<"Organization">
+  emails?: Prisma.JsonFilter<"Organization">
   changeRules?: Prisma.JsonFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableFilter<"Organization"> | string | null
@@ -250,6 +256,7 @@ export type OrganizationOrderByWithAggregationInput = {
   reportingCurrency?: Prisma.SortOrder
   dunning?: Prisma.SortOrder
   invoicing?: Prisma.SortOrder
+  emails?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -269,6 +276,7 @@ export type OrganizationScalarWhereWithAggregatesInput = {
   reportingCurrency?: Prisma.StringWithAggregatesFilter<"Organization"> | string
   dunning?: Prisma.JsonWithAggregatesFilter<"Organization">
   invoicing?: Prisma.JsonWithAggregatesFilter<"Organization">
+  emails?: Prisma.JsonWithAggregatesFilter<"Organization">
   changeRules?: Prisma.JsonWithAggregatesFilter<"Organization">
   stripeSecretKeyEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
   stripeWebhookSecretEncrypted?: Prisma.StringNullableWithAggregatesFilter<"Organization"> | string | null
@@ -282,6 +290,7 @@ export type OrganizationCreateInput = {
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -296,6 +305,7 @@ export type OrganizationUncheckedCreateInput = {
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -310,6 +320,7 @@ export type OrganizationUpdateInput = {
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -324,6 +335,7 @@ export type OrganizationUncheckedUpdateInput = {
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -338,6 +350,7 @@ export type OrganizationCreateManyInput = {
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -351,6 +364,7 @@ export type OrganizationUpdateManyMutationInput = {
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -364,6 +378,7 @@ export type OrganizationUncheckedUpdateManyInput = {
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -377,6 +392,7 @@ export type OrganizationCountOrderByAggregateInput = {
   reportingCurrency?: Prisma.SortOrder
   dunning?: Prisma.SortOrder
   invoicing?: Prisma.SortOrder
+  emails?: Prisma.SortOrder
   changeRules?: Prisma.SortOrder
   stripeSecretKeyEncrypted?: Prisma.SortOrder
   stripeWebhookSecretEncrypted?: Prisma.SortOrder
@@ -441,6 +457,7 @@ export type OrganizationCreateWithoutApiKeysInput = {
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -454,6 +471,7 @@ export type OrganizationUncheckedCreateWithoutApiKeysInput = {
   reportingCurrency?: string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: string | null
   stripeWebhookSecretEncrypted?: string | null
@@ -483,6 +501,7 @@ export type OrganizationUpdateWithoutApiKeysInput = {
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -496,6 +515,7 @@ export type OrganizationUncheckedUpdateWithoutApiKeysInput = {
   reportingCurrency?: Prisma.StringFieldUpdateOperationsInput | string
   dunning?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   invoicing?: Prisma.JsonNullValueInput | runtime.InputJsonValue
+  emails?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   changeRules?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   stripeSecretKeyEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   stripeWebhookSecretEncrypted?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -540,6 +560,7 @@ export type OrganizationSelect<ExtArgs extends runtime.Types.Extensions.Internal
   reportingCurrency?: boolean
   dunning?: boolean
   invoicing?: boolean
+  emails?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -555,6 +576,7 @@ export type OrganizationSelectCreateManyAndReturn<ExtArgs extends runtime.Types.
   reportingCurrency?: boolean
   dunning?: boolean
   invoicing?: boolean
+  emails?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -568,6 +590,7 @@ export type OrganizationSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.
   reportingCurrency?: boolean
   dunning?: boolean
   invoicing?: boolean
+  emails?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -581,6 +604,7 @@ export type OrganizationSelectScalar = {
   reportingCurrency?: boolean
   dunning?: boolean
   invoicing?: boolean
+  emails?: boolean
   changeRules?: boolean
   stripeSecretKeyEncrypted?: boolean
   stripeWebhookSecretEncrypted?: boolean
@@ -588,7 +612,7 @@ export type OrganizationSelectScalar = {
   updatedAt?: boolean
 }
 
-export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "dunning" | "invoicing" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
+export type OrganizationOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "reportingCurrency" | "dunning" | "invoicing" | "emails" | "changeRules" | "stripeSecretKeyEncrypted" | "stripeWebhookSecretEncrypted" | "createdAt" | "updatedAt", ExtArgs["result"]["organization"]>
 export type OrganizationInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Organization$apiKeysArgs<ExtArgs>
   _count?: boolean | Prisma.OrganizationCountOutputTypeDefaultArgs<ExtArgs>
@@ -615,6 +639,11 @@ export type $OrganizationPayload<ExtArgs extends runtime.Types.Extensions.Intern
      * @json Invoicing
      */
     invoicing: runtime.JsonValue
+    /**
+     * Which emails its customers get, from whom, and where they manage their billing (GET/PATCH /v1/billing-settings).
+     * @json Emails
+     */
+    emails: runtime.JsonValue
     /**
      * When plan changes take effect, by direction (GET/PATCH /v1/billing-settings).
      * @json ChangeRules
@@ -1059,6 +1088,7 @@ export interface OrganizationFieldRefs {
   readonly reportingCurrency: Prisma.FieldRef<"Organization", 'String'>
   readonly dunning: Prisma.FieldRef<"Organization", 'Json'>
   readonly invoicing: Prisma.FieldRef<"Organization", 'Json'>
+  readonly emails: Prisma.FieldRef<"Organization", 'Json'>
   readonly changeRules: Prisma.FieldRef<"Organization", 'Json'>
   readonly stripeSecretKeyEncrypted: Prisma.FieldRef<"Organization", 'String'>
   readonly stripeWebhookSecretEncrypted: Prisma.FieldRef<"Organization", 'String'>
