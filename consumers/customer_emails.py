@@ -128,7 +128,7 @@ class CustomerEmailSender:
                     Organization.id.in_({event.organizationId for event in wanted})
                 )
             )
-            settings_of: dict[str, Emails] = {organization_id: emails for organization_id, emails in rows.all()}
+            settings_of: dict[str, Emails] = dict(rows.all())  # (id, emails) rows
         for event in wanted:
             settings = settings_of.get(event.organizationId)
             kind = kind_for(event.type, event.data, settings) if settings is not None else None
