@@ -26,7 +26,6 @@ from email.message import EmailMessage
 from typing import Any, Final
 
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.middlewares import AckPolicy
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -51,7 +50,7 @@ from billing.notifications.email_rules import (
 )
 from billing.notifications.smtp import EmailNotSent, send
 from billing.organizations.service import own_column
-from consumers.subscribers import event_or_none, wait_for_assignment
+from consumers.subscribers import events_of, events_subscriber, wait_for_assignment
 from contracts.enums import PaymentMethodType
 from contracts.envelopes import EventEnvelope
 from contracts.json_shapes import Emails
@@ -59,7 +58,6 @@ from contracts.resources import Customer
 from contracts.resources import CustomerPaymentMethod as PaymentMethodResource
 from contracts.settings import Settings, get_settings
 from producers.publisher import create_broker, start_broker
-from producers.topics import BILLING_EVENTS, topic
 
 log = logging.getLogger(__name__)
 
@@ -246,19 +244,11 @@ class EmailsDeferred(Exception):
 
 
 def build_email_consumer(broker: KafkaBroker, sender: CustomerEmailSender, settings: Settings) -> Any:
-    subscriber = broker.subscriber(
-        topic(BILLING_EVENTS),
-        group_id=f"{settings.kafka_topic_prefix}{CUSTOMER_EMAILS_GROUP}",
-        batch=True,
-        max_records=EMAIL_BATCH,
-        batch_timeout_ms=5,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    subscriber = events_subscriber(broker, settings, CUSTOMER_EMAILS_GROUP, EMAIL_BATCH)
 
     @subscriber
     async def on_events(message: KafkaMessage) -> None:
-        await sender.on_events([event for record in message.raw_message if (event := event_or_none(record))])
+        await sender.on_events(events_of(message))
 
     return subscriber
 

@@ -26,7 +26,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.middlewares import AckPolicy
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import clock
@@ -39,13 +38,13 @@ from billing.notifications.events import forget_old_events, record_events
 from billing.notifications.signing import signed_headers
 from billing.organizations.stripe_account import ensure_keyring
 from billing.secrets.encryption import Keyring, SecretDecryptionError
-from consumers.subscribers import event_or_none, wait_for_assignment
+from consumers.subscribers import events_of, events_subscriber, wait_for_assignment
 from contracts.envelopes import EventEnvelope, new_event_id
 from contracts.events import WEBHOOK_ENDPOINT_DISABLED
 from contracts.resources import WebhookEndpoint as WebhookEndpointResource
 from contracts.settings import Settings, get_settings
 from producers.publisher import create_broker, start_broker
-from producers.topics import BILLING_EVENTS, topic
+from producers.topics import BILLING_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +209,11 @@ def build_event_recorder(
 ) -> Any:
     """Records events in batches (up to RECORD_BATCH in one transaction), so a backlog, such
     as a new deployment's first pass over the topic, is caught up in minutes, not hours."""
-    subscriber = broker.subscriber(
-        topic(BILLING_EVENTS),
-        group_id=f"{settings.kafka_topic_prefix}{NOTIFICATIONS_GROUP}",
-        batch=True,
-        max_records=RECORD_BATCH,
-        batch_timeout_ms=5,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    subscriber = events_subscriber(broker, settings, NOTIFICATIONS_GROUP, RECORD_BATCH)
 
     @subscriber
     async def on_events(message: KafkaMessage) -> None:
-        envelopes = [event for record in message.raw_message if (event := event_or_none(record)) is not None]
+        envelopes = events_of(message)
         async with sessions() as session, session.begin():
             made = await record_events(session, envelopes)
         if made:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,19 +64,27 @@ WEBHOOK_TIME_SCALE = 0.00001
 
 
 @asynccontextmanager
-async def notifications_running() -> AsyncIterator[None]:
-    """The notifications consumer as `billing consume` runs it (the event recorder and the
-    webhook sender), with webhook time compressed. Its sender leases due deliveries of
-    every organization, so it runs only where a test wants it."""
-    settings = dataclasses.replace(get_settings(), webhook_time_scale=WEBHOOK_TIME_SCALE, webhook_poll_seconds=0.05)
+async def running(
+    runner: Callable[[asyncio.Event, Settings, asyncio.Event], Awaitable[None]], settings: Settings
+) -> AsyncIterator[None]:
+    """A consumer's `run_...(stop, settings, ready)` as `billing consume` runs it, from
+    ready until stopped."""
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_notifications(stop, settings, ready))
+    task = asyncio.create_task(runner(stop, settings, ready))
     await asyncio.wait_for(ready.wait(), timeout=60)
     try:
         yield
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+def notifications_running() -> AbstractAsyncContextManager[None]:
+    """The notifications consumer (the event recorder and the webhook sender), with webhook
+    time compressed. Its sender leases due deliveries of every organization, so it runs
+    only where a test wants it."""
+    settings = dataclasses.replace(get_settings(), webhook_time_scale=WEBHOOK_TIME_SCALE, webhook_poll_seconds=0.05)
+    return running(run_notifications, settings)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import date
 from email import policy
 from email.message import EmailMessage
@@ -27,7 +26,7 @@ from contracts.envelopes import EventEnvelope
 from contracts.settings import get_settings
 from producers.publisher import create_broker
 from producers.topics import BILLING_EVENTS, topic
-from tests.api.conftest import TenantClient, new_tenant
+from tests.api.conftest import TenantClient, new_tenant, running
 from tests.api.test_payment_methods import connected_tenant
 from tests.api.test_subscription_payments import (  # noqa: F401 (payment_worker: a fixture)
     billable_customer,
@@ -55,17 +54,8 @@ EVERY_EMAIL = {
 }
 
 
-@asynccontextmanager
-async def customer_emails(smtp_url: str) -> AsyncIterator[None]:
-    settings = dataclasses.replace(get_settings(), smtp_url=smtp_url)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_customer_emails(stop, settings, ready))
-    await asyncio.wait_for(ready.wait(), timeout=60)
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
+def customer_emails(smtp_url: str) -> AbstractAsyncContextManager[None]:
+    return running(run_customer_emails, dataclasses.replace(get_settings(), smtp_url=smtp_url))
 
 
 def stored(mail: Path, to: str) -> list[EmailMessage]:
