@@ -10,7 +10,8 @@ finds the claim and sends nothing. A temporary failure (the server away, a 4xx a
 releases the claim, and the event is consumed again after a pause that grows to a minute
 (every email waits: they all need that server); a permanent one (the recipient refused
 for good) is kept as failed with the server's answer. A crash between the claim and the
-send loses that one email (its row stays `sending`): at most once, never twice.
+send loses that one email: at most once, never twice; the hourly sweep marks such a claim
+failed, saying why.
 
 Runs inside `billing consume` and `billing dev`, a consumer group of its own."""
 
@@ -21,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Final
 
@@ -65,6 +66,9 @@ CUSTOMER_EMAILS_GROUP: Final = "billing-customer-emails"
 EMAIL_BATCH: Final = 500
 SWEEP_EVERY: Final = timedelta(hours=1)
 LONGEST_PAUSE: Final = 60.0
+# a claim this old still `sending` was left by a sender that stopped before SMTP took it
+STALE_CLAIM: Final = timedelta(hours=1)
+STALE_ERROR: Final = "not sent: the sender stopped between claiming the email and handing it to SMTP"
 SENDING, SENT, FAILED = "sending", "sent", "failed"
 
 
@@ -197,6 +201,18 @@ class CustomerEmailSender:
             await asyncio.wait_for(self.stop.wait(), timeout=self.pause)
         raise EmailsDeferred  # nacked: the event is consumed again
 
+    async def fail_stale_claims(self, now: datetime) -> int:
+        """Marks the emails a stopped sender left `sending` as failed (visible, with why),
+        rather than sending them again late; how many. Across organizations."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(CustomerEmail)
+                .where(CustomerEmail.status == SENDING, CustomerEmail.created_at < now - STALE_CLAIM)
+                .values(status=FAILED, error=STALE_ERROR),
+                execution_options={"synchronize_session": False},
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # an UPDATE's CursorResult
+
     async def sweep_cards(self, today: date) -> int:
         """Emails the customers whose cards expire within 30 days (once per card and expiry);
         how many were sent. A card whose email failed for now is tried at the next sweep."""
@@ -283,10 +299,14 @@ async def run_customer_emails(
 async def sweep_hourly(sender: CustomerEmailSender, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            sent = await sender.sweep_cards(clock.now().date())
+            now = clock.now()
+            sent = await sender.sweep_cards(now.date())
             if sent:
                 log.info("sent %d card expiry emails", sent)
+            stale = await sender.fail_stale_claims(now)
+            if stale:
+                log.warning("%d emails were claimed but never sent (a sender stopped): marked failed", stale)
         except Exception:
-            log.exception("the card expiry sweep failed; the next one tries again")
+            log.exception("the hourly email sweep failed; the next one tries again")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=SWEEP_EVERY.total_seconds())

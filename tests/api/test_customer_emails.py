@@ -4,7 +4,7 @@ their events and sends through the stack's own SMTP server (aiosmtpd, a process 
 own), whose stored messages the tests read back: recipient, subject, amounts in the
 customer's currency and locale, the invoice PDF. A repeat of an event sends nothing, an
 organization that has not enabled emails sends none, an SMTP server that is away delays
-an email without losing it, and a card expiring within 30 days is emailed once."""
+an email without losing it, and a card expiring within 30 days is emailed once; a claim a stopped sender left is marked failed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import email
 from contextlib import AbstractAsyncContextManager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from billing.ids import new_id
 from billing.models import CustomerEmail, CustomerPaymentMethod, Outbox
-from consumers.customer_emails import CustomerEmailSender, run_customer_emails
+from consumers.customer_emails import STALE_ERROR, CustomerEmailSender, run_customer_emails
 from contracts.envelopes import EventEnvelope
 from contracts.settings import get_settings
 from producers.publisher import create_broker
@@ -241,3 +242,35 @@ async def test_a_card_expiring_within_30_days_is_emailed_once(
     (message,) = stored(mail, "expiring@example.com")
     assert str(message["Subject"]) == "Your card ending 4242 expires soon"
     assert PORTAL in text_of(message)
+
+
+async def test_a_claim_left_by_a_stopped_sender_is_marked_failed(api: Any, session_factory: Any) -> None:
+    client = TenantClient(api, await new_tenant(session_factory, "Stopped sender"))
+    customer = await ok(await client.post("/v1/customers", json={"email": "lost@example.com"}), 201)
+    now = datetime.now(UTC)
+    async with session_factory() as session, session.begin():
+        for key, claimed_at in (("evt_old", now - timedelta(hours=2)), ("evt_recent", now - timedelta(minutes=5))):
+            session.add(
+                CustomerEmail(
+                    id=new_id("customer_email"),
+                    organization_id=client.tenant.organization_id,
+                    customer_id=customer["id"],
+                    kind="invoice_finalized",
+                    key=key,
+                    recipient="lost@example.com",
+                    subject="Your invoice",
+                    status="sending",
+                    created_at=claimed_at,
+                )
+            )
+    sender = CustomerEmailSender(session_factory, get_settings(), asyncio.Event())
+    assert await sender.fail_stale_claims(now) >= 1
+    async with session_factory() as session:
+        rows = await session.execute(
+            select(CustomerEmail.key, CustomerEmail.status, CustomerEmail.error).where(
+                CustomerEmail.organization_id == client.tenant.organization_id
+            )
+        )
+        states = {key: (status, error) for key, status, error in rows.all()}
+    assert states["evt_old"] == ("failed", STALE_ERROR)
+    assert states["evt_recent"] == ("sending", None)  # perhaps still being sent
