@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 
 from billing.ids import new_id
 from billing.models import CustomerEmail, CustomerPaymentMethod, Outbox
-from consumers.customer_emails import STALE_ERROR, CustomerEmailSender, run_customer_emails
+from billing.notifications.customer_emails import STALE_ERROR, fail_stale_claims
+from consumers.customer_emails import CustomerEmailSender, run_customer_emails
 from contracts.envelopes import EventEnvelope
 from contracts.settings import get_settings
 from producers.publisher import create_broker
@@ -263,8 +264,8 @@ async def test_a_claim_left_by_a_stopped_sender_is_marked_failed(api: Any, sessi
                     created_at=claimed_at,
                 )
             )
-    sender = CustomerEmailSender(session_factory, get_settings(), asyncio.Event())
-    assert await sender.fail_stale_claims(now) >= 1
+    async with session_factory() as session, session.begin():
+        assert await fail_stale_claims(session, now) >= 1
     async with session_factory() as session:
         rows = await session.execute(
             select(CustomerEmail.key, CustomerEmail.status, CustomerEmail.error).where(
