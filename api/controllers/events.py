@@ -15,11 +15,11 @@ from billing.errors import ResourceMissing
 from billing.notifications.events import event_resource, get_event, list_events
 from contracts.resources import Event
 
-EventType = Annotated[
+TypeFilter = Annotated[
     str | None,
     Parameter(query="type", max_length=100, required=False, description="An event type, or a prefix: invoice.*"),
 ]
-EventTypes = Annotated[
+TypesFilter = Annotated[
     list[str] | None,
     Parameter(query="types", required=False, max_items=20, description="Any of these types (or prefixes)"),
 ]
@@ -35,8 +35,8 @@ class EventController(Controller):
         db: AsyncSession,
         page_request: PageRequest,
         created: CreatedRange,
-        type: EventType = None,
-        types: EventTypes = None,
+        type: TypeFilter = None,
+        types: TypesFilter = None,
     ) -> dict[str, Any]:
         names = [*([type] if type else []), *(types or [])]
         return list_response(await list_events(db, page_request, types=names, created=created), Event, self.path)

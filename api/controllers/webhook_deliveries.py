@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Caller
 from api.bus import CommandBus
 from api.params import IdempotencyKey
-from api.responses import run_command
-from billing.db.pagination import PageRequest
+from api.responses import list_response, run_command
+from billing.db.pagination import Page, PageRequest
 from billing.notifications import deliveries
 from contracts.resources import WebhookDelivery
 from contracts.webhooks import WebhookDeliveryDetails, WebhookDeliveryRedeliver
@@ -32,12 +32,8 @@ class WebhookDeliveryController(Controller):
         self, db: AsyncSession, page_request: PageRequest, endpoint: EndpointFilter = None, event: EventFilter = None
     ) -> dict[str, Any]:
         page = await deliveries.list_deliveries(db, page_request, endpoint_id=endpoint, event_id=event)
-        return {
-            "object": "list",
-            "data": [details.model_dump(mode="json") for details in await deliveries.with_attempts(db, page.items)],
-            "hasMore": page.has_more,
-            "url": self.path,
-        }
+        detailed = Page(await deliveries.with_attempts(db, page.items), page.has_more)
+        return list_response(detailed, WebhookDeliveryDetails, self.path)
 
     @get("/{delivery_id:str}", summary="Retrieve a delivery with its attempts")
     async def retrieve(self, delivery_id: str, db: AsyncSession) -> WebhookDeliveryDetails:
